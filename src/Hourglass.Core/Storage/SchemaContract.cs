@@ -1,0 +1,56 @@
+namespace Hourglass.Storage;
+
+/// <summary>
+/// The names fixed by the customer's migration report and the schema contract (design/SCHEMA.md): what
+/// <c>hourglass verify</c> checks and what tests iterate over.
+/// </summary>
+public static class SchemaContract
+{
+    /// <summary>The seed's ten tables.</summary>
+    public static readonly IReadOnlyList<string> SeedTables =
+    [
+        "agent_autonomous_runs", "agent_tenant_locks", "engagement_clocks", "agent_policy_violations",
+        "order_processing_queue", "order_processing_exceptions", "warehouse_events", "client_patterns",
+        "success_strategies", "agent_hourly_reflections",
+    ];
+
+    /// <summary>The host tables the seed's system assumes around it.</summary>
+    public static readonly IReadOnlyList<string> HostTables =
+    [
+        "tenants", "tenant_members", "accounts", "contacts", "products", "orders", "order_lines", "cards",
+    ];
+
+    public static IEnumerable<string> AllTables => HostTables.Concat(SeedTables);
+
+    /// <summary>The seed's four functions with their fixed signatures, then the ones leases add.</summary>
+    public static readonly IReadOnlyList<string> SeedFunctions =
+    [
+        "public.acquire_tenant_lock(uuid, text, text, integer)",
+        "public.release_tenant_lock(uuid, text)",
+        "public.update_engagement_clock(uuid, text, uuid, text, text, uuid)",
+        "public.refresh_engagement_compliance(uuid)",
+    ];
+
+    public static readonly IReadOnlyList<string> LeaseFunctions =
+    [
+        "public.acquire_tenant_lease(uuid, text, text, integer)",
+        "public.renew_tenant_lock(uuid, text, bigint, text, integer)",
+        "public.is_lock_token_current(uuid, bigint, text)",
+        "public.assert_lock_token(uuid, bigint, text)",
+    ];
+
+    /// <summary>The seed's seven indexes: table, and whether the seed describes it as partial.</summary>
+    public static readonly IReadOnlyList<(string Index, string Table, bool Partial)> SeedIndexes =
+    [
+        ("idx_autonomous_runs_tenant_status", "agent_autonomous_runs", false),
+        ("idx_autonomous_runs_running", "agent_autonomous_runs", true),
+        ("idx_engagement_clocks_tenant_due", "engagement_clocks", false),
+        ("idx_order_processing_pending", "order_processing_queue", true),
+        ("idx_tenant_locks_expires", "agent_tenant_locks", false),
+        ("idx_warehouse_events_tenant_type", "warehouse_events", false),
+        ("idx_policy_violations_tenant", "agent_policy_violations", false),
+    ];
+
+    /// <summary>The roles a Supabase project has and the migrations create elsewhere.</summary>
+    public static readonly IReadOnlyList<string> ApiRoles = ["anon", "authenticated", "service_role"];
+}

@@ -1,0 +1,79 @@
+using Hourglass.Storage;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Hourglass.Server.Cli;
+
+/// <summary>
+/// The database a command works on: the server named by <c>--database</c> or HOURGLASS_DATABASE_URL, else
+/// the embedded cluster, started for the command and stopped after it (unless it was already running).
+/// </summary>
+internal sealed class DatabaseTarget : IAsyncDisposable
+{
+    public const string UrlVariable = "HOURGLASS_DATABASE_URL";
+
+    private DatabaseTarget(string connectionString, EmbeddedPostgres? embedded)
+    {
+        ConnectionString = connectionString;
+        Embedded = embedded;
+        DataSource = new NpgsqlDataSourceBuilder(connectionString) { Name = "hourglass" }.Build();
+    }
+
+    public string ConnectionString { get; }
+
+    public EmbeddedPostgres? Embedded { get; }
+
+    public NpgsqlDataSource DataSource { get; }
+
+    /// <summary>What to print about where we are connected, without the password.</summary>
+    public string Description => Embedded is { } embedded
+        ? $"embedded PostgreSQL {embedded.Binaries.MajorVersion} at 127.0.0.1:{embedded.Port} (data in {embedded.DataDirectory})"
+        : DatabaseUrl.Describe(ConnectionString);
+
+    public static async Task<DatabaseTarget> OpenAsync(GlobalOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        var url = options.Database ?? Environment.GetEnvironmentVariable(UrlVariable);
+        if (!string.IsNullOrWhiteSpace(url))
+        {
+            var target = new DatabaseTarget(DatabaseUrl.ToConnectionString(url), null);
+            await target.CheckReachableAsync(cancellationToken);
+            return target;
+        }
+
+        var embedded = await EmbeddedPostgres.StartAsync(
+            new EmbeddedPostgresOptions { RootDirectory = options.DataDirectory },
+            loggers.CreateLogger("Hourglass.EmbeddedPostgres"),
+            cancellationToken);
+        return new DatabaseTarget(embedded.ConnectionString, embedded);
+    }
+
+    private async Task CheckReachableAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        }
+        catch (PostgresException ex)
+        {
+            throw new HourglassException($"the database at {Description} refused the connection: {ex.MessageText} (SQLSTATE {ex.SqlState})", ex);
+        }
+        catch (NpgsqlException ex)
+        {
+            throw new HourglassException($"cannot reach the database at {Description}: {Innermost(ex).Message}", ex);
+        }
+    }
+
+    private static Exception Innermost(Exception ex) => ex.InnerException is null ? ex : Innermost(ex.InnerException);
+
+    public async ValueTask DisposeAsync()
+    {
+        await DataSource.DisposeAsync();
+        if (Embedded is not null)
+        {
+            await Embedded.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>Options every command accepts.</summary>
+internal sealed record GlobalOptions(string? Database, string? DataDirectory, bool Verbose);
