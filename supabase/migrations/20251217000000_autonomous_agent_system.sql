@@ -306,9 +306,19 @@ begin
 
   -- ON CONFLICT DO NOTHING makes concurrent callers safe: the unique key (tenant_id, lock_type) admits one
   -- row, and a racing insert waits for the first to commit, then takes no action.
-  insert into public.agent_tenant_locks as l (tenant_id, lock_type, locked_by, locked_at, expires_at)
-  values (p_tenant_id, p_lock_type, p_locked_by, v_now, v_now + pg_catalog.make_interval(mins => p_lock_duration_minutes))
-  on conflict (tenant_id, lock_type) do nothing
+  insert into public.agent_tenant_locks as l (tenant_id, lock_type, locked_by, locked_at, expires_at, lock_token)
+  values (p_tenant_id, p_lock_type, p_locked_by, v_now, v_now + pg_catalog.make_interval(mins => p_lock_duration_minutes), 0)
+  on conflict (tenant_id, lock_type) do nothing;
+  if not found then
+    return null;
+  end if;
+
+  -- The token is drawn only once the row is ours. Drawn in the INSERT, a caller that waited on a racing
+  -- insert could take its value early and be granted later than a caller that drew a larger one, and the
+  -- tokens would not increase in grant order (seen under 40 racing connections).
+  update public.agent_tenant_locks l
+  set lock_token = pg_catalog.nextval('public.agent_tenant_lock_token_seq'::regclass)
+  where l.tenant_id = p_tenant_id and l.lock_type = p_lock_type
   returning l.lock_token into v_token;
 
   return v_token;

@@ -1,0 +1,105 @@
+using Hourglass.Storage;
+using Npgsql;
+
+namespace Hourglass.IntegrationTests.Infrastructure;
+
+/// <summary>Small helpers over a test database: tenants, members, running SQL as a role, the clock.</summary>
+public sealed class TestDb(NpgsqlDataSource dataSource)
+{
+    public NpgsqlDataSource DataSource { get; } = dataSource;
+
+    public async Task<Guid> CreateTenantAsync(string? name = null, string settingsJson = "{}")
+    {
+        return (Guid)(await ScalarAsync(
+            "insert into public.tenants (name, settings) values ($1, $2::jsonb) returning id",
+            name ?? $"tenant-{Guid.NewGuid():N}", settingsJson))!;
+    }
+
+    public async Task<Guid> AddMemberAsync(Guid tenantId, Guid? userId = null, string role = "member")
+    {
+        var user = userId ?? Guid.NewGuid();
+        await ExecuteAsync("insert into public.tenant_members (tenant_id, user_id, role) values ($1, $2, $3)", tenantId, user, role);
+        return user;
+    }
+
+    public async Task<Guid> CreateAccountAsync(Guid tenantId, string name = "Acme")
+    {
+        return (Guid)(await ScalarAsync("insert into public.accounts (tenant_id, name) values ($1, $2) returning id", tenantId, name))!;
+    }
+
+    public async Task<Guid> CreateContactAsync(Guid tenantId, Guid? accountId = null, string name = "Pat Doe")
+    {
+        return (Guid)(await ScalarAsync(
+            "insert into public.contacts (tenant_id, account_id, name) values ($1, $2, $3) returning id",
+            tenantId, (object?)accountId ?? DBNull.Value, name))!;
+    }
+
+    /// <summary>Sets the database clock (hourglass.now()) to a fixed instant.</summary>
+    public Task FreezeTimeAsync(DateTimeOffset at) => ExecuteAsync("select hourglass.freeze_time($1)", at);
+
+    public async Task<object?> ScalarAsync(string sql, params object?[] parameters)
+    {
+        await using var command = DataSource.CreateCommand(sql);
+        Bind(command, parameters);
+        var value = await command.ExecuteScalarAsync();
+        return value is DBNull ? null : value;
+    }
+
+    public async Task<int> ExecuteAsync(string sql, params object?[] parameters)
+    {
+        await using var command = DataSource.CreateCommand(sql);
+        Bind(command, parameters);
+        return await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Runs <paramref name="work"/> in a transaction as an authenticated user, as the API would; rolled back unless committed.</summary>
+    public async Task<T> AsUserAsync<T>(Guid userId, Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work, bool commit = true)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync();
+        await using var transaction = await DbSession.BeginAsUserAsync(connection, userId);
+        var result = await work(connection, transaction);
+        if (commit)
+        {
+            await transaction.CommitAsync();
+        }
+
+        return result;
+    }
+
+    public async Task<T> AsRoleAsync<T>(string role, Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync();
+        await using var transaction = role switch
+        {
+            "anon" => await DbSession.BeginAsAnonAsync(connection),
+            "service_role" => await DbSession.BeginAsServiceRoleAsync(connection),
+            _ => throw new ArgumentOutOfRangeException(nameof(role), role, "anon or service_role"),
+        };
+        var result = await work(connection, transaction);
+        await transaction.CommitAsync();
+        return result;
+    }
+
+    public static async Task<object?> ScalarAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params object?[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        Bind(command, parameters);
+        var value = await command.ExecuteScalarAsync();
+        return value is DBNull ? null : value;
+    }
+
+    public static async Task<int> ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, params object?[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        Bind(command, parameters);
+        return await command.ExecuteNonQueryAsync();
+    }
+
+    private static void Bind(NpgsqlCommand command, object?[] parameters)
+    {
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = parameter ?? DBNull.Value });
+        }
+    }
+}
