@@ -1,1 +1,4 @@
 global using Xunit;
+
+// The tests run where the embedded PostgreSQL runs: Linux (and other Unix-likes).
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

@@ -47,15 +47,20 @@ public static partial class PostgresBinaryLocator
                 ?? throw new HourglassException($"{explicitBinDirectory}/postgres --version did not print a PostgreSQL version.");
         }
 
-        var found = Candidates()
+        return SelectNewest(Candidates());
+    }
+
+    /// <summary>The newest major version among the candidate folders that hold the server programs.</summary>
+    internal static PostgresBinaries SelectNewest(IEnumerable<(string Directory, string Source)> candidates)
+    {
+        var found = candidates
             .Select(c => Describe(c.Directory, c.Source))
             .OfType<PostgresBinaries>()
             .DistinctBy(b => Canonical(b.BinDirectory))
             .ToList();
 
-        // Newest major first; among equals, the order of the sources above.
-        var best = found.OrderByDescending(b => b.MajorVersion).FirstOrDefault();
-        return best ?? throw new HourglassException(NotFoundMessage());
+        // Newest major first; among equals, the order of the sources.
+        return found.OrderByDescending(b => b.MajorVersion).FirstOrDefault() ?? throw new HourglassException(NotFoundMessage());
     }
 
     /// <summary>The message printed when no server binaries are found.</summary>

@@ -1,0 +1,40 @@
+using System.Diagnostics;
+
+namespace Hourglass.IntegrationTests.Infrastructure;
+
+/// <summary>Runs the real <c>hourglass</c> executable (built next to the tests) as a child process.</summary>
+internal static class HourglassProcess
+{
+    public sealed record Result(int ExitCode, string StandardOutput, string StandardError);
+
+    public static async Task<Result> RunAsync(IReadOnlyDictionary<string, string?>? environment, params string[] arguments)
+    {
+        var startInfo = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        startInfo.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "hourglass.dll"));
+        foreach (var argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        // A clean slate: the tests say which database to use.
+        startInfo.Environment.Remove("HOURGLASS_DATABASE_URL");
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
+        {
+            startInfo.Environment[key] = value;
+        }
+
+        using var process = Process.Start(startInfo)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await process.WaitForExitAsync(timeout.Token);
+        return new Result(process.ExitCode, await stdout, await stderr);
+    }
+
+    public static Task<Result> RunAsync(params string[] arguments) => RunAsync(null, arguments);
+}
