@@ -65,7 +65,7 @@ language sql stable set search_path = ''
 as $$
   select p_name is not null and exists (select 1 from hourglass.timezones z where z.name = p_name)
 $$;
-revoke execute on function hourglass.is_iana_timezone(text) from public;
+revoke execute on function hourglass.is_iana_timezone(text) from public, anon;
 grant execute on function hourglass.is_iana_timezone(text) to authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ begin
   end if;
 end
 $$;
-revoke execute on function hourglass.assert_tenant_access(uuid, text) from public;
+revoke execute on function hourglass.assert_tenant_access(uuid, text) from public, anon;
 grant execute on function hourglass.assert_tenant_access(uuid, text) to authenticated, service_role;
 
 -- A tenant's integer setting, or the default when absent. Malformed values are refused when saved by the
@@ -150,7 +150,7 @@ as $$
      from public.tenants t where t.id = p_tenant_id),
     p_default)
 $$;
-revoke execute on function hourglass.tenant_setting_int(uuid, text, integer) from public;
+revoke execute on function hourglass.tenant_setting_int(uuid, text, integer) from public, anon;
 grant execute on function hourglass.tenant_setting_int(uuid, text, integer) to authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------------
@@ -275,8 +275,10 @@ create index idx_cards_tenant_run on public.cards (tenant_id, run_id);
 -- role (BYPASSRLS) reaches all, and an explicit policy says so for servers where it lacks the attribute.
 -- ---------------------------------------------------------------------------------------------------
 
+-- Revoke first: on Supabase, default privileges give anon and authenticated every privilege (TRUNCATE
+-- included, which RLS does not govern) on each new table in public. Then grant exactly what each role needs.
 revoke all on table public.tenants, public.tenant_members, public.accounts, public.contacts, public.products,
-  public.orders, public.order_lines, public.cards from anon;
+  public.orders, public.order_lines, public.cards from anon, authenticated;
 grant select on table public.tenants, public.tenant_members to authenticated;
 grant select, insert, update, delete on table public.accounts, public.contacts, public.products,
   public.orders, public.order_lines, public.cards to authenticated;

@@ -503,11 +503,12 @@ revoke all on sequence public.agent_tenant_lock_token_seq from public, anon, aut
 grant usage, select on sequence public.agent_tenant_lock_token_seq to service_role;
 
 -- Table privileges: users read what the agent records and change only what is theirs to change; the
--- worker (service role) does everything. RLS then confines users to their tenants' rows.
+-- worker (service role) does everything. RLS then confines users to their tenants' rows. Revoke first:
+-- Supabase's default privileges give the API roles everything on new tables, TRUNCATE included.
 revoke all on table public.agent_autonomous_runs, public.agent_tenant_locks, public.engagement_clocks,
   public.agent_policy_violations, public.order_processing_queue, public.order_processing_exceptions,
   public.warehouse_events, public.client_patterns, public.success_strategies,
-  public.agent_hourly_reflections from anon;
+  public.agent_hourly_reflections from anon, authenticated;
 grant select on table public.agent_autonomous_runs, public.agent_tenant_locks, public.agent_policy_violations,
   public.client_patterns, public.agent_hourly_reflections to authenticated;
 grant select, insert, update on table public.engagement_clocks, public.order_processing_queue,

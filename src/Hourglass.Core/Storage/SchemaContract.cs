@@ -20,7 +20,10 @@ public static class SchemaContract
         "tenants", "tenant_members", "accounts", "contacts", "products", "orders", "order_lines", "cards",
     ];
 
-    public static IEnumerable<string> AllTables => HostTables.Concat(SeedTables);
+    /// <summary>The scheduler's own tables (schedules and the action ledger).</summary>
+    public static readonly IReadOnlyList<string> SchedulerTables = ["agent_tenant_schedules", "agent_actions"];
+
+    public static IEnumerable<string> AllTables => HostTables.Concat(SeedTables).Concat(SchedulerTables);
 
     /// <summary>The seed's four functions with their fixed signatures, then the ones leases add.</summary>
     public static readonly IReadOnlyList<string> SeedFunctions =

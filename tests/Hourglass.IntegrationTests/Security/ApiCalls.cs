@@ -76,7 +76,7 @@ internal sealed class ApiCalls(NpgsqlDataSource dataSource)
             return tenants;
         });
 
-    private async Task<Outcome<T>> RunAsync<T>(Principal who, string sql, object?[] parameters, bool commit, Func<NpgsqlCommand, Task<T>> run)
+    private async Task<Outcome<T>> RunAsync<T>(Principal who, string sql, object?[] parameters, bool commit, Func<NpgsqlCommand, Task<T?>> run)
     {
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var transaction = await who.BeginAsync(connection);
@@ -86,7 +86,7 @@ internal sealed class ApiCalls(NpgsqlDataSource dataSource)
             command.Parameters.Add(new NpgsqlParameter { Value = parameter ?? DBNull.Value });
         }
 
-        T result;
+        T? result;
         try
         {
             result = await run(command);

@@ -1,0 +1,222 @@
+using Hourglass.Storage;
+using Npgsql;
+
+namespace Hourglass.IntegrationTests.Security;
+
+/// <summary>
+/// Who may call the seed's and the leases' functions and the clock override, and for which tenant. A refusal is 42501,
+/// from "permission denied for function" or from the function's own tenant check, and leaves everything as it was.
+/// </summary>
+public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFixture<TwoTenantFixture>
+{
+    private const string Denied = IsolationAssert.Denied;
+    private const string FreezeTime = "hourglass.freeze_time(timestamptz)";
+    private const string ThawTime = "hourglass.thaw_time()";
+    private static readonly DateTimeOffset s_farFuture = new(2099, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>What a call needs of the tenant it acts for: its sample contact and sample lock.</summary>
+    private sealed record Target(Guid TenantId, Guid ContactId, string LockType, long LockToken);
+
+    /// <summary>A call of one function for a target, and what a successful call returns.</summary>
+    private sealed record Call(string Sql, Func<Target, object?[]> Arguments, Func<object?, bool> IsSuccessResult);
+
+    private static readonly Dictionary<string, Call> s_calls = new(StringComparer.Ordinal)
+    {
+        ["public.acquire_tenant_lock(uuid, text, text, integer)"] = new(
+            "select public.acquire_tenant_lock($1, 'security-probe', $2, 5)", t => [t.TenantId, $"probe-{Guid.NewGuid():N}"], r => r is true),
+        ["public.release_tenant_lock(uuid, text)"] = new(
+            "select public.release_tenant_lock($1, $2)", t => [t.TenantId, SampleRowFactory.LockHolder], r => r is true),
+        ["public.update_engagement_clock(uuid, text, uuid, text, text, uuid)"] = new(
+            "select public.update_engagement_clock($1, 'contact', $2, 'call')", t => [t.TenantId, t.ContactId], r => r is Guid),
+        ["public.refresh_engagement_compliance(uuid)"] = new(
+            "select public.refresh_engagement_compliance($1)", t => [t.TenantId], r => r is int),
+        ["public.acquire_tenant_lease(uuid, text, text, integer)"] = new(
+            "select public.acquire_tenant_lease($1, 'security-probe', $2, 5)", t => [t.TenantId, $"probe-{Guid.NewGuid():N}"], r => r is long),
+        ["public.renew_tenant_lock(uuid, text, bigint, text, integer)"] = new(
+            "select public.renew_tenant_lock($1, $2, $3, $4, 30)", t => [t.TenantId, SampleRowFactory.LockHolder, t.LockToken, t.LockType], r => r is true),
+        ["public.is_lock_token_current(uuid, bigint, text)"] = new(
+            "select public.is_lock_token_current($1, $2, $3)", t => [t.TenantId, t.LockToken, t.LockType], r => r is true),
+        ["public.assert_lock_token(uuid, bigint, text)"] = new(
+            "select public.assert_lock_token($1, $2, $3)", t => [t.TenantId, t.LockToken, t.LockType], r => r is null),
+        [FreezeTime] = new("select hourglass.freeze_time($1)", _ => [s_farFuture], r => r is DateTime),
+        [ThawTime] = new("select hourglass.thaw_time()", _ => [], r => r is null),
+    };
+
+    private static IEnumerable<string> AllFunctions =>
+        SchemaContract.SeedFunctions.Concat(SchemaContract.LeaseFunctions).Append(FreezeTime).Append(ThawTime);
+
+    public static TheoryData<string> Functions
+    {
+        get
+        {
+            var data = new TheoryData<string>();
+            foreach (var function in AllFunctions)
+            {
+                data.Add(function);
+            }
+
+            return data;
+        }
+    }
+
+    public static TheoryData<string, string> FunctionsForEitherTenant
+    {
+        get
+        {
+            var data = new TheoryData<string, string>();
+            foreach (var function in AllFunctions)
+            {
+                data.Add(function, "A");
+                data.Add(function, "B");
+            }
+
+            return data;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Functions))]
+    public async Task Call_UserForOtherTenant_DeniedAndNothingWritten(string function)
+    {
+        var call = s_calls[function];
+        var target = await TargetAsync(fixture.B);
+        var before = await fixture.DigestAsync(fixture.B.TenantId);
+
+        var outcome = await fixture.Api.ScalarAsync(fixture.A.User, call.Sql, call.Arguments(target), commit: true);
+
+        Assert.True(outcome.SqlState == Denied, $"{function} for B as uA {outcome}");
+        Assert.Equal(before, await fixture.DigestAsync(fixture.B.TenantId));
+    }
+
+    [Theory]
+    [MemberData(nameof(Functions))]
+    public async Task Call_Anon_DeniedAndNothingWritten(string function)
+    {
+        var call = s_calls[function];
+        var target = await TargetAsync(fixture.A);
+        var before = await fixture.DigestAsync(fixture.A.TenantId);
+
+        var outcome = await fixture.Api.ScalarAsync(Principal.Anon, call.Sql, call.Arguments(target), commit: true);
+
+        Assert.True(outcome.SqlState == Denied, $"{function} as anon {outcome}");
+        Assert.Equal(before, await fixture.DigestAsync(fixture.A.TenantId));
+    }
+
+    [Theory]
+    [MemberData(nameof(FunctionsForEitherTenant))]
+    public async Task Call_ServiceRoleForEitherTenant_Succeeds(string function, string tenant)
+    {
+        var call = s_calls[function];
+        var target = await TargetAsync(tenant == "A" ? fixture.A : fixture.B);
+
+        // Rolled back: the control only has to show the call is allowed and works.
+        var outcome = await fixture.Api.ScalarAsync(Principal.ServiceRole, call.Sql, call.Arguments(target));
+
+        Assert.True(outcome.Succeeded, $"{function} for {tenant} as service_role {outcome}");
+        Assert.True(call.IsSuccessResult(outcome.Result), $"{function} for {tenant} as service_role returned {outcome.Result ?? "null"}");
+    }
+
+    [Fact]
+    public async Task UpdateEngagementClock_UserForOwnTenant_CreatesClockInOwnTenant()
+    {
+        var contact = await fixture.Rows.CreateAsync("contacts", fixture.A.TenantId);
+
+        var outcome = await fixture.Api.ScalarAsync(fixture.A.User,
+            "select public.update_engagement_clock($1, 'contact', $2, 'call', 'uA')", [fixture.A.TenantId, contact.Id], commit: true);
+
+        Assert.True(outcome.Result is Guid, $"update_engagement_clock for A as uA {outcome}");
+        Assert.Equal("1:uA", await fixture.Db.ScalarAsync(
+            "select touch_count || ':' || last_touch_by from public.engagement_clocks where id = $1 and tenant_id = $2 and entity_id = $3",
+            outcome.Result, fixture.A.TenantId, contact.Id));
+    }
+
+    [Fact]
+    public async Task UpdateEngagementClock_UserForOwnTenantWithOtherTenantsContact_RefusedAndNoClock()
+    {
+        var contactOfB = fixture.B.Rows["contacts"].Id;
+
+        var outcome = await fixture.Api.ScalarAsync(fixture.A.User,
+            "select public.update_engagement_clock($1, 'contact', $2, 'call')", [fixture.A.TenantId, contactOfB], commit: true);
+
+        Assert.Equal(PostgresErrorCodes.ForeignKeyViolation, outcome.SqlState);
+        Assert.Equal(0L, await fixture.Db.ScalarAsync(
+            "select count(*) from public.engagement_clocks where tenant_id = $1 and entity_id = $2", fixture.A.TenantId, contactOfB));
+    }
+
+    [Fact]
+    public async Task RefreshEngagementCompliance_UserForOwnTenant_UpdatesOwnOverdueClockOnly()
+    {
+        var overdueA = await CreateOverdueClockAsync(fixture.A.TenantId);
+        var overdueB = await CreateOverdueClockAsync(fixture.B.TenantId);
+
+        var outcome = await fixture.Api.ScalarAsync(fixture.A.User,
+            "select public.refresh_engagement_compliance($1)", [fixture.A.TenantId], commit: true);
+
+        Assert.True(outcome.Result is >= 1, $"refresh_engagement_compliance for A as uA {outcome}");
+        Assert.Equal("overdue:5", await ComplianceAsync(overdueA));
+        Assert.Equal("compliant:0", await ComplianceAsync(overdueB));
+    }
+
+    [Fact]
+    public async Task FreezeTime_User_DeniedAndClockUnmoved()
+    {
+        var outcome = await fixture.Api.ScalarAsync(fixture.A.User, "select hourglass.freeze_time($1)", [s_farFuture], commit: true);
+
+        Assert.Equal(Denied, outcome.SqlState);
+        Assert.Equal(0L, await fixture.Db.ScalarAsync("select count(*) from hourglass.clock_override"));
+        // uA can read the clock, and it is still the real one (hourglass.now() = now(), the transaction's start).
+        Assert.Equal(new Outcome<object>(true, null), await fixture.Api.ScalarAsync(fixture.A.User, "select hourglass.now() = pg_catalog.now()", []));
+    }
+
+    [Fact]
+    public async Task ThawTime_UserWhileClockFrozen_DeniedAndOverrideKept()
+    {
+        var frozenAt = new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
+        await fixture.Db.FreezeTimeAsync(frozenAt);
+        try
+        {
+            var outcome = await fixture.Api.ScalarAsync(fixture.A.User, "select hourglass.thaw_time()", [], commit: true);
+
+            Assert.Equal(Denied, outcome.SqlState);
+            var seenByUser = await fixture.Api.ScalarAsync(fixture.A.User, "select hourglass.now()", []);
+            Assert.Equal(frozenAt, new DateTimeOffset((DateTime)seenByUser.Result!));
+        }
+        finally
+        {
+            await fixture.Db.ExecuteAsync("select hourglass.thaw_time()");
+        }
+    }
+
+    [Fact]
+    public async Task HourglassOverrideTable_User_DeniedWriteAndRead()
+    {
+        var write = await fixture.Api.ExecuteAsync(fixture.A.User,
+            "insert into hourglass.clock_override (frozen_at) values ($1)", [s_farFuture], commit: true);
+        var read = await fixture.Api.ScalarAsync(fixture.A.User, "select count(*) from hourglass.clock_override", []);
+
+        // The override is reachable only through freeze_time: not by writing its table directly.
+        Assert.Equal(Denied, write.SqlState);
+        Assert.Equal(Denied, read.SqlState);
+        Assert.Equal(0L, await fixture.Db.ScalarAsync("select count(*) from hourglass.clock_override"));
+    }
+
+    private async Task<Target> TargetAsync(TenantSide side)
+    {
+        var lockRow = side.Rows["agent_tenant_locks"];
+        var token = (long)(await fixture.Db.ScalarAsync(
+            $"select lock_token from public.agent_tenant_locks where {lockRow.KeyPredicate}", lockRow.KeyValues))!;
+        return new Target(side.TenantId, side.Rows["contacts"].Id, (string)lockRow.KeyValues[1], token);
+    }
+
+    private async Task<Guid> CreateOverdueClockAsync(Guid tenantId)
+    {
+        var contact = await fixture.Rows.CreateAsync("contacts", tenantId);
+        return (Guid)(await fixture.Db.ScalarAsync(
+            "insert into public.engagement_clocks (tenant_id, entity_type, entity_id, next_touch_due) " +
+            "values ($1, 'contact', $2, now() - interval '5 days 1 hour') returning id", tenantId, contact.Id))!;
+    }
+
+    private async Task<string?> ComplianceAsync(Guid clockId) =>
+        (string?)await fixture.Db.ScalarAsync(
+            "select compliance_status || ':' || days_overdue from public.engagement_clocks where id = $1", clockId);
+}
