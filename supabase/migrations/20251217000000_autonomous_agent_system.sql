@@ -261,8 +261,10 @@ alter table public.cards
   references public.agent_autonomous_runs (tenant_id, id) on delete set null (run_id);
 
 -- ===================================================================================================
--- Helper functions. SECURITY INVOKER throughout: the caller's own privileges and RLS apply, and each
--- function first checks that the caller may act for the tenant (hourglass.assert_tenant_access).
+-- Helper functions. SECURITY INVOKER throughout: the caller's own privileges and RLS apply. Functions users
+-- may call first check that the caller may act for the tenant (hourglass.assert_tenant_access); the lock
+-- functions, executable by the service role alone, check only that the tenant exists, since they run on
+-- every lease grant and release (docs/benchmarks.md).
 -- ===================================================================================================
 
 -- Takes a tenant-level lock; true only if this call took it. Not re-entrant: a holder asking again gets
@@ -280,7 +282,13 @@ declare
   v_now timestamptz;
   v_token bigint;
 begin
-  perform hourglass.assert_tenant_access(p_tenant_id, 'acquire_tenant_lock');
+  -- Executable by the service role only (see the grants below), so the tenant check is existence alone.
+  if p_tenant_id is null then
+    raise exception using errcode = '22004', message = 'acquire_tenant_lock: p_tenant_id must not be null';
+  end if;
+  if not exists (select 1 from public.tenants t where t.id = p_tenant_id) then
+    raise exception using errcode = '23503', message = pg_catalog.format('acquire_tenant_lock: unknown tenant %s', p_tenant_id);
+  end if;
   if p_locked_by is null or pg_catalog.btrim(p_locked_by) = '' then
     raise exception using errcode = '22023', message = 'acquire_tenant_lock: p_locked_by must name the holder (empty given)';
   end if;
@@ -346,7 +354,9 @@ declare
   v_row_count integer;
   v_released boolean := false;
 begin
-  perform hourglass.assert_tenant_access(p_tenant_id, 'release_tenant_lock');
+  if p_tenant_id is null then
+    raise exception using errcode = '22004', message = 'release_tenant_lock: p_tenant_id must not be null';
+  end if;
   if p_locked_by is null or pg_catalog.btrim(p_locked_by) = '' then
     raise exception using errcode = '22023', message = 'release_tenant_lock: p_locked_by must name the holder (empty given)';
   end if;
@@ -452,28 +462,32 @@ begin
   v_now := hourglass.now();
   v_due_soon := v_now + pg_catalog.make_interval(days => greatest(hourglass.tenant_setting_int(p_tenant_id, 'due_soon_days', 3), 0));
 
-  with candidate as (
-    select c.id, c.compliance_status, c.days_overdue,
+  -- One UPDATE, no self-join: the candidate predicate (due within the window, or not compliant) is served by
+  -- idx_engagement_clocks_tenant_due and idx_engagement_clocks_tenant_noncompliant, and IS DISTINCT FROM
+  -- leaves unchanged rows unwritten. (A CTE joined back on id made the planner hash the tenant's every row.)
+  update public.engagement_clocks c
+  set compliance_status = case
+        when c.next_touch_due < v_now then 'overdue'
+        when c.next_touch_due <= v_due_soon then 'due_soon'
+        else 'compliant'
+      end,
+      days_overdue = case
+        when c.next_touch_due < v_now then pg_catalog.floor(extract(epoch from (v_now - c.next_touch_due)) / 86400)::integer
+        else 0
+      end,
+      updated_at = v_now
+  where c.tenant_id = p_tenant_id
+    and (c.next_touch_due <= v_due_soon or c.compliance_status <> 'compliant')
+    and (c.compliance_status, c.days_overdue) is distinct from (
       case
         when c.next_touch_due < v_now then 'overdue'
         when c.next_touch_due <= v_due_soon then 'due_soon'
         else 'compliant'
-      end as new_status,
+      end,
       case
-        when c.next_touch_due < v_now
-          then pg_catalog.floor(extract(epoch from (v_now - c.next_touch_due)) / 86400)::integer
+        when c.next_touch_due < v_now then pg_catalog.floor(extract(epoch from (v_now - c.next_touch_due)) / 86400)::integer
         else 0
-      end as new_days_overdue
-    from public.engagement_clocks c
-    where c.tenant_id = p_tenant_id
-      and (c.next_touch_due <= v_due_soon or c.compliance_status <> 'compliant')
-  )
-  update public.engagement_clocks c
-  set compliance_status = x.new_status, days_overdue = x.new_days_overdue, updated_at = v_now
-  from candidate x
-  where c.tenant_id = p_tenant_id
-    and c.id = x.id
-    and (x.compliance_status, x.days_overdue) is distinct from (x.new_status, x.new_days_overdue);
+      end);
 
   get diagnostics v_row_count = row_count;
   return v_row_count;
