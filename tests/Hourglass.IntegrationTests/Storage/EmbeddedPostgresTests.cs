@@ -111,6 +111,56 @@ public sealed class EmbeddedPostgresTests : IDisposable
         Assert.Contains("12 accounts", second.StandardOutput, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Demo_AsNormalUser_StartsClusterAsThatUser()
+    {
+        // Run as root, the other tests cover the root path (server as 'postgres'); this one runs the executable
+        // itself as an unprivileged user, as a developer would. Run as a normal user, it is that path already.
+        var user = Environment.IsPrivilegedProcess ? "postgres" : Environment.UserName;
+        var app = Path.Combine(_root, "app");
+        CopyDirectory(AppContext.BaseDirectory, app);
+        Directory.CreateDirectory(Path.Combine(_root, "home"));
+        if (Environment.IsPrivilegedProcess)
+        {
+            Assert.Equal(0, (await RunAsync("chown", "-R", $"{user}:", _root)).ExitCode);
+        }
+
+        var cluster = Path.Combine(_root, "cluster");
+        var result = Environment.IsPrivilegedProcess
+            ? await RunAsync("runuser", "-u", user, "--", "env", $"HOME={_root}/home", $"DOTNET_CLI_HOME={_root}/home",
+                "dotnet", Path.Combine(app, "hourglass.dll"), "demo", "--data-dir", cluster)
+            : await RunAsync("dotnet", Path.Combine(app, "hourglass.dll"), "demo", "--data-dir", cluster);
+
+        Assert.True(result.ExitCode == 0, result.Output);
+        Assert.Contains("PASS: all", result.Output, StringComparison.Ordinal);
+        var owner = await RunAsync("stat", "-c", "%U", Path.Combine(cluster, "data"));
+        Assert.Equal(user, owner.Output.Trim());
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        }
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(string program, params string[] arguments)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await output + await error);
+    }
+
     private static async Task<int> PostmasterPidAsync(EmbeddedPostgres cluster) =>
         (int)(await ScalarAsync(cluster.ConnectionString, "select (regexp_split_to_array(pg_read_file('postmaster.pid'), '\\n'))[1]::int"))!;
 
