@@ -70,7 +70,7 @@ public sealed class TemplateSummaryWriter : ISummaryWriter
 
         foreach (var hypothesis in facts.Hypotheses.Take(3))
         {
-            text.Append(CultureInfo.InvariantCulture, $"Hypothesis ({hypothesis.Confidence:P0}): {hypothesis.Statement}. ");
+            text.Append(CultureInfo.InvariantCulture, $"Hypothesis ({Math.Round(hypothesis.Confidence * 100)}%): {hypothesis.Statement}. ");
         }
 
         return text.ToString().TrimEnd();

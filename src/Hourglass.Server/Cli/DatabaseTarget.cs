@@ -47,6 +47,29 @@ internal sealed class DatabaseTarget : IAsyncDisposable
         return new DatabaseTarget(embedded.ConnectionString, embedded);
     }
 
+    /// <summary>
+    /// Makes sure the schema is in place: the embedded cluster is ours, so pending migrations are applied; a
+    /// configured server is left to its owner, and a missing schema is an error saying what to run.
+    /// </summary>
+    public async Task EnsureSchemaAsync(ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        var migrations = MigrationSource.Embedded();
+        var migrator = new Migrator(DataSource, loggers.CreateLogger<Migrator>());
+        if (Embedded is not null)
+        {
+            await migrator.MigrateAsync(migrations, cancellationToken);
+            return;
+        }
+
+        var applied = await migrator.AppliedVersionsAsync(cancellationToken);
+        var pending = migrations.Where(m => !applied.Contains(m.Version)).Select(m => m.FileName).ToList();
+        if (pending.Count > 0)
+        {
+            throw new HourglassException(
+                $"the database at {Description} lacks {pending.Count} migration(s) ({string.Join(", ", pending)}): run 'hourglass migrate' first");
+        }
+    }
+
     private async Task CheckReachableAsync(CancellationToken cancellationToken)
     {
         try

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Hourglass.Cycles;
 using Hourglass.Demo;
 using Hourglass.Storage;
 using Microsoft.Extensions.Logging;
@@ -54,6 +55,11 @@ internal static class HourglassCommands
         root.Subcommands.Add(verify);
 
         root.Subcommands.Add(BuildDatabaseCommand());
+        foreach (var command in CycleCommands.Build(Options, CreateLoggers))
+        {
+            root.Subcommands.Add(command);
+        }
+
         return root;
     }
 
@@ -102,11 +108,28 @@ internal static class HourglassCommands
         Console.WriteLine($"  {demo.Accounts} accounts, {demo.Contacts} contacts, {demo.Products} products, {demo.Orders} orders ({demo.QueuedOrders} queued for validation)");
         Console.WriteLine($"  {demo.Clocks} engagement clocks: {demo.Compliant} compliant, {demo.DueSoon} due soon, {demo.Overdue} overdue " +
                           $"(refresh_engagement_compliance changed {demo.ClocksChangedByRefresh})");
+
+        // One cycle for the demo tenant, as the worker would run it at the top of the hour.
+        var worker = new CycleWorker(CycleComposition.CreateEngine(target.DataSource, summaries: Narrative.FromEnvironment(loggers), loggers: loggers), logger: loggers.CreateLogger<CycleWorker>());
+        var cycle = await worker.RunManualAsync(demo.TenantId, dryRun: false, hour: null, cancellationToken);
+        Console.WriteLine($"Cycle: run {cycle.RunId} {cycle.Status}");
+        if (await ScalarAsync(target, "select summary from public.agent_hourly_reflections where tenant_id = $1 order by hour_bucket desc limit 1", demo.TenantId, cancellationToken) is string summary)
+        {
+            Console.WriteLine($"  {summary}");
+        }
+
         Console.WriteLine();
 
         var report = await new SchemaVerifier(target.DataSource).VerifyAsync(migrations, cancellationToken);
         VerificationPrinter.Print(report, Console.Out);
         return report.Passed ? 0 : 1;
+    }
+
+    private static async Task<object?> ScalarAsync(DatabaseTarget target, string sql, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = target.DataSource.CreateCommand(sql);
+        command.Parameters.Add(new() { Value = tenantId });
+        return await command.ExecuteScalarAsync(cancellationToken);
     }
 
     private static async Task<int> MigrateAsync(ParseResult parse, CancellationToken cancellationToken)

@@ -1,0 +1,204 @@
+using System.CommandLine;
+using System.Globalization;
+using Hourglass.Cycles;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Hourglass.Server.Cli;
+
+/// <summary>The scheduler's commands: worker, run, pause, resume, schedule.</summary>
+internal static class CycleCommands
+{
+    private static readonly Option<string> s_tenant = new("--tenant")
+    {
+        Description = "The tenant: its id, or its exact name.",
+        Required = true,
+    };
+
+    private static readonly Option<string?> s_optionalTenant = new("--tenant")
+    {
+        Description = "One tenant (id or exact name); without it, all tenants.",
+    };
+
+    public static IEnumerable<Command> Build(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        yield return Worker(options, loggers);
+        yield return Run(options, loggers);
+        yield return Pause(options, loggers);
+        yield return Resume(options, loggers);
+        yield return Schedule(options, loggers);
+    }
+
+    private static Command Worker(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var lease = new Option<int>("--lease-minutes") { Description = "Lease length; renewed every third of it.", DefaultValueFactory = _ => 2 };
+        var poll = new Option<int>("--poll-seconds") { Description = "Wait between looks for due tenants when idle.", DefaultValueFactory = _ => 10 };
+        var concurrency = new Option<int>("--concurrency") { Description = "Cycles this worker runs at once.", DefaultValueFactory = _ => 4 };
+        var command = new Command("worker", "Run the worker loop: claim due tenants and run their cycles until Ctrl+C. Run several, anywhere, against one database.")
+        {
+            lease, poll, concurrency,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var leaseMinutes = Positive(parse.GetValue(lease), "--lease-minutes");
+            var pollSeconds = Positive(parse.GetValue(poll), "--poll-seconds");
+            var maxConcurrent = Positive(parse.GetValue(concurrency), "--concurrency");
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
+            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            var worker = new CycleWorker(
+                CycleComposition.CreateEngine(target.DataSource, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory),
+                new CycleWorkerOptions { LeaseMinutes = leaseMinutes, PollInterval = TimeSpan.FromSeconds(pollSeconds), MaxConcurrentCycles = maxConcurrent },
+                loggerFactory.CreateLogger<CycleWorker>());
+            Console.WriteLine($"Worker {worker.WorkerId} on {target.Description}; Ctrl+C stops it.");
+            await worker.RunAsync(cancellationToken);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Run(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var dryRun = new Option<bool>("--dry-run") { Description = "Record the plan and the policy decisions only: no side effects." };
+        var hour = new Option<string?>("--hour") { Description = "With --dry-run: the hour to plan for (ISO 8601, e.g. 2026-03-01T14:00Z), under today's policies." };
+        var command = new Command("run", "Run one tenant's cycle now, or a dry run (a what-if, also for a past hour).") { s_tenant, dryRun, hour };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            DateTimeOffset? at = null;
+            if (parse.GetValue(hour) is { } text)
+            {
+                if (!parse.GetValue(dryRun))
+                {
+                    throw new HourglassException("--hour: only a dry run can be for another hour (add --dry-run)");
+                }
+
+                at = DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
+                    ? parsed
+                    : throw new HourglassException($"--hour: '{text}' is not an ISO 8601 time (e.g. 2026-03-01T14:00Z)");
+            }
+
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
+            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            var tenant = await ResolveTenantAsync(target.DataSource, parse.GetValue(s_tenant)!, cancellationToken);
+            var worker = new CycleWorker(CycleComposition.CreateEngine(target.DataSource, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory), logger: loggerFactory.CreateLogger<CycleWorker>());
+            var result = await worker.RunManualAsync(tenant, parse.GetValue(dryRun), at, cancellationToken);
+            await PrintRunAsync(target.DataSource, result, cancellationToken);
+            return result.Status == "failed" ? 1 : 0;
+        });
+        return command;
+    }
+
+    private static Command Pause(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var reason = new Option<string>("--reason") { Description = "Why: shown with the pause everywhere.", Required = true };
+        var command = new Command("pause", "Kill switch: stop all tenants' cycles (or one tenant's) before their next side effect.") { s_optionalTenant, reason };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
+            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            var control = new TenantControl(target.DataSource);
+            if (parse.GetValue(s_optionalTenant) is { } name)
+            {
+                var tenant = await ResolveTenantAsync(target.DataSource, name, cancellationToken);
+                await control.PauseTenantAsync(tenant, parse.GetValue(reason)!, Operator, cancellationToken);
+                Console.WriteLine($"Paused tenant {tenant}.");
+            }
+            else
+            {
+                await control.PauseAllAsync(parse.GetValue(reason)!, Operator, cancellationToken);
+                Console.WriteLine("Paused all tenants.");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Resume(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var command = new Command("resume", "Lift the kill switch for all tenants (or one tenant: also forgets its failures).") { s_optionalTenant };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
+            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            var control = new TenantControl(target.DataSource);
+            if (parse.GetValue(s_optionalTenant) is { } name)
+            {
+                var tenant = await ResolveTenantAsync(target.DataSource, name, cancellationToken);
+                await control.ResumeTenantAsync(tenant, cancellationToken);
+                Console.WriteLine($"Resumed tenant {tenant}.");
+            }
+            else
+            {
+                await control.ResumeAllAsync(Operator, cancellationToken);
+                Console.WriteLine("Resumed all tenants.");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Schedule(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var cron = new Option<string>("--cron") { Description = "Five-field cron, e.g. '0 * * * *' (hourly) or '0 9-17 * * 1-5'.", Required = true };
+        var zone = new Option<string?>("--timezone") { Description = "IANA zone the cron is read in; default: the tenant's." };
+        var command = new Command("schedule", "Set when a tenant's cycles run.") { s_tenant, cron, zone };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
+            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            var tenant = await ResolveTenantAsync(target.DataSource, parse.GetValue(s_tenant)!, cancellationToken);
+            var next = await new TenantControl(target.DataSource).SetScheduleAsync(tenant, parse.GetValue(cron)!, parse.GetValue(zone), cancellationToken);
+            Console.WriteLine($"Tenant {tenant}: next cycle at {next:yyyy-MM-dd HH:mm} UTC.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static string Operator => $"cli:{Environment.UserName}";
+
+    private static int Positive(int value, string flag) =>
+        value > 0 ? value : throw new HourglassException($"{flag}: must be a positive number (got {value})");
+
+    internal static async Task<Guid> ResolveTenantAsync(NpgsqlDataSource dataSource, string idOrName, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "select id from public.tenants where id::text = $1 or name = $1 order by (id::text = $1) desc limit 2");
+        command.Parameters.Add(new() { Value = idOrName.Trim() });
+        var ids = new List<Guid>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            ids.Add(reader.GetGuid(0));
+        }
+
+        return ids.Count switch
+        {
+            0 => throw new HourglassException($"--tenant: no tenant has the id or name '{idOrName}'"),
+            2 when ids[0].ToString() != idOrName.Trim() => throw new HourglassException($"--tenant: several tenants are named '{idOrName}'; give the id"),
+            _ => ids[0],
+        };
+    }
+
+    private static async Task PrintRunAsync(NpgsqlDataSource dataSource, CycleResult result, CancellationToken cancellationToken)
+    {
+        Console.WriteLine($"Run {result.RunId}: {result.Status}; {result.ActionsPlanned} planned, {result.ActionsTaken} taken, " +
+                          $"{result.ActionsBlocked} blocked, {result.ActionsFailed} failed.");
+        if (result.Error is not null)
+        {
+            Console.WriteLine($"  {result.Error}");
+        }
+
+        await using var command = dataSource.CreateCommand("select reflect_output ->> 'summary' from public.agent_autonomous_runs where id = $1");
+        command.Parameters.Add(new() { Value = result.RunId });
+        if (await command.ExecuteScalarAsync(cancellationToken) is string summary)
+        {
+            Console.WriteLine($"  {summary}");
+        }
+    }
+}
