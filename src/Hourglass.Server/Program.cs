@@ -25,6 +25,7 @@ if (parse.Errors.Count > 0)
     return 2;
 }
 
+using var telemetry = Telemetry.FromEnvironment();
 try
 {
     // Errors are reported below, as one line each; System.CommandLine's own handler would print a stack trace.

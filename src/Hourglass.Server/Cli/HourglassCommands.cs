@@ -27,6 +27,12 @@ internal static class HourglassCommands
         Recursive = true,
     };
 
+    private static readonly Option<bool> s_logJson = new("--log-json")
+    {
+        Description = "Write logs to stderr as JSON lines (structured, with scopes and state), for log shippers.",
+        Recursive = true,
+    };
+
     private static readonly Option<string?> s_migrationsDirectory = new("--migrations-dir")
     {
         Description = "Apply the *.sql files of this folder instead of the migrations built into hourglass.",
@@ -39,6 +45,7 @@ internal static class HourglassCommands
         root.Options.Add(s_database);
         root.Options.Add(s_dataDirectory);
         root.Options.Add(s_verbose);
+        root.Options.Add(s_logJson);
 
         var demo = new Command("demo", "Start the embedded database, migrate it, seed a demo tenant and print the verification report.");
         demo.SetAction(DemoAsync);
@@ -172,8 +179,18 @@ internal static class HourglassCommands
         new(parse.GetValue(s_database), parse.GetValue(s_dataDirectory), parse.GetValue(s_verbose));
 
     private static ILoggerFactory CreateLoggers(ParseResult parse) =>
-        LoggerFactory.Create(builder => builder
-            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
-            .AddSimpleConsole(o => o.SingleLine = true)
-            .AddFilter(level => level >= (parse.GetValue(s_verbose) ? LogLevel.Information : LogLevel.Warning)));
+        LoggerFactory.Create(builder =>
+        {
+            builder.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+            if (parse.GetValue(s_logJson))
+            {
+                builder.AddJsonConsole(o => o.IncludeScopes = true);
+            }
+            else
+            {
+                builder.AddSimpleConsole(o => o.SingleLine = true);
+            }
+
+            builder.AddFilter(level => level >= (parse.GetValue(s_verbose) || parse.GetValue(s_logJson) ? LogLevel.Information : LogLevel.Warning));
+        });
 }

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using Hourglass.IntegrationTests.Infrastructure;
@@ -84,11 +83,24 @@ public sealed class CycleCommandTests : IAsyncLifetime
     [Fact]
     public async Task Run_LlmEndpointConfigured_SummaryWrittenByModelFactsStillStored()
     {
-        using var model = new FakeOpenAiServer("The agent had nothing to do this hour; compliance held.");
+        using var model = new LoopbackHttpServer(_ => ("application/json", Encoding.UTF8.GetBytes(new JsonObject
+        {
+            ["id"] = "chatcmpl-test",
+            ["object"] = "chat.completion",
+            ["created"] = 1_764_000_000,
+            ["model"] = "test-model",
+            ["choices"] = new JsonArray(new JsonObject
+            {
+                ["index"] = 0,
+                ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = "The agent had nothing to do this hour; compliance held." },
+                ["finish_reason"] = "stop",
+            }),
+            ["usage"] = new JsonObject { ["prompt_tokens"] = 10, ["completion_tokens"] = 10, ["total_tokens"] = 20 },
+        }.ToJsonString())));
 
         var result = await HourglassProcess.RunAsync(new Dictionary<string, string?>
         {
-            ["HOURGLASS_LLM_ENDPOINT"] = model.Url,
+            ["HOURGLASS_LLM_ENDPOINT"] = model.BaseUrl + "/v1",
             ["HOURGLASS_LLM_MODEL"] = "test-model",
             ["HOURGLASS_LLM_API_KEY"] = "test-key",
         }, "run", "--tenant", "Cli Tenant", "--database", _database.ConnectionString);
@@ -97,81 +109,35 @@ public sealed class CycleCommandTests : IAsyncLifetime
         Assert.Equal("The agent had nothing to do this hour; compliance held.",
             await _database.Db.ScalarAsync("select summary from public.agent_hourly_reflections where tenant_id = $1", _tenant));
         Assert.NotNull(await _database.Db.ScalarAsync("select what_moved from public.agent_hourly_reflections where tenant_id = $1", _tenant));
-        var request = Assert.Single(model.Requests);
+        var call = Assert.Single(model.Requests);
+        Assert.Equal(("POST", "/v1/chat/completions"), (call.Method, call.Path));
+        var request = JsonNode.Parse(call.Body)!;
         Assert.Equal("test-model", (string?)request["model"]);
         Assert.Contains("\"what_we_did\"", (string?)request["messages"]![1]!["content"], StringComparison.Ordinal);
-        Assert.Equal("Bearer test-key", model.Authorization);
+        Assert.Equal("Bearer test-key", call.Headers["Authorization"]);
     }
 
-    /// <summary>An OpenAI-compatible chat completions endpoint on loopback that answers with a fixed text.</summary>
-    private sealed class FakeOpenAiServer : IDisposable
+    [Fact]
+    public async Task Run_OtlpEndpointConfigured_TracesAndMetricsExported()
     {
-        private readonly HttpListener _listener = new();
-        private readonly Task _loop;
+        using var collector = new LoopbackHttpServer(_ => ("application/x-protobuf", []));
 
-        public FakeOpenAiServer(string answer)
+        var result = await HourglassProcess.RunAsync(new Dictionary<string, string?>
         {
-            var port = FreePort();
-            Url = $"http://127.0.0.1:{port}/v1";
-            _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-            _listener.Start();
-            _loop = Task.Run(async () =>
-            {
-                while (_listener.IsListening)
-                {
-                    HttpListenerContext context;
-                    try
-                    {
-                        context = await _listener.GetContextAsync();
-                    }
-                    catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException)
-                    {
-                        return;
-                    }
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.BaseUrl,
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+        }, "run", "--tenant", "Cli Tenant", "--database", _database.ConnectionString);
 
-                    using var reader = new StreamReader(context.Request.InputStream);
-                    Requests.Add(JsonNode.Parse(await reader.ReadToEndAsync())!);
-                    Authorization = context.Request.Headers["Authorization"];
-                    var body = new JsonObject
-                    {
-                        ["id"] = "chatcmpl-test",
-                        ["object"] = "chat.completion",
-                        ["created"] = 1_764_000_000,
-                        ["model"] = "test-model",
-                        ["choices"] = new JsonArray(new JsonObject
-                        {
-                            ["index"] = 0,
-                            ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = answer },
-                            ["finish_reason"] = "stop",
-                        }),
-                        ["usage"] = new JsonObject { ["prompt_tokens"] = 10, ["completion_tokens"] = 10, ["total_tokens"] = 20 },
-                    };
-                    var bytes = Encoding.UTF8.GetBytes(body.ToJsonString());
-                    context.Response.ContentType = "application/json";
-                    await context.Response.OutputStream.WriteAsync(bytes);
-                    context.Response.Close();
-                }
-            });
+        Assert.True(result.ExitCode == 0, result.StandardOutput + result.StandardError);
+        var traces = collector.Requests.Where(r => r.Path == "/v1/traces").SelectMany(r => r.Body).ToArray();
+        var text = Encoding.UTF8.GetString(traces);
+        foreach (var span in new[] { "cycle", "plan", "act", "react", "reflect", "hourglass.tenant_id", _tenant.ToString() })
+        {
+            Assert.Contains(span, text, StringComparison.Ordinal);
         }
 
-        public string Url { get; }
-
-        public List<JsonNode> Requests { get; } = [];
-
-        public string? Authorization { get; private set; }
-
-        public void Dispose()
-        {
-            _listener.Stop();
-            _listener.Close();
-            _loop.Wait(TimeSpan.FromSeconds(5));
-        }
-
-        private static int FreePort()
-        {
-            using var socket = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-            socket.Start();
-            return ((IPEndPoint)socket.LocalEndpoint).Port;
-        }
+        var metrics = Encoding.UTF8.GetString(collector.Requests.Where(r => r.Path == "/v1/metrics").SelectMany(r => r.Body).ToArray());
+        Assert.Contains("hourglass.cycles", metrics, StringComparison.Ordinal);
+        Assert.Contains("hourglass.cycle.phase.duration", metrics, StringComparison.Ordinal);
     }
 }
