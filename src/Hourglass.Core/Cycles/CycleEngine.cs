@@ -83,6 +83,7 @@ public sealed partial class CycleEngine
         {
             var plan = await TimedAsync(phases, "plan", request.TenantId, () => PlanAsync(context, tenant, cancellationToken));
             await SavePhaseAsync(database, runId, "plan_output", plan.Output, phases, cancellationToken);
+            await Failpoints.HitAsync("cycle.after_plan", cancellationToken);
 
             var act = await TimedAsync(phases, "act", request.TenantId, () => ActAsync(context, plan.Selected, cancellationToken));
             await SavePhaseAsync(database, runId, "act_output", act.Output, phases, cancellationToken);

@@ -187,24 +187,25 @@ public sealed partial class CycleWorker
         await CompleteClaimAsync(due.TenantId, scheduledFor, schedule.NextAfter(finished), result.Status == "failed", result.Error, cancellationToken);
     }
 
+    // Whether a tenant is due and whether a claim or lease has expired is judged by the database's clock
+    // (hourglass.now()): the one clock all workers share, whatever each machine's own clock says.
     private async Task<IReadOnlyList<DueTenant>> ClaimDueAsync(CancellationToken cancellationToken)
     {
         await using var command = DataSource.CreateCommand("""
             with due as (
               select s.tenant_id from public.agent_tenant_schedules s
-              where s.next_due_at <= $1 and not s.paused
-                and (s.claimed_until is null or s.claimed_until <= $1)
+              where s.next_due_at <= hourglass.now() and not s.paused
+                and (s.claimed_until is null or s.claimed_until <= hourglass.now())
                 and not (select c.paused from hourglass.agent_control c where c.singleton)
               order by s.next_due_at
-              limit $3
+              limit $2
               for update of s skip locked)
             update public.agent_tenant_schedules s
-            set claimed_by = $2, claimed_until = $1 + make_interval(mins => $4), updated_at = $1
+            set claimed_by = $1, claimed_until = hourglass.now() + make_interval(mins => $3), updated_at = hourglass.now()
             from due, public.tenants t
             where s.tenant_id = due.tenant_id and t.id = s.tenant_id
             returning s.tenant_id, s.cron, coalesce(s.timezone, t.timezone), s.next_due_at
             """);
-        command.Parameters.Add(new() { Value = Time.GetUtcNow() });
         command.Parameters.Add(new() { Value = WorkerId });
         command.Parameters.Add(new() { Value = _options.MaxConcurrentCycles * 2 });
         command.Parameters.Add(new() { Value = _options.LeaseMinutes });
@@ -290,7 +291,8 @@ public sealed partial class CycleWorker
               where r.status = 'running' and r.lock_token is not null
                 and not exists (
                   select 1 from public.agent_tenant_locks l
-                  where l.tenant_id = r.tenant_id and l.lock_type = 'autonomous_cycle' and l.lock_token = r.lock_token and l.expires_at > $1)
+                  where l.tenant_id = r.tenant_id and l.lock_type = 'autonomous_cycle' and l.lock_token = r.lock_token
+                    and l.expires_at > hourglass.now())
               returning r.tenant_id, r.worker_id)
             update public.agent_tenant_schedules s
             set claimed_by = null, claimed_until = null, consecutive_failures = s.consecutive_failures + 1,

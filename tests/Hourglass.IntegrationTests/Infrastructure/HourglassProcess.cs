@@ -7,7 +7,26 @@ internal static class HourglassProcess
 {
     public sealed record Result(int ExitCode, string StandardOutput, string StandardError);
 
+    /// <summary>Starts hourglass without waiting for it: for long-running commands (worker) and crash tests.</summary>
+    public static Process Start(IReadOnlyDictionary<string, string?>? environment, params string[] arguments)
+    {
+        var startInfo = StartInfo(environment, arguments);
+        startInfo.RedirectStandardOutput = false;
+        startInfo.RedirectStandardError = false;
+        return Process.Start(startInfo)!;
+    }
+
     public static async Task<Result> RunAsync(IReadOnlyDictionary<string, string?>? environment, params string[] arguments)
+    {
+        using var process = Process.Start(StartInfo(environment, arguments))!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await process.WaitForExitAsync(timeout.Token);
+        return new Result(process.ExitCode, await stdout, await stderr);
+    }
+
+    private static ProcessStartInfo StartInfo(IReadOnlyDictionary<string, string?>? environment, string[] arguments)
     {
         var startInfo = new ProcessStartInfo("dotnet")
         {
@@ -28,12 +47,7 @@ internal static class HourglassProcess
             startInfo.Environment[key] = value;
         }
 
-        using var process = Process.Start(startInfo)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        await process.WaitForExitAsync(timeout.Token);
-        return new Result(process.ExitCode, await stdout, await stderr);
+        return startInfo;
     }
 
     public static Task<Result> RunAsync(params string[] arguments) => RunAsync(null, arguments);
