@@ -21,6 +21,9 @@ internal sealed record Measurement(string Variant, string Unit, IReadOnlyList<do
     }
 }
 
+/// <summary>A goal beyond a benchmark's main ratio: what was measured, its value as printed, the target, and whether it was met.</summary>
+internal sealed record FurtherGoal(string Label, string Value, string Target, bool Met);
+
 /// <summary>What a benchmark found: its table, the ratio against its baseline, the goal, and the checks it made.</summary>
 internal sealed record BenchReport(
     string Name,
@@ -30,7 +33,11 @@ internal sealed record BenchReport(
     double Ratio,
     string Goal,
     bool GoalMet,
-    IReadOnlyList<string> Checks);
+    IReadOnlyList<string> Checks)
+{
+    /// <summary>Goals a benchmark has besides its ratio to the baseline (throughput, memory, scaling).</summary>
+    public IReadOnlyList<FurtherGoal> FurtherGoals { get; init; } = [];
+}
 
 /// <summary>Facts about where a run happened, printed with every result.</summary>
 internal sealed record MachineFacts(int Processors, string Cpu, string Os, string PostgresVersion, string Durability, DateTimeOffset Date)
@@ -149,6 +156,8 @@ internal static class Bench
     public static string Format(double value, string unit) => unit switch
     {
         "s" => value.ToString("0.000", CultureInfo.InvariantCulture),
+        "ms" => value.ToString("0.00", CultureInfo.InvariantCulture),
+        "cycles/s" => value.ToString("#,0.0", CultureInfo.InvariantCulture),
         _ => value.ToString("#,0", CultureInfo.InvariantCulture),
     };
 
@@ -164,6 +173,11 @@ internal static class Bench
         }
 
         Console.WriteLine($"  {report.RatioLabel} = {report.Ratio.ToString("0.00", CultureInfo.InvariantCulture)}  (goal {report.Goal}: {(report.GoalMet ? "met" : "MISSED")})");
+        foreach (var goal in report.FurtherGoals)
+        {
+            Console.WriteLine($"  {goal.Label} = {goal.Value}  (goal {goal.Target}: {(goal.Met ? "met" : "MISSED")})");
+        }
+
         foreach (var check in report.Checks)
         {
             Console.WriteLine($"  check: {check}");
@@ -211,6 +225,11 @@ internal static class Bench
 
         md.Append(CultureInfo.InvariantCulture,
             $"\n**{report.RatioLabel} = {report.Ratio.ToString("0.00", CultureInfo.InvariantCulture)}**; goal {report.Goal}: **{(report.GoalMet ? "met" : "missed")}**.\n\n");
+        foreach (var goal in report.FurtherGoals)
+        {
+            md.Append(CultureInfo.InvariantCulture, $"**{goal.Label} = {goal.Value}**; goal {goal.Target}: **{(goal.Met ? "met" : "missed")}**.\n\n");
+        }
+
         foreach (var check in report.Checks)
         {
             md.Append(CultureInfo.InvariantCulture, $"- {check}\n");
