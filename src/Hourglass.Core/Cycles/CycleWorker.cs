@@ -49,6 +49,11 @@ public sealed partial class CycleWorker
 
     public string WorkerId => _options.WorkerId;
 
+    /// <summary>When the last pass ended (the worker's heartbeat), or null before the first.</summary>
+    public DateTimeOffset? LastPassAt { get; private set; }
+
+    public TimeSpan PollInterval => _options.PollInterval;
+
     private NpgsqlDataSource DataSource => _engine.DataSource;
 
     private TimeProvider Time => _engine.Time;
@@ -70,6 +75,8 @@ public sealed partial class CycleWorker
                 LogPassFailed(_logger, ex);
                 handled = 0;
             }
+
+            LastPassAt = Time.GetUtcNow();
 
             if (handled == 0)
             {

@@ -62,6 +62,7 @@ internal static class HourglassCommands
         root.Subcommands.Add(verify);
 
         root.Subcommands.Add(BuildDatabaseCommand());
+        root.Subcommands.Add(ServeCommand.Build(Options, CreateLoggers));
         foreach (var command in CycleCommands.Build(Options, CreateLoggers))
         {
             root.Subcommands.Add(command);

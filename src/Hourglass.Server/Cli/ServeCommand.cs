@@ -1,0 +1,90 @@
+using System.CommandLine;
+using Hourglass.Cycles;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Hourglass.Server.Cli;
+
+/// <summary>
+/// <c>hourglass serve</c>: the default deployment, one process with the worker loop and the HTTP endpoints
+/// (for now <c>/health</c>; the API and dashboard join it).
+/// </summary>
+internal static class ServeCommand
+{
+    public static Command Build(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var urls = new Option<string>("--urls") { Description = "Where to listen.", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
+        var noWorker = new Option<bool>("--no-worker") { Description = "Serve HTTP only; run workers elsewhere." };
+        var command = new Command("serve", "Run the worker loop and the HTTP endpoints in one process, until Ctrl+C.") { urls, noWorker };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            foreach (var url in parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!Uri.TryCreate(url.Replace("*", "localhost", StringComparison.Ordinal).Replace("+", "localhost", StringComparison.Ordinal), UriKind.Absolute, out var uri)
+                    || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+                {
+                    throw new HourglassException($"--urls: '{url}' is not an http(s) address (e.g. http://127.0.0.1:8080)");
+                }
+            }
+
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
+            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            var worker = parse.GetValue(noWorker)
+                ? null
+                : new CycleWorker(
+                    CycleComposition.CreateEngine(target.DataSource, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory),
+                    logger: loggerFactory.CreateLogger<CycleWorker>());
+
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.Services.AddSingleton(loggerFactory);
+            builder.WebHost.UseUrls(parse.GetValue(urls)!);
+            var app = builder.Build();
+            app.MapGet("/health", async (CancellationToken requestAborted) => await HealthAsync(target, worker, requestAborted));
+
+            var workerLoop = worker?.RunAsync(cancellationToken) ?? Task.CompletedTask;
+            Console.WriteLine($"Serving on {parse.GetValue(urls)}{(worker is null ? "" : $" with worker {worker.WorkerId}")}; database {target.Description}. Ctrl+C stops.");
+            await app.RunAsync(cancellationToken);
+            await workerLoop;
+            return 0;
+        });
+        return command;
+    }
+
+    // Healthy when the database answers and the worker (if any) finished a pass within three poll intervals.
+    private static async Task<IResult> HealthAsync(DatabaseTarget target, CycleWorker? worker, CancellationToken cancellationToken)
+    {
+        string database;
+        try
+        {
+            await using var command = target.DataSource.CreateCommand("select 1");
+            await command.ExecuteScalarAsync(cancellationToken);
+            database = "ok";
+        }
+        catch (Npgsql.NpgsqlException ex)
+        {
+            database = "unreachable: " + ex.Message;
+        }
+
+        var heartbeatFresh = worker is null
+            || (worker.LastPassAt is { } last && DateTimeOffset.UtcNow - last < 3 * worker.PollInterval + TimeSpan.FromMinutes(5));
+        var healthy = database == "ok" && heartbeatFresh;
+        var body = new Dictionary<string, object?>
+        {
+            ["status"] = healthy ? "healthy" : "unhealthy",
+            ["database"] = database,
+            ["worker"] = worker is null ? null : new Dictionary<string, object?>
+            {
+                ["id"] = worker.WorkerId,
+                ["last_pass_at"] = worker.LastPassAt,
+                ["heartbeat_fresh"] = heartbeatFresh,
+            },
+        };
+        return Results.Json(body, statusCode: healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+    }
+}

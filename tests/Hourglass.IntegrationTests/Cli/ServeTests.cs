@@ -1,0 +1,85 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Hourglass.IntegrationTests.Infrastructure;
+
+namespace Hourglass.IntegrationTests.Cli;
+
+/// <summary>hourglass serve: the worker loop and the health endpoint in one real process on loopback.</summary>
+public sealed class ServeTests : IAsyncLifetime
+{
+    private readonly DatabaseFixture _database = new();
+
+    public Task InitializeAsync() => _database.InitializeAsync();
+
+    public Task DisposeAsync() => _database.DisposeAsync();
+
+    [Fact]
+    public async Task Serve_HealthyAndItsWorkerRunsDueTenants()
+    {
+        var tenant = await _database.Db.CreateTenantAsync("served tenant");
+        await _database.Db.ExecuteAsync("update public.agent_tenant_schedules set next_due_at = date_trunc('hour', now()) where tenant_id = $1", tenant);
+        var url = $"http://127.0.0.1:{FreePort()}";
+        using var serve = HourglassProcess.Start(null, "serve", "--urls", url, "--database", _database.ConnectionString);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        try
+        {
+            JsonNode? health = null;
+            for (var i = 0; i < 100 && health is null; i++)
+            {
+                try
+                {
+                    var response = await http.GetAsync($"{url}/health");
+                    if (response.StatusCode == HttpStatusCode.OK)
+                    {
+                        health = JsonNode.Parse(await response.Content.ReadAsStringAsync());
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                    // Not listening yet.
+                }
+
+                await Task.Delay(200);
+            }
+
+            Assert.NotNull(health);
+            Assert.Equal("healthy", (string?)health["status"]);
+            Assert.Equal("ok", (string?)health["database"]);
+            Assert.True((bool)health["worker"]!["heartbeat_fresh"]!);
+
+            for (var i = 0; i < 100; i++)
+            {
+                if ((long)(await _database.Db.ScalarAsync("select count(*) from public.agent_autonomous_runs where tenant_id = $1 and status = 'completed'", tenant))! > 0)
+                {
+                    return;
+                }
+
+                await Task.Delay(200);
+            }
+
+            Assert.Fail("the served worker never ran the due tenant");
+        }
+        finally
+        {
+            serve.Kill(entireProcessTree: true);
+            await serve.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Serve_BadUrls_OneLineError()
+    {
+        var result = await HourglassProcess.RunAsync("serve", "--urls", "ftp://127.0.0.1:21", "--database", _database.ConnectionString);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("--urls: 'ftp://127.0.0.1:21' is not an http(s) address", result.StandardError, StringComparison.Ordinal);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
