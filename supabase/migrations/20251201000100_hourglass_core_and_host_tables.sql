@@ -163,6 +163,24 @@ $$;
 revoke execute on function hourglass.tenant_setting_int(uuid, text, integer) from public, anon;
 grant execute on function hourglass.tenant_setting_int(uuid, text, integer) to authenticated, service_role;
 
+-- Row-level security for a tenant-scoped table, the same on every one: members of the row's tenant
+-- (policy tenant_isolation, for authenticated) and the service role (service_role_bypass). Migrations call
+-- it; nobody else may.
+create function hourglass.enable_tenant_isolation(p_table regclass) returns void
+language plpgsql volatile set search_path = ''
+as $$
+begin
+  execute pg_catalog.format('alter table %s enable row level security', p_table);
+  execute pg_catalog.format(
+    'create policy tenant_isolation on %s for all to authenticated '
+    'using (tenant_id = any ((select hourglass.current_tenant_ids())::uuid[])) '
+    'with check (tenant_id = any ((select hourglass.current_tenant_ids())::uuid[]))', p_table);
+  execute pg_catalog.format(
+    'create policy service_role_bypass on %s for all to service_role using (true) with check (true)', p_table);
+end
+$$;
+revoke execute on function hourglass.enable_tenant_isolation(regclass) from public, anon, authenticated, service_role;
+
 -- ---------------------------------------------------------------------------------------------------
 -- CRM host tables. Each child carries tenant_id and references its parent by (tenant_id, id), so a row
 -- can never point at another tenant's row, whatever the caller.
@@ -301,18 +319,6 @@ create policy tenant_isolation on public.tenants for all to authenticated
   with check (id = any ((select hourglass.current_tenant_ids())::uuid[]));
 create policy service_role_bypass on public.tenants for all to service_role using (true) with check (true);
 
-do $host_rls$
-declare
-  v_table text;
-begin
-  foreach v_table in array array['tenant_members', 'accounts', 'contacts', 'products', 'orders', 'order_lines', 'cards'] loop
-    execute pg_catalog.format('alter table public.%I enable row level security', v_table);
-    execute pg_catalog.format(
-      'create policy tenant_isolation on public.%I for all to authenticated '
-      'using (tenant_id = any ((select hourglass.current_tenant_ids())::uuid[])) '
-      'with check (tenant_id = any ((select hourglass.current_tenant_ids())::uuid[]))', v_table);
-    execute pg_catalog.format(
-      'create policy service_role_bypass on public.%I for all to service_role using (true) with check (true)', v_table);
-  end loop;
-end
-$host_rls$;
+select hourglass.enable_tenant_isolation(t)
+from pg_catalog.unnest(array['public.tenant_members', 'public.accounts', 'public.contacts', 'public.products',
+  'public.orders', 'public.order_lines', 'public.cards']::regclass[]) t;

@@ -537,21 +537,8 @@ grant select, insert, update, delete on table public.agent_autonomous_runs, publ
 -- Row-level security: tenant isolation for members, bypass for the service role, on all ten tables.
 -- ===================================================================================================
 
-do $seed_rls$
-declare
-  v_table text;
-begin
-  foreach v_table in array array[
-    'agent_autonomous_runs', 'agent_tenant_locks', 'engagement_clocks', 'agent_policy_violations',
-    'order_processing_queue', 'order_processing_exceptions', 'warehouse_events', 'client_patterns',
-    'success_strategies', 'agent_hourly_reflections'] loop
-    execute pg_catalog.format('alter table public.%I enable row level security', v_table);
-    execute pg_catalog.format(
-      'create policy tenant_isolation on public.%I for all to authenticated '
-      'using (tenant_id = any ((select hourglass.current_tenant_ids())::uuid[])) '
-      'with check (tenant_id = any ((select hourglass.current_tenant_ids())::uuid[]))', v_table);
-    execute pg_catalog.format(
-      'create policy service_role_bypass on public.%I for all to service_role using (true) with check (true)', v_table);
-  end loop;
-end
-$seed_rls$;
+select hourglass.enable_tenant_isolation(t)
+from pg_catalog.unnest(array['public.agent_autonomous_runs', 'public.agent_tenant_locks', 'public.engagement_clocks',
+  'public.agent_policy_violations', 'public.order_processing_queue', 'public.order_processing_exceptions',
+  'public.warehouse_events', 'public.client_patterns', 'public.success_strategies',
+  'public.agent_hourly_reflections']::regclass[]) t;

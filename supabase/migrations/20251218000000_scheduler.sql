@@ -111,18 +111,5 @@ revoke all on table public.agent_tenant_schedules, public.agent_actions from ano
 grant select on table public.agent_tenant_schedules, public.agent_actions to authenticated;
 grant select, insert, update, delete on table public.agent_tenant_schedules, public.agent_actions to service_role;
 
-do $scheduler_rls$
-declare
-  v_table text;
-begin
-  foreach v_table in array array['agent_tenant_schedules', 'agent_actions'] loop
-    execute pg_catalog.format('alter table public.%I enable row level security', v_table);
-    execute pg_catalog.format(
-      'create policy tenant_isolation on public.%I for all to authenticated '
-      'using (tenant_id = any ((select hourglass.current_tenant_ids())::uuid[])) '
-      'with check (tenant_id = any ((select hourglass.current_tenant_ids())::uuid[]))', v_table);
-    execute pg_catalog.format(
-      'create policy service_role_bypass on public.%I for all to service_role using (true) with check (true)', v_table);
-  end loop;
-end
-$scheduler_rls$;
+select hourglass.enable_tenant_isolation(t)
+from pg_catalog.unnest(array['public.agent_tenant_schedules', 'public.agent_actions']::regclass[]) t;
