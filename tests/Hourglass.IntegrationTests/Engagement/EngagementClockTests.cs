@@ -73,7 +73,7 @@ public sealed class EngagementClockTests(DatabaseFixture fixture) : IClassFixtur
         var tenant = await Db.CreateTenantAsync();
         var contact = await Db.CreateContactAsync(tenant);
         var clockId = await TouchAsync(tenant, "contact", contact, "email");
-        await Db.ExecuteAsync("update public.engagement_clocks set touch_frequency_days = 7 where id = $1", clockId);
+        await Db.ExecuteAsync("update public.engagement_clocks set frequency_override_days = 7 where id = $1", clockId);
 
         await Db.FreezeTimeAsync(s_t0.AddDays(2));
         await TouchAsync(tenant, "contact", contact, "email");
@@ -225,7 +225,7 @@ public sealed class EngagementClockTests(DatabaseFixture fixture) : IClassFixtur
 
         Assert.True(sqlState == ex.SqlState, $"{scenario}: expected {sqlState}, got {ex.SqlState} ({ex.MessageText})");
         Assert.StartsWith("update_engagement_clock: ", ex.MessageText, StringComparison.Ordinal);
-        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.engagement_clocks where tenant_id = $1", tenant));
+        Assert.Equal(0L, await Db.ScalarAsync("select coalesce(sum(touch_count), 0)::bigint from public.engagement_clocks where tenant_id = $1", tenant));
     }
 
     [Fact]
@@ -238,8 +238,8 @@ public sealed class EngagementClockTests(DatabaseFixture fixture) : IClassFixtur
         var ex = await Assert.ThrowsAsync<PostgresException>(() => TouchAsync(a, "contact", contactOfB, "email"));
 
         Assert.Equal("23503", ex.SqlState);
-        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.engagement_clocks"
-            + " where entity_id = $1", contactOfB));
+        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.engagement_clocks where tenant_id = $1 and entity_id = $2", a, contactOfB));
+        Assert.Equal(0, await Db.ScalarAsync("select touch_count from public.engagement_clocks where tenant_id = $1 and entity_id = $2", b, contactOfB));
     }
 
     [Fact]

@@ -211,9 +211,10 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
     private async Task<Guid> CreateOverdueClockAsync(Guid tenantId)
     {
         var contact = await fixture.Rows.CreateAsync("contacts", tenantId);
+        // The contact's clock exists from its creation; make it overdue.
         return (Guid)(await fixture.Db.ScalarAsync(
-            "insert into public.engagement_clocks (tenant_id, entity_type, entity_id, next_touch_due) " +
-            "values ($1, 'contact', $2, now() - interval '5 days 1 hour') returning id", tenantId, contact.Id))!;
+            "update public.engagement_clocks set next_touch_due = now() - interval '5 days 1 hour' " +
+            "where tenant_id = $1 and entity_type = 'contact' and entity_id = $2 returning id", tenantId, contact.Id))!;
     }
 
     private async Task<string?> ComplianceAsync(Guid clockId) =>

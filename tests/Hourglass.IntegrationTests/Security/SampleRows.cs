@@ -99,10 +99,12 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
             "cards" => new(row, "insert into public.cards (id, tenant_id, kind, title, run_id) values ($1, $2, 'notice', 'Sample card', $3)",
                 [id, tenantId, await InsertAsync("agent_autonomous_runs", tenantId)]),
             "agent_autonomous_runs" => new(row, "insert into public.agent_autonomous_runs (id, tenant_id, trigger) values ($1, $2, 'manual')", [id, tenantId]),
+            // Contacts and accounts get their clocks by trigger; a sample clock is one for an entity of an outside
+            // system (no row of ours), so it is new whatever exists.
             "engagement_clocks" => new(row,
                 "insert into public.engagement_clocks (id, tenant_id, entity_type, entity_id, next_touch_due, last_card_id) " +
                 "values ($1, $2, 'contact', $3, now() + interval '21 days', $4)",
-                [id, tenantId, await InsertAsync("contacts", tenantId), await InsertAsync("cards", tenantId)]),
+                [id, tenantId, Guid.NewGuid(), await InsertAsync("cards", tenantId)]),
             "agent_policy_violations" => new(row,
                 "insert into public.agent_policy_violations (id, tenant_id, run_id, policy_key, action_type, decision) " +
                 "values ($1, $2, $3, 'sample_policy', 'send_email', 'deny')",
