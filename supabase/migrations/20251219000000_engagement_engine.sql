@@ -298,6 +298,13 @@ begin
       updated_at = excluded.updated_at
     returning c.id into v_touched;
     v_clock_id := coalesce(v_clock_id, v_touched);
+
+    -- The touch is made: an open touch card for the same contact or account has done its job.
+    update public.cards k
+    set status = 'done', completed_at = v_now, completed_by = p_touch_by, updated_at = v_now,
+        payload = k.payload || pg_catalog.jsonb_build_object('satisfied_by_touch', p_touch_type)
+    where k.tenant_id = p_tenant_id and k.kind = 'touch_task' and k.status = 'open'
+      and k.entity_type = v_target.entity_type and k.entity_id = v_target.entity_id;
   end loop;
   return v_clock_id;
 end
@@ -390,3 +397,48 @@ end
 $$;
 revoke execute on function public.engagement_queue(uuid, integer) from public, anon;
 grant execute on function public.engagement_queue(uuid, integer) to authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------------------
+-- Touch cards. A person completes a touch_task card; completing it records the touch on the card's
+-- contact or account (and so on its account), with the card and who did it.
+-- ---------------------------------------------------------------------------------------------------
+
+-- One open touch per contact or account: the agent never stacks cards on someone.
+create unique index uq_cards_open_touch_task on public.cards (tenant_id, entity_type, entity_id)
+  where kind = 'touch_task' and status = 'open';
+
+create function public.complete_touch_card(p_card_id uuid, p_touch_type text default 'call', p_notes text default null)
+returns uuid
+language plpgsql volatile set search_path = ''
+as $$
+declare
+  v_card record;
+  v_by text;
+begin
+  if p_card_id is null then
+    raise exception using errcode = '22004', message = 'complete_touch_card: p_card_id must not be null';
+  end if;
+  -- Under RLS a user sees only their tenants' cards: another tenant's card is "not found", never leaked.
+  select k.id, k.tenant_id, k.kind, k.status, k.entity_type, k.entity_id into v_card
+  from public.cards k where k.id = p_card_id for update;
+  if not found then
+    raise exception using errcode = 'P0002', message = pg_catalog.format('complete_touch_card: card %s not found', p_card_id);
+  end if;
+  perform hourglass.assert_tenant_access(v_card.tenant_id, 'complete_touch_card');
+  if v_card.kind <> 'touch_task' then
+    raise exception using errcode = '22023', message = pg_catalog.format('complete_touch_card: card %s is a %s card, not a touch_task', p_card_id, v_card.kind);
+  end if;
+  if v_card.status <> 'open' then
+    raise exception using errcode = '55000', message = pg_catalog.format('complete_touch_card: card %s is %s, not open', p_card_id, v_card.status);
+  end if;
+
+  v_by := coalesce('user:' || (select auth.uid())::text, 'service');
+  update public.cards k
+  set status = 'done', completed_at = hourglass.now(), completed_by = v_by, updated_at = hourglass.now(),
+      payload = k.payload || pg_catalog.jsonb_build_object('touch_type', p_touch_type, 'notes', p_notes)
+  where k.id = p_card_id;
+  return public.update_engagement_clock(v_card.tenant_id, v_card.entity_type, v_card.entity_id, p_touch_type, v_by, p_card_id);
+end
+$$;
+revoke execute on function public.complete_touch_card(uuid, text, text) from public, anon;
+grant execute on function public.complete_touch_card(uuid, text, text) to authenticated, service_role;

@@ -16,8 +16,8 @@ public static class CycleComposition
         NpgsqlDataSource dataSource, TimeProvider? time = null, ISummaryWriter? summaries = null, ILoggerFactory? loggers = null)
     {
         loggers ??= NullLoggerFactory.Instance;
-        ICyclePart[] parts = [new EngagementCompliancePart()];
-        IActionHandler[] handlers = [];
+        ICyclePart[] parts = [new EngagementCompliancePart(), new TouchTaskPart()];
+        IActionHandler[] handlers = [new TouchTaskHandler()];
         return new CycleEngine(dataSource, parts, handlers, new AllowAllPolicyEnforcer(), summaries, time, loggers.CreateLogger<CycleEngine>());
     }
 }

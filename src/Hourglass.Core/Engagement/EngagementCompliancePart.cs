@@ -1,31 +1,31 @@
-using System.Text.Json.Nodes;
 using Hourglass.Cycles;
 using Npgsql;
 
 namespace Hourglass.Engagement;
 
 /// <summary>
-/// The engagement engine's part of every cycle: refreshes the tenant's clock compliance (in React, so the
-/// numbers include this hour's touches) and reports compliance and the overdue count for "what moved".
+/// The engagement engine's part of every cycle: refreshes the tenant's clock compliance and priorities
+/// first thing in Plan (parts plan in order, so the touch part then reads a current queue), and reports
+/// compliance and the overdue count for "what moved".
 /// </summary>
 public sealed class EngagementCompliancePart : ICyclePart
 {
     public string Name => "engagement";
 
-    public async Task<PartReaction?> ReactAsync(CycleContext context, DateTimeOffset? since, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<ProposedAction>> ProposeAsync(CycleContext context, CancellationToken cancellationToken)
     {
-        if (context.DryRun)
+        // A dry run changes nothing: it plans from the compliance as last refreshed.
+        if (!context.DryRun)
         {
-            return null;
+            await context.Database.InTransactionAsync(async (connection, transaction) =>
+            {
+                await using var command = new NpgsqlCommand("select public.refresh_engagement_compliance($1)", connection, transaction);
+                command.Parameters.Add(new() { Value = context.TenantId });
+                await command.ExecuteScalarAsync(cancellationToken);
+            }, cancellationToken);
         }
 
-        var changed = await context.Database.InTransactionAsync(async (connection, transaction) =>
-        {
-            await using var command = new NpgsqlCommand("select public.refresh_engagement_compliance($1)", connection, transaction);
-            command.Parameters.Add(new() { Value = context.TenantId });
-            return (int)(await command.ExecuteScalarAsync(cancellationToken))!;
-        }, cancellationToken);
-        return new PartReaction(new JsonObject { ["clocks_changed_by_refresh"] = changed }, []);
+        return [];
     }
 
     public async Task<IReadOnlyDictionary<string, decimal>> MeasureAsync(CycleContext context, CancellationToken cancellationToken)

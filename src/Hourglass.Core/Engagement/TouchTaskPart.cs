@@ -1,0 +1,93 @@
+using System.Text.Json.Nodes;
+using Hourglass.Cycles;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Hourglass.Engagement;
+
+/// <summary>
+/// Proposes a touch for the tenant's due-soon and overdue clocks, most urgent first (the queue's order and
+/// its reasons), skipping anyone who already has an open touch card. The cycle's budgets decide how many are
+/// taken this hour; the rest are deferred to the next.
+/// </summary>
+public sealed class TouchTaskPart : ICyclePart
+{
+    /// <summary>How far down the queue one cycle looks; budgets cut it further.</summary>
+    public const int QueueDepth = 200;
+
+    public string Name => "touches";
+
+    public async Task<IReadOnlyList<ProposedAction>> ProposeAsync(CycleContext context, CancellationToken cancellationToken)
+    {
+        await using var command = context.Database.DataSource.CreateCommand("""
+            select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
+                   q.priority_score, coalesce(q.priority_reason, q.compliance_status),
+                   coalesce(k.name, a.name) as display_name
+            from public.engagement_queue($1, $2) q
+            left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+            left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id
+            where not exists (
+              select 1 from public.cards c
+              where c.tenant_id = $1 and c.kind = 'touch_task' and c.status = 'open'
+                and c.entity_type = q.entity_type and c.entity_id = q.entity_id)
+            """);
+        command.Parameters.Add(new() { Value = context.TenantId });
+        command.Parameters.Add(new() { Value = QueueDepth });
+        var proposals = new List<ProposedAction>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var payload = new JsonObject
+            {
+                ["account_id"] = reader.IsDBNull(2) ? null : reader.GetGuid(2).ToString(),
+                ["owner_user_id"] = reader.IsDBNull(3) ? null : reader.GetGuid(3).ToString(),
+                ["compliance_status"] = reader.GetString(4),
+                ["days_overdue"] = reader.GetInt32(5),
+                ["next_touch_due"] = reader.GetFieldValue<DateTimeOffset>(6).ToString("O"),
+                ["name"] = reader.IsDBNull(9) ? null : reader.GetString(9),
+            };
+            proposals.Add(new ProposedAction("touch_task", reader.GetString(0), reader.GetGuid(1), reader.GetDecimal(7), reader.GetString(8), payload));
+        }
+
+        return proposals;
+    }
+}
+
+/// <summary>Creates the touch_task card for the account owner: a person makes the touch and completes the card.</summary>
+public sealed class TouchTaskHandler : IActionHandler
+{
+    public string Kind => "touch_task";
+
+    public async Task<JsonObject?> ExecuteAsync(CycleContext context, ProposedAction action, NpgsqlConnection connection, NpgsqlTransaction transaction,
+        CancellationToken cancellationToken)
+    {
+        var payload = action.Payload ?? [];
+        var name = (string?)payload["name"] ?? action.TargetType;
+        // ON CONFLICT on the one-open-touch index: a card someone opened meanwhile is kept, not doubled.
+        await using var command = new NpgsqlCommand("""
+            insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, run_id, assignee_user_id, due_at, payload)
+            values ($1, 'touch_task', $2, $3, $4, $5, $6, $7, greatest($8, hourglass.now() + interval '1 day'), $9)
+            on conflict (tenant_id, entity_type, entity_id) where kind = 'touch_task' and status = 'open' do nothing
+            returning id
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = context.TenantId });
+        command.Parameters.Add(new() { Value = $"Touch base with {name}" });
+        command.Parameters.Add(new() { Value = $"Why now: {action.Reason}." });
+        command.Parameters.Add(new() { Value = action.TargetType! });
+        command.Parameters.Add(new() { Value = action.TargetId!.Value });
+        command.Parameters.Add(new() { Value = context.RunId });
+        command.Parameters.Add(new()
+        {
+            Value = Guid.TryParse((string?)payload["owner_user_id"], out var owner) ? owner : DBNull.Value,
+            NpgsqlDbType = NpgsqlDbType.Uuid,
+        });
+        command.Parameters.Add(new()
+        {
+            Value = DateTimeOffset.TryParse((string?)payload["next_touch_due"], System.Globalization.CultureInfo.InvariantCulture,
+                System.Globalization.DateTimeStyles.AssumeUniversal, out var due) ? due.ToUniversalTime() : context.Now,
+        });
+        command.Parameters.Add(CycleEngine.Json(payload));
+        var cardId = await command.ExecuteScalarAsync(cancellationToken);
+        return new JsonObject { ["card_id"] = cardId?.ToString(), ["already_open"] = cardId is null };
+    }
+}
