@@ -207,7 +207,7 @@ public sealed partial class Migrator
             alter table supabase_migrations.schema_migrations add column if not exists name text;
             """, cancellationToken);
 
-    internal static async Task<IReadOnlySet<string>> ReadAppliedVersionsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    private static async Task<IReadOnlySet<string>> ReadAppliedVersionsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var versions = new HashSet<string>(StringComparer.Ordinal);
         await using var command = new NpgsqlCommand("select version from supabase_migrations.schema_migrations", connection);

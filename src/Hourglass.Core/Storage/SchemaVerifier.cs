@@ -84,15 +84,36 @@ public sealed class SchemaVerifier
         }
 
         var applied = await ScalarAsync(connection, "select to_regclass('supabase_migrations.schema_migrations') is not null", cancellationToken) is true
-            ? await Migrator.ReadAppliedVersionsAsync(connection, cancellationToken)
-            : new HashSet<string>();
+            ? await AppliedStatementsAsync(connection, cancellationToken)
+            : new Dictionary<string, string[]?>();
         foreach (var migration in migrations)
         {
-            var ok = applied.Contains(migration.Version);
-            checks.Add(new("Migrations", migration.FileName, ok, ok ? "applied" : "not applied"));
+            if (!applied.TryGetValue(migration.Version, out var statements))
+            {
+                checks.Add(new("Migrations", migration.FileName, false, "not applied"));
+                continue;
+            }
+
+            // A file edited after it was applied means this database does not have what the file now says.
+            var changed = statements is not null && !statements.SequenceEqual(migration.Statements);
+            checks.Add(new("Migrations", migration.FileName, !changed,
+                changed ? "applied, but the file has changed since: add a new migration instead of editing an applied one" : "applied"));
         }
 
         return new VerificationReport(server, checks);
+    }
+
+    private static async Task<Dictionary<string, string[]?>> AppliedStatementsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var applied = new Dictionary<string, string[]?>(StringComparer.Ordinal);
+        await using var command = new NpgsqlCommand("select version, statements from supabase_migrations.schema_migrations", connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            applied[reader.GetString(0)] = reader.IsDBNull(1) ? null : reader.GetFieldValue<string[]>(1);
+        }
+
+        return applied;
     }
 
     private static async Task CheckTableAsync(

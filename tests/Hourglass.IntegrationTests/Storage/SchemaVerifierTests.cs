@@ -46,6 +46,7 @@ public sealed class SchemaVerifierTests : IAsyncLifetime
         { "drop function public.release_tenant_lock(uuid, text)", ["Functions: public.release_tenant_lock(uuid, text)"] },
         { "alter function public.refresh_engagement_compliance(uuid) reset search_path", ["Functions: public.refresh_engagement_compliance(uuid)"] },
         { "delete from supabase_migrations.schema_migrations where version = '20251217000100'", ["Migrations: 20251217000100_lease_renewal_and_fencing.sql"] },
+        { "update supabase_migrations.schema_migrations set statements[2] = 'select 1' where version = '20251218000000'", ["Migrations: 20251218000000_scheduler.sql"] },
     };
 
     [Theory]
