@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Hourglass;
 using Hourglass.Server.Cli;
 using Npgsql;
@@ -11,6 +12,14 @@ Console.CancelKeyPress += (_, e) =>
     e.Cancel = true;
     cancellation.Cancel();
 };
+
+// SIGTERM (docker stop, systemd, Kubernetes) stops as Ctrl+C does: the running cycles end, the lease is
+// released and the embedded database stops, instead of the process dying mid-cycle.
+using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+{
+    context.Cancel = true;
+    cancellation.Cancel();
+});
 
 var root = HourglassCommands.Build();
 var parse = root.Parse(args);

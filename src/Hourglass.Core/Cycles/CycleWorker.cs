@@ -181,6 +181,13 @@ public sealed partial class CycleWorker
                 LogLeaseLost(_logger, due.TenantId);
                 return;
             }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Shutting down mid-cycle: give the tenant back at once. The lease is released below, so the
+                // next worker's reaper marks the interrupted run abandoned and runs the hour again.
+                await ReleaseClaimAsync(due.TenantId);
+                throw;
+            }
         }
 
         // Occurrences that came due while this cycle ran are skipped, and the skip is recorded.
@@ -259,6 +266,15 @@ public sealed partial class CycleWorker
         {
             LogTenantPaused(_logger, tenantId, reader.IsDBNull(1) ? "" : reader.GetString(1));
         }
+    }
+
+    private async Task ReleaseClaimAsync(Guid tenantId)
+    {
+        await using var command = DataSource.CreateCommand(
+            "update public.agent_tenant_schedules set claimed_by = null, claimed_until = null where tenant_id = $1 and claimed_by = $2");
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = WorkerId });
+        await command.ExecuteNonQueryAsync(CancellationToken.None);
     }
 
     private async Task RecordSkippedAsync(Guid tenantId, DateTimeOffset scheduledFor, CycleTrigger trigger, string reason, CancellationToken cancellationToken)

@@ -96,6 +96,40 @@ public sealed class WorkerCrashTests : IAsyncLifetime
         Assert.Equal(runs[1].Id, await db.ScalarAsync("select run_id from public.agent_hourly_reflections where tenant_id = $1", tenant));
     }
 
+    [Fact]
+    public async Task WorkerSigTermMidCycle_StopsReleasesTenantAndTheHourRunsAgainAtOnce()
+    {
+        var db = _database.Db;
+        var tenant = await db.CreateTenantAsync("sigterm tenant");
+        await db.ExecuteAsync("update public.agent_tenant_schedules set next_due_at = date_trunc('hour', now()) where tenant_id = $1", tenant);
+        using var stopping = HourglassProcess.Start(new Dictionary<string, string?> { ["HOURGLASS_FAILPOINTS"] = "cycle.after_plan=600000" },
+            "worker", "--poll-seconds", "1", "--database", _database.ConnectionString);
+        await WaitForAsync(db, "select count(*) from public.agent_autonomous_runs where status = 'running' and plan_output is not null", tenant);
+
+        Assert.Equal(0, (await Signal("TERM", stopping.Id)).ExitCode);
+        using (var exited = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
+        {
+            await stopping.WaitForExitAsync(exited.Token);
+        }
+
+        // Claim and lease are given back: another worker takes the hour at once, no waiting for expiry.
+        Assert.Equal(0L, await db.ScalarAsync("select count(*) from public.agent_tenant_schedules where tenant_id = $1 and claimed_by is not null", tenant));
+        Assert.Equal(0L, await db.ScalarAsync("select count(*) from public.agent_tenant_locks where tenant_id = $1", tenant));
+        using var next = HourglassProcess.Start(null, "worker", "--poll-seconds", "1", "--database", _database.ConnectionString);
+        try
+        {
+            await WaitForAsync(db, "select count(*) from public.agent_autonomous_runs where status = 'completed'", tenant);
+        }
+        finally
+        {
+            next.Kill(entireProcessTree: true);
+            await next.WaitForExitAsync();
+        }
+
+        Assert.Equal(["abandoned", "completed"], (string[])(await db.ScalarAsync(
+            "select array_agg(status order by started_at) from public.agent_autonomous_runs where tenant_id = $1", tenant))!);
+    }
+
     private static async Task<List<(Guid Id, string Status, string? ActOutput)>> RunsAsync(TestDb db, Guid tenant)
     {
         await using var command = db.DataSource.CreateCommand(
