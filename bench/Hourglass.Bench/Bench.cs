@@ -108,7 +108,9 @@ internal static class Bench
             }
 
             // Commands run for as long as they need (the 1M-row load, VACUUM); the run is bounded by Ctrl+C.
-            var builder = new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0, MaxPoolSize = 32 };
+            // Persist Security Info keeps the password in the data source's connection string, so a benchmark
+            // can open data sources on scratch databases of its own on the same server (`cycles` does).
+            var builder = new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0, MaxPoolSize = 32, PersistSecurityInfo = true };
             await using var dataSource = new NpgsqlDataSourceBuilder(builder.ConnectionString) { Name = "hourglass-bench" }.Build();
             var migrated = await new Migrator(dataSource).MigrateAsync(MigrationSource.Embedded(), cancellationToken);
             Console.WriteLine($"Database: {description}; {migrated.Applied.Count} migrations applied, {migrated.AlreadyApplied.Count} already there.");
@@ -239,7 +241,7 @@ internal static class Bench
     }
 
     // The folder holding Hourglass.slnx, found upwards from the build output so `dotnet run` works from anywhere.
-    private static string RepositoryRoot()
+    public static string RepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {

@@ -61,7 +61,8 @@ internal sealed class CycleBaseline
           where r.status = 'running' and r.lock_token is not null
             and not exists (
               select 1 from public.agent_tenant_locks l
-              where l.tenant_id = r.tenant_id and l.lock_type = 'autonomous_cycle' and l.lock_token = r.lock_token and l.expires_at > $1)
+              where l.tenant_id = r.tenant_id and l.lock_type = 'autonomous_cycle' and l.lock_token = r.lock_token
+                and l.expires_at > hourglass.now())
           returning r.tenant_id, r.worker_id)
         update public.agent_tenant_schedules s
         set claimed_by = null, claimed_until = null, consecutive_failures = s.consecutive_failures + 1,
@@ -81,14 +82,14 @@ internal sealed class CycleBaseline
     private const string ClaimSql = """
         with due as (
           select s.tenant_id from public.agent_tenant_schedules s
-          where s.next_due_at <= $1 and not s.paused
-            and (s.claimed_until is null or s.claimed_until <= $1)
+          where s.next_due_at <= hourglass.now() and not s.paused
+            and (s.claimed_until is null or s.claimed_until <= hourglass.now())
             and not (select c.paused from hourglass.agent_control c where c.singleton)
           order by s.next_due_at
-          limit $3
+          limit $2
           for update of s skip locked)
         update public.agent_tenant_schedules s
-        set claimed_by = $2, claimed_until = $1 + make_interval(mins => $4), updated_at = $1
+        set claimed_by = $1, claimed_until = hourglass.now() + make_interval(mins => $3), updated_at = hourglass.now()
         from due, public.tenants t
         where s.tenant_id = due.tenant_id and t.id = s.tenant_id
         returning s.tenant_id, s.cron, coalesce(s.timezone, t.timezone), s.next_due_at
@@ -120,14 +121,13 @@ internal sealed class CycleBaseline
         """;
 
     // CycleEngine.SavePhaseAsync, after Plan, Act and React.
-    private const string SavePlanSql =
-        "update public.agent_autonomous_runs set plan_output = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1";
+    // The engine fills in the column from its own constants.
+    private const string SavePhaseTemplate =
+        "update public.agent_autonomous_runs set {column} = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1";
 
-    private const string SaveActSql =
-        "update public.agent_autonomous_runs set act_output = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1";
-
-    private const string SaveReactSql =
-        "update public.agent_autonomous_runs set react_output = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1";
+    private static readonly string s_savePlanSql = SavePhaseTemplate.Replace("{column}", "plan_output", StringComparison.Ordinal);
+    private static readonly string s_saveActSql = SavePhaseTemplate.Replace("{column}", "act_output", StringComparison.Ordinal);
+    private static readonly string s_saveReactSql = SavePhaseTemplate.Replace("{column}", "react_output", StringComparison.Ordinal);
 
     // CycleEngine.ReactAsync: when the last real cycle started.
     private const string PreviousRunSql = """
@@ -200,6 +200,27 @@ internal sealed class CycleBaseline
         "measure clocks", "previous metrics", "reflection upsert", "finish run", "commit (x7)", "release_tenant_lock", "complete claim",
     ];
 
+    // Where each statement was copied from, to check that the baseline still sends what the code sends.
+    private static readonly (string File, string Sql)[] s_sources =
+    [
+        ("src/Hourglass.Core/Cycles/CycleWorker.cs", ReapSql),
+        ("src/Hourglass.Core/Cycles/CycleWorker.cs", ClaimSql),
+        ("src/Hourglass.Core/Cycles/TenantLease.cs", AcquireSql),
+        ("src/Hourglass.Core/Cycles/CycleEngine.cs", LoadTenantSql),
+        ("src/Hourglass.Core/Cycles/FencedDatabase.cs", AssertSql),
+        ("src/Hourglass.Core/Cycles/CycleEngine.cs", InsertRunSql),
+        ("src/Hourglass.Core/Cycles/CycleEngine.cs", CountActionsSql),
+        ("src/Hourglass.Core/Cycles/CycleEngine.cs", SavePhaseTemplate),
+        ("src/Hourglass.Core/Cycles/CycleEngine.cs", PreviousRunSql),
+        ("src/Hourglass.Core/Engagement/EngagementCompliancePart.cs", RefreshSql),
+        ("src/Hourglass.Core/Engagement/EngagementCompliancePart.cs", MeasureSql),
+        ("src/Hourglass.Core/Cycles/CycleEngine.cs", PreviousMetricsSql),
+        ("src/Hourglass.Core/Cycles/CycleEngine.cs", ReflectionSql),
+        ("src/Hourglass.Core/Cycles/CycleEngine.cs", FinishSql),
+        ("src/Hourglass.Core/Cycles/TenantLease.cs", ReleaseSql),
+        ("src/Hourglass.Core/Cycles/CycleWorker.cs", CompleteSql),
+    ];
+
     private readonly CycleDocuments _documents;
     private readonly int _leaseMinutes;
     private readonly int _claimLimit;
@@ -215,6 +236,33 @@ internal sealed class CycleBaseline
         _leaseMinutes = leaseMinutes;
         _claimLimit = claimLimit;
     }
+
+    /// <summary>
+    /// Fails unless every statement the baseline sends appears, whitespace aside, in the source file it was
+    /// copied from: a baseline that no longer sends what the engine sends measures nothing.
+    /// </summary>
+    public static async Task<int> CheckInStepAsync(string repositoryRoot, CancellationToken cancellationToken)
+    {
+        var stale = new List<string>();
+        foreach (var (file, sql) in s_sources)
+        {
+            var source = Normalize(await File.ReadAllTextAsync(Path.Combine(repositoryRoot, file), cancellationToken));
+            if (!source.Contains(Normalize(sql), StringComparison.Ordinal))
+            {
+                stale.Add($"{file}: {Normalize(sql)[..Math.Min(80, Normalize(sql).Length)]}…");
+            }
+        }
+
+        if (stale.Count > 0)
+        {
+            throw new HourglassException(
+                $"cycles: the baseline's SQL is out of step with the code (update bench/Hourglass.Bench/CycleBaseline.cs): {string.Join("; ", stale)}");
+        }
+
+        return s_sources.Length;
+    }
+
+    private static string Normalize(string text) => string.Join(' ', text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
 
     /// <summary>Mean time per cycle of each statement over all rounds so far, in milliseconds, in cycle order.</summary>
     public IReadOnlyList<(string Statement, double Milliseconds)> PerCycle() =>
@@ -246,7 +294,6 @@ internal sealed class CycleBaseline
     private async Task<List<(Guid Tenant, DateTimeOffset NextDueAt)>> ClaimAsync(NpgsqlConnection connection, string workerId, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(ClaimSql, connection);
-        command.Parameters.Add(new() { Value = Now() });
         command.Parameters.Add(new() { Value = workerId });
         command.Parameters.Add(new() { Value = _claimLimit });
         command.Parameters.Add(new() { Value = _leaseMinutes });
@@ -278,13 +325,13 @@ internal sealed class CycleBaseline
 
         var midnight = new DateTimeOffset(Now().UtcDateTime.Date, TimeSpan.Zero);
         await TimedAsync("count actions today", () => ScalarAsync(connection, null, CountActionsSql, cancellationToken, tenant, midnight, scheduledFor));
-        await SavePhaseAsync(connection, tenant, token, SavePlanSql, runId, _documents.PlanOutput, cancellationToken);
-        await SavePhaseAsync(connection, tenant, token, SaveActSql, runId, _documents.ActOutput, cancellationToken);
+        await SavePhaseAsync(connection, tenant, token, s_savePlanSql, runId, _documents.PlanOutput, cancellationToken);
+        await SavePhaseAsync(connection, tenant, token, s_saveActSql, runId, _documents.ActOutput, cancellationToken);
 
         await TimedAsync("previous run", () => ScalarAsync(connection, null, PreviousRunSql, cancellationToken, tenant, runId));
         await FencedAsync(connection, tenant, token, "refresh_engagement_compliance",
             transaction => ScalarAsync(connection, transaction, RefreshSql, cancellationToken, tenant), cancellationToken);
-        await SavePhaseAsync(connection, tenant, token, SaveReactSql, runId, _documents.ReactOutput, cancellationToken);
+        await SavePhaseAsync(connection, tenant, token, s_saveReactSql, runId, _documents.ReactOutput, cancellationToken);
 
         await TimedAsync("measure clocks", () => ReadRowAsync(connection, MeasureSql, cancellationToken, tenant));
         await TimedAsync("previous metrics", () => ScalarAsync(connection, null, PreviousMetricsSql, cancellationToken, tenant, scheduledFor));

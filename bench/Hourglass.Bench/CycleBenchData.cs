@@ -157,17 +157,20 @@ internal static class CycleBenchData
     }
 
     // Clock k of a tenant is due at now - 2 days + (k - 1 + n / tenants) * (21 days / clocks per tenant): each
-    // tenant covers the whole cycle, offset a little from the others. Statuses start at the column defaults;
-    // the benchmark's first restore sets them as a refresh an hour ago would have.
+    // tenant covers the whole cycle, offset a little from the others, as contacts touched over the past weeks
+    // would be. Statuses start at the column defaults; the benchmark's first restore sets them as a refresh an
+    // hour ago would have. An upsert, because a trigger may already have given each new contact a clock.
     private static Task LoadClocksAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
         Bench.ExecuteAsync(connection, """
-            insert into public.engagement_clocks (tenant_id, entity_type, entity_id, next_touch_due, created_at, updated_at)
+            insert into public.engagement_clocks as k (tenant_id, entity_type, entity_id, next_touch_due, created_at, updated_at)
             select c.tenant_id, 'contact', c.id,
                    now() - $2 + ((pg_catalog.row_number() over (partition by c.tenant_id order by c.id) - 1) + t.n::float8 / $4) * $3,
                    now() - interval '30 days', now() - interval '30 days'
             from public.contacts c
             join unnest($1::uuid[]) with ordinality as t (id, n) on t.id = c.tenant_id
             order by t.n
+            on conflict (tenant_id, entity_type, entity_id) do update
+              set next_touch_due = excluded.next_touch_due, created_at = excluded.created_at, updated_at = excluded.updated_at
             """, cancellationToken, tenants, s_overdueSpan, s_cycle / perTenant, tenants.Length);
 
     // A day of hourly history per tenant: completed runs and their reflections, with the engine's JSON shapes.
