@@ -1,4 +1,5 @@
 using Hourglass.Engagement;
+using Hourglass.Engagement.Outbox;
 using Hourglass.Policies;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -17,7 +18,24 @@ public static class CycleComposition
     {
         loggers ??= NullLoggerFactory.Instance;
         ICyclePart[] parts = [new EngagementCompliancePart(), new TouchTaskPart()];
-        IActionHandler[] handlers = [new TouchTaskHandler()];
+        IActionHandler[] handlers = [new TouchTaskHandler(), new MessageHandler()];
         return new CycleEngine(dataSource, parts, handlers, new AllowAllPolicyEnforcer(), summaries, time, loggers.CreateLogger<CycleEngine>());
+    }
+
+    /// <summary>The dispatcher that delivers the message outbox (webhooks and email), next to a worker.</summary>
+    public static Func<CancellationToken, Task> CreateDispatcherLoop(NpgsqlDataSource dataSource, string workerId, ILoggerFactory? loggers = null)
+    {
+        loggers ??= NullLoggerFactory.Instance;
+        var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) });
+        var options = new OutboxDispatcherOptions { WorkerId = workerId + ":outbox" };
+        var dispatcher = new OutboxDispatcher(dataSource, OutboxDispatcher.DefaultTransports(http, options), options,
+            logger: loggers.CreateLogger<OutboxDispatcher>());
+        return async cancellationToken =>
+        {
+            using (http)
+            {
+                await dispatcher.RunAsync(cancellationToken);
+            }
+        };
     }
 }

@@ -23,7 +23,11 @@ public static class SchemaContract
     /// <summary>The scheduler's own tables (schedules and the action ledger).</summary>
     public static readonly IReadOnlyList<string> SchedulerTables = ["agent_tenant_schedules", "agent_actions"];
 
-    public static IEnumerable<string> AllTables => HostTables.Concat(SeedTables).Concat(SchedulerTables);
+    /// <summary>The engagement engine's and the message outbox's tables.</summary>
+    public static readonly IReadOnlyList<string> EngagementTables =
+        ["engagement_frequency_rules", "message_channels", "message_outbox", "message_outbox_attempts"];
+
+    public static IEnumerable<string> AllTables => HostTables.Concat(SeedTables).Concat(SchedulerTables).Concat(EngagementTables);
 
     /// <summary>The seed's four functions with their fixed signatures, then the ones leases add.</summary>
     public static readonly IReadOnlyList<string> SeedFunctions =

@@ -51,7 +51,8 @@ internal static class CycleCommands
                 new CycleWorkerOptions { LeaseMinutes = leaseMinutes, PollInterval = TimeSpan.FromSeconds(pollSeconds), MaxConcurrentCycles = maxConcurrent },
                 loggerFactory.CreateLogger<CycleWorker>());
             Console.WriteLine($"Worker {worker.WorkerId} on {target.Description}; Ctrl+C stops it.");
-            await worker.RunAsync(cancellationToken);
+            var dispatch = CycleComposition.CreateDispatcherLoop(target.DataSource, worker.WorkerId, loggerFactory);
+            await Task.WhenAll(worker.RunAsync(cancellationToken), dispatch(cancellationToken));
             return 0;
         });
         return command;

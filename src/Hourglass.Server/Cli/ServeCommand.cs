@@ -47,7 +47,9 @@ internal static class ServeCommand
             var app = builder.Build();
             app.MapGet("/health", async (CancellationToken requestAborted) => await HealthAsync(target, worker, requestAborted));
 
-            var workerLoop = worker?.RunAsync(cancellationToken) ?? Task.CompletedTask;
+            var workerLoop = worker is null
+                ? Task.CompletedTask
+                : Task.WhenAll(worker.RunAsync(cancellationToken), CycleComposition.CreateDispatcherLoop(target.DataSource, worker.WorkerId, loggerFactory)(cancellationToken));
             Console.WriteLine($"Serving on {parse.GetValue(urls)}{(worker is null ? "" : $" with worker {worker.WorkerId}")}; database {target.Description}. Ctrl+C stops.");
             await app.RunAsync(cancellationToken);
             await workerLoop;

@@ -74,6 +74,13 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
                 return new(new SampleRow(table, tenantId, "tenant_id = $1 and lock_type = $2", [tenantId, lockType]),
                     "insert into public.agent_tenant_locks (tenant_id, lock_type, locked_by, expires_at) values ($1, $2, $3, now() + interval '1 hour')",
                     [tenantId, lockType, LockHolder]);
+            case "message_channels":
+                // One row per (tenant, channel): like schedules, an upsert stamped with an updated_at of its own.
+                var channelStamp = s_firstHour.AddSeconds(Interlocked.Increment(ref s_hours));
+                return new(new SampleRow(table, tenantId, "tenant_id = $1 and updated_at = $2", [tenantId, channelStamp]),
+                    "insert into public.message_channels (tenant_id, channel, webhook_url, secret_ref, updated_at) " +
+                    "values ($1, 'webhook', 'https://hooks.example.com/hourglass', 'HOURGLASS_SAMPLE_SECRET', $2) " +
+                    "on conflict (tenant_id, channel) do update set updated_at = excluded.updated_at", [tenantId, channelStamp]);
             case "agent_tenant_schedules":
                 // Every tenant has its schedule from creation, so the sample "insert" is an upsert that stamps the
                 // row with an updated_at of its own: the sample row is the tenant's schedule carrying that stamp.
@@ -129,6 +136,16 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
                 "insert into public.agent_actions (id, tenant_id, run_id, idempotency_key, hour_bucket, kind, reason, status) " +
                 "values ($1, $2, $3, $4, $5, 'sample_action', 'sample', 'succeeded')",
                 [id, tenantId, await InsertAsync("agent_autonomous_runs", tenantId), $"probe-{id:N}", s_firstHour]),
+            "engagement_frequency_rules" => new(row,
+                "insert into public.engagement_frequency_rules (id, tenant_id, dimension, value, touch_frequency_days) values ($1, $2, 'segment', $3, 14)",
+                [id, tenantId, $"probe-{id:N}"]),
+            "message_outbox" => new(row,
+                "insert into public.message_outbox (id, tenant_id, idempotency_key, channel, destination, body) " +
+                "values ($1, $2, $3, 'email', 'someone@example.com', 'hello')",
+                [id, tenantId, $"probe-{id:N}"]),
+            "message_outbox_attempts" => new(row,
+                "insert into public.message_outbox_attempts (id, tenant_id, message_id, attempt, outcome) values ($1, $2, $3, 1, 'transient_error')",
+                [id, tenantId, await InsertAsync("message_outbox", tenantId)]),
             _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not a table of the schema contract"),
         };
     }

@@ -1,0 +1,277 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Hourglass.Engagement.Outbox;
+
+/// <summary>How a dispatcher claims, sends and retries.</summary>
+public sealed record OutboxDispatcherOptions
+{
+    /// <summary>Written to claimed_by and to each attempt; unique per dispatcher.</summary>
+    public string WorkerId { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}:outbox";
+
+    public int BatchSize { get; init; } = 20;
+
+    /// <summary>How long a claim hides a message from other dispatchers; longer than any one send can take.</summary>
+    public TimeSpan VisibilityTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Network deadline for one send.</summary>
+    public TimeSpan SendTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Backoff: the first retry waits 0.5–1 × this, each later one twice as long, up to <see cref="MaxDelay"/>.</summary>
+    public TimeSpan BaseDelay { get; init; } = TimeSpan.FromSeconds(30);
+
+    public TimeSpan MaxDelay { get; init; } = TimeSpan.FromHours(1);
+
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>
+/// Delivers the outbox. Each pass claims due messages (<c>FOR UPDATE SKIP LOCKED</c>, so any number of dispatchers
+/// share the table), marking them 'sending' until a visibility timeout before any network call; sends each through
+/// its channel's transport; and records the attempt and the outcome: 'sent', back to 'pending' after a backoff, or
+/// 'failed'. The attempt number is the claim's fencing token: a dispatcher whose claim lapsed and was taken over
+/// records its attempt but cannot change the message. A dispatcher that dies after sending and before recording
+/// leaves the message 'sending'; once the claim lapses it is sent again with the same id (at least once; see docs/outbox.md).
+/// Due and expired are judged by the database's clock (<c>hourglass.now()</c>), the one all dispatchers share.
+/// </summary>
+internal sealed partial class OutboxDispatcher
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly IReadOnlyDictionary<string, IMessageTransport> _transports;
+    private readonly Func<string, string?> _secrets;
+    private readonly OutboxDispatcherOptions _options;
+    private readonly TimeProvider _time;
+    private readonly Random _random;
+    private readonly ILogger _logger;
+
+    // secrets resolves a channel's secret_ref (default: the worker's environment variable of that name); random is
+    // the backoff's jitter, seeded to make a schedule reproducible.
+    public OutboxDispatcher(NpgsqlDataSource dataSource, IEnumerable<IMessageTransport> transports, OutboxDispatcherOptions? options = null,
+        Func<string, string?>? secrets = null, TimeProvider? time = null, Random? random = null, ILogger? logger = null)
+    {
+        _dataSource = dataSource;
+        _transports = transports.ToDictionary(t => t.Channel, StringComparer.Ordinal);
+        _options = options ?? new OutboxDispatcherOptions();
+        _secrets = secrets ?? Environment.GetEnvironmentVariable;
+        _time = time ?? TimeProvider.System;
+        _random = random ?? new Random();
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>The production transports: signed webhooks over <paramref name="http"/> and SMTP through MailKit.</summary>
+    public static IMessageTransport[] DefaultTransports(HttpClient http, OutboxDispatcherOptions options, TimeProvider? time = null) =>
+        [new WebhookTransport(http, time ?? TimeProvider.System, options.SendTimeout), new SmtpTransport(options.SendTimeout)];
+
+    /// <summary>Dispatches until cancelled, waiting <see cref="OutboxDispatcherOptions.PollInterval"/> when nothing is due.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            int handled;
+            try
+            {
+                handled = await DispatchOnceAsync(cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogPassFailed(_logger, ex);
+                handled = 0;
+            }
+
+            if (handled == 0)
+            {
+                await Task.Delay(_options.PollInterval, _time, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>One pass: fails messages whose last attempt's claim lapsed, then claims and sends one batch. Returns how many it claimed.</summary>
+    public async Task<int> DispatchOnceAsync(CancellationToken cancellationToken)
+    {
+        await FailLapsedLastAttemptsAsync(cancellationToken);
+        var batch = await ClaimAsync(cancellationToken);
+        foreach (var message in batch)
+        {
+            await DeliverAsync(message, cancellationToken);
+        }
+
+        return batch.Count;
+    }
+
+    private async Task DeliverAsync(OutboxMessage message, CancellationToken cancellationToken)
+    {
+        DeliveryResult result;
+        if (message.Settings is not { Enabled: true } settings)
+        {
+            result = DeliveryResult.Transient($"no enabled {message.Channel} channel is configured for the tenant (message_channels)");
+        }
+        else if (!_transports.TryGetValue(message.Channel, out var transport))
+        {
+            result = DeliveryResult.Transient($"this dispatcher has no transport for channel '{message.Channel}'");
+        }
+        else
+        {
+            try
+            {
+                var secret = settings.SecretRef is null ? null : _secrets(settings.SecretRef);
+                result = await transport.SendAsync(message, secret, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                result = DeliveryResult.Transient($"{ex.GetType().Name}: {ex.Message}");
+            }
+        }
+
+        await RecordAsync(message, result, cancellationToken);
+    }
+
+    private async Task<List<OutboxMessage>> ClaimAsync(CancellationToken cancellationToken)
+    {
+        // One statement: pick due rows nobody holds (SKIP LOCKED: a row another dispatcher is claiming is skipped,
+        // not waited for), mark them ours until the visibility timeout, and log a 'claim_expired' attempt for each
+        // that was 'sending' — its dispatcher stopped between sending and recording, so it may have gone out.
+        await using var command = _dataSource.CreateCommand("""
+            with due as (
+              select m.id, m.status as previous_status, m.claimed_by as previous_holder
+              from public.message_outbox m
+              where m.status in ('pending', 'sending') and m.next_attempt_at <= hourglass.now() and m.attempts < m.max_attempts
+              order by m.next_attempt_at
+              limit $1
+              for update skip locked
+            ), claimed as (
+              update public.message_outbox m
+              set status = 'sending', attempts = m.attempts + 1, claimed_by = $2, claimed_until = hourglass.now() + $3,
+                  next_attempt_at = hourglass.now() + $3, updated_at = hourglass.now()
+              from due
+              where m.id = due.id
+              returning m.id, m.tenant_id, m.idempotency_key, m.channel, m.destination, m.subject, m.body, m.payload, m.attempts,
+                        m.max_attempts, m.created_at, due.previous_status, due.previous_holder
+            ), lapsed as (
+              insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, worker_id)
+              select c.tenant_id, c.id, c.attempts - 1, hourglass.now(), 'claim_expired',
+                     'the claim lapsed before a result was recorded: the message may have been sent', c.previous_holder
+              from claimed c where c.previous_status = 'sending'
+            )
+            select c.id, c.tenant_id, c.idempotency_key, c.channel, c.destination, c.subject, c.body, c.payload::text, c.attempts,
+                   c.max_attempts, c.created_at,
+                   k.channel, k.enabled, k.webhook_url, k.smtp_host, k.smtp_port, k.smtp_security, k.smtp_username, k.smtp_from, k.secret_ref
+            from claimed c
+            left join public.message_channels k on k.tenant_id = c.tenant_id and k.channel = c.channel
+            """);
+        command.Parameters.Add(new() { Value = _options.BatchSize });
+        command.Parameters.Add(new() { Value = _options.WorkerId });
+        command.Parameters.Add(new() { Value = _options.VisibilityTimeout, NpgsqlDbType = NpgsqlDbType.Interval });
+        var batch = new List<OutboxMessage>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+            var settings = reader.IsDBNull(11) ? null : new ChannelSettings(
+                reader.GetString(11), reader.GetBoolean(12), Text(13), Text(14), reader.IsDBNull(15) ? null : reader.GetInt32(15),
+                reader.GetString(16), Text(17), Text(18), Text(19));
+            batch.Add(new OutboxMessage(
+                reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), Text(5), reader.GetString(6),
+                JsonNode.Parse(reader.GetString(7))!.AsObject(), reader.GetInt32(8), reader.GetInt32(9), reader.GetFieldValue<DateTimeOffset>(10),
+                settings));
+        }
+
+        return batch;
+    }
+
+    private async Task RecordAsync(OutboxMessage message, DeliveryResult result, CancellationToken cancellationToken)
+    {
+        var (status, outcome, delay) = result switch
+        {
+            { Sent: true } => ("sent", "sent", (TimeSpan?)null),
+            { Permanent: true } => ("failed", "permanent_error", null),
+            _ when message.Attempt >= message.MaxAttempts => ("failed", "transient_error", null),
+            _ => ("pending", "transient_error", NextDelay(message.Attempt)),
+        };
+
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        // The attempt number fences the update: if our claim lapsed and another dispatcher took the message, its
+        // attempts moved on and this changes nothing; the attempt row below still records what we did.
+        await using (var update = new NpgsqlCommand("""
+            update public.message_outbox m
+            set status = $4,
+                sent_at = case when $4 = 'sent' then hourglass.now() end,
+                provider_message_id = coalesce($5, m.provider_message_id),
+                last_error = coalesce($6, m.last_error),
+                next_attempt_at = case when $4 = 'pending' then hourglass.now() + $7 else m.next_attempt_at end,
+                claimed_until = null,
+                updated_at = hourglass.now()
+            where m.id = $1 and m.status = 'sending' and m.claimed_by = $2 and m.attempts = $3
+            """, connection, transaction))
+        {
+            update.Parameters.Add(new() { Value = message.Id });
+            update.Parameters.Add(new() { Value = _options.WorkerId });
+            update.Parameters.Add(new() { Value = message.Attempt });
+            update.Parameters.Add(new() { Value = status });
+            update.Parameters.Add(new() { Value = (object?)result.ProviderMessageId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            update.Parameters.Add(new() { Value = (object?)result.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            update.Parameters.Add(new() { Value = (object?)delay ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Interval });
+            if (await update.ExecuteNonQueryAsync(cancellationToken) == 0)
+            {
+                LogClaimLost(_logger, message.Id, message.Attempt);
+            }
+        }
+
+        await using (var attempt = new NpgsqlCommand("""
+            insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, response_code, worker_id)
+            values ($1, $2, $3, hourglass.now(), $4, $5, $6, $7)
+            """, connection, transaction))
+        {
+            attempt.Parameters.Add(new() { Value = message.TenantId });
+            attempt.Parameters.Add(new() { Value = message.Id });
+            attempt.Parameters.Add(new() { Value = message.Attempt });
+            attempt.Parameters.Add(new() { Value = outcome });
+            attempt.Parameters.Add(new() { Value = (object?)result.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            attempt.Parameters.Add(new() { Value = (object?)result.ResponseCode ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+            attempt.Parameters.Add(new() { Value = _options.WorkerId });
+            await attempt.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        LogAttempt(_logger, message.Id, message.Attempt, outcome, status, result.Error);
+    }
+
+    // A message whose final attempt's claim lapsed (its dispatcher died mid-send) gets no further attempt: it fails,
+    // with the lapse recorded, rather than staying 'sending' forever.
+    private async Task FailLapsedLastAttemptsAsync(CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("""
+            with exhausted as (
+              update public.message_outbox m
+              set status = 'failed', claimed_until = null, updated_at = hourglass.now(),
+                  last_error = 'the last attempt''s claim lapsed before a result was recorded: the message may have been sent'
+              where m.status = 'sending' and m.next_attempt_at <= hourglass.now() and m.attempts >= m.max_attempts
+              returning m.tenant_id, m.id, m.attempts, m.claimed_by, m.last_error
+            )
+            insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, worker_id)
+            select e.tenant_id, e.id, e.attempts, hourglass.now(), 'claim_expired', e.last_error, e.claimed_by from exhausted e
+            """);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private TimeSpan NextDelay(int failedAttempt)
+    {
+        // Random is not thread-safe; one dispatcher may be shared by callers.
+        lock (_random)
+        {
+            return OutboxBackoff.Delay(failedAttempt, _options.BaseDelay, _options.MaxDelay, _random);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox message {MessageId} attempt {Attempt}: {Outcome}, now {Status} {Error}")]
+    private static partial void LogAttempt(ILogger logger, Guid messageId, int attempt, string outcome, string status, string? error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox message {MessageId} attempt {Attempt}: our claim lapsed and was taken over; recorded the attempt only")]
+    private static partial void LogClaimLost(ILogger logger, Guid messageId, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox dispatch pass failed; retrying after the poll interval")]
+    private static partial void LogPassFailed(ILogger logger, Exception exception);
+}
