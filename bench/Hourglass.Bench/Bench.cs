@@ -158,7 +158,6 @@ internal static class Bench
     public static string Format(double value, string unit) => unit switch
     {
         "s" => value.ToString("0.000", CultureInfo.InvariantCulture),
-        "ms" => value.ToString("0.00", CultureInfo.InvariantCulture),
         "cycles/s" => value.ToString("#,0.0", CultureInfo.InvariantCulture),
         _ => value.ToString("#,0", CultureInfo.InvariantCulture),
     };
@@ -241,7 +240,7 @@ internal static class Bench
     }
 
     // The folder holding Hourglass.slnx, found upwards from the build output so `dotnet run` works from anywhere.
-    public static string RepositoryRoot()
+    private static string RepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {

@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
 using Npgsql;
 using NpgsqlTypes;
 
 namespace Hourglass.Bench;
 
-/// <summary>The JSON documents a quiet-hour cycle writes, copied from a real run so the baseline writes the same bytes.</summary>
+/// <summary>The JSON documents a cycle writes into its run and reflection, copied from a real run so the baseline writes the same bytes.</summary>
 internal sealed record CycleDocuments(
     string PlanOutput,
     string ActOutput,
@@ -44,11 +46,12 @@ internal sealed record CycleDocuments(
 
 /// <summary>
 /// One worker's cycles as plain SQL: the statements <c>CycleWorker.RunOnceAsync</c> and <c>CycleEngine.RunAsync</c>
-/// execute for a quiet hour of a tenant whose only part is <c>EngagementCompliancePart</c> (no action proposed),
-/// in the same order, with the same parameters and the same transactions, on one connection held for the
-/// whole round, tenants one after another. Each statement's time is summed by name, to show where a cycle's
-/// time goes. Keep in step with CycleWorker.cs, CycleEngine.cs, TenantLease.cs, FencedDatabase.cs and
-/// EngagementCompliancePart.cs: the SQL texts below are copied from them.
+/// execute with the production composition (<c>EngagementCompliancePart</c>, <c>TouchTaskPart</c> and its
+/// handler, allow-all policy), in the same order, with the same parameters and the same transactions, on one
+/// connection held for the whole run, tenants one after another. Each statement's time is summed by name, to
+/// show where a cycle's time goes. The SQL texts are copied from CycleWorker.cs, CycleEngine.cs,
+/// TenantLease.cs, FencedDatabase.cs, EngagementCompliancePart.cs and TouchTaskPart.cs; the benchmark compares
+/// what this class sends with what the worker sends (Npgsql's trace) and fails when they differ.
 /// </summary>
 internal sealed class CycleBaseline
 {
@@ -114,14 +117,30 @@ internal sealed class CycleBaseline
         values ($1, 'running', $2, $3, $4, $5, $6, $7) returning id
         """;
 
-    // CycleEngine.CountActionsTodayAsync (Plan).
+    // Plan: EngagementCompliancePart.ProposeAsync (fenced), TouchTaskPart.ProposeAsync, CycleEngine.CountActionsTodayAsync.
+    private const string RefreshSql = "select public.refresh_engagement_compliance($1)";
+
+    private const string QueueSql = """
+        select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
+               q.priority_score, coalesce(q.priority_reason, q.compliance_status),
+               coalesce(k.name, a.name) as display_name
+        from public.engagement_queue($1, $2) q
+        left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+        left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id
+        where not exists (
+          select 1 from public.cards c
+          where c.tenant_id = $1 and c.kind = 'touch_task' and c.status = 'open'
+            and c.entity_type = q.entity_type and c.entity_id = q.entity_id)
+        """;
+
+    private const int QueueDepth = 200;
+
     private const string CountActionsSql = """
         select count(*) from public.agent_actions
         where tenant_id = $1 and status = 'succeeded' and completed_at >= $2 and hour_bucket <> $3
         """;
 
-    // CycleEngine.SavePhaseAsync, after Plan, Act and React.
-    // The engine fills in the column from its own constants.
+    // CycleEngine.SavePhaseAsync after Plan, Act and React; the engine fills in the column from its constants.
     private const string SavePhaseTemplate =
         "update public.agent_autonomous_runs set {column} = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1";
 
@@ -129,16 +148,45 @@ internal sealed class CycleBaseline
     private static readonly string s_saveActSql = SavePhaseTemplate.Replace("{column}", "act_output", StringComparison.Ordinal);
     private static readonly string s_saveReactSql = SavePhaseTemplate.Replace("{column}", "react_output", StringComparison.Ordinal);
 
-    // CycleEngine.ReactAsync: when the last real cycle started.
+    // Act, per action: CycleEngine.ReadPauseAsync, then ExecuteOnceAsync's fenced transaction: the ledger row
+    // locked, TouchTaskHandler's card, the ledger upsert.
+    private const string PauseSql = """
+        select case
+          when c.paused then 'paused: all tenants (' || coalesce(c.reason, 'no reason given') || ')'
+          when s.paused then 'paused: this tenant (' || coalesce(s.paused_reason, 'no reason given') || ')'
+        end
+        from hourglass.agent_control c
+        left join public.agent_tenant_schedules s on s.tenant_id = $1
+        where c.singleton
+        """;
+
+    private const string LedgerLockSql = "select status from public.agent_actions where tenant_id = $1 and idempotency_key = $2 for update";
+
+    private const string CardSql = """
+        insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, run_id, assignee_user_id, due_at, payload)
+        values ($1, 'touch_task', $2, $3, $4, $5, $6, $7, greatest($8, hourglass.now() + interval '1 day'), $9)
+        on conflict (tenant_id, entity_type, entity_id) where kind = 'touch_task' and status = 'open' do nothing
+        returning id
+        """;
+
+    private const string LedgerSql = """
+        insert into public.agent_actions as a (tenant_id, run_id, idempotency_key, hour_bucket, kind, target_type, target_id,
+          priority, reason, payload, decision, status, result, error, completed_at)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        on conflict (tenant_id, idempotency_key) do update set
+          run_id = excluded.run_id, decision = excluded.decision, status = excluded.status, result = excluded.result,
+          error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1
+        where a.status <> 'succeeded'
+        """;
+
+    // React: CycleEngine.ReactAsync (no part reacts in the production composition).
     private const string PreviousRunSql = """
         select max(started_at) from public.agent_autonomous_runs
         where tenant_id = $1 and id <> $2 and status in ('completed', 'partial')
           and coalesce((cycle_metrics ->> 'dry_run')::boolean, false) = false
         """;
 
-    // EngagementCompliancePart.ReactAsync (fenced) and MeasureAsync.
-    private const string RefreshSql = "select public.refresh_engagement_compliance($1)";
-
+    // Reflect: EngagementCompliancePart.MeasureAsync, CycleEngine.PreviousMetricsAsync and ReflectAsync.
     private const string MeasureSql = """
         select count(*),
                count(*) filter (where compliance_status = 'compliant'),
@@ -147,7 +195,6 @@ internal sealed class CycleBaseline
         from public.engagement_clocks where tenant_id = $1
         """;
 
-    // CycleEngine.PreviousMetricsAsync and ReflectAsync.
     private const string PreviousMetricsSql = """
         select what_moved from public.agent_hourly_reflections
         where tenant_id = $1 and hour_bucket < $2 order by hour_bucket desc limit 1
@@ -195,88 +242,54 @@ internal sealed class CycleBaseline
     /// <summary>The statements in the order a cycle runs them (per pass: reap, claim), for the per-statement table.</summary>
     public static readonly string[] StatementOrder =
     [
-        "reap abandoned runs (per pass)", "claim due tenants (per pass)", "acquire_tenant_lease", "load tenant", "assert_lock_token (x7)",
-        "insert run", "count actions today", "update run: plan/act/react output (x3)", "previous run", "refresh_engagement_compliance",
-        "measure clocks", "previous metrics", "reflection upsert", "finish run", "commit (x7)", "release_tenant_lock", "complete claim",
-    ];
-
-    // Where each statement was copied from, to check that the baseline still sends what the code sends.
-    private static readonly (string File, string Sql)[] s_sources =
-    [
-        ("src/Hourglass.Core/Cycles/CycleWorker.cs", ReapSql),
-        ("src/Hourglass.Core/Cycles/CycleWorker.cs", ClaimSql),
-        ("src/Hourglass.Core/Cycles/TenantLease.cs", AcquireSql),
-        ("src/Hourglass.Core/Cycles/CycleEngine.cs", LoadTenantSql),
-        ("src/Hourglass.Core/Cycles/FencedDatabase.cs", AssertSql),
-        ("src/Hourglass.Core/Cycles/CycleEngine.cs", InsertRunSql),
-        ("src/Hourglass.Core/Cycles/CycleEngine.cs", CountActionsSql),
-        ("src/Hourglass.Core/Cycles/CycleEngine.cs", SavePhaseTemplate),
-        ("src/Hourglass.Core/Cycles/CycleEngine.cs", PreviousRunSql),
-        ("src/Hourglass.Core/Engagement/EngagementCompliancePart.cs", RefreshSql),
-        ("src/Hourglass.Core/Engagement/EngagementCompliancePart.cs", MeasureSql),
-        ("src/Hourglass.Core/Cycles/CycleEngine.cs", PreviousMetricsSql),
-        ("src/Hourglass.Core/Cycles/CycleEngine.cs", ReflectionSql),
-        ("src/Hourglass.Core/Cycles/CycleEngine.cs", FinishSql),
-        ("src/Hourglass.Core/Cycles/TenantLease.cs", ReleaseSql),
-        ("src/Hourglass.Core/Cycles/CycleWorker.cs", CompleteSql),
+        "reap (per pass)", "claim (per pass)", "acquire_tenant_lease", "load tenant", "assert_lock_token", "insert run",
+        "refresh_engagement_compliance", "touch queue", "count actions today", "update run (plan, act, react)",
+        "pause check (per action)", "savepoint (per action)", "ledger lock (per action)", "card insert (per action)", "ledger upsert (per action)",
+        "previous run", "measure clocks", "previous metrics", "reflection upsert", "finish run", "commit", "release_tenant_lock",
+        "complete claim",
     ];
 
     private readonly CycleDocuments _documents;
     private readonly int _leaseMinutes;
     private readonly int _claimLimit;
+    private readonly bool _actInOneTransaction;
     private readonly Dictionary<string, long> _ticks = new(StringComparer.Ordinal);
-    private int _cycles;
+    private readonly Dictionary<string, long> _counts = new(StringComparer.Ordinal);
+    private long _cycles;
 
-    /// <param name="documents">The JSON a real run wrote, sent again by every baseline cycle.</param>
+    // Ticks counted by timed steps inside the one being timed, so each step counts only its own time.
+    private long _nested;
+
+    /// <param name="documents">The JSON a real run of the same workload wrote, sent again by every baseline cycle.</param>
     /// <param name="leaseMinutes">As the worker's <c>LeaseMinutes</c>.</param>
     /// <param name="claimLimit">Tenants claimed per pass: the worker claims <c>MaxConcurrentCycles * 2</c>.</param>
-    public CycleBaseline(CycleDocuments documents, int leaseMinutes, int claimLimit)
+    /// <param name="actInOneTransaction">
+    /// A what-if, not what the engine does: the Act phase in one fenced transaction with a savepoint per action,
+    /// instead of a fenced transaction (and a commit) per action.
+    /// </param>
+    public CycleBaseline(CycleDocuments documents, int leaseMinutes, int claimLimit, bool actInOneTransaction = false)
     {
         _documents = documents;
         _leaseMinutes = leaseMinutes;
         _claimLimit = claimLimit;
+        _actInOneTransaction = actInOneTransaction;
     }
 
-    /// <summary>
-    /// Fails unless every statement the baseline sends appears, whitespace aside, in the source file it was
-    /// copied from: a baseline that no longer sends what the engine sends measures nothing.
-    /// </summary>
-    public static async Task<int> CheckInStepAsync(string repositoryRoot, CancellationToken cancellationToken)
-    {
-        var stale = new List<string>();
-        foreach (var (file, sql) in s_sources)
-        {
-            var source = Normalize(await File.ReadAllTextAsync(Path.Combine(repositoryRoot, file), cancellationToken));
-            if (!source.Contains(Normalize(sql), StringComparison.Ordinal))
-            {
-                stale.Add($"{file}: {Normalize(sql)[..Math.Min(80, Normalize(sql).Length)]}…");
-            }
-        }
-
-        if (stale.Count > 0)
-        {
-            throw new HourglassException(
-                $"cycles: the baseline's SQL is out of step with the code (update bench/Hourglass.Bench/CycleBaseline.cs): {string.Join("; ", stale)}");
-        }
-
-        return s_sources.Length;
-    }
-
-    private static string Normalize(string text) => string.Join(' ', text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
-
-    /// <summary>Mean time per cycle of each statement over all rounds so far, in milliseconds, in cycle order.</summary>
-    public IReadOnlyList<(string Statement, double Milliseconds)> PerCycle() =>
-        StatementOrder.Select(s => (s, _ticks.TryGetValue(s, out var t) ? t * 1000.0 / Stopwatch.Frequency / Math.Max(_cycles, 1) : 0)).ToList();
+    /// <summary>Per statement: mean executions and mean milliseconds per cycle over all runs so far, in cycle order.</summary>
+    public IReadOnlyList<(string Statement, double Executions, double Milliseconds)> PerCycle() =>
+        StatementOrder.Select(s => (s,
+            _counts.GetValueOrDefault(s) / (double)Math.Max(_cycles, 1),
+            _ticks.GetValueOrDefault(s) * 1000.0 / Stopwatch.Frequency / Math.Max(_cycles, 1))).ToList();
 
     /// <summary>Passes until nothing is due, as <c>while (await worker.RunOnceAsync(…) > 0)</c>; returns the cycles run.</summary>
-    public async Task<int> RunRoundAsync(NpgsqlDataSource dataSource, string workerId, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(NpgsqlDataSource dataSource, string workerId, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var cycles = 0;
         while (true)
         {
-            await TimedAsync("reap abandoned runs (per pass)", () => ExecuteAsync(connection, null, ReapSql, cancellationToken, Now()));
-            var claimed = await TimedAsync("claim due tenants (per pass)", () => ClaimAsync(connection, workerId, cancellationToken));
+            await TimedAsync("reap (per pass)", () => ExecuteAsync(connection, null, ReapSql, cancellationToken, Now()));
+            var claimed = await TimedAsync("claim (per pass)", () => ClaimAsync(connection, workerId, cancellationToken));
             if (claimed.Count == 0)
             {
                 _cycles += cycles;
@@ -293,10 +306,7 @@ internal sealed class CycleBaseline
 
     private async Task<List<(Guid Tenant, DateTimeOffset NextDueAt)>> ClaimAsync(NpgsqlConnection connection, string workerId, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(ClaimSql, connection);
-        command.Parameters.Add(new() { Value = workerId });
-        command.Parameters.Add(new() { Value = _claimLimit });
-        command.Parameters.Add(new() { Value = _leaseMinutes });
+        await using var command = Command(connection, null, ClaimSql, [workerId, _claimLimit, _leaseMinutes]);
         var claimed = new List<(Guid, DateTimeOffset)>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -307,40 +317,69 @@ internal sealed class CycleBaseline
         return claimed;
     }
 
+    private sealed record Touch(string EntityType, Guid EntityId, decimal Priority, string Reason, JsonObject Payload, string? Name, Guid? Owner, DateTimeOffset Due);
+
     // The bench tenants are hourly in UTC and made due at the top of the current hour, so the occurrence the
     // worker finds (CycleSchedule.Between) is next_due_at itself and the next one is an hour later.
     private async Task CycleAsync(NpgsqlConnection connection, string workerId, Guid tenant, DateTimeOffset nextDueAt, CancellationToken cancellationToken)
     {
-        var scheduledFor = nextDueAt;
+        var hour = nextDueAt;
         var token = await TimedAsync("acquire_tenant_lease", async () =>
             await ScalarAsync(connection, null, AcquireSql, cancellationToken, tenant, workerId, _leaseMinutes) as long?
             ?? throw new HourglassException($"cycles: the baseline could not acquire the lease on tenant {tenant}."));
 
-        await TimedAsync("load tenant", () => ReadRowAsync(connection, LoadTenantSql, cancellationToken, tenant));
+        var (perCycle, perDay) = await TimedAsync("load tenant", async () =>
+        {
+            await using var command = Command(connection, null, LoadTenantSql, [tenant]);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            return (reader.GetInt32(1), reader.GetInt32(2));
+        });
 
-        var metrics = $$"""{"dry_run":false,"hour_bucket":"{{scheduledFor:O}}","covered_hours":["{{scheduledFor:O}}"]}""";
-        var runId = await FencedAsync(connection, tenant, token, "insert run", async transaction =>
-            (Guid)(await ScalarAsync(connection, transaction, InsertRunSql, cancellationToken,
-                tenant, "schedule", scheduledFor, Now(), workerId, token, Jsonb(metrics)))!, cancellationToken);
+        var metrics = $$"""{"dry_run":false,"hour_bucket":"{{hour:O}}","covered_hours":["{{hour:O}}"]}""";
+        var runId = await FencedAsync(connection, tenant, token, "insert run", transaction =>
+            ScalarAsync(connection, transaction, InsertRunSql, cancellationToken, tenant, "schedule", hour, Now(), workerId, token, Jsonb(metrics)),
+            cancellationToken) as Guid? ?? throw new HourglassException("cycles: the baseline's run insert returned no id.");
 
-        var midnight = new DateTimeOffset(Now().UtcDateTime.Date, TimeSpan.Zero);
-        await TimedAsync("count actions today", () => ScalarAsync(connection, null, CountActionsSql, cancellationToken, tenant, midnight, scheduledFor));
-        await SavePhaseAsync(connection, tenant, token, s_savePlanSql, runId, _documents.PlanOutput, cancellationToken);
-        await SavePhaseAsync(connection, tenant, token, s_saveActSql, runId, _documents.ActOutput, cancellationToken);
-
-        await TimedAsync("previous run", () => ScalarAsync(connection, null, PreviousRunSql, cancellationToken, tenant, runId));
+        // Plan.
         await FencedAsync(connection, tenant, token, "refresh_engagement_compliance",
             transaction => ScalarAsync(connection, transaction, RefreshSql, cancellationToken, tenant), cancellationToken);
+        var touches = await TimedAsync("touch queue", () => QueueAsync(connection, tenant, cancellationToken));
+        var midnight = new DateTimeOffset(Now().UtcDateTime.Date, TimeSpan.Zero);
+        var takenToday = (long)(await TimedAsync("count actions today",
+            () => ScalarAsync(connection, null, CountActionsSql, cancellationToken, tenant, midnight, hour)))!;
+        var selected = touches.OrderByDescending(t => t.Priority).Take((int)Math.Min(perCycle, Math.Max(0, perDay - takenToday))).ToList();
+        await SavePhaseAsync(connection, tenant, token, s_savePlanSql, runId, _documents.PlanOutput, cancellationToken);
+
+        // Act.
+        if (_actInOneTransaction && selected.Count > 0)
+        {
+            await ActInOneTransactionAsync(connection, tenant, token, runId, hour, selected, cancellationToken);
+        }
+        else
+        {
+            foreach (var touch in selected)
+            {
+                await TimedAsync("pause check (per action)", () => ScalarAsync(connection, null, PauseSql, cancellationToken, tenant));
+                await FencedAsync(connection, tenant, token, "ledger lock (per action)",
+                    transaction => ActAsync(connection, transaction, tenant, runId, hour, touch, cancellationToken), cancellationToken);
+            }
+        }
+
+        await SavePhaseAsync(connection, tenant, token, s_saveActSql, runId, _documents.ActOutput, cancellationToken);
+
+        // React.
+        await TimedAsync("previous run", () => ScalarAsync(connection, null, PreviousRunSql, cancellationToken, tenant, runId));
         await SavePhaseAsync(connection, tenant, token, s_saveReactSql, runId, _documents.ReactOutput, cancellationToken);
 
+        // Reflect.
         await TimedAsync("measure clocks", () => ReadRowAsync(connection, MeasureSql, cancellationToken, tenant));
-        await TimedAsync("previous metrics", () => ScalarAsync(connection, null, PreviousMetricsSql, cancellationToken, tenant, scheduledFor));
+        await TimedAsync("previous metrics", () => ScalarAsync(connection, null, PreviousMetricsSql, cancellationToken, tenant, hour));
         await FencedAsync(connection, tenant, token, "reflection upsert", transaction => ExecuteAsync(connection, transaction, ReflectionSql, cancellationToken,
-            tenant, runId, scheduledFor, Jsonb(_documents.WhatWeDid), Jsonb(_documents.WhatMoved), Jsonb(_documents.WhatGotBlocked),
+            tenant, runId, hour, Jsonb(_documents.WhatWeDid), Jsonb(_documents.WhatMoved), Jsonb(_documents.WhatGotBlocked),
             Jsonb(_documents.WhatWeWillTryNext), Jsonb(_documents.Hypotheses), Jsonb(_documents.Insights), _documents.Summary), cancellationToken);
         var finished = await FencedAsync(connection, tenant, token, "finish run", transaction => ExecuteAsync(connection, transaction, FinishSql, cancellationToken,
-            runId, "completed", new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text }, Jsonb(_documents.ReflectOutput), Now(), 0, 0, 0,
-            Jsonb(_documents.Phases)), cancellationToken);
+            runId, "completed", Text(null), Jsonb(_documents.ReflectOutput), Now(), selected.Count, selected.Count, 0, Jsonb(_documents.Phases)), cancellationToken);
         if (finished != 1)
         {
             throw new HourglassException($"cycles: the baseline's run {runId} was no longer running when it finished.");
@@ -348,21 +387,93 @@ internal sealed class CycleBaseline
 
         await TimedAsync("release_tenant_lock", () => ScalarAsync(connection, null, ReleaseSql, cancellationToken, tenant, workerId));
         await TimedAsync("complete claim", () => ReadRowAsync(connection, CompleteSql, cancellationToken,
-            tenant, workerId, scheduledFor, scheduledFor.AddHours(1), false, Now(), new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text }));
+            tenant, workerId, hour, hour.AddHours(1), false, Now(), Text(null)));
+    }
+
+    private async Task<List<Touch>> QueueAsync(NpgsqlConnection connection, Guid tenant, CancellationToken cancellationToken)
+    {
+        await using var command = Command(connection, null, QueueSql, [tenant, QueueDepth]);
+        var touches = new List<Touch>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var due = reader.GetFieldValue<DateTimeOffset>(6);
+            var name = reader.IsDBNull(9) ? null : reader.GetString(9);
+            Guid? owner = reader.IsDBNull(3) ? null : reader.GetGuid(3);
+            var payload = new JsonObject
+            {
+                ["account_id"] = reader.IsDBNull(2) ? null : reader.GetGuid(2).ToString(),
+                ["owner_user_id"] = owner?.ToString(),
+                ["compliance_status"] = reader.GetString(4),
+                ["days_overdue"] = reader.GetInt32(5),
+                ["next_touch_due"] = due.ToString("O"),
+                ["name"] = name,
+            };
+            touches.Add(new Touch(reader.GetString(0), reader.GetGuid(1), reader.GetDecimal(7), reader.GetString(8), payload, name, owner, due));
+        }
+
+        return touches;
+    }
+
+    // ExecuteOnceAsync's work inside its transaction: the ledger row locked, TouchTaskHandler's card, the ledger upsert.
+    private async Task<int> ActAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenant, Guid runId, DateTimeOffset hour, Touch touch,
+        CancellationToken cancellationToken)
+    {
+        var key = $"{hour.UtcDateTime.ToString("yyyy-MM-ddTHH", CultureInfo.InvariantCulture)}Z/touch_task/{touch.EntityType}/{touch.EntityId}";
+        await ScalarAsync(connection, transaction, LedgerLockSql, cancellationToken, tenant, key);
+        var card = await TimedAsync("card insert (per action)", () => ScalarAsync(connection, transaction, CardSql, cancellationToken,
+            tenant, $"Touch base with {touch.Name ?? touch.EntityType}", $"Why now: {touch.Reason}.", touch.EntityType, touch.EntityId, runId,
+            new NpgsqlParameter { Value = (object?)touch.Owner ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid }, touch.Due, Jsonb(touch.Payload.ToJsonString())));
+        var result = new JsonObject { ["card_id"] = card?.ToString(), ["already_open"] = card is null };
+        return await TimedAsync("ledger upsert (per action)", () => ExecuteAsync(connection, transaction, LedgerSql, cancellationToken,
+            tenant, runId, key, hour, "touch_task", Text(touch.EntityType), new NpgsqlParameter { Value = touch.EntityId, NpgsqlDbType = NpgsqlDbType.Uuid },
+            touch.Priority, touch.Reason, Jsonb(touch.Payload.ToJsonString()), Text("allow"), "succeeded", Jsonb(result.ToJsonString()), Text(null), Now()));
+    }
+
+    // The what-if: one fence and one commit for the whole Act phase. A savepoint per action keeps a failing
+    // handler's effects (and only its) out, as its own transaction does now; the pause is still read before
+    // every action, inside the transaction (READ COMMITTED sees a pause committed meanwhile).
+    private async Task ActInOneTransactionAsync(NpgsqlConnection connection, Guid tenant, long token, Guid runId, DateTimeOffset hour,
+        IReadOnlyList<Touch> touches, CancellationToken cancellationToken)
+    {
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await TimedAsync("assert_lock_token", () => ExecuteAsync(connection, transaction, AssertSql, cancellationToken, tenant, token));
+        foreach (var touch in touches)
+        {
+            await TimedAsync("pause check (per action)", () => ScalarAsync(connection, transaction, PauseSql, cancellationToken, tenant));
+            await TimedAsync("savepoint (per action)", async () =>
+            {
+                await transaction.SaveAsync("action", cancellationToken);
+                return 0;
+            });
+            await TimedAsync("ledger lock (per action)", () => ActAsync(connection, transaction, tenant, runId, hour, touch, cancellationToken));
+            await TimedAsync("savepoint (per action)", async () =>
+            {
+                await transaction.ReleaseAsync("action", cancellationToken);
+                return 0;
+            });
+        }
+
+        await TimedAsync("commit", async () =>
+        {
+            await transaction.CommitAsync(cancellationToken);
+            return 0;
+        });
     }
 
     private Task SavePhaseAsync(NpgsqlConnection connection, Guid tenant, long token, string sql, Guid runId, string output, CancellationToken cancellationToken) =>
-        FencedAsync(connection, tenant, token, "update run: plan/act/react output (x3)",
+        FencedAsync(connection, tenant, token, "update run (plan, act, react)",
             transaction => ExecuteAsync(connection, transaction, sql, cancellationToken, runId, Jsonb(output), Jsonb(_documents.Phases)), cancellationToken);
 
     // As FencedDatabase.InTransactionAsync: BEGIN (sent by Npgsql with the first statement), the fence, the work, COMMIT.
+    // The work's time is counted under name, less what it counted under names of its own.
     private async Task<T> FencedAsync<T>(NpgsqlConnection connection, Guid tenant, long token, string name,
         Func<NpgsqlTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await TimedAsync("assert_lock_token (x7)", () => ExecuteAsync(connection, transaction, AssertSql, cancellationToken, tenant, token));
+        await TimedAsync("assert_lock_token", () => ExecuteAsync(connection, transaction, AssertSql, cancellationToken, tenant, token));
         var result = await TimedAsync(name, () => work(transaction));
-        await TimedAsync("commit (x7)", async () =>
+        await TimedAsync("commit", async () =>
         {
             await transaction.CommitAsync(cancellationToken);
             return 0;
@@ -372,16 +483,22 @@ internal sealed class CycleBaseline
 
     private async Task<T> TimedAsync<T>(string name, Func<Task<T>> action)
     {
+        var nestedBefore = _nested;
         var started = Stopwatch.GetTimestamp();
         var result = await action();
         var elapsed = Stopwatch.GetTimestamp() - started;
-        _ticks[name] = _ticks.GetValueOrDefault(name) + elapsed;
+        var own = elapsed - (_nested - nestedBefore);
+        _ticks[name] = _ticks.GetValueOrDefault(name) + own;
+        _counts[name] = _counts.GetValueOrDefault(name) + 1;
+        _nested = nestedBefore + elapsed;
         return result;
     }
 
     private static DateTimeOffset Now() => TimeProvider.System.GetUtcNow();
 
     private static NpgsqlParameter Jsonb(string json) => new() { Value = json, NpgsqlDbType = NpgsqlDbType.Jsonb };
+
+    private static NpgsqlParameter Text(string? value) => new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
 
     private static NpgsqlCommand Command(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, object[] parameters)
     {
@@ -405,7 +522,8 @@ internal sealed class CycleBaseline
         params object[] parameters)
     {
         await using var command = Command(connection, transaction, sql, parameters);
-        return await command.ExecuteScalarAsync(cancellationToken);
+        var value = await command.ExecuteScalarAsync(cancellationToken);
+        return value is DBNull ? null : value;
     }
 
     // Reads the first row's columns, as the engine does with its readers.
