@@ -121,16 +121,18 @@ internal sealed class CycleBaseline
     private const string RefreshSql = "select public.refresh_engagement_compliance($1)";
 
     private const string QueueSql = """
-        select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
-               q.priority_score, coalesce(q.priority_reason, q.compliance_status),
-               coalesce(k.name, a.name) as display_name
-        from public.engagement_queue($1, $2) q
-        left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
-        left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id
-        where not exists (
-          select 1 from public.cards c
-          where c.tenant_id = $1 and c.kind = 'touch_task' and c.status = 'open'
-            and c.entity_type = q.entity_type and c.entity_id = q.entity_id)
+        select c.entity_type, c.entity_id, a.id, a.owner_user_id, c.compliance_status, c.days_overdue, c.next_touch_due,
+               c.priority_score, coalesce(c.priority_reason, c.compliance_status), coalesce(k.name, a.name)
+        from public.engagement_clocks c
+        left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
+        left join public.accounts a on a.tenant_id = c.tenant_id and a.id = case c.entity_type when 'account' then c.entity_id else k.account_id end
+        where c.tenant_id = $1 and c.compliance_status <> 'compliant'
+          and not exists (
+            select 1 from public.cards o
+            where o.tenant_id = c.tenant_id and o.kind = 'touch_task' and o.status = 'open'
+              and o.entity_type = c.entity_type and o.entity_id = c.entity_id)
+        order by c.priority_score desc, c.next_touch_due, c.id
+        limit $2
         """;
 
     private const int QueueDepth = 200;

@@ -10,29 +10,33 @@ namespace Hourglass.Engagement;
 /// its reasons), skipping anyone who already has an open touch card. The cycle's budgets decide how many are
 /// taken this hour; the rest are deferred to the next.
 /// </summary>
-public sealed class TouchTaskPart : ICyclePart
+public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDepth) : ICyclePart
 {
-    /// <summary>How far down the queue one cycle looks; budgets cut it further.</summary>
-    public const int QueueDepth = 200;
+    /// <summary>How far down the queue one cycle looks by default; budgets cut it further.</summary>
+    public const int DefaultQueueDepth = 200;
 
     public string Name => "touches";
 
     public async Task<IReadOnlyList<ProposedAction>> ProposeAsync(CycleContext context, CancellationToken cancellationToken)
     {
+        // The queue's order (engagement_queue), but skipping clocks that already have an open card before the
+        // limit: filtered after it, a queue whose top 200 all had cards proposed nothing new.
         await using var command = context.Database.DataSource.CreateCommand("""
-            select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
-                   q.priority_score, coalesce(q.priority_reason, q.compliance_status),
-                   coalesce(k.name, a.name) as display_name
-            from public.engagement_queue($1, $2) q
-            left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
-            left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id
-            where not exists (
-              select 1 from public.cards c
-              where c.tenant_id = $1 and c.kind = 'touch_task' and c.status = 'open'
-                and c.entity_type = q.entity_type and c.entity_id = q.entity_id)
+            select c.entity_type, c.entity_id, a.id, a.owner_user_id, c.compliance_status, c.days_overdue, c.next_touch_due,
+                   c.priority_score, coalesce(c.priority_reason, c.compliance_status), coalesce(k.name, a.name)
+            from public.engagement_clocks c
+            left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
+            left join public.accounts a on a.tenant_id = c.tenant_id and a.id = case c.entity_type when 'account' then c.entity_id else k.account_id end
+            where c.tenant_id = $1 and c.compliance_status <> 'compliant'
+              and not exists (
+                select 1 from public.cards o
+                where o.tenant_id = c.tenant_id and o.kind = 'touch_task' and o.status = 'open'
+                  and o.entity_type = c.entity_type and o.entity_id = c.entity_id)
+            order by c.priority_score desc, c.next_touch_due, c.id
+            limit $2
             """);
         command.Parameters.Add(new() { Value = context.TenantId });
-        command.Parameters.Add(new() { Value = QueueDepth });
+        command.Parameters.Add(new() { Value = queueDepth });
         var proposals = new List<ProposedAction>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))

@@ -1,4 +1,5 @@
 using Hourglass.Cycles;
+using Hourglass.Engagement;
 using Hourglass.IntegrationTests.Cycles;
 using Hourglass.IntegrationTests.Infrastructure;
 using Hourglass.Storage;
@@ -106,6 +107,25 @@ public sealed class TouchCycleTests : IAsyncLifetime
         Assert.Equal(0, result.ActionsTaken);
         Assert.Empty(await OpenAgentCardsAsync(tenant));
         Assert.Contains("would_run", (string)(await Db.ScalarAsync("select act_output::text from public.agent_autonomous_runs where id = $1", result.RunId))!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Plan_TopOfQueueAllHaveOpenCards_ProposesTheNextOnesBeyond()
+    {
+        var (tenant, _, _, contacts) = await TenantWithOverdueContactsAsync(overdueDays: [9, 8, 2]);
+        await Db.ScalarAsync("select public.refresh_engagement_compliance($1)", tenant);
+        foreach (var contact in contacts.Take(2))
+        {
+            await Db.ExecuteAsync("insert into public.cards (tenant_id, kind, title, entity_type, entity_id) values ($1, 'touch_task', 'open', 'contact', $2)", tenant, contact);
+        }
+
+        // A queue depth of 2: the two most urgent have cards, so the third must still be proposed.
+        var engine = new CycleEngine(_database.DataSource, [new TouchTaskPart(queueDepth: 2)], [new TouchTaskHandler()], time: _h.Clock);
+        var result = await new CycleWorker(engine, new CycleWorkerOptions { WorkerId = "depth" }).RunManualAsync(tenant, true, null, default);
+
+        var plan = (string)(await Db.ScalarAsync("select plan_output::text from public.agent_autonomous_runs where id = $1", result.RunId))!;
+        Assert.Contains(contacts[2].ToString(), plan, StringComparison.Ordinal);
+        Assert.DoesNotContain(contacts[0].ToString(), plan, StringComparison.Ordinal);
     }
 
     private CycleWorker Worker() =>
