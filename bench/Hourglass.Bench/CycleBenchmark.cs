@@ -488,8 +488,7 @@ internal static class CycleBenchmark
                 where worker_id = 'bench-cycles-quiet-warm-up'
                 """, cancellationToken);
             return $"quiet hour: the {StandardTenants} cycles proposed {proposed:#,0} touches; after such a refresh {waiting:#,0} clocks need a touch " +
-                "and have no open card (they came due soon this hour), but engagement_queue returns the 200 most urgent, which all have open " +
-                "cards, and TouchTaskPart drops open cards after that limit";
+                "and have no open card (they came due soon this hour): every one of them is proposed, though the 200 most urgent all have open cards";
         }
 
         /// <summary>
