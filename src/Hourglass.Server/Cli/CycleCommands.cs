@@ -44,8 +44,7 @@ internal static class CycleCommands
             var pollSeconds = Positive(parse.GetValue(poll), "--poll-seconds");
             var maxConcurrent = Positive(parse.GetValue(concurrency), "--concurrency");
             using var loggerFactory = loggers(parse);
-            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
-            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var worker = new CycleWorker(
                 CycleComposition.CreateEngine(target.DataSource, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory),
                 new CycleWorkerOptions { LeaseMinutes = leaseMinutes, PollInterval = TimeSpan.FromSeconds(pollSeconds), MaxConcurrentCycles = maxConcurrent },
@@ -79,8 +78,7 @@ internal static class CycleCommands
             }
 
             using var loggerFactory = loggers(parse);
-            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
-            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenant = await ResolveTenantAsync(target.DataSource, parse.GetValue(s_tenant)!, cancellationToken);
             var worker = new CycleWorker(CycleComposition.CreateEngine(target.DataSource, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory), logger: loggerFactory.CreateLogger<CycleWorker>());
             var result = await worker.RunManualAsync(tenant, parse.GetValue(dryRun), at, cancellationToken);
@@ -97,8 +95,7 @@ internal static class CycleCommands
         command.SetAction(async (parse, cancellationToken) =>
         {
             using var loggerFactory = loggers(parse);
-            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
-            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var control = new TenantControl(target.DataSource);
             if (parse.GetValue(s_optionalTenant) is { } name)
             {
@@ -123,8 +120,7 @@ internal static class CycleCommands
         command.SetAction(async (parse, cancellationToken) =>
         {
             using var loggerFactory = loggers(parse);
-            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
-            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var control = new TenantControl(target.DataSource);
             if (parse.GetValue(s_optionalTenant) is { } name)
             {
@@ -151,8 +147,7 @@ internal static class CycleCommands
         command.SetAction(async (parse, cancellationToken) =>
         {
             using var loggerFactory = loggers(parse);
-            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
-            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenant = await ResolveTenantAsync(target.DataSource, parse.GetValue(s_tenant)!, cancellationToken);
             var next = await new TenantControl(target.DataSource).SetScheduleAsync(tenant, parse.GetValue(cron)!, parse.GetValue(zone), cancellationToken);
             Console.WriteLine($"Tenant {tenant}: next cycle at {next:yyyy-MM-dd HH:mm} UTC.");

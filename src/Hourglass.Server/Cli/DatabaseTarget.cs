@@ -54,11 +54,27 @@ internal sealed class DatabaseTarget : IAsyncDisposable
         return new DatabaseTarget(embedded.ConnectionString, embedded);
     }
 
+    /// <summary>Opens the database and makes sure its schema is in place (see <see cref="EnsureSchemaAsync"/>).</summary>
+    public static async Task<DatabaseTarget> OpenMigratedAsync(GlobalOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        var target = await OpenAsync(options, loggers, cancellationToken);
+        try
+        {
+            await target.EnsureSchemaAsync(loggers, cancellationToken);
+            return target;
+        }
+        catch
+        {
+            await target.DisposeAsync();
+            throw;
+        }
+    }
+
     /// <summary>
     /// Makes sure the schema is in place: the embedded cluster is ours, so pending migrations are applied; a
     /// configured server is left to its owner, and a missing schema is an error saying what to run.
     /// </summary>
-    public async Task EnsureSchemaAsync(ILoggerFactory loggers, CancellationToken cancellationToken)
+    private async Task EnsureSchemaAsync(ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var migrations = MigrationSource.Embedded();
         var migrator = new Migrator(DataSource, loggers.CreateLogger<Migrator>());

@@ -31,8 +31,7 @@ internal static class EngagementCommands
                 _ => throw new HourglassException("give exactly one of --contact or --account"),
             };
             using var loggerFactory = loggers(parse);
-            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
-            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
             await using var touch = target.DataSource.CreateCommand("select public.update_engagement_clock($1, $2, $3, $4, $5)");
             touch.Parameters.Add(new() { Value = tenantId });
@@ -55,8 +54,7 @@ internal static class EngagementCommands
         command.SetAction(async (parse, cancellationToken) =>
         {
             using var loggerFactory = loggers(parse);
-            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
-            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
             await using var query = target.DataSource.CreateCommand("""
                 select q.entity_type, coalesce(k.name, a.name), q.compliance_status, q.next_touch_due, q.priority_score, coalesce(q.priority_reason, '')
@@ -95,8 +93,7 @@ internal static class EngagementCommands
         complete.SetAction(async (parse, cancellationToken) =>
         {
             using var loggerFactory = loggers(parse);
-            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
-            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             await using var command = target.DataSource.CreateCommand("select public.complete_touch_card($1, $2, $3)");
             command.Parameters.Add(new() { Value = parse.GetValue(card) });
             command.Parameters.Add(new() { Value = parse.GetValue(type)! });

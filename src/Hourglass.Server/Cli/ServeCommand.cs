@@ -32,8 +32,7 @@ internal static class ServeCommand
             }
 
             using var loggerFactory = loggers(parse);
-            await using var target = await DatabaseTarget.OpenAsync(options(parse), loggerFactory, cancellationToken);
-            await target.EnsureSchemaAsync(loggerFactory, cancellationToken);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var worker = parse.GetValue(noWorker)
                 ? null
                 : new CycleWorker(
