@@ -6,7 +6,8 @@ namespace Hourglass.Engagement;
 /// <summary>
 /// The engagement engine's part of every cycle: refreshes the tenant's clock compliance and priorities
 /// first thing in Plan (parts plan in order, so the touch part then reads a current queue), and reports
-/// compliance and the overdue count for "what moved".
+/// for "what moved" the compliance, the due-soon and overdue counts, and the flows since the previous run:
+/// clocks newly overdue and clocks recovered by a touch.
 /// </summary>
 public sealed class EngagementCompliancePart : ICyclePart
 {
@@ -52,6 +53,22 @@ public sealed class EngagementCompliancePart : ICyclePart
             metrics["compliance_pct"] = Math.Round(100m * (total - reader.GetInt64(3)) / total, 2);
         }
 
+        await reader.CloseAsync();
+        // Flows since the tenant's previous run began (an hour ago when there is none): clocks that fell overdue
+        // and are still overdue, and clocks a touch brought back.
+        await using var movement = context.Database.DataSource.CreateCommand("""
+            select m.newly_overdue, m.recovered
+            from public.engagement_movement($1, coalesce(
+              (select max(r.started_at) from public.agent_autonomous_runs r
+               where r.tenant_id = $1 and r.id <> $2 and r.status in ('completed', 'partial', 'failed')),
+              hourglass.now() - interval '1 hour')) m
+            """);
+        movement.Parameters.Add(new() { Value = context.TenantId });
+        movement.Parameters.Add(new() { Value = context.RunId });
+        await using var moved = await movement.ExecuteReaderAsync(cancellationToken);
+        await moved.ReadAsync(cancellationToken);
+        metrics["newly_overdue"] = moved.GetInt64(0);
+        metrics["recovered"] = moved.GetInt64(1);
         return metrics;
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
+using Hourglass.Insights;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -9,6 +10,10 @@ namespace Hourglass.Engagement;
 /// Proposes a touch for the tenant's due-soon and overdue clocks, most urgent first (the queue's order and
 /// its reasons), skipping anyone who already has an open touch card. The cycle's budgets decide how many are
 /// taken this hour; the rest are deferred to the next.
+/// The kind of touch: when the tenant has active success strategies (<c>success_strategies</c> whose
+/// <c>action_template.kind</c> is <c>touch_task</c> or <c>send_message</c>) that apply to the target, one is chosen by
+/// seeded Thompson sampling (<see cref="StrategySelector"/>; seed: tenant, hour, target), and the proposal cites it.
+/// Otherwise — and always for a target no strategy applies to — a touch_task card for the account's owner.
 /// </summary>
 public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDepth) : ICyclePart
 {
@@ -19,11 +24,12 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
 
     public async Task<IReadOnlyList<ProposedAction>> ProposeAsync(CycleContext context, CancellationToken cancellationToken)
     {
+        var strategies = await ActiveStrategiesAsync(context, cancellationToken);
         // The queue's order (engagement_queue), but skipping clocks that already have an open card before the
         // limit: filtered after it, a queue whose top 200 all had cards proposed nothing new.
         await using var command = context.Database.DataSource.CreateCommand("""
             select c.entity_type, c.entity_id, a.id, a.owner_user_id, c.compliance_status, c.days_overdue, c.next_touch_due,
-                   c.priority_score, coalesce(c.priority_reason, c.compliance_status), coalesce(k.name, a.name)
+                   c.priority_score, coalesce(c.priority_reason, c.compliance_status), coalesce(k.name, a.name), a.tier, a.segment, a.name
             from public.engagement_clocks c
             left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
             left join public.accounts a on a.tenant_id = c.tenant_id and a.id = case c.entity_type when 'account' then c.entity_id else k.account_id end
@@ -41,6 +47,10 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
+            string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+            var entityType = reader.GetString(0);
+            var entityId = reader.GetGuid(1);
+            var name = Text(9);
             var payload = new JsonObject
             {
                 ["account_id"] = reader.IsDBNull(2) ? null : reader.GetGuid(2).ToString(),
@@ -48,13 +58,65 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
                 ["compliance_status"] = reader.GetString(4),
                 ["days_overdue"] = reader.GetInt32(5),
                 ["next_touch_due"] = reader.GetFieldValue<DateTimeOffset>(6).ToString("O"),
-                ["name"] = reader.IsDBNull(9) ? null : reader.GetString(9),
+                ["name"] = name,
             };
-            proposals.Add(new ProposedAction("touch_task", reader.GetString(0), reader.GetGuid(1), reader.GetDecimal(7), reader.GetString(8), payload));
+            var kind = "touch_task";
+            var reason = reader.GetString(8);
+            var facts = new Dictionary<string, string?>(StringComparer.Ordinal)
+            {
+                ["entity_type"] = entityType,
+                ["tier"] = Text(10),
+                ["segment"] = Text(11),
+                ["compliance_status"] = reader.GetString(4),
+            };
+            var applicable = strategies.Where(s => s.Matches(facts)).ToList();
+            var choice = StrategySelector.Choose(applicable, new Random(StrategySelector.SeedFor(context.TenantId, context.HourBucket, entityId)));
+            if (choice is not null)
+            {
+                var template = choice.Strategy.ActionTemplate;
+                kind = (string?)template["kind"] ?? "touch_task";
+                payload["strategy_key"] = choice.Strategy.Key;
+                reason = $"{reason}; {choice.Reason}";
+                if (kind == "send_message")
+                {
+                    payload["channel"] = template["channel"]?.DeepClone();
+                    payload["subject"] = Fill((string?)template["subject"], name, Text(12));
+                    payload["body"] = Fill((string?)template["body"], name, Text(12)) ?? "";
+                }
+            }
+
+            proposals.Add(new ProposedAction(kind, entityType, entityId, reader.GetDecimal(7), reason, payload));
         }
 
         return proposals;
     }
+
+    private static async Task<List<Strategy>> ActiveStrategiesAsync(CycleContext context, CancellationToken cancellationToken)
+    {
+        await using var command = context.Database.DataSource.CreateCommand("""
+            select strategy_key, name, applies_to::text, action_template::text, usage_count, success_count
+            from public.success_strategies
+            where tenant_id = $1 and is_active and action_template ->> 'kind' in ('touch_task', 'send_message')
+            order by strategy_key
+            """);
+        command.Parameters.Add(new() { Value = context.TenantId });
+        var strategies = new List<Strategy>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            // A strategy whose applies_to is not an object applies nowhere rather than everywhere.
+            if (JsonNode.Parse(reader.GetString(2)) is JsonObject appliesTo && JsonNode.Parse(reader.GetString(3)) is JsonObject template)
+            {
+                strategies.Add(new Strategy(reader.GetString(0), reader.GetString(1), appliesTo, template, reader.GetInt32(4), reader.GetInt32(5)));
+            }
+        }
+
+        return strategies;
+    }
+
+    // {name} is the contact's (or account's) name, {account} the account's.
+    private static string? Fill(string? template, string? name, string? account) =>
+        template?.Replace("{name}", name ?? "there", StringComparison.Ordinal).Replace("{account}", account ?? "", StringComparison.Ordinal);
 }
 
 /// <summary>Creates the touch_task card for the account owner: a person makes the touch and completes the card.</summary>

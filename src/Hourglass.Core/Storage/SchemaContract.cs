@@ -46,6 +46,18 @@ public static class SchemaContract
         "public.assert_lock_token(uuid, bigint, text)",
     ];
 
+    /// <summary>The engagement engine's functions, callable through the API (PostgREST rpc) by members of the tenant.</summary>
+    public static readonly IReadOnlyList<string> EngagementFunctions =
+    [
+        "public.engagement_queue(uuid, integer)",
+        "public.complete_touch_card(uuid, text, text)",
+        "public.record_touches(uuid, jsonb, text)",
+        "public.engagement_movement(uuid, timestamp with time zone)",
+    ];
+
+    /// <summary>Every function the API exposes: the seed's, the leases', the engagement engine's.</summary>
+    public static IEnumerable<string> ApiFunctions => SeedFunctions.Concat(LeaseFunctions).Concat(EngagementFunctions);
+
     /// <summary>The seed's seven indexes: table, and whether the seed describes it as partial.</summary>
     public static readonly IReadOnlyList<(string Index, string Table, bool Partial)> SeedIndexes =
     [

@@ -52,7 +52,7 @@ public sealed class SchemaVerifier
             await CheckTableAsync(connection, table, serviceRoleBypasses, checks, cancellationToken);
         }
 
-        foreach (var function in SchemaContract.SeedFunctions.Concat(SchemaContract.LeaseFunctions))
+        foreach (var function in SchemaContract.ApiFunctions)
         {
             var row = await RowAsync(connection,
                 "select p.proconfig from pg_proc p where p.oid = to_regprocedure($1)", cancellationToken, function);

@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text.Json.Nodes;
+using Hourglass.Engagement;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 
 namespace Hourglass.Server.Cli;
 
@@ -10,6 +13,7 @@ internal static class EngagementCommands
     public static IEnumerable<Command> Build(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
     {
         yield return Touch(options, loggers);
+        yield return ImportTouches(options, loggers);
         yield return Queue(options, loggers);
         yield return CompleteCard(options, loggers);
     }
@@ -21,7 +25,9 @@ internal static class EngagementCommands
         var account = new Option<Guid?>("--account") { Description = "The account touched." };
         var type = new Option<string>("--type") { Description = "How: email, call, meeting, …", Required = true };
         var by = new Option<string>("--by") { Description = "Who or what made the touch (e.g. email-sync).", DefaultValueFactory = _ => "cli" };
-        var command = new Command("touch", "Record a touch made outside Hourglass (an email, a call): it resets the clock.") { tenant, contact, account, type, by };
+        var at = new Option<string?>("--at") { Description = "When the touch happened (ISO-8601 with a UTC offset); default now." };
+        var key = new Option<string?>("--key") { Description = "An idempotency key: the same touch sent again with it is recorded once." };
+        var command = new Command("touch", "Record a touch made outside Hourglass (an email, a call): it resets the clock.") { tenant, contact, account, type, by, at, key };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var (entityType, entityId) = (parse.GetValue(contact), parse.GetValue(account)) switch
@@ -30,20 +36,104 @@ internal static class EngagementCommands
                 (null, { } a) => ("account", a),
                 _ => throw new HourglassException("give exactly one of --contact or --account"),
             };
+            var touch = new JsonObject
+            {
+                ["entity_type"] = entityType,
+                ["entity_id"] = entityId.ToString(),
+                ["touch_type"] = parse.GetValue(type),
+                ["touch_by"] = parse.GetValue(by),
+                ["source"] = "cli",
+            };
+            if (parse.GetValue(at) is { } when)
+            {
+                touch["occurred_at"] = when;
+            }
+
+            if (parse.GetValue(key) is { } idempotencyKey)
+            {
+                touch["idempotency_key"] = idempotencyKey;
+            }
+
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
-            await using var touch = target.DataSource.CreateCommand("select public.update_engagement_clock($1, $2, $3, $4, $5)");
-            touch.Parameters.Add(new() { Value = tenantId });
-            touch.Parameters.Add(new() { Value = entityType });
-            touch.Parameters.Add(new() { Value = entityId });
-            touch.Parameters.Add(new() { Value = parse.GetValue(type)! });
-            touch.Parameters.Add(new() { Value = parse.GetValue(by)! });
-            var clock = await touch.ExecuteScalarAsync(cancellationToken);
-            Console.WriteLine($"Touch recorded on {entityType} {entityId} (clock {clock}).");
+            var outcome = (await RecordAsync(target.DataSource, tenantId, [new TouchLine(1, touch, null)], TouchErrorMode.Refuse, 1, cancellationToken)).Single();
+            Console.WriteLine(outcome.Outcome == "duplicate"
+                ? $"Already recorded: the touch with key '{outcome.IdempotencyKey}' was recorded before; nothing changed."
+                : $"Touch recorded on {entityType} {entityId}.");
             return 0;
         });
         return command;
+    }
+
+    private static Command ImportTouches(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var tenant = new Option<string>("--tenant") { Description = "The tenant: its id, or its exact name.", Required = true };
+        var file = new Option<FileInfo>("--file") { Description = "The touches: NDJSON (one JSON object per line) or CSV with a header; '-' reads standard input.", Required = true };
+        var format = new Option<string?>("--format") { Description = "ndjson or csv (default: from the file's extension)." };
+        format.AcceptOnlyFromAmong("ndjson", "csv");
+        var onError = new Option<string>("--on-error") { Description = "refuse: any bad line refuses the whole file; skip: record the valid lines, report the bad.", DefaultValueFactory = _ => "refuse" };
+        onError.AcceptOnlyFromAmong("refuse", "skip");
+        var batchSize = new Option<int>("--batch-size") { Description = $"Touches per database call (1–{TouchBatch.MaxBatchSize}).", DefaultValueFactory = _ => 1_000 };
+        var import = new Command("import", "Record a file of touches made outside Hourglass (email sync, a phone system), each with its own time and idempotency key.")
+        {
+            tenant, file, format, onError, batchSize,
+        };
+        import.SetAction(async (parse, cancellationToken) =>
+        {
+            var size = parse.GetValue(batchSize);
+            if (size is < 1 or > TouchBatch.MaxBatchSize)
+            {
+                throw new HourglassException($"--batch-size must be between 1 and {TouchBatch.MaxBatchSize} (got {size})");
+            }
+
+            var path = parse.GetValue(file)!;
+            var isStdin = path.Name == "-";
+            var kind = parse.GetValue(format) ?? (path.Extension.ToLowerInvariant() switch
+            {
+                ".csv" => "csv",
+                ".ndjson" or ".jsonl" or ".json" => "ndjson",
+                _ => throw new HourglassException($"--format is needed: cannot tell the format of '{path.Name}' from its extension (.ndjson, .jsonl or .csv)"),
+            });
+            if (!isStdin && !path.Exists)
+            {
+                throw new HourglassException($"--file: '{path.FullName}' does not exist");
+            }
+
+            IReadOnlyList<TouchLine> lines;
+            using (var reader = isStdin ? Console.In : new StreamReader(path.FullName))
+            {
+                lines = kind == "csv" ? await TouchBatch.ReadCsvAsync(reader, cancellationToken) : await TouchBatch.ReadNdjsonAsync(reader, cancellationToken);
+            }
+
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
+            var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
+            var mode = parse.GetValue(onError) == "skip" ? TouchErrorMode.Skip : TouchErrorMode.Refuse;
+            var outcomes = await RecordAsync(target.DataSource, tenantId, lines, mode, size, cancellationToken);
+            var counts = outcomes.GroupBy(o => o.Outcome).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{lines.Count} touch(es) read: {counts.GetValueOrDefault("recorded")} recorded, {counts.GetValueOrDefault("duplicate")} duplicate(s) skipped, {counts.GetValueOrDefault("rejected")} rejected."));
+            foreach (var rejected in outcomes.Where(o => o.Outcome == "rejected"))
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  line {rejected.LineNumber}: {rejected.Error}"));
+            }
+
+            // Skipped bad lines are not silent: the exit code says some were not recorded.
+            return counts.GetValueOrDefault("rejected") > 0 ? 3 : 0;
+        });
+        return new Command("touches", "Touches made outside Hourglass, in bulk.") { import };
+    }
+
+    // One transaction: a refused batch leaves nothing behind.
+    private static async Task<IReadOnlyList<TouchOutcome>> RecordAsync(NpgsqlDataSource dataSource, Guid tenantId, IReadOnlyList<TouchLine> lines,
+        TouchErrorMode mode, int batchSize, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var outcomes = await TouchBatch.RecordAsync(connection, transaction, tenantId, lines, mode, batchSize, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return outcomes;
     }
 
     private static Command Queue(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)

@@ -128,14 +128,93 @@ public sealed class TouchCycleTests : IAsyncLifetime
         Assert.DoesNotContain(contacts[0].ToString(), plan, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Cycle_EmailStrategyForContacts_MessageCitesStrategy_UnreachableContactAndAccountGetCards()
+    {
+        var (tenant, _, account, contacts) = await TenantWithOverdueContactsAsync(overdueDays: [6, 3]);
+        await Db.ExecuteAsync("update public.contacts set email = 'pat@client.example' where id = $1", contacts[0]);
+        await Db.ExecuteAsync("""
+            insert into public.message_channels (tenant_id, channel, smtp_host, smtp_port, smtp_security, smtp_from)
+            values ($1, 'email', '127.0.0.1', 2525, 'none', 'agent@vendor.example')
+            """, tenant);
+        await Db.ExecuteAsync("""
+            insert into public.success_strategies (tenant_id, strategy_key, name, applies_to, action_template, usage_count, success_count)
+            values ($1, 'checkin-email', 'Check-in email', '{"entity_type": "contact"}',
+                    '{"kind": "send_message", "channel": "email", "subject": "Checking in, {name}", "body": "Hi {name}, how is {account} doing?"}', 10, 4)
+            """, tenant);
+
+        var result = await Worker().RunManualAsync(tenant, false, null, default);
+
+        Assert.Equal(("completed", 3), (result.Status, result.ActionsTaken));
+        var message = await Db.ScalarAsync("""
+            select destination || '|' || subject || '|' || body || '|' || (payload ->> 'reason') from public.message_outbox where tenant_id = $1
+            """, tenant);
+        Assert.StartsWith("pat@client.example|Checking in, Contact 6|Hi Contact 6, how is Globex doing?|overdue 6 day(s)", (string?)message);
+        Assert.Contains("strategy 'checkin-email' (4/10 succeeded", (string?)message, StringComparison.Ordinal);
+        // The contact without an address gets a card (the send was unreachable); no strategy applies to the account.
+        Assert.Equal(new[] { account, contacts[1] }.Order(), (await OpenAgentCardsAsync(tenant)).Select(c => c.EntityId).Order());
+    }
+
+    [Fact]
+    public async Task Plan_StrategiesChosenBySeededSampling_SameHourSameChoices()
+    {
+        // A fixed tenant id: the draws are seeded from it, so this test's draws are the same every run.
+        var (tenant, _, _, _) = await TenantWithOverdueContactsAsync(overdueDays: [9, 8, 7, 6, 5, 4, 3, 2], Guid.Parse("5eed0000-0000-4000-8000-000000000001"));
+        await Db.ScalarAsync("select public.refresh_engagement_compliance($1)", tenant);
+        await Db.ExecuteAsync("""
+            insert into public.success_strategies (tenant_id, strategy_key, name, applies_to, action_template, usage_count, success_count)
+            values ($1, 'call-card', 'A call', '{}', '{"kind": "touch_task"}', 4, 2),
+                   ($1, 'email', 'An email', '{}', '{"kind": "send_message", "channel": "email", "body": "Hi"}', 4, 2),
+                   ($1, 'retired', 'Retired', '{}', '{"kind": "send_message"}', 100, 99)
+            """, tenant);
+        await Db.ExecuteAsync("update public.success_strategies set is_active = false where tenant_id = $1 and strategy_key = 'retired'", tenant);
+
+        async Task<string> PlanAsync(DateTimeOffset hour) =>
+            (string)(await Db.ScalarAsync("select plan_output::text from public.agent_autonomous_runs where id = $1",
+                (await Worker().RunManualAsync(tenant, dryRun: true, hour: hour, default)).RunId))!;
+
+        var first = await PlanAsync(s_t0);
+        var again = await PlanAsync(s_t0);
+
+        Assert.Equal(Choices(first), Choices(again));
+        Assert.Equal(2, Choices(first).Distinct().Count());
+        Assert.DoesNotContain("retired", first, StringComparison.Ordinal);
+
+        static List<string> Choices(string plan) =>
+            [.. System.Text.RegularExpressions.Regex.Matches(plan, "strategy '([a-z-]+)'").Select(m => m.Groups[1].Value)];
+    }
+
+    [Fact]
+    public async Task Reflection_WhatMoved_CountsNewlyOverdueAndRecovered()
+    {
+        var (tenant, _, _, contacts) = await TenantWithOverdueContactsAsync(overdueDays: [4]);
+        var soon = await Db.CreateContactAsync(tenant, name: "Falls due");
+        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where entity_id = $1", soon, s_t0.AddMinutes(30));
+        await Worker().RunManualAsync(tenant, false, null, default);
+
+        // Within the next hour: one contact falls due, the overdue one is touched by someone outside.
+        await _h.SetTimeAsync(s_t0.AddMinutes(40));
+        await Db.ScalarAsync("select public.update_engagement_clock($1, 'contact', $2, 'call', 'pbx')", tenant, contacts[0]);
+        await _h.SetTimeAsync(s_t0.AddHours(1));
+        await Worker().RunManualAsync(tenant, false, null, default);
+
+        var moved = System.Text.Json.Nodes.JsonNode.Parse((string)(await Db.ScalarAsync(
+            "select what_moved::text from public.agent_hourly_reflections where tenant_id = $1 order by hour_bucket desc limit 1", tenant))!)!;
+        Assert.Equal(1m, moved["engagement.newly_overdue"]!["after"]!.GetValue<decimal>());
+        // The contact and its account (overdue too) were both brought back by the one touch.
+        Assert.Equal(2m, moved["engagement.recovered"]!["after"]!.GetValue<decimal>());
+    }
+
     private CycleWorker Worker() =>
         new(CycleComposition.CreateEngine(_database.DataSource, _h.Clock), new CycleWorkerOptions { WorkerId = "touch-worker" });
 
     // A tenant whose account (owned by a member) has contacts last touched so they are the given days overdue,
     // touched in one transaction each so the account's clock ends up as overdue as the most recent.
-    private async Task<(Guid Tenant, Guid Owner, Guid Account, Guid[] Contacts)> TenantWithOverdueContactsAsync(int[] overdueDays)
+    private async Task<(Guid Tenant, Guid Owner, Guid Account, Guid[] Contacts)> TenantWithOverdueContactsAsync(int[] overdueDays, Guid? tenantId = null)
     {
-        var tenant = await Db.CreateTenantAsync();
+        var tenant = tenantId is { } id
+            ? (Guid)(await Db.ScalarAsync("insert into public.tenants (id, name) values ($1, 'Seeded') returning id", id))!
+            : await Db.CreateTenantAsync();
         var owner = await Db.AddMemberAsync(tenant, role: "owner");
         var account = (Guid)(await Db.ScalarAsync("insert into public.accounts (tenant_id, name, owner_user_id) values ($1, 'Globex', $2) returning id", tenant, owner))!;
         var contacts = new List<Guid>();

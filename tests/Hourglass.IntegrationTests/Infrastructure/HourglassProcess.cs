@@ -16,9 +16,23 @@ internal static class HourglassProcess
         return Process.Start(startInfo)!;
     }
 
-    public static async Task<Result> RunAsync(IReadOnlyDictionary<string, string?>? environment, params string[] arguments)
+    public static Task<Result> RunAsync(IReadOnlyDictionary<string, string?>? environment, params string[] arguments) =>
+        RunAsync(environment, arguments, standardInput: null);
+
+    /// <summary>Runs hourglass with <paramref name="standardInput"/> written to its standard input (then closed).</summary>
+    public static Task<Result> RunAsync(string[] arguments, string standardInput) => RunAsync(null, arguments, standardInput);
+
+    private static async Task<Result> RunAsync(IReadOnlyDictionary<string, string?>? environment, string[] arguments, string? standardInput)
     {
-        using var process = Process.Start(StartInfo(environment, arguments))!;
+        var startInfo = StartInfo(environment, arguments);
+        startInfo.RedirectStandardInput = standardInput is not null;
+        using var process = Process.Start(startInfo)!;
+        if (standardInput is not null)
+        {
+            await process.StandardInput.WriteAsync(standardInput);
+            process.StandardInput.Close();
+        }
+
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));

@@ -54,7 +54,7 @@ public sealed class CatalogTests(DatabaseFixture fixture) : IClassFixture<Databa
 
         var functions = await FunctionsAsync(connection, null);
 
-        var expected = SchemaContract.SeedFunctions.Concat(SchemaContract.LeaseFunctions)
+        var expected = SchemaContract.ApiFunctions
             .Append("hourglass.freeze_time(timestamp with time zone)").Append("hourglass.current_tenant_ids()");
         Assert.Empty(expected.Except(functions.Select(f => f.Signature)));
         Assert.Empty(functions.Where(f => !f.PinsEmptySearchPath).Select(f => f.Signature));

@@ -1,0 +1,388 @@
+-- Touches from outside systems in batches, with their own timestamps and idempotency keys; every touch logged
+-- as a warehouse event (the evidence Insights learns from); and what a cycle needs to say "newly overdue" and
+-- "recovered" in its reflection.
+
+-- When a touch last brought this clock back from overdue (null: never). engagement_movement counts these.
+alter table public.engagement_clocks add column recovered_at timestamptz;
+
+-- ---------------------------------------------------------------------------------------------------
+-- One touch now. Same signature and semantics as before, plus: the touch is logged in warehouse_events
+-- (event_type 'touch'), and a touch that finds its clock past due stamps recovered_at.
+-- ---------------------------------------------------------------------------------------------------
+
+create or replace function public.update_engagement_clock(
+  p_tenant_id uuid,
+  p_entity_type text,
+  p_entity_id uuid,
+  p_touch_type text,
+  p_touch_by text default 'agent',
+  p_card_id uuid default null
+) returns uuid
+language plpgsql volatile set search_path = ''
+as $$
+declare
+  v_now timestamptz;
+  v_clock_id uuid;
+  v_touched uuid;
+  v_account_id uuid;
+  v_target record;
+  v_frequency record;
+begin
+  perform hourglass.assert_tenant_access(p_tenant_id, 'update_engagement_clock');
+  if p_entity_type is null or p_entity_type not in ('contact', 'account') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('update_engagement_clock: p_entity_type must be ''contact'' or ''account'' (got %L)', p_entity_type);
+  end if;
+  if p_entity_id is null then
+    raise exception using errcode = '22004', message = 'update_engagement_clock: p_entity_id must not be null';
+  end if;
+  if p_touch_type is null or pg_catalog.btrim(p_touch_type) = '' then
+    raise exception using errcode = '22023', message = 'update_engagement_clock: p_touch_type must not be empty';
+  end if;
+  if p_touch_by is null or pg_catalog.btrim(p_touch_by) = '' then
+    raise exception using errcode = '22023', message = 'update_engagement_clock: p_touch_by must not be empty';
+  end if;
+  if p_entity_type = 'contact' then
+    select c.account_id into v_account_id from public.contacts c where c.tenant_id = p_tenant_id and c.id = p_entity_id;
+    if not found then
+      raise exception using errcode = '23503',
+        message = pg_catalog.format('update_engagement_clock: contact %s does not exist in tenant %s', p_entity_id, p_tenant_id);
+    end if;
+  elsif not exists (select 1 from public.accounts a where a.tenant_id = p_tenant_id and a.id = p_entity_id) then
+    raise exception using errcode = '23503',
+      message = pg_catalog.format('update_engagement_clock: account %s does not exist in tenant %s', p_entity_id, p_tenant_id);
+  end if;
+  if p_card_id is not null
+     and not exists (select 1 from public.cards k where k.tenant_id = p_tenant_id and k.id = p_card_id) then
+    raise exception using errcode = '23503',
+      message = pg_catalog.format('update_engagement_clock: card %s does not exist in tenant %s', p_card_id, p_tenant_id);
+  end if;
+
+  v_now := hourglass.now();
+  for v_target in
+    select t.entity_type, t.entity_id from (values (1, p_entity_type, p_entity_id), (2, 'account', v_account_id)) t(n, entity_type, entity_id)
+    where t.entity_id is not null order by t.n
+  loop
+    select f.days, f.source into v_frequency from hourglass.engagement_frequency(p_tenant_id, v_target.entity_type, v_target.entity_id) f;
+    insert into public.engagement_clocks as c (
+      tenant_id, entity_type, entity_id, last_touch_at, last_touch_type, last_touch_by, last_card_id,
+      next_touch_due, touch_frequency_days, frequency_source, touch_count, compliance_status, days_overdue, created_at, updated_at)
+    values (
+      p_tenant_id, v_target.entity_type, v_target.entity_id, v_now, p_touch_type, p_touch_by, p_card_id,
+      v_now + pg_catalog.make_interval(days => v_frequency.days), v_frequency.days, v_frequency.source, 1, 'compliant', 0, v_now, v_now)
+    on conflict (tenant_id, entity_type, entity_id) do update set
+      last_touch_at = excluded.last_touch_at,
+      last_touch_type = excluded.last_touch_type,
+      last_touch_by = excluded.last_touch_by,
+      last_card_id = excluded.last_card_id,
+      touch_frequency_days = coalesce(c.frequency_override_days, excluded.touch_frequency_days),
+      frequency_source = case when c.frequency_override_days is not null then 'clock' else excluded.frequency_source end,
+      next_touch_due = excluded.last_touch_at + pg_catalog.make_interval(days => coalesce(c.frequency_override_days, excluded.touch_frequency_days)),
+      touch_count = c.touch_count + 1,
+      compliance_status = 'compliant',
+      days_overdue = 0,
+      priority_score = 0,
+      priority_reason = null,
+      recovered_at = case when c.next_touch_due < excluded.last_touch_at then excluded.last_touch_at else c.recovered_at end,
+      updated_at = excluded.updated_at
+    returning c.id into v_touched;
+    v_clock_id := coalesce(v_clock_id, v_touched);
+
+    update public.cards k
+    set status = 'done', completed_at = v_now, completed_by = p_touch_by, updated_at = v_now,
+        payload = k.payload || pg_catalog.jsonb_build_object('satisfied_by_touch', p_touch_type)
+    where k.tenant_id = p_tenant_id and k.kind = 'touch_task' and k.status = 'open'
+      and k.entity_type = v_target.entity_type and k.entity_id = v_target.entity_id;
+  end loop;
+
+  insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, occurred_at)
+  values (p_tenant_id, 'touch', p_entity_type, p_entity_id,
+          pg_catalog.jsonb_build_object('touch_type', p_touch_type, 'touch_by', p_touch_by, 'card_id', p_card_id),
+          case when p_card_id is not null then 'card' when p_touch_by = 'agent' then 'agent' else 'hourglass' end, v_now);
+  return v_clock_id;
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
+-- Batches of touches from outside systems (email sync, a phone system, a CRM import).
+--
+-- record_touches(tenant, touches, on_error) takes a JSON array; each element:
+--   {"entity_type": "contact"|"account", "entity_id": uuid, "touch_type": text,
+--    "touch_by": text (default 'api'), "occurred_at": ISO-8601 with offset (default now),
+--    "idempotency_key": text (optional, ≤ 200 chars), "source": text (default 'api')}
+-- and returns one row per element: line (1-based), outcome ('recorded' | 'duplicate' | 'rejected'), the entity,
+-- the key and, when rejected, the reason.
+--
+--   * The touch's own time counts: the clock's next due date runs from occurred_at; a touch older than the
+--     clock's last touch is logged and counted but moves nothing back. A touch more than the tenant's
+--     touch_future_skew_seconds (default 300) in the future is rejected.
+--   * An idempotency key already used for the same touch is a no-op ('duplicate'); used for a different touch
+--     (another entity, type or time), it is rejected — as Stripe rejects a key reused with other parameters.
+--   * on_error 'refuse' (default): any rejected line refuses the whole batch, naming the lines, and nothing
+--     is written. 'skip': the valid lines are written and the rejected ones returned with their reasons.
+--   * Set-based: one validation query and one write statement per batch, whatever its size (≤ 10,000).
+-- ---------------------------------------------------------------------------------------------------
+
+create type hourglass.touch_line as (
+  line integer,
+  entity_type text,
+  entity_id uuid,
+  account_id uuid,
+  touch_type text,
+  touch_by text,
+  source text,
+  occurred_at timestamptz,
+  idempotency_key text,
+  status text,   -- 'new', 'duplicate' or 'rejected'
+  error text
+);
+
+create function hourglass.touch_batch_lines(p_tenant_id uuid, p_touches jsonb, p_now timestamptz, p_skew interval)
+returns setof hourglass.touch_line
+language plpgsql stable set search_path = ''
+as $$
+begin
+  return query
+  with raw as (
+    select e.ordinality::integer as line, e.value as item,
+           pg_catalog.jsonb_typeof(e.value) = 'object' as is_object
+    from pg_catalog.jsonb_array_elements(p_touches) with ordinality e
+  ), fields as (
+    select r.line, r.is_object,
+           case when r.is_object then r.item ->> 'entity_type' end as entity_type,
+           case when r.is_object then r.item ->> 'entity_id' end as entity_id,
+           case when r.is_object then r.item ->> 'touch_type' end as touch_type,
+           case when r.is_object then coalesce(r.item ->> 'touch_by', 'api') end as touch_by,
+           case when r.is_object then coalesce(r.item ->> 'source', 'api') end as source,
+           case when r.is_object then r.item ->> 'occurred_at' end as occurred_at,
+           case when r.is_object then r.item ->> 'idempotency_key' end as idempotency_key
+    from raw r
+  ), shaped as (
+    -- Shape errors first, so that every cast below only sees text that parses.
+    select f.*,
+      case
+        when not f.is_object then 'not a JSON object'
+        when f.entity_type is null or f.entity_type not in ('contact', 'account')
+          then pg_catalog.format('entity_type must be ''contact'' or ''account'' (got %s)', coalesce(pg_catalog.quote_literal(f.entity_type), 'nothing'))
+        when f.entity_id is null or f.entity_id !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+          then pg_catalog.format('entity_id must be a uuid (got %s)', coalesce(pg_catalog.quote_literal(f.entity_id), 'nothing'))
+        when f.touch_type is null or pg_catalog.btrim(f.touch_type) = '' or pg_catalog.length(f.touch_type) > 100
+          then 'touch_type is required (1-100 characters)'
+        when pg_catalog.btrim(f.touch_by) = '' or pg_catalog.length(f.touch_by) > 200 then 'touch_by must be 1-200 characters'
+        when pg_catalog.btrim(f.source) = '' or pg_catalog.length(f.source) > 100 then 'source must be 1-100 characters'
+        when f.occurred_at is not null and f.occurred_at !~
+             '^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)$'
+          then pg_catalog.format('occurred_at must be an ISO-8601 timestamp with a UTC offset, e.g. 2025-12-01T09:30:00Z (got %L)', f.occurred_at)
+        when f.idempotency_key is not null and (pg_catalog.btrim(f.idempotency_key) = '' or pg_catalog.length(f.idempotency_key) > 200)
+          then 'idempotency_key must be 1-200 characters'
+      end as shape_error
+    from fields f
+  ), typed as (
+    select s.line, s.entity_type,
+           case when s.shape_error is null then s.entity_id::uuid end as entity_id,
+           s.touch_type, s.touch_by, s.source,
+           case when s.shape_error is null then coalesce(s.occurred_at::timestamptz, p_now) end as occurred_at,
+           s.occurred_at is not null as explicit_time, s.idempotency_key, s.shape_error
+    from shaped s
+  ), resolved as (
+    select t.*,
+           k.account_id,
+           case when t.entity_type = 'contact' then k.id is not null else a.id is not null end as entity_exists,
+           w.entity_type as used_entity_type, w.entity_id as used_entity_id, w.occurred_at as used_occurred_at,
+           w.payload ->> 'touch_type' as used_touch_type, w.id is not null as key_used,
+           pg_catalog.row_number() over (partition by t.idempotency_key order by t.line) as key_rank,
+           pg_catalog.first_value(row(t.entity_type, t.entity_id, t.touch_type, case when t.explicit_time then t.occurred_at end)::text)
+             over (partition by t.idempotency_key order by t.line) as first_with_key
+    from typed t
+    left join public.contacts k on t.entity_type = 'contact' and k.tenant_id = p_tenant_id and k.id = t.entity_id
+    left join public.accounts a on t.entity_type = 'account' and a.tenant_id = p_tenant_id and a.id = t.entity_id
+    left join public.warehouse_events w on t.idempotency_key is not null and w.tenant_id = p_tenant_id
+      and w.idempotency_key = t.idempotency_key
+  )
+  select r.line, r.entity_type, r.entity_id, r.account_id, r.touch_type, r.touch_by, r.source, r.occurred_at, r.idempotency_key,
+         case when x.error is not null then 'rejected'
+              when r.key_used or (r.idempotency_key is not null and r.key_rank > 1) then 'duplicate'
+              else 'new' end,
+         x.error
+  from resolved r
+  cross join lateral (select case
+      when r.shape_error is not null then r.shape_error
+      when not r.entity_exists then pg_catalog.format('%s %s does not exist in this tenant', r.entity_type, r.entity_id)
+      when r.occurred_at > p_now + p_skew
+        then pg_catalog.format('occurred_at %s is in the future (more than %s ahead of the database clock)', r.occurred_at, p_skew)
+      -- A resent line without its own time is the same touch whenever it is resent.
+      when r.key_used and (r.used_entity_type, r.used_entity_id, r.used_touch_type, case when r.explicit_time then r.used_occurred_at end)
+                          is distinct from (r.entity_type, r.entity_id, r.touch_type, case when r.explicit_time then r.occurred_at end)
+        then pg_catalog.format('idempotency_key %L was already used for a different touch', r.idempotency_key)
+      when r.idempotency_key is not null and r.key_rank > 1
+           and r.first_with_key is distinct from row(r.entity_type, r.entity_id, r.touch_type, case when r.explicit_time then r.occurred_at end)::text
+        then pg_catalog.format('idempotency_key %L appears earlier in the batch for a different touch', r.idempotency_key)
+    end as error) x
+  order by r.line;
+end
+$$;
+
+create function public.record_touches(p_tenant_id uuid, p_touches jsonb, p_on_error text default 'refuse')
+returns table (line integer, outcome text, entity_type text, entity_id uuid, idempotency_key text, error text)
+language plpgsql volatile set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  v_now timestamptz;
+  v_skew interval;
+  v_due_soon timestamptz;
+  v_lines hourglass.touch_line[];
+  v_rejected integer;
+  v_detail text;
+  v_recorded text[];
+  v_written integer;
+begin
+  perform hourglass.assert_tenant_access(p_tenant_id, 'record_touches');
+  if p_on_error is null or p_on_error not in ('refuse', 'skip') then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('record_touches: p_on_error must be ''refuse'' or ''skip'' (got %L)', p_on_error);
+  end if;
+  if p_touches is null or pg_catalog.jsonb_typeof(p_touches) <> 'array' then
+    raise exception using errcode = '22023', message = 'record_touches: p_touches must be a JSON array of touches';
+  end if;
+  if pg_catalog.jsonb_array_length(p_touches) > 10000 then
+    raise exception using errcode = '54000',
+      message = pg_catalog.format('record_touches: at most 10000 touches per batch (got %s)', pg_catalog.jsonb_array_length(p_touches));
+  end if;
+
+  v_now := hourglass.now();
+  v_skew := pg_catalog.make_interval(secs => greatest(hourglass.tenant_setting_int(p_tenant_id, 'touch_future_skew_seconds', 300), 0));
+  v_due_soon := v_now + pg_catalog.make_interval(days => greatest(hourglass.tenant_setting_int(p_tenant_id, 'due_soon_days', 3), 0));
+
+  select pg_catalog.array_agg(l order by l.line) into v_lines from hourglass.touch_batch_lines(p_tenant_id, p_touches, v_now, v_skew) l;
+  select pg_catalog.count(*) into v_rejected from unnest(v_lines) l where l.status = 'rejected';
+  select pg_catalog.string_agg(pg_catalog.format('line %s: %s', f.line, f.error), '; ' order by f.line) into v_detail
+  from (select l.line, l.error from unnest(v_lines) l where l.status = 'rejected' order by l.line limit 20) f;
+  if v_rejected > 0 and p_on_error = 'refuse' then
+    raise exception using errcode = '22023',
+      message = pg_catalog.format('record_touches: %s of %s touches rejected, nothing recorded: %s',
+        v_rejected, pg_catalog.jsonb_array_length(p_touches), v_detail || case when v_rejected > 20 then '; …' else '' end),
+      hint = 'fix the lines named, or pass p_on_error => ''skip'' to record the valid ones';
+  end if;
+
+  -- Clocks are created with their contact or account; one missing (deleted by hand) is recreated first.
+  insert into public.engagement_clocks (tenant_id, entity_type, entity_id, next_touch_due, touch_frequency_days, frequency_source)
+  select distinct on (t.entity_type, t.entity_id) p_tenant_id, t.entity_type, t.entity_id,
+         v_now + pg_catalog.make_interval(days => f.days), f.days, f.source
+  from unnest(v_lines) l
+  cross join lateral (values (l.entity_type, l.entity_id), ('account', l.account_id)) t(entity_type, entity_id)
+  cross join lateral hourglass.engagement_frequency(p_tenant_id, t.entity_type, t.entity_id) f
+  where l.status = 'new' and t.entity_id is not null
+    and not exists (select 1 from public.engagement_clocks c
+                    where c.tenant_id = p_tenant_id and c.entity_type = t.entity_type and c.entity_id = t.entity_id)
+  on conflict (tenant_id, entity_type, entity_id) do nothing;
+
+  -- One statement writes the batch: the events (a key taken meanwhile by a concurrent batch is skipped, and that
+  -- line is a duplicate), then every touched clock and the touch cards the touches satisfied.
+  with events as (
+    insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at)
+    select p_tenant_id, 'touch', l.entity_type, l.entity_id,
+           pg_catalog.jsonb_build_object('touch_type', l.touch_type, 'touch_by', l.touch_by),
+           l.source, l.idempotency_key, l.occurred_at
+    from unnest(v_lines) l where l.status = 'new'
+    on conflict (tenant_id, idempotency_key) where idempotency_key is not null do nothing
+    returning public.warehouse_events.idempotency_key as recorded_key
+  ), touched as (
+    -- A line without a key is always written; one with a key only if its insert was not skipped.
+    select t.entity_type, t.entity_id, l.occurred_at, l.touch_type, l.touch_by, l.line
+    from unnest(v_lines) l
+    cross join lateral (values (l.entity_type, l.entity_id), ('account', l.account_id)) t(entity_type, entity_id)
+    where l.status = 'new' and t.entity_id is not null
+      and (l.idempotency_key is null or l.idempotency_key in (select e.recorded_key from events e))
+  ), per_clock as (
+    select t.entity_type, t.entity_id, pg_catalog.count(*) as touches, pg_catalog.max(t.occurred_at) as latest,
+           (pg_catalog.array_agg(t.touch_type order by t.occurred_at desc, t.line desc))[1] as touch_type,
+           (pg_catalog.array_agg(t.touch_by order by t.occurred_at desc, t.line desc))[1] as touch_by
+    from touched t group by t.entity_type, t.entity_id
+  ), clocks as (
+    update public.engagement_clocks c
+    set last_touch_at = case when n.newer then p.latest else c.last_touch_at end,
+        last_touch_type = case when n.newer then p.touch_type else c.last_touch_type end,
+        last_touch_by = case when n.newer then p.touch_by else c.last_touch_by end,
+        last_card_id = case when n.newer then null else c.last_card_id end,
+        next_touch_due = case when n.newer then n.due else c.next_touch_due end,
+        touch_count = c.touch_count + p.touches,
+        -- Back within its cadence: compliant now. Still due (a touch long ago): the refresh below re-ranks it.
+        compliance_status = case when n.newer and n.due > v_due_soon then 'compliant' else c.compliance_status end,
+        days_overdue = case when n.newer and n.due > v_due_soon then 0 else c.days_overdue end,
+        priority_score = case when n.newer and n.due > v_due_soon then 0 else c.priority_score end,
+        priority_reason = case when n.newer and n.due > v_due_soon then null else c.priority_reason end,
+        recovered_at = case when n.newer and c.next_touch_due < v_now and n.due >= v_now then v_now else c.recovered_at end,
+        updated_at = v_now
+    from per_clock p
+    -- The clock as it was (UPDATE's FROM cannot see the target's columns laterally): one index probe per clock.
+    join public.engagement_clocks o on o.tenant_id = p_tenant_id and o.entity_type = p.entity_type and o.entity_id = p.entity_id
+    cross join lateral (select p.latest > coalesce(o.last_touch_at, '-infinity'::timestamptz) as newer,
+                               p.latest + pg_catalog.make_interval(days => o.touch_frequency_days) as due) n
+    where c.id = o.id
+    returning c.entity_type, c.entity_id, c.compliance_status
+  ), cards as (
+    -- A touch that leaves its clock within cadence has done an open touch card's job. One so old that the clock
+    -- is still due leaves the card open.
+    update public.cards k
+    set status = 'done', completed_at = v_now, completed_by = p.touch_by, updated_at = v_now,
+        payload = k.payload || pg_catalog.jsonb_build_object('satisfied_by_touch', p.touch_type)
+    from clocks x
+    join per_clock p on p.entity_type = x.entity_type and p.entity_id = x.entity_id
+    where x.compliance_status = 'compliant' and k.tenant_id = p_tenant_id and k.kind = 'touch_task' and k.status = 'open'
+      and k.entity_type = x.entity_type and k.entity_id = x.entity_id
+  )
+  select pg_catalog.array_agg(e.recorded_key), pg_catalog.count(*) into v_recorded, v_written from events e;
+
+  -- A backdated touch can leave a clock due soon or overdue: recompute those clocks' status and priority.
+  if v_written > 0 and exists (
+    select 1 from public.engagement_clocks c
+    where c.tenant_id = p_tenant_id and c.updated_at = v_now and c.next_touch_due <= v_due_soon) then
+    perform public.refresh_engagement_compliance(p_tenant_id);
+  end if;
+
+  return query
+  select l.line,
+         case when l.status = 'new' and l.idempotency_key is not null and not (l.idempotency_key = any (coalesce(v_recorded, '{}'))) then 'duplicate'
+              when l.status = 'new' then 'recorded' else l.status end,
+         l.entity_type, l.entity_id, l.idempotency_key, l.error
+  from unnest(v_lines) l order by l.line;
+end
+$$;
+
+revoke execute on function hourglass.touch_batch_lines(uuid, jsonb, timestamptz, interval) from public, anon;
+grant execute on function hourglass.touch_batch_lines(uuid, jsonb, timestamptz, interval) to authenticated, service_role;
+revoke execute on function public.record_touches(uuid, jsonb, text) from public, anon;
+grant execute on function public.record_touches(uuid, jsonb, text) to authenticated, service_role;
+grant usage on type hourglass.touch_line to authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------------------
+-- What moved since a moment (the previous cycle): clocks that became overdue since then and are still
+-- overdue, and clocks a touch brought back from overdue since then.
+-- ---------------------------------------------------------------------------------------------------
+
+create function public.engagement_movement(p_tenant_id uuid, p_since timestamptz)
+returns table (newly_overdue bigint, recovered bigint)
+language plpgsql stable set search_path = ''
+as $$
+declare
+  v_now timestamptz;
+begin
+  perform hourglass.assert_tenant_access(p_tenant_id, 'engagement_movement');
+  if p_since is null then
+    raise exception using errcode = '22004', message = 'engagement_movement: p_since must not be null';
+  end if;
+  v_now := hourglass.now();
+  return query select
+    (select pg_catalog.count(*) from public.engagement_clocks c
+     where c.tenant_id = p_tenant_id and c.next_touch_due >= p_since and c.next_touch_due < v_now),
+    (select pg_catalog.count(*) from public.engagement_clocks c
+     where c.tenant_id = p_tenant_id and c.recovered_at >= p_since);
+end
+$$;
+revoke execute on function public.engagement_movement(uuid, timestamptz) from public, anon;
+grant execute on function public.engagement_movement(uuid, timestamptz) to authenticated, service_role;
+
+-- recovered_at >= since, per tenant: only clocks that ever recovered are indexed.
+create index idx_engagement_clocks_tenant_recovered on public.engagement_clocks (tenant_id, recovered_at)
+  where recovered_at is not null;
