@@ -63,7 +63,7 @@ internal static class HourglassCommands
 
         root.Subcommands.Add(BuildDatabaseCommand());
         root.Subcommands.Add(ServeCommand.Build(Options, CreateLoggers));
-        foreach (var command in CycleCommands.Build(Options, CreateLoggers).Concat(EngagementCommands.Build(Options, CreateLoggers)))
+        foreach (var command in CycleCommands.Build(Options, CreateLoggers).Concat(EngagementCommands.Build(Options, CreateLoggers)).Concat(ChannelCommands.Build(Options, CreateLoggers)))
         {
             root.Subcommands.Add(command);
         }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Hourglass.Cycles;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -125,6 +126,8 @@ internal sealed partial class OutboxDispatcher
             }
         }
 
+        // Crash tests stop the process here: the receiver has the message, the database does not know yet.
+        await Failpoints.HitAsync("outbox.after_send", cancellationToken);
         await RecordAsync(message, result, cancellationToken);
     }
 
@@ -157,7 +160,8 @@ internal sealed partial class OutboxDispatcher
             )
             select c.id, c.tenant_id, c.idempotency_key, c.channel, c.destination, c.subject, c.body, c.payload::text, c.attempts,
                    c.max_attempts, c.created_at,
-                   k.channel, k.enabled, k.webhook_url, k.smtp_host, k.smtp_port, k.smtp_security, k.smtp_username, k.smtp_from, k.secret_ref
+                   k.channel, k.enabled, k.webhook_url, k.smtp_host, k.smtp_port, k.smtp_security, k.smtp_username, k.smtp_from, k.secret_ref,
+                   k.smtp_tls_pin_sha256
             from claimed c
             left join public.message_channels k on k.tenant_id = c.tenant_id and k.channel = c.channel
             """);
@@ -171,7 +175,7 @@ internal sealed partial class OutboxDispatcher
             string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
             var settings = reader.IsDBNull(11) ? null : new ChannelSettings(
                 reader.GetString(11), reader.GetBoolean(12), Text(13), Text(14), reader.IsDBNull(15) ? null : reader.GetInt32(15),
-                reader.GetString(16), Text(17), Text(18), Text(19));
+                reader.GetString(16), Text(17), Text(18), Text(19), Text(20));
             batch.Add(new OutboxMessage(
                 reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), Text(5), reader.GetString(6),
                 JsonNode.Parse(reader.GetString(7))!.AsObject(), reader.GetInt32(8), reader.GetInt32(9), reader.GetFieldValue<DateTimeOffset>(10),

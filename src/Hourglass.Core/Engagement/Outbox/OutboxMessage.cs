@@ -54,12 +54,21 @@ internal sealed record NewMessage(
         }
     }
 
-    internal static bool IsHttpUrl(string value) =>
+    internal static bool IsHttpUrl(string value) => MessageAddress.IsHttpUrl(value);
+
+    internal static bool IsEmailAddress(string value) => MessageAddress.IsEmailAddress(value);
+}
+
+/// <summary>The address rules messages and channels share (the executable's <c>channels set</c> checks with them too).</summary>
+public static class MessageAddress
+{
+    /// <summary>An absolute http or https URL with a host and no whitespace.</summary>
+    public static bool IsHttpUrl(string value) =>
         Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
         && !string.IsNullOrEmpty(uri.Host) && !value.Any(char.IsWhiteSpace);
 
-    // MimeKit's parser (RFC 5322), limited to one bare mailbox: "a@b.example", not a list or a group.
-    internal static bool IsEmailAddress(string value) =>
+    /// <summary>One bare mailbox, "a@b.example": MimeKit's parser (RFC 5322), not a list, a group or a display name.</summary>
+    public static bool IsEmailAddress(string value) =>
         MimeKit.MailboxAddress.TryParse(MimeKit.ParserOptions.Default, value, out var mailbox)
         && mailbox.Address == value.Trim() && mailbox.Address.Contains('@', StringComparison.Ordinal)
         && !mailbox.Address.StartsWith('@') && !mailbox.Address.EndsWith('@') && !value.Any(char.IsWhiteSpace);
@@ -70,10 +79,13 @@ internal sealed record OutboxMessage(
     Guid Id, Guid TenantId, string IdempotencyKey, string Channel, string Destination, string? Subject, string Body, JsonObject Payload,
     int Attempt, int MaxAttempts, DateTimeOffset CreatedAt, ChannelSettings? Settings);
 
-/// <summary>A tenant's channel row (message_channels); secrets are references, resolved by the dispatcher.</summary>
+/// <summary>
+/// A tenant's channel row (message_channels); secrets are references, resolved by the dispatcher.
+/// <see cref="SmtpTlsPinSha256"/>, when set, is the SHA-256 fingerprint (hex) of the only certificate the relay may present.
+/// </summary>
 internal sealed record ChannelSettings(
     string Channel, bool Enabled, string? WebhookUrl, string? SmtpHost, int? SmtpPort, string SmtpSecurity, string? SmtpUsername, string? SmtpFrom,
-    string? SecretRef);
+    string? SecretRef, string? SmtpTlsPinSha256 = null);
 
 /// <summary>What one send did. A permanent failure is not retried; a transient one is, with backoff.</summary>
 internal sealed record DeliveryResult(bool Sent, bool Permanent, string? Error, int? ResponseCode, string? ProviderMessageId)

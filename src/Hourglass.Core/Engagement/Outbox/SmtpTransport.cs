@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using MailKit.Net.Smtp;
 using MailKit.Security;
 using MimeKit;
@@ -7,8 +9,9 @@ namespace Hourglass.Engagement.Outbox;
 /// <summary>
 /// Sends a message as plain-text email through the tenant's SMTP relay (MailKit), one connection per message.
 /// The Message-Id is derived from the outbox id, so every attempt carries the same one and a receiver (or the
-/// relay) can dedupe. An SMTP 5xx reply is permanent (RFC 5321 §4.2.1); 4xx replies, timeouts and connection
-/// failures are retried.
+/// relay) can dedupe. An SMTP 5xx reply to the message is permanent (RFC 5321 §4.2.1); 4xx replies, timeouts,
+/// connection and TLS failures, and a refused login are retried. The relay's certificate is validated as usual,
+/// unless the channel pins one (smtp_tls_pin_sha256): then exactly that certificate is accepted, and nothing else.
 /// </summary>
 internal sealed class SmtpTransport(TimeSpan timeout) : IMessageTransport
 {
@@ -29,12 +32,38 @@ internal sealed class SmtpTransport(TimeSpan timeout) : IMessageTransport
         email.To.Add(MailboxAddress.Parse(message.Destination));
 
         using var client = new SmtpClient { Timeout = (int)timeout.TotalMilliseconds };
+        var pin = settings.SmtpTlsPinSha256;
+        string? presented = null;
+        if (pin is not null)
+        {
+            // A pin replaces chain and host-name validation: the relay proves itself by presenting the one certificate
+            // the operator named, which a self-signed or private-CA relay can do. Without a pin, MailKit's default
+            // validation applies (the system trust store and the host name), as for any TLS client.
+            client.ServerCertificateValidationCallback = (_, certificate, _, _) =>
+            {
+                presented = certificate is null ? null : Fingerprint(certificate);
+                return string.Equals(presented, pin, StringComparison.OrdinalIgnoreCase);
+            };
+        }
+
         try
         {
-            await client.ConnectAsync(settings.SmtpHost!, settings.SmtpPort!.Value, Security(settings.SmtpSecurity), cancellationToken);
+            await client.ConnectAsync(settings.SmtpHost!, settings.SmtpPort!.Value, Security(settings.SmtpSecurity, settings.SmtpPort.Value, pin is not null),
+                cancellationToken);
             if (!string.IsNullOrEmpty(settings.SmtpUsername))
             {
-                await client.AuthenticateAsync(settings.SmtpUsername, secret ?? "", cancellationToken);
+                try
+                {
+                    await client.AuthenticateAsync(settings.SmtpUsername, secret ?? "", cancellationToken);
+                }
+                catch (AuthenticationException ex)
+                {
+                    // The relay refused the login (typically 535 5.7.8, RFC 4954 §6). A 5xx, but about the channel, not the message:
+                    // like a missing secret it is retried, so messages go out once the operator fixes the password
+                    // instead of every message of the meantime failing for good.
+                    var text = OneLine(ex.Message);
+                    return DeliveryResult.Transient($"SMTP login as '{settings.SmtpUsername}' refused: {text}", LeadingReplyCode(text));
+                }
             }
 
             var reply = await client.SendAsync(email, cancellationToken);
@@ -48,12 +77,34 @@ internal sealed class SmtpTransport(TimeSpan timeout) : IMessageTransport
                 ? DeliveryResult.PermanentFailure($"SMTP {code}: {ex.Message}", code)
                 : DeliveryResult.Transient($"SMTP {code}: {ex.Message}", code);
         }
-        catch (Exception ex) when (ex is SmtpProtocolException or IOException or System.Net.Sockets.SocketException or TimeoutException
-                                       or AuthenticationException or SslHandshakeException)
+        catch (SslHandshakeException ex)
         {
-            return DeliveryResult.Transient($"{ex.GetType().Name}: {ex.Message}");
+            // Retried: a relay's certificate is renewed, or the operator pins it, without the message being at fault.
+            return DeliveryResult.Transient(pin is null
+                ? $"TLS refused: {OneLine(ex.Message)} (a relay with a self-signed or private-CA certificate can be pinned: smtp_tls_pin_sha256)"
+                : presented is not null && !string.Equals(presented, pin, StringComparison.OrdinalIgnoreCase)
+                    ? $"TLS refused: the relay presented the certificate with SHA-256 {presented}, not the pinned {pin.ToLowerInvariant()}"
+                    : $"TLS refused: {OneLine(ex.Message)}");
+        }
+        catch (Exception ex) when (ex is SmtpProtocolException or IOException or System.Net.Sockets.SocketException or TimeoutException
+                                       or NotSupportedException)
+        {
+            return DeliveryResult.Transient($"{ex.GetType().Name}: {OneLine(ex.Message)}");
         }
     }
+
+    /// <summary>A certificate's SHA-256 fingerprint over its DER bytes, lower-case hex: the form smtp_tls_pin_sha256 holds.</summary>
+    internal static string Fingerprint(X509Certificate certificate) => Convert.ToHexStringLower(certificate.GetCertHash(HashAlgorithmName.SHA256));
+
+    // MailKit reports a refused login as an AuthenticationException whose message starts with the relay's reply code
+    // ("535: authentication failed"); the code is kept when it is there.
+    private static int? LeadingReplyCode(string text) =>
+        text.Length >= 3 && text[..3].All(char.IsAsciiDigit) && (text.Length == 3 || !char.IsAsciiDigit(text[3]))
+            ? int.Parse(text.AsSpan(0, 3), System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+
+    // MailKit's TLS errors span several lines; the attempt log keeps one.
+    private static string OneLine(string text) => string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     /// <summary>The Message-Id for an outbox message: its id at the sender's domain (without angle brackets, as MimeKit takes it).</summary>
     internal static string MessageIdFor(Guid messageId, string fromAddress)
@@ -63,11 +114,14 @@ internal sealed class SmtpTransport(TimeSpan timeout) : IMessageTransport
         return $"{messageId:N}.outbox@{domain}";
     }
 
-    private static SecureSocketOptions Security(string setting) => setting switch
+    private static SecureSocketOptions Security(string setting, int port, bool pinned) => setting switch
     {
         "starttls" => SecureSocketOptions.StartTls,
         "tls" => SecureSocketOptions.SslOnConnect,
         "none" => SecureSocketOptions.None,
+        // 'auto' lets MailKit choose: TLS on connect for port 465, else STARTTLS if the relay offers it, else plain. A
+        // pinned certificate is a demand for TLS, so then a relay that does not offer STARTTLS is refused, not trusted.
+        _ when pinned => port == 465 ? SecureSocketOptions.SslOnConnect : SecureSocketOptions.StartTls,
         _ => SecureSocketOptions.Auto,
     };
 }

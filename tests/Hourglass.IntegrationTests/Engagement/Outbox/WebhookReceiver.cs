@@ -13,7 +13,7 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// </summary>
 internal sealed class WebhookReceiver : IDisposable
 {
-    private readonly HttpListener _listener = new();
+    private readonly HttpListener _listener;
     private readonly Task _loop;
     private readonly byte[] _key;
 
@@ -23,16 +23,34 @@ internal sealed class WebhookReceiver : IDisposable
     {
         _key = Convert.FromBase64String(secret["whsec_".Length..]);
         Respond = respond ?? (_ => 200);
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0))
+        // HttpListener cannot bind port 0, so a free port is probed first; another socket (a test's client connection)
+        // may take it before we bind, so a few tries.
+        for (var attempt = 1; ; attempt++)
         {
-            probe.Start();
-            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            int port;
+            using (var probe = new TcpListener(IPAddress.Loopback, 0))
+            {
+                probe.Start();
+                port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            }
+
+            var listener = new HttpListener();
+            listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+            try
+            {
+                listener.Start();
+            }
+            catch (HttpListenerException) when (attempt < 10)
+            {
+                listener.Close();
+                continue;
+            }
+
+            _listener = listener;
+            Url = $"http://127.0.0.1:{port}/hooks";
+            break;
         }
 
-        Url = $"http://127.0.0.1:{port}/hooks";
-        _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-        _listener.Start();
         _loop = Task.Run(LoopAsync);
     }
 
@@ -49,7 +67,15 @@ internal sealed class WebhookReceiver : IDisposable
     public Dictionary<string, int> AcceptedById() =>
         Deliveries.Where(d => d.AnsweredWith is >= 200 and < 300).GroupBy(d => d.Id).ToDictionary(g => g.Key, g => g.Count());
 
+    /// <summary>
+    /// How many messages a receiver that dedupes as Standard Webhooks asks would have acted on: deliveries it accepted
+    /// with a valid signature, each webhook-id once. A redelivery with an id already seen is acknowledged and ignored.
+    /// </summary>
+    public int ActedOn => _actedOn;
+
+    private readonly ConcurrentDictionary<string, bool> _seen = new(StringComparer.Ordinal);
     private int _count;
+    private int _actedOn;
 
     private async Task LoopAsync()
     {
@@ -79,7 +105,13 @@ internal sealed class WebhookReceiver : IDisposable
                     await Task.Delay(Delay);
                 }
 
-                Deliveries.Enqueue(new Delivery(id, timestamp, signature, body, signature.Split(' ').Contains(expected), status));
+                var valid = signature.Split(' ').Contains(expected);
+                if (valid && status is >= 200 and < 300 && _seen.TryAdd(id, true))
+                {
+                    Interlocked.Increment(ref _actedOn);
+                }
+
+                Deliveries.Enqueue(new Delivery(id, timestamp, signature, body, valid, status));
                 context.Response.StatusCode = status;
                 context.Response.Close();
             });
