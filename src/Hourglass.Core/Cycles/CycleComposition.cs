@@ -17,9 +17,9 @@ public static class CycleComposition
         NpgsqlDataSource dataSource, TimeProvider? time = null, ISummaryWriter? summaries = null, ILoggerFactory? loggers = null)
     {
         loggers ??= NullLoggerFactory.Instance;
-        ICyclePart[] parts = [new EngagementCompliancePart(), new TouchTaskPart()];
+        ICyclePart[] parts = [new ApprovalPart(), new EngagementCompliancePart(), new TouchTaskPart()];
         IActionHandler[] handlers = [new TouchTaskHandler(), new MessageHandler()];
-        return new CycleEngine(dataSource, parts, handlers, new AllowAllPolicyEnforcer(), summaries, time, loggers.CreateLogger<CycleEngine>());
+        return new CycleEngine(dataSource, parts, handlers, new DocumentPolicyEnforcer(dataSource), summaries, time, loggers.CreateLogger<CycleEngine>());
     }
 
     /// <summary>The dispatcher that delivers the message outbox (webhooks and email), next to a worker.</summary>

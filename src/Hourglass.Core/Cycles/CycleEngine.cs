@@ -222,6 +222,7 @@ public sealed partial class CycleEngine
     private async Task<ActResult> ActAsync(CycleContext context, IReadOnlyList<ProposedAction> selected, CancellationToken cancellationToken)
     {
         var outcomes = new List<ActionOutcome>();
+        await _policy.PrepareAsync(context, selected, cancellationToken);
         foreach (var action in selected)
         {
             var key = action.IdempotencyKey(context.HourBucket);
@@ -350,6 +351,10 @@ public sealed partial class CycleEngine
         command.Parameters.Add(new() { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         command.Parameters.Add(new() { Value = _time.GetUtcNow() });
         await command.ExecuteNonQueryAsync(cancellationToken);
+        if (decision is not null)
+        {
+            await PolicyRecords.WriteAsync(connection, transaction, context, action, key, decision, cancellationToken);
+        }
     }
 
     private async Task<string?> ReadPauseAsync(Guid tenantId, CancellationToken cancellationToken)

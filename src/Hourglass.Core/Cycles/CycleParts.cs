@@ -20,9 +20,12 @@ public enum CycleTrigger
 /// <param name="Payload">What the handler needs.</param>
 public sealed record ProposedAction(string Kind, string? TargetType, Guid? TargetId, decimal Priority, string Reason, JsonObject? Payload = null)
 {
+    /// <summary>A key fixed elsewhere: an approved action runs under the key it was proposed with.</summary>
+    public string? Key { get; init; }
+
     /// <summary>(tenant, hour, kind, target): the same action in the same hour is the same action.</summary>
     public string IdempotencyKey(DateTimeOffset hourBucket) =>
-        $"{hourBucket.UtcDateTime:yyyy-MM-ddTHH}Z/{Kind}/{TargetType ?? "-"}/{TargetId?.ToString() ?? "-"}";
+        Key ?? $"{hourBucket.UtcDateTime:yyyy-MM-ddTHH}Z/{Kind}/{TargetType ?? "-"}/{TargetId?.ToString() ?? "-"}";
 }
 
 /// <summary>What a part sees of the cycle it takes part in.</summary>

@@ -38,6 +38,11 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
                 select 1 from public.cards o
                 where o.tenant_id = c.tenant_id and o.kind = 'touch_task' and o.status = 'open'
                   and o.entity_type = c.entity_type and o.entity_id = c.entity_id)
+              -- A touch waiting for approval is open too; one a person rejected is not asked again for a week.
+              and not exists (
+                select 1 from public.cards o
+                where o.tenant_id = c.tenant_id and o.kind = 'approval' and o.entity_type = c.entity_type and o.entity_id = c.entity_id
+                  and (o.status = 'open' or (o.status = 'dismissed' and o.completed_at > hourglass.now() - interval '7 days')))
             order by c.priority_score desc, c.next_touch_due, c.id
             limit $2
             """);

@@ -27,7 +27,10 @@ public static class SchemaContract
     public static readonly IReadOnlyList<string> EngagementTables =
         ["engagement_frequency_rules", "message_channels", "message_outbox", "message_outbox_attempts"];
 
-    public static IEnumerable<string> AllTables => HostTables.Concat(SeedTables).Concat(SchedulerTables).Concat(EngagementTables);
+    /// <summary>The policy enforcer's tables.</summary>
+    public static readonly IReadOnlyList<string> PolicyTables = ["tenant_policy_documents"];
+
+    public static IEnumerable<string> AllTables => HostTables.Concat(SeedTables).Concat(SchedulerTables).Concat(EngagementTables).Concat(PolicyTables);
 
     /// <summary>The seed's four functions with their fixed signatures, then the ones leases add.</summary>
     public static readonly IReadOnlyList<string> SeedFunctions =
@@ -55,8 +58,15 @@ public static class SchemaContract
         "public.engagement_movement(uuid, timestamp with time zone)",
     ];
 
-    /// <summary>Every function the API exposes: the seed's, the leases', the engagement engine's.</summary>
-    public static IEnumerable<string> ApiFunctions => SeedFunctions.Concat(LeaseFunctions).Concat(EngagementFunctions);
+    /// <summary>The policy enforcer's functions: deciding an approval, violation trends.</summary>
+    public static readonly IReadOnlyList<string> PolicyFunctions =
+    [
+        "public.decide_approval(uuid, boolean, text, text)",
+        "public.policy_violation_trends(uuid, integer)",
+    ];
+
+    /// <summary>Every function the API exposes: the seed's, the leases', the engagement engine's, the policy enforcer's.</summary>
+    public static IEnumerable<string> ApiFunctions => SeedFunctions.Concat(LeaseFunctions).Concat(EngagementFunctions).Concat(PolicyFunctions);
 
     /// <summary>The seed's seven indexes: table, and whether the seed describes it as partial.</summary>
     public static readonly IReadOnlyList<(string Index, string Table, bool Partial)> SeedIndexes =

@@ -63,7 +63,11 @@ internal static class HourglassCommands
 
         root.Subcommands.Add(BuildDatabaseCommand());
         root.Subcommands.Add(ServeCommand.Build(Options, CreateLoggers));
-        foreach (var command in CycleCommands.Build(Options, CreateLoggers).Concat(EngagementCommands.Build(Options, CreateLoggers)).Concat(ChannelCommands.Build(Options, CreateLoggers)))
+        var commands = CycleCommands.Build(Options, CreateLoggers)
+            .Concat(EngagementCommands.Build(Options, CreateLoggers))
+            .Concat(ChannelCommands.Build(Options, CreateLoggers))
+            .Concat(PolicyCommands.Build(Options, CreateLoggers));
+        foreach (var command in commands)
         {
             root.Subcommands.Add(command);
         }

@@ -15,7 +15,7 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
     private static readonly DateTimeOffset s_farFuture = new(2099, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     /// <summary>What a call needs of the tenant it acts for: its sample contact, sample lock and an open touch card.</summary>
-    private sealed record Target(Guid TenantId, Guid ContactId, string LockType, long LockToken, Guid TouchCardId);
+    private sealed record Target(Guid TenantId, Guid ContactId, string LockType, long LockToken, Guid TouchCardId, Guid ApprovalCardId);
 
     /// <summary>
     /// A call of one function for a target, and what a successful call returns. A call for another tenant's data is
@@ -51,6 +51,10 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
             t => [t.TenantId, t.ContactId], r => r is 1L),
         ["public.engagement_movement(uuid, timestamp with time zone)"] = new(
             "select recovered from public.engagement_movement($1, now() - interval '1 day')", t => [t.TenantId], r => r is long),
+        ["public.decide_approval(uuid, boolean, text, text)"] = new(
+            "select public.decide_approval($1, true, 'probe')", t => [t.ApprovalCardId], r => r is "approved", OtherTenantState: "P0002"),
+        ["public.policy_violation_trends(uuid, integer)"] = new(
+            "select count(*) from public.policy_violation_trends($1, 30)", t => [t.TenantId], r => r is long),
         [FreezeTime] = new("select hourglass.freeze_time($1)", _ => [s_farFuture], r => r is DateTime),
         [ThawTime] = new("select hourglass.thaw_time()", _ => [], r => r is null),
     };
@@ -228,7 +232,18 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
             select id from public.cards where tenant_id = $1 and kind = 'touch_task' and status = 'open' and entity_type = 'contact' and entity_id = $2
             limit 1
             """, side.TenantId, side.Rows["contacts"].Id))!;
-        return new Target(side.TenantId, side.Rows["contacts"].Id, (string)lockRow.KeyValues[1], token, card);
+        var approval = (Guid)(await fixture.Db.ScalarAsync("""
+            with opened as (
+              insert into public.cards (tenant_id, kind, title, entity_type, entity_id, due_at, payload)
+              values ($1, 'approval', 'probe', 'contact', $2, now() + interval '1 day', '{"action_key": "probe-approval"}')
+              on conflict (tenant_id, (payload ->> 'action_key')) where kind = 'approval' and status = 'open' do nothing
+              returning id)
+            select id from opened
+            union all
+            select id from public.cards where tenant_id = $1 and kind = 'approval' and status = 'open' and payload ->> 'action_key' = 'probe-approval'
+            limit 1
+            """, side.TenantId, side.Rows["contacts"].Id))!;
+        return new Target(side.TenantId, side.Rows["contacts"].Id, (string)lockRow.KeyValues[1], token, card, approval);
     }
 
     private async Task<Guid> CreateOverdueClockAsync(Guid tenantId)

@@ -52,6 +52,7 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
 {
     // agent_hourly_reflections is unique per (tenant, hour): every row gets an hour of its own.
     private static int s_hours;
+    private static int s_policyVersions;
     private static readonly DateTimeOffset s_firstHour = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     public const string LockHolder = "sample-holder";
@@ -146,6 +147,11 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
             "message_outbox_attempts" => new(row,
                 "insert into public.message_outbox_attempts (id, tenant_id, message_id, attempt, outcome) values ($1, $2, $3, 1, 'transient_error')",
                 [id, tenantId, await InsertAsync("message_outbox", tenantId)]),
+            // Versions are unique per tenant: every sample row gets a version of its own.
+            "tenant_policy_documents" => new(row,
+                "insert into public.tenant_policy_documents (id, tenant_id, version, document, created_by) " +
+                "values ($1, $2, $3, '{\"schema\": \"hourglass.policy/v1\"}', 'probe')",
+                [id, tenantId, Interlocked.Increment(ref s_policyVersions)]),
             _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not a table of the schema contract"),
         };
     }

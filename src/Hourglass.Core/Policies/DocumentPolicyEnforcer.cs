@@ -1,0 +1,127 @@
+using System.Runtime.CompilerServices;
+using Hourglass.Cycles;
+using Npgsql;
+
+namespace Hourglass.Policies;
+
+/// <summary>
+/// The enforcer in force: each cycle evaluates its actions against the tenant's policy document (or the built-in
+/// default). Before the cycle's Act it loads, in two queries, the touches of the last 7 days (the longest rolling
+/// window; this hour's own actions excluded, so a replayed hour decides the same) and the facts about every target;
+/// then each decision is in-process (<see cref="PolicyEvaluator"/>). Each permitted action counts at once against
+/// the caps and the budget, so no sequence of actions in a cycle can take a cap past its limit.
+/// </summary>
+public sealed class DocumentPolicyEnforcer(NpgsqlDataSource dataSource) : IPolicyEnforcer
+{
+    private readonly ConditionalWeakTable<CycleContext, CycleState> _cycles = [];
+
+    public async Task PrepareAsync(CycleContext context, IReadOnlyList<ProposedAction> actions, CancellationToken cancellationToken)
+    {
+        var state = new CycleState(await PolicyStore.InForceAsync(dataSource, context.TenantId, cancellationToken), new PolicyHistory());
+        await LoadHistoryAsync(dataSource, context.TenantId, context.Now, context.HourBucket, state.History, cancellationToken);
+        var subjects = actions.Select(a => Subject(PolicyAction.From(a))).OfType<Guid>().Distinct().ToArray();
+        foreach (var (id, facts) in await LoadFactsAsync(dataSource, context.TenantId, context.TenantZone, subjects, cancellationToken))
+        {
+            state.Facts[id] = facts;
+        }
+
+        _cycles.AddOrUpdate(context, state);
+    }
+
+    public async Task<PolicyDecision> EvaluateAsync(CycleContext context, ProposedAction action, CancellationToken cancellationToken)
+    {
+        if (!_cycles.TryGetValue(context, out var state))
+        {
+            await PrepareAsync(context, [action], cancellationToken);
+            state = _cycles.TryGetValue(context, out var prepared) ? prepared : throw new InvalidOperationException("policy state not prepared");
+        }
+
+        var policyAction = PolicyAction.From(action);
+        var facts = TargetFacts.None(context.TenantZone);
+        if (Subject(policyAction) is { } subject && !state.Facts.TryGetValue(subject, out facts!))
+        {
+            var loaded = await LoadFactsAsync(dataSource, context.TenantId, context.TenantZone, [subject], cancellationToken);
+            facts = state.Facts[subject] = loaded.TryGetValue(subject, out var f) ? f : TargetFacts.None(context.TenantZone);
+        }
+
+        var decision = PolicyEvaluator.Evaluate(state.Policy.Document, state.Policy.Version, policyAction, facts, state.History, context.Now, context.TenantZone);
+        if (decision.Permits)
+        {
+            state.History.RecordPermitted(policyAction, context.Now);
+        }
+
+        return decision;
+    }
+
+    /// <summary>Whose facts decide: the contact touched, else the account, else the target itself.</summary>
+    public static Guid? Subject(PolicyAction action) => action.ContactId ?? action.AccountId ?? action.TargetId;
+
+    /// <summary>The tenant's touches in the 7 days before <paramref name="now"/>, outside <paramref name="excludeHour"/>.</summary>
+    public static async Task LoadHistoryAsync(NpgsqlDataSource dataSource, Guid tenantId, DateTimeOffset now, DateTimeOffset? excludeHour,
+        PolicyHistory history, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select completed_at, target_id,
+                   case kind when 'touch_task' then 'task' else coalesce(payload ->> 'channel', result ->> 'channel', 'email') end
+            from public.agent_actions
+            where tenant_id = $1 and status = 'succeeded' and kind in ('touch_task', 'send_message')
+              and completed_at > $2 - interval '7 days' and completed_at <= $2
+              and ($3::timestamptz is null or hour_bucket <> $3)
+            order by completed_at
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = now });
+        command.Parameters.Add(new() { Value = (object?)excludeHour ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            history.AddPast(reader.GetString(2), reader.IsDBNull(1) ? null : reader.GetGuid(1), reader.GetFieldValue<DateTimeOffset>(0));
+        }
+    }
+
+    /// <summary>The facts for contacts or accounts (by id): time zone, do-not-contact, credit hold, open touches, last touch.</summary>
+    public static async Task<Dictionary<Guid, TargetFacts>> LoadFactsAsync(NpgsqlDataSource dataSource, Guid tenantId, TimeZoneInfo tenantZone,
+        Guid[] subjects, CancellationToken cancellationToken)
+    {
+        var facts = new Dictionary<Guid, TargetFacts>();
+        if (subjects.Length == 0)
+        {
+            return facts;
+        }
+
+        await using var command = dataSource.CreateCommand("""
+            select s.id, k.timezone, a.timezone,
+                   case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
+                        when k.do_not_contact then 'the contact is marked do-not-contact'
+                        when a.do_not_contact then 'the account is marked do-not-contact' end,
+                   coalesce(a.credit_hold, false),
+                   exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
+                             and o.entity_id = s.id),
+                   (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
+            from unnest($2::uuid[]) s(id)
+            left join public.contacts k on k.tenant_id = $1 and k.id = s.id
+            left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = subjects });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var (zone, source) = Zone(reader.IsDBNull(1) ? null : reader.GetString(1), "contact")
+                                 ?? Zone(reader.IsDBNull(2) ? null : reader.GetString(2), "account")
+                                 ?? (tenantZone, "tenant");
+            facts[reader.GetGuid(0)] = new TargetFacts(zone, source, reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetBoolean(4),
+                reader.GetBoolean(5), reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6));
+        }
+
+        return facts;
+    }
+
+    private static (TimeZoneInfo, string)? Zone(string? id, string source) =>
+        id is not null && TimeZoneInfo.TryFindSystemTimeZoneById(id, out var zone) ? (zone, source) : null;
+
+    private sealed record CycleState(PolicyVersion Policy, PolicyHistory History)
+    {
+        public Dictionary<Guid, TargetFacts> Facts { get; } = [];
+    }
+}
