@@ -222,7 +222,10 @@ public sealed partial class CycleEngine
     private async Task<ActResult> ActAsync(CycleContext context, IReadOnlyList<ProposedAction> selected, CancellationToken cancellationToken)
     {
         var outcomes = new List<ActionOutcome>();
+        // Time spent deciding (loading the policy's facts and evaluating), reported with the Act output.
+        var policyTime = System.Diagnostics.Stopwatch.StartNew();
         await _policy.PrepareAsync(context, selected, cancellationToken);
+        policyTime.Stop();
         foreach (var action in selected)
         {
             var key = action.IdempotencyKey(context.HourBucket);
@@ -235,7 +238,9 @@ public sealed partial class CycleEngine
                 continue;
             }
 
+            policyTime.Start();
             var decision = await _policy.EvaluateAsync(context, action, cancellationToken);
+            policyTime.Stop();
             if (context.DryRun)
             {
                 outcomes.Add(new ActionOutcome(action, key, decision.Permits ? "would_run" : "blocked", decision, null, decision.Permits ? null : decision.Message));
@@ -266,6 +271,7 @@ public sealed partial class CycleEngine
         var output = new JsonObject
         {
             ["dry_run"] = context.DryRun,
+            ["policy_ms"] = Math.Round(policyTime.Elapsed.TotalMilliseconds, 3),
             ["actions"] = new JsonArray(outcomes.Select(o => (JsonNode)new JsonObject
             {
                 ["key"] = o.Key,

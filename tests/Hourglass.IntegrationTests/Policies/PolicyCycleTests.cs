@@ -220,6 +220,41 @@ public sealed class PolicyCycleTests : IAsyncLifetime
         Assert.All(act["actions"]!.AsArray(), a => Assert.Equal("default", (string?)a!["policy_version"]));
     }
 
+    [Fact]
+    public async Task ActionOfAKindNoRuleKnows_DeniedByDefault_AllowedOnlyWhenTheDocumentSaysSo()
+    {
+        // Any proposer — a deterministic part or a model's free-form suggestion — goes through the same evaluator.
+        await CycleHarness.EnsureSideEffectTableAsync(Db);
+        var tenant = await Db.CreateTenantAsync();
+        var target = Guid.NewGuid();
+        _h.Part.Targets[tenant] = [target];
+        var engine = new CycleEngine(_database.DataSource, [_h.Part], [_h.Handler], new DocumentPolicyEnforcer(_database.DataSource), time: _h.Clock);
+        var worker = new CycleWorker(engine, new CycleWorkerOptions { WorkerId = "kinds" });
+
+        var denied = await worker.RunManualAsync(tenant, false, null, default);
+        await SavePolicyAsync(tenant, """{"schema": "hourglass.policy/v1", "default_decision": "allow", "actions": ["touch_task"]}""");
+        await _h.SetTimeAsync(s_t0.AddHours(1));
+        var allowed = await worker.RunManualAsync(tenant, false, null, default);
+
+        Assert.Equal((0, 1), (denied.ActionsTaken, denied.ActionsBlocked));
+        var violation = (await ViolationsAsync(tenant)).Single();
+        Assert.Equal(("default_decision", "deny", "default"), (violation.Rule, violation.Decision, violation.Version));
+        Assert.Contains("'test_effect' is not one of the actions this policy allows", violation.Message, StringComparison.Ordinal);
+        Assert.Equal((1, 0), (allowed.ActionsTaken, allowed.ActionsBlocked));
+        Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.test_side_effects where tenant_id = $1", tenant));
+    }
+
+    [Fact]
+    public async Task ActOutput_ReportsTimeSpentOnPolicy()
+    {
+        var (tenant, _) = await TenantWithOverdueContactsAsync(2);
+
+        var run = await Worker().RunManualAsync(tenant, false, null, default);
+
+        var act = JsonNode.Parse((string)(await Db.ScalarAsync("select act_output::text from public.agent_autonomous_runs where id = $1", run.RunId))!)!;
+        Assert.True(act["policy_ms"]!.GetValue<double>() > 0);
+    }
+
     private CycleWorker Worker() =>
         new(CycleComposition.CreateEngine(_database.DataSource, _h.Clock), new CycleWorkerOptions { WorkerId = "policy-worker" });
 
