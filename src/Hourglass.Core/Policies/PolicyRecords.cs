@@ -81,7 +81,7 @@ internal static class PolicyRecords
             var name = (string?)action.Payload?["name"];
             card.Parameters.Add(new() { Value = context.TenantId });
             card.Parameters.Add(new() { Value = $"Approve: {action.Kind.Replace('_', ' ')}{(name is null ? "" : $" for {name}")}" });
-            card.Parameters.Add(new() { Value = $"Needs approval: {decision.Message}. Why the agent proposed it: {action.Reason}." });
+            card.Parameters.Add(new() { Value = $"Needs approval: {decision.Message}. Why the agent proposed it: {action.Reason}.{Draft(action)}" });
             card.Parameters.Add(new() { Value = (object?)action.TargetType ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
             card.Parameters.Add(new() { Value = (object?)action.TargetId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
             card.Parameters.Add(new() { Value = context.RunId });
@@ -101,4 +101,10 @@ internal static class PolicyRecords
             await card.ExecuteNonQueryAsync(cancellationToken);
         }
     }
+
+    // A message waiting for approval is a draft: the card shows what would be sent.
+    private static string Draft(ProposedAction action) =>
+        action.Kind == "send_message" && action.Payload is { } payload
+            ? $"\n\nDraft ({(string?)payload["channel"] ?? "email"}):\nSubject: {(string?)payload["subject"] ?? ""}\n\n{(string?)payload["body"] ?? ""}"
+            : "";
 }

@@ -99,6 +99,8 @@ public sealed class PolicyCycleTests : IAsyncLifetime
         Assert.NotNull(card);
         Assert.Equal(contacts[0], card.Value.EntityId);
         Assert.Contains("review-messages", card.Value.Body, StringComparison.Ordinal);
+        // The draft is on the card: what a person approves is what will be sent.
+        Assert.EndsWith("Draft (email):\nSubject: Hi\n\nHello Contact 0", card.Value.Body, StringComparison.Ordinal);
         Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.cards where tenant_id = $1 and kind = 'approval'", tenant));
         Assert.Equal(0L, await OutboxCountAsync(tenant));
         Assert.Equal("blocked:require_approval", await LedgerAsync(tenant, card.Value.ActionKey));
