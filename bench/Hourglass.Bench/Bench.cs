@@ -10,6 +10,12 @@ namespace Hourglass.Bench;
 /// <summary>One line of a results table: a variant and its repeated measurements.</summary>
 internal sealed record Measurement(string Variant, string Unit, IReadOnlyList<double> Runs)
 {
+    /// <summary>A figure over all runs pooled (a percentile of every call, say), shown instead of the runs' median when set.</summary>
+    public double? Overall { get; init; }
+
+    /// <summary>What the table shows for this line: <see cref="Overall"/> when set, else the median of the runs.</summary>
+    public double Value => Overall ?? Median;
+
     public double Median
     {
         get
@@ -37,6 +43,12 @@ internal sealed record BenchReport(
 {
     /// <summary>Goals a benchmark has besides its ratio to the baseline (throughput, memory, scaling).</summary>
     public IReadOnlyList<FurtherGoal> FurtherGoals { get; init; } = [];
+
+    /// <summary>False when no goal is set for the ratio: it is reported, and neither met nor missed.</summary>
+    public bool HasGoal { get; init; } = true;
+
+    /// <summary>The heading of the table's value column (what <see cref="Measurement.Value"/> is).</summary>
+    public string ValueHeader { get; init; } = "Median";
 }
 
 /// <summary>Facts about where a run happened, printed with every result.</summary>
@@ -157,7 +169,7 @@ internal static class Bench
 
     public static string Format(double value, string unit) => unit switch
     {
-        "s" => value.ToString("0.000", CultureInfo.InvariantCulture),
+        "s" or "ms" => value.ToString("0.000", CultureInfo.InvariantCulture),
         "cycles/s" => value.ToString("#,0.0", CultureInfo.InvariantCulture),
         _ => value.ToString("#,0", CultureInfo.InvariantCulture),
     };
@@ -170,10 +182,13 @@ internal static class Bench
         foreach (var m in report.Measurements)
         {
             var runs = string.Join("  ", m.Runs.Select(r => Format(r, m.Unit)));
-            Console.WriteLine($"  {m.Variant.PadRight(width)}  median {Format(m.Median, m.Unit),10} {m.Unit,-8} runs: {runs}");
+            Console.WriteLine($"  {m.Variant.PadRight(width)}  {report.ValueHeader.ToLowerInvariant()} {Format(m.Value, m.Unit),10} {m.Unit,-9} runs: {runs}");
         }
 
-        Console.WriteLine($"  {report.RatioLabel} = {report.Ratio.ToString("0.00", CultureInfo.InvariantCulture)}  (goal {report.Goal}: {(report.GoalMet ? "met" : "MISSED")})");
+        var ratio = report.Ratio.ToString("0.00", CultureInfo.InvariantCulture);
+        Console.WriteLine(report.HasGoal
+            ? $"  {report.RatioLabel} = {ratio}  (goal {report.Goal}: {(report.GoalMet ? "met" : "MISSED")})"
+            : $"  {report.RatioLabel} = {ratio}  ({report.Goal})");
         foreach (var goal in report.FurtherGoals)
         {
             Console.WriteLine($"  {goal.Label} = {goal.Value}  (goal {goal.Target}: {(goal.Met ? "met" : "MISSED")})");
@@ -217,15 +232,22 @@ internal static class Bench
         md.Append(CultureInfo.InvariantCulture, $"PostgreSQL {facts.PostgresVersion} ({facts.Durability}); database: {database}; ");
         md.Append(CultureInfo.InvariantCulture, $"load average (1/5/15 min) {facts.Load}.\n\n");
         md.Append(report.Setup).Append("\n\n");
-        md.Append("| Variant | Median | Unit | Runs |\n|---|---:|---|---|\n");
+        md.Append(CultureInfo.InvariantCulture, $"| Variant | {report.ValueHeader} | Unit | Runs |\n|---|---:|---|---|\n");
         foreach (var m in report.Measurements)
         {
             md.Append(CultureInfo.InvariantCulture,
-                $"| {m.Variant} | {Format(m.Median, m.Unit)} | {m.Unit} | {string.Join(", ", m.Runs.Select(r => Format(r, m.Unit)))} |\n");
+                $"| {m.Variant} | {Format(m.Value, m.Unit)} | {m.Unit} | {string.Join(", ", m.Runs.Select(r => Format(r, m.Unit)))} |\n");
         }
 
-        md.Append(CultureInfo.InvariantCulture,
-            $"\n**{report.RatioLabel} = {report.Ratio.ToString("0.00", CultureInfo.InvariantCulture)}**; goal {report.Goal}: **{(report.GoalMet ? "met" : "missed")}**.\n\n");
+        var ratio = report.Ratio.ToString("0.00", CultureInfo.InvariantCulture);
+        if (report.HasGoal)
+        {
+            md.Append(CultureInfo.InvariantCulture, $"\n**{report.RatioLabel} = {ratio}**; goal {report.Goal}: **{(report.GoalMet ? "met" : "missed")}**.\n\n");
+        }
+        else
+        {
+            md.Append(CultureInfo.InvariantCulture, $"\n**{report.RatioLabel} = {ratio}**; {report.Goal}.\n\n");
+        }
         foreach (var goal in report.FurtherGoals)
         {
             md.Append(CultureInfo.InvariantCulture, $"**{goal.Label} = {goal.Value}**; goal {goal.Target}: **{(goal.Met ? "met" : "missed")}**.\n\n");

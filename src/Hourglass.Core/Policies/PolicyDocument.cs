@@ -143,9 +143,20 @@ public sealed class PolicyDocument
             throw new PolicyValidationException([new PolicyProblem("$", "must be a JSON object")]);
         }
 
+        // JsonObject builds its dictionary lazily and refuses a repeated key then: a key given twice is ambiguous.
+        try
+        {
+            Walk(root);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new PolicyValidationException([new PolicyProblem("$", $"a key appears twice in one object ({ex.Message.Split(" (Parameter", 2)[0]})")]);
+        }
+
         var problems = new List<PolicyProblem>();
         var reader = new Reader(problems);
         reader.NoUnknownFields(root, "$", ["schema", "default_decision", "actions", "rules", "description"]);
+        reader.String(root, "$", "description", required: false);
         var schema = reader.String(root, "$", "schema", required: true);
         if (schema is not null && schema != SchemaId)
         {
@@ -154,7 +165,8 @@ public sealed class PolicyDocument
 
         var defaultDecision = reader.Verdict(root, "$", "default_decision") ?? PolicyVerdict.Deny;
         var actions = reader.Names(root, "$", "actions", ActionKind) ?? new HashSet<string>(TouchKinds, StringComparer.Ordinal);
-        var rules = new List<PolicyRule>();
+        // Every valid rule with its place in the document; the enabled ones are in force.
+        var parsed = new List<(PolicyRule Rule, int Index, bool Enabled)>();
         if (root["rules"] is not null and not JsonArray)
         {
             problems.Add(new("rules", "must be an array of rules"));
@@ -163,44 +175,67 @@ public sealed class PolicyDocument
         {
             for (var i = 0; i < array.Count; i++)
             {
-                if (reader.Rule(array[i], $"rules[{i}]", actions) is { } rule)
+                if (reader.Rule(array[i], $"rules[{i}]", out var enabled) is { } rule)
                 {
-                    rules.Add(rule);
+                    parsed.Add((rule, i, enabled));
                 }
             }
         }
 
-        CheckContradictions(rules, actions, problems);
+        CheckContradictions(parsed, actions, problems);
         if (problems.Count > 0)
         {
             throw new PolicyValidationException(problems);
         }
 
-        return new PolicyDocument(root, defaultDecision, actions, rules);
+        return new PolicyDocument(root, defaultDecision, actions, parsed.Where(p => p.Enabled).Select(p => p.Rule).ToList());
     }
 
-    private static readonly Regex ActionKind = new("^[a-z][a-z0-9_]{0,63}$", RegexOptions.CultureInvariant);
+    // \z, not $: $ also matches before a final newline.
+    private static readonly Regex ActionKind = new(@"^[a-z][a-z0-9_]{0,63}\z", RegexOptions.CultureInvariant);
 
-    private static void CheckContradictions(List<PolicyRule> rules, IReadOnlySet<string> actions, List<PolicyProblem> problems)
+    private static void Walk(JsonNode? node)
     {
-        foreach (var duplicate in rules.GroupBy(r => r.Id, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        switch (node)
         {
-            problems.Add(new($"rules[{rules.FindLastIndex(r => r.Id == duplicate.Key)}].id", $"'{duplicate.Key}' is used by more than one rule"));
+            case JsonObject obj:
+                foreach (var (_, child) in obj)
+                {
+                    Walk(child);
+                }
+
+                break;
+            case JsonArray list:
+                foreach (var child in list)
+                {
+                    Walk(child);
+                }
+
+                break;
+        }
+    }
+
+    private static void CheckContradictions(List<(PolicyRule Rule, int Index, bool Enabled)> parsed, IReadOnlySet<string> actions, List<PolicyProblem> problems)
+    {
+        // Ids are unique across the document, disabled rules included: enabling one later must not create a clash.
+        foreach (var duplicate in parsed.GroupBy(p => p.Rule.Id, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            problems.Add(new($"rules[{duplicate.Last().Index}].id", $"'{duplicate.Key}' is used by more than one rule"));
         }
 
+        var rules = parsed.Where(p => p.Enabled).ToList();
         foreach (var single in new[] { "send_window", "channel_allowlist" })
         {
-            var many = rules.Select((r, i) => (r, i)).Where(x => x.r.Kind == single).ToList();
+            var many = rules.Where(x => x.Rule.Kind == single).ToList();
             if (many.Count > 1)
             {
-                problems.Add(new($"rules[{many[1].i}].kind", $"at most one {single} rule (rule '{many[0].r.Id}' is one already)"));
+                problems.Add(new($"rules[{many[1].Index}].kind", $"at most one {single} rule (rule '{many[0].Rule.Id}' is one already)"));
             }
         }
 
-        var allowlist = rules.FirstOrDefault(r => r.Kind == "channel_allowlist");
-        for (var i = 0; i < rules.Count; i++)
+        var allowlist = rules.Select(r => r.Rule).FirstOrDefault(r => r.Kind == "channel_allowlist");
+        foreach (var (rule, i, _) in rules)
         {
-            var rule = rules[i];
             if (allowlist is not null && rule is { Kind: "cap", Scope: CapScope.Channel } && rule.Channel is { } channel
                 && channel != "task" && !allowlist.Channels.Contains(channel))
             {
@@ -217,7 +252,7 @@ public sealed class PolicyDocument
     /// <summary>Reads fields, collecting problems named by their path rather than stopping at the first.</summary>
     private sealed class Reader(List<PolicyProblem> problems)
     {
-        private static readonly Regex RuleId = new("^[a-z0-9][a-z0-9_.-]{0,63}$", RegexOptions.CultureInvariant);
+        private static readonly Regex RuleId = new(@"^[a-z0-9][a-z0-9_.-]{0,63}\z", RegexOptions.CultureInvariant);
         private static readonly Dictionary<string, DayOfWeek> Weekdays = new(StringComparer.Ordinal)
         {
             ["mon"] = DayOfWeek.Monday, ["tue"] = DayOfWeek.Tuesday, ["wed"] = DayOfWeek.Wednesday, ["thu"] = DayOfWeek.Thursday,
@@ -226,8 +261,9 @@ public sealed class PolicyDocument
 
         private static readonly string[] Common = ["id", "kind", "enabled", "decision", "severity", "applies_to", "description"];
 
-        public PolicyRule? Rule(JsonNode? node, string path, IReadOnlySet<string> actions)
+        public PolicyRule? Rule(JsonNode? node, string path, out bool enabled)
         {
+            enabled = false;
             if (node is not JsonObject rule)
             {
                 problems.Add(new(path, "must be an object"));
@@ -266,7 +302,7 @@ public sealed class PolicyDocument
                 _ => [],
             };
             NoUnknownFields(rule, path, [.. Common, .. settings]);
-            var enabled = rule["enabled"] is null || Boolean(rule, path, "enabled");
+            enabled = rule["enabled"] is null || Boolean(rule, path, "enabled");
             var (defaultDecision, defaultSeverity, defaultAppliesTo) = Defaults(kind);
             var decision = Verdict(rule, path, "decision") ?? defaultDecision;
             if (decision == PolicyVerdict.Allow)
@@ -284,12 +320,12 @@ public sealed class PolicyDocument
                 "send_window" => SendWindow(rule, path, result),
                 "holidays" => result with { Dates = Dates(rule, path) },
                 "channel_allowlist" => result with { Channels = Channels(rule, path, "channels", allowEmpty: false) },
-                "order_value_approval" => result with { Above = (decimal)(Number(rule, path, "above", min: 0) ?? 0) },
+                "order_value_approval" => result with { Above = (decimal)(Number(rule, path, "above", min: 0, max: 1e15) ?? 0) },
                 "auto_fix_ceiling" => Ceiling(rule, path, result),
                 "cycle_budget" => result with { MaxActions = Integer(rule, path, "max_actions", min: 0) ?? 0 },
                 _ => result,
             };
-            return problems.Count > before || !enabled ? null : result;
+            return problems.Count > before ? null : result;
         }
 
         private static (PolicyVerdict, PolicySeverity, IReadOnlySet<string>) Defaults(string kind)
