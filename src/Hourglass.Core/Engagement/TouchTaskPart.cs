@@ -25,26 +25,16 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
     public async Task<IReadOnlyList<ProposedAction>> ProposeAsync(CycleContext context, CancellationToken cancellationToken)
     {
         var strategies = await ActiveStrategiesAsync(context, cancellationToken);
-        // The queue's order (engagement_queue), but skipping clocks that already have an open card before the
-        // limit: filtered after it, a queue whose top 200 all had cards proposed nothing new.
+        // The queue's order (engagement_queue, best-time bonus included), but skipping clocks that already have an
+        // open touch card or approval (or a rejection this week) before the limit: filtered after it, a queue whose
+        // top 200 all had cards proposed nothing new.
         await using var command = context.Database.DataSource.CreateCommand("""
-            select c.entity_type, c.entity_id, a.id, a.owner_user_id, c.compliance_status, c.days_overdue, c.next_touch_due,
-                   c.priority_score, coalesce(c.priority_reason, c.compliance_status), coalesce(k.name, a.name), a.tier, a.segment, a.name
-            from public.engagement_clocks c
-            left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
-            left join public.accounts a on a.tenant_id = c.tenant_id and a.id = case c.entity_type when 'account' then c.entity_id else k.account_id end
-            where c.tenant_id = $1 and c.compliance_status <> 'compliant'
-              and not exists (
-                select 1 from public.cards o
-                where o.tenant_id = c.tenant_id and o.kind = 'touch_task' and o.status = 'open'
-                  and o.entity_type = c.entity_type and o.entity_id = c.entity_id)
-              -- A touch waiting for approval is open too; one a person rejected is not asked again for a week.
-              and not exists (
-                select 1 from public.cards o
-                where o.tenant_id = c.tenant_id and o.kind = 'approval' and o.entity_type = c.entity_type and o.entity_id = c.entity_id
-                  and (o.status = 'open' or (o.status = 'dismissed' and o.completed_at > hourglass.now() - interval '7 days')))
-            order by c.priority_score desc, c.next_touch_due, c.id
-            limit $2
+            select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
+                   q.priority_score, coalesce(q.priority_reason, q.compliance_status), coalesce(k.name, a.name), a.tier, a.segment, a.name
+            from hourglass.touch_candidates($1, $2, true) q
+            left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+            left join public.accounts a on a.tenant_id = $1 and a.id = q.account_id
+            order by q.priority_score desc, q.next_touch_due, q.clock_id
             """);
         command.Parameters.Add(new() { Value = context.TenantId });
         command.Parameters.Add(new() { Value = queueDepth });
