@@ -190,9 +190,16 @@ public sealed class DemoSeeder
             await ExecuteAsync(connection, transaction,
                 "update public.orders set subtotal = $3, total = $3 where tenant_id = $1 and id = $2",
                 cancellationToken, TenantId, orderId, subtotal);
+            // Placing the order queued it (a trigger); strategic accounts' orders go first.
             await ExecuteAsync(connection, transaction,
-                "insert into public.order_processing_queue (tenant_id, order_id, priority) values ($1, $2, $3)",
+                "update public.order_processing_queue set priority = $3 where tenant_id = $1 and order_id = $2",
                 cancellationToken, TenantId, orderId, tier == "strategic" ? 10 : 0);
+            if (defect == 1)
+            {
+                // The account requires a PO number, and this order has none.
+                await ExecuteAsync(connection, transaction, "update public.accounts set requires_po = true where tenant_id = $1 and id = $2",
+                    cancellationToken, TenantId, accountId);
+            }
         }
     }
 

@@ -30,7 +30,11 @@ public static class SchemaContract
     /// <summary>The policy enforcer's tables.</summary>
     public static readonly IReadOnlyList<string> PolicyTables = ["tenant_policy_documents"];
 
-    public static IEnumerable<string> AllTables => HostTables.Concat(SeedTables).Concat(SchedulerTables).Concat(EngagementTables).Concat(PolicyTables);
+    /// <summary>The order processor's tables.</summary>
+    public static readonly IReadOnlyList<string> OrderTables = ["price_rules", "order_requirement_rules", "order_processing_fixes"];
+
+    public static IEnumerable<string> AllTables =>
+        HostTables.Concat(SeedTables).Concat(SchedulerTables).Concat(EngagementTables).Concat(PolicyTables).Concat(OrderTables);
 
     /// <summary>The seed's four functions with their fixed signatures, then the ones leases add.</summary>
     public static readonly IReadOnlyList<string> SeedFunctions =
@@ -65,8 +69,17 @@ public static class SchemaContract
         "public.policy_violation_trends(uuid, integer)",
     ];
 
-    /// <summary>Every function the API exposes: the seed's, the leases', the engagement engine's, the policy enforcer's.</summary>
-    public static IEnumerable<string> ApiFunctions => SeedFunctions.Concat(LeaseFunctions).Concat(EngagementFunctions).Concat(PolicyFunctions);
+    /// <summary>The order processor's functions a member calls: the exception workflow and the credit override.</summary>
+    public static readonly IReadOnlyList<string> OrderFunctions =
+    [
+        "public.review_order_exception(uuid, text)",
+        "public.resolve_order_exception(uuid, text, text, text)",
+        "public.override_order_credit(uuid, text, text)",
+    ];
+
+    /// <summary>Every function the API exposes: the seed's, the leases', the engagement engine's, the policy enforcer's, the order processor's.</summary>
+    public static IEnumerable<string> ApiFunctions =>
+        SeedFunctions.Concat(LeaseFunctions).Concat(EngagementFunctions).Concat(PolicyFunctions).Concat(OrderFunctions);
 
     /// <summary>The seed's seven indexes: table, and whether the seed describes it as partial.</summary>
     public static readonly IReadOnlyList<(string Index, string Table, bool Partial)> SeedIndexes =

@@ -66,7 +66,8 @@ internal static class HourglassCommands
         var commands = CycleCommands.Build(Options, CreateLoggers)
             .Concat(EngagementCommands.Build(Options, CreateLoggers))
             .Concat(ChannelCommands.Build(Options, CreateLoggers))
-            .Concat(PolicyCommands.Build(Options, CreateLoggers));
+            .Concat(PolicyCommands.Build(Options, CreateLoggers))
+            .Concat(OrderCommands.Build(Options, CreateLoggers));
         foreach (var command in commands)
         {
             root.Subcommands.Add(command);

@@ -15,7 +15,7 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
     private static readonly DateTimeOffset s_farFuture = new(2099, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     /// <summary>What a call needs of the tenant it acts for: its sample contact, sample lock and an open touch card.</summary>
-    private sealed record Target(Guid TenantId, Guid ContactId, string LockType, long LockToken, Guid TouchCardId, Guid ApprovalCardId);
+    private sealed record Target(Guid TenantId, Guid ContactId, string LockType, long LockToken, Guid TouchCardId, Guid ApprovalCardId, Guid ExceptionId, Guid OrderId);
 
     /// <summary>
     /// A call of one function for a target, and what a successful call returns. A call for another tenant's data is
@@ -55,6 +55,12 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
             "select public.decide_approval($1, true, 'probe')", t => [t.ApprovalCardId], r => r is "approved", OtherTenantState: "P0002"),
         ["public.policy_violation_trends(uuid, integer)"] = new(
             "select count(*) from public.policy_violation_trends($1, 30)", t => [t.TenantId], r => r is long),
+        ["public.review_order_exception(uuid, text)"] = new(
+            "select public.review_order_exception($1)", t => [t.ExceptionId], r => r is "in_review", OtherTenantState: "P0002"),
+        ["public.resolve_order_exception(uuid, text, text, text)"] = new(
+            "select public.resolve_order_exception($1, 'resolved', 'probe')", t => [t.ExceptionId], r => r is "resolved", OtherTenantState: "P0002"),
+        ["public.override_order_credit(uuid, text, text)"] = new(
+            "select public.override_order_credit($1, 'probe')", t => [t.OrderId], r => r is "overridden", OtherTenantState: "P0002"),
         [FreezeTime] = new("select hourglass.freeze_time($1)", _ => [s_farFuture], r => r is DateTime),
         [ThawTime] = new("select hourglass.thaw_time()", _ => [], r => r is null),
     };
@@ -243,7 +249,12 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
             select id from public.cards where tenant_id = $1 and kind = 'approval' and status = 'open' and payload ->> 'action_key' = 'probe-approval'
             limit 1
             """, side.TenantId, side.Rows["contacts"].Id))!;
-        return new Target(side.TenantId, side.Rows["contacts"].Id, (string)lockRow.KeyValues[1], token, card, approval);
+        var exception = side.Rows["order_processing_exceptions"].Id;
+        await fixture.Db.ExecuteAsync("update public.order_processing_exceptions set resolution_status = 'open', resolved_at = null where id = $1", exception);
+        var order = (Guid)(await fixture.Db.ScalarAsync(
+            "update public.order_processing_queue set status = 'exception' where id = (select queue_id from public.order_processing_exceptions where id = $1) returning order_id",
+            exception))!;
+        return new Target(side.TenantId, side.Rows["contacts"].Id, (string)lockRow.KeyValues[1], token, card, approval, exception, order);
     }
 
     private async Task<Guid> CreateOverdueClockAsync(Guid tenantId)

@@ -99,7 +99,8 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
                 [id, tenantId, await InsertAsync("accounts", tenantId)]),
             "products" => new(row, "insert into public.products (id, tenant_id, sku, name, list_price) values ($1, $2, $3, 'Sample product', 10)",
                 [id, tenantId, $"SKU-{id:N}"]),
-            "orders" => new(row, "insert into public.orders (id, tenant_id, account_id, contact_id) values ($1, $2, $3, $4)",
+            // A draft: a placed order queues itself (a trigger), and the sample queue entry is a row of its own.
+            "orders" => new(row, "insert into public.orders (id, tenant_id, account_id, contact_id, status) values ($1, $2, $3, $4, 'draft')",
                 [id, tenantId, await InsertAsync("accounts", tenantId), await InsertAsync("contacts", tenantId)]),
             "order_lines" => new(row,
                 "insert into public.order_lines (id, tenant_id, order_id, product_id, quantity, unit_price) values ($1, $2, $3, $4, 1, 10)",
@@ -152,6 +153,14 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
                 "insert into public.tenant_policy_documents (id, tenant_id, version, document, created_by) " +
                 "values ($1, $2, $3, '{\"schema\": \"hourglass.policy/v1\"}', 'probe')",
                 [id, tenantId, Interlocked.Increment(ref s_policyVersions)]),
+            "price_rules" => new(row,
+                "insert into public.price_rules (id, tenant_id, name, product_id, unit_price) values ($1, $2, 'Sample rule', $3, 9.5)",
+                [id, tenantId, await InsertAsync("products", tenantId)]),
+            "order_requirement_rules" => new(row,
+                "insert into public.order_requirement_rules (id, tenant_id, rule_key, description, condition) " +
+                "values ($1, $2, $3, 'Ships domestically', '{\"field\": \"ship_to.country\", \"op\": \"eq\", \"value\": \"US\"}')",
+                [id, tenantId, $"probe-{id:N}"]),
+            "order_processing_fixes" => await PrepareFixAsync(row),
             _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not a table of the schema contract"),
         };
     }
@@ -192,6 +201,18 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
     }
 
     private async Task<Guid> InsertAsync(string table, Guid tenantId) => (await CreateAsync(table, tenantId)).Id;
+
+    private async Task<SampleInsert> PrepareFixAsync(SampleRow row)
+    {
+        var queue = await CreateAsync("order_processing_queue", row.TenantId);
+        await using var command = superuser.CreateCommand("select order_id from public.order_processing_queue where id = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = queue.Id });
+        var orderId = (Guid)(await command.ExecuteScalarAsync())!;
+        return new(row,
+            "insert into public.order_processing_fixes (id, tenant_id, queue_id, order_id, attempt, fix_type, before, after) " +
+            "values ($1, $2, $3, $4, 1, 'recompute_totals', '{\"total\": 10}', '{\"total\": 12}')",
+            [row.Id, row.TenantId, queue.Id, orderId]);
+    }
 
     private async Task<SampleInsert> PrepareExceptionAsync(SampleRow row)
     {

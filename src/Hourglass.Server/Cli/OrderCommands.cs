@@ -1,0 +1,217 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Hourglass.Orders;
+using Microsoft.Extensions.Logging;
+using NpgsqlTypes;
+
+namespace Hourglass.Server.Cli;
+
+/// <summary>The order processor's commands: process the queue, list it and its exceptions, and the exception workflow.</summary>
+internal static class OrderCommands
+{
+    public static IEnumerable<Command> Build(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        yield return new Command("orders", "Order validation: the queue, auto-fixes, exceptions and their workflow.")
+        {
+            Process(options, loggers), Queue(options, loggers), Exceptions(options, loggers),
+            Review(options, loggers), Resolve(options, loggers, "resolve"), Resolve(options, loggers, "dismiss"), OverrideCredit(options, loggers),
+        };
+    }
+
+    private static Command Process(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var tenant = new Option<string?>("--tenant") { Description = "Only this tenant's orders (default: every tenant's)." };
+        var processors = new Option<int>("--processors") { Description = "Processors working the queue side by side (1-32).", DefaultValueFactory = _ => 1 };
+        var batch = new Option<int>("--batch-size") { Description = "Orders claimed and written together (1-1000).", DefaultValueFactory = _ => 100 };
+        var max = new Option<int>("--max") { Description = "Stop after this many orders (default: until the queue is empty).", DefaultValueFactory = _ => int.MaxValue };
+        var command = new Command("process", "Drain the order queue now: validate, auto-fix within policy, raise exceptions. Safe beside running workers.")
+        {
+            tenant, processors, batch, max,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var count = parse.GetValue(processors);
+            if (count is < 1 or > 32)
+            {
+                throw new HourglassException($"--processors must be between 1 and 32 (got {count})");
+            }
+
+            var size = parse.GetValue(batch);
+            if (size is < 1 or > 1000)
+            {
+                throw new HourglassException($"--batch-size must be between 1 and 1000 (got {size})");
+            }
+
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
+            Guid? tenantId = parse.GetValue(tenant) is { } name ? await CycleCommands.ResolveTenantAsync(target.DataSource, name, cancellationToken) : null;
+            var limit = parse.GetValue(max);
+            var clock = Stopwatch.StartNew();
+            var results = await Task.WhenAll(Enumerable.Range(0, count).Select(i =>
+                new OrderProcessor(target.DataSource, new OrderProcessorOptions { WorkerId = $"{Environment.MachineName}:{Environment.ProcessId}:orders:{i}", BatchSize = size })
+                    .DrainAsync(tenantId, null, Math.Max(1, limit / count), cancellationToken)));
+            var claimed = results.Sum(r => r.Claimed);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{claimed} order(s) processed in {clock.Elapsed.TotalSeconds:0.0} s: {results.Sum(r => r.Validated)} validated, {results.Sum(r => r.NeedsApproval)} need approval, {results.Sum(r => r.Exceptions)} exception(s); {results.Sum(r => r.Fixes)} fix(es) applied."));
+            if (results.Sum(r => r.LostClaims) is > 0 and var lost)
+            {
+                Console.WriteLine($"{lost} claim(s) lapsed or their orders changed while being processed: they are processed again.");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Queue(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var tenant = new Option<string>("--tenant") { Description = "The tenant: its id, or its exact name.", Required = true };
+        var status = new Option<string?>("--status") { Description = "Only entries in this status." };
+        status.AcceptOnlyFromAmong("pending", "processing", "validated", "needs_approval", "exception", "cancelled");
+        var command = new Command("queue", "Show the tenant's order queue: each order's status and checks.") { tenant, status };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
+            var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
+            await using var query = target.DataSource.CreateCommand("""
+                select q.order_id, coalesce(o.po_number, '-'), a.name, o.total, o.currency, q.status, q.pricing_status, q.credit_status, q.requirements_status,
+                       q.auto_fix_attempts, coalesce(q.validation_results ->> 'approval', '')
+                from public.order_processing_queue q
+                join public.orders o on o.tenant_id = q.tenant_id and o.id = q.order_id
+                join public.accounts a on a.tenant_id = o.tenant_id and a.id = o.account_id
+                where q.tenant_id = $1 and ($2::text is null or q.status = $2)
+                order by q.status, q.priority desc, q.created_at limit 200
+                """);
+            query.Parameters.Add(new() { Value = tenantId });
+            query.Parameters.Add(new() { Value = (object?)parse.GetValue(status) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            await using var reader = await query.ExecuteReaderAsync(cancellationToken);
+            Console.WriteLine($"{"order",-36}  {"po",-10} {"account",-20} {"total",12}  {"status",-14} {"pricing",-8} {"credit",-8} {"reqs",-8} fixes");
+            var rows = 0;
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                rows++;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{reader.GetGuid(0)}  {reader.GetString(1),-10} {Truncate(reader.GetString(2), 20),-20} {reader.GetDecimal(3),9:0.00} {reader.GetString(4)}  {reader.GetString(5),-14} {reader.GetString(6),-8} {reader.GetString(7),-8} {reader.GetString(8),-8} {reader.GetInt32(9)}"));
+            }
+
+            if (rows == 0)
+            {
+                Console.WriteLine("The queue is empty.");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Exceptions(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var tenant = new Option<string>("--tenant") { Description = "The tenant: its id, or its exact name.", Required = true };
+        var all = new Option<bool>("--all") { Description = "Also resolved and dismissed ones (the last 30 days)." };
+        var command = new Command("exceptions", "List the tenant's order exceptions: open and in review first.") { tenant, all };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
+            var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
+            await using var query = target.DataSource.CreateCommand("""
+                select e.id, e.order_id, e.exception_type, e.severity, e.resolution_status, coalesce(e.details ->> 'message', ''),
+                       coalesce(e.resolved_by, ''), coalesce(e.resolution_notes, '')
+                from public.order_processing_exceptions e
+                where e.tenant_id = $1 and (e.resolution_status in ('open', 'in_review') or ($2 and e.updated_at > hourglass.now() - interval '30 days'))
+                order by e.resolution_status not in ('open', 'in_review'), e.created_at
+                """);
+            query.Parameters.Add(new() { Value = tenantId });
+            query.Parameters.Add(new() { Value = parse.GetValue(all) });
+            await using var reader = await query.ExecuteReaderAsync(cancellationToken);
+            var rows = 0;
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                rows++;
+                Console.WriteLine($"{reader.GetGuid(0)}  order {reader.GetGuid(1)}  {reader.GetString(2)} ({reader.GetString(3)})  [{reader.GetString(4)}{(reader.GetString(6).Length > 0 ? $" by {reader.GetString(6)}: {reader.GetString(7)}" : "")}]");
+                Console.WriteLine($"    {reader.GetString(5)}");
+            }
+
+            if (rows == 0)
+            {
+                Console.WriteLine("No open order exceptions.");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Review(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var exception = new Option<Guid>("--exception") { Description = "The exception's id.", Required = true };
+        var by = new Option<string>("--by") { Description = "Who takes it (recorded).", Required = true };
+        var command = new Command("review", "Take an open exception into review.") { exception, by };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
+            await using var call = target.DataSource.CreateCommand("select public.review_order_exception($1, $2)");
+            call.Parameters.Add(new() { Value = parse.GetValue(exception) });
+            call.Parameters.Add(new() { Value = parse.GetValue(by)! });
+            await call.ExecuteScalarAsync(cancellationToken);
+            Console.WriteLine($"Exception {parse.GetValue(exception)} is in review.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Resolve(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers, string verb)
+    {
+        var exception = new Option<Guid>("--exception") { Description = "The exception's id.", Required = true };
+        var by = new Option<string>("--by") { Description = "Who decides (recorded).", Required = true };
+        var notes = new Option<string>("--notes") { Description = "What was done, or why it is dismissed (recorded).", Required = true };
+        var command = new Command(verb, verb == "resolve"
+            ? "Resolve an exception: the order is validated again (the fix attempts start over)."
+            : "Dismiss an exception: the order leaves automatic processing; a person handles it.")
+        {
+            exception, by, notes,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
+            await using var call = target.DataSource.CreateCommand("select public.resolve_order_exception($1, $2, $3, $4)");
+            call.Parameters.Add(new() { Value = parse.GetValue(exception) });
+            call.Parameters.Add(new() { Value = verb == "resolve" ? "resolved" : "dismissed" });
+            call.Parameters.Add(new() { Value = parse.GetValue(notes)! });
+            call.Parameters.Add(new() { Value = parse.GetValue(by)! });
+            await call.ExecuteScalarAsync(cancellationToken);
+            Console.WriteLine(verb == "resolve"
+                ? $"Exception {parse.GetValue(exception)} resolved; the order is queued to be validated again."
+                : $"Exception {parse.GetValue(exception)} dismissed; the order is out of automatic processing.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command OverrideCredit(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var order = new Option<Guid>("--order") { Description = "The order's id.", Required = true };
+        var by = new Option<string>("--by") { Description = "The credit controller (recorded).", Required = true };
+        var reason = new Option<string>("--reason") { Description = "Why (recorded).", Required = true };
+        var command = new Command("override-credit", "Override the credit check for an order, with a reason; it is validated again with the override.") { order, by, reason };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
+            await using var call = target.DataSource.CreateCommand("select public.override_order_credit($1, $2, $3)");
+            call.Parameters.Add(new() { Value = parse.GetValue(order) });
+            call.Parameters.Add(new() { Value = parse.GetValue(reason)! });
+            call.Parameters.Add(new() { Value = parse.GetValue(by)! });
+            await call.ExecuteScalarAsync(cancellationToken);
+            Console.WriteLine($"Credit overridden for order {parse.GetValue(order)}; it is queued to be validated again.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static string Truncate(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";
+}
