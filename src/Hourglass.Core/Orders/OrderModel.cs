@@ -58,7 +58,8 @@ public sealed record OrderSettings(
         {
             foreach (var (tier, value) in byTier)
             {
-                if (value is JsonValue v && v.TryGetValue<decimal>(out var limit))
+                if (value is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.Number
+                    && decimal.TryParse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var limit))
                 {
                     tiers[tier] = limit;
                 }
@@ -75,8 +76,10 @@ public sealed record OrderSettings(
             settings["credit_over_limit"] is JsonValue mode && mode.TryGetValue<string>(out var m) && m == "exception");
     }
 
+    // A JSON number whatever it was built from (an int, a double, parsed text); anything else is "not set".
     private static decimal? Number(JsonObject settings, string key) =>
-        settings[key] is JsonValue v && v.TryGetValue<decimal>(out var d) ? d : null;
+        settings[key] is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.Number
+            && decimal.TryParse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d) ? d : null;
 }
 
 /// <summary>Everything the validators need about one claimed order, loaded in a batch.</summary>

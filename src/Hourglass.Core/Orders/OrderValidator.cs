@@ -221,6 +221,11 @@ public static class OrderValidator
         return (limit, exposure, note);
     }
 
+    // A JSON number as a decimal, whatever it was built from (an int, a double, parsed text).
+    private static decimal? Decimal(JsonNode? node) =>
+        node is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.Number
+            && decimal.TryParse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : null;
+
     private static List<string> MissingShipTo(JsonObject? shipTo) =>
         ShipToFields.Where(f => shipTo?[f] is not JsonValue v || !v.TryGetValue<string>(out var s) || string.IsNullOrWhiteSpace(s)).ToList();
 
@@ -236,7 +241,7 @@ public static class OrderValidator
             "subtotal" => order.Subtotal,
             "requested_ship_date" => order.RequestedShipDate?.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
             "account.tier" => order.Account.Tier,
-            "line_count" => order.Lines.Count,
+            "line_count" => (decimal)order.Lines.Count,
             _ when field.StartsWith("ship_to.", StringComparison.Ordinal) => order.ShipTo?[field["ship_to.".Length..]]?.DeepClone(),
             _ => null,
         };
@@ -256,7 +261,7 @@ public static class OrderValidator
     }
 
     private static int? Compare(JsonNode? left, JsonNode? right) =>
-        left is JsonValue l && right is JsonValue r && l.TryGetValue<decimal>(out var a) && r.TryGetValue<decimal>(out var b) ? a.CompareTo(b)
+        Decimal(left) is { } a && Decimal(right) is { } b ? a.CompareTo(b)
         : left is JsonValue ls && right is JsonValue rs && ls.TryGetValue<string>(out var x) && rs.TryGetValue<string>(out var y) ? string.CompareOrdinal(x, y)
         : null;
 }
