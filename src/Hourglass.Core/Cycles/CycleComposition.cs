@@ -1,5 +1,6 @@
 using Hourglass.Engagement;
 using Hourglass.Engagement.Outbox;
+using Hourglass.Insights;
 using Hourglass.Orders;
 using Hourglass.Policies;
 using Microsoft.Extensions.Logging;
@@ -18,7 +19,7 @@ public static class CycleComposition
         NpgsqlDataSource dataSource, TimeProvider? time = null, ISummaryWriter? summaries = null, ILoggerFactory? loggers = null)
     {
         loggers ??= NullLoggerFactory.Instance;
-        ICyclePart[] parts = [new ApprovalPart(), new EngagementCompliancePart(), new TouchTaskPart(), new OrderPart()];
+        ICyclePart[] parts = [new InsightsPart(), new ApprovalPart(), new EngagementCompliancePart(), new TouchTaskPart(), new OrderPart()];
         IActionHandler[] handlers = [new TouchTaskHandler(), new MessageHandler()];
         return new CycleEngine(dataSource, parts, handlers, new DocumentPolicyEnforcer(dataSource), summaries, time, loggers.CreateLogger<CycleEngine>());
     }

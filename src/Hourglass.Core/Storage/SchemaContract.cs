@@ -33,8 +33,11 @@ public static class SchemaContract
     /// <summary>The order processor's tables.</summary>
     public static readonly IReadOnlyList<string> OrderTables = ["price_rules", "order_requirement_rules", "order_processing_fixes"];
 
+    /// <summary>Insights' tables beyond the seed's: detector watermarks and strategy outcomes.</summary>
+    public static readonly IReadOnlyList<string> InsightTables = ["insight_detector_state", "strategy_attributions"];
+
     public static IEnumerable<string> AllTables =>
-        HostTables.Concat(SeedTables).Concat(SchedulerTables).Concat(EngagementTables).Concat(PolicyTables).Concat(OrderTables);
+        HostTables.Concat(SeedTables).Concat(SchedulerTables).Concat(EngagementTables).Concat(PolicyTables).Concat(OrderTables).Concat(InsightTables);
 
     /// <summary>The seed's four functions with their fixed signatures, then the ones leases add.</summary>
     public static readonly IReadOnlyList<string> SeedFunctions =
@@ -78,8 +81,14 @@ public static class SchemaContract
     ];
 
     /// <summary>Every function the API exposes: the seed's, the leases', the engagement engine's, the policy enforcer's, the order processor's.</summary>
+    /// <summary>Insights' functions: judging strategy outcomes (the service role's).</summary>
+    public static readonly IReadOnlyList<string> InsightFunctions =
+    [
+        "public.attribute_strategy_outcomes(uuid)",
+    ];
+
     public static IEnumerable<string> ApiFunctions =>
-        SeedFunctions.Concat(LeaseFunctions).Concat(EngagementFunctions).Concat(PolicyFunctions).Concat(OrderFunctions);
+        SeedFunctions.Concat(LeaseFunctions).Concat(EngagementFunctions).Concat(PolicyFunctions).Concat(OrderFunctions).Concat(InsightFunctions);
 
     /// <summary>The seed's seven indexes: table, and whether the seed describes it as partial.</summary>
     public static readonly IReadOnlyList<(string Index, string Table, bool Partial)> SeedIndexes =

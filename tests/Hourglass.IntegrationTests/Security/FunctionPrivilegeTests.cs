@@ -61,6 +61,8 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
             "select public.resolve_order_exception($1, 'resolved', 'probe')", t => [t.ExceptionId], r => r is "resolved", OtherTenantState: "P0002"),
         ["public.override_order_credit(uuid, text, text)"] = new(
             "select public.override_order_credit($1, 'probe')", t => [t.OrderId], r => r is "overridden", OtherTenantState: "P0002"),
+        ["public.attribute_strategy_outcomes(uuid)"] = new(
+            "select judged from public.attribute_strategy_outcomes($1)", t => [t.TenantId], r => r is long),
         [FreezeTime] = new("select hourglass.freeze_time($1)", _ => [s_farFuture], r => r is DateTime),
         [ThawTime] = new("select hourglass.thaw_time()", _ => [], r => r is null),
     };

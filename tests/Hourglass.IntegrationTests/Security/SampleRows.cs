@@ -82,6 +82,10 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
                     "insert into public.message_channels (tenant_id, channel, webhook_url, secret_ref, updated_at) " +
                     "values ($1, 'webhook', 'https://hooks.example.com/hourglass', 'HOURGLASS_SAMPLE_SECRET', $2) " +
                     "on conflict (tenant_id, channel) do update set updated_at = excluded.updated_at", [tenantId, channelStamp]);
+            case "insight_detector_state":
+                var detector = $"probe_{id:N}";
+                return new(new SampleRow(table, tenantId, "tenant_id = $1 and detector = $2", [tenantId, detector]),
+                    "insert into public.insight_detector_state (tenant_id, detector, watermark_seq) values ($1, $2, 0)", [tenantId, detector]);
             case "agent_tenant_schedules":
                 // Every tenant has its schedule from creation, so the sample "insert" is an upsert that stamps the
                 // row with an updated_at of its own: the sample row is the tenant's schedule carrying that stamp.
@@ -161,6 +165,10 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
                 "values ($1, $2, $3, 'Ships domestically', '{\"field\": \"ship_to.country\", \"op\": \"eq\", \"value\": \"US\"}')",
                 [id, tenantId, $"probe-{id:N}"]),
             "order_processing_fixes" => await PrepareFixAsync(row),
+            "strategy_attributions" => new(row,
+                "insert into public.strategy_attributions (id, tenant_id, action_id, strategy_key, touched_at, outcome, decided_at) " +
+                "values ($1, $2, $3, 'probe', now(), 'success', now())",
+                [id, tenantId, Guid.NewGuid()]),
             _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not a table of the schema contract"),
         };
     }

@@ -1,0 +1,212 @@
+using System.Text.Json.Nodes;
+using Hourglass.Cycles;
+using Hourglass.Insights;
+using Hourglass.IntegrationTests.Cycles;
+using Hourglass.IntegrationTests.Infrastructure;
+using Npgsql;
+
+namespace Hourglass.IntegrationTests.Insights;
+
+/// <summary>Detection on a real database: incremental equals full, the commit-safe frontier, the cycle's use of it, and strategy attribution.</summary>
+public sealed class InsightsEngineTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset s_now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+    private readonly DatabaseFixture _database = new();
+
+    private TestDb Db => _database.Db;
+
+    public async Task InitializeAsync()
+    {
+        await _database.InitializeAsync();
+        await Db.FreezeTimeAsync(s_now);
+    }
+
+    public Task DisposeAsync() => _database.DisposeAsync();
+
+    [Fact]
+    public async Task Incremental_InThreeRuns_SamePatternsAsOneFullRun_AndARunWithNothingNewReadsNothing()
+    {
+        var (full, fullAccount, fullContact) = await TenantAsync("full");
+        var (step, stepAccount, stepContact) = await TenantAsync("step");
+        var history = History().ToList();
+        var engine = new InsightsEngine(_database.DataSource, pageSize: 7);
+
+        await InsertAsync(full, fullAccount, fullContact, history);
+        var fullRun = await engine.RunAsync(full);
+        foreach (var chunk in history.Chunk(history.Count / 3 + 1))
+        {
+            await InsertAsync(step, stepAccount, stepContact, chunk);
+            await engine.RunAsync(step);
+        }
+
+        var idle = await engine.RunAsync(step);
+
+        Assert.Equal(history.Count, fullRun.EventsProcessed);
+        Assert.Equal(0, idle.EventsProcessed);
+        var fullPatterns = await PatternsAsync(full);
+        Assert.Equal(["best_time", "churn_risk", "engagement_decay", "order_size_trend", "preferred_channel", "reorder_cadence"], fullPatterns.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(fullPatterns.ToDictionary(p => p.Key, p => p.Value.ToJsonString()), (await PatternsAsync(step)).ToDictionary(p => p.Key, p => p.Value.ToJsonString()));
+        Assert.Equal((long)history.Count(h => h.Type is "order_placed"), await Db.ScalarAsync(
+            "select events_processed from public.insight_detector_state where tenant_id = $1 and detector = 'orders'", step));
+    }
+
+    [Fact]
+    public async Task Frontier_StopsBeforeAnUncommittedEvent_UntilItCommits()
+    {
+        var (tenant, account, _) = await TenantAsync("frontier");
+        var engine = new InsightsEngine(_database.DataSource);
+
+        // An ingestion still in flight holds a sequence number below a later, committed event.
+        await using var slow = await _database.DataSource.OpenConnectionAsync();
+        await using var open = await slow.BeginTransactionAsync();
+        await TestDb.ExecuteAsync(slow, open, "insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at) values ($1, 'order_placed', 'account', $2, '{\"total\": 5}', $3)",
+            tenant, account, s_now.AddDays(-20));
+        await Db.ExecuteAsync("insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at) values ($1, 'order_placed', 'account', $2, '{\"total\": 5}', $3)",
+            tenant, account, s_now.AddDays(-10));
+
+        var before = await engine.RunAsync(tenant);
+        await open.CommitAsync();
+        var after = await engine.RunAsync(tenant);
+
+        Assert.Equal(0, before.EventsProcessed);
+        Assert.Equal(2, after.EventsProcessed);
+        Assert.Equal(10.0, (await PatternsAsync(tenant))["reorder_cadence"]["mean_interval_days"]!.GetValue<double>(), 3);
+    }
+
+    [Fact]
+    public async Task Cycle_ChurnRiskFromOrders_RaisesPriorityAndBecomesAHypothesisWithEvidence()
+    {
+        var (tenant, account, contact) = await TenantAsync("churn");
+        // Orders every 10 days, the last 40 days ago: the rhythm broke.
+        for (var i = 0; i < 6; i++)
+        {
+            await Db.ExecuteAsync("insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at) values ($1, 'order_placed', 'account', $2, '{\"total\": 100}', $3)",
+                tenant, account, s_now.AddDays(-90 + 10 * i));
+        }
+
+        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1", tenant, s_now.AddDays(-2).AddHours(-1));
+        var harness = new CycleHarness(_database, s_now);
+        var run = await new CycleWorker(CycleComposition.CreateEngine(_database.DataSource, harness.Clock), new CycleWorkerOptions { WorkerId = "insights" })
+            .RunManualAsync(tenant, false, null, default);
+
+        Assert.Equal("completed", run.Status);
+        var reason = (string?)await Db.ScalarAsync("select priority_reason from public.engagement_clocks where tenant_id = $1 and entity_id = $2", tenant, account);
+        Assert.Contains("churn risk", reason, StringComparison.Ordinal);
+        var hypotheses = JsonNode.Parse((string)(await Db.ScalarAsync("select hypotheses::text from public.agent_hourly_reflections where run_id = $1", run.RunId))!)!.AsArray();
+        var churn = hypotheses.Single(h => ((string?)h!["statement"])!.Contains("may have stopped ordering", StringComparison.Ordinal))!;
+        var pattern = (Guid)(await Db.ScalarAsync("select id from public.client_patterns where tenant_id = $1 and pattern_type = 'churn_risk'", tenant))!;
+        Assert.Contains($"client_patterns:{pattern}", churn["evidence_ids"]!.AsArray().Select(e => (string?)e));
+        Assert.Contains(churn["evidence_ids"]!.AsArray(), e => ((string?)e)!.StartsWith("warehouse_events:", StringComparison.Ordinal));
+        Assert.NotEqual(Guid.Empty, contact);
+    }
+
+    [Fact]
+    public async Task Attribution_ReplyWithinWindowSucceeds_SilenceFailsWhenWindowCloses_CountsAndScore()
+    {
+        var (tenant, _, contact) = await TenantAsync("strategies");
+        var other = await Db.CreateContactAsync(tenant, null, "Quiet");
+        await Db.ExecuteAsync("""
+            insert into public.success_strategies (tenant_id, strategy_key, name, action_template, usage_count, success_count)
+            values ($1, 'email-checkin', 'Check-in', '{"kind": "send_message"}', 0, 0)
+            """, tenant);
+        async Task ActionAsync(Guid target, DateTimeOffset at) => await Db.ExecuteAsync("""
+            insert into public.agent_actions (tenant_id, idempotency_key, hour_bucket, kind, target_type, target_id, reason, payload, status, completed_at)
+            values ($1, $2, $3, 'send_message', 'contact', $4, 'test', '{"strategy_key": "email-checkin"}', 'succeeded', $3)
+            """, tenant, $"k-{Guid.NewGuid():N}", at, target, at);
+        await ActionAsync(contact, s_now.AddDays(-3));
+        await ActionAsync(other, s_now.AddDays(-9));
+        await ActionAsync(other, s_now.AddDays(-1));
+        await Db.ExecuteAsync("insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, occurred_at) values ($1, 'reply', 'contact', $2, $3)",
+            tenant, contact, s_now.AddDays(-2));
+
+        var first = await AttributeAsync(tenant);
+        var again = await AttributeAsync(tenant);
+
+        // The reply decided one at once; the 9-day-old silence closed its 7-day window; the 1-day-old one waits.
+        Assert.Equal((2L, 1L), first);
+        Assert.Equal((0L, 0L), again);
+        Assert.Equal("2:1:0.5", await Db.ScalarAsync(
+            "select usage_count || ':' || success_count || ':' || round(effectiveness_score, 4)::float8 from public.success_strategies where tenant_id = $1", tenant));
+        var lower = (decimal)(await Db.ScalarAsync("select effectiveness_lower from public.success_strategies where tenant_id = $1", tenant))!;
+        Assert.InRange(lower, 0m, 0.5m);
+
+        var member = await Db.AddMemberAsync(tenant);
+        var refused = await Assert.ThrowsAsync<PostgresException>(() => Db.AsUserAsync(member, (c, t) => TestDb.ScalarAsync(c, t, "select count(*) from public.attribute_strategy_outcomes($1)", tenant)));
+        Assert.Equal("42501", refused.SqlState);
+    }
+
+    private async Task<(long, long)> AttributeAsync(Guid tenant)
+    {
+        await using var command = Db.DataSource.CreateCommand("select judged, successes from public.attribute_strategy_outcomes($1)");
+        command.Parameters.Add(new() { Value = tenant });
+        await using var reader = await command.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    private async Task<(Guid Tenant, Guid Account, Guid Contact)> TenantAsync(string name)
+    {
+        var tenant = await Db.CreateTenantAsync(name);
+        var account = await Db.CreateAccountAsync(tenant, $"{name} account");
+        var contact = await Db.CreateContactAsync(tenant, account, $"{name} contact");
+        return (tenant, account, contact);
+    }
+
+    private sealed record HistoryEvent(string Type, bool OnAccount, DateTimeOffset At, string Payload);
+
+    // Five months: an order every 12 days with growing totals (the last one long ago), touches by email and call,
+    // replies to Tuesday-morning emails.
+    private static IEnumerable<HistoryEvent> History()
+    {
+        var start = s_now.AddDays(-150);
+        for (var i = 0; i < 9; i++)
+        {
+            yield return new HistoryEvent("order_placed", true, start.AddDays(12 * i), $$"""{"total": {{100 + 15 * i}}, "order_id": "o-{{i}}"}""");
+        }
+
+        var tuesday = new DateTimeOffset(2026, 1, 6, 9, 0, 0, TimeSpan.Zero);
+        for (var week = 0; week < 16; week++)
+        {
+            var at = tuesday.AddDays(7 * week);
+            yield return new HistoryEvent("touch", false, at, """{"touch_type": "email"}""");
+            if (week % 3 != 2)
+            {
+                yield return new HistoryEvent("reply", false, at.AddHours(4), """{"channel": "email"}""");
+            }
+
+            yield return new HistoryEvent("touch", false, at.AddDays(2).AddHours(6), """{"touch_type": "call"}""");
+        }
+    }
+
+    private async Task InsertAsync(Guid tenant, Guid account, Guid contact, IEnumerable<HistoryEvent> events)
+    {
+        foreach (var e in events)
+        {
+            await Db.ExecuteAsync("""
+                insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at)
+                values ($1, $2, $3, $4, $5::jsonb, $6)
+                """, tenant, e.Type, e.OnAccount ? "account" : "contact", e.OnAccount ? account : contact, e.Payload, e.At);
+        }
+    }
+
+    // Each pattern type's data (the detector's state left out) with its confidence, evidence and whether it holds.
+    private async Task<Dictionary<string, JsonObject>> PatternsAsync(Guid tenant)
+    {
+        await using var command = Db.DataSource.CreateCommand("""
+            select pattern_type, (pattern_data - 'state')::text, confidence, evidence_count, is_active from public.client_patterns where tenant_id = $1
+            """);
+        command.Parameters.Add(new() { Value = tenant });
+        await using var reader = await command.ExecuteReaderAsync();
+        var patterns = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
+        while (await reader.ReadAsync())
+        {
+            var data = JsonNode.Parse(reader.GetString(1))!.AsObject();
+            data["_confidence"] = reader.GetDecimal(2);
+            data["_evidence"] = reader.GetInt32(3);
+            data["_active"] = reader.GetBoolean(4);
+            patterns[reader.GetString(0)] = data;
+        }
+
+        return patterns;
+    }
+}
