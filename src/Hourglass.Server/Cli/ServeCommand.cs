@@ -1,11 +1,14 @@
 using System.CommandLine;
+using System.Text.Json;
 using Hourglass.Cycles;
+using Hourglass.Server.Api;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 
 namespace Hourglass.Server.Cli;
 
@@ -42,9 +45,34 @@ internal static class ServeCommand
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             builder.Services.AddSingleton(loggerFactory);
+            builder.Services.AddProblemDetails();
+            builder.Services.AddHourglassRateLimits();
+            builder.Services.AddOpenApi("v1", openApi => openApi.AddDocumentTransformer((document, _, _) =>
+            {
+                document.Info.Title = "Hourglass API";
+                document.Info.Description = "The autonomous account-management agent's API: runs and reflections, engagement, cards and approvals, " +
+                                            "policies and violations, orders and exceptions, events, patterns and strategies. docs/api.md.";
+                return Task.CompletedTask;
+            }));
+            builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
+            builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(CycleTelemetry.Name).AddPrometheusExporter());
             builder.WebHost.UseUrls(parse.GetValue(urls)!);
             var app = builder.Build();
+            app.UseExceptionHandler();
+            app.UseStatusCodePages();
+            app.UseRateLimiter();
             app.MapGet("/health", async (CancellationToken requestAborted) => await HealthAsync(target, worker, requestAborted));
+            app.MapOpenApi("/openapi/{documentName}.json");
+            app.MapPrometheusScrapingEndpoint("/metrics");
+            if (ApiAuth.FromEnvironment() is { } auth)
+            {
+                ApiEndpoints.Map(app, target.DataSource, auth, worker);
+                app.MapDashboard();
+            }
+            else
+            {
+                loggerFactory.CreateLogger("Hourglass.Api").LogWarning("HOURGLASS_JWT_SECRET is not set (or shorter than 32 characters): the API and dashboard are off");
+            }
 
             var workerLoop = worker is null
                 ? Task.CompletedTask

@@ -1,0 +1,467 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Hourglass.Cycles;
+using Hourglass.Policies;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Hourglass.Server.Api;
+
+/// <summary>
+/// The HTTP API (docs/api.md): every route under <c>/api/v1</c> needs a token (<see cref="ApiAuth"/>) and runs in one
+/// transaction as its caller (<see cref="ApiSession"/>); tenant routes answer 404 for a tenant the caller does not
+/// belong to. Lists page with <c>limit</c> and an opaque <c>cursor</c>; errors are RFC 9457 problem details.
+/// </summary>
+internal static class ApiEndpoints
+{
+    public const int MaxLimit = 500;
+
+    public static void Map(WebApplication app, NpgsqlDataSource dataSource, ApiAuth auth, CycleWorker? worker)
+    {
+        var api = app.MapGroup("/api/v1").AddEndpointFilter(async (context, next) =>
+        {
+            var http = context.HttpContext;
+            var (caller, error) = auth.Authenticate(http.Request.Headers.Authorization, http.Request.Headers["apikey"]);
+            if (caller is null)
+            {
+                http.Response.Headers.WWWAuthenticate = "Bearer";
+                return Results.Problem(title: "Unauthorized", detail: error, statusCode: StatusCodes.Status401Unauthorized,
+                    type: "https://hourglass.dev/problems/unauthorized");
+            }
+
+            http.Items[nameof(ApiCaller)] = caller;
+            return await next(context);
+        }).RequireRateLimiting(ApiRateLimits.PolicyName);
+
+        api.MapGet("/tenants", (HttpContext http, CancellationToken cancellationToken) => Run(dataSource, http, async s =>
+            // No tenant filter at all: row-level security alone decides which tenants a caller sees.
+            ApiSession.Json(await s.JsonAsync("select coalesce(json_agg(t order by t.name, t.id), '[]')::text from (select id, name, timezone, created_at from public.tenants) t",
+                http.RequestAborted))))
+            .WithName("ListTenants").WithSummary("The tenants the caller is a member of");
+
+        api.MapGet("/me/cards", (HttpContext http, string? status) => Run(dataSource, http, async s =>
+            ApiSession.Json(await s.JsonAsync("""
+                select coalesce(json_agg(c order by c.due_at nulls last, c.id), '[]')::text from (
+                  select id, tenant_id, kind, title, body, status, entity_type, entity_id, due_at, created_at from public.cards
+                  where status = coalesce($1, 'open') order by due_at nulls last, id limit 200) c
+                """, http.RequestAborted, status))))
+            .WithName("ListMyCards").WithSummary("Open cards across every tenant the caller belongs to");
+
+        var tenant = api.MapGroup("/tenants/{tenantId:guid}").AddEndpointFilter(async (context, next) =>
+        {
+            // A tenant the caller cannot see is answered before any handler runs: 404, whether it exists or not.
+            var http = context.HttpContext;
+            var tenantId = Guid.Parse((string)http.Request.RouteValues["tenantId"]!);
+            var caller = (ApiCaller)http.Items[nameof(ApiCaller)]!;
+            await using var connection = await dataSource.OpenConnectionAsync(http.RequestAborted);
+            await using var transaction = await Storage.DbSession.BeginAsync(connection, caller.Role, caller.Claims, http.RequestAborted);
+            var visible = await new ApiSession(connection, transaction, caller).CanSeeTenantAsync(tenantId, http.RequestAborted);
+            await transaction.RollbackAsync(http.RequestAborted);
+            return visible ? await next(context) : ApiSession.NotFound("the tenant");
+        });
+
+        MapTenant(tenant, dataSource);
+        MapRuns(tenant, dataSource, worker);
+        MapEngagement(tenant, dataSource);
+        MapCards(tenant, dataSource);
+        MapPolicies(tenant, dataSource);
+        MapOrders(tenant, dataSource);
+        MapInsights(tenant, dataSource);
+    }
+
+    private static Task<IResult> Run(NpgsqlDataSource dataSource, HttpContext http, Func<ApiSession, Task<IResult>> handler) =>
+        ApiSession.RunAsync(dataSource, http, handler);
+
+    private static void MapTenant(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
+    {
+        tenant.MapGet("", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
+            ApiSession.Json(await s.JsonAsync("""
+                select json_build_object('id', t.id, 'name', t.name, 'timezone', t.timezone, 'settings', t.settings,
+                  'schedule', (select json_build_object('cron', c.cron, 'timezone', c.timezone, 'next_due_at', c.next_due_at, 'paused', c.paused,
+                               'paused_reason', c.paused_reason, 'max_actions_per_cycle', c.max_actions_per_cycle, 'max_actions_per_day', c.max_actions_per_day)
+                               from public.agent_tenant_schedules c where c.tenant_id = t.id))::text
+                from public.tenants t where t.id = $1
+                """, http.RequestAborted, tenantId))))
+            .WithName("GetTenant").WithSummary("The tenant, its settings and its schedule");
+
+        tenant.MapPatch("/settings", (Guid tenantId, HttpContext http, SettingsPatch patch) => Run(dataSource, http, async s =>
+        {
+            if (!await IsAdminAsync(s, tenantId, http.RequestAborted))
+            {
+                return ApiSession.NotFound("the tenant's settings");
+            }
+
+            var control = new TenantControl(dataSource);
+            if (patch.Cron is not null)
+            {
+                await control.SetScheduleAsync(tenantId, patch.Cron, patch.Timezone, http.RequestAborted);
+            }
+
+            if (patch.Paused is true)
+            {
+                if (string.IsNullOrWhiteSpace(patch.PauseReason))
+                {
+                    return ApiSession.Invalid("pause_reason", "is required to pause: say why");
+                }
+
+                await control.PauseTenantAsync(tenantId, patch.PauseReason, $"user:{s.Caller.UserId?.ToString() ?? "service"}", http.RequestAborted);
+            }
+            else if (patch.Paused is false)
+            {
+                await control.ResumeTenantAsync(tenantId, http.RequestAborted);
+            }
+
+            return Results.NoContent();
+        }))
+            .WithName("UpdateSettings").WithSummary("Schedule (cron, time zone) and the tenant's pause switch; owners and admins only");
+    }
+
+    public sealed record SettingsPatch(string? Cron, string? Timezone, bool? Paused, string? PauseReason);
+
+    private static void MapRuns(RouteGroupBuilder tenant, NpgsqlDataSource dataSource, CycleWorker? worker)
+    {
+        tenant.MapGet("/runs", (Guid tenantId, HttpContext http, int? limit, string? cursor) => Run(dataSource, http, s =>
+            PageAsync(s, http, """
+                select id, status, trigger, scheduled_for, started_at, completed_at, actions_planned, actions_taken, actions_blocked, error,
+                       reflect_output ->> 'summary' as summary, created_at
+                from public.agent_autonomous_runs where tenant_id = $1
+                """, tenantId, limit, cursor)))
+            .WithName("ListRuns").WithSummary("Cycle runs, newest first");
+
+        tenant.MapGet("/runs/{runId:guid}", (Guid tenantId, Guid runId, HttpContext http) => Run(dataSource, http, async s =>
+            await s.JsonAsync("select to_json(r)::text from public.agent_autonomous_runs r where r.tenant_id = $1 and r.id = $2", http.RequestAborted, tenantId, runId)
+                is { } json ? ApiSession.Json(json) : ApiSession.NotFound("the run")))
+            .WithName("GetRun").WithSummary("One run with its plan, act, react and reflect output");
+
+        tenant.MapGet("/reflections", (Guid tenantId, HttpContext http, int? limit, string? cursor) => Run(dataSource, http, s =>
+            PageAsync(s, http, """
+                select id, run_id, hour_bucket, what_we_did, what_moved, what_got_blocked, what_we_will_try_next, hypotheses, summary, created_at
+                from public.agent_hourly_reflections where tenant_id = $1
+                """, tenantId, limit, cursor)))
+            .WithName("ListReflections").WithSummary("Hourly reflections, newest first");
+
+        tenant.MapPost("/runs", (Guid tenantId, HttpContext http, RunRequest? request) => Run(dataSource, http, async s =>
+        {
+            if (worker is null)
+            {
+                return Results.Problem(title: "No worker", detail: "this server runs without a worker (--no-worker): run cycles with 'hourglass run'",
+                    statusCode: StatusCodes.Status409Conflict, type: "https://hourglass.dev/problems/conflict");
+            }
+
+            if (request?.DryRun != true && !await IsAdminAsync(s, tenantId, http.RequestAborted))
+            {
+                return ApiSession.NotFound("the tenant's cycle");
+            }
+
+            var result = await worker.RunManualAsync(tenantId, request?.DryRun ?? false, request?.Hour, http.RequestAborted);
+            return Results.Json(new { run_id = result.RunId, result.Status, planned = result.ActionsPlanned, taken = result.ActionsTaken,
+                blocked = result.ActionsBlocked, failed = result.ActionsFailed, result.Error }, statusCode: StatusCodes.Status201Created);
+        }))
+            .WithName("RunNow").WithSummary("Run a cycle now (owners and admins), or a dry run for now or a past hour (any member)");
+    }
+
+    public sealed record RunRequest(bool? DryRun, DateTimeOffset? Hour);
+
+    private static void MapEngagement(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
+    {
+        tenant.MapGet("/engagement/queue", (Guid tenantId, HttpContext http, int? top) => Run(dataSource, http, async s =>
+            ApiSession.Json(await s.JsonAsync("select coalesce(json_agg(q), '[]')::text from public.engagement_queue($1, $2) q",
+                http.RequestAborted, tenantId, top ?? 20))))
+            .WithName("EngagementQueue").WithSummary("Who is due, most urgent first, each with the reason for its place");
+
+        tenant.MapPost("/touches", (Guid tenantId, HttpContext http, JsonElement body, string? onError) => Run(dataSource, http, async s =>
+        {
+            if (body.ValueKind != JsonValueKind.Array)
+            {
+                return ApiSession.Invalid("body", "must be a JSON array of touches");
+            }
+
+            return await BatchAsync(s, http, "select coalesce(json_agg(o order by o.line), '[]')::text from public.record_touches($1, $2::jsonb, $3) o",
+                tenantId, body, onError);
+        }))
+            .WithName("RecordTouches").WithSummary("Touches made outside Hourglass, in a batch, each with its own time and idempotency key");
+    }
+
+    private static void MapCards(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
+    {
+        tenant.MapGet("/cards", (Guid tenantId, HttpContext http, string? kind, string? status, int? limit, string? cursor) => Run(dataSource, http, s =>
+            PageAsync(s, http, """
+                select id, kind, title, body, status, entity_type, entity_id, run_id, assignee_user_id, due_at, completed_at, completed_by, payload, created_at
+                from public.cards where tenant_id = $1 and ($4::text is null or kind = $4) and ($5::text is null or status = $5)
+                """, tenantId, limit, cursor, kind, status)))
+            .WithName("ListCards").WithSummary("Cards: touch tasks, approvals, exception reviews");
+
+        tenant.MapPost("/cards/{cardId:guid}/complete", (Guid tenantId, Guid cardId, HttpContext http, CardAction? action) => Run(dataSource, http, async s =>
+        {
+            await using var command = s.Command("select public.complete_touch_card($1, $2, $3) where exists (select 1 from public.cards where id = $1 and tenant_id = $4)",
+                cardId, action?.TouchType ?? "call", action?.Notes, tenantId);
+            return await command.ExecuteScalarAsync(http.RequestAborted) is Guid clock ? Results.Json(new { clock_id = clock }) : ApiSession.NotFound("the card");
+        }))
+            .WithName("CompleteCard").WithSummary("A person made the touch: the card is done and the touch recorded");
+
+        foreach (var (verb, approve) in new[] { ("approve", true), ("reject", false) })
+        {
+            tenant.MapPost($"/cards/{{cardId:guid}}/{verb}", (Guid tenantId, Guid cardId, HttpContext http, CardAction? action) => Run(dataSource, http, async s =>
+            {
+                await using var command = s.Command("select public.decide_approval($1, $2, $3) where exists (select 1 from public.cards where id = $1 and tenant_id = $4)",
+                    cardId, approve, action?.Notes, tenantId);
+                return await command.ExecuteScalarAsync(http.RequestAborted) is string outcome ? Results.Json(new { outcome }) : ApiSession.NotFound("the card");
+            }))
+                .WithName(approve ? "ApproveCard" : "RejectCard")
+                .WithSummary(approve ? "Approve the held action: it runs next cycle if the policy still allows it" : "Reject the held action");
+        }
+
+        tenant.MapPost("/cards/{cardId:guid}/dismiss", (Guid tenantId, Guid cardId, HttpContext http, CardAction? action) => Run(dataSource, http, async s =>
+        {
+            await using var command = s.Command("""
+                update public.cards set status = 'dismissed', completed_at = hourglass.now(), updated_at = hourglass.now(),
+                  completed_by = coalesce('user:' || (select auth.uid())::text, 'service'),
+                  payload = payload || jsonb_build_object('dismissed_because', $3::text)
+                where tenant_id = $1 and id = $2 and status = 'open' and kind in ('touch_task', 'notice')
+                returning id
+                """, tenantId, cardId, action?.Notes);
+            return await command.ExecuteScalarAsync(http.RequestAborted) is Guid ? Results.NoContent() : ApiSession.NotFound("an open touch or notice card");
+        }))
+            .WithName("DismissCard").WithSummary("Dismiss an open touch task or notice");
+    }
+
+    public sealed record CardAction(string? TouchType, string? Notes);
+
+    private static void MapPolicies(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
+    {
+        tenant.MapGet("/policy", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
+        {
+            var saved = await s.JsonAsync("""
+                select json_build_object('version', version, 'document', document, 'created_by', created_by, 'created_at', created_at)::text
+                from public.tenant_policy_documents where tenant_id = $1 order by version desc limit 1
+                """, http.RequestAborted, tenantId);
+            if (saved is not null)
+            {
+                http.Response.Headers.ETag = $"\"{JsonNode.Parse(saved)!["version"]}\"";
+                return ApiSession.Json(saved);
+            }
+
+            http.Response.Headers.ETag = "\"0\"";
+            return ApiSession.Json(new JsonObject { ["version"] = 0, ["document"] = JsonNode.Parse(PolicyDocument.DefaultJson), ["built_in"] = true }.ToJsonString());
+        }))
+            .WithName("GetPolicy").WithSummary("The policy document in force (version 0: the built-in default); ETag is its version");
+
+        tenant.MapPut("/policy", (Guid tenantId, HttpContext http, JsonElement body) => Run(dataSource, http, async s =>
+        {
+            if (!await IsAdminAsync(s, tenantId, http.RequestAborted))
+            {
+                return ApiSession.NotFound("the tenant's policy");
+            }
+
+            int? expected = null;
+            if (http.Request.Headers.IfMatch.ToString() is { Length: > 0 } ifMatch)
+            {
+                if (!int.TryParse(ifMatch.Trim('"', 'W', '/'), NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+                {
+                    return ApiSession.Invalid("If-Match", "must be the version's ETag, e.g. \"3\"");
+                }
+
+                expected = version;
+            }
+
+            try
+            {
+                var saved = await PolicyStore.SaveAsync(dataSource, tenantId, body.GetRawText(), $"user:{s.Caller.UserId?.ToString() ?? "service"}", null, expected, http.RequestAborted);
+                http.Response.Headers.ETag = $"\"{saved.Number}\"";
+                return Results.Json(new { version = saved.Number, rules = saved.Document.Rules.Count });
+            }
+            catch (PolicyValidationException ex)
+            {
+                return Results.ValidationProblem(ex.Problems.GroupBy(p => p.Field).ToDictionary(g => g.Key, g => g.Select(p => p.Problem).ToArray()),
+                    title: "Policy document refused", detail: "nothing was saved; the version in force stays in force", type: "https://hourglass.dev/problems/validation");
+            }
+            catch (HourglassException ex) when (expected is not null)
+            {
+                return Results.Problem(title: "Precondition failed", detail: ex.Message, statusCode: StatusCodes.Status412PreconditionFailed,
+                    type: "https://hourglass.dev/problems/precondition-failed");
+            }
+        }))
+            .WithName("PutPolicy").WithSummary("Save a new version (validated; If-Match for optimistic concurrency); owners and admins only");
+
+        tenant.MapPost("/policy/explain", (Guid tenantId, HttpContext http, ExplainRequest request) => Run(dataSource, http, async s =>
+        {
+            if (string.IsNullOrWhiteSpace(request.Kind))
+            {
+                return ApiSession.Invalid("kind", "is required (e.g. send_message)");
+            }
+
+            var action = new PolicyAction(request.Kind, request.ContactId ?? request.AccountId,
+                request.Kind switch { "touch_task" => "task", "send_message" => request.Channel ?? "email", _ => request.Channel },
+                request.ContactId, request.AccountId, request.OrderValue, request.PriceChangePct, request.DiscountChangePct);
+            var explanation = await PolicyExplainer.ExplainAsync(dataSource, tenantId, action, request.At ?? DateTimeOffset.UtcNow, http.RequestAborted);
+            return Results.Json(new
+            {
+                decision = explanation.Decision.VerdictName,
+                policy_version = explanation.Policy.Version,
+                determining_rules = explanation.Decision.DeterminingRules,
+                message = explanation.Decision.Message,
+                time_zone = explanation.Facts.Zone.Id,
+                rules = explanation.Trace.Select(t => new { rule = t.RuleId, kind = t.RuleKind, outcome = t.Outcome, detail = t.Detail }),
+            });
+        }))
+            .WithName("ExplainPolicy").WithSummary("Evaluate a hypothetical action against the policy and explain every rule's verdict");
+
+        tenant.MapGet("/violations", (Guid tenantId, HttpContext http, string? rule, string? severity, string? decision, int? limit, string? cursor) =>
+            Run(dataSource, http, s => PageAsync(s, http, """
+                select id, run_id, policy_key, rule_kind, action_type, action, decision, severity, blocked, message, policy_version, created_at
+                from public.agent_policy_violations
+                where tenant_id = $1 and ($4::text is null or policy_key = $4) and ($5::text is null or severity = $5) and ($6::text is null or decision = $6)
+                """, tenantId, limit, cursor, rule, severity, decision)))
+            .WithName("ListViolations").WithSummary("Policy violations, newest first, filtered by rule, severity, decision");
+
+        tenant.MapGet("/violations/trends", (Guid tenantId, HttpContext http, int? days) => Run(dataSource, http, async s =>
+            ApiSession.Json(await s.JsonAsync("select coalesce(json_agg(t), '[]')::text from public.policy_violation_trends($1, $2) t",
+                http.RequestAborted, tenantId, days ?? 30))))
+            .WithName("ViolationTrends").WithSummary("Violations per day in the tenant's time zone by rule, severity and decision");
+    }
+
+    public sealed record ExplainRequest(string Kind, Guid? ContactId, Guid? AccountId, string? Channel, decimal? OrderValue, decimal? PriceChangePct,
+        decimal? DiscountChangePct, DateTimeOffset? At);
+
+    private static void MapOrders(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
+    {
+        tenant.MapGet("/orders/queue", (Guid tenantId, HttpContext http, string? status, int? limit, string? cursor) => Run(dataSource, http, s =>
+            PageAsync(s, http, """
+                select id, order_id, status, pricing_status, credit_status, requirements_status, auto_fix_attempts, validation_results, processed_at, created_at
+                from public.order_processing_queue where tenant_id = $1 and ($4::text is null or status = $4)
+                """, tenantId, limit, cursor, status)))
+            .WithName("OrderQueue").WithSummary("The order processing queue with each order's checks");
+
+        tenant.MapGet("/orders/exceptions", (Guid tenantId, HttpContext http, string? status, int? limit, string? cursor) => Run(dataSource, http, s =>
+            PageAsync(s, http, """
+                select id, queue_id, order_id, exception_type, severity, details, resolution_status, resolved_by, resolved_at, resolution_notes, created_at
+                from public.order_processing_exceptions where tenant_id = $1 and ($4::text is null or resolution_status = $4)
+                """, tenantId, limit, cursor, status)))
+            .WithName("OrderExceptions").WithSummary("Order exceptions and where they are in their workflow");
+
+        tenant.MapPost("/orders/exceptions/{exceptionId:guid}/{step}", (Guid tenantId, Guid exceptionId, string step, HttpContext http, CardAction? action) =>
+            Run(dataSource, http, async s =>
+            {
+                var sql = step switch
+                {
+                    "review" => "select public.review_order_exception($1) where exists (select 1 from public.order_processing_exceptions where id = $1 and tenant_id = $2)",
+                    "resolve" or "dismiss" => "select public.resolve_order_exception($1, $3, $4) where exists (select 1 from public.order_processing_exceptions where id = $1 and tenant_id = $2)",
+                    _ => null,
+                };
+                if (sql is null)
+                {
+                    return ApiSession.NotFound($"the step '{step}' (review, resolve or dismiss)");
+                }
+
+                await using var command = s.Command(sql, exceptionId, tenantId, step == "resolve" ? "resolved" : "dismissed", action?.Notes);
+                return await command.ExecuteScalarAsync(http.RequestAborted) is string outcome ? Results.Json(new { outcome }) : ApiSession.NotFound("the exception");
+            }))
+            .WithName("OrderExceptionStep").WithSummary("review, resolve (re-validates the order) or dismiss an exception; resolve and dismiss need notes");
+    }
+
+    private static void MapInsights(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
+    {
+        tenant.MapPost("/events", (Guid tenantId, HttpContext http, JsonElement body, string? onError) => Run(dataSource, http, async s =>
+            body.ValueKind != JsonValueKind.Array
+                ? ApiSession.Invalid("body", "must be a JSON array of events")
+                : await BatchAsync(s, http, "select coalesce(json_agg(o order by o.line), '[]')::text from public.ingest_events($1, $2::jsonb, $3) o",
+                    tenantId, body, onError)))
+            .WithName("IngestEvents").WithSummary("A batch of events from an outside system, with idempotency keys");
+
+        tenant.MapGet("/patterns", (Guid tenantId, HttpContext http, string? type, int? limit, string? cursor) => Run(dataSource, http, s =>
+            PageAsync(s, http, """
+                select id, entity_type, entity_id, pattern_type, pattern_data - 'state' as pattern_data, confidence, evidence_count, is_active,
+                       first_detected_at, last_confirmed_at, created_at
+                from public.client_patterns where tenant_id = $1 and ($4::text is null or pattern_type = $4)
+                """, tenantId, limit, cursor, type)))
+            .WithName("ListPatterns").WithSummary("Client patterns with their confidence and evidence");
+
+        tenant.MapGet("/strategies", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
+            ApiSession.Json(await s.JsonAsync("""
+                select coalesce(json_agg(x order by x.effectiveness_score desc, x.strategy_key), '[]')::text from (
+                  select id, strategy_key, name, description, applies_to, action_template, effectiveness_score, effectiveness_lower,
+                         usage_count, success_count, is_active, updated_at
+                  from public.success_strategies where tenant_id = $1) x
+                """, http.RequestAborted, tenantId))))
+            .WithName("ListStrategies").WithSummary("Success strategies with their posterior mean and lower bound");
+    }
+
+    // A batch call's outcomes; a refused batch (refuse mode) is a 400 naming the lines.
+    private static async Task<IResult> BatchAsync(ApiSession s, HttpContext http, string sql, Guid tenantId, JsonElement body, string? onError)
+    {
+        if (onError is not (null or "refuse" or "skip"))
+        {
+            return ApiSession.Invalid("on_error", "must be 'refuse' or 'skip'");
+        }
+
+        var outcomes = await s.JsonAsync(sql, http.RequestAborted, tenantId,
+            new NpgsqlParameter { Value = body.GetRawText(), NpgsqlDbType = NpgsqlDbType.Text }, onError ?? "refuse");
+        return ApiSession.Json(outcomes);
+    }
+
+    // A page of rows, newest first. The inner query selects created_at and id and filters on tenant_id = $1; $2, $3
+    // are the cursor and $4… the extra parameters.
+    private static async Task<IResult> PageAsync(ApiSession s, HttpContext http, string inner, Guid tenantId, int? limit, string? cursor, params object?[] extra)
+    {
+        if (limit is < 1 or > MaxLimit)
+        {
+            return ApiSession.Invalid("limit", $"must be between 1 and {MaxLimit}");
+        }
+
+        if (!ApiSession.TryCursor(cursor, out var at, out var id))
+        {
+            return ApiSession.Invalid("cursor", "is not a cursor this API gave out");
+        }
+
+        var size = limit ?? 50;
+        var sql = $"""
+            select to_json(x)::text, x.created_at, x.id from ({inner}) x
+            where (x.created_at, x.id) < ($2, $3)
+            order by x.created_at desc, x.id desc limit {size + 1}
+            """;
+        await using var command = s.Command(sql, [tenantId, at, id, .. extra]);
+        var items = new StringBuilder("[");
+        var count = 0;
+        string? next = null;
+        await using (var reader = await command.ExecuteReaderAsync(http.RequestAborted))
+        {
+            while (await reader.ReadAsync(http.RequestAborted))
+            {
+                if (++count > size)
+                {
+                    break;
+                }
+
+                if (count > 1)
+                {
+                    items.Append(',');
+                }
+
+                items.Append(reader.GetString(0));
+                next = ApiSession.Cursor(reader.GetFieldValue<DateTimeOffset>(1), reader.GetGuid(2));
+            }
+        }
+
+        items.Append(']');
+        var more = count > size;
+        return ApiSession.Json($"{{\"items\":{items},\"next_cursor\":{(more ? JsonSerializer.Serialize(next) : "null")}}}");
+    }
+
+    // Owners and admins change settings and policies and run cycles; the service role may too.
+    private static async Task<bool> IsAdminAsync(ApiSession s, Guid tenantId, CancellationToken cancellationToken)
+    {
+        if (s.Caller.IsService)
+        {
+            return true;
+        }
+
+        await using var command = s.Command("select exists (select 1 from public.tenant_members where tenant_id = $1 and user_id = $2 and role in ('owner', 'admin'))",
+            tenantId, s.Caller.UserId);
+        return await command.ExecuteScalarAsync(cancellationToken) is true;
+    }
+}

@@ -1,0 +1,50 @@
+using System.Globalization;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Hourglass.Server.Api;
+
+/// <summary>
+/// Per-tenant rate limits: a token bucket per tenant (the route's tenant, else the caller's token), refilled every
+/// second, so one tenant's burst cannot starve the others. HOURGLASS_API_RATE_LIMIT sets the requests per second
+/// (default 50, burst 100). Over the limit: 429 with Retry-After and a problem document.
+/// </summary>
+internal static class ApiRateLimits
+{
+    public const string PolicyName = "per-tenant";
+
+    public static IServiceCollection AddHourglassRateLimits(this IServiceCollection services)
+    {
+        var perSecond = int.TryParse(Environment.GetEnvironmentVariable("HOURGLASS_API_RATE_LIMIT"), NumberStyles.None, CultureInfo.InvariantCulture, out var rate) && rate > 0
+            ? rate
+            : 50;
+        return services.AddRateLimiter(options =>
+        {
+            options.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            options.OnRejected = async (context, cancellationToken) =>
+            {
+                context.HttpContext.Response.Headers.RetryAfter = "1";
+                await Results.Problem(title: "Too many requests", detail: $"more than {perSecond} requests a second for this tenant; retry after a second",
+                    statusCode: StatusCodes.Status429TooManyRequests, type: "https://hourglass.dev/problems/rate-limited").ExecuteAsync(context.HttpContext);
+            };
+            options.AddPolicy(PolicyName, http =>
+            {
+                var key = http.Request.RouteValues["tenantId"] as string
+                          ?? (http.Request.Headers.Authorization.ToString() is { Length: > 0 } token
+                              ? "token:" + token.GetHashCode(StringComparison.Ordinal).ToString(CultureInfo.InvariantCulture)
+                              : "anonymous");
+                return RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = perSecond * 2,
+                    TokensPerPeriod = perSecond,
+                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                });
+            });
+        });
+    }
+}

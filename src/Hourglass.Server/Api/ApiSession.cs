@@ -1,0 +1,143 @@
+using System.Globalization;
+using System.Text;
+using Hourglass.Storage;
+using Microsoft.AspNetCore.Http;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Hourglass.Server.Api;
+
+/// <summary>
+/// One request's database session: one transaction with the caller's <c>role</c> and <c>request.jwt.claims</c> set
+/// as PostgREST sets them, so row-level security — not a filter the handler might forget — decides what the
+/// request sees and writes. Committed when the handler succeeds, rolled back otherwise.
+/// </summary>
+public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction transaction, ApiCaller caller)
+{
+    public NpgsqlConnection Connection { get; } = connection;
+
+    public NpgsqlTransaction Transaction { get; } = transaction;
+
+    public ApiCaller Caller { get; } = caller;
+
+    public NpgsqlCommand Command(string sql, params object?[] parameters)
+    {
+        var command = new NpgsqlCommand(sql, Connection, Transaction);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(parameter switch
+            {
+                null => new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
+                NpgsqlParameter p => p,
+                _ => new NpgsqlParameter { Value = parameter },
+            });
+        }
+
+        return command;
+    }
+
+    /// <summary>A JSON text from a query returning one json value (e.g. <c>json_agg</c>), or null when it returned none.</summary>
+    public async Task<string?> JsonAsync(string sql, CancellationToken cancellationToken, params object?[] parameters)
+    {
+        await using var command = Command(sql, parameters);
+        return await command.ExecuteScalarAsync(cancellationToken) is string json ? json : null;
+    }
+
+    /// <summary>Whether the caller may see the tenant: under RLS another tenant's row does not exist for them.</summary>
+    public async Task<bool> CanSeeTenantAsync(Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = Command("select exists (select 1 from public.tenants where id = $1)", tenantId);
+        return await command.ExecuteScalarAsync(cancellationToken) is true;
+    }
+
+    public static async Task<IResult> RunAsync(NpgsqlDataSource dataSource, HttpContext http, Func<ApiSession, Task<IResult>> handler)
+    {
+        var caller = (ApiCaller)http.Items[nameof(ApiCaller)]!;
+        await using var connection = await dataSource.OpenConnectionAsync(http.RequestAborted);
+        await using var transaction = await DbSession.BeginAsync(connection, caller.Role, caller.Claims, http.RequestAborted);
+        try
+        {
+            var result = await handler(new ApiSession(connection, transaction, caller));
+            if (result is IStatusCodeHttpResult { StatusCode: >= 400 })
+            {
+                await transaction.RollbackAsync(http.RequestAborted);
+            }
+            else
+            {
+                await transaction.CommitAsync(http.RequestAborted);
+            }
+
+            return result;
+        }
+        catch (PostgresException ex)
+        {
+            await transaction.RollbackAsync(CancellationToken.None);
+            return Problem(ex);
+        }
+        catch (HourglassException ex)
+        {
+            await transaction.RollbackAsync(CancellationToken.None);
+            return Results.Problem(title: "Invalid request", detail: ex.Message, statusCode: StatusCodes.Status400BadRequest,
+                type: "https://hourglass.dev/problems/invalid-request");
+        }
+    }
+
+    /// <summary>
+    /// A database refusal as an RFC 9457 problem: another tenant's data, or data the caller may not touch, is "not
+    /// found" (404) — never "forbidden", which would confirm it exists; bad arguments are 400; a state that does not
+    /// allow the change (already decided, expired) is 409.
+    /// </summary>
+    public static IResult Problem(PostgresException ex) => ex.SqlState switch
+    {
+        PostgresErrorCodes.InsufficientPrivilege or "P0002" => NotFound(),
+        PostgresErrorCodes.InvalidParameterValue or PostgresErrorCodes.NullValueNotAllowed or PostgresErrorCodes.ForeignKeyViolation
+            or PostgresErrorCodes.CheckViolation or PostgresErrorCodes.InvalidTextRepresentation or PostgresErrorCodes.ProgramLimitExceeded
+            or PostgresErrorCodes.InvalidDatetimeFormat or PostgresErrorCodes.DatetimeFieldOverflow
+            => Results.Problem(title: "Invalid request", detail: ex.MessageText, statusCode: StatusCodes.Status400BadRequest,
+                type: "https://hourglass.dev/problems/invalid-request"),
+        PostgresErrorCodes.ObjectNotInPrerequisiteState or PostgresErrorCodes.UniqueViolation
+            => Results.Problem(title: "Conflict", detail: ex.MessageText, statusCode: StatusCodes.Status409Conflict,
+                type: "https://hourglass.dev/problems/conflict"),
+        _ => throw new InvalidOperationException($"database error {ex.SqlState}", ex),
+    };
+
+    public static IResult NotFound(string what = "the resource") =>
+        Results.Problem(title: "Not found", detail: $"{what} does not exist, or you are not a member of its tenant",
+            statusCode: StatusCodes.Status404NotFound, type: "https://hourglass.dev/problems/not-found");
+
+    public static IResult Invalid(string field, string problem) =>
+        Results.ValidationProblem(new Dictionary<string, string[]> { [field] = [problem] }, title: "Invalid request",
+            type: "https://hourglass.dev/problems/validation");
+
+    public static IResult Json(string? json) => Results.Text(json ?? "null", "application/json", Encoding.UTF8);
+
+    /// <summary>A page cursor: the last row's (created_at, id), opaque to clients.</summary>
+    public static string Cursor(DateTimeOffset at, Guid id) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{at.UtcTicks}|{id}")));
+
+    public static bool TryCursor(string? cursor, out DateTimeOffset at, out Guid id)
+    {
+        // No cursor: the start, after everything (a date past any row; not 'infinity', which not every driver maps).
+        at = new DateTimeOffset(9999, 12, 31, 0, 0, 0, TimeSpan.Zero);
+        id = Guid.Empty;
+        if (string.IsNullOrEmpty(cursor))
+        {
+            return true;
+        }
+
+        try
+        {
+            var parts = Encoding.UTF8.GetString(Convert.FromBase64String(cursor)).Split('|');
+            if (parts.Length == 2 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) && Guid.TryParse(parts[1], out id))
+            {
+                at = new DateTimeOffset(ticks, TimeSpan.Zero);
+                return true;
+            }
+        }
+        catch (FormatException)
+        {
+        }
+
+        return false;
+    }
+}
