@@ -23,8 +23,11 @@ internal static class DashboardEndpoints
     public static void MapDashboard(this IEndpointRouteBuilder app)
     {
         app.MapGet("/", () => Results.Redirect("/dashboard/"));
-        app.MapGet("/dashboard/{**file}", (string? file) =>
+        app.MapGet("/dashboard/{**file}", (string? file, HttpContext http) =>
         {
+            // The page talks to this server only: the browser enforces it.
+            http.Response.Headers.ContentSecurityPolicy = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'";
+            http.Response.Headers.XContentTypeOptions = "nosniff";
             var name = string.IsNullOrEmpty(file) ? "index.html" : file;
             if (name.Contains("..", StringComparison.Ordinal) || name.Contains('\\', StringComparison.Ordinal))
             {
