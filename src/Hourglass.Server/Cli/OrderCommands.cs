@@ -4,6 +4,7 @@ using System.Globalization;
 using Hourglass.Orders;
 using Microsoft.Extensions.Logging;
 using NpgsqlTypes;
+using Spectre.Console;
 
 namespace Hourglass.Server.Cli;
 
@@ -48,9 +49,12 @@ internal static class OrderCommands
             Guid? tenantId = parse.GetValue(tenant) is { } name ? await CycleCommands.ResolveTenantAsync(target.DataSource, name, cancellationToken) : null;
             var limit = parse.GetValue(max);
             var clock = Stopwatch.StartNew();
-            var results = await Task.WhenAll(Enumerable.Range(0, count).Select(i =>
-                new OrderProcessor(target.DataSource, new OrderProcessorOptions { WorkerId = $"{Environment.MachineName}:{Environment.ProcessId}:orders:{i}", BatchSize = size })
-                    .DrainAsync(tenantId, null, Math.Max(1, limit / count), cancellationToken)));
+            var drainers = Enumerable.Range(0, count)
+                .Select(i => new OrderProcessor(target.DataSource, new OrderProcessorOptions { WorkerId = $"{Environment.MachineName}:{Environment.ProcessId}:orders:{i}", BatchSize = size }))
+                .ToList();
+            var results = Console.IsOutputRedirected
+                ? await Task.WhenAll(drainers.Select(p => DrainAsync(p, tenantId, Math.Max(1, limit / count), null, cancellationToken)))
+                : await DrainWithProgressAsync(target, drainers, tenantId, limit, cancellationToken);
             var claimed = results.Sum(r => r.Claimed);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{claimed} order(s) processed in {clock.Elapsed.TotalSeconds:0.0} s: {results.Sum(r => r.Validated)} validated, {results.Sum(r => r.NeedsApproval)} need approval, {results.Sum(r => r.Exceptions)} exception(s); {results.Sum(r => r.Fixes)} fix(es) applied."));
@@ -62,6 +66,68 @@ internal static class OrderCommands
             return 0;
         });
         return command;
+    }
+
+    // A terminal sees the orders processed so far against those claimable when processing began (more may arrive);
+    // redirected output gets only the summary line.
+    private static async Task<OrderPassResult[]> DrainWithProgressAsync(DatabaseTarget target, IReadOnlyList<OrderProcessor> processors, Guid? tenantId, int limit,
+        CancellationToken cancellationToken)
+    {
+        await using var waiting = target.DataSource.CreateCommand("""
+            select count(*) from public.order_processing_queue
+            where ($1::uuid is null or tenant_id = $1) and (status = 'pending' or (status = 'processing' and claimed_until < hourglass.now()))
+            """);
+        waiting.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        var expected = Math.Min((long)(await waiting.ExecuteScalarAsync(cancellationToken))!, limit);
+        var processed = 0L;
+        return await AnsiConsole.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+            .StartAsync(async context =>
+            {
+                var task = context.AddTask(Describe(0, expected), maxValue: Math.Max(1, expected));
+                void Report(int batch)
+                {
+                    var done = Interlocked.Add(ref processed, batch);
+                    task.MaxValue = Math.Max(task.MaxValue, done);
+                    task.Value = done;
+                    task.Description = Describe(done, Math.Max(expected, done));
+                }
+
+                var results = await Task.WhenAll(processors.Select(p => DrainAsync(p, tenantId, Math.Max(1, limit / processors.Count), Report, cancellationToken)));
+                task.Value = task.MaxValue;
+                return results;
+            });
+
+        static string Describe(long done, long of) => string.Create(CultureInfo.InvariantCulture, $"Orders processed: {done:N0} of {of:N0}");
+    }
+
+    // OrderProcessor.DrainAsync, batch by batch so each batch can be reported: until the queue (of one tenant, or all)
+    // is empty or maxOrders are done.
+    private static async Task<OrderPassResult> DrainAsync(OrderProcessor processor, Guid? tenantId, int maxOrders, Action<int>? reportBatch,
+        CancellationToken cancellationToken)
+    {
+        if (reportBatch is null)
+        {
+            return await processor.DrainAsync(tenantId, null, maxOrders, cancellationToken);
+        }
+
+        await processor.RequeueDecidedApprovalsAsync(tenantId, cancellationToken);
+        var total = new OrderPassResult(0, 0, 0, 0, 0, 0);
+        while (total.Claimed < maxOrders)
+        {
+            var pass = await processor.ProcessBatchAsync(tenantId, null, cancellationToken);
+            if (pass.Claimed == 0)
+            {
+                break;
+            }
+
+            total = new OrderPassResult(total.Claimed + pass.Claimed, total.Validated + pass.Validated, total.NeedsApproval + pass.NeedsApproval,
+                total.Exceptions + pass.Exceptions, total.Fixes + pass.Fixes, total.LostClaims + pass.LostClaims);
+            reportBatch(pass.Claimed);
+        }
+
+        return total;
     }
 
     private static Command Queue(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)

@@ -1,0 +1,574 @@
+using System.CommandLine;
+using System.Data;
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using NpgsqlTypes;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace Hourglass.Server.Cli;
+
+/// <summary>
+/// <c>hourglass status [--tenant T]</c>: where the agent stands, read from one snapshot of the database — the kill
+/// switch and the workers' last hour, then one summary row per tenant, or one tenant in detail (its last runs,
+/// engagement compliance, open approvals, policy violations of the last 24 hours, the order queue and its open
+/// exceptions, and whether and why it is paused).
+/// </summary>
+internal static class StatusCommand
+{
+    // Every run status (agent_autonomous_runs' CHECK): the last run is found per status through
+    // idx_autonomous_runs_tenant_status (tenant_id, status, started_at desc), a handful of index probes per tenant
+    // instead of reading every run a tenant ever had.
+    private static readonly string[] s_runStatuses = ["running", "completed", "partial", "failed", "abandoned", "skipped"];
+    private static readonly string[] s_queueStatuses = ["pending", "processing", "validated", "needs_approval", "exception", "cancelled"];
+    private static readonly string[] s_severities = ["info", "warning", "error", "critical"];
+
+    public static Command Build(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
+    {
+        var tenant = new Option<string?>("--tenant") { Description = "One tenant in detail (its id, or its exact name); without it, one summary row per tenant." };
+        var command = new Command("status",
+            "Where the agent stands: the kill switch, the workers' last hour, and each tenant's last run, engagement compliance, approvals, " +
+            "policy violations (24 h), order queue and exceptions; --tenant for one tenant in detail.")
+        {
+            tenant,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var loggerFactory = loggers(parse);
+            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
+            Guid? tenantId = parse.GetValue(tenant) is { } name ? await CycleCommands.ResolveTenantAsync(target.DataSource, name, cancellationToken) : null;
+            var snapshot = await StatusSnapshot.ReadAsync(target.DataSource, tenantId, cancellationToken);
+            var console = CreateConsole();
+            console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Hourglass status at {snapshot.Now:yyyy-MM-dd HH:mm:ss} UTC (database clock); database {target.Description}."));
+            PrintGlobal(console, snapshot);
+            if (tenantId is { } id)
+            {
+                PrintTenant(console, snapshot, snapshot.Tenants.SingleOrDefault(t => t.Id == id)
+                    ?? throw new HourglassException($"--tenant: tenant {id} was deleted while its status was being read"));
+            }
+            else
+            {
+                PrintSummary(console, snapshot);
+            }
+
+            console.Profile.Out.Writer.Flush();
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// Standard output as Spectre.Console sees it; when it is redirected (a file, a pipe, a test), plain text: no
+    /// colours or cursor movement, Markdown tables, and wide enough that rows do not wrap.
+    /// </summary>
+    private static IAnsiConsole CreateConsole()
+    {
+        if (!Console.IsOutputRedirected)
+        {
+            return AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
+        }
+
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(new PlainLines(Console.Out)),
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        console.Profile.Width = 240;
+        return console;
+    }
+
+    /// <summary>
+    /// Plain output's lines without trailing spaces, and without the lines of spaces Spectre draws for a Markdown
+    /// table's invisible top and bottom borders: text for files, diffs and grep.
+    /// </summary>
+    private sealed class PlainLines(TextWriter inner) : TextWriter
+    {
+        private readonly StringBuilder _line = new();
+
+        public override Encoding Encoding => inner.Encoding;
+
+        public override void Write(char value)
+        {
+            if (value != '\n')
+            {
+                _line.Append(value);
+                return;
+            }
+
+            var line = _line.ToString();
+            _line.Clear();
+            var text = line.TrimEnd(' ', '\r');
+            if (text.Length > 0 || line.Length == 0)
+            {
+                inner.Write(text);
+                inner.Write('\n');
+            }
+        }
+
+        public override void Flush()
+        {
+            inner.Write(_line.ToString());
+            _line.Clear();
+            inner.Flush();
+        }
+    }
+
+    private static void PrintGlobal(IAnsiConsole console, StatusSnapshot snapshot)
+    {
+        console.WriteLine();
+        var control = snapshot.Control;
+        if (control.Paused)
+        {
+            console.Write(new Text(
+                string.Create(CultureInfo.InvariantCulture, $"Global kill switch: PAUSED since {Time(control.SetAt)} ({Ago(snapshot.Now, control.SetAt)}) by {control.SetBy ?? "?"}: {control.Reason}"),
+                new Style(Color.Red, decoration: Decoration.Bold)));
+            console.WriteLine();
+            console.WriteLine("No worker claims a tenant or takes an action until 'hourglass resume'.");
+        }
+        else
+        {
+            console.WriteLine("Global kill switch: off (cycles run).");
+        }
+
+        console.WriteLine();
+        console.WriteLine("Workers: cycles started in the last hour (dry runs aside), and the tenants each has claimed now");
+        if (snapshot.Workers.Count == 0)
+        {
+            console.WriteLine("No cycle started in the last hour, and no tenant is claimed.");
+            return;
+        }
+
+        var table = NewTable("worker", ">runs", ">completed", ">partial", ">failed", ">skipped", ">abandoned", ">running", ">claims now", "last run started");
+        foreach (var worker in snapshot.Workers)
+        {
+            AddRow(table, worker.WorkerId.Length == 0 ? "(none)" : worker.WorkerId, N(worker.Runs), N(worker.Completed), N(worker.Partial), N(worker.Failed),
+                N(worker.Skipped), N(worker.Abandoned), N(worker.Running), N(worker.Claims),
+                worker.LastStartedAt is { } last ? $"{Time(last)} ({Ago(snapshot.Now, last)})" : "-");
+        }
+
+        console.Write(table);
+    }
+
+    private static void PrintSummary(IAnsiConsole console, StatusSnapshot snapshot)
+    {
+        console.WriteLine();
+        console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Tenants: {snapshot.Tenants.Count:N0}, {snapshot.Tenants.Count(t => t.Paused):N0} paused. Taken and blocked: the last run's actions; orders queued: pending or processing; exceptions: open or in review. 'hourglass status --tenant T' for one in detail."));
+        if (snapshot.Tenants.Count == 0)
+        {
+            console.WriteLine("No tenants yet.");
+            return;
+        }
+
+        var table = NewTable("tenant", "state", "last run", "ago", ">taken", ">blocked", ">clocks", ">overdue", ">due soon", ">compliance %",
+            ">approvals", ">violations 24h", ">orders queued", ">exceptions");
+        foreach (var tenant in snapshot.Tenants)
+        {
+            var run = snapshot.LastRuns.GetValueOrDefault(tenant.Id);
+            var engagement = snapshot.Engagement.GetValueOrDefault(tenant.Id) ?? EngagementCounts.None;
+            var queue = snapshot.Queue.GetValueOrDefault(tenant.Id);
+            table.AddRow(
+                new Text(tenant.Name),
+                tenant.Paused ? new Text(Truncate($"paused: {tenant.PausedReason}", 40), new Style(Color.Red)) : new Text("active"),
+                run is null ? new Text("-") : StatusText(run.Status),
+                new Text(run is null ? "-" : Ago(snapshot.Now, run.StartedAt)),
+                new Text(run is null ? "-" : N(run.Taken)),
+                new Text(run is null ? "-" : N(run.Blocked)),
+                new Text(N(engagement.Clocks)),
+                new Text(N(engagement.Overdue)),
+                new Text(N(engagement.DueSoon)),
+                new Text(Percent(engagement.CompliancePct)),
+                new Text(N(snapshot.Approvals.GetValueOrDefault(tenant.Id)?.Open ?? 0)),
+                new Text(N(snapshot.Violations.GetValueOrDefault(tenant.Id)?.Sum(v => v.Value.Count) ?? 0)),
+                new Text(N((queue?.GetValueOrDefault("pending") ?? 0) + (queue?.GetValueOrDefault("processing") ?? 0))),
+                new Text(N(snapshot.Exceptions.GetValueOrDefault(tenant.Id)?.Sum(e => e.Open + e.InReview) ?? 0)));
+        }
+
+        console.Write(table);
+    }
+
+    private static void PrintTenant(IAnsiConsole console, StatusSnapshot snapshot, TenantState tenant)
+    {
+        console.WriteLine();
+        console.WriteLine($"Tenant {tenant.Name} ({tenant.Id}), time zone {tenant.Timezone}");
+        if (tenant.Paused)
+        {
+            console.Write(new Text(
+                string.Create(CultureInfo.InvariantCulture, $"State: PAUSED since {Time(tenant.PausedAt)} ({Ago(snapshot.Now, tenant.PausedAt)}) by {tenant.PausedBy ?? "?"}: {tenant.PausedReason}"),
+                new Style(Color.Red, decoration: Decoration.Bold)));
+            console.WriteLine();
+            console.WriteLine($"Resume with 'hourglass resume --tenant {tenant.Id}'.");
+        }
+        else
+        {
+            console.WriteLine(snapshot.Control.Paused ? "State: active, but held by the global kill switch." : "State: active.");
+        }
+
+        var claim = tenant.ClaimedBy is { } claimedBy ? $"; claimed by {claimedBy}" : "";
+        console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Schedule: '{tenant.Cron}' in {tenant.ScheduleZone ?? tenant.Timezone}; next cycle due {Time(tenant.NextDueAt)} ({Ago(snapshot.Now, tenant.NextDueAt)}); {tenant.ConsecutiveFailures} consecutive failure(s) (auto-pause after {tenant.AutoPauseAfter}){claim}."));
+
+        console.WriteLine();
+        console.WriteLine("Last runs");
+        var runs = snapshot.RecentRuns.Where(r => r.TenantId == tenant.Id).ToList();
+        if (runs.Count == 0)
+        {
+            console.WriteLine("No runs yet.");
+        }
+        else
+        {
+            var table = NewTable("started", "ago", "status", "trigger", ">planned", ">taken", ">blocked", ">took", "worker", "note");
+            foreach (var run in runs)
+            {
+                table.AddRow(new Text(Time(run.StartedAt)), new Text(Ago(snapshot.Now, run.StartedAt)), StatusText(run.Status), new Text(run.Trigger),
+                    new Text(N(run.Planned)), new Text(N(run.Taken)), new Text(N(run.Blocked)),
+                    new Text(run.CompletedAt is { } done ? Duration(done - run.StartedAt) : "-"), new Text(run.WorkerId ?? "-"),
+                    new Text(Truncate(string.Join("; ", new[] { run.DryRun ? "dry run" : null, run.Error }.OfType<string>()), 80)));
+            }
+
+            console.Write(table);
+        }
+
+        console.WriteLine();
+        console.WriteLine("Engagement (as of the last compliance refresh)");
+        var engagement = snapshot.Engagement.GetValueOrDefault(tenant.Id) ?? EngagementCounts.None;
+        var clocks = NewTable(">clocks", ">compliant", ">due soon", ">overdue", ">compliance %");
+        AddRow(clocks, N(engagement.Clocks), N(engagement.Compliant), N(engagement.DueSoon), N(engagement.Overdue), Percent(engagement.CompliancePct));
+        console.Write(clocks);
+
+        console.WriteLine();
+        console.WriteLine("Approvals");
+        var approvals = snapshot.Approvals.GetValueOrDefault(tenant.Id) ?? new ApprovalCounts(0, 0, null);
+        var approvalTable = NewTable(">open", ">past due", "next due");
+        AddRow(approvalTable, N(approvals.Open), N(approvals.PastDue),
+            approvals.NextDueAt is { } next ? $"{Time(next)} ({Ago(snapshot.Now, next)})" : "-");
+        console.Write(approvalTable);
+
+        console.WriteLine();
+        console.WriteLine("Policy violations, last 24 hours");
+        var violations = snapshot.Violations.GetValueOrDefault(tenant.Id) ?? [];
+        var violationTable = NewTable("severity", ">violations", ">blocked");
+        foreach (var severity in s_severities)
+        {
+            var count = violations.GetValueOrDefault(severity);
+            AddRow(violationTable, severity, N(count.Count), N(count.Blocked));
+        }
+
+        AddRow(violationTable, "total", N(violations.Sum(v => v.Value.Count)), N(violations.Sum(v => v.Value.Blocked)));
+        console.Write(violationTable);
+
+        console.WriteLine();
+        console.WriteLine("Order queue");
+        var queue = snapshot.Queue.GetValueOrDefault(tenant.Id) ?? [];
+        var queueTable = NewTable("status", ">orders");
+        foreach (var status in s_queueStatuses)
+        {
+            AddRow(queueTable, status, N(queue.GetValueOrDefault(status)));
+        }
+
+        console.Write(queueTable);
+
+        console.WriteLine();
+        console.WriteLine("Open order exceptions");
+        var exceptions = snapshot.Exceptions.GetValueOrDefault(tenant.Id) ?? [];
+        if (exceptions.Count == 0)
+        {
+            console.WriteLine("None.");
+            return;
+        }
+
+        var exceptionTable = NewTable("type", ">open", ">in review");
+        foreach (var exception in exceptions)
+        {
+            AddRow(exceptionTable, exception.Type, N(exception.Open), N(exception.InReview));
+        }
+
+        AddRow(exceptionTable, "total", N(exceptions.Sum(e => e.Open)), N(exceptions.Sum(e => e.InReview)));
+        console.Write(exceptionTable);
+    }
+
+    private static Table NewTable(params string[] columns)
+    {
+        var table = new Table { Border = Console.IsOutputRedirected ? TableBorder.Markdown : TableBorder.Rounded };
+        foreach (var column in columns)
+        {
+            // A header starting with '>' is a column of numbers: right-aligned, and on a terminal its header takes a
+            // line per word, so narrow numbers do not make a wide table. Plain output keeps one header line.
+            table.AddColumn(column.StartsWith('>')
+                ? new TableColumn(new Text(Console.IsOutputRedirected ? column[1..] : column[1..].Replace(' ', '\n'))) { Alignment = Justify.Right }
+                : new TableColumn(new Text(column)));
+        }
+
+        return table;
+    }
+
+    // Cells are text, never markup: tenant names, reasons and errors may hold '[' and ']'.
+    private static void AddRow(Table table, params string[] cells) => table.AddRow(cells.Select(c => (IRenderable)new Text(c)));
+
+    private static Text StatusText(string status) => new(status, status switch
+    {
+        "completed" => new Style(Color.Green),
+        "partial" or "skipped" or "running" => new Style(Color.Yellow),
+        "failed" or "abandoned" => new Style(Color.Red),
+        _ => Style.Plain,
+    });
+
+    private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string Percent(decimal? value) => value?.ToString("0.00", CultureInfo.InvariantCulture) ?? "-";
+
+    private static string Time(DateTimeOffset? at) => at?.UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) ?? "-";
+
+    private static string Ago(DateTimeOffset now, DateTimeOffset? at)
+    {
+        if (at is not { } then)
+        {
+            return "-";
+        }
+
+        var span = now - then;
+        var text = Duration(span.Duration());
+        return span < TimeSpan.Zero ? $"in {text}" : $"{text} ago";
+    }
+
+    private static string Duration(TimeSpan span) => span switch
+    {
+        { TotalSeconds: < 10 } => string.Create(CultureInfo.InvariantCulture, $"{span.TotalSeconds:0.0} s"),
+        { TotalSeconds: < 60 } => string.Create(CultureInfo.InvariantCulture, $"{span.TotalSeconds:0} s"),
+        { TotalMinutes: < 60 } => string.Create(CultureInfo.InvariantCulture, $"{span.TotalMinutes:0} min"),
+        { TotalHours: < 48 } => string.Create(CultureInfo.InvariantCulture, $"{span.TotalHours:0.#} h"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{span.TotalDays:0.#} d"),
+    };
+
+    private static string Truncate(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";
+
+    internal sealed record GlobalControl(bool Paused, string? Reason, DateTimeOffset SetAt, string? SetBy);
+
+    internal sealed record WorkerActivity(string WorkerId, long Runs, long Completed, long Partial, long Failed, long Skipped, long Abandoned, long Running,
+        long Claims, DateTimeOffset? LastStartedAt);
+
+    internal sealed record TenantState(Guid Id, string Name, string Timezone, string Cron, string? ScheduleZone, DateTimeOffset? NextDueAt, bool Paused,
+        string? PausedReason, string? PausedBy, DateTimeOffset? PausedAt, int ConsecutiveFailures, int AutoPauseAfter, string? ClaimedBy);
+
+    internal sealed record RunSummary(Guid TenantId, string Status, string Trigger, DateTimeOffset StartedAt, DateTimeOffset? CompletedAt, int Planned, int Taken,
+        int Blocked, string? Error, bool DryRun, string? WorkerId);
+
+    internal sealed record EngagementCounts(long Clocks, long Compliant, long DueSoon, long Overdue)
+    {
+        public static readonly EngagementCounts None = new(0, 0, 0, 0);
+
+        /// <summary>As the engagement part reports it for "what moved": clocks not overdue, of all clocks.</summary>
+        public decimal? CompliancePct => Clocks == 0 ? null : Math.Round(100m * (Clocks - Overdue) / Clocks, 2);
+    }
+
+    internal sealed record ApprovalCounts(long Open, long PastDue, DateTimeOffset? NextDueAt);
+
+    internal sealed record ExceptionCounts(string Type, long Open, long InReview);
+
+    /// <summary>Everything <c>status</c> prints, read in one read-only, repeatable-read transaction: one consistent snapshot.</summary>
+    internal sealed class StatusSnapshot
+    {
+        public DateTimeOffset Now { get; private set; }
+
+        public GlobalControl Control { get; private set; } = new(false, null, DateTimeOffset.MinValue, null);
+
+        public List<WorkerActivity> Workers { get; } = [];
+
+        public List<TenantState> Tenants { get; } = [];
+
+        public Dictionary<Guid, RunSummary> LastRuns { get; } = [];
+
+        public List<RunSummary> RecentRuns { get; } = [];
+
+        public Dictionary<Guid, EngagementCounts> Engagement { get; } = [];
+
+        public Dictionary<Guid, ApprovalCounts> Approvals { get; } = [];
+
+        public Dictionary<Guid, Dictionary<string, (long Count, long Blocked)>> Violations { get; } = [];
+
+        public Dictionary<Guid, Dictionary<string, long>> Queue { get; } = [];
+
+        public Dictionary<Guid, List<ExceptionCounts>> Exceptions { get; } = [];
+
+        public static async Task<StatusSnapshot> ReadAsync(NpgsqlDataSource dataSource, Guid? tenantId, CancellationToken cancellationToken)
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
+            var snapshot = new StatusSnapshot();
+            var reader = new Reader(connection, transaction, tenantId);
+            await reader.ExecuteAsync("set transaction read only", cancellationToken);
+
+            await reader.EachAsync("select hourglass.now()", r => snapshot.Now = r.GetFieldValue<DateTimeOffset>(0), cancellationToken);
+            await reader.EachAsync("select paused, reason, set_at, set_by from hourglass.agent_control where singleton",
+                r => snapshot.Control = new GlobalControl(r.GetBoolean(0), Text(r, 1), r.GetFieldValue<DateTimeOffset>(2), Text(r, 3)), cancellationToken);
+
+            // Workers: every cycle started in the last hour (dry runs are what-ifs, not cycles), whatever tenant, by the
+            // worker that ran it; and the claims each holds now. Probed per tenant and status on idx_autonomous_runs_tenant_status.
+            await reader.EachAsync("""
+                with runs as (
+                  select r.worker_id, r.status, r.started_at
+                  from public.tenants t
+                  cross join pg_catalog.unnest($2::text[]) s(status)
+                  cross join lateral (
+                    select x.worker_id, x.status, x.started_at from public.agent_autonomous_runs x
+                    where x.tenant_id = t.id and x.status = s.status and x.started_at > $3 - interval '1 hour'
+                      and not coalesce((x.cycle_metrics ->> 'dry_run')::boolean, false)) r
+                ), claims as (
+                  select c.claimed_by as worker_id, count(*) as claims from public.agent_tenant_schedules c
+                  where c.claimed_by is not null and c.claimed_until > $3 group by c.claimed_by
+                ), activity as (
+                  select coalesce(r.worker_id, '') as worker_id, count(*) as runs,
+                         count(*) filter (where r.status = 'completed') as completed, count(*) filter (where r.status = 'partial') as partial,
+                         count(*) filter (where r.status = 'failed') as failed, count(*) filter (where r.status = 'skipped') as skipped,
+                         count(*) filter (where r.status = 'abandoned') as abandoned, count(*) filter (where r.status = 'running') as running,
+                         max(r.started_at) as last_started_at
+                  from runs r group by coalesce(r.worker_id, '')
+                )
+                select coalesce(a.worker_id, c.worker_id), coalesce(a.runs, 0), coalesce(a.completed, 0), coalesce(a.partial, 0), coalesce(a.failed, 0),
+                       coalesce(a.skipped, 0), coalesce(a.abandoned, 0), coalesce(a.running, 0), coalesce(c.claims, 0), a.last_started_at
+                from activity a full join claims c on c.worker_id = a.worker_id
+                order by a.last_started_at desc nulls last, 1
+                """,
+                r => snapshot.Workers.Add(new WorkerActivity(r.GetString(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5),
+                    r.GetInt64(6), r.GetInt64(7), r.GetInt64(8), r.IsDBNull(9) ? null : r.GetFieldValue<DateTimeOffset>(9))),
+                cancellationToken, (object)s_runStatuses, snapshot.Now);
+
+            await reader.EachAsync("""
+                select t.id, t.name, t.timezone, s.cron, s.timezone, s.next_due_at, s.paused, s.paused_reason, s.paused_by, s.paused_at,
+                       s.consecutive_failures, s.auto_pause_after_failures, case when s.claimed_until > $2 then s.claimed_by end
+                from public.tenants t join public.agent_tenant_schedules s on s.tenant_id = t.id
+                where ($1::uuid is null or t.id = $1)
+                order by t.name, t.id
+                """,
+                r => snapshot.Tenants.Add(new TenantState(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetString(3), Text(r, 4), r.GetFieldValue<DateTimeOffset>(5),
+                    r.GetBoolean(6), Text(r, 7), Text(r, 8), r.IsDBNull(9) ? null : r.GetFieldValue<DateTimeOffset>(9), r.GetInt32(10), r.GetInt32(11), Text(r, 12))),
+                cancellationToken, snapshot.Now);
+
+            // A tenant's last run: the newest of its newest run in each status. Dry runs are what-ifs, not cycles.
+            const string RunColumns = "x.tenant_id, x.status, x.trigger, x.started_at, x.completed_at, x.actions_planned, x.actions_taken, x.actions_blocked, " +
+                                      "x.error, coalesce((x.cycle_metrics ->> 'dry_run')::boolean, false), x.worker_id";
+            await reader.EachAsync($"""
+                select {RunColumns.Replace("x.", "l.", StringComparison.Ordinal)}
+                from public.tenants t
+                cross join lateral (
+                  select x.* from pg_catalog.unnest($2::text[]) s(status)
+                  cross join lateral (
+                    select * from public.agent_autonomous_runs r
+                    where r.tenant_id = t.id and r.status = s.status and not coalesce((r.cycle_metrics ->> 'dry_run')::boolean, false)
+                    order by r.started_at desc limit 1) x
+                  order by x.started_at desc limit 1) l
+                where ($1::uuid is null or t.id = $1)
+                """,
+                r => snapshot.LastRuns[r.GetGuid(0)] = ReadRun(r), cancellationToken, (object)s_runStatuses);
+
+            if (tenantId is not null)
+            {
+                await reader.EachAsync($"""
+                    select {RunColumns} from public.agent_autonomous_runs x where x.tenant_id = $1 order by x.started_at desc limit 10
+                    """, r => snapshot.RecentRuns.Add(ReadRun(r)), cancellationToken);
+            }
+
+            // Compliance as the engagement part measures it for "what moved" (EngagementCompliancePart).
+            await reader.EachAsync("""
+                select c.tenant_id, count(*), count(*) filter (where c.compliance_status = 'compliant'),
+                       count(*) filter (where c.compliance_status = 'due_soon'), count(*) filter (where c.compliance_status = 'overdue')
+                from public.engagement_clocks c where ($1::uuid is null or c.tenant_id = $1) group by c.tenant_id
+                """,
+                r => snapshot.Engagement[r.GetGuid(0)] = new EngagementCounts(r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4)), cancellationToken);
+
+            // Open approval cards (an approval past its due time can no longer be decided; the next cycle expires it).
+            await reader.EachAsync("""
+                select t.id, a.open, a.past_due, a.next_due
+                from public.tenants t
+                cross join lateral (
+                  select count(*) as open, count(*) filter (where k.due_at <= $2) as past_due, min(k.due_at) filter (where k.due_at > $2) as next_due
+                  from public.cards k where k.tenant_id = t.id and k.status = 'open' and k.kind = 'approval') a
+                where ($1::uuid is null or t.id = $1) and a.open > 0
+                """,
+                r => snapshot.Approvals[r.GetGuid(0)] = new ApprovalCounts(r.GetInt64(1), r.GetInt64(2), r.IsDBNull(3) ? null : r.GetFieldValue<DateTimeOffset>(3)),
+                cancellationToken, snapshot.Now);
+
+            // Violations of the last 24 hours, (now - 24 h, now], as the rolling windows of the policy caps count.
+            await reader.EachAsync("""
+                select t.id, v.severity, count(*), count(*) filter (where v.blocked)
+                from public.tenants t
+                join public.agent_policy_violations v on v.tenant_id = t.id and v.created_at > $2 - interval '24 hours' and v.created_at <= $2
+                where ($1::uuid is null or t.id = $1)
+                group by t.id, v.severity
+                """,
+                r => Slot(snapshot.Violations, r.GetGuid(0))[r.GetString(1)] = (r.GetInt64(2), r.GetInt64(3)), cancellationToken, snapshot.Now);
+
+            await reader.EachAsync("""
+                select q.tenant_id, q.status, count(*) from public.order_processing_queue q
+                where ($1::uuid is null or q.tenant_id = $1) group by q.tenant_id, q.status
+                """,
+                r => Slot(snapshot.Queue, r.GetGuid(0))[r.GetString(1)] = r.GetInt64(2), cancellationToken);
+
+            await reader.EachAsync("""
+                select e.tenant_id, e.exception_type, count(*) filter (where e.resolution_status = 'open'), count(*) filter (where e.resolution_status = 'in_review')
+                from public.order_processing_exceptions e
+                where ($1::uuid is null or e.tenant_id = $1) and e.resolution_status in ('open', 'in_review')
+                group by e.tenant_id, e.exception_type
+                order by e.tenant_id, e.exception_type
+                """,
+                r =>
+                {
+                    if (!snapshot.Exceptions.TryGetValue(r.GetGuid(0), out var list))
+                    {
+                        snapshot.Exceptions[r.GetGuid(0)] = list = [];
+                    }
+
+                    list.Add(new ExceptionCounts(r.GetString(1), r.GetInt64(2), r.GetInt64(3)));
+                },
+                cancellationToken);
+
+            await transaction.CommitAsync(cancellationToken);
+            return snapshot;
+        }
+
+        private static RunSummary ReadRun(NpgsqlDataReader r) => new(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetFieldValue<DateTimeOffset>(3),
+            r.IsDBNull(4) ? null : r.GetFieldValue<DateTimeOffset>(4), r.GetInt32(5), r.GetInt32(6), r.GetInt32(7), Text(r, 8), r.GetBoolean(9), Text(r, 10));
+
+        private static string? Text(NpgsqlDataReader r, int ordinal) => r.IsDBNull(ordinal) ? null : r.GetString(ordinal);
+
+        private static Dictionary<string, TValue> Slot<TValue>(Dictionary<Guid, Dictionary<string, TValue>> map, Guid tenantId)
+        {
+            if (!map.TryGetValue(tenantId, out var slot))
+            {
+                map[tenantId] = slot = new Dictionary<string, TValue>(StringComparer.Ordinal);
+            }
+
+            return slot;
+        }
+
+        // Runs the snapshot's statements: $1 is always the tenant (null for all; typed, so a statement may ignore it), then the extra parameters.
+        private sealed class Reader(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid? tenantId)
+        {
+            public async Task ExecuteAsync(string sql, CancellationToken cancellationToken)
+            {
+                await using var command = new NpgsqlCommand(sql, connection, transaction);
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            public async Task EachAsync(string sql, Action<NpgsqlDataReader> row, CancellationToken cancellationToken, params object[] parameters)
+            {
+                await using var command = new NpgsqlCommand(sql, connection, transaction);
+                command.Parameters.Add(new NpgsqlParameter { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+                foreach (var parameter in parameters)
+                {
+                    command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+                }
+
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    row(reader);
+                }
+            }
+        }
+    }
+}
