@@ -6,6 +6,7 @@ using Hourglass.Cycles;
 using Hourglass.Policies;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Npgsql;
 using NpgsqlTypes;
@@ -36,7 +37,9 @@ internal static class ApiEndpoints
 
             http.Items[nameof(ApiCaller)] = caller;
             return await next(context);
-        }).RequireRateLimiting(ApiRateLimits.PolicyName);
+        }).RequireRateLimiting(ApiRateLimits.PolicyName)
+            // Documented for every route (OpenAPI): no or a bad token, bad input, over the tenant's rate limit.
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesValidationProblem().ProducesProblem(StatusCodes.Status429TooManyRequests);
 
         api.MapGet("/tenants", (HttpContext http, CancellationToken cancellationToken) => Run(dataSource, http, async s =>
             // No tenant filter at all: row-level security alone decides which tenants a caller sees.
@@ -63,7 +66,7 @@ internal static class ApiEndpoints
             var visible = await new ApiSession(connection, transaction, caller).CanSeeTenantAsync(tenantId, http.RequestAborted);
             await transaction.RollbackAsync(http.RequestAborted);
             return visible ? await next(context) : ApiSession.NotFound("the tenant");
-        });
+        }).ProducesProblem(StatusCodes.Status404NotFound);
 
         MapTenant(tenant, dataSource);
         MapRuns(tenant, dataSource, worker);
@@ -96,20 +99,29 @@ internal static class ApiEndpoints
                 return ApiSession.NotFound("the tenant's settings");
             }
 
+            // Checked before anything is saved: TenantControl writes outside this request's transaction, so a refusal
+            // after the schedule was saved would leave half the patch applied.
+            if (patch.Paused is true && string.IsNullOrWhiteSpace(patch.PauseReason))
+            {
+                return ApiSession.Invalid("pause_reason", "is required to pause: say why");
+            }
+
             var control = new TenantControl(dataSource);
             if (patch.Cron is not null)
             {
-                await control.SetScheduleAsync(tenantId, patch.Cron, patch.Timezone, http.RequestAborted);
+                try
+                {
+                    await control.SetScheduleAsync(tenantId, patch.Cron, patch.Timezone, http.RequestAborted);
+                }
+                catch (InvalidScheduleException ex)
+                {
+                    return ApiSession.Invalid(ex.Field, ex.Message);
+                }
             }
 
-            if (patch.Paused is true)
+            if (patch is { Paused: true, PauseReason: { } reason })
             {
-                if (string.IsNullOrWhiteSpace(patch.PauseReason))
-                {
-                    return ApiSession.Invalid("pause_reason", "is required to pause: say why");
-                }
-
-                await control.PauseTenantAsync(tenantId, patch.PauseReason, $"user:{s.Caller.UserId?.ToString() ?? "service"}", http.RequestAborted);
+                await control.PauseTenantAsync(tenantId, reason, $"user:{s.Caller.UserId?.ToString() ?? "service"}", http.RequestAborted);
             }
             else if (patch.Paused is false)
             {
@@ -121,7 +133,8 @@ internal static class ApiEndpoints
             .WithName("UpdateSettings").WithSummary("Schedule (cron, time zone) and the tenant's pause switch; owners and admins only");
     }
 
-    public sealed record SettingsPatch(string? Cron, string? Timezone, bool? Paused, string? PauseReason);
+    // Every field optional (defaults, so the OpenAPI document does not mark them required).
+    public sealed record SettingsPatch(string? Cron = null, string? Timezone = null, bool? Paused = null, string? PauseReason = null);
 
     private static void MapRuns(RouteGroupBuilder tenant, NpgsqlDataSource dataSource, CycleWorker? worker)
     {
@@ -147,6 +160,13 @@ internal static class ApiEndpoints
 
         tenant.MapPost("/runs", (Guid tenantId, HttpContext http, RunRequest? request) => Run(dataSource, http, async s =>
         {
+            // As 'hourglass run --hour': a real cycle runs for now; naming another hour would spend that hour's
+            // idempotency keys (a future hour's actions would then never run).
+            if (request is { Hour: not null, DryRun: not true })
+            {
+                return ApiSession.Invalid("hour", "only a dry run may name an hour; a real cycle runs for the current hour");
+            }
+
             if (worker is null)
             {
                 return Results.Problem(title: "No worker", detail: "this server runs without a worker (--no-worker): run cycles with 'hourglass run'",
@@ -165,7 +185,7 @@ internal static class ApiEndpoints
             .WithName("RunNow").WithSummary("Run a cycle now (owners and admins), or a dry run for now or a past hour (any member)");
     }
 
-    public sealed record RunRequest(bool? DryRun, DateTimeOffset? Hour);
+    public sealed record RunRequest(bool? DryRun = null, DateTimeOffset? Hour = null);
 
     private static void MapEngagement(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
@@ -174,7 +194,7 @@ internal static class ApiEndpoints
                 http.RequestAborted, tenantId, top ?? 20))))
             .WithName("EngagementQueue").WithSummary("Who is due, most urgent first, each with the reason for its place");
 
-        tenant.MapPost("/touches", (Guid tenantId, HttpContext http, JsonElement body, string? onError) => Run(dataSource, http, async s =>
+        tenant.MapPost("/touches", (Guid tenantId, HttpContext http, JsonElement body, [FromQuery(Name = "on_error")] string? onError) => Run(dataSource, http, async s =>
         {
             if (body.ValueKind != JsonValueKind.Array)
             {
@@ -230,7 +250,7 @@ internal static class ApiEndpoints
             .WithName("DismissCard").WithSummary("Dismiss an open touch task or notice");
     }
 
-    public sealed record CardAction(string? TouchType, string? Notes);
+    public sealed record CardAction(string? TouchType = null, string? Notes = null);
 
     private static void MapPolicies(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
@@ -325,8 +345,8 @@ internal static class ApiEndpoints
             .WithName("ViolationTrends").WithSummary("Violations per day in the tenant's time zone by rule, severity and decision");
     }
 
-    public sealed record ExplainRequest(string Kind, Guid? ContactId, Guid? AccountId, string? Channel, decimal? OrderValue, decimal? PriceChangePct,
-        decimal? DiscountChangePct, DateTimeOffset? At);
+    public sealed record ExplainRequest(string Kind, Guid? ContactId = null, Guid? AccountId = null, string? Channel = null, decimal? OrderValue = null,
+        decimal? PriceChangePct = null, decimal? DiscountChangePct = null, DateTimeOffset? At = null);
 
     private static void MapOrders(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
@@ -366,7 +386,7 @@ internal static class ApiEndpoints
 
     private static void MapInsights(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
-        tenant.MapPost("/events", (Guid tenantId, HttpContext http, JsonElement body, string? onError) => Run(dataSource, http, async s =>
+        tenant.MapPost("/events", (Guid tenantId, HttpContext http, JsonElement body, [FromQuery(Name = "on_error")] string? onError) => Run(dataSource, http, async s =>
             body.ValueKind != JsonValueKind.Array
                 ? ApiSession.Invalid("body", "must be a JSON array of events")
                 : await BatchAsync(s, http, "select coalesce(json_agg(o order by o.line), '[]')::text from public.ingest_events($1, $2::jsonb, $3) o",
