@@ -90,6 +90,13 @@ public static class SchemaContract
     public static IEnumerable<string> ApiFunctions =>
         SeedFunctions.Concat(LeaseFunctions).Concat(EngagementFunctions).Concat(PolicyFunctions).Concat(OrderFunctions).Concat(InsightFunctions);
 
+    /// <summary>The monitoring views (security_invoker: RLS applies to whoever reads them).</summary>
+    public static readonly IReadOnlyList<string> MonitoringViews =
+    [
+        "monitoring_run_success", "monitoring_engagement_compliance", "monitoring_policy_violations", "monitoring_order_throughput",
+        "monitoring_lock_contention",
+    ];
+
     /// <summary>The seed's seven indexes: table, and whether the seed describes it as partial.</summary>
     public static readonly IReadOnlyList<(string Index, string Table, bool Partial)> SeedIndexes =
     [

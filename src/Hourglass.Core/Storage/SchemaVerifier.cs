@@ -67,6 +67,15 @@ public sealed class SchemaVerifier
             checks.Add(new("Functions", function, pinned, pinned ? "present, search_path pinned" : "present, but search_path is not set to ''"));
         }
 
+        foreach (var view in SchemaContract.MonitoringViews)
+        {
+            var row = await RowAsync(connection,
+                "select coalesce(array_to_string(c.reloptions, ','), '') from pg_class c where c.oid = to_regclass($1) and c.relkind = 'v'",
+                cancellationToken, "public." + view);
+            var invoker = row is not null && ((string)row[0]!).Contains("security_invoker=true", StringComparison.Ordinal);
+            checks.Add(new("Views", view, invoker, row is null ? "missing" : invoker ? "present, security_invoker" : "present, but not security_invoker: it would bypass RLS"));
+        }
+
         foreach (var (index, table, partial) in SchemaContract.SeedIndexes)
         {
             var row = await RowAsync(connection, """

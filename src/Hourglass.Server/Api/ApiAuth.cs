@@ -59,7 +59,13 @@ public sealed class ApiAuth(byte[] secret, TimeProvider? time = null)
             using var payload = JsonDocument.Parse(Base64Url(parts[1]));
             var root = payload.RootElement;
             var now = _time.GetUtcNow();
-            if (root.TryGetProperty("exp", out var exp) && exp.TryGetInt64(out var expires) && DateTimeOffset.FromUnixTimeSeconds(expires) + s_skew < now)
+            // Supabase puts exp in every token it issues, the service key included: a token without one never expires.
+            if (!root.TryGetProperty("exp", out var exp) || !exp.TryGetInt64(out var expires))
+            {
+                return (null, "the token has no expiry ('exp')");
+            }
+
+            if (DateTimeOffset.FromUnixTimeSeconds(expires) + s_skew < now)
             {
                 return (null, "the token has expired");
             }

@@ -57,15 +57,10 @@ internal static class ApiEndpoints
 
         var tenant = api.MapGroup("/tenants/{tenantId:guid}").AddEndpointFilter(async (context, next) =>
         {
-            // A tenant the caller cannot see is answered before any handler runs: 404, whether it exists or not.
-            var http = context.HttpContext;
-            var tenantId = Guid.Parse((string)http.Request.RouteValues["tenantId"]!);
-            var caller = (ApiCaller)http.Items[nameof(ApiCaller)]!;
-            await using var connection = await dataSource.OpenConnectionAsync(http.RequestAborted);
-            await using var transaction = await Storage.DbSession.BeginAsync(connection, caller.Role, caller.Claims, http.RequestAborted);
-            var visible = await new ApiSession(connection, transaction, caller).CanSeeTenantAsync(tenantId, http.RequestAborted);
-            await transaction.RollbackAsync(http.RequestAborted);
-            return visible ? await next(context) : ApiSession.NotFound("the tenant");
+            // A tenant the caller cannot see is answered before the handler does anything: 404, whether it exists or
+            // not. The check runs first in the request's own transaction (ApiSession.RunAsync).
+            context.HttpContext.Items[ApiSession.TenantKey] = Guid.Parse((string)context.HttpContext.Request.RouteValues["tenantId"]!);
+            return await next(context);
         }).ProducesProblem(StatusCodes.Status404NotFound);
 
         MapTenant(tenant, dataSource);
@@ -190,7 +185,13 @@ internal static class ApiEndpoints
     private static void MapEngagement(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
         tenant.MapGet("/engagement/queue", (Guid tenantId, HttpContext http, int? top) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync("select coalesce(json_agg(q), '[]')::text from public.engagement_queue($1, $2) q",
+            ApiSession.Json(await s.JsonAsync("""
+                select coalesce(json_agg(x), '[]')::text from (
+                  select q.*, coalesce(k.name, a.name) as name
+                  from public.engagement_queue($1, $2) q
+                  left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+                  left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id) x
+                """,
                 http.RequestAborted, tenantId, top ?? 20))))
             .WithName("EngagementQueue").WithSummary("Who is due, most urgent first, each with the reason for its place");
 

@@ -8,15 +8,15 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Hourglass.Server.Api;
 
 /// <summary>
-/// Per-tenant rate limits: a token bucket per tenant (the route's tenant, else the caller's token), refilled every
-/// second, so one tenant's burst cannot starve the others. HOURGLASS_API_RATE_LIMIT sets the requests per second
+/// Per-tenant rate limits: a token bucket per tenant (the route's tenant, else the caller), refilled every second, so
+/// one tenant's burst cannot starve the others; requests without a valid token are limited per client address. HOURGLASS_API_RATE_LIMIT sets the requests per second
 /// (default 50, burst 100). Over the limit: 429 with Retry-After and a problem document.
 /// </summary>
 internal static class ApiRateLimits
 {
     public const string PolicyName = "per-tenant";
 
-    public static IServiceCollection AddHourglassRateLimits(this IServiceCollection services)
+    public static IServiceCollection AddHourglassRateLimits(this IServiceCollection services, ApiAuth? auth)
     {
         var perSecond = int.TryParse(Environment.GetEnvironmentVariable("HOURGLASS_API_RATE_LIMIT"), NumberStyles.None, CultureInfo.InvariantCulture, out var rate) && rate > 0
             ? rate
@@ -32,10 +32,14 @@ internal static class ApiRateLimits
             };
             options.AddPolicy(PolicyName, http =>
             {
-                var key = http.Request.RouteValues["tenantId"] as string
-                          ?? (http.Request.Headers.Authorization.ToString() is { Length: > 0 } token
-                              ? "token:" + token.GetHashCode(StringComparison.Ordinal).ToString(CultureInfo.InvariantCulture)
-                              : "anonymous");
+                // Only an authenticated request counts against a tenant (or, off tenant routes, against its user): one
+                // without a valid token is limited by its address, so nobody can spend a tenant's quota by knowing its id.
+                var (caller, _) = auth?.Authenticate(http.Request.Headers.Authorization, http.Request.Headers["apikey"]) ?? (null, null);
+                var key = caller is null
+                    ? "unauthenticated:" + (http.Connection.RemoteIpAddress?.ToString() ?? "unknown")
+                    : http.Request.RouteValues["tenantId"] as string is { } tenant
+                        ? "tenant:" + tenant
+                        : "caller:" + (caller.UserId?.ToString() ?? caller.Role);
                 return RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
                 {
                     TokenLimit = perSecond * 2,

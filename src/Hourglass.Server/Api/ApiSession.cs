@@ -50,6 +50,9 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
         return await command.ExecuteScalarAsync(cancellationToken) is true;
     }
 
+    /// <summary>Where a tenant route leaves its tenant id for <see cref="RunAsync"/> to check.</summary>
+    public const string TenantKey = "Hourglass.TenantId";
+
     public static async Task<IResult> RunAsync(NpgsqlDataSource dataSource, HttpContext http, Func<ApiSession, Task<IResult>> handler)
     {
         var caller = (ApiCaller)http.Items[nameof(ApiCaller)]!;
@@ -57,7 +60,14 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
         await using var transaction = await DbSession.BeginAsync(connection, caller.Role, caller.Claims, http.RequestAborted);
         try
         {
-            var result = await handler(new ApiSession(connection, transaction, caller));
+            var session = new ApiSession(connection, transaction, caller);
+            if (http.Items[TenantKey] is Guid tenantId && !await session.CanSeeTenantAsync(tenantId, http.RequestAborted))
+            {
+                await transaction.RollbackAsync(http.RequestAborted);
+                return NotFound("the tenant");
+            }
+
+            var result = await handler(session);
             if (result is IStatusCodeHttpResult { StatusCode: >= 400 })
             {
                 await transaction.RollbackAsync(http.RequestAborted);

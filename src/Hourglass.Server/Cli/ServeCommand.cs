@@ -46,7 +46,8 @@ internal static class ServeCommand
             builder.Logging.ClearProviders();
             builder.Services.AddSingleton(loggerFactory);
             builder.Services.AddProblemDetails();
-            builder.Services.AddHourglassRateLimits();
+            var auth = ApiAuth.FromEnvironment();
+            builder.Services.AddHourglassRateLimits(auth);
             builder.Services.AddOpenApi("v1", openApi => openApi.AddDocumentTransformer((document, _, _) =>
             {
                 document.Info.Title = "Hourglass API";
@@ -64,7 +65,7 @@ internal static class ServeCommand
             app.MapGet("/health", async (CancellationToken requestAborted) => await HealthAsync(target, worker, requestAborted));
             app.MapOpenApi("/openapi/{documentName}.json");
             app.MapPrometheusScrapingEndpoint("/metrics");
-            if (ApiAuth.FromEnvironment() is { } auth)
+            if (auth is not null)
             {
                 ApiEndpoints.Map(app, target.DataSource, auth, worker);
                 app.MapDashboard();

@@ -125,6 +125,7 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
         {
             (ApiServer.ForgedToken(A.OwnerId), "signature is not valid"),
             (ApiServer.ExpiredToken(A.OwnerId), "expired"),
+            (ApiServer.NoExpiryToken(A.OwnerId), "no expiry"),
             (ApiServer.AnonToken(), "role 'anon' may not use this API"),
             (ApiServer.NoUserToken(), "no user"),
             ("not-a-jwt", "not a JWT"),
@@ -506,6 +507,22 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         var later = await limited.GetAsync(A.Path, A.MemberToken);
         Assert.True(later.Code == 200, later.ToString());
+    }
+
+    [Fact]
+    public async Task RateLimit_RequestsWithoutAValidToken_DoNotSpendTheTenantsQuota()
+    {
+        await using var limited = await ApiServer.StartAsync(fixture.ConnectionString,
+            new Dictionary<string, string?> { ["HOURGLASS_API_RATE_LIMIT"] = "5" });
+
+        // Someone who knows tenant A's id but has no token hammers its routes: all 401, or 429 once their own address's
+        // bucket is empty — and A's member is served at once afterwards.
+        var anonymous = await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => limited.GetAsync(A.Path, token: null)));
+        var member = await limited.GetAsync(A.Path, A.MemberToken);
+
+        Assert.All(anonymous, r => Assert.True(r.Code is 401 or 429, r.ToString()));
+        Assert.Contains(anonymous, r => r.Code == 429);
+        Assert.True(member.Code == 200, member.ToString());
     }
 
     // ---------------------------------------------------------------------------------------------------------

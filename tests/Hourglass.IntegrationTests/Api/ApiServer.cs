@@ -117,6 +117,14 @@ internal sealed class ApiServer : IAsyncDisposable
     /// <summary>A well-formed user token signed with another secret.</summary>
     public static string ForgedToken(Guid userId) => s_otherKey.Sign(Claims("authenticated", userId, TimeSpan.FromHours(1)));
 
+    /// <summary>A user token with no <c>exp</c>: it would never expire.</summary>
+    public static string NoExpiryToken(Guid userId)
+    {
+        var claims = Claims("authenticated", userId, TimeSpan.FromHours(1));
+        claims.Remove("exp");
+        return s_auth.Sign(claims);
+    }
+
     /// <summary>A user token with no <c>sub</c>.</summary>
     public static string NoUserToken() => s_auth.Sign(Claims("authenticated", null, TimeSpan.FromHours(1)));
 

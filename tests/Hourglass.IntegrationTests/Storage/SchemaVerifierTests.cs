@@ -38,7 +38,7 @@ public sealed class SchemaVerifierTests : IAsyncLifetime
 
     public static TheoryData<string, string[]> Breakages => new()
     {
-        { "drop table public.warehouse_events cascade", ["Tables: warehouse_events", "Indexes: idx_warehouse_events_tenant_type"] },
+        { "drop table public.warehouse_events cascade", ["Tables: warehouse_events", "Views: monitoring_order_throughput", "Indexes: idx_warehouse_events_tenant_type"] },
         { "drop index public.idx_engagement_clocks_tenant_due", ["Indexes: idx_engagement_clocks_tenant_due"] },
         { "drop index public.idx_order_processing_pending; create index idx_order_processing_pending on public.order_processing_queue (tenant_id)", ["Indexes: idx_order_processing_pending"] },
         { "drop policy tenant_isolation on public.client_patterns; drop policy service_role_bypass on public.client_patterns", ["RLS: client_patterns"] },
