@@ -76,8 +76,12 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
             written.Count(o => o.Status == "exception"), written.Sum(o => o.Fixes.Count), outcomes.Count - written.Count);
     }
 
-    /// <summary>Processes until the queue (of one tenant, or all) is empty or <paramref name="maxOrders"/> are done.</summary>
-    public async Task<OrderPassResult> DrainAsync(Guid? tenantId, Guid? runId, int maxOrders, CancellationToken cancellationToken)
+    /// <summary>
+    /// Processes until the queue (of one tenant, or all) is empty or <paramref name="maxOrders"/> are done;
+    /// <paramref name="progress"/> hears how many each batch claimed.
+    /// </summary>
+    public async Task<OrderPassResult> DrainAsync(Guid? tenantId, Guid? runId, int maxOrders, CancellationToken cancellationToken,
+        IProgress<int>? progress = null)
     {
         await RequeueDecidedApprovalsAsync(tenantId, cancellationToken);
         var total = new OrderPassResult(0, 0, 0, 0, 0, 0);
@@ -91,6 +95,7 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
 
             total = new OrderPassResult(total.Claimed + pass.Claimed, total.Validated + pass.Validated, total.NeedsApproval + pass.NeedsApproval,
                 total.Exceptions + pass.Exceptions, total.Fixes + pass.Fixes, total.LostClaims + pass.LostClaims);
+            progress?.Report(pass.Claimed);
         }
 
         return total;

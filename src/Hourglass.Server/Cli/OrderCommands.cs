@@ -53,7 +53,7 @@ internal static class OrderCommands
                 .Select(i => new OrderProcessor(target.DataSource, new OrderProcessorOptions { WorkerId = $"{Environment.MachineName}:{Environment.ProcessId}:orders:{i}", BatchSize = size }))
                 .ToList();
             var results = Console.IsOutputRedirected
-                ? await Task.WhenAll(drainers.Select(p => DrainAsync(p, tenantId, Math.Max(1, limit / count), null, cancellationToken)))
+                ? await Task.WhenAll(drainers.Select(p => p.DrainAsync(tenantId, null, Math.Max(1, limit / count), cancellationToken)))
                 : await DrainWithProgressAsync(target, drainers, tenantId, limit, cancellationToken);
             var claimed = results.Sum(r => r.Claimed);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -94,40 +94,12 @@ internal static class OrderCommands
                     task.Description = Describe(done, Math.Max(expected, done));
                 }
 
-                var results = await Task.WhenAll(processors.Select(p => DrainAsync(p, tenantId, Math.Max(1, limit / processors.Count), Report, cancellationToken)));
+                var results = await Task.WhenAll(processors.Select(p => p.DrainAsync(tenantId, null, Math.Max(1, limit / processors.Count), cancellationToken, new Progress<int>(Report))));
                 task.Value = task.MaxValue;
                 return results;
             });
 
         static string Describe(long done, long of) => string.Create(CultureInfo.InvariantCulture, $"Orders processed: {done:N0} of {of:N0}");
-    }
-
-    // OrderProcessor.DrainAsync, batch by batch so each batch can be reported: until the queue (of one tenant, or all)
-    // is empty or maxOrders are done.
-    private static async Task<OrderPassResult> DrainAsync(OrderProcessor processor, Guid? tenantId, int maxOrders, Action<int>? reportBatch,
-        CancellationToken cancellationToken)
-    {
-        if (reportBatch is null)
-        {
-            return await processor.DrainAsync(tenantId, null, maxOrders, cancellationToken);
-        }
-
-        await processor.RequeueDecidedApprovalsAsync(tenantId, cancellationToken);
-        var total = new OrderPassResult(0, 0, 0, 0, 0, 0);
-        while (total.Claimed < maxOrders)
-        {
-            var pass = await processor.ProcessBatchAsync(tenantId, null, cancellationToken);
-            if (pass.Claimed == 0)
-            {
-                break;
-            }
-
-            total = new OrderPassResult(total.Claimed + pass.Claimed, total.Validated + pass.Validated, total.NeedsApproval + pass.NeedsApproval,
-                total.Exceptions + pass.Exceptions, total.Fixes + pass.Fixes, total.LostClaims + pass.LostClaims);
-            reportBatch(pass.Claimed);
-        }
-
-        return total;
     }
 
     private static Command Queue(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
