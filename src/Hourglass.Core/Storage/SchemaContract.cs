@@ -81,10 +81,12 @@ public static class SchemaContract
     ];
 
     /// <summary>Every function the API exposes: the seed's, the leases', the engagement engine's, the policy enforcer's, the order processor's.</summary>
-    /// <summary>Insights' functions: judging strategy outcomes (the service role's).</summary>
+    /// <summary>Insights' functions: judging strategy outcomes and retention (the service role's), ingesting events (members').</summary>
     public static readonly IReadOnlyList<string> InsightFunctions =
     [
         "public.attribute_strategy_outcomes(uuid)",
+        "public.ingest_events(uuid, jsonb, text)",
+        "public.apply_retention(uuid, timestamp with time zone)",
     ];
 
     public static IEnumerable<string> ApiFunctions =>

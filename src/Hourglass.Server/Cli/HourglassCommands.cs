@@ -68,7 +68,8 @@ internal static class HourglassCommands
             .Concat(EngagementCommands.Build(Options, CreateLoggers))
             .Concat(ChannelCommands.Build(Options, CreateLoggers))
             .Concat(PolicyCommands.Build(Options, CreateLoggers))
-            .Concat(OrderCommands.Build(Options, CreateLoggers));
+            .Concat(OrderCommands.Build(Options, CreateLoggers))
+            .Concat(EventCommands.Build(Options, CreateLoggers));
         foreach (var command in commands)
         {
             root.Subcommands.Add(command);

@@ -63,6 +63,11 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
             "select public.override_order_credit($1, 'probe')", t => [t.OrderId], r => r is "overridden", OtherTenantState: "P0002"),
         ["public.attribute_strategy_outcomes(uuid)"] = new(
             "select judged from public.attribute_strategy_outcomes($1)", t => [t.TenantId], r => r is long),
+        ["public.ingest_events(uuid, jsonb, text)"] = new(
+            "select count(*) filter (where outcome = 'recorded') from public.ingest_events($1, jsonb_build_array(jsonb_build_object('event_type', 'reply', 'entity_type', 'contact', 'entity_id', $2::uuid)))",
+            t => [t.TenantId, t.ContactId], r => r is 1L),
+        ["public.apply_retention(uuid, timestamp with time zone)"] = new(
+            "select events_deleted from public.apply_retention($1)", t => [t.TenantId], r => r is long),
         [FreezeTime] = new("select hourglass.freeze_time($1)", _ => [s_farFuture], r => r is DateTime),
         [ThawTime] = new("select hourglass.thaw_time()", _ => [], r => r is null),
     };
