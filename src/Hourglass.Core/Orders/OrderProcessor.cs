@@ -407,13 +407,14 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
             update public.order_processing_exceptions e
             set resolution_status = 'resolved', resolved_by = 'hourglass', resolved_at = $3, updated_at = $3,
                 resolution_notes = 'no longer applies: the order was validated again without it'
-            from unnest($1::uuid[], $2::text[]) as r(queue_id, open_types)
-            where e.queue_id = r.queue_id and e.resolution_status in ('open', 'in_review')
+            from unnest($1::uuid[], $2::text[], $4::uuid[]) as r(queue_id, open_types, tenant_id)
+            where e.tenant_id = r.tenant_id and e.queue_id = r.queue_id and e.resolution_status in ('open', 'in_review')
               and not (e.exception_type = any (string_to_array(r.open_types, ',')))
             """);
         close.Parameters.Add(new() { Value = ours.Select(o => o.Final.QueueId).ToArray() });
         close.Parameters.Add(new() { Value = ours.Select(o => string.Join(',', o.Exceptions.Select(e => e.Type))).ToArray() });
         close.Parameters.Add(new() { Value = now });
+        close.Parameters.Add(new() { Value = ours.Select(o => o.Final.TenantId).ToArray() });
 
         var exceptions = ours.SelectMany(o => o.Exceptions.Select(e => (o.Final, e))).ToList();
         if (exceptions.Count == 0)
