@@ -1,0 +1,583 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Npgsql;
+
+namespace Hourglass.Bench;
+
+/// <summary>
+/// The HTTP API as it is deployed: a real <c>hourglass serve --no-worker</c> on 127.0.0.1, driven by concurrent
+/// loopback clients. One tenant's card list (<c>GET /api/v1/tenants/{t}/cards?limit=50</c>, 100,000 cards among
+/// 200 tenants) read as a member user — row-level security deciding what the request sees — against the same route
+/// with the service key (role service_role, RLS bypassed), interleaved; then a minute of mixed routes, counting every
+/// answer that is not 2xx.
+/// </summary>
+internal static class ApiBenchmark
+{
+    private const string DatabaseName = "hourglass_bench_api";
+    private const int Tenants = 200;
+    private const int BigTenantCards = 100_000;
+    private const int OtherTenantCards = 500;
+    private const int MembersPerTenant = 5;
+    private const int Clients = 8;
+    private const int Rounds = 8;
+    private static readonly TimeSpan s_slot = TimeSpan.FromSeconds(4);
+    private static readonly TimeSpan s_warmUp = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan s_mixedLoad = TimeSpan.FromSeconds(60);
+    private const double GoalRatio = 0.80;
+
+    private enum Caller
+    {
+        Member,
+        Service,
+    }
+
+    private sealed record Seeded(Guid BigTenant, Guid SmallTenant, Guid Member, Guid Outsider, long Cards, double Seconds);
+
+    private sealed record Sample(int Requests, int Failures, double Seconds, double[] Latencies);
+
+    public static async Task<BenchReport> RunAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        Console.WriteLine($"  api: creating {DatabaseName}…");
+        await using var database = await ScratchDatabase.CreateAsync(dataSource, DatabaseName, cancellationToken);
+        var seeded = await SeedAsync(database.DataSource, cancellationToken);
+
+        var secret = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
+        var tokens = new Dictionary<Caller, string>
+        {
+            [Caller.Member] = Sign(secret, new Dictionary<string, object> { ["sub"] = seeded.Member.ToString(), ["role"] = "authenticated", ["aud"] = "authenticated", ["exp"] = Expiry() }),
+            [Caller.Service] = Sign(secret, new Dictionary<string, object> { ["role"] = "service_role", ["iss"] = "hourglass-bench", ["exp"] = Expiry() }),
+        };
+        var outsider = Sign(secret, new Dictionary<string, object> { ["sub"] = seeded.Outsider.ToString(), ["role"] = "authenticated", ["exp"] = Expiry() });
+
+        await using var server = await ServerProcess.StartAsync(database.DataSource.ConnectionString, secret, cancellationToken);
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Clients * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
+        {
+            BaseAddress = new Uri(server.Url),
+            Timeout = TimeSpan.FromSeconds(30),
+        };
+
+        var cardsPath = $"/api/v1/tenants/{seeded.BigTenant}/cards?limit=50";
+        var checks = new List<string>
+        {
+            await CheckSameCardsAsync(http, cardsPath, tokens, cancellationToken),
+            await CheckOutsiderAsync(http, cardsPath, outsider, cancellationToken),
+        };
+
+        Console.WriteLine($"  api: warm-up, {s_warmUp.TotalSeconds:0} s per caller…");
+        foreach (var caller in Enum.GetValues<Caller>())
+        {
+            await LoadAsync(http, _ => (cardsPath, tokens[caller]), s_warmUp, cancellationToken);
+        }
+
+        var plain = await InterleavedAsync(http, cardsPath, tokens, "without an index for the list's order", cancellationToken);
+        var plans = await PlanAsync(database.DataSource, seeded, cancellationToken);
+
+        // The list pages newest first over (created_at, id); no index of the migrations serves that order, so each page
+        // sorts the tenant's 100,000 cards. The same comparison with such an index, made here for this run only.
+        await using (var connection = await database.DataSource.OpenConnectionAsync(cancellationToken))
+        {
+            await Bench.ExecuteAsync(connection, "create index bench_cards_tenant_created on public.cards (tenant_id, created_at desc, id desc)", cancellationToken);
+            await Bench.ExecuteAsync(connection, "analyze public.cards", cancellationToken);
+        }
+
+        foreach (var caller in Enum.GetValues<Caller>())
+        {
+            await LoadAsync(http, _ => (cardsPath, tokens[caller]), s_warmUp, cancellationToken);
+        }
+
+        var indexed = await InterleavedAsync(http, cardsPath, tokens, "with an index on cards (tenant_id, created_at desc, id desc)", cancellationToken);
+        var indexedPlans = await PlanAsync(database.DataSource, seeded, cancellationToken);
+
+        Console.WriteLine($"  api: mixed routes for {s_mixedLoad.TotalSeconds:0} s…");
+        var routes = await MixedRoutesAsync(http, seeded, tokens, cardsPath, cancellationToken);
+        var mixed = await LoadAsync(http, i => routes[i % routes.Count], s_mixedLoad, cancellationToken);
+        var failures = mixed.Failures;
+
+        return Report(seeded, plain, indexed, mixed, failures, routes.Count, checks, plans, indexedPlans);
+    }
+
+    private static long Expiry() => DateTimeOffset.UtcNow.AddHours(3).ToUnixTimeSeconds();
+
+    // Member and service key take turns in slots of s_slot, each round starting with the other: a burst of other work
+    // on the machine meets both alike.
+    private static async Task<Dictionary<Caller, List<Sample>>> InterleavedAsync(HttpClient http, string path, Dictionary<Caller, string> tokens, string label,
+        CancellationToken cancellationToken)
+    {
+        var samples = Enum.GetValues<Caller>().ToDictionary(c => c, _ => new List<Sample>());
+        for (var round = 0; round < Rounds; round++)
+        {
+            var order = round % 2 == 0 ? new[] { Caller.Member, Caller.Service } : [Caller.Service, Caller.Member];
+            foreach (var caller in order)
+            {
+                samples[caller].Add(await LoadAsync(http, _ => (path, tokens[caller]), s_slot, cancellationToken));
+            }
+
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  api ({label}) round {round + 1}/{Rounds}: member {Rate(samples[Caller.Member][^1]):0} req/s, service {Rate(samples[Caller.Service][^1]):0} req/s"));
+        }
+
+        return samples;
+    }
+
+    private static double Rate(Sample sample) => sample.Requests / sample.Seconds;
+
+    // Clients concurrent loops for the given time; request i of a client is route(i). Each request is timed from send to
+    // the last byte of the body read; every answer that is not 2xx (or does not arrive) is a failure.
+    private static async Task<Sample> LoadAsync(HttpClient http, Func<int, (string Path, string? Token)> route, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var perClient = await Task.WhenAll(Enumerable.Range(0, Clients).Select(client => Task.Run(async () =>
+        {
+            var latencies = new List<double>();
+            var failures = 0;
+            for (var i = client; clock.Elapsed < duration; i += Clients)
+            {
+                var (path, token) = route(i);
+                using var request = new HttpRequestMessage(path.StartsWith("POST ", StringComparison.Ordinal) ? HttpMethod.Post : HttpMethod.Get,
+                    path.StartsWith("POST ", StringComparison.Ordinal) ? path[5..] : path);
+                if (token is not null)
+                {
+                    request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+                }
+
+                var started = Stopwatch.GetTimestamp();
+                try
+                {
+                    using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
+                    _ = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+                    if (!response.IsSuccessStatusCode)
+                    {
+                        failures++;
+                        if (failures <= 3)
+                        {
+                            Console.WriteLine($"  api: {(int)response.StatusCode} for {path}");
+                        }
+                    }
+                }
+                catch (HttpRequestException ex)
+                {
+                    failures++;
+                    Console.WriteLine($"  api: {path} failed: {ex.Message}");
+                }
+
+                latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
+
+            return (latencies, failures);
+        }, cancellationToken)));
+        var seconds = clock.Elapsed.TotalSeconds;
+        var all = perClient.SelectMany(c => c.latencies).ToArray();
+        return new Sample(all.Length, perClient.Sum(c => c.failures), seconds, all);
+    }
+
+    private static async Task<List<(string Path, string? Token)>> MixedRoutesAsync(HttpClient http, Seeded seeded, Dictionary<Caller, string> tokens, string cardsPath,
+        CancellationToken cancellationToken)
+    {
+        // Page two of the card list, with the cursor page one gave.
+        using var first = new HttpRequestMessage(HttpMethod.Get, cardsPath);
+        first.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", tokens[Caller.Member]);
+        using var page = await http.SendAsync(first, cancellationToken);
+        using var body = JsonDocument.Parse(await page.Content.ReadAsStringAsync(cancellationToken));
+        var cursor = Uri.EscapeDataString(body.RootElement.GetProperty("next_cursor").GetString()!);
+
+        var tenant = $"/api/v1/tenants/{seeded.BigTenant}";
+        var member = tokens[Caller.Member];
+        var service = tokens[Caller.Service];
+        return
+        [
+            ("/api/v1/tenants", member),
+            (tenant, member),
+            (cardsPath, member),
+            ($"{cardsPath}&cursor={cursor}", member),
+            ($"{tenant}/cards?kind=notice&limit=20", member),
+            ($"{tenant}/runs?limit=20", member),
+            ($"{tenant}/reflections", member),
+            ($"{tenant}/engagement/queue?top=20", member),
+            ($"{tenant}/violations?limit=50", member),
+            ($"{tenant}/violations/trends?days=30", member),
+            ($"{tenant}/orders/queue", member),
+            ($"{tenant}/orders/exceptions?status=open", member),
+            ($"{tenant}/patterns", member),
+            ($"{tenant}/strategies", member),
+            ($"{tenant}/policy", member),
+            ("/api/v1/me/cards", member),
+            ("/health", null),
+            ("/api/v1/tenants", service),
+            ($"/api/v1/tenants/{seeded.SmallTenant}/cards?limit=50", service),
+            ($"{tenant}/runs?limit=50", service),
+        ];
+    }
+
+    private static async Task<string> CheckSameCardsAsync(HttpClient http, string path, Dictionary<Caller, string> tokens, CancellationToken cancellationToken)
+    {
+        var pages = new Dictionary<Caller, string[]>();
+        foreach (var caller in Enum.GetValues<Caller>())
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", tokens[caller]);
+            using var response = await http.SendAsync(request, cancellationToken);
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new HourglassException($"api benchmark: {path} as {caller} answered {(int)response.StatusCode}: {text}");
+            }
+
+            using var document = JsonDocument.Parse(text);
+            pages[caller] = document.RootElement.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("id").GetString()!).ToArray();
+        }
+
+        return pages[Caller.Member].Length == 50 && pages[Caller.Member].SequenceEqual(pages[Caller.Service])
+            ? "the member and the service key read the same first page (50 cards, same ids, same order)"
+            : throw new HourglassException($"api benchmark: the member read {pages[Caller.Member].Length} cards, the service key {pages[Caller.Service].Length}, not the same page");
+    }
+
+    private static async Task<string> CheckOutsiderAsync(HttpClient http, string path, string token, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        using var response = await http.SendAsync(request, cancellationToken);
+        return response.StatusCode == HttpStatusCode.NotFound
+            ? "a member of another tenant gets 404 for the same route (RLS)"
+            : throw new HourglassException($"api benchmark: an outsider got {(int)response.StatusCode} for {path}");
+    }
+
+    // The list's statement as the API runs it, explained as each caller (plans only; EXPLAIN runs nothing).
+    private static async Task<string> PlanAsync(NpgsqlDataSource dataSource, Seeded seeded, CancellationToken cancellationToken)
+    {
+        const string sql = """
+            explain (costs off)
+            select to_json(x)::text, x.created_at, x.id from (
+              select id, kind, title, body, status, entity_type, entity_id, run_id, assignee_user_id, due_at, completed_at, completed_by, payload, created_at
+              from public.cards where tenant_id = $1 and ($4::text is null or kind = $4) and ($5::text is null or status = $5)) x
+            where (x.created_at, x.id) < ($2, $3)
+            order by x.created_at desc, x.id desc limit 51
+            """;
+        var plans = new List<string>();
+        foreach (var (role, claims) in new[]
+                 {
+                     ("authenticated", new Dictionary<string, object> { ["sub"] = seeded.Member.ToString(), ["role"] = "authenticated" }),
+                     ("service_role", new Dictionary<string, object> { ["role"] = "service_role" }),
+                 })
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var transaction = await Storage.DbSession.BeginAsync(connection, role, claims, cancellationToken);
+            await using var command = new NpgsqlCommand(sql, connection, transaction);
+            command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = seeded.BigTenant });
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = new DateTimeOffset(9999, 12, 31, 0, 0, 0, TimeSpan.Zero) });
+            command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.Empty });
+            command.Parameters.Add(new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+            var lines = new List<string>();
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    lines.Add(reader.GetString(0).Trim());
+                }
+            }
+
+            plans.Add($"{role}: {string.Join(" / ", lines)}");
+        }
+
+        return string.Join("; ", plans);
+    }
+
+    private static async Task<Seeded> SeedAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        Console.WriteLine($"  api: {Tenants} tenants, {BigTenantCards:#,0} cards for one and {OtherTenantCards} for each other…");
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await Bench.ExecuteAsync(connection, """
+            insert into public.tenants (name) select 'bench tenant ' || pg_catalog.lpad(g::text, 3, '0') from pg_catalog.generate_series(1, $1) g
+            """, cancellationToken, Tenants);
+        var big = await Bench.ScalarAsync<Guid>(connection, "select id from public.tenants where name = 'bench tenant 001'", cancellationToken);
+        var small = await Bench.ScalarAsync<Guid>(connection, "select id from public.tenants where name = 'bench tenant 002'", cancellationToken);
+        var member = Guid.NewGuid();
+        var outsider = Guid.NewGuid();
+        await Bench.ExecuteAsync(connection, """
+            insert into public.tenant_members (tenant_id, user_id, role)
+            select t.id, gen_random_uuid(), case when g = 1 then 'owner' else 'member' end
+            from public.tenants t cross join pg_catalog.generate_series(1, $1) g
+            """, cancellationToken, MembersPerTenant);
+        // The benchmark's user belongs to the big tenant and two others, as people often belong to a few.
+        await Bench.ExecuteAsync(connection, """
+            insert into public.tenant_members (tenant_id, user_id, role)
+            select id, $1, 'member' from public.tenants where name in ('bench tenant 001', 'bench tenant 002', 'bench tenant 003')
+            """, cancellationToken, member);
+        await Bench.ExecuteAsync(connection, "insert into public.tenant_members (tenant_id, user_id, role) values ($1, $2, 'member')", cancellationToken, small, outsider);
+
+        // Cards: every fifth done, every twentieth a notice, one a minute back in time (the list's order); $3 says whether
+        // for the big tenant ($2 cards) or for every other tenant.
+        const string Cards = """
+            insert into public.cards (tenant_id, kind, title, body, status, due_at, completed_at, completed_by, payload, created_at, updated_at)
+            select t.id, case when g % 20 = 0 then 'notice' else 'touch_task' end, 'Touch base with contact ' || g,
+                   'Overdue ' || (g % 9) || ' day(s); tier growth (+15)', case when g % 5 = 0 then 'done' else 'open' end,
+                   now() + (g % 30) * interval '1 day', case when g % 5 = 0 then now() - g * interval '30 seconds' end,
+                   case when g % 5 = 0 then 'user:' || gen_random_uuid() end, pg_catalog.jsonb_build_object('n', g),
+                   now() - g * interval '1 minute', now()
+            from public.tenants t cross join pg_catalog.generate_series(1, $2) g
+            where (t.id = $1) = $3
+            """;
+        await Bench.ExecuteAsync(connection, Cards, cancellationToken, big, BigTenantCards, true);
+        await Bench.ExecuteAsync(connection, Cards, cancellationToken, big, OtherTenantCards, false);
+
+        // Something behind the other routes of the mixed load: a thousand runs and policy violations for the big tenant.
+        await Bench.ExecuteAsync(connection, """
+            insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, completed_at, actions_planned, actions_taken,
+                                                      actions_blocked, worker_id, reflect_output, created_at)
+            select $1, 'completed', 'schedule', pg_catalog.date_trunc('hour', now()) - g * interval '1 hour', now() - g * interval '1 hour',
+                   now() - g * interval '1 hour' + interval '2 seconds', 12, 10, 2, 'bench-worker',
+                   pg_catalog.jsonb_build_object('summary', 'Took 10 actions; 2 blocked.'), now() - g * interval '1 hour'
+            from pg_catalog.generate_series(1, 1000) g
+            """, cancellationToken, big);
+        await Bench.ExecuteAsync(connection, """
+            insert into public.agent_policy_violations (tenant_id, policy_key, rule_kind, action_type, decision, severity, blocked, message, policy_version, created_at)
+            select $1, 'contact-weekly-cap', 'cap', 'touch_task', 'deny', 'warning', true, 'cap reached', 'v1', now() - g * interval '17 minutes'
+            from pg_catalog.generate_series(1, 1000) g
+            """, cancellationToken, big);
+        await Bench.ExecuteAsync(connection, "vacuum analyze", cancellationToken);
+        var cards = await Bench.ScalarAsync<long>(connection, "select count(*) from public.cards", cancellationToken);
+        return new Seeded(big, small, member, outsider, cards, clock.Elapsed.TotalSeconds);
+    }
+
+    private static BenchReport Report(Seeded seeded, Dictionary<Caller, List<Sample>> plain, Dictionary<Caller, List<Sample>> indexed, Sample mixed, int failures,
+        int routeCount, List<string> checks, string plans, string indexedPlans)
+    {
+        static double Percentile(IEnumerable<double> values, double q)
+        {
+            var sorted = values.Order().ToArray();
+            return sorted.Length == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
+        }
+
+        static double PooledRate(List<Sample> samples) => samples.Sum(s => s.Requests) / samples.Sum(s => s.Seconds);
+
+        var measurements = new List<Measurement>();
+        void Add(string label, Dictionary<Caller, List<Sample>> samples)
+        {
+            foreach (var (caller, name) in new[] { (Caller.Member, "member user (RLS)"), (Caller.Service, "service key (RLS bypassed)") })
+            {
+                var list = samples[caller];
+                measurements.Add(new Measurement($"{label}, {name}: throughput", "req/s", list.Select(Rate).ToList()) { Overall = PooledRate(list) });
+                measurements.Add(new Measurement($"{label}, {name}: p50", "ms", list.Select(s => Percentile(s.Latencies, 0.5)).ToList())
+                {
+                    Overall = Percentile(list.SelectMany(s => s.Latencies), 0.5),
+                });
+                measurements.Add(new Measurement($"{label}, {name}: p99", "ms", list.Select(s => Percentile(s.Latencies, 0.99)).ToList())
+                {
+                    Overall = Percentile(list.SelectMany(s => s.Latencies), 0.99),
+                });
+            }
+        }
+
+        Add("(a) cards list", plain);
+        Add("(b) cards list, indexed", indexed);
+        measurements.Add(new Measurement($"(c) mixed load, {routeCount} routes: throughput", "req/s", [Rate(mixed)]));
+        measurements.Add(new Measurement("(c) mixed load: p50", "ms", [Percentile(mixed.Latencies, 0.5)]));
+        measurements.Add(new Measurement("(c) mixed load: p99", "ms", [Percentile(mixed.Latencies, 0.99)]));
+
+        var ratio = PooledRate(plain[Caller.Member]) / PooledRate(plain[Caller.Service]);
+        var indexedRatio = PooledRate(indexed[Caller.Member]) / PooledRate(indexed[Caller.Service]);
+        string F(double value) => value.ToString("0.00", CultureInfo.InvariantCulture);
+        string P50Ratio(Dictionary<Caller, List<Sample>> s) =>
+            F(Percentile(s[Caller.Member].SelectMany(x => x.Latencies), 0.5) / Percentile(s[Caller.Service].SelectMany(x => x.Latencies), 0.5));
+
+        checks.Add($"RLS cost without the index: member/service throughput {F(ratio)}, p50 latency member/service {P50Ratio(plain)}");
+        checks.Add($"RLS cost with the index: member/service throughput {F(indexedRatio)}, p50 latency member/service {P50Ratio(indexed)}");
+        checks.Add($"failed requests (not 2xx) in the interleaved runs: {plain.Values.Concat(indexed.Values).SelectMany(s => s).Sum(s => s.Failures)}");
+        checks.Add($"mixed load: {mixed.Requests:#,0} requests in {mixed.Seconds:0.0} s, {failures} not 2xx");
+        checks.Add($"plans without the index — {plans}");
+        checks.Add($"plans with the index — {indexedPlans}");
+
+        return new BenchReport(
+            "api",
+            $"A scratch database (`{DatabaseName}`): {Tenants} tenants with {MembersPerTenant} members each; {seeded.Cards:#,0} cards — {BigTenantCards:#,0} for " +
+            $"one tenant, {OtherTenantCards} for each other (80% open, 5% notices, one a minute back in time), 1,000 runs and 1,000 policy violations for " +
+            $"the big tenant; loaded set-based and VACUUM ANALYZEd in {seeded.Seconds:0} s. A real `hourglass serve --no-worker` (Release build) on " +
+            "127.0.0.1 with HOURGLASS_JWT_SECRET and HOURGLASS_API_RATE_LIMIT=1000000, driven over loopback HTTP/1.1 by " +
+            $"{Clients} concurrent HttpClient loops in this process (client, server and PostgreSQL share the machine). (a) `GET /api/v1/tenants/{{t}}/cards?limit=50` " +
+            "of the big tenant, as a member user (a signed `authenticated` token: role and claims set per transaction, RLS filters) and with the service key " +
+            $"(role service_role, BYPASSRLS): {Rounds} rounds of {s_slot.TotalSeconds:0} s per caller, the callers taking turns and each round starting " +
+            $"with the other, after {s_warmUp.TotalSeconds:0} s of warm-up each. (b) the same after `create index … on cards (tenant_id, created_at desc, id desc)` " +
+            "in this database only (no migration has it). Each request is timed from send to the body's last byte. Throughput: requests over all rounds " +
+            $"/ their time (Runs: each round). (c) {s_mixedLoad.TotalSeconds:0} s of {routeCount} routes in turn (tenants, tenant, cards pages 1 and 2, " +
+            "cards by kind, runs, reflections, engagement queue, violations and trends, orders queue and exceptions, patterns, strategies, policy, " +
+            "/me/cards, /health; three as the service key), counting every answer that is not 2xx.",
+            measurements,
+            "(a) member / service-key throughput",
+            ratio,
+            $"≥ {F(GoalRatio)} (RLS costs at most 20%)",
+            ratio >= GoalRatio,
+            checks)
+        {
+            ValueHeader = "Value",
+            FurtherGoals =
+            [
+                new FurtherGoal("(b) member / service-key throughput, indexed", F(indexedRatio), $"≥ {F(GoalRatio)}", indexedRatio >= GoalRatio),
+                new FurtherGoal("(c) requests not 2xx in the mixed load", failures.ToString(CultureInfo.InvariantCulture), "0", failures == 0),
+            ],
+        };
+    }
+
+    /// <summary>An HS256 JWT as Supabase signs its access tokens and service key, with the project's JWT secret.</summary>
+    private static string Sign(string secret, Dictionary<string, object> claims)
+    {
+        static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        var header = Base64Url(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["alg"] = "HS256", ["typ"] = "JWT" }));
+        var payload = Base64Url(JsonSerializer.SerializeToUtf8Bytes(claims));
+        var signature = Base64Url(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.ASCII.GetBytes($"{header}.{payload}")));
+        return $"{header}.{payload}.{signature}";
+    }
+
+    /// <summary>
+    /// <c>hourglass serve --no-worker</c> as a child process: the Release build of src/Hourglass.Server (built first,
+    /// incrementally), on a free loopback port; killed when disposed.
+    /// </summary>
+    private sealed class ServerProcess : IAsyncDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _output = new();
+
+        private ServerProcess(Process process, string url)
+        {
+            _process = process;
+            Url = url;
+        }
+
+        public string Url { get; }
+
+        public static async Task<ServerProcess> StartAsync(string connectionString, string secret, CancellationToken cancellationToken)
+        {
+            var root = RepositoryRoot();
+            var project = Path.Combine(root, "src", "Hourglass.Server", "Hourglass.Server.csproj");
+            Console.WriteLine("  api: building the server (Release)…");
+            await RunAsync("dotnet", ["build", project, "-c", "Release", "-nologo", "-v", "q"], cancellationToken);
+            var dll = Path.Combine(root, "src", "Hourglass.Server", "bin", "Release", "net10.0", "hourglass.dll");
+
+            int port;
+            using (var probe = new TcpListener(IPAddress.Loopback, 0))
+            {
+                probe.Start();
+                port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            }
+
+            var url = $"http://127.0.0.1:{port}";
+            var start = new ProcessStartInfo("dotnet")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            foreach (var argument in new[] { dll, "serve", "--no-worker", "--urls", url, "--database", connectionString })
+            {
+                start.ArgumentList.Add(argument);
+            }
+
+            start.Environment.Remove("HOURGLASS_DATABASE_URL");
+            start.Environment.Remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+            start.Environment["HOURGLASS_JWT_SECRET"] = secret;
+            start.Environment["HOURGLASS_API_RATE_LIMIT"] = "1000000";
+            var server = new ServerProcess(Process.Start(start)!, url);
+            server._process.OutputDataReceived += (_, e) => server.Append(e.Data);
+            server._process.ErrorDataReceived += (_, e) => server.Append(e.Data);
+            server._process.BeginOutputReadLine();
+            server._process.BeginErrorReadLine();
+
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            var deadline = Stopwatch.StartNew();
+            while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                if (server._process.HasExited)
+                {
+                    break;
+                }
+
+                try
+                {
+                    using var response = await http.GetAsync(new Uri(url + "/health"), cancellationToken);
+                    if (response.IsSuccessStatusCode)
+                    {
+                        Console.WriteLine($"  api: serving on {url}");
+                        return server;
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                    // Not listening yet.
+                }
+
+                await Task.Delay(200, cancellationToken);
+            }
+
+            var output = server.Output();
+            await server.DisposeAsync();
+            throw new HourglassException($"api benchmark: hourglass serve did not become healthy on {url}: {output}");
+        }
+
+        private void Append(string? line)
+        {
+            if (line is not null)
+            {
+                lock (_output)
+                {
+                    _output.AppendLine(line);
+                }
+            }
+        }
+
+        private string Output()
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            await _process.WaitForExitAsync(CancellationToken.None);
+            _process.Dispose();
+        }
+
+        private static async Task RunAsync(string program, string[] arguments, CancellationToken cancellationToken)
+        {
+            var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var argument in arguments)
+            {
+                start.ArgumentList.Add(argument);
+            }
+
+            using var process = Process.Start(start)!;
+            var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+            var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+            await process.WaitForExitAsync(cancellationToken);
+            if (process.ExitCode != 0)
+            {
+                throw new HourglassException($"api benchmark: '{program} {string.Join(' ', arguments)}' failed ({process.ExitCode}): {await stdout}{await stderr}");
+            }
+        }
+
+        // The folder holding Hourglass.slnx, found upwards from the build output.
+        private static string RepositoryRoot()
+        {
+            for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+            {
+                if (File.Exists(Path.Combine(directory.FullName, "Hourglass.slnx")))
+                {
+                    return directory.FullName;
+                }
+            }
+
+            throw new HourglassException($"cannot find the repository root (Hourglass.slnx) above {AppContext.BaseDirectory}; run the benchmark from the source tree.");
+        }
+    }
+}
