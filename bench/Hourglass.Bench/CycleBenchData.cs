@@ -88,6 +88,7 @@ internal static class CycleBenchData
         await Bench.ExecuteAsync(connection, """
             insert into public.order_processing_queue (tenant_id, order_id, priority)
             select o.tenant_id, o.id, 0 from public.orders o where o.tenant_id = any ($1)
+            on conflict (tenant_id, order_id) do nothing
             """, cancellationToken, tenants);
         await Bench.ExecuteAsync(connection, """
             insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at)
