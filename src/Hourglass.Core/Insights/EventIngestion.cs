@@ -97,12 +97,6 @@ public static class EventIngestion
     /// <summary>The columns a CSV file may have (a header line names them, in any order); only event_type is required.</summary>
     public static readonly IReadOnlyList<string> CsvColumns = ["event_type", "entity_type", "entity_id", "occurred_at", "idempotency_key", "source", "payload"];
 
-    // A temporary table (in pg_temp, named without it where created): unlogged, private to the session, gone at commit.
-    private const string BulkTableName = "hourglass_event_batch";
-    private const string BulkTable = "pg_temp." + BulkTableName;
-    // Below this many lines a batch is read on one thread (starting tasks costs more than it saves).
-    private const int ParallelReadThreshold = 20_000;
-    private const string CopyColumns = "id, tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at";
 
     /// <summary>
     /// Reads newline-delimited JSON: one event object per line, numbered as in the file; blank lines are skipped. Each
@@ -326,365 +320,11 @@ public static class EventIngestion
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(lines);
-        var (now, skewSeconds) = await BulkContextAsync(connection, transaction, tenantId, cancellationToken);
-
-        // Per line: its row, or why not. Errors that need the database (entities) are filled in below; a time error
-        // waits behind them, as ingest_events orders its checks. Pure work on each line alone, so a big batch is read
-        // on every core.
-        var rows = new EventRow?[lines.Count];
-        var errors = new string?[lines.Count];
-        var timeErrors = new string?[lines.Count];
-        var keys = new string?[lines.Count];
-        void ReadLines(int from, int to)
-        {
-            // Repeated types and sources share one string (per range: no lock, a few copies in all).
-            var shared = new Dictionary<string, string>(StringComparer.Ordinal);
-            for (var i = from; i < to; i++)
-            {
-                var line = lines[i];
-                var (fields, readError) = line.Error is not null ? (null, line.Error)
-                    : line.Json is null ? (null, "unreadable")
-                    : EventFields.Read(line.Json);
-                if (fields is null)
-                {
-                    errors[i] = readError;
-                    continue;
-                }
-
-                keys[i] = fields.IdempotencyKey;
-                (var row, errors[i], timeErrors[i]) = EventRules.Check(fields, now, skewSeconds);
-                rows[i] = row is { } checkedRow ? checkedRow with { EventType = Share(shared, checkedRow.EventType), Source = Share(shared, checkedRow.Source) } : null;
-            }
-        }
-
-        if (lines.Count < ParallelReadThreshold)
-        {
-            ReadLines(0, lines.Count);
-        }
-        else
-        {
-            Parallel.ForEach(Partitioner.Create(0, lines.Count, ParallelReadThreshold / 4),
-                new ParallelOptions { CancellationToken = cancellationToken }, range => ReadLines(range.Item1, range.Item2));
-        }
-
-        await CheckEntitiesAsync(connection, transaction, tenantId, rows, errors, cancellationToken);
-        for (var i = 0; i < rows.Length; i++)
-        {
-            errors[i] ??= timeErrors[i];
-            if (errors[i] is not null)
-            {
-                rows[i] = null;
-            }
-        }
-
-        // Keys repeated within the batch: the first valid line with a key counts; a later one is its duplicate when it
-        // is the same event, else rejected.
-        var firstWithKey = new Dictionary<string, int>(StringComparer.Ordinal);
-        var duplicateOf = new int[rows.Length];
-        Array.Fill(duplicateOf, -1);
-        for (var i = 0; i < rows.Length; i++)
-        {
-            if (rows[i] is not { Key: { } key } row)
-            {
-                continue;
-            }
-
-            if (!firstWithKey.TryGetValue(key, out var first))
-            {
-                firstWithKey[key] = i;
-            }
-            else if (EventRules.SameEvent(rows[first]!.Value, row))
-            {
-                duplicateOf[i] = first;
-            }
-            else
-            {
-                errors[i] = $"idempotency_key {EventRules.Literal(key)} appears earlier in the batch for a different event";
-                rows[i] = null;
-            }
-        }
-
-        var rejected = Enumerable.Range(0, lines.Count).Where(i => errors[i] is not null)
-            .Select(i => new EventOutcome(lines[i].LineNumber, "rejected", null, keys[i], errors[i])).ToList();
-        if (mode == EventErrorMode.Refuse && rejected.Count > 0)
-        {
-            throw new EventBatchRefusedException(rejected, lines.Count);
-        }
-
-        var toWrite = Enumerable.Range(0, rows.Length).Where(i => rows[i] is not null && duplicateOf[i] < 0).ToList();
-        var ids = new Guid?[rows.Length];
-        var newIds = EventIds.Create(toWrite.Count, now);
-        for (var n = 0; n < toWrite.Count; n++)
-        {
-            ids[toWrite[n]] = newIds[n];
-        }
-
-        var existing = await WriteAsync(connection, transaction, tenantId, rows, ids, toWrite, mode, lines, cancellationToken);
-
-        var outcomes = new List<EventOutcome>(lines.Count);
-        for (var i = 0; i < lines.Count; i++)
-        {
-            var number = lines[i].LineNumber;
-            var source = duplicateOf[i] >= 0 ? duplicateOf[i] : i;
-            if (errors[i] is not null)
-            {
-                outcomes.Add(new EventOutcome(number, "rejected", null, keys[i], errors[i]));
-            }
-            else if (existing.TryGetValue(source, out var taken))
-            {
-                // The key was taken before this batch: the same event is a duplicate, another one a rejection.
-                outcomes.Add(taken.Same
-                    ? new EventOutcome(number, "duplicate", taken.Id, rows[i]!.Value.Key, null)
-                    : new EventOutcome(number, "rejected", null, rows[i]!.Value.Key,
-                        $"idempotency_key {EventRules.Literal(rows[i]!.Value.Key!)} was already used for a different event"));
-            }
-            else
-            {
-                outcomes.Add(new EventOutcome(number, source == i ? "recorded" : "duplicate", ids[source], rows[i]!.Value.Key, null));
-            }
-        }
-
-        return outcomes;
+        var batch = await EventBulkBatch.StartAsync(connection, transaction, tenantId, lines, mode, cancellationToken);
+        return await batch.RunAsync(cancellationToken);
     }
 
-    private static string Share(Dictionary<string, string> shared, string value)
-    {
-        if (shared.TryGetValue(value, out var known))
-        {
-            return known;
-        }
-
-        if (shared.Count < 10_000)
-        {
-            shared[value] = value;
-        }
-
-        return value;
-    }
-
-    // The tenant check ingest_events makes, the database clock and the tenant's skew, in one round trip; and the role
-    // check: only a role that bypasses RLS may COPY into warehouse_events, and only such a role is trusted to set
-    // tenant_id itself.
-    private static async Task<(DateTime Now, int SkewSeconds)> BulkContextAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
-        CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand("""
-            select hourglass.caller_bypasses_rls(), hourglass.now(),
-                   greatest(hourglass.tenant_setting_int($1, 'event_future_skew_seconds', 300), 0),
-                   (select true from hourglass.assert_tenant_access($1, 'ingest_events (bulk)'))
-            """, connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        if (!reader.GetBoolean(0))
-        {
-            throw new HourglassException(
-                "the bulk path writes as a trusted role: run it as the service role or the database owner (a member's session records events through ingest_events)");
-        }
-
-        return (reader.GetFieldValue<DateTime>(1), reader.GetInt32(2));
-    }
-
-    // Every contact, account and order the batch names, looked up in the tenant at once.
-    private static async Task CheckEntitiesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
-        EventRow?[] rows, string?[] errors, CancellationToken cancellationToken)
-    {
-        var wanted = new Dictionary<string, HashSet<Guid>>(StringComparer.Ordinal) { ["contact"] = [], ["account"] = [], ["order"] = [] };
-        foreach (var row in rows)
-        {
-            if (row is { EntityType: { } type, EntityId: { } id } && wanted.TryGetValue(type, out var set))
-            {
-                set.Add(id);
-            }
-        }
-
-        var found = new HashSet<(string, Guid)>();
-        if (wanted.Values.Any(s => s.Count > 0))
-        {
-            await using var command = new NpgsqlCommand("""
-                select 'contact', k.id from public.contacts k where k.tenant_id = $1 and k.id = any ($2)
-                union all
-                select 'account', a.id from public.accounts a where a.tenant_id = $1 and a.id = any ($3)
-                union all
-                select 'order', o.id from public.orders o where o.tenant_id = $1 and o.id = any ($4)
-                """, connection, transaction);
-            command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
-            command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = [.. wanted["contact"]] });
-            command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = [.. wanted["account"]] });
-            command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = [.. wanted["order"]] });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                found.Add((reader.GetString(0), reader.GetGuid(1)));
-            }
-        }
-
-        for (var i = 0; i < rows.Length; i++)
-        {
-            if (errors[i] is not null || rows[i] is not { EntityType: { } type, EntityId: { } id })
-            {
-                continue;
-            }
-
-            if (type == "tenant" ? id != tenantId : !found.Contains((type, id)))
-            {
-                errors[i] = type == "tenant"
-                    ? string.Create(CultureInfo.InvariantCulture, $"tenant {id} is not this tenant")
-                    : string.Create(CultureInfo.InvariantCulture, $"{type} {id} does not exist in this tenant");
-            }
-        }
-    }
-
-    // Writes the rows and returns, by row, the events already recorded under their keys (with whether each is the
-    // same event). In refuse mode a key taken by a different event rolls the write back and refuses the batch.
-    private static async Task<Dictionary<int, (Guid Id, bool Same)>> WriteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
-        EventRow?[] rows, Guid?[] ids, List<int> toWrite, EventErrorMode mode, IReadOnlyList<EventLine> lines, CancellationToken cancellationToken)
-    {
-        var existing = new Dictionary<int, (Guid, bool)>();
-        if (toWrite.Count == 0)
-        {
-            return existing;
-        }
-
-        await transaction.SaveAsync("event_bulk", cancellationToken);
-        if (!await AnyKeyTakenAsync(connection, transaction, tenantId, rows, toWrite, cancellationToken))
-        {
-            // Optimistic: no key of the batch was taken when checked, so COPY goes straight into the table. A key
-            // taken after all (one the sample missed, or a concurrent batch's) fails it with unique_violation, and the
-            // batch goes the careful way instead.
-            try
-            {
-                await CopyAsync(connection, $"copy public.warehouse_events ({CopyColumns}) from stdin (format binary)",
-                    tenantId, rows, ids, toWrite, withLine: false, cancellationToken);
-                await transaction.ReleaseAsync("event_bulk", cancellationToken);
-                return existing;
-            }
-            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
-            {
-                await transaction.RollbackAsync("event_bulk", cancellationToken);
-            }
-        }
-
-        await ExecuteAsync(connection, transaction, $"""
-            create temporary table {BulkTableName} (
-              line integer not null, id uuid not null, tenant_id uuid not null, event_type text not null, entity_type text, entity_id uuid,
-              payload jsonb not null, source text not null, idempotency_key text, occurred_at timestamptz not null, explicit_time boolean not null
-            ) on commit drop
-            """, tenantId: null, cancellationToken);
-        await CopyAsync(connection, $"copy {BulkTable} (line, {CopyColumns}, explicit_time) from stdin (format binary)",
-            tenantId, rows, ids, toWrite, withLine: true, cancellationToken);
-        // tenant_id is the argument's, here as in the staging rows: nothing from the file decides it.
-        var written = await ExecuteAsync(connection, transaction, $"""
-            insert into public.warehouse_events ({CopyColumns})
-            select s.id, $1, s.event_type, s.entity_type, s.entity_id, s.payload, s.source, s.idempotency_key, s.occurred_at
-            from {BulkTable} s
-            on conflict (tenant_id, idempotency_key) where idempotency_key is not null do nothing
-            """, tenantId, cancellationToken);
-        if (written < toWrite.Count)
-        {
-            // The rows not written: their key is held by another event (before this batch, or a concurrent batch's,
-            // which this new statement sees). The same event is a duplicate; another one a rejection.
-            await using var command = new NpgsqlCommand($"""
-                select s.line, w.id,
-                       (w.event_type, w.entity_type, w.entity_id, w.payload) is not distinct from (s.event_type, s.entity_type, s.entity_id, s.payload)
-                       and (not s.explicit_time or w.occurred_at = s.occurred_at)
-                from {BulkTable} s
-                join public.warehouse_events w on w.tenant_id = $1 and w.idempotency_key = s.idempotency_key
-                where s.idempotency_key is not null and w.id <> s.id
-                """, connection, transaction);
-            command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                existing[reader.GetInt32(0)] = (reader.GetGuid(1), reader.GetBoolean(2));
-            }
-        }
-
-        await ExecuteAsync(connection, transaction, $"drop table {BulkTable}", tenantId: null, cancellationToken);
-        var different = existing.Where(e => !e.Value.Item2).Select(e => e.Key).Order().ToList();
-        if (mode == EventErrorMode.Refuse && different.Count > 0)
-        {
-            await transaction.RollbackAsync("event_bulk", cancellationToken);
-            throw new EventBatchRefusedException(different.Select(i => new EventOutcome(lines[i].LineNumber, "rejected", null, rows[i]!.Value.Key,
-                $"idempotency_key {EventRules.Literal(rows[i]!.Value.Key!)} was already used for a different event")).ToList(), lines.Count);
-        }
-
-        await transaction.ReleaseAsync("event_bulk", cancellationToken);
-        return existing;
-    }
-
-    // Whether any key of the batch is taken: all of them for a batch of up to 1,000 keys, else 1,000 spread evenly
-    // over it — a resent file trips it at once. It only chooses the path; the unique index decides.
-    private static async Task<bool> AnyKeyTakenAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
-        EventRow?[] rows, List<int> toWrite, CancellationToken cancellationToken)
-    {
-        var keys = toWrite.Select(i => rows[i]!.Value.Key).OfType<string>().ToList();
-        if (keys.Count == 0)
-        {
-            return false;
-        }
-
-        const int sample = 1_000;
-        var probe = keys.Count <= sample ? keys : [.. Enumerable.Range(0, sample).Select(k => keys[(int)((long)k * (keys.Count - 1) / (sample - 1))])];
-        await using var command = new NpgsqlCommand(
-            "select exists (select 1 from public.warehouse_events w where w.tenant_id = $1 and w.idempotency_key = any ($2))", connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
-        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. probe] });
-        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
-    }
-
-    private static async Task CopyAsync(NpgsqlConnection connection, string copy, Guid tenantId, EventRow?[] rows, Guid?[] ids, List<int> toWrite,
-        bool withLine, CancellationToken cancellationToken)
-    {
-        await using var writer = await connection.BeginBinaryImportAsync(copy, cancellationToken);
-        foreach (var i in toWrite)
-        {
-            var row = rows[i]!.Value;
-            await writer.StartRowAsync(cancellationToken);
-            if (withLine)
-            {
-                await writer.WriteAsync(i, NpgsqlDbType.Integer, cancellationToken);
-            }
-
-            await writer.WriteAsync(ids[i]!.Value, NpgsqlDbType.Uuid, cancellationToken);
-            await writer.WriteAsync(tenantId, NpgsqlDbType.Uuid, cancellationToken);
-            await writer.WriteAsync(row.EventType, NpgsqlDbType.Text, cancellationToken);
-            await WriteNullableAsync(writer, row.EntityType, NpgsqlDbType.Text, cancellationToken);
-            if (row.EntityId is { } entity)
-            {
-                await writer.WriteAsync(entity, NpgsqlDbType.Uuid, cancellationToken);
-            }
-            else
-            {
-                await writer.WriteNullAsync(cancellationToken);
-            }
-
-            await writer.WriteAsync(row.Payload, NpgsqlDbType.Jsonb, cancellationToken);
-            await writer.WriteAsync(row.Source, NpgsqlDbType.Text, cancellationToken);
-            await WriteNullableAsync(writer, row.Key, NpgsqlDbType.Text, cancellationToken);
-            await writer.WriteAsync(row.OccurredAt, NpgsqlDbType.TimestampTz, cancellationToken);
-            if (withLine)
-            {
-                await writer.WriteAsync(row.ExplicitTime, NpgsqlDbType.Boolean, cancellationToken);
-            }
-        }
-
-        await writer.CompleteAsync(cancellationToken);
-    }
-
-    private static async Task WriteNullableAsync(NpgsqlBinaryImporter writer, string? value, NpgsqlDbType type, CancellationToken cancellationToken)
-    {
-        if (value is null)
-        {
-            await writer.WriteNullAsync(cancellationToken);
-        }
-        else
-        {
-            await writer.WriteAsync(value, type, cancellationToken);
-        }
-    }
-
-    private static async Task<int> ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, Guid? tenantId,
+    internal static async Task<int> ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, Guid? tenantId,
         CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(sql, connection, transaction);
@@ -782,6 +422,433 @@ public static class EventIngestion
 
             fields.Add(field.ToString());
             yield return (start, fields, error);
+        }
+    }
+}
+
+/// <summary>
+/// One run of <see cref="EventIngestion.BulkAsync"/>. The lines go through in chunks: while the database writes one
+/// chunk, the next is read and checked on the other cores, so the checking costs almost no time of its own. For each
+/// chunk, in line order: its entities are looked up in the tenant (one query, on the caller's connection and
+/// transaction, so it sees what the caller sees), keys repeated in the batch are resolved against the first valid line
+/// with the key, and the valid new rows are written — straight into warehouse_events by binary COPY when a probe of the
+/// chunk's keys finds none taken, else (or when the COPY meets the unique index after all) through a temporary table
+/// and INSERT … ON CONFLICT DO NOTHING. In refuse mode the first bad line stops the writing, the rest is still checked so
+/// that every bad line is named, and everything is rolled back to the savepoint taken at the start.
+/// </summary>
+internal sealed class EventBulkBatch
+{
+    /// <summary>Lines per chunk.</summary>
+    internal const int ChunkSize = 50_000;
+
+    // A chunk is read in ranges of this many lines, on every core; a smaller one on the caller's thread (starting tasks
+    // would cost more than it saves).
+    private const int ParallelRange = 5_000;
+    private const int ProbeSample = 1_000;
+
+    // A temporary table (in pg_temp, named without it where created): unlogged, private to the session, gone at commit.
+    private const string StagingName = "hourglass_event_batch";
+    private const string Staging = "pg_temp." + StagingName;
+    private const string Columns = "id, tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at";
+
+    private readonly NpgsqlConnection _connection;
+    private readonly NpgsqlTransaction _transaction;
+    private readonly Guid _tenantId;
+    private readonly IReadOnlyList<EventLine> _lines;
+    private readonly EventErrorMode _mode;
+    private readonly DateTime _now;
+    private readonly int _skewSeconds;
+    private readonly EventRow?[] _rows;
+    private readonly string?[] _errors;
+    private readonly string?[] _timeErrors;
+    private readonly string?[] _keys;
+    private readonly EventOutcome?[] _outcomes;
+    private readonly Dictionary<string, int> _firstWithKey = new(StringComparer.Ordinal);
+    private int _idsMade;
+    private bool _refused;
+
+    private EventBulkBatch(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, IReadOnlyList<EventLine> lines,
+        EventErrorMode mode, DateTime now, int skewSeconds)
+    {
+        (_connection, _transaction, _tenantId, _lines, _mode, _now, _skewSeconds) = (connection, transaction, tenantId, lines, mode, now, skewSeconds);
+        _rows = new EventRow?[lines.Count];
+        _errors = new string?[lines.Count];
+        _timeErrors = new string?[lines.Count];
+        _keys = new string?[lines.Count];
+        _outcomes = new EventOutcome?[lines.Count];
+    }
+
+    // The tenant check ingest_events makes, the database clock and the tenant's skew, in one round trip; and the role
+    // check: only a role that bypasses RLS may COPY into warehouse_events, and only such a role is trusted to set
+    // tenant_id itself.
+    public static async Task<EventBulkBatch> StartAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
+        IReadOnlyList<EventLine> lines, EventErrorMode mode, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            select hourglass.caller_bypasses_rls(), hourglass.now(),
+                   greatest(hourglass.tenant_setting_int($1, 'event_future_skew_seconds', 300), 0),
+                   (select true from hourglass.assert_tenant_access($1, 'ingest_events (bulk)'))
+            """, connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        if (!reader.GetBoolean(0))
+        {
+            throw new HourglassException(
+                "the bulk path writes as a trusted role: run it as the service role or the database owner (a member's session records events through ingest_events)");
+        }
+
+        return new EventBulkBatch(connection, transaction, tenantId, lines, mode, reader.GetFieldValue<DateTime>(1), reader.GetInt32(2));
+    }
+
+    public async Task<IReadOnlyList<EventOutcome>> RunAsync(CancellationToken cancellationToken)
+    {
+        await _transaction.SaveAsync("event_bulk", cancellationToken);
+        var reading = ReadAsync(0, cancellationToken);
+        try
+        {
+            for (var from = 0; from < _lines.Count; from += ChunkSize)
+            {
+                var to = Math.Min(from + ChunkSize, _lines.Count);
+                await reading;
+                // The next chunk is read while this one is written.
+                reading = to < _lines.Count ? ReadAsync(to, cancellationToken) : Task.CompletedTask;
+                await WriteChunkAsync(from, to, cancellationToken);
+            }
+        }
+        finally
+        {
+            // Not left running behind a failure.
+            await reading.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
+
+        if (_refused)
+        {
+            await _transaction.RollbackAsync("event_bulk", cancellationToken);
+            throw new EventBatchRefusedException([.. _outcomes.Where(o => o!.Outcome == "rejected").Select(o => o!)], _lines.Count);
+        }
+
+        await _transaction.ReleaseAsync("event_bulk", cancellationToken);
+        return [.. _outcomes.Select(o => o!)];
+    }
+
+    // Reads and checks one chunk's lines: pure work on each line alone, on every core for a big chunk.
+    private Task ReadAsync(int from, CancellationToken cancellationToken)
+    {
+        var to = Math.Min(from + ChunkSize, _lines.Count);
+        if (to - from <= ParallelRange)
+        {
+            ReadLines(from, to);
+            return Task.CompletedTask;
+        }
+
+        return Task.Run(() => Parallel.ForEach(Partitioner.Create(from, to, ParallelRange),
+            new ParallelOptions { CancellationToken = cancellationToken }, range => ReadLines(range.Item1, range.Item2)), cancellationToken);
+    }
+
+    private void ReadLines(int from, int to)
+    {
+        // Repeated types and sources share one string (per range: no lock, a few copies in all).
+        var shared = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = from; i < to; i++)
+        {
+            var line = _lines[i];
+            var (fields, readError) = line.Error is not null ? (null, line.Error)
+                : line.Json is null ? (null, "unreadable")
+                : EventFields.Read(line.Json);
+            if (fields is null)
+            {
+                _errors[i] = readError;
+                continue;
+            }
+
+            _keys[i] = fields.IdempotencyKey;
+            (var row, _errors[i], _timeErrors[i]) = EventRules.Check(fields, _now, _skewSeconds);
+            _rows[i] = row is { } valid ? valid with { EventType = Share(shared, valid.EventType), Source = Share(shared, valid.Source) } : null;
+        }
+    }
+
+    private static string Share(Dictionary<string, string> shared, string value)
+    {
+        if (shared.TryGetValue(value, out var known))
+        {
+            return known;
+        }
+
+        if (shared.Count < 10_000)
+        {
+            shared[value] = value;
+        }
+
+        return value;
+    }
+
+    private async Task WriteChunkAsync(int from, int to, CancellationToken cancellationToken)
+    {
+        await CheckEntitiesAsync(from, to, cancellationToken);
+
+        // Keys repeated within the batch: the first valid line with a key counts; a later one is its duplicate when it
+        // is the same event, else rejected.
+        var duplicates = new List<(int Line, int First)>();
+        var fresh = new List<int>(to - from);
+        for (var i = from; i < to; i++)
+        {
+            _errors[i] ??= _timeErrors[i];
+            if (_errors[i] is not null)
+            {
+                _rows[i] = null;
+                continue;
+            }
+
+            var row = _rows[i]!.Value;
+            if (row.Key is not { } key || _firstWithKey.TryAdd(key, i))
+            {
+                fresh.Add(i);
+            }
+            else if (EventRules.SameEvent(_rows[_firstWithKey[key]]!.Value, row))
+            {
+                duplicates.Add((i, _firstWithKey[key]));
+            }
+            else
+            {
+                _errors[i] = $"idempotency_key {EventRules.Literal(key)} appears earlier in the batch for a different event";
+                _rows[i] = null;
+            }
+        }
+
+        for (var i = from; i < to; i++)
+        {
+            if (_errors[i] is { } error)
+            {
+                _outcomes[i] = Rejected(i, error);
+                _refused |= _mode == EventErrorMode.Refuse;
+            }
+        }
+
+        // Once refused, nothing more is written; the keys are still compared, so that every bad line is named.
+        var ids = EventIds.Create(fresh.Count, _now, _idsMade);
+        _idsMade += fresh.Count;
+        var taken = _refused ? await CompareAsync(fresh, ids, cancellationToken) : await InsertAsync(fresh, ids, cancellationToken);
+        for (var n = 0; n < fresh.Count; n++)
+        {
+            var i = fresh[n];
+            _outcomes[i] = !taken.TryGetValue(i, out var existing) ? new EventOutcome(_lines[i].LineNumber, "recorded", ids[n], _rows[i]!.Value.Key, null)
+                : existing.Same ? new EventOutcome(_lines[i].LineNumber, "duplicate", existing.Id, _rows[i]!.Value.Key, null)
+                : Rejected(i, $"idempotency_key {EventRules.Literal(_rows[i]!.Value.Key!)} was already used for a different event");
+        }
+
+        // A duplicate shares its first line's fate: the same id, or the same rejection.
+        foreach (var (line, first) in duplicates)
+        {
+            var outcome = _outcomes[first]!;
+            _outcomes[line] = outcome.Outcome == "rejected"
+                ? Rejected(line, outcome.Error!)
+                : new EventOutcome(_lines[line].LineNumber, "duplicate", outcome.EventId, outcome.IdempotencyKey, null);
+        }
+
+        _refused |= _mode == EventErrorMode.Refuse && taken.Values.Any(t => !t.Same);
+    }
+
+    private EventOutcome Rejected(int i, string error) => new(_lines[i].LineNumber, "rejected", null, _keys[i], error);
+
+    // Every contact, account and order the chunk names, looked up in the tenant at once.
+    private async Task CheckEntitiesAsync(int from, int to, CancellationToken cancellationToken)
+    {
+        var wanted = new Dictionary<string, HashSet<Guid>>(StringComparer.Ordinal) { ["contact"] = [], ["account"] = [], ["order"] = [] };
+        for (var i = from; i < to; i++)
+        {
+            if (_errors[i] is null && _rows[i] is { EntityType: { } type, EntityId: { } id } && wanted.TryGetValue(type, out var set))
+            {
+                set.Add(id);
+            }
+        }
+
+        var found = new HashSet<(string, Guid)>();
+        if (wanted.Values.Any(s => s.Count > 0))
+        {
+            await using var command = new NpgsqlCommand("""
+                select 'contact', k.id from public.contacts k where k.tenant_id = $1 and k.id = any ($2)
+                union all
+                select 'account', a.id from public.accounts a where a.tenant_id = $1 and a.id = any ($3)
+                union all
+                select 'order', o.id from public.orders o where o.tenant_id = $1 and o.id = any ($4)
+                """, _connection, _transaction);
+            command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = _tenantId });
+            command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = [.. wanted["contact"]] });
+            command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = [.. wanted["account"]] });
+            command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = [.. wanted["order"]] });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                found.Add((reader.GetString(0), reader.GetGuid(1)));
+            }
+        }
+
+        for (var i = from; i < to; i++)
+        {
+            if (_errors[i] is not null || _rows[i] is not { EntityType: { } type, EntityId: { } id })
+            {
+                continue;
+            }
+
+            if (type == "tenant" ? id != _tenantId : !found.Contains((type, id)))
+            {
+                _errors[i] = type == "tenant"
+                    ? string.Create(CultureInfo.InvariantCulture, $"tenant {id} is not this tenant")
+                    : string.Create(CultureInfo.InvariantCulture, $"{type} {id} does not exist in this tenant");
+            }
+        }
+    }
+
+    // Writes the chunk's new rows; returns, by line, the events already holding their keys (and whether each is the same event).
+    private async Task<Dictionary<int, (Guid Id, bool Same)>> InsertAsync(List<int> fresh, Guid[] ids, CancellationToken cancellationToken)
+    {
+        if (fresh.Count == 0)
+        {
+            return [];
+        }
+
+        await _transaction.SaveAsync("event_chunk", cancellationToken);
+        if (!await AnyKeyTakenAsync(fresh, cancellationToken))
+        {
+            // Optimistic: no key of the chunk was taken when probed, so COPY goes straight into the table. A key taken
+            // after all (one the sample missed, or a concurrent batch's) fails it with unique_violation, and the chunk
+            // goes the careful way instead.
+            try
+            {
+                await CopyAsync($"copy public.warehouse_events ({Columns}) from stdin (format binary)", fresh, ids, staging: false, cancellationToken);
+                await _transaction.ReleaseAsync("event_chunk", cancellationToken);
+                return [];
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                await _transaction.RollbackAsync("event_chunk", cancellationToken);
+            }
+        }
+
+        await StageAsync(fresh, ids, cancellationToken);
+        // tenant_id is the argument's, here as in the staged rows: nothing from the file decides it.
+        var written = await EventIngestion.ExecuteAsync(_connection, _transaction, $"""
+            insert into public.warehouse_events ({Columns})
+            select s.id, $1, s.event_type, s.entity_type, s.entity_id, s.payload, s.source, s.idempotency_key, s.occurred_at
+            from {Staging} s
+            on conflict (tenant_id, idempotency_key) where idempotency_key is not null do nothing
+            """, _tenantId, cancellationToken);
+        // The rows not written: their key is held by another event (before this batch, or a concurrent batch's, which this
+        // new statement sees).
+        var taken = written < fresh.Count ? await TakenAsync(cancellationToken) : [];
+        await EventIngestion.ExecuteAsync(_connection, _transaction, $"drop table {Staging}", tenantId: null, cancellationToken);
+        await _transaction.ReleaseAsync("event_chunk", cancellationToken);
+        return taken;
+    }
+
+    // After a refusal: nothing is written, but each new row's key is still compared with the event holding it, if any.
+    private async Task<Dictionary<int, (Guid Id, bool Same)>> CompareAsync(List<int> fresh, Guid[] ids, CancellationToken cancellationToken)
+    {
+        if (!fresh.Any(i => _rows[i]!.Value.Key is not null))
+        {
+            return [];
+        }
+
+        await StageAsync(fresh, ids, cancellationToken);
+        var taken = await TakenAsync(cancellationToken);
+        await EventIngestion.ExecuteAsync(_connection, _transaction, $"drop table {Staging}", tenantId: null, cancellationToken);
+        return taken;
+    }
+
+    private async Task StageAsync(List<int> fresh, Guid[] ids, CancellationToken cancellationToken)
+    {
+        await EventIngestion.ExecuteAsync(_connection, _transaction, $"""
+            create temporary table {StagingName} (
+              line integer not null, id uuid not null, tenant_id uuid not null, event_type text not null, entity_type text, entity_id uuid,
+              payload jsonb not null, source text not null, idempotency_key text, occurred_at timestamptz not null, explicit_time boolean not null
+            ) on commit drop
+            """, tenantId: null, cancellationToken);
+        await CopyAsync($"copy {Staging} (line, {Columns}, explicit_time) from stdin (format binary)", fresh, ids, staging: true, cancellationToken);
+    }
+
+    // Staged rows whose key another event holds: the same event (type, entity, payload as jsonb compares it, and the
+    // time when the line gave one) or not.
+    private async Task<Dictionary<int, (Guid Id, bool Same)>> TakenAsync(CancellationToken cancellationToken)
+    {
+        var taken = new Dictionary<int, (Guid, bool)>();
+        await using var command = new NpgsqlCommand($"""
+            select s.line, w.id,
+                   (w.event_type, w.entity_type, w.entity_id, w.payload) is not distinct from (s.event_type, s.entity_type, s.entity_id, s.payload)
+                   and (not s.explicit_time or w.occurred_at = s.occurred_at)
+            from {Staging} s
+            join public.warehouse_events w on w.tenant_id = $1 and w.idempotency_key = s.idempotency_key
+            where s.idempotency_key is not null and w.id <> s.id
+            """, _connection, _transaction);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = _tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            taken[reader.GetInt32(0)] = (reader.GetGuid(1), reader.GetBoolean(2));
+        }
+
+        return taken;
+    }
+
+    // Whether any key of the chunk is taken: all of them for up to 1,000 keys, else 1,000 spread evenly over it — a
+    // resent file trips it at once. It only chooses the way; the unique index decides.
+    private async Task<bool> AnyKeyTakenAsync(List<int> fresh, CancellationToken cancellationToken)
+    {
+        var keys = fresh.Select(i => _rows[i]!.Value.Key).OfType<string>().ToList();
+        if (keys.Count == 0)
+        {
+            return false;
+        }
+
+        var probe = keys.Count <= ProbeSample
+            ? keys
+            : [.. Enumerable.Range(0, ProbeSample).Select(k => keys[(int)((long)k * (keys.Count - 1) / (ProbeSample - 1))])];
+        await using var command = new NpgsqlCommand(
+            "select exists (select 1 from public.warehouse_events w where w.tenant_id = $1 and w.idempotency_key = any ($2))", _connection, _transaction);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = _tenantId });
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. probe] });
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private async Task CopyAsync(string copy, List<int> fresh, Guid[] ids, bool staging, CancellationToken cancellationToken)
+    {
+        await using var writer = await _connection.BeginBinaryImportAsync(copy, cancellationToken);
+        for (var n = 0; n < fresh.Count; n++)
+        {
+            var row = _rows[fresh[n]]!.Value;
+            await writer.StartRowAsync(cancellationToken);
+            if (staging)
+            {
+                await writer.WriteAsync(fresh[n], NpgsqlDbType.Integer, cancellationToken);
+            }
+
+            await writer.WriteAsync(ids[n], NpgsqlDbType.Uuid, cancellationToken);
+            await writer.WriteAsync(_tenantId, NpgsqlDbType.Uuid, cancellationToken);
+            await writer.WriteAsync(row.EventType, NpgsqlDbType.Text, cancellationToken);
+            await WriteAsync(writer, row.EntityType, NpgsqlDbType.Text, cancellationToken);
+            await WriteAsync(writer, row.EntityId, NpgsqlDbType.Uuid, cancellationToken);
+            await writer.WriteAsync(row.Payload, NpgsqlDbType.Jsonb, cancellationToken);
+            await writer.WriteAsync(row.Source, NpgsqlDbType.Text, cancellationToken);
+            await WriteAsync(writer, row.Key, NpgsqlDbType.Text, cancellationToken);
+            await writer.WriteAsync(row.OccurredAt, NpgsqlDbType.TimestampTz, cancellationToken);
+            if (staging)
+            {
+                await writer.WriteAsync(row.ExplicitTime, NpgsqlDbType.Boolean, cancellationToken);
+            }
+        }
+
+        await writer.CompleteAsync(cancellationToken);
+    }
+
+    private static async Task WriteAsync<T>(NpgsqlBinaryImporter writer, T? value, NpgsqlDbType type, CancellationToken cancellationToken)
+    {
+        if (value is null)
+        {
+            await writer.WriteNullAsync(cancellationToken);
+        }
+        else
+        {
+            await writer.WriteAsync(value, type, cancellationToken);
         }
     }
 }
@@ -1049,7 +1116,7 @@ internal sealed class EventFields
 /// </summary>
 internal static class EventIds
 {
-    public static Guid[] Create(int count, DateTime time)
+    public static Guid[] Create(int count, DateTime time, int firstCounter = 0)
     {
         var ids = new Guid[count];
         var random = new byte[count * 16];
@@ -1058,11 +1125,12 @@ internal static class EventIds
         Span<byte> bytes = stackalloc byte[16];
         for (var i = 0; i < count; i++)
         {
+            var counter = (uint)(firstCounter + i);
             random.AsSpan(i * 16, 16).CopyTo(bytes);
-            BinaryPrimitives.WriteUInt64BigEndian(bytes, (milliseconds << 16) | 0x7000u | ((uint)i >> 20));   // time, version 7, counter's top 12 bits
-            bytes[8] = (byte)(0x80 | ((i >> 14) & 0x3F));                                                     // variant 10, the counter's next 6 bits
-            bytes[9] = (byte)(i >> 6);                                                                       // and its next 8
-            bytes[10] = (byte)((i << 2) | (bytes[10] & 0x03));                                               // and its last 6; then random
+            BinaryPrimitives.WriteUInt64BigEndian(bytes, (milliseconds << 16) | 0x7000u | (counter >> 20));   // time, version 7, counter's top 12 bits
+            bytes[8] = (byte)(0x80 | ((counter >> 14) & 0x3F));                                               // variant 10, the counter's next 6 bits
+            bytes[9] = (byte)(counter >> 6);                                                                 // and its next 8
+            bytes[10] = (byte)((counter << 2) | (bytes[10] & 0x03u));                                        // and its last 6; then random
             ids[i] = new Guid(bytes, bigEndian: true);
         }
 

@@ -347,6 +347,38 @@ public sealed class EventIngestionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Bulk_ManyChunks_KeysResolvedAcrossChunks_RefuseRollsBackTheChunksAlreadyWritten()
+    {
+        // 120,000 lines: three chunks of the bulk path's 50,000. Line n has key multi-n.
+        await IngestAsync(Route.Bulk, EventErrorMode.Refuse,
+            Event("reply", "contact", _contact, key: "multi-060002", payload: new JsonObject { ["other"] = true }),
+            Event("reply", "contact", _contact, key: "multi-070003", at: s_now.AddSeconds(-70_003)));
+        JsonObject Line(int n) => n switch
+        {
+            120_000 => Event("reply", "contact", _contact, key: "multi-000005", at: s_now.AddSeconds(-5)),
+            119_999 => Event("reply", "contact", _contact, key: "multi-000006", at: s_now.AddSeconds(-1)),
+            _ => Event("reply", "contact", _contact, key: $"multi-{n:D6}", at: s_now.AddSeconds(-n)),
+        };
+        var lines = Enumerable.Range(1, 120_000).Select(n => EventLine.FromObject(n, Line(n))).ToList();
+        var before = await DigestAsync();
+
+        var refused = await Assert.ThrowsAsync<EventBatchRefusedException>(() => BulkAsync(
+            [.. lines.Take(109_999), EventLine.FromObject(110_000, Event("reply", "contact", _othersContact)), .. lines.Skip(110_000)], EventErrorMode.Refuse));
+        var afterRefusal = await DigestAsync();
+        var outcomes = await BulkAsync(lines, EventErrorMode.Skip);
+
+        // Refused for every bad line, in the first chunk as in the last, and the two chunks already written rolled back.
+        Assert.Equal([60_002, 110_000, 119_999], refused.Rejected.Select(r => r.LineNumber));
+        Assert.Equal(before, afterRefusal);
+        Assert.Equal(119_996, outcomes.Count(o => o.Outcome == "recorded"));
+        Assert.Equal(("rejected", "idempotency_key 'multi-060002' was already used for a different event"), (outcomes[60_001].Outcome, outcomes[60_001].Error));
+        Assert.Equal("duplicate", outcomes[70_002].Outcome);
+        Assert.Equal(("duplicate", outcomes[4].EventId), (outcomes[119_999].Outcome, outcomes[119_999].EventId));
+        Assert.Equal(("rejected", "idempotency_key 'multi-000006' appears earlier in the batch for a different event"), (outcomes[119_998].Outcome, outcomes[119_998].Error));
+        Assert.Equal(119_998L, await CountAsync(_tenant));
+    }
+
+    [Fact]
     public async Task Bulk_RefuseWhenAKeyTurnsOutTakenByAnotherEvent_NothingWritten()
     {
         await IngestAsync(Route.Bulk, EventErrorMode.Refuse, Event("reply", "contact", _contact, key: "bulk-0002", payload: new JsonObject { ["v"] = 1 }));

@@ -248,6 +248,8 @@ public sealed class EventFileTests
         Assert.True(first.Zip(first.Skip(1)).All(p => BigEndian(p.First).AsSpan().SequenceCompareTo(BigEndian(p.Second)) < 0));
         Assert.Equal(s_now, DateTimeOffset.FromUnixTimeMilliseconds(BitConverter.ToInt64([.. BigEndian(first[^1])[..6].Reverse(), 0, 0])).UtcDateTime);
         Assert.Equal(140_000, first.Concat(second).Distinct().Count());
+        // A batch's next chunk continues the counter.
+        Assert.True(BigEndian(first[^1]).AsSpan().SequenceCompareTo(BigEndian(EventIds.Create(1, s_now, 70_000)[0])) < 0);
     }
 
     [Theory]
