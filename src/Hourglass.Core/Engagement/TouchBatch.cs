@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -81,7 +82,7 @@ public static class TouchBatch
     public static async Task<IReadOnlyList<TouchLine>> ReadCsvAsync(TextReader reader, CancellationToken cancellationToken = default)
     {
         var text = await reader.ReadToEndAsync(cancellationToken);
-        var records = CsvRecords(text).ToList();
+        var records = CsvText.Records(text).ToList();
         if (records.Count == 0)
         {
             return [];
@@ -208,92 +209,5 @@ public static class TouchBatch
         }
 
         return outcomes;
-    }
-
-    // RFC 4180 records with the line each starts on. An unterminated quote is an error for that record (and the rest
-    // of the file, which it swallowed).
-    private static IEnumerable<(int Line, List<string> Fields, string? Error)> CsvRecords(string text)
-    {
-        var position = 0;
-        var line = 1;
-        while (position < text.Length)
-        {
-            var start = line;
-            var fields = new List<string>();
-            var field = new StringBuilder();
-            string? error = null;
-            var quoted = false;
-            var atFieldStart = true;
-            while (position < text.Length)
-            {
-                var c = text[position];
-                if (quoted)
-                {
-                    if (c == '"' && position + 1 < text.Length && text[position + 1] == '"')
-                    {
-                        field.Append('"');
-                        position += 2;
-                        continue;
-                    }
-
-                    if (c == '"')
-                    {
-                        quoted = false;
-                        position++;
-                        continue;
-                    }
-
-                    if (c == '\n')
-                    {
-                        line++;
-                    }
-
-                    field.Append(c);
-                    position++;
-                    continue;
-                }
-
-                if (c == '"' && atFieldStart)
-                {
-                    quoted = true;
-                    atFieldStart = false;
-                    position++;
-                    continue;
-                }
-
-                if (c == ',')
-                {
-                    fields.Add(field.ToString());
-                    field.Clear();
-                    atFieldStart = true;
-                    position++;
-                    continue;
-                }
-
-                if (c is '\r' or '\n')
-                {
-                    position += c == '\r' && position + 1 < text.Length && text[position + 1] == '\n' ? 2 : 1;
-                    line++;
-                    break;
-                }
-
-                if (c == '"')
-                {
-                    error ??= string.Create(CultureInfo.InvariantCulture, $"a quote inside an unquoted field (field {fields.Count + 1})");
-                }
-
-                field.Append(c);
-                atFieldStart = false;
-                position++;
-            }
-
-            if (quoted)
-            {
-                error = "a quoted field is never closed";
-            }
-
-            fields.Add(field.ToString());
-            yield return (start, fields, error);
-        }
     }
 }

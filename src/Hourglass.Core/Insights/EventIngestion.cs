@@ -2,10 +2,12 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -81,7 +83,7 @@ public sealed class EventBatchRefusedException(IReadOnlyList<EventOutcome> rejec
 /// <list type="bullet">
 /// <item><see cref="RecordAsync"/>: through <c>public.ingest_events</c>, under the caller's role and row-level
 /// security — the path of a member's session and of the API.</item>
-/// <item><see cref="BulkAsync"/>: the trusted path for the service role or the database owner. PostgreSQL refuses COPY
+/// <item><see cref="BulkAsync(NpgsqlConnection, NpgsqlTransaction, Guid, IReadOnlyList{EventLine}, EventErrorMode, CancellationToken)"/>: the trusted path for the service role or the database owner. PostgreSQL refuses COPY
 /// into a table with row-level security to roles that do not bypass it, so this path checks every line here, sets
 /// <c>tenant_id</c> itself from its argument, and writes with binary COPY.</item>
 /// </list>
@@ -100,23 +102,32 @@ public static class EventIngestion
 
     /// <summary>
     /// Reads newline-delimited JSON: one event object per line, numbered as in the file; blank lines are skipped. Each
-    /// line's JSON is checked when it is recorded (once, on the bulk path: a million lines are parsed in one pass there).
+    /// line's JSON is checked when it is recorded (once, on the bulk path, where a million lines are parsed on every core).
     /// </summary>
     public static async Task<IReadOnlyList<EventLine>> ReadNdjsonAsync(TextReader reader, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(reader);
         var lines = new List<EventLine>();
+        await foreach (var line in StreamNdjsonAsync(reader, cancellationToken))
+        {
+            lines.Add(line);
+        }
+
+        return lines;
+    }
+
+    /// <summary><see cref="ReadNdjsonAsync"/>, line by line as the reader yields them (for the bulk path: a file is read while it is written).</summary>
+    public static async IAsyncEnumerable<EventLine> StreamNdjsonAsync(TextReader reader, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
         var number = 0;
         while (await reader.ReadLineAsync(cancellationToken) is { } text)
         {
             number++;
             if (!string.IsNullOrWhiteSpace(text))
             {
-                lines.Add(new EventLine(number, text, null));
+                yield return new EventLine(number, text, null);
             }
         }
-
-        return lines;
     }
 
     /// <summary>
@@ -128,7 +139,7 @@ public static class EventIngestion
     {
         ArgumentNullException.ThrowIfNull(reader);
         var text = await reader.ReadToEndAsync(cancellationToken);
-        var records = CsvRecords(text).ToList();
+        var records = CsvText.Records(text).ToList();
         if (records.Count == 0)
         {
             return [];
@@ -320,8 +331,43 @@ public static class EventIngestion
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(lines);
-        var batch = await EventBulkBatch.StartAsync(connection, transaction, tenantId, lines, mode, cancellationToken);
-        return await batch.RunAsync(cancellationToken);
+        var batch = await EventBulkBatch.StartAsync(connection, transaction, tenantId, mode, cancellationToken);
+        var taken = 0;
+        return await batch.RunAsync((count, _) =>
+        {
+            var chunk = new EventLine[Math.Min(count, lines.Count - taken)];
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                chunk[i] = lines[taken + i];
+            }
+
+            taken += chunk.Length;
+            return ValueTask.FromResult(chunk);
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// <see cref="BulkAsync(NpgsqlConnection, NpgsqlTransaction, Guid, IReadOnlyList{EventLine}, EventErrorMode, CancellationToken)"/>
+    /// over lines as they are read (<see cref="StreamNdjsonAsync"/>): a file is read while the lines before are written.
+    /// </summary>
+    public static async Task<IReadOnlyList<EventOutcome>> BulkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
+        IAsyncEnumerable<EventLine> lines, EventErrorMode mode, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentNullException.ThrowIfNull(lines);
+        var batch = await EventBulkBatch.StartAsync(connection, transaction, tenantId, mode, cancellationToken);
+        await using var enumerator = lines.GetAsyncEnumerator(cancellationToken);
+        return await batch.RunAsync(async (count, token) =>
+        {
+            var chunk = new List<EventLine>(count);
+            while (chunk.Count < count && await enumerator.MoveNextAsync())
+            {
+                chunk.Add(enumerator.Current);
+            }
+
+            return [.. chunk];
+        }, cancellationToken);
     }
 
     internal static async Task<int> ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, Guid? tenantId,
@@ -337,112 +383,26 @@ public static class EventIngestion
     }
 
     internal static string JsonError(JsonException ex) => ex.Message.Split(" LineNumber", 2)[0].TrimEnd('.');
-
-    // RFC 4180 records with the line each starts on (as TouchBatch reads them). An unterminated quote is an error for
-    // that record (and the rest of the file, which it swallowed).
-    private static IEnumerable<(int Line, List<string> Fields, string? Error)> CsvRecords(string text)
-    {
-        var position = 0;
-        var line = 1;
-        while (position < text.Length)
-        {
-            var start = line;
-            var fields = new List<string>();
-            var field = new StringBuilder();
-            string? error = null;
-            var quoted = false;
-            var atFieldStart = true;
-            while (position < text.Length)
-            {
-                var c = text[position];
-                if (quoted)
-                {
-                    if (c == '"' && position + 1 < text.Length && text[position + 1] == '"')
-                    {
-                        field.Append('"');
-                        position += 2;
-                        continue;
-                    }
-
-                    if (c == '"')
-                    {
-                        quoted = false;
-                        position++;
-                        continue;
-                    }
-
-                    if (c == '\n')
-                    {
-                        line++;
-                    }
-
-                    field.Append(c);
-                    position++;
-                    continue;
-                }
-
-                if (c == '"' && atFieldStart)
-                {
-                    quoted = true;
-                    atFieldStart = false;
-                    position++;
-                    continue;
-                }
-
-                if (c == ',')
-                {
-                    fields.Add(field.ToString());
-                    field.Clear();
-                    atFieldStart = true;
-                    position++;
-                    continue;
-                }
-
-                if (c is '\r' or '\n')
-                {
-                    position += c == '\r' && position + 1 < text.Length && text[position + 1] == '\n' ? 2 : 1;
-                    line++;
-                    break;
-                }
-
-                if (c == '"')
-                {
-                    error ??= string.Create(CultureInfo.InvariantCulture, $"a quote inside an unquoted field (field {fields.Count + 1})");
-                }
-
-                field.Append(c);
-                atFieldStart = false;
-                position++;
-            }
-
-            if (quoted)
-            {
-                error = "a quoted field is never closed";
-            }
-
-            fields.Add(field.ToString());
-            yield return (start, fields, error);
-        }
-    }
 }
 
 /// <summary>
-/// One run of <see cref="EventIngestion.BulkAsync"/>. The lines go through in chunks: while the database writes one
-/// chunk, the next is read and checked on the other cores, so the checking costs almost no time of its own. For each
-/// chunk, in line order: its entities are looked up in the tenant (one query, on the caller's connection and
-/// transaction, so it sees what the caller sees), keys repeated in the batch are resolved against the first valid line
-/// with the key, and the valid new rows are written — straight into warehouse_events by binary COPY when a probe of the
-/// chunk's keys finds none taken, else (or when the COPY meets the unique index after all) through a temporary table
-/// and INSERT … ON CONFLICT DO NOTHING. In refuse mode the first bad line stops the writing, the rest is still checked so
-/// that every bad line is named, and everything is rolled back to the savepoint taken at the start.
+/// One run of <c>EventIngestion.BulkAsync</c>. The lines go through in chunks: while the database writes one
+/// chunk, the next is read (from the file, when streamed) and checked on the other cores, so reading and checking cost
+/// almost no time of their own. For each chunk, in line order: its entities are looked up in the tenant (one query, on
+/// the caller's connection and transaction, so it sees what the caller sees), keys repeated in the batch are resolved
+/// against the first valid line with the key, and the valid new rows are written — straight into warehouse_events by
+/// binary COPY when a probe of the chunk's keys finds none taken, else (or when the COPY meets the unique index after
+/// all) through a temporary table and INSERT … ON CONFLICT DO NOTHING. In refuse mode the first bad line stops the
+/// writing, the rest is still checked so that every bad line is named, and everything is rolled back to the savepoint
+/// taken at the start.
 /// </summary>
 internal sealed class EventBulkBatch
 {
     /// <summary>Lines per chunk.</summary>
     internal const int ChunkSize = 50_000;
 
-    // A chunk is read in ranges of this many lines, on every core; a smaller one on the caller's thread (starting tasks
-    // would cost more than it saves).
+    // A chunk is read in ranges of this many lines, on every core; a smaller one on one thread (starting tasks would
+    // cost more than it saves).
     private const int ParallelRange = 5_000;
     private const int ProbeSample = 1_000;
 
@@ -454,35 +414,40 @@ internal sealed class EventBulkBatch
     private readonly NpgsqlConnection _connection;
     private readonly NpgsqlTransaction _transaction;
     private readonly Guid _tenantId;
-    private readonly IReadOnlyList<EventLine> _lines;
     private readonly EventErrorMode _mode;
     private readonly DateTime _now;
     private readonly int _skewSeconds;
-    private readonly EventRow?[] _rows;
-    private readonly string?[] _errors;
-    private readonly string?[] _timeErrors;
-    private readonly string?[] _keys;
-    private readonly EventOutcome?[] _outcomes;
-    private readonly Dictionary<string, int> _firstWithKey = new(StringComparer.Ordinal);
+    private readonly List<Chunk> _chunks = [];
+    private readonly Dictionary<string, (Chunk Chunk, int Index)> _firstWithKey = new(StringComparer.Ordinal);
     private int _idsMade;
     private bool _refused;
 
-    private EventBulkBatch(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, IReadOnlyList<EventLine> lines,
-        EventErrorMode mode, DateTime now, int skewSeconds)
+    private EventBulkBatch(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, EventErrorMode mode, DateTime now, int skewSeconds) =>
+        (_connection, _transaction, _tenantId, _mode, _now, _skewSeconds) = (connection, transaction, tenantId, mode, now, skewSeconds);
+
+    /// <summary>One chunk's lines and, by position, what became of each.</summary>
+    private sealed class Chunk(EventLine[] lines)
     {
-        (_connection, _transaction, _tenantId, _lines, _mode, _now, _skewSeconds) = (connection, transaction, tenantId, lines, mode, now, skewSeconds);
-        _rows = new EventRow?[lines.Count];
-        _errors = new string?[lines.Count];
-        _timeErrors = new string?[lines.Count];
-        _keys = new string?[lines.Count];
-        _outcomes = new EventOutcome?[lines.Count];
+        public EventLine[] Lines { get; } = lines;
+
+        public EventRow?[] Rows { get; } = new EventRow?[lines.Length];
+
+        public string?[] Errors { get; } = new string?[lines.Length];
+
+        public string?[] TimeErrors { get; } = new string?[lines.Length];
+
+        public string?[] Keys { get; } = new string?[lines.Length];
+
+        public EventOutcome?[] Outcomes { get; } = new EventOutcome?[lines.Length];
+
+        public EventOutcome Rejected(int i, string error) => new(Lines[i].LineNumber, "rejected", null, Keys[i], error);
     }
 
     // The tenant check ingest_events makes, the database clock and the tenant's skew, in one round trip; and the role
     // check: only a role that bypasses RLS may COPY into warehouse_events, and only such a role is trusted to set
     // tenant_id itself.
     public static async Task<EventBulkBatch> StartAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
-        IReadOnlyList<EventLine> lines, EventErrorMode mode, CancellationToken cancellationToken)
+        EventErrorMode mode, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand("""
             select hourglass.caller_bypasses_rls(), hourglass.now(),
@@ -498,22 +463,22 @@ internal sealed class EventBulkBatch
                 "the bulk path writes as a trusted role: run it as the service role or the database owner (a member's session records events through ingest_events)");
         }
 
-        return new EventBulkBatch(connection, transaction, tenantId, lines, mode, reader.GetFieldValue<DateTime>(1), reader.GetInt32(2));
+        return new EventBulkBatch(connection, transaction, tenantId, mode, reader.GetFieldValue<DateTime>(1), reader.GetInt32(2));
     }
 
-    public async Task<IReadOnlyList<EventOutcome>> RunAsync(CancellationToken cancellationToken)
+    /// <summary>Runs the batch over <paramref name="next"/>, which returns the next lines (up to the size asked for; fewer only at the end).</summary>
+    public async Task<IReadOnlyList<EventOutcome>> RunAsync(Func<int, CancellationToken, ValueTask<EventLine[]>> next, CancellationToken cancellationToken)
     {
         await _transaction.SaveAsync("event_bulk", cancellationToken);
-        var reading = ReadAsync(0, cancellationToken);
+        var reading = ReadAsync(next, cancellationToken);
         try
         {
-            for (var from = 0; from < _lines.Count; from += ChunkSize)
+            while (await reading is { } chunk)
             {
-                var to = Math.Min(from + ChunkSize, _lines.Count);
-                await reading;
+                _chunks.Add(chunk);
                 // The next chunk is read while this one is written.
-                reading = to < _lines.Count ? ReadAsync(to, cancellationToken) : Task.CompletedTask;
-                await WriteChunkAsync(from, to, cancellationToken);
+                reading = chunk.Lines.Length == ChunkSize ? ReadAsync(next, cancellationToken) : Task.FromResult<Chunk?>(null);
+                await WriteChunkAsync(chunk, cancellationToken);
             }
         }
         finally
@@ -522,49 +487,60 @@ internal sealed class EventBulkBatch
             await reading.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
 
+        var outcomes = _chunks.SelectMany(c => c.Outcomes).Select(o => o!).ToList();
         if (_refused)
         {
             await _transaction.RollbackAsync("event_bulk", cancellationToken);
-            throw new EventBatchRefusedException([.. _outcomes.Where(o => o!.Outcome == "rejected").Select(o => o!)], _lines.Count);
+            throw new EventBatchRefusedException([.. outcomes.Where(o => o.Outcome == "rejected")], outcomes.Count);
         }
 
         await _transaction.ReleaseAsync("event_bulk", cancellationToken);
-        return [.. _outcomes.Select(o => o!)];
+        return outcomes;
     }
 
-    // Reads and checks one chunk's lines: pure work on each line alone, on every core for a big chunk.
-    private Task ReadAsync(int from, CancellationToken cancellationToken)
-    {
-        var to = Math.Min(from + ChunkSize, _lines.Count);
-        if (to - from <= ParallelRange)
+    // Takes the next chunk's lines and checks them: pure work on each line alone, on every core for a big chunk.
+    private Task<Chunk?> ReadAsync(Func<int, CancellationToken, ValueTask<EventLine[]>> next, CancellationToken cancellationToken) =>
+        Task.Run(async () =>
         {
-            ReadLines(from, to);
-            return Task.CompletedTask;
-        }
+            var lines = await next(ChunkSize, cancellationToken);
+            if (lines.Length == 0)
+            {
+                return null;
+            }
 
-        return Task.Run(() => Parallel.ForEach(Partitioner.Create(from, to, ParallelRange),
-            new ParallelOptions { CancellationToken = cancellationToken }, range => ReadLines(range.Item1, range.Item2)), cancellationToken);
-    }
+            var chunk = new Chunk(lines);
+            if (lines.Length <= ParallelRange)
+            {
+                ReadLines(chunk, 0, lines.Length);
+            }
+            else
+            {
+                Parallel.ForEach(Partitioner.Create(0, lines.Length, ParallelRange), new ParallelOptions { CancellationToken = cancellationToken },
+                    range => ReadLines(chunk, range.Item1, range.Item2));
+            }
 
-    private void ReadLines(int from, int to)
+            return chunk;
+        }, cancellationToken);
+
+    private void ReadLines(Chunk chunk, int from, int to)
     {
         // Repeated types and sources share one string (per range: no lock, a few copies in all).
         var shared = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = from; i < to; i++)
         {
-            var line = _lines[i];
+            var line = chunk.Lines[i];
             var (fields, readError) = line.Error is not null ? (null, line.Error)
                 : line.Json is null ? (null, "unreadable")
                 : EventFields.Read(line.Json);
             if (fields is null)
             {
-                _errors[i] = readError;
+                chunk.Errors[i] = readError;
                 continue;
             }
 
-            _keys[i] = fields.IdempotencyKey;
-            (var row, _errors[i], _timeErrors[i]) = EventRules.Check(fields, _now, _skewSeconds);
-            _rows[i] = row is { } valid ? valid with { EventType = Share(shared, valid.EventType), Source = Share(shared, valid.Source) } : null;
+            chunk.Keys[i] = fields.IdempotencyKey;
+            (var row, chunk.Errors[i], chunk.TimeErrors[i]) = EventRules.Check(fields, _now, _skewSeconds);
+            chunk.Rows[i] = row is { } valid ? valid with { EventType = Share(shared, valid.EventType), Source = Share(shared, valid.Source) } : null;
         }
     }
 
@@ -583,44 +559,47 @@ internal sealed class EventBulkBatch
         return value;
     }
 
-    private async Task WriteChunkAsync(int from, int to, CancellationToken cancellationToken)
+    private async Task WriteChunkAsync(Chunk chunk, CancellationToken cancellationToken)
     {
-        await CheckEntitiesAsync(from, to, cancellationToken);
+        await CheckEntitiesAsync(chunk, cancellationToken);
 
         // Keys repeated within the batch: the first valid line with a key counts; a later one is its duplicate when it
         // is the same event, else rejected.
-        var duplicates = new List<(int Line, int First)>();
-        var fresh = new List<int>(to - from);
-        for (var i = from; i < to; i++)
+        var duplicates = new List<(int Line, Chunk FirstChunk, int First)>();
+        var fresh = new List<int>(chunk.Lines.Length);
+        for (var i = 0; i < chunk.Lines.Length; i++)
         {
-            _errors[i] ??= _timeErrors[i];
-            if (_errors[i] is not null)
+            chunk.Errors[i] ??= chunk.TimeErrors[i];
+            if (chunk.Errors[i] is not null)
             {
-                _rows[i] = null;
+                chunk.Rows[i] = null;
                 continue;
             }
 
-            var row = _rows[i]!.Value;
-            if (row.Key is not { } key || _firstWithKey.TryAdd(key, i))
+            var row = chunk.Rows[i]!.Value;
+            if (row.Key is not { } key || _firstWithKey.TryAdd(key, (chunk, i)))
             {
                 fresh.Add(i);
+                continue;
             }
-            else if (EventRules.SameEvent(_rows[_firstWithKey[key]]!.Value, row))
+
+            var (firstChunk, first) = _firstWithKey[key];
+            if (EventRules.SameEvent(firstChunk.Rows[first]!.Value, row))
             {
-                duplicates.Add((i, _firstWithKey[key]));
+                duplicates.Add((i, firstChunk, first));
             }
             else
             {
-                _errors[i] = $"idempotency_key {EventRules.Literal(key)} appears earlier in the batch for a different event";
-                _rows[i] = null;
+                chunk.Errors[i] = $"idempotency_key {EventRules.Literal(key)} appears earlier in the batch for a different event";
+                chunk.Rows[i] = null;
             }
         }
 
-        for (var i = from; i < to; i++)
+        for (var i = 0; i < chunk.Lines.Length; i++)
         {
-            if (_errors[i] is { } error)
+            if (chunk.Errors[i] is { } error)
             {
-                _outcomes[i] = Rejected(i, error);
+                chunk.Outcomes[i] = chunk.Rejected(i, error);
                 _refused |= _mode == EventErrorMode.Refuse;
             }
         }
@@ -628,36 +607,35 @@ internal sealed class EventBulkBatch
         // Once refused, nothing more is written; the keys are still compared, so that every bad line is named.
         var ids = EventIds.Create(fresh.Count, _now, _idsMade);
         _idsMade += fresh.Count;
-        var taken = _refused ? await CompareAsync(fresh, ids, cancellationToken) : await InsertAsync(fresh, ids, cancellationToken);
+        var taken = _refused ? await CompareAsync(chunk, fresh, ids, cancellationToken) : await InsertAsync(chunk, fresh, ids, cancellationToken);
         for (var n = 0; n < fresh.Count; n++)
         {
             var i = fresh[n];
-            _outcomes[i] = !taken.TryGetValue(i, out var existing) ? new EventOutcome(_lines[i].LineNumber, "recorded", ids[n], _rows[i]!.Value.Key, null)
-                : existing.Same ? new EventOutcome(_lines[i].LineNumber, "duplicate", existing.Id, _rows[i]!.Value.Key, null)
-                : Rejected(i, $"idempotency_key {EventRules.Literal(_rows[i]!.Value.Key!)} was already used for a different event");
+            var key = chunk.Rows[i]!.Value.Key;
+            chunk.Outcomes[i] = !taken.TryGetValue(i, out var existing) ? new EventOutcome(chunk.Lines[i].LineNumber, "recorded", ids[n], key, null)
+                : existing.Same ? new EventOutcome(chunk.Lines[i].LineNumber, "duplicate", existing.Id, key, null)
+                : chunk.Rejected(i, $"idempotency_key {EventRules.Literal(key!)} was already used for a different event");
         }
 
         // A duplicate shares its first line's fate: the same id, or the same rejection.
-        foreach (var (line, first) in duplicates)
+        foreach (var (line, firstChunk, first) in duplicates)
         {
-            var outcome = _outcomes[first]!;
-            _outcomes[line] = outcome.Outcome == "rejected"
-                ? Rejected(line, outcome.Error!)
-                : new EventOutcome(_lines[line].LineNumber, "duplicate", outcome.EventId, outcome.IdempotencyKey, null);
+            var outcome = firstChunk.Outcomes[first]!;
+            chunk.Outcomes[line] = outcome.Outcome == "rejected"
+                ? chunk.Rejected(line, outcome.Error!)
+                : new EventOutcome(chunk.Lines[line].LineNumber, "duplicate", outcome.EventId, outcome.IdempotencyKey, null);
         }
 
         _refused |= _mode == EventErrorMode.Refuse && taken.Values.Any(t => !t.Same);
     }
 
-    private EventOutcome Rejected(int i, string error) => new(_lines[i].LineNumber, "rejected", null, _keys[i], error);
-
     // Every contact, account and order the chunk names, looked up in the tenant at once.
-    private async Task CheckEntitiesAsync(int from, int to, CancellationToken cancellationToken)
+    private async Task CheckEntitiesAsync(Chunk chunk, CancellationToken cancellationToken)
     {
         var wanted = new Dictionary<string, HashSet<Guid>>(StringComparer.Ordinal) { ["contact"] = [], ["account"] = [], ["order"] = [] };
-        for (var i = from; i < to; i++)
+        foreach (var row in chunk.Rows)
         {
-            if (_errors[i] is null && _rows[i] is { EntityType: { } type, EntityId: { } id } && wanted.TryGetValue(type, out var set))
+            if (row is { EntityType: { } type, EntityId: { } id } && wanted.TryGetValue(type, out var set))
             {
                 set.Add(id);
             }
@@ -684,16 +662,16 @@ internal sealed class EventBulkBatch
             }
         }
 
-        for (var i = from; i < to; i++)
+        for (var i = 0; i < chunk.Lines.Length; i++)
         {
-            if (_errors[i] is not null || _rows[i] is not { EntityType: { } type, EntityId: { } id })
+            if (chunk.Errors[i] is not null || chunk.Rows[i] is not { EntityType: { } type, EntityId: { } id })
             {
                 continue;
             }
 
             if (type == "tenant" ? id != _tenantId : !found.Contains((type, id)))
             {
-                _errors[i] = type == "tenant"
+                chunk.Errors[i] = type == "tenant"
                     ? string.Create(CultureInfo.InvariantCulture, $"tenant {id} is not this tenant")
                     : string.Create(CultureInfo.InvariantCulture, $"{type} {id} does not exist in this tenant");
             }
@@ -701,7 +679,7 @@ internal sealed class EventBulkBatch
     }
 
     // Writes the chunk's new rows; returns, by line, the events already holding their keys (and whether each is the same event).
-    private async Task<Dictionary<int, (Guid Id, bool Same)>> InsertAsync(List<int> fresh, Guid[] ids, CancellationToken cancellationToken)
+    private async Task<Dictionary<int, (Guid Id, bool Same)>> InsertAsync(Chunk chunk, List<int> fresh, Guid[] ids, CancellationToken cancellationToken)
     {
         if (fresh.Count == 0)
         {
@@ -709,14 +687,14 @@ internal sealed class EventBulkBatch
         }
 
         await _transaction.SaveAsync("event_chunk", cancellationToken);
-        if (!await AnyKeyTakenAsync(fresh, cancellationToken))
+        if (!await AnyKeyTakenAsync(chunk, fresh, cancellationToken))
         {
             // Optimistic: no key of the chunk was taken when probed, so COPY goes straight into the table. A key taken
             // after all (one the sample missed, or a concurrent batch's) fails it with unique_violation, and the chunk
             // goes the careful way instead.
             try
             {
-                await CopyAsync($"copy public.warehouse_events ({Columns}) from stdin (format binary)", fresh, ids, staging: false, cancellationToken);
+                await CopyAsync(chunk, $"copy public.warehouse_events ({Columns}) from stdin (format binary)", fresh, ids, staging: false, cancellationToken);
                 await _transaction.ReleaseAsync("event_chunk", cancellationToken);
                 return [];
             }
@@ -726,7 +704,7 @@ internal sealed class EventBulkBatch
             }
         }
 
-        await StageAsync(fresh, ids, cancellationToken);
+        await StageAsync(chunk, fresh, ids, cancellationToken);
         // tenant_id is the argument's, here as in the staged rows: nothing from the file decides it.
         var written = await EventIngestion.ExecuteAsync(_connection, _transaction, $"""
             insert into public.warehouse_events ({Columns})
@@ -743,20 +721,20 @@ internal sealed class EventBulkBatch
     }
 
     // After a refusal: nothing is written, but each new row's key is still compared with the event holding it, if any.
-    private async Task<Dictionary<int, (Guid Id, bool Same)>> CompareAsync(List<int> fresh, Guid[] ids, CancellationToken cancellationToken)
+    private async Task<Dictionary<int, (Guid Id, bool Same)>> CompareAsync(Chunk chunk, List<int> fresh, Guid[] ids, CancellationToken cancellationToken)
     {
-        if (!fresh.Any(i => _rows[i]!.Value.Key is not null))
+        if (!fresh.Any(i => chunk.Rows[i]!.Value.Key is not null))
         {
             return [];
         }
 
-        await StageAsync(fresh, ids, cancellationToken);
+        await StageAsync(chunk, fresh, ids, cancellationToken);
         var taken = await TakenAsync(cancellationToken);
         await EventIngestion.ExecuteAsync(_connection, _transaction, $"drop table {Staging}", tenantId: null, cancellationToken);
         return taken;
     }
 
-    private async Task StageAsync(List<int> fresh, Guid[] ids, CancellationToken cancellationToken)
+    private async Task StageAsync(Chunk chunk, List<int> fresh, Guid[] ids, CancellationToken cancellationToken)
     {
         await EventIngestion.ExecuteAsync(_connection, _transaction, $"""
             create temporary table {StagingName} (
@@ -764,7 +742,7 @@ internal sealed class EventBulkBatch
               payload jsonb not null, source text not null, idempotency_key text, occurred_at timestamptz not null, explicit_time boolean not null
             ) on commit drop
             """, tenantId: null, cancellationToken);
-        await CopyAsync($"copy {Staging} (line, {Columns}, explicit_time) from stdin (format binary)", fresh, ids, staging: true, cancellationToken);
+        await CopyAsync(chunk, $"copy {Staging} (line, {Columns}, explicit_time) from stdin (format binary)", fresh, ids, staging: true, cancellationToken);
     }
 
     // Staged rows whose key another event holds: the same event (type, entity, payload as jsonb compares it, and the
@@ -792,9 +770,9 @@ internal sealed class EventBulkBatch
 
     // Whether any key of the chunk is taken: all of them for up to 1,000 keys, else 1,000 spread evenly over it — a
     // resent file trips it at once. It only chooses the way; the unique index decides.
-    private async Task<bool> AnyKeyTakenAsync(List<int> fresh, CancellationToken cancellationToken)
+    private async Task<bool> AnyKeyTakenAsync(Chunk chunk, List<int> fresh, CancellationToken cancellationToken)
     {
-        var keys = fresh.Select(i => _rows[i]!.Value.Key).OfType<string>().ToList();
+        var keys = fresh.Select(i => chunk.Rows[i]!.Value.Key).OfType<string>().ToList();
         if (keys.Count == 0)
         {
             return false;
@@ -810,12 +788,12 @@ internal sealed class EventBulkBatch
         return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
-    private async Task CopyAsync(string copy, List<int> fresh, Guid[] ids, bool staging, CancellationToken cancellationToken)
+    private async Task CopyAsync(Chunk chunk, string copy, List<int> fresh, Guid[] ids, bool staging, CancellationToken cancellationToken)
     {
         await using var writer = await _connection.BeginBinaryImportAsync(copy, cancellationToken);
         for (var n = 0; n < fresh.Count; n++)
         {
-            var row = _rows[fresh[n]]!.Value;
+            var row = chunk.Rows[fresh[n]]!.Value;
             await writer.StartRowAsync(cancellationToken);
             if (staging)
             {

@@ -55,21 +55,27 @@ internal static class EventCommands
                 throw new HourglassException($"--file: '{path.FullName}' does not exist");
             }
 
-            IReadOnlyList<EventLine> lines;
             // A 64 KB buffer: a million-line file reads in about half the time of the default 4 KB.
-            using (var reader = isStdin ? Console.In : new StreamReader(path.FullName, Encoding.UTF8, true, 1 << 16))
-            {
-                lines = kind == "csv" ? await EventIngestion.ReadCsvAsync(reader, cancellationToken) : await EventIngestion.ReadNdjsonAsync(reader, cancellationToken);
-            }
+            using var reader = isStdin ? Console.In : new StreamReader(path.FullName, Encoding.UTF8, true, 1 << 16);
+            var bulkPath = parse.GetValue(bulk);
+            // The bulk path reads NDJSON as it writes (the next lines are read while the ones before are written); the
+            // others read the whole file first, so that a bad CSV header is refused before the database is opened.
+            IReadOnlyList<EventLine>? lines = bulkPath && kind == "ndjson" ? null
+                : kind == "csv" ? await EventIngestion.ReadCsvAsync(reader, cancellationToken) : await EventIngestion.ReadNdjsonAsync(reader, cancellationToken);
 
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
             var mode = parse.GetValue(onError) == "skip" ? EventErrorMode.Skip : EventErrorMode.Refuse;
-            var outcomes = await RecordAsync(target.DataSource, tenantId, lines, mode, parse.GetValue(bulk), size, cancellationToken);
+            var outcomes = await RecordAsync(target.DataSource, bulkPath, (connection, transaction) => (bulkPath, lines) switch
+            {
+                (true, null) => EventIngestion.BulkAsync(connection, transaction, tenantId, EventIngestion.StreamNdjsonAsync(reader, cancellationToken), mode, cancellationToken),
+                (true, _) => EventIngestion.BulkAsync(connection, transaction, tenantId, lines, mode, cancellationToken),
+                _ => EventIngestion.RecordAsync(connection, transaction, tenantId, lines!, mode, size, cancellationToken),
+            }, cancellationToken);
             var counts = outcomes.GroupBy(o => o.Outcome).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{lines.Count} event(s) read: {counts.GetValueOrDefault("recorded")} recorded, {counts.GetValueOrDefault("duplicate")} duplicate(s) skipped, {counts.GetValueOrDefault("rejected")} rejected."));
+                $"{outcomes.Count} event(s) read: {counts.GetValueOrDefault("recorded")} recorded, {counts.GetValueOrDefault("duplicate")} duplicate(s) skipped, {counts.GetValueOrDefault("rejected")} rejected."));
             foreach (var rejected in outcomes.Where(o => o.Outcome == "rejected"))
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  line {rejected.LineNumber}: {rejected.Error}"));
@@ -84,16 +90,14 @@ internal static class EventCommands
     // One transaction per file: a refused file leaves nothing behind. The bulk path runs as the service role, the role
     // it is written for (it bypasses RLS, as COPY into warehouse_events needs); the default path calls ingest_events
     // with the connection's own role.
-    private static async Task<IReadOnlyList<EventOutcome>> RecordAsync(NpgsqlDataSource dataSource, Guid tenantId, IReadOnlyList<EventLine> lines,
-        EventErrorMode mode, bool bulk, int batchSize, CancellationToken cancellationToken)
+    private static async Task<IReadOnlyList<EventOutcome>> RecordAsync(NpgsqlDataSource dataSource, bool asServiceRole,
+        Func<NpgsqlConnection, NpgsqlTransaction, Task<IReadOnlyList<EventOutcome>>> record, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = bulk
+        await using var transaction = asServiceRole
             ? await DbSession.BeginAsServiceRoleAsync(connection, cancellationToken)
             : await connection.BeginTransactionAsync(cancellationToken);
-        var outcomes = bulk
-            ? await EventIngestion.BulkAsync(connection, transaction, tenantId, lines, mode, cancellationToken)
-            : await EventIngestion.RecordAsync(connection, transaction, tenantId, lines, mode, batchSize, cancellationToken);
+        var outcomes = await record(connection, transaction);
         await transaction.CommitAsync(cancellationToken);
         return outcomes;
     }

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text;
 using System.Text.Json.Nodes;
 using Hourglass.Insights;
 using Hourglass.IntegrationTests.Infrastructure;
@@ -376,6 +378,34 @@ public sealed class EventIngestionTests : IAsyncLifetime
         Assert.Equal(("duplicate", outcomes[4].EventId), (outcomes[119_999].Outcome, outcomes[119_999].EventId));
         Assert.Equal(("rejected", "idempotency_key 'multi-000006' appears earlier in the batch for a different event"), (outcomes[119_998].Outcome, outcomes[119_998].Error));
         Assert.Equal(119_998L, await CountAsync(_tenant));
+    }
+
+    [Fact]
+    public async Task Bulk_StreamedFromText_ChunksReadAsWritten_LineNumbersFromTheText()
+    {
+        // 60,001 events over two chunks, a blank line after the first (so event n is on line n + 1 from then on) and an
+        // unknown contact on line 55,002.
+        var text = new StringBuilder();
+        for (var n = 1; n <= 60_001; n++)
+        {
+            var contact = n == 55_001 ? Guid.NewGuid() : _contact;
+            text.Append(CultureInfo.InvariantCulture, $$"""{"event_type":"reply","entity_type":"contact","entity_id":"{{contact}}","idempotency_key":"s-{{n}}"}""").Append('\n');
+            if (n == 1)
+            {
+                text.Append('\n');
+            }
+        }
+
+        await using var connection = await _database.DataSource.OpenConnectionAsync();
+        await using var transaction = await DbSession.BeginAsServiceRoleAsync(connection);
+        var outcomes = await EventIngestion.BulkAsync(connection, transaction, _tenant,
+            EventIngestion.StreamNdjsonAsync(new StringReader(text.ToString())), EventErrorMode.Skip);
+        await transaction.CommitAsync();
+
+        Assert.Equal(60_001, outcomes.Count);
+        Assert.Equal((55_002, "rejected"), (outcomes.Single(o => o.Outcome != "recorded").LineNumber, outcomes.Single(o => o.Outcome != "recorded").Outcome));
+        Assert.Equal([1, 3, 60_002], new[] { outcomes[0], outcomes[1], outcomes[^1] }.Select(o => o.LineNumber));
+        Assert.Equal(60_000L, await CountAsync(_tenant));
     }
 
     [Fact]
