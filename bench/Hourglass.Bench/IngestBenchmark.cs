@@ -398,7 +398,7 @@ internal static class IngestBenchmark
             "occurred_at within the 30 days before the run; written once as NDJSON (for the bulk path) and as CSV (for psql). Every bulk " +
             $"run starts from an empty warehouse_events (TRUNCATE, CHECKPOINT) and ends with its commit; {BulkRounds} rounds, the variants in " +
             $"rotating order, after a warm-up of {BulkWarmUpEvents:#,0} events each. (a) is what `hourglass events import --bulk` does: " +
-            $"in chunks of {EventBulkBatch.ChunkSize:#,0} lines, each read from the file and checked on every core while the one before is " +
+            $"in chunks of {EventBulkBatch.ChunkSize:#,0} lines, each read from the file and checked on another thread while the one before is " +
             "written: look up the chunk's entities, probe its keys, one binary COPY straight into warehouse_events; as the service role, " +
             "in one transaction. (b) is the same from lines already read (the file's, untimed). (c) has the first event of every chunk already recorded, so " +
             "every chunk's probe finds a key taken and its rows go through the temporary table and one INSERT … ON CONFLICT DO NOTHING " +

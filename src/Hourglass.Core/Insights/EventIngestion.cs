@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
@@ -102,7 +101,7 @@ public static class EventIngestion
 
     /// <summary>
     /// Reads newline-delimited JSON: one event object per line, numbered as in the file; blank lines are skipped. Each
-    /// line's JSON is checked when it is recorded (once, on the bulk path, where a million lines are parsed on every core).
+    /// line's JSON is checked when it is recorded (on the bulk path, while the lines before are written).
     /// </summary>
     public static async Task<IReadOnlyList<EventLine>> ReadNdjsonAsync(TextReader reader, CancellationToken cancellationToken = default)
     {
@@ -333,16 +332,16 @@ public static class EventIngestion
         ArgumentNullException.ThrowIfNull(lines);
         var batch = await EventBulkBatch.StartAsync(connection, transaction, tenantId, mode, cancellationToken);
         var taken = 0;
-        return await batch.RunAsync((count, _) =>
+        return await batch.RunAsync((buffer, _) =>
         {
-            var chunk = new EventLine[Math.Min(count, lines.Count - taken)];
-            for (var i = 0; i < chunk.Length; i++)
+            var count = Math.Min(buffer.Length, lines.Count - taken);
+            for (var i = 0; i < count; i++)
             {
-                chunk[i] = lines[taken + i];
+                buffer[i] = lines[taken + i];
             }
 
-            taken += chunk.Length;
-            return ValueTask.FromResult(chunk);
+            taken += count;
+            return ValueTask.FromResult(count);
         }, cancellationToken);
     }
 
@@ -358,15 +357,15 @@ public static class EventIngestion
         ArgumentNullException.ThrowIfNull(lines);
         var batch = await EventBulkBatch.StartAsync(connection, transaction, tenantId, mode, cancellationToken);
         await using var enumerator = lines.GetAsyncEnumerator(cancellationToken);
-        return await batch.RunAsync(async (count, token) =>
+        return await batch.RunAsync(async (buffer, _) =>
         {
-            var chunk = new List<EventLine>(count);
-            while (chunk.Count < count && await enumerator.MoveNextAsync())
+            var count = 0;
+            while (count < buffer.Length && await enumerator.MoveNextAsync())
             {
-                chunk.Add(enumerator.Current);
+                buffer[count++] = enumerator.Current;
             }
 
-            return [.. chunk];
+            return count;
         }, cancellationToken);
     }
 
@@ -386,10 +385,10 @@ public static class EventIngestion
 }
 
 /// <summary>
-/// One run of <c>EventIngestion.BulkAsync</c>. The lines go through in chunks: while the database writes one
-/// chunk, the next is read (from the file, when streamed) and checked on the other cores, so reading and checking cost
-/// almost no time of their own. For each chunk, in line order: its entities are looked up in the tenant (one query, on
-/// the caller's connection and transaction, so it sees what the caller sees), keys repeated in the batch are resolved
+/// One run of <c>EventIngestion.BulkAsync</c>. The lines go through in chunks: while the database writes one chunk, the
+/// next is read (from the file, when streamed) and checked on another thread, so reading and checking cost almost no
+/// time of their own. For each chunk, in line order: its entities are looked up in the tenant (one query, on the
+/// caller's connection and transaction, so it sees what the caller sees), keys repeated in the batch are resolved
 /// against the first valid line with the key, and the valid new rows are written — straight into warehouse_events by
 /// binary COPY when a probe of the chunk's keys finds none taken, else (or when the COPY meets the unique index after
 /// all) through a temporary table and INSERT … ON CONFLICT DO NOTHING. In refuse mode the first bad line stops the
@@ -401,9 +400,6 @@ internal sealed class EventBulkBatch
     /// <summary>Lines per chunk.</summary>
     internal const int ChunkSize = 50_000;
 
-    // A chunk is read in ranges of this many lines, on every core; a smaller one on one thread (starting tasks would
-    // cost more than it saves).
-    private const int ParallelRange = 5_000;
     private const int ProbeSample = 1_000;
 
     // A temporary table (in pg_temp, named without it where created): unlogged, private to the session, gone at commit.
@@ -417,28 +413,45 @@ internal sealed class EventBulkBatch
     private readonly EventErrorMode _mode;
     private readonly DateTime _now;
     private readonly int _skewSeconds;
-    private readonly List<Chunk> _chunks = [];
-    private readonly Dictionary<string, (Chunk Chunk, int Index)> _firstWithKey = new(StringComparer.Ordinal);
+    private readonly List<EventOutcome> _outcomes = [];
+
+    // Each key's first valid line: its row (to compare a later line with) and its place in _outcomes.
+    private readonly Dictionary<string, (EventRow Row, int Outcome)> _firstWithKey = new(StringComparer.Ordinal);
     private int _idsMade;
     private bool _refused;
 
     private EventBulkBatch(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, EventErrorMode mode, DateTime now, int skewSeconds) =>
         (_connection, _transaction, _tenantId, _mode, _now, _skewSeconds) = (connection, transaction, tenantId, mode, now, skewSeconds);
 
-    /// <summary>One chunk's lines and, by position, what became of each.</summary>
-    private sealed class Chunk(EventLine[] lines)
+    /// <summary>
+    /// One chunk's lines and, by position, what became of each. Two are used in turn (one read while the other is
+    /// written), so a million lines do not allocate twenty sets of arrays on the large object heap.
+    /// </summary>
+    private sealed class Chunk
     {
-        public EventLine[] Lines { get; } = lines;
+        public EventLine[] Lines { get; } = new EventLine[ChunkSize];
 
-        public EventRow?[] Rows { get; } = new EventRow?[lines.Length];
+        public int Count { get; private set; }
 
-        public string?[] Errors { get; } = new string?[lines.Length];
+        public EventRow?[] Rows { get; } = new EventRow?[ChunkSize];
 
-        public string?[] TimeErrors { get; } = new string?[lines.Length];
+        public string?[] Errors { get; } = new string?[ChunkSize];
 
-        public string?[] Keys { get; } = new string?[lines.Length];
+        public string?[] TimeErrors { get; } = new string?[ChunkSize];
 
-        public EventOutcome?[] Outcomes { get; } = new EventOutcome?[lines.Length];
+        public string?[] Keys { get; } = new string?[ChunkSize];
+
+        public EventOutcome?[] Outcomes { get; } = new EventOutcome?[ChunkSize];
+
+        public void Reset(int count)
+        {
+            Count = count;
+            Array.Clear(Rows);
+            Array.Clear(Errors);
+            Array.Clear(TimeErrors);
+            Array.Clear(Keys);
+            Array.Clear(Outcomes);
+        }
 
         public EventOutcome Rejected(int i, string error) => new(Lines[i].LineNumber, "rejected", null, Keys[i], error);
     }
@@ -466,18 +479,20 @@ internal sealed class EventBulkBatch
         return new EventBulkBatch(connection, transaction, tenantId, mode, reader.GetFieldValue<DateTime>(1), reader.GetInt32(2));
     }
 
-    /// <summary>Runs the batch over <paramref name="next"/>, which returns the next lines (up to the size asked for; fewer only at the end).</summary>
-    public async Task<IReadOnlyList<EventOutcome>> RunAsync(Func<int, CancellationToken, ValueTask<EventLine[]>> next, CancellationToken cancellationToken)
+    /// <summary>Runs the batch over <paramref name="fill"/>, which puts the next lines in the array it is given and returns how many (fewer than its length only at the end).</summary>
+    public async Task<IReadOnlyList<EventOutcome>> RunAsync(Func<EventLine[], CancellationToken, ValueTask<int>> fill, CancellationToken cancellationToken)
     {
         await _transaction.SaveAsync("event_bulk", cancellationToken);
-        var reading = ReadAsync(next, cancellationToken);
+        Chunk[] chunks = [new(), new()];
+        var turn = 0;
+        var reading = ReadAsync(chunks[turn], fill, cancellationToken);
         try
         {
             while (await reading is { } chunk)
             {
-                _chunks.Add(chunk);
                 // The next chunk is read while this one is written.
-                reading = chunk.Lines.Length == ChunkSize ? ReadAsync(next, cancellationToken) : Task.FromResult<Chunk?>(null);
+                turn ^= 1;
+                reading = chunk.Count == ChunkSize ? ReadAsync(chunks[turn], fill, cancellationToken) : Task.FromResult<Chunk?>(null);
                 await WriteChunkAsync(chunk, cancellationToken);
             }
         }
@@ -487,46 +502,36 @@ internal sealed class EventBulkBatch
             await reading.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
 
-        var outcomes = _chunks.SelectMany(c => c.Outcomes).Select(o => o!).ToList();
         if (_refused)
         {
             await _transaction.RollbackAsync("event_bulk", cancellationToken);
-            throw new EventBatchRefusedException([.. outcomes.Where(o => o.Outcome == "rejected")], outcomes.Count);
+            throw new EventBatchRefusedException([.. _outcomes.Where(o => o.Outcome == "rejected")], _outcomes.Count);
         }
 
         await _transaction.ReleaseAsync("event_bulk", cancellationToken);
-        return outcomes;
+        return _outcomes;
     }
 
-    // Takes the next chunk's lines and checks them: pure work on each line alone, on every core for a big chunk.
-    private Task<Chunk?> ReadAsync(Func<int, CancellationToken, ValueTask<EventLine[]>> next, CancellationToken cancellationToken) =>
+    // Takes the next lines and checks each: pure work on each line alone, on a thread of its own.
+    private Task<Chunk?> ReadAsync(Chunk chunk, Func<EventLine[], CancellationToken, ValueTask<int>> fill, CancellationToken cancellationToken) =>
         Task.Run(async () =>
         {
-            var lines = await next(ChunkSize, cancellationToken);
-            if (lines.Length == 0)
+            var count = await fill(chunk.Lines, cancellationToken);
+            if (count == 0)
             {
                 return null;
             }
 
-            var chunk = new Chunk(lines);
-            if (lines.Length <= ParallelRange)
-            {
-                ReadLines(chunk, 0, lines.Length);
-            }
-            else
-            {
-                Parallel.ForEach(Partitioner.Create(0, lines.Length, ParallelRange), new ParallelOptions { CancellationToken = cancellationToken },
-                    range => ReadLines(chunk, range.Item1, range.Item2));
-            }
-
+            chunk.Reset(count);
+            ReadLines(chunk);
             return chunk;
         }, cancellationToken);
 
-    private void ReadLines(Chunk chunk, int from, int to)
+    private void ReadLines(Chunk chunk)
     {
-        // Repeated types and sources share one string (per range: no lock, a few copies in all).
+        // Repeated types and sources share one string.
         var shared = new Dictionary<string, string>(StringComparer.Ordinal);
-        for (var i = from; i < to; i++)
+        for (var i = 0; i < chunk.Count; i++)
         {
             var line = chunk.Lines[i];
             var (fields, readError) = line.Error is not null ? (null, line.Error)
@@ -564,10 +569,11 @@ internal sealed class EventBulkBatch
         await CheckEntitiesAsync(chunk, cancellationToken);
 
         // Keys repeated within the batch: the first valid line with a key counts; a later one is its duplicate when it
-        // is the same event, else rejected.
-        var duplicates = new List<(int Line, Chunk FirstChunk, int First)>();
-        var fresh = new List<int>(chunk.Lines.Length);
-        for (var i = 0; i < chunk.Lines.Length; i++)
+        // is the same event, else rejected. Lines are numbered across the batch by their place in _outcomes.
+        var start = _outcomes.Count;
+        var duplicates = new List<(int Line, int First)>();
+        var fresh = new List<int>(chunk.Count);
+        for (var i = 0; i < chunk.Count; i++)
         {
             chunk.Errors[i] ??= chunk.TimeErrors[i];
             if (chunk.Errors[i] is not null)
@@ -577,16 +583,19 @@ internal sealed class EventBulkBatch
             }
 
             var row = chunk.Rows[i]!.Value;
-            if (row.Key is not { } key || _firstWithKey.TryAdd(key, (chunk, i)))
+            if (row.Key is not { } key)
             {
                 fresh.Add(i);
-                continue;
             }
-
-            var (firstChunk, first) = _firstWithKey[key];
-            if (EventRules.SameEvent(firstChunk.Rows[first]!.Value, row))
+            else if (!_firstWithKey.TryGetValue(key, out var first))
             {
-                duplicates.Add((i, firstChunk, first));
+                // Kept with a payload of its own: the line it is cut from need not outlive its chunk.
+                _firstWithKey[key] = (row with { Payload = row.Payload.ToString().AsMemory() }, start + i);
+                fresh.Add(i);
+            }
+            else if (EventRules.SameEvent(first.Row, row))
+            {
+                duplicates.Add((i, first.Outcome));
             }
             else
             {
@@ -595,7 +604,7 @@ internal sealed class EventBulkBatch
             }
         }
 
-        for (var i = 0; i < chunk.Lines.Length; i++)
+        for (var i = 0; i < chunk.Count; i++)
         {
             if (chunk.Errors[i] is { } error)
             {
@@ -618,24 +627,28 @@ internal sealed class EventBulkBatch
         }
 
         // A duplicate shares its first line's fate: the same id, or the same rejection.
-        foreach (var (line, firstChunk, first) in duplicates)
+        foreach (var (line, first) in duplicates)
         {
-            var outcome = firstChunk.Outcomes[first]!;
+            var outcome = first < start ? _outcomes[first] : chunk.Outcomes[first - start]!;
             chunk.Outcomes[line] = outcome.Outcome == "rejected"
                 ? chunk.Rejected(line, outcome.Error!)
                 : new EventOutcome(chunk.Lines[line].LineNumber, "duplicate", outcome.EventId, outcome.IdempotencyKey, null);
         }
 
         _refused |= _mode == EventErrorMode.Refuse && taken.Values.Any(t => !t.Same);
+        for (var i = 0; i < chunk.Count; i++)
+        {
+            _outcomes.Add(chunk.Outcomes[i]!);
+        }
     }
 
     // Every contact, account and order the chunk names, looked up in the tenant at once.
     private async Task CheckEntitiesAsync(Chunk chunk, CancellationToken cancellationToken)
     {
         var wanted = new Dictionary<string, HashSet<Guid>>(StringComparer.Ordinal) { ["contact"] = [], ["account"] = [], ["order"] = [] };
-        foreach (var row in chunk.Rows)
+        for (var i = 0; i < chunk.Count; i++)
         {
-            if (row is { EntityType: { } type, EntityId: { } id } && wanted.TryGetValue(type, out var set))
+            if (chunk.Rows[i] is { EntityType: { } type, EntityId: { } id } && wanted.TryGetValue(type, out var set))
             {
                 set.Add(id);
             }
@@ -662,7 +675,7 @@ internal sealed class EventBulkBatch
             }
         }
 
-        for (var i = 0; i < chunk.Lines.Length; i++)
+        for (var i = 0; i < chunk.Count; i++)
         {
             if (chunk.Errors[i] is not null || chunk.Rows[i] is not { EntityType: { } type, EntityId: { } id })
             {
@@ -791,42 +804,44 @@ internal sealed class EventBulkBatch
     private async Task CopyAsync(Chunk chunk, string copy, List<int> fresh, Guid[] ids, bool staging, CancellationToken cancellationToken)
     {
         await using var writer = await _connection.BeginBinaryImportAsync(copy, cancellationToken);
+        // The synchronous writes: they copy into Npgsql's buffer and block only when it is full and sent, and a million
+        // rows of ten async calls each cost the client more than the server spends on them.
         for (var n = 0; n < fresh.Count; n++)
         {
             var row = chunk.Rows[fresh[n]]!.Value;
-            await writer.StartRowAsync(cancellationToken);
+            writer.StartRow();
             if (staging)
             {
-                await writer.WriteAsync(fresh[n], NpgsqlDbType.Integer, cancellationToken);
+                writer.Write(fresh[n], NpgsqlDbType.Integer);
             }
 
-            await writer.WriteAsync(ids[n], NpgsqlDbType.Uuid, cancellationToken);
-            await writer.WriteAsync(_tenantId, NpgsqlDbType.Uuid, cancellationToken);
-            await writer.WriteAsync(row.EventType, NpgsqlDbType.Text, cancellationToken);
-            await WriteAsync(writer, row.EntityType, NpgsqlDbType.Text, cancellationToken);
-            await WriteAsync(writer, row.EntityId, NpgsqlDbType.Uuid, cancellationToken);
-            await writer.WriteAsync(row.Payload, NpgsqlDbType.Jsonb, cancellationToken);
-            await writer.WriteAsync(row.Source, NpgsqlDbType.Text, cancellationToken);
-            await WriteAsync(writer, row.Key, NpgsqlDbType.Text, cancellationToken);
-            await writer.WriteAsync(row.OccurredAt, NpgsqlDbType.TimestampTz, cancellationToken);
+            writer.Write(ids[n], NpgsqlDbType.Uuid);
+            writer.Write(_tenantId, NpgsqlDbType.Uuid);
+            writer.Write(row.EventType, NpgsqlDbType.Text);
+            Write(writer, row.EntityType, NpgsqlDbType.Text);
+            Write(writer, row.EntityId, NpgsqlDbType.Uuid);
+            writer.Write(row.Payload, NpgsqlDbType.Jsonb);
+            writer.Write(row.Source, NpgsqlDbType.Text);
+            Write(writer, row.Key, NpgsqlDbType.Text);
+            writer.Write(row.OccurredAt, NpgsqlDbType.TimestampTz);
             if (staging)
             {
-                await writer.WriteAsync(row.ExplicitTime, NpgsqlDbType.Boolean, cancellationToken);
+                writer.Write(row.ExplicitTime, NpgsqlDbType.Boolean);
             }
         }
 
         await writer.CompleteAsync(cancellationToken);
     }
 
-    private static async Task WriteAsync<T>(NpgsqlBinaryImporter writer, T? value, NpgsqlDbType type, CancellationToken cancellationToken)
+    private static void Write<T>(NpgsqlBinaryImporter writer, T? value, NpgsqlDbType type)
     {
         if (value is null)
         {
-            await writer.WriteNullAsync(cancellationToken);
+            writer.WriteNull();
         }
         else
         {
-            await writer.WriteAsync(value, type, cancellationToken);
+            writer.Write(value, type);
         }
     }
 }
