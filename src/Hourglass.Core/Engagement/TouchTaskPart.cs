@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
 using Hourglass.Insights;
+using Hourglass.Policies;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -25,12 +26,14 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
     public async Task<IReadOnlyList<ProposedAction>> ProposeAsync(CycleContext context, CancellationToken cancellationToken)
     {
         var strategies = await ActiveStrategiesAsync(context, cancellationToken);
+        var policy = strategies.Count == 0 ? null : (await PolicyStore.InForceAsync(context.Database.DataSource, context.TenantId, cancellationToken)).Document;
         // The queue's order (engagement_queue, best-time bonus included), but skipping clocks that already have an
         // open touch card or approval (or a rejection this week) before the limit: filtered after it, a queue whose
         // top 200 all had cards proposed nothing new.
         await using var command = context.Database.DataSource.CreateCommand("""
             select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
-                   q.priority_score, coalesce(q.priority_reason, q.compliance_status), coalesce(k.name, a.name), a.tier, a.segment, a.name
+                   q.priority_score, coalesce(q.priority_reason, q.compliance_status), coalesce(k.name, a.name), a.tier, a.segment, a.name,
+                   k.timezone, a.timezone
             from hourglass.touch_candidates($1, $2, true) q
             left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
             left join public.accounts a on a.tenant_id = $1 and a.id = q.account_id
@@ -65,11 +68,23 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
                 ["compliance_status"] = reader.GetString(4),
             };
             var applicable = strategies.Where(s => s.Matches(facts)).ToList();
-            var choice = StrategySelector.Choose(applicable, new Random(StrategySelector.SeedFor(context.TenantId, context.HourBucket, entityId)));
+            // Seeded by the touch that is due (the target and its due date), not the hour: the choice stays while the touch
+            // waits, so a message chosen at night goes out when the send window opens instead of being drawn again every hour
+            // until a strategy the window does not hold back (a touch card) happens to win.
+            var dueAt = reader.GetFieldValue<DateTimeOffset>(6);
+            var choice = StrategySelector.Choose(applicable, new Random(StrategySelector.SeedFor(context.TenantId, entityId, dueAt)));
             if (choice is not null)
             {
                 var template = choice.Strategy.ActionTemplate;
                 kind = (string?)template["kind"] ?? "touch_task";
+                if (policy is not null && kind == "send_message"
+                    && PolicyEvaluator.TimingBlocks(policy, kind, Zone(Text(13), "contact") ?? Zone(Text(14), "account") ?? (context.TenantZone, "tenant"), context.Now,
+                        context.TenantZone) is not null)
+                {
+                    // Not now: the send window or a holiday holds it back. The contact stays in the queue for a later hour.
+                    continue;
+                }
+
                 payload["strategy_key"] = choice.Strategy.Key;
                 reason = $"{reason}; {choice.Reason}";
                 if (kind == "send_message")
@@ -108,6 +123,9 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
 
         return strategies;
     }
+
+    private static (TimeZoneInfo Zone, string Source)? Zone(string? id, string source) =>
+        id is not null && TimeZoneInfo.TryFindSystemTimeZoneById(id, out var zone) ? (zone, source) : null;
 
     // {name} is the contact's (or account's) name, {account} the account's.
     private static string? Fill(string? template, string? name, string? account) =>

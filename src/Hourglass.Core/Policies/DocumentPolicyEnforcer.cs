@@ -79,7 +79,10 @@ public sealed class DocumentPolicyEnforcer(NpgsqlDataSource dataSource) : IPolic
         }
     }
 
-    /// <summary>The facts for contacts or accounts (by id): time zone, do-not-contact, credit hold, open touches, last touch.</summary>
+    /// <summary>
+    /// The facts for contacts or accounts (by id): time zone, do-not-contact, credit hold, open touches (an open touch card or
+    /// approval, or a message waiting to go out), last touch.
+    /// </summary>
     public static async Task<Dictionary<Guid, TargetFacts>> LoadFactsAsync(NpgsqlDataSource dataSource, Guid tenantId, TimeZoneInfo tenantZone,
         Guid[] subjects, CancellationToken cancellationToken)
     {
@@ -96,7 +99,9 @@ public sealed class DocumentPolicyEnforcer(NpgsqlDataSource dataSource) : IPolic
                         when a.do_not_contact then 'the account is marked do-not-contact' end,
                    coalesce(a.credit_hold, false),
                    exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
-                             and o.entity_id = s.id),
+                             and o.entity_id = s.id)
+                   or exists (select 1 from public.message_outbox m where m.tenant_id = $1 and m.status in ('pending', 'sending')
+                             and (m.payload ->> 'target_id') = s.id::text),
                    (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
             from unnest($2::uuid[]) s(id)
             left join public.contacts k on k.tenant_id = $1 and k.id = s.id

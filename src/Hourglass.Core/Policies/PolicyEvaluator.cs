@@ -240,6 +240,27 @@ public static class PolicyEvaluator
         };
     }
 
+    /// <summary>
+    /// Why an action of <paramref name="kind"/> could not happen at <paramref name="now"/> for a target in the time zone <paramref name="target"/>
+    /// because of the document's timing rules (send windows, holidays) alone — null when they allow it. The planner asks
+    /// before it chooses a message, so a message waits for its window instead of being proposed, denied and recorded
+    /// every hour of the night.
+    /// </summary>
+    public static string? TimingBlocks(PolicyDocument document, string kind, (TimeZoneInfo Zone, string Source) target, DateTimeOffset now, TimeZoneInfo tenantZone)
+    {
+        ArgumentNullException.ThrowIfNull(document);
+        foreach (var rule in document.Rules)
+        {
+            if (rule.Kind is "send_window" or "holidays" && rule.Decision == PolicyVerdict.Deny && rule.AppliesToKind(kind)
+                && Check(rule, new PolicyAction(kind, null), new TargetFacts(target.Zone, target.Source), new PolicyHistory(), now, tenantZone) is { } message)
+            {
+                return $"{rule.Id}: {message}";
+            }
+        }
+
+        return null;
+    }
+
     public static string Name(PolicyVerdict verdict) => verdict switch
     {
         PolicyVerdict.Allow => "allow",

@@ -64,6 +64,7 @@ internal static class HourglassCommands
         root.Subcommands.Add(BuildDatabaseCommand());
         root.Subcommands.Add(ServeCommand.Build(Options, CreateLoggers));
         root.Subcommands.Add(StatusCommand.Build(Options, CreateLoggers));
+        root.Subcommands.Add(SimulateCommand.Build(Options, CreateLoggers));
         var commands = CycleCommands.Build(Options, CreateLoggers)
             .Concat(EngagementCommands.Build(Options, CreateLoggers))
             .Concat(ChannelCommands.Build(Options, CreateLoggers))

@@ -63,7 +63,7 @@ internal static class StatusCommand
     /// Standard output as Spectre.Console sees it; when it is redirected (a file, a pipe, a test), plain text: no
     /// colours or cursor movement, Markdown tables, and wide enough that rows do not wrap.
     /// </summary>
-    private static IAnsiConsole CreateConsole()
+    internal static IAnsiConsole CreateConsole()
     {
         if (!Console.IsOutputRedirected)
         {

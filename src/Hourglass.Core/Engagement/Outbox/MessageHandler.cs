@@ -67,6 +67,7 @@ internal sealed class MessageHandler : IActionHandler
                 ["target_type"] = action.TargetType,
                 ["target_id"] = action.TargetId?.ToString(),
                 ["reason"] = action.Reason,
+                ["strategy_key"] = payload["strategy_key"]?.DeepClone(),
                 ["data"] = payload["data"]?.DeepClone(),
             },
             context.RunId);

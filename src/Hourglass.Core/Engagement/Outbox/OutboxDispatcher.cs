@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
 using Microsoft.Extensions.Logging;
@@ -222,6 +223,10 @@ internal sealed partial class OutboxDispatcher
             {
                 LogClaimLost(_logger, message.Id, message.Attempt);
             }
+            else if (status == "sent")
+            {
+                await RecordTouchAsync(connection, transaction, message, cancellationToken);
+            }
         }
 
         await using (var attempt = new NpgsqlCommand("""
@@ -241,6 +246,31 @@ internal sealed partial class OutboxDispatcher
 
         await transaction.CommitAsync(cancellationToken);
         LogAttempt(_logger, message.Id, message.Attempt, outcome, status, result.Error);
+    }
+
+    // A message that went out is the agent's touch of its target: the clock moves (and a 'touch' event is logged) in the
+    // transaction that marks it sent, so a message that never goes out is never counted. A target deleted meanwhile,
+    // or a message not about a contact or account, records nothing.
+    private static async Task RecordTouchAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, OutboxMessage message,
+        CancellationToken cancellationToken)
+    {
+        static string? Text(JsonNode? node) => node is JsonValue value && value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : null;
+        var targetType = Text(message.Payload["target_type"]);
+        if (targetType is not ("contact" or "account") || !Guid.TryParse(Text(message.Payload["target_id"]), out var targetId))
+        {
+            return;
+        }
+
+        await using var touch = new NpgsqlCommand("""
+            select public.update_engagement_clock($1, $2, $3, $4, 'agent')
+            where exists (select 1 from public.contacts k where $2 = 'contact' and k.tenant_id = $1 and k.id = $3)
+               or exists (select 1 from public.accounts a where $2 = 'account' and a.tenant_id = $1 and a.id = $3)
+            """, connection, transaction);
+        touch.Parameters.Add(new() { Value = message.TenantId });
+        touch.Parameters.Add(new() { Value = targetType });
+        touch.Parameters.Add(new() { Value = targetId });
+        touch.Parameters.Add(new() { Value = message.Channel });
+        await touch.ExecuteNonQueryAsync(cancellationToken);
     }
 
     // A message whose final attempt's claim lapsed (its dispatcher died mid-send) gets no further attempt: it fails,

@@ -1,0 +1,343 @@
+using Npgsql;
+
+namespace Hourglass.Simulation;
+
+/// <summary>
+/// What the simulation measures as it runs (what only the world knows: the true reply chances, which order had which
+/// defect) and reads from the database at the end (what the agent did: caps, order outcomes, runs, its estimates).
+/// </summary>
+internal sealed class SimulationRecorder(SimWorld world)
+{
+    private readonly List<HourPoint> _hours = [];
+    private readonly Dictionary<int, DayCounts> _days = [];
+    private readonly StrategyTally[,] _tally = new StrategyTally[world.Tenants.Count, 2];
+    private readonly Dictionary<Guid, OrderDefect> _orders = [];
+
+    private SimulationOptions Options => world.Options;
+
+    /// <summary>The day from which the compliance goal holds (21, or half the run when it is shorter).</summary>
+    public int ComplianceFromDay => Math.Min(21, Options.Days / 2);
+
+    /// <summary>The day from which the strategy goal is measured (60, or two thirds of the run when it is shorter).</summary>
+    public int StrategyFromDay => Math.Min(60, Options.Days * 2 / 3);
+
+    private DayCounts Day(DateTimeOffset at)
+    {
+        var day = (int)Math.Floor((at - Options.Start).TotalDays);
+        if (!_days.TryGetValue(day, out var counts))
+        {
+            _days[day] = counts = new DayCounts();
+        }
+
+        return counts;
+    }
+
+    public async Task MeasureHourAsync(NpgsqlDataSource dataSource, int hour, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select count(*) filter (where next_touch_due < $1), count(*) from public.engagement_clocks group by tenant_id
+            """);
+        command.Parameters.Add(new() { Value = now });
+        long overdue = 0, clocks = 0;
+        var worst = 0.0;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var (o, n) = (reader.GetInt64(0), reader.GetInt64(1));
+            overdue += o;
+            clocks += n;
+            worst = Math.Max(worst, n == 0 ? 0 : (double)o / n);
+        }
+
+        _hours.Add(new HourPoint(hour, clocks == 0 ? 0 : Math.Round((double)overdue / clocks, 5), Math.Round(worst, 5), overdue));
+    }
+
+    public void Reply(DateTimeOffset at) => Day(at).Replies++;
+
+    public void ManualTouch(DateTimeOffset at) => Day(at).ManualTouches++;
+
+    public void CardCompleted(DateTimeOffset at) => Day(at).Calls++;
+
+    public void ApprovalDecided(bool approved)
+    {
+        if (approved)
+        {
+            Approved++;
+        }
+        else
+        {
+            Rejected++;
+        }
+    }
+
+    public int Approved { get; private set; }
+
+    public int Rejected { get; private set; }
+
+    public void OrderPlaced(SimOrder order)
+    {
+        _orders[order.Id] = order.Defect;
+        Day(order.PlacedAt).Orders++;
+    }
+
+    /// <summary>
+    /// An agent's touch with <paramref name="chosen"/>: its success chance (a reply, or an order within the attribution
+    /// window — the same "success" the agent learns from) against every strategy's at the same moment.
+    /// </summary>
+    public void AgentTouch(SimContact contact, int chosen, DateTimeOffset at, double[] replyChances, bool ordered, bool replied)
+    {
+        if (chosen == 2)
+        {
+            // Calls are counted when the card is completed.
+        }
+        else
+        {
+            Day(at).Messages++;
+        }
+
+        var day = (at - Options.Start).TotalDays;
+        var period = day >= StrategyFromDay ? 1 : 0;
+        ref var tally = ref _tally[contact.Account.Tenant.Index, period];
+        tally ??= new StrategyTally(replyChances.Length);
+        tally.Touches++;
+        tally.ChosenChance += Success(replyChances[chosen], ordered);
+        tally.Successes += replied || ordered ? 1 : 0;
+        tally.Chosen[chosen]++;
+        for (var s = 0; s < replyChances.Length; s++)
+        {
+            tally.ChanceSum[s] += Success(replyChances[s], ordered);
+        }
+    }
+
+    private static double Success(double reply, bool ordered) => ordered ? 1 : reply;
+
+    public async Task<SimulationReport> ReportAsync(NpgsqlDataSource dataSource, SimulationOptions options, CancellationToken cancellationToken)
+    {
+        var tenants = world.Tenants.ToDictionary(t => t.Id);
+        var names = world.Tenants.ToDictionary(t => t.Id, t => t.Name);
+
+        // Caps, checked from the ledger independently of the enforcer: every succeeded action against the others
+        // of its window (t − window, t], as the policy counts them.
+        // (t − 24 h, t] is [t − 24 h + 1 µs, t]: timestamps have microsecond resolution.
+        var emailPeak = await PeakAsync(dataSource, """
+            select coalesce(max(n), 0) from (
+              select count(*) over (partition by tenant_id order by completed_at range between interval '23:59:59.999999' preceding and current row) as n
+              from public.agent_actions where kind = 'send_message' and status = 'succeeded') x
+            """, cancellationToken);
+        var contactPeak = await PeakAsync(dataSource, """
+            select coalesce(max(n), 0) from (
+              select count(*) over (partition by tenant_id, target_id order by completed_at
+                                    range between interval '6 days 23:59:59.999999' preceding and current row) as n
+              from public.agent_actions where kind in ('send_message', 'touch_task') and status = 'succeeded') x
+            """, cancellationToken);
+        var sentPeak = await PeakAsync(dataSource, """
+            select coalesce(max(n), 0) from (
+              select count(*) over (partition by tenant_id order by sent_at range between interval '23:59:59.999999' preceding and current row) as n
+              from public.message_outbox where status = 'sent') x
+            """, cancellationToken);
+        var sendsOutsideWindow = await PeakAsync(dataSource, """
+            select count(*) from public.message_outbox m
+            join public.contacts k on k.tenant_id = m.tenant_id and k.id = (m.payload ->> 'target_id')::uuid
+            join public.tenants t on t.id = m.tenant_id
+            where m.status = 'sent'
+              and (extract(isodow from m.sent_at at time zone coalesce(k.timezone, t.timezone)) > 5
+                   or extract(hour from m.sent_at at time zone coalesce(k.timezone, t.timezone)) not between 8 and 17)
+            """, cancellationToken);
+
+        // Orders: what became of each, by the defect the world gave it.
+        var outcomes = new Dictionary<OrderDefect, OrderTally>();
+        await using (var command = dataSource.CreateCommand("""
+            select q.order_id, q.status,
+                   exists (select 1 from public.order_processing_exceptions e where e.tenant_id = q.tenant_id and e.order_id = q.order_id),
+                   (select count(*) from public.order_processing_fixes f where f.tenant_id = q.tenant_id and f.order_id = q.order_id)
+            from public.order_processing_queue q
+            """))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                if (!_orders.TryGetValue(reader.GetGuid(0), out var defect))
+                {
+                    continue;
+                }
+
+                var tally = outcomes.TryGetValue(defect, out var t) ? t : outcomes[defect] = new OrderTally();
+                tally.Placed++;
+                var status = reader.GetString(1);
+                if (status == "validated" && !reader.GetBoolean(2))
+                {
+                    tally.AutoResolved++;
+                    tally.Fixed += reader.GetInt64(3) > 0 ? 1 : 0;
+                }
+                else if (status == "exception")
+                {
+                    tally.Exceptions++;
+                }
+                else if (status is "pending" or "processing")
+                {
+                    tally.Unprocessed++;
+                }
+                else
+                {
+                    tally.Other++;
+                }
+            }
+        }
+
+        var runs = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        await using (var command = dataSource.CreateCommand("select status, count(*) from public.agent_autonomous_runs group by status"))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                runs[reader.GetString(0)] = reader.GetInt64(1);
+            }
+        }
+
+        var estimates = new List<StrategyEstimate>();
+        await using (var command = dataSource.CreateCommand("""
+            select tenant_id, strategy_key, usage_count, success_count, effectiveness_score from public.success_strategies order by tenant_id, strategy_key
+            """))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                estimates.Add(new StrategyEstimate(reader.GetGuid(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3),
+                    Math.Round(reader.GetDecimal(4), 4)));
+            }
+        }
+
+        var strategies = new List<TenantStrategies>();
+        double chosenSum = 0, bestSum = 0, successes = 0, touches = 0;
+        foreach (var tenant in world.Tenants)
+        {
+            var late = _tally[tenant.Index, 1] ?? new StrategyTally(SimWorld.Strategies.Count);
+            var early = _tally[tenant.Index, 0] ?? new StrategyTally(SimWorld.Strategies.Count);
+            var rows = SimWorld.Strategies.Select((s, i) =>
+            {
+                var estimate = estimates.FirstOrDefault(e => e.TenantId == tenant.Id && e.Key == s.Key);
+                return new StrategyRow(s.Key, Rate(late.ChanceSum[i], late.Touches), early.Chosen[i] + late.Chosen[i], late.Chosen[i],
+                    estimate?.Uses ?? 0, estimate?.Successes ?? 0, estimate?.Score ?? 0);
+            }).ToList();
+            var best = late.Touches == 0 ? 0 : late.ChanceSum.Max() / late.Touches;
+            var chosen = late.Touches == 0 ? 0 : late.ChosenChance / late.Touches;
+            strategies.Add(new TenantStrategies(tenant.Name, rows, SimWorld.Strategies[Array.IndexOf(late.ChanceSum, late.ChanceSum.Max())].Key,
+                Math.Round(chosen, 4), Math.Round(best, 4), best == 0 ? 0 : Math.Round(chosen / best, 4), late.Touches,
+                Rate(late.Successes, late.Touches)));
+            chosenSum += late.ChosenChance;
+            bestSum += late.ChanceSum.Max();
+            successes += late.Successes;
+            touches += late.Touches;
+        }
+
+        var hourly = _hours;
+        var fromHour = ComplianceFromDay * 24;
+        var afterWarmup = hourly.Where(h => h.Hour >= fromHour).ToList();
+        var worstOverall = afterWarmup.Count == 0 ? 0 : afterWarmup.Max(h => h.OverdueShare);
+        var worstTenant = afterWarmup.Count == 0 ? 0 : afterWarmup.Max(h => h.WorstTenantShare);
+        var fixable = Sum(outcomes, d => d.Fixable());
+        var unfixable = Sum(outcomes, d => d.Unfixable());
+        var clean = outcomes.TryGetValue(OrderDefect.None, out var c) ? c : new OrderTally();
+        var strategyRatio = bestSum == 0 ? 0 : chosenSum / bestSum;
+
+        var goals = new List<SimulationGoal>
+        {
+            new("compliance", $"share of clocks overdue at every hour from day {ComplianceFromDay}", "<= 1%",
+                $"{worstOverall:P2} all tenants; {worstTenant:P2} worst tenant", worstOverall <= 0.01),
+            new("caps", "no policy cap exceeded (email per 24 h, touches per contact per 7 days; from the ledger)",
+                $"<= {options.EmailDailyCap} and <= {options.ContactWeeklyCap}", $"{emailPeak} and {contactPeak}",
+                emailPeak <= options.EmailDailyCap && contactPeak <= options.ContactWeeklyCap),
+            new("fixable_orders", "fixable orders resolved automatically", ">= 90%",
+                $"{Rate(fixable.AutoResolved, fixable.Placed):P1} ({fixable.AutoResolved} of {fixable.Placed})",
+                fixable.Placed == 0 || (double)fixable.AutoResolved / fixable.Placed >= 0.9),
+            new("unfixable_orders", "unfixable orders released automatically", "0",
+                $"{unfixable.AutoResolved} of {unfixable.Placed}", unfixable.AutoResolved == 0),
+            new("strategies", $"chosen strategies' true success rate against the best strategy's, from day {StrategyFromDay}", ">= 90%",
+                $"{strategyRatio:P1}", strategyRatio >= 0.9),
+        };
+
+        return new SimulationReport(
+            new SimulationSettings(options.Seed, options.Tenants, options.ContactsPerTenant, options.ContactsPerAccount, options.Days, options.Start,
+                options.OwnersPerTenant, options.EmailDailyCap, options.ContactWeeklyCap, options.ApprovalEveryNthTenant, options.FixableShare,
+                options.UnfixableShare, options.MeanDaysBetweenOrders, options.ManualTouchesPerContactDay, options.Concurrency),
+            world.Tenants.Select(t => new TenantSummary(t.Name, t.ZoneName, t.ApprovesMessages, t.Accounts.Count, t.Contacts.Count, t.Orders.Count,
+                t.Holidays.Select(h => h.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)).ToList())).ToList(),
+            goals,
+            new ComplianceResult(ComplianceFromDay, hourly.Count == 0 ? 0 : hourly[0].OverdueShare, worstOverall, worstTenant,
+                afterWarmup.Count(h => h.OverdueShare > 0.01), hourly),
+            new CapResult(options.EmailDailyCap, emailPeak, sentPeak, options.ContactWeeklyCap, contactPeak, sendsOutsideWindow),
+            _days.OrderBy(d => d.Key).Select(d => new DayPoint(d.Key, d.Value.Messages, d.Value.Calls, d.Value.ManualTouches, d.Value.Replies, d.Value.Orders)).ToList(),
+            new OrderResult(clean.Placed, clean.AutoResolved, fixable.Placed, fixable.AutoResolved, fixable.Exceptions, unfixable.Placed, unfixable.AutoResolved,
+                unfixable.Exceptions, outcomes.Values.Sum(o => o.Unprocessed),
+                outcomes.OrderBy(o => o.Key).Select(o => new DefectRow(o.Key.ToString(), o.Value.Placed, o.Value.AutoResolved, o.Value.Fixed,
+                    o.Value.Exceptions, o.Value.Unprocessed + o.Value.Other)).ToList()),
+            new StrategyResult(StrategyFromDay, Math.Round(strategyRatio, 4), Rate(successes, touches), (long)touches, strategies),
+            new CycleOutcomes(runs, Approved, Rejected),
+            null);
+    }
+
+    private static double Rate(double part, double whole) => whole == 0 ? 0 : Math.Round(part / whole, 4);
+
+    private static OrderTally Sum(Dictionary<OrderDefect, OrderTally> outcomes, Func<OrderDefect, bool> which)
+    {
+        var sum = new OrderTally();
+        foreach (var (defect, tally) in outcomes.Where(o => which(o.Key)))
+        {
+            sum.Placed += tally.Placed;
+            sum.AutoResolved += tally.AutoResolved;
+            sum.Exceptions += tally.Exceptions;
+            sum.Unprocessed += tally.Unprocessed;
+        }
+
+        return sum;
+    }
+
+    private static async Task<long> PeakAsync(NpgsqlDataSource dataSource, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(sql);
+        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private sealed class DayCounts
+    {
+        public int Messages { get; set; }
+
+        public int Calls { get; set; }
+
+        public int ManualTouches { get; set; }
+
+        public int Replies { get; set; }
+
+        public int Orders { get; set; }
+    }
+
+    private sealed class StrategyTally(int strategies)
+    {
+        public long Touches { get; set; }
+
+        public double ChosenChance { get; set; }
+
+        public long Successes { get; set; }
+
+        public long[] Chosen { get; } = new long[strategies];
+
+        public double[] ChanceSum { get; } = new double[strategies];
+    }
+
+    private sealed class OrderTally
+    {
+        public long Placed { get; set; }
+
+        public long AutoResolved { get; set; }
+
+        public long Fixed { get; set; }
+
+        public long Exceptions { get; set; }
+
+        public long Unprocessed { get; set; }
+
+        public long Other { get; set; }
+    }
+
+    private sealed record StrategyEstimate(Guid TenantId, string Key, int Uses, int Successes, decimal Score);
+}

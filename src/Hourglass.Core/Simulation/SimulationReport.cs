@@ -1,0 +1,78 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Hourglass.Simulation;
+
+/// <summary>
+/// What a simulation reached, as data: the same seed and settings give the same report, except <see cref="Timing"/>.
+/// Written as JSON (<see cref="ToJson"/>), as an HTML page with charts (<see cref="SimulationHtml"/>) and summarized in
+/// the terminal by <c>hourglass simulate</c>.
+/// </summary>
+public sealed record SimulationReport(
+    SimulationSettings Settings,
+    IReadOnlyList<TenantSummary> Tenants,
+    IReadOnlyList<SimulationGoal> Goals,
+    ComplianceResult Compliance,
+    CapResult Caps,
+    IReadOnlyList<DayPoint> Days,
+    OrderResult Orders,
+    StrategyResult Strategies,
+    CycleOutcomes Cycles,
+    SimulationTiming? Timing)
+{
+    private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public bool AllGoalsMet => Goals.All(g => g.Met);
+
+    public string ToJson() => JsonSerializer.Serialize(this, s_json);
+
+    /// <summary>The report without its timing: what the same seed must reproduce exactly.</summary>
+    public string DeterministicJson() => (this with { Timing = null }).ToJson();
+}
+
+public sealed record SimulationSettings(
+    long Seed, int Tenants, int ContactsPerTenant, int ContactsPerAccount, int Days, DateTimeOffset Start, int OwnersPerTenant,
+    int EmailDailyCap, int ContactWeeklyCap, int ApprovalEveryNthTenant, double FixableShare, double UnfixableShare,
+    double MeanDaysBetweenOrders, double ManualTouchesPerContactDay, int Concurrency);
+
+public sealed record TenantSummary(string Name, string TimeZone, bool ApprovesMessages, int Accounts, int Contacts, int OrdersPlanned,
+    IReadOnlyList<string> Holidays);
+
+public sealed record SimulationGoal(string Key, string Description, string Target, string Reached, bool Met);
+
+/// <summary>Hourly share of all clocks (contacts and accounts) past due, before anyone acts in that hour.</summary>
+public sealed record ComplianceResult(int FromDay, double StartShare, double WorstShare, double WorstTenantShare, int HoursOverGoal,
+    IReadOnlyList<HourPoint> Hourly);
+
+public sealed record HourPoint(int Hour, double OverdueShare, double WorstTenantShare, long Overdue);
+
+/// <summary>The caps and the most any rolling window reached, from the ledger (agent actions) and the outbox (messages sent).</summary>
+public sealed record CapResult(int EmailDailyCap, long EmailPeak24h, long SentPeak24h, int ContactWeeklyCap, long ContactPeak7d, long SentOutsideWindow);
+
+public sealed record DayPoint(int Day, int Messages, int Calls, int ManualTouches, int Replies, int Orders);
+
+public sealed record OrderResult(
+    long Clean, long CleanReleased, long Fixable, long FixableAutoResolved, long FixableExceptions, long Unfixable, long UnfixableReleased,
+    long UnfixableExceptions, long Unprocessed, IReadOnlyList<DefectRow> ByDefect);
+
+public sealed record DefectRow(string Defect, long Placed, long Released, long Fixed, long Exceptions, long Other);
+
+/// <summary>
+/// Per tenant and strategy: the world's true success rate (a reply, or an order within the attribution window) from
+/// <see cref="FromDay"/>, how often the agent chose it, and the agent's own estimate (its posterior mean).
+/// </summary>
+public sealed record StrategyResult(int FromDay, double ChosenToBestRatio, double RealizedSuccessRate, long Touches, IReadOnlyList<TenantStrategies> Tenants);
+
+public sealed record TenantStrategies(string Tenant, IReadOnlyList<StrategyRow> Strategies, string Best, double ChosenRate, double BestRate, double Ratio,
+    long Touches, double RealizedRate);
+
+public sealed record StrategyRow(string Key, double TrueRate, long ChosenAll, long ChosenLate, int AgentUses, int AgentSuccesses, decimal AgentEstimate);
+
+public sealed record CycleOutcomes(IReadOnlyDictionary<string, long> Runs, int ApprovalsGranted, int ApprovalsRejected);
+
+public sealed record SimulationTiming(double TotalSeconds, double SeedSeconds);

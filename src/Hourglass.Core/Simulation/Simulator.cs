@@ -1,0 +1,397 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Hourglass.Cycles;
+using Hourglass.Engagement.Outbox;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace Hourglass.Simulation;
+
+/// <summary>How far a simulation has come, for a progress bar.</summary>
+public sealed record SimulationProgress(string Stage, int Hour, int Hours);
+
+/// <summary>
+/// Drives the seeded world through the real cycle engine, the real outbox dispatcher and the real database, one
+/// simulated hour at a time, with one clock for both (the application's <see cref="TimeProvider"/> and
+/// <c>hourglass.freeze_time</c>). Each hour: the share of clocks overdue is measured (before anyone acts); what
+/// happened in the world during the hour arrives (replies, people's own touches, orders); people act on their
+/// cards (touch cards, approvals) if they are at work; every due tenant's cycle runs (a <see cref="CycleWorker"/>
+/// pass); the outbox is dispatched through a transport that delivers to the simulated contacts.
+/// The database must be empty: the clock it moves is the whole database's.
+/// </summary>
+public sealed class Simulator
+{
+    private static readonly TimeSpan s_attributionWindow = TimeSpan.FromDays(7);
+    private readonly SimulationOptions _options;
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly ILoggerFactory _loggers;
+    private readonly SimulatedClock _clock;
+    private readonly SimWorld _world;
+    private readonly PriorityQueue<PendingReply, (DateTimeOffset, int, int)> _replies = new();
+    private readonly SimulationRecorder _recorder;
+
+    public Simulator(SimulationOptions options, NpgsqlDataSource dataSource, ILoggerFactory? loggers = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _dataSource = dataSource;
+        _loggers = loggers ?? NullLoggerFactory.Instance;
+        _clock = new SimulatedClock(options.Start.AddMinutes(-30));
+        _world = SimWorld.Generate(options);
+        _recorder = new SimulationRecorder(_world);
+    }
+
+    public async Task<SimulationReport> RunAsync(IProgress<SimulationProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        progress?.Report(new SimulationProgress("seeding", 0, _options.Hours));
+        await FreezeAsync(_clock.Now, cancellationToken);
+        await SimulationSeeder.SeedAsync(_dataSource, _world, cancellationToken);
+        var seeded = stopwatch.Elapsed;
+
+        var engine = CycleComposition.CreateEngine(_dataSource, _clock, loggers: _loggers);
+        var worker = new CycleWorker(engine, new CycleWorkerOptions
+        {
+            WorkerId = "simulator",
+            MaxConcurrentCycles = _options.Concurrency,
+            LeaseMinutes = 5,
+        }, _loggers.CreateLogger<CycleWorker>());
+        var dispatcher = new OutboxDispatcher(_dataSource, [new SimulatedTransport(this)],
+            new OutboxDispatcherOptions { WorkerId = "simulator:outbox", BatchSize = 500 }, _ => null, _clock,
+            new Random(unchecked((int)_options.Seed)), _loggers.CreateLogger<OutboxDispatcher>());
+
+        var orderIndex = new int[_world.Tenants.Count];
+        var touchIndex = new int[_world.Tenants.Count];
+        for (var hour = 0; hour < _options.Hours; hour++)
+        {
+            var now = _options.Start.AddHours(hour);
+            _clock.Now = now;
+            await FreezeAsync(now, cancellationToken);
+            await _recorder.MeasureHourAsync(_dataSource, hour, now, cancellationToken);
+
+            await ArriveAsync(now, orderIndex, touchIndex, cancellationToken);
+            await PeopleActAsync(hour, now, cancellationToken);
+            await worker.RunOnceAsync(cancellationToken);
+            while (await dispatcher.DispatchOnceAsync(cancellationToken) > 0)
+            {
+            }
+
+            if (hour % 24 == 23)
+            {
+                progress?.Report(new SimulationProgress("running", hour + 1, _options.Hours));
+            }
+        }
+
+        progress?.Report(new SimulationProgress("reporting", _options.Hours, _options.Hours));
+        _clock.Now = _options.End;
+        await FreezeAsync(_options.End, cancellationToken);
+        var report = await _recorder.ReportAsync(_dataSource, _options, cancellationToken);
+        await using (var thaw = _dataSource.CreateCommand("select hourglass.thaw_time()"))
+        {
+            await thaw.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        return report with { Timing = new SimulationTiming(Math.Round(stopwatch.Elapsed.TotalSeconds, 1), Math.Round(seeded.TotalSeconds, 1)) };
+    }
+
+    private async Task FreezeAsync(DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("select hourglass.freeze_time($1)");
+        command.Parameters.Add(new() { Value = at });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    // ----------------------------------------------------------------------------------- the world's hour
+
+    /// <summary>What happened during the hour before <paramref name="now"/>: replies, people's own touches, new orders.</summary>
+    private async Task ArriveAsync(DateTimeOffset now, int[] orderIndex, int[] touchIndex, CancellationToken cancellationToken)
+    {
+        var replies = new Dictionary<SimTenant, JsonArray>();
+        while (_replies.TryPeek(out var reply, out var when) && when.Item1 <= now)
+        {
+            _replies.Dequeue();
+            var tenant = reply.Contact.Account.Tenant;
+            if (!replies.TryGetValue(tenant, out var lines))
+            {
+                replies[tenant] = lines = [];
+            }
+
+            lines.Add(new JsonObject
+            {
+                ["event_type"] = "reply",
+                ["entity_type"] = "contact",
+                ["entity_id"] = reply.Contact.Id.ToString(),
+                ["occurred_at"] = reply.At.ToString("O"),
+                ["idempotency_key"] = $"sim-reply-{tenant.Index}-{reply.Contact.Index}-{reply.At.ToUnixTimeSeconds()}",
+                ["source"] = "email-sync",
+                ["payload"] = new JsonObject { ["channel"] = reply.Channel },
+            });
+            _recorder.Reply(reply.At);
+        }
+
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        foreach (var (tenant, lines) in replies.OrderBy(p => p.Key.Index))
+        {
+            await using var ingest = new NpgsqlCommand("select count(*) from public.ingest_events($1, $2::jsonb, 'refuse')", connection, transaction);
+            ingest.Parameters.Add(new() { Value = tenant.Id });
+            ingest.Parameters.Add(new() { Value = lines.ToJsonString() });
+            await ingest.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        foreach (var tenant in _world.Tenants)
+        {
+            var touches = new JsonArray();
+            while (touchIndex[tenant.Index] < tenant.ManualTouches.Count && tenant.ManualTouches[touchIndex[tenant.Index]].At <= now)
+            {
+                var touch = tenant.ManualTouches[touchIndex[tenant.Index]++];
+                touches.Add(new JsonObject
+                {
+                    ["entity_type"] = "contact",
+                    ["entity_id"] = touch.Contact.Id.ToString(),
+                    ["touch_type"] = touch.TouchType,
+                    ["touch_by"] = touch.Contact.Account.Owner.Name,
+                    ["occurred_at"] = touch.At.ToString("O"),
+                    ["idempotency_key"] = $"sim-manual-{tenant.Index}-{touch.Contact.Index}-{touch.At.ToUnixTimeSeconds()}",
+                    ["source"] = "crm",
+                });
+                _recorder.ManualTouch(touch.At);
+            }
+
+            if (touches.Count > 0)
+            {
+                await using var record = new NpgsqlCommand("select count(*) from public.record_touches($1, $2::jsonb, 'refuse')", connection, transaction);
+                record.Parameters.Add(new() { Value = tenant.Id });
+                record.Parameters.Add(new() { Value = touches.ToJsonString() });
+                await record.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            var orders = new List<SimOrder>();
+            while (orderIndex[tenant.Index] < tenant.Orders.Count && tenant.Orders[orderIndex[tenant.Index]].PlacedAt <= now)
+            {
+                orders.Add(tenant.Orders[orderIndex[tenant.Index]++]);
+            }
+
+            if (orders.Count > 0)
+            {
+                await PlaceOrdersAsync(connection, transaction, tenant, orders, cancellationToken);
+            }
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Orders arrive as a host writes them: a draft with its lines, then placed (the trigger queues it).</summary>
+    private async Task PlaceOrdersAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, SimTenant tenant, List<SimOrder> orders,
+        CancellationToken cancellationToken)
+    {
+        var lineOrders = new List<Guid>();
+        var lineProducts = new List<Guid>();
+        var lineQuantities = new List<decimal>();
+        var linePrices = new List<decimal>();
+        var subtotals = new List<decimal>();
+        var totals = new List<decimal>();
+        var shipTos = new List<string?>();
+        var pos = new List<string?>();
+        foreach (var order in orders)
+        {
+            var subtotal = 0m;
+            for (var i = 0; i < order.Lines.Count; i++)
+            {
+                var (product, quantity) = order.Lines[i];
+                var price = SimCatalog.RulePrice(order.Account, product);
+                var qty = (decimal)quantity;
+                if (i == 0)
+                {
+                    switch (order.Defect)
+                    {
+                        case OrderDefect.PriceSlightlyOff:
+                            price = Math.Round(price * 0.95m, 2);
+                            break;
+                        case OrderDefect.PriceFarBelow:
+                            price = Math.Round(price * 0.7m, 2);
+                            break;
+                        case OrderDefect.ZeroQuantity:
+                            qty = 0;
+                            break;
+                    }
+                }
+
+                lineOrders.Add(order.Id);
+                lineProducts.Add(SimulationSeeder.ProductId(_world, tenant, product));
+                lineQuantities.Add(qty);
+                linePrices.Add(price);
+                subtotal += Math.Round(qty * price, 2, MidpointRounding.AwayFromZero);
+            }
+
+            subtotals.Add(subtotal);
+            totals.Add(order.Defect == OrderDefect.WrongTotals ? subtotal + 7.50m : subtotal);
+            shipTos.Add(order.Defect == OrderDefect.MissingShipTo ? null
+                : $$"""{"line1": "{{order.Account.Name}} dock 1", "city": "Springfield", "postal_code": "62701", "country": "US"}""");
+            pos.Add(order.Defect == OrderDefect.MissingPo ? null : $"PO-{order.Id.ToString()[..8]}");
+            _recorder.OrderPlaced(order);
+        }
+
+        await using (var insert = new NpgsqlCommand("""
+            insert into public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at)
+            select o.id, $1, o.account_id, o.contact_id, 'draft', o.po, o.ship_to::jsonb, (o.placed_at + interval '14 days')::date, 'USD', o.placed_at
+            from unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[]) o(id, account_id, contact_id, po, ship_to, placed_at)
+            """, connection, transaction))
+        {
+            insert.Parameters.Add(new() { Value = tenant.Id });
+            insert.Parameters.Add(new() { Value = orders.Select(o => o.Id).ToArray() });
+            insert.Parameters.Add(new() { Value = orders.Select(o => o.Account.Id).ToArray() });
+            insert.Parameters.Add(new() { Value = orders.Select(o => o.Contact?.Id).ToArray() });
+            insert.Parameters.Add(new() { Value = pos.ToArray() });
+            insert.Parameters.Add(new() { Value = shipTos.ToArray() });
+            insert.Parameters.Add(new() { Value = orders.Select(o => o.PlacedAt).ToArray() });
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using (var lines = new NpgsqlCommand("""
+            insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price, discount_pct)
+            select $1, l.order_id, l.product_id, l.quantity, l.price, 0
+            from unnest($2::uuid[], $3::uuid[], $4::numeric[], $5::numeric[]) l(order_id, product_id, quantity, price)
+            """, connection, transaction))
+        {
+            lines.Parameters.Add(new() { Value = tenant.Id });
+            lines.Parameters.Add(new() { Value = lineOrders.ToArray() });
+            lines.Parameters.Add(new() { Value = lineProducts.ToArray() });
+            lines.Parameters.Add(new() { Value = lineQuantities.ToArray() });
+            lines.Parameters.Add(new() { Value = linePrices.ToArray() });
+            await lines.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using var place = new NpgsqlCommand("""
+            update public.orders o set status = 'placed', subtotal = x.subtotal, total = x.total
+            from unnest($2::uuid[], $3::numeric[], $4::numeric[]) x(id, subtotal, total)
+            where o.tenant_id = $1 and o.id = x.id
+            """, connection, transaction);
+        place.Parameters.Add(new() { Value = tenant.Id });
+        place.Parameters.Add(new() { Value = orders.Select(o => o.Id).ToArray() });
+        place.Parameters.Add(new() { Value = subtotals.ToArray() });
+        place.Parameters.Add(new() { Value = totals.ToArray() });
+        await place.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// People at work act on their open cards: an owner makes the touch a touch card asks for
+    /// (<see cref="SimTenant.CardChance"/>), a manager decides approvals (half of them each working hour; 1 in 20 rejected).
+    /// </summary>
+    private async Task PeopleActAsync(int hour, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var tenantsById = _world.Tenants.ToDictionary(t => t.Id);
+        var cards = new List<(Guid Id, SimTenant Tenant, string Kind, string? EntityType, Guid? EntityId, string? Strategy)>();
+        await using (var command = _dataSource.CreateCommand("""
+            select id, tenant_id, kind, entity_type, entity_id, coalesce(payload ->> 'strategy_key', payload -> 'action' -> 'payload' ->> 'strategy_key')
+            from public.cards where status = 'open' and kind in ('touch_task', 'approval')
+            """))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                cards.Add((reader.GetGuid(0), tenantsById[reader.GetGuid(1)], reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
+                    reader.IsDBNull(4) ? null : reader.GetGuid(4), reader.IsDBNull(5) ? null : reader.GetString(5)));
+            }
+        }
+
+        // The same order whatever order the database returned them in: the draws depend on the entity, not the row.
+        cards.Sort((x, y) => (x.Tenant.Index, x.Kind, x.EntityId ?? Guid.Empty).CompareTo((y.Tenant.Index, y.Kind, y.EntityId ?? Guid.Empty)));
+        var r = _world.Random;
+        foreach (var card in cards)
+        {
+            var key = SimRandom.Key(card.EntityId ?? card.Id);
+            if (card.Kind == "touch_task")
+            {
+                var owner = card.EntityId is { } id
+                    ? _world.Contacts.TryGetValue(id, out var c) ? c.Account.Owner : _world.Accounts.TryGetValue(id, out var a) ? a.Owner : null
+                    : null;
+                if (owner is null || !r.Chance(card.Tenant.CardChance(owner, now), "card-done", key, hour))
+                {
+                    continue;
+                }
+
+                await using var complete = _dataSource.CreateCommand("select public.complete_touch_card($1, 'call', 'simulated owner')");
+                complete.Parameters.Add(new() { Value = card.Id });
+                await complete.ExecuteNonQueryAsync(cancellationToken);
+                _recorder.CardCompleted(now);
+                if (card.EntityId is { } contactId && _world.Contacts.TryGetValue(contactId, out var contact))
+                {
+                    Touched(contact, SimWorld.StrategyIndex(card.Strategy) is var s and >= 0 ? s : 2, now, "call");
+                }
+            }
+            else if (card.Tenant.WorkingHour(now) && r.Chance(0.5, "approval-decided", key, hour))
+            {
+                var approve = !r.Chance(0.05, "approval-rejected", key, hour);
+                await using var decide = _dataSource.CreateCommand("select public.decide_approval($1, $2, $3, 'sim-manager')");
+                decide.Parameters.Add(new() { Value = card.Id });
+                decide.Parameters.Add(new() { Value = approve });
+                decide.Parameters.Add(new() { Value = approve ? "looks good" : "not now" });
+                await decide.ExecuteNonQueryAsync(cancellationToken);
+                _recorder.ApprovalDecided(approve);
+            }
+        }
+    }
+
+    /// <summary>The agent's touch reached the contact (a message delivered, a call made): will they answer, and when?</summary>
+    internal void Touched(SimContact contact, int strategy, DateTimeOffset at, string channel)
+    {
+        var r = _world.Random;
+        var key = SimRandom.Key(contact.Id);
+        var chances = new double[SimWorld.Strategies.Count];
+        for (var s = 0; s < chances.Length; s++)
+        {
+            chances[s] = _world.ReplyChance(contact, s, at);
+        }
+
+        var ordered = SimWorld.OrdersWithin(contact.Account, at, s_attributionWindow);
+        var replied = r.Uniform("reply", key, at.ToUnixTimeSeconds(), strategy) < chances[strategy];
+        _recorder.AgentTouch(contact, strategy, at, chances, ordered, replied);
+        if (replied)
+        {
+            // Most answers come within a day or two; a few take most of a week.
+            var delay = TimeSpan.FromHours(Math.Min(1 + r.Exponential(20, "reply-delay", key, at.ToUnixTimeSeconds()), 6 * 24));
+            var when = at + delay;
+            when = new DateTimeOffset(when.UtcTicks - when.UtcTicks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
+            _replies.Enqueue(new PendingReply(contact, when, channel), (when, contact.Account.Tenant.Index, contact.Index));
+        }
+    }
+
+    internal SimContact? ContactFor(JsonObject payload) =>
+        payload["target_type"]?.GetValue<string>() == "contact" && Guid.TryParse((string?)payload["target_id"], out var id)
+            && _world.Contacts.TryGetValue(id, out var contact) ? contact : null;
+
+    internal DateTimeOffset Now => _clock.Now;
+
+    private sealed record PendingReply(SimContact Contact, DateTimeOffset At, string Channel);
+
+    /// <summary>One clock for the application, moved by the simulator (the database's is moved with it).</summary>
+    private sealed class SimulatedClock(DateTimeOffset start) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = start;
+
+        public override DateTimeOffset GetUtcNow() => Now;
+
+        public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
+    }
+}
+
+/// <summary>The outbox's email channel in the simulation: a delivered message reaches the simulated contact.</summary>
+internal sealed class SimulatedTransport(Simulator simulator) : IMessageTransport
+{
+    public string Channel => MessageChannel.Email;
+
+    public Task<DeliveryResult> SendAsync(OutboxMessage message, string? secret, CancellationToken cancellationToken)
+    {
+        if (simulator.ContactFor(message.Payload) is not { } contact)
+        {
+            return Task.FromResult(DeliveryResult.PermanentFailure("the simulated world has no such contact", 550));
+        }
+
+        var strategy = SimWorld.StrategyIndex((string?)message.Payload["strategy_key"]);
+        simulator.Touched(contact, strategy >= 0 ? strategy : 0, simulator.Now, "email");
+        return Task.FromResult(DeliveryResult.Success(250, $"sim-{message.Id:N}"));
+    }
+}

@@ -1,0 +1,93 @@
+-- A message the agent sent is a touch. Until now a send_message action enqueued a message and nothing more: the
+-- contact's clock stayed due, so the next cycle proposed the contact again and the planner could queue a message
+-- for them every hour (the simulator, docs/simulation.md, showed it). Now:
+--   * the dispatcher records the touch (update_engagement_clock, touch_type = the channel, touch_by 'agent') in
+--     the same transaction that marks the message sent — a message that never goes out is not a touch;
+--   * while a message for a contact or account is waiting to go out (pending or sending), that target counts as
+--     having an open touch, like an open touch card: the queue skips it and the one_open_touch rule sees it.
+
+-- Unsent messages by their target (the handler writes target_type and target_id into the payload).
+create index idx_message_outbox_unsent_target on public.message_outbox (tenant_id, (payload ->> 'target_id'))
+  where status in ('pending', 'sending');
+
+create or replace function hourglass.touch_candidates(p_tenant_id uuid, p_limit integer, p_skip_open boolean)
+returns table (clock_id uuid, entity_type text, entity_id uuid, account_id uuid, owner_user_id uuid, compliance_status text,
+               days_overdue integer, next_touch_due timestamptz, priority_score numeric, priority_reason text)
+language plpgsql stable set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  v_now timestamptz;
+  v_zone text;
+  v_floor numeric;
+begin
+  v_now := hourglass.now();
+  if not exists (select 1 from public.client_patterns p where p.tenant_id = p_tenant_id and p.pattern_type = 'best_time' and p.is_active) then
+    return query
+    select c.id, c.entity_type, c.entity_id, a.id, a.owner_user_id, c.compliance_status, c.days_overdue, c.next_touch_due,
+           c.priority_score, c.priority_reason
+    from public.engagement_clocks c
+    left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
+    left join public.accounts a on a.tenant_id = c.tenant_id and a.id = case c.entity_type when 'account' then c.entity_id else k.account_id end
+    where c.tenant_id = p_tenant_id and c.compliance_status <> 'compliant'
+      and (not p_skip_open or (not exists (
+        select 1 from public.cards o
+        where o.tenant_id = c.tenant_id and o.entity_type = c.entity_type and o.entity_id = c.entity_id
+          and ((o.kind = 'touch_task' and o.status = 'open')
+               or (o.kind = 'approval' and (o.status = 'open' or (o.status = 'dismissed' and o.completed_at > v_now - interval '7 days')))))
+        and not exists (
+        select 1 from public.message_outbox m
+        where m.tenant_id = c.tenant_id and m.status in ('pending', 'sending') and (m.payload ->> 'target_id') = c.entity_id::text)))
+    order by c.priority_score desc, c.next_touch_due, c.id
+    limit p_limit;
+    return;
+  end if;
+
+  select t.timezone into v_zone from public.tenants t where t.id = p_tenant_id;
+  -- The N-th stored priority among the candidates; nothing below it by more than the bonus can reach the top N.
+  select c.priority_score into v_floor
+  from public.engagement_clocks c
+  where c.tenant_id = p_tenant_id and c.compliance_status <> 'compliant'
+    and (not p_skip_open or (not exists (
+      select 1 from public.cards o
+      where o.tenant_id = c.tenant_id and o.entity_type = c.entity_type and o.entity_id = c.entity_id
+        and ((o.kind = 'touch_task' and o.status = 'open')
+             or (o.kind = 'approval' and (o.status = 'open' or (o.status = 'dismissed' and o.completed_at > v_now - interval '7 days')))))
+      and not exists (
+      select 1 from public.message_outbox m
+      where m.tenant_id = c.tenant_id and m.status in ('pending', 'sending') and (m.payload ->> 'target_id') = c.entity_id::text)))
+  order by c.priority_score desc
+  offset p_limit - 1 limit 1;
+
+  return query
+  select x.id, x.entity_type, x.entity_id, x.account_id, x.owner_user_id, x.compliance_status, x.days_overdue, x.next_touch_due,
+         x.priority_score + x.bonus,
+         case when x.bonus > 0 then pg_catalog.concat_ws('; ', x.priority_reason, pg_catalog.format('best time to reach now (+%s)', x.bonus))
+              else x.priority_reason end
+  from (
+    select c.id, c.entity_type, c.entity_id, a.id as account_id, a.owner_user_id, c.compliance_status, c.days_overdue, c.next_touch_due,
+           c.priority_score, c.priority_reason,
+           case when bt.pattern_data -> 'best_slots' @> pg_catalog.to_jsonb(
+                       (extract(isodow from v_now at time zone coalesce(k.timezone, a.timezone, v_zone, 'UTC'))::integer - 1) * 24
+                       + extract(hour from v_now at time zone coalesce(k.timezone, a.timezone, v_zone, 'UTC'))::integer)
+                then 20 else 0 end as bonus
+    from public.engagement_clocks c
+    left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
+    left join public.accounts a on a.tenant_id = c.tenant_id and a.id = case c.entity_type when 'account' then c.entity_id else k.account_id end
+    left join public.client_patterns bt on bt.tenant_id = c.tenant_id and bt.entity_type = c.entity_type and bt.entity_id = c.entity_id
+      and bt.pattern_type = 'best_time' and bt.is_active
+    where c.tenant_id = p_tenant_id and c.compliance_status <> 'compliant'
+      and c.priority_score >= coalesce(v_floor - 20, '-infinity'::numeric)
+      and (not p_skip_open or (not exists (
+        select 1 from public.cards o
+        where o.tenant_id = c.tenant_id and o.entity_type = c.entity_type and o.entity_id = c.entity_id
+          and ((o.kind = 'touch_task' and o.status = 'open')
+               or (o.kind = 'approval' and (o.status = 'open' or (o.status = 'dismissed' and o.completed_at > v_now - interval '7 days')))))
+        and not exists (
+        select 1 from public.message_outbox m
+        where m.tenant_id = c.tenant_id and m.status in ('pending', 'sending') and (m.payload ->> 'target_id') = c.entity_id::text)))
+  ) x
+  order by x.priority_score + x.bonus desc, x.next_touch_due, x.id
+  limit p_limit;
+end
+$$;
