@@ -4,7 +4,9 @@
 --   * the dispatcher records the touch (update_engagement_clock, touch_type = the channel, touch_by 'agent') in
 --     the same transaction that marks the message sent — a message that never goes out is not a touch;
 --   * while a message for a contact or account is waiting to go out (pending or sending), that target counts as
---     having an open touch, like an open touch card: the queue skips it and the one_open_touch rule sees it.
+--     having an open touch, like an open touch card: the queue skips it and the one_open_touch rule sees it;
+--   * a message a person declined (a rejected approval) no longer keeps the contact out of the queue for 7 days — the
+--     contact still needs a touch, so the planner asks the owner for one instead of another message (TouchTaskPart).
 
 -- Unsent messages by their target (the handler writes target_type and target_id into the payload).
 create index idx_message_outbox_unsent_target on public.message_outbox (tenant_id, (payload ->> 'target_id'))
@@ -33,8 +35,7 @@ begin
       and (not p_skip_open or (not exists (
         select 1 from public.cards o
         where o.tenant_id = c.tenant_id and o.entity_type = c.entity_type and o.entity_id = c.entity_id
-          and ((o.kind = 'touch_task' and o.status = 'open')
-               or (o.kind = 'approval' and (o.status = 'open' or (o.status = 'dismissed' and o.completed_at > v_now - interval '7 days')))))
+          and o.kind in ('touch_task', 'approval') and o.status = 'open')
         and not exists (
         select 1 from public.message_outbox m
         where m.tenant_id = c.tenant_id and m.status in ('pending', 'sending') and (m.payload ->> 'target_id') = c.entity_id::text)))
@@ -51,8 +52,7 @@ begin
     and (not p_skip_open or (not exists (
       select 1 from public.cards o
       where o.tenant_id = c.tenant_id and o.entity_type = c.entity_type and o.entity_id = c.entity_id
-        and ((o.kind = 'touch_task' and o.status = 'open')
-             or (o.kind = 'approval' and (o.status = 'open' or (o.status = 'dismissed' and o.completed_at > v_now - interval '7 days')))))
+        and o.kind in ('touch_task', 'approval') and o.status = 'open')
       and not exists (
       select 1 from public.message_outbox m
       where m.tenant_id = c.tenant_id and m.status in ('pending', 'sending') and (m.payload ->> 'target_id') = c.entity_id::text)))
@@ -81,8 +81,7 @@ begin
       and (not p_skip_open or (not exists (
         select 1 from public.cards o
         where o.tenant_id = c.tenant_id and o.entity_type = c.entity_type and o.entity_id = c.entity_id
-          and ((o.kind = 'touch_task' and o.status = 'open')
-               or (o.kind = 'approval' and (o.status = 'open' or (o.status = 'dismissed' and o.completed_at > v_now - interval '7 days')))))
+          and o.kind in ('touch_task', 'approval') and o.status = 'open')
         and not exists (
         select 1 from public.message_outbox m
         where m.tenant_id = c.tenant_id and m.status in ('pending', 'sending') and (m.payload ->> 'target_id') = c.entity_id::text)))

@@ -128,8 +128,11 @@ public sealed partial class CycleEngine
     {
         var proposals = new List<(ProposedAction Action, string Part)>();
         var errors = new List<string>();
+        // How long each part took to propose: where a slow Plan spends its time, for operators (and the simulator's report).
+        var partMs = new JsonObject();
         foreach (var part in _parts)
         {
+            var started = Stopwatch.GetTimestamp();
             try
             {
                 foreach (var action in await part.ProposeAsync(context, cancellationToken))
@@ -141,6 +144,8 @@ public sealed partial class CycleEngine
             {
                 errors.Add($"{part.Name} could not plan: {ex.Message}");
             }
+
+            partMs[part.Name] = Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 3);
         }
 
         // One action per idempotency key: two parts proposing the same thing in one hour is one action.
@@ -188,6 +193,7 @@ public sealed partial class CycleEngine
                 ["taken_today"] = takenToday,
             },
             ["errors"] = new JsonArray(errors.Select(e => (JsonNode)e).ToArray()),
+            ["part_ms"] = partMs,
         };
         return new PlanResult(output, selected, deferred, errors);
     }

@@ -27,6 +27,7 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
     {
         var strategies = await ActiveStrategiesAsync(context, cancellationToken);
         var policy = strategies.Count == 0 ? null : (await PolicyStore.InForceAsync(context.Database.DataSource, context.TenantId, cancellationToken)).Document;
+        var declined = strategies.Count == 0 ? [] : await DeclinedAsync(context, cancellationToken);
         // The queue's order (engagement_queue, best-time bonus included), but skipping clocks that already have an
         // open touch card or approval (or a rejection this week) before the limit: filtered after it, a queue whose
         // top 200 all had cards proposed nothing new.
@@ -67,7 +68,15 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
                 ["segment"] = Text(11),
                 ["compliance_status"] = reader.GetString(4),
             };
-            var applicable = strategies.Where(s => s.Matches(facts)).ToList();
+            // A person declined a message to this target in the last 7 days: no message again so soon, but the touch is still
+            // due, so the owner is asked to make it (a touch card, or a strategy that asks for one).
+            var wasDeclined = declined.Contains(entityId);
+            var applicable = strategies.Where(s => s.Matches(facts) && !(wasDeclined && (string?)s.ActionTemplate["kind"] == "send_message")).ToList();
+            if (wasDeclined)
+            {
+                reason = $"{reason}; a message was declined this week, so the owner makes the touch";
+            }
+
             // Seeded by the touch that is due (the target and its due date), not the hour: the choice stays while the touch
             // waits, so a message chosen at night goes out when the send window opens instead of being drawn again every hour
             // until a strategy the window does not hold back (a touch card) happens to win.
@@ -99,6 +108,25 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
         }
 
         return proposals;
+    }
+
+    /// <summary>Contacts and accounts a person declined a message to (a rejected approval) in the last 7 days.</summary>
+    private static async Task<HashSet<Guid>> DeclinedAsync(CycleContext context, CancellationToken cancellationToken)
+    {
+        await using var command = context.Database.DataSource.CreateCommand("""
+            select distinct entity_id from public.cards
+            where tenant_id = $1 and kind = 'approval' and status = 'dismissed' and completed_at > hourglass.now() - interval '7 days'
+              and entity_id is not null
+            """);
+        command.Parameters.Add(new() { Value = context.TenantId });
+        var declined = new HashSet<Guid>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            declined.Add(reader.GetGuid(0));
+        }
+
+        return declined;
     }
 
     private static async Task<List<Strategy>> ActiveStrategiesAsync(CycleContext context, CancellationToken cancellationToken)

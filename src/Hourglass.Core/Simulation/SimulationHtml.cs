@@ -120,7 +120,26 @@ public static class SimulationHtml
         }
 
         html.Append(CultureInfo.InvariantCulture,
-            $"</table>\n<p>Approvals granted {report.Cycles.ApprovalsGranted:N0}, rejected {report.Cycles.ApprovalsRejected:N0}.</p>\n</body></html>\n");
+            $"</table>\n<p>Approvals granted {report.Cycles.ApprovalsGranted:N0}, rejected {report.Cycles.ApprovalsRejected:N0}.</p>\n");
+        if (report.Timing is { } t)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"<h2>Speed</h2>\n<p>{t.TotalSeconds:N0} s in all, {t.SeedSeconds:N0} s of it seeding; {t.CyclesPerSecond:N1} cycles/s.</p>\n");
+            html.Append("<table><tr><th>Stage of the hour loop</th><th class=\"n\">Seconds</th></tr>\n");
+            foreach (var (stage, seconds) in t.StageSeconds)
+            {
+                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{E(stage)}</td><td class=\"n\">{seconds:N1}</td></tr>\n");
+            }
+
+            html.Append("</table>\n<table><tr><th>Cycle phase</th><th class=\"n\">Mean ms</th></tr>\n");
+            foreach (var (phase, ms) in t.CyclePhaseMs)
+            {
+                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{E(phase)}</td><td class=\"n\">{ms:N1}</td></tr>\n");
+            }
+
+            html.Append("</table>\n");
+        }
+
+        html.Append("</body></html>\n");
         return html.ToString();
     }
 

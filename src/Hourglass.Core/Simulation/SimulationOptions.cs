@@ -25,6 +25,12 @@ public sealed record SimulationOptions
     /// <summary>Sales people per tenant: the account owners who complete touch cards and take vacations.</summary>
     public int OwnersPerTenant { get; init; } = 8;
 
+    /// <summary>
+    /// The tenants' <c>due_soon_days</c> setting: how long before a clock is due the agent starts on it. Touch cards need a
+    /// person's working hours, and a weekend (or a holiday, or a vacation) can fall in between; 5 gives them that room.
+    /// </summary>
+    public int DueSoonDays { get; init; } = 5;
+
     /// <summary>The tenants' email cap (policy rule <c>cap</c>, scope channel email, rolling 24 hours).</summary>
     public int EmailDailyCap { get; init; } = 200;
 
@@ -70,6 +76,7 @@ public sealed record SimulationOptions
         Range("contacts-per-account", ContactsPerAccount, 1, 1_000);
         Range("days", Days, 1, 366);
         Range("owners", OwnersPerTenant, 1, 1_000);
+        Range("due-soon-days", DueSoonDays, 0, 20);
         Range("email-daily-cap", EmailDailyCap, 0, 1_000_000);
         Range("contact-weekly-cap", ContactWeeklyCap, 0, 1_000);
         Range("approval-every", ApprovalEveryNthTenant, 0, 100);

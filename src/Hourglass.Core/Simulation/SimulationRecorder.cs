@@ -12,6 +12,7 @@ internal sealed class SimulationRecorder(SimWorld world)
     private readonly Dictionary<int, DayCounts> _days = [];
     private readonly StrategyTally[,] _tally = new StrategyTally[world.Tenants.Count, 2];
     private readonly Dictionary<Guid, OrderDefect> _orders = [];
+    private readonly long[] _overdueHours = new long[4];
 
     private SimulationOptions Options => world.Options;
 
@@ -34,8 +35,18 @@ internal sealed class SimulationRecorder(SimWorld world)
 
     public async Task MeasureHourAsync(NpgsqlDataSource dataSource, int hour, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        // Overdue by what stands for the clock: a touch card a person has not done, an approval not decided, a message not
+        // sent, or nothing (the agent has not acted) — to see why a clock is late, not only that it is.
         await using var command = dataSource.CreateCommand("""
-            select count(*) filter (where next_touch_due < $1), count(*) from public.engagement_clocks group by tenant_id
+            select c.tenant_id, count(*) filter (where c.next_touch_due < $1), count(*),
+                   count(*) filter (where c.next_touch_due < $1 and exists (
+                     select 1 from public.cards k where k.tenant_id = c.tenant_id and k.entity_id = c.entity_id and k.kind = 'touch_task' and k.status = 'open')),
+                   count(*) filter (where c.next_touch_due < $1 and exists (
+                     select 1 from public.cards k where k.tenant_id = c.tenant_id and k.entity_id = c.entity_id and k.kind = 'approval' and k.status = 'open')),
+                   count(*) filter (where c.next_touch_due < $1 and exists (
+                     select 1 from public.message_outbox m where m.tenant_id = c.tenant_id and m.status in ('pending', 'sending')
+                       and (m.payload ->> 'target_id') = c.entity_id::text))
+            from public.engagement_clocks c group by c.tenant_id
             """);
         command.Parameters.Add(new() { Value = now });
         long overdue = 0, clocks = 0;
@@ -43,10 +54,18 @@ internal sealed class SimulationRecorder(SimWorld world)
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var (o, n) = (reader.GetInt64(0), reader.GetInt64(1));
+            var (o, n) = (reader.GetInt64(1), reader.GetInt64(2));
             overdue += o;
             clocks += n;
             worst = Math.Max(worst, n == 0 ? 0 : (double)o / n);
+            if (hour >= ComplianceFromDay * 24)
+            {
+                var (card, approval, message) = (reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
+                _overdueHours[0] += card;
+                _overdueHours[1] += approval;
+                _overdueHours[2] += message;
+                _overdueHours[3] += Math.Max(0, o - card - approval - message);
+            }
         }
 
         _hours.Add(new HourPoint(hour, clocks == 0 ? 0 : Math.Round((double)overdue / clocks, 5), Math.Round(worst, 5), overdue));
@@ -258,13 +277,14 @@ internal sealed class SimulationRecorder(SimWorld world)
 
         return new SimulationReport(
             new SimulationSettings(options.Seed, options.Tenants, options.ContactsPerTenant, options.ContactsPerAccount, options.Days, options.Start,
-                options.OwnersPerTenant, options.EmailDailyCap, options.ContactWeeklyCap, options.ApprovalEveryNthTenant, options.FixableShare,
+                options.OwnersPerTenant, options.DueSoonDays, options.EmailDailyCap, options.ContactWeeklyCap, options.ApprovalEveryNthTenant, options.FixableShare,
                 options.UnfixableShare, options.MeanDaysBetweenOrders, options.ManualTouchesPerContactDay, options.Concurrency),
             world.Tenants.Select(t => new TenantSummary(t.Name, t.ZoneName, t.ApprovesMessages, t.Accounts.Count, t.Contacts.Count, t.Orders.Count,
                 t.Holidays.Select(h => h.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)).ToList())).ToList(),
             goals,
             new ComplianceResult(ComplianceFromDay, hourly.Count == 0 ? 0 : hourly[0].OverdueShare, worstOverall, worstTenant,
-                afterWarmup.Count(h => h.OverdueShare > 0.01), hourly),
+                afterWarmup.Count(h => h.OverdueShare > 0.01),
+                new OverdueCauses(_overdueHours[0], _overdueHours[1], _overdueHours[2], _overdueHours[3]), hourly),
             new CapResult(options.EmailDailyCap, emailPeak, sentPeak, options.ContactWeeklyCap, contactPeak, sendsOutsideWindow),
             _days.OrderBy(d => d.Key).Select(d => new DayPoint(d.Key, d.Value.Messages, d.Value.Calls, d.Value.ManualTouches, d.Value.Replies, d.Value.Orders)).ToList(),
             new OrderResult(clean.Placed, clean.AutoResolved, fixable.Placed, fixable.AutoResolved, fixable.Exceptions, unfixable.Placed, unfixable.AutoResolved,
@@ -274,6 +294,34 @@ internal sealed class SimulationRecorder(SimWorld world)
             new StrategyResult(StrategyFromDay, Math.Round(strategyRatio, 4), Rate(successes, touches), (long)touches, strategies),
             new CycleOutcomes(runs, Approved, Rejected),
             null);
+    }
+
+    /// <summary>The runs' mean time per phase (plan, act, react, reflect), per part of Plan, and for policy in Act, in milliseconds.</summary>
+    public async Task<IReadOnlyDictionary<string, double>> PhaseMillisecondsAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select p.key, avg((p.value ->> 'ms')::double precision)
+            from public.agent_autonomous_runs r, jsonb_each(r.cycle_metrics -> 'phases') p
+            where jsonb_typeof(r.cycle_metrics -> 'phases') = 'object'
+            group by p.key
+            union all
+            select 'plan: ' || p.key, avg(p.value::text::double precision)
+            from public.agent_autonomous_runs r, jsonb_each(r.plan_output -> 'part_ms') p
+            where jsonb_typeof(r.plan_output -> 'part_ms') = 'object'
+            group by p.key
+            union all
+            select 'act: policy', avg((r.act_output ->> 'policy_ms')::double precision)
+            from public.agent_autonomous_runs r where r.act_output ? 'policy_ms'
+            order by 1
+            """);
+        var phases = new Dictionary<string, double>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            phases[reader.GetString(0)] = reader.IsDBNull(1) ? 0 : Math.Round(reader.GetDouble(1), 1);
+        }
+
+        return phases;
     }
 
     private static double Rate(double part, double whole) => whole == 0 ? 0 : Math.Round(part / whole, 4);

@@ -36,7 +36,7 @@ public sealed record SimulationReport(
 }
 
 public sealed record SimulationSettings(
-    long Seed, int Tenants, int ContactsPerTenant, int ContactsPerAccount, int Days, DateTimeOffset Start, int OwnersPerTenant,
+    long Seed, int Tenants, int ContactsPerTenant, int ContactsPerAccount, int Days, DateTimeOffset Start, int OwnersPerTenant, int DueSoonDays,
     int EmailDailyCap, int ContactWeeklyCap, int ApprovalEveryNthTenant, double FixableShare, double UnfixableShare,
     double MeanDaysBetweenOrders, double ManualTouchesPerContactDay, int Concurrency);
 
@@ -47,7 +47,13 @@ public sealed record SimulationGoal(string Key, string Description, string Targe
 
 /// <summary>Hourly share of all clocks (contacts and accounts) past due, before anyone acts in that hour.</summary>
 public sealed record ComplianceResult(int FromDay, double StartShare, double WorstShare, double WorstTenantShare, int HoursOverGoal,
-    IReadOnlyList<HourPoint> Hourly);
+    OverdueCauses OverdueClockHours, IReadOnlyList<HourPoint> Hourly);
+
+/// <summary>
+/// From <see cref="ComplianceResult.FromDay"/>, the hours clocks spent overdue (one clock overdue for one hour is one),
+/// by what stood for each: an open touch card, an undecided approval, a message not yet sent, or nothing.
+/// </summary>
+public sealed record OverdueCauses(long TouchCardOpen, long ApprovalOpen, long MessageUnsent, long NothingOpen);
 
 public sealed record HourPoint(int Hour, double OverdueShare, double WorstTenantShare, long Overdue);
 
@@ -75,4 +81,6 @@ public sealed record StrategyRow(string Key, double TrueRate, long ChosenAll, lo
 
 public sealed record CycleOutcomes(IReadOnlyDictionary<string, long> Runs, int ApprovalsGranted, int ApprovalsRejected);
 
-public sealed record SimulationTiming(double TotalSeconds, double SeedSeconds);
+/// <summary>Where the wall time went: seeding, and per stage of the hour loop (seconds); cycles per second of the cycle stage; the cycles' mean phase times (ms).</summary>
+public sealed record SimulationTiming(double TotalSeconds, double SeedSeconds, IReadOnlyDictionary<string, double> StageSeconds, double CyclesPerSecond,
+    IReadOnlyDictionary<string, double> CyclePhaseMs);

@@ -48,8 +48,8 @@ internal static class SimulationSeeder
     private static async Task SeedTenantAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, SimWorld world, SimTenant tenant,
         CancellationToken cancellationToken)
     {
-        await ExecuteAsync(connection, transaction, "insert into public.tenants (id, name, timezone) values ($1, $2, $3)", cancellationToken,
-            tenant.Id, tenant.Name, tenant.ZoneName);
+        await ExecuteAsync(connection, transaction, "insert into public.tenants (id, name, timezone, settings) values ($1, $2, $3, $4::jsonb)", cancellationToken,
+            tenant.Id, tenant.Name, tenant.ZoneName, $$"""{"due_soon_days": {{world.Options.DueSoonDays}}}""");
         await ExecuteAsync(connection, transaction, """
             insert into public.tenant_members (tenant_id, user_id, role) select $1, u, 'member' from unnest($2::uuid[]) u
             """, cancellationToken, tenant.Id, tenant.Owners.Select(o => o.UserId).ToArray());

@@ -62,6 +62,14 @@ public sealed class Simulator
             new OutboxDispatcherOptions { WorkerId = "simulator:outbox", BatchSize = 500 }, _ => null, _clock,
             new Random(unchecked((int)_options.Seed)), _loggers.CreateLogger<OutboxDispatcher>());
 
+        var stages = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
+        async Task TimedAsync(string stage, Func<Task> work)
+        {
+            var started = Stopwatch.GetTimestamp();
+            await work();
+            stages[stage] = stages.GetValueOrDefault(stage) + Stopwatch.GetElapsedTime(started);
+        }
+
         var orderIndex = new int[_world.Tenants.Count];
         var touchIndex = new int[_world.Tenants.Count];
         for (var hour = 0; hour < _options.Hours; hour++)
@@ -69,14 +77,23 @@ public sealed class Simulator
             var now = _options.Start.AddHours(hour);
             _clock.Now = now;
             await FreezeAsync(now, cancellationToken);
-            await _recorder.MeasureHourAsync(_dataSource, hour, now, cancellationToken);
-
-            await ArriveAsync(now, orderIndex, touchIndex, cancellationToken);
-            await PeopleActAsync(hour, now, cancellationToken);
-            await worker.RunOnceAsync(cancellationToken);
-            while (await dispatcher.DispatchOnceAsync(cancellationToken) > 0)
+            var at = hour;
+            await TimedAsync("measure", () => _recorder.MeasureHourAsync(_dataSource, at, now, cancellationToken));
+            await TimedAsync("world", () => ArriveAsync(now, orderIndex, touchIndex, cancellationToken));
+            await TimedAsync("people", () => PeopleActAsync(at, now, cancellationToken));
+            await TimedAsync("cycles", async () =>
             {
-            }
+                // A pass claims at most twice the worker's concurrency: pass until every due tenant has had its cycle.
+                while (await worker.RunOnceAsync(cancellationToken) > 0)
+                {
+                }
+            });
+            await TimedAsync("dispatch", async () =>
+            {
+                while (await dispatcher.DispatchOnceAsync(cancellationToken) > 0)
+                {
+                }
+            });
 
             if (hour % 24 == 23)
             {
@@ -87,13 +104,22 @@ public sealed class Simulator
         progress?.Report(new SimulationProgress("reporting", _options.Hours, _options.Hours));
         _clock.Now = _options.End;
         await FreezeAsync(_options.End, cancellationToken);
+        var reading = Stopwatch.GetTimestamp();
         var report = await _recorder.ReportAsync(_dataSource, _options, cancellationToken);
+        stages["report"] = Stopwatch.GetElapsedTime(reading);
+        var phases = await _recorder.PhaseMillisecondsAsync(_dataSource, cancellationToken);
         await using (var thaw = _dataSource.CreateCommand("select hourglass.thaw_time()"))
         {
             await thaw.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        return report with { Timing = new SimulationTiming(Math.Round(stopwatch.Elapsed.TotalSeconds, 1), Math.Round(seeded.TotalSeconds, 1)) };
+        var cycles = report.Cycles.Runs.Values.Sum();
+        return report with
+        {
+            Timing = new SimulationTiming(Math.Round(stopwatch.Elapsed.TotalSeconds, 1), Math.Round(seeded.TotalSeconds, 1),
+                stages.OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => Math.Round(p.Value.TotalSeconds, 1)),
+                stages.TryGetValue("cycles", out var inCycles) && inCycles > TimeSpan.Zero ? Math.Round(cycles / inCycles.TotalSeconds, 1) : 0, phases),
+        };
     }
 
     private async Task FreezeAsync(DateTimeOffset at, CancellationToken cancellationToken)

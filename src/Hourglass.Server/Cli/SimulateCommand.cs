@@ -27,6 +27,11 @@ internal static class SimulateCommand
         var days = new Option<int>("--days") { Description = "Simulated days.", DefaultValueFactory = _ => defaults.Days };
         var start = new Option<string?>("--start") { Description = "The first simulated hour, ISO-8601 UTC (default 2026-01-05T00:00:00Z, a Monday)." };
         var owners = new Option<int>("--owners") { Description = "Sales people (account owners) per tenant.", DefaultValueFactory = _ => defaults.OwnersPerTenant };
+        var dueSoon = new Option<int>("--due-soon-days")
+        {
+            Description = "The tenants' due_soon_days: how many days before a clock is due the agent starts on it.",
+            DefaultValueFactory = _ => defaults.DueSoonDays,
+        };
         var emailCap = new Option<int>("--email-daily-cap") { Description = "Policy: the most messages per tenant in any 24 hours.", DefaultValueFactory = _ => defaults.EmailDailyCap };
         var contactCap = new Option<int>("--contact-weekly-cap") { Description = "Policy: the most touches of one contact in any 7 days.", DefaultValueFactory = _ => defaults.ContactWeeklyCap };
         var approvals = new Option<int>("--approval-every")
@@ -54,7 +59,7 @@ internal static class SimulateCommand
             "policies) through the real cycle engine and a throwaway PostgreSQL with a simulated clock; report compliance, caps, orders and strategies " +
             "against the goals. Exits 4 when a goal is missed.")
         {
-            seed, tenants, contacts, perAccount, days, start, owners, emailCap, contactCap, approvals, fixable, unfixable, orderGap, manual, concurrency, output,
+            seed, tenants, contacts, perAccount, days, start, owners, dueSoon, emailCap, contactCap, approvals, fixable, unfixable, orderGap, manual, concurrency, output,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -73,6 +78,7 @@ internal static class SimulateCommand
                 Days = parse.GetValue(days),
                 Start = ParseStart(parse.GetValue(start)) ?? defaults.Start,
                 OwnersPerTenant = parse.GetValue(owners),
+                DueSoonDays = parse.GetValue(dueSoon),
                 EmailDailyCap = parse.GetValue(emailCap),
                 ContactWeeklyCap = parse.GetValue(contactCap),
                 ApprovalEveryNthTenant = parse.GetValue(approvals),
@@ -167,6 +173,12 @@ internal static class SimulateCommand
             $"Caps: at most {c.EmailPeak24h} messages in 24 h in one tenant (cap {c.EmailDailyCap}); at most {c.ContactPeak7d} touches of one contact in 7 days (cap {c.ContactWeeklyCap}); {c.SentOutsideWindow} sent outside business hours."));
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Strategies from day {report.Strategies.FromDay}: {report.Strategies.ChosenToBestRatio:P1} of the best strategy's true rate; runs: {string.Join(", ", report.Cycles.Runs.Select(r => $"{r.Value:N0} {r.Key}"))}."));
+        if (report.Timing is { } timing)
+        {
+            console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Time: {timing.TotalSeconds:N0} s (seeding {timing.SeedSeconds:N0} s; {string.Join(", ", timing.StageSeconds.Select(p => $"{p.Key} {p.Value:N0} s"))}); {timing.CyclesPerSecond:N1} cycles/s."));
+        }
+
         console.WriteLine($"Report: {json}");
         console.WriteLine($"        {html}");
     }

@@ -145,7 +145,7 @@ public sealed class PolicyCycleTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Approval_Expired_CannotBeApproved_Rejected_NotAskedAgainForAWeek()
+    public async Task Approval_Expired_CannotBeApproved_Rejected_NoMessageForAWeekButTheOwnerIsAskedToTouch()
     {
         var (tenant, _) = await TenantWithOverdueContactsAsync(1, email: true);
         await Db.ExecuteAsync("update public.tenants set settings = settings || '{\"approval_ttl_hours\": 2}' where id = $1", tenant);
@@ -163,7 +163,7 @@ public sealed class PolicyCycleTests : IAsyncLifetime
         Assert.Contains("expired", late.MessageText, StringComparison.Ordinal);
 
         // The next cycle sweeps it to expired and, the contact still due, asks again; that one is rejected, and the
-        // cycles after leave the contact alone.
+        // cycles after send no message (no new approval) but ask the owner for the touch on a card.
         await Worker().RunManualAsync(tenant, false, null, default);
         Assert.Equal("expired", await Db.ScalarAsync("select status from public.cards where id = $1", first.Id));
         var second = (await OpenApprovalAsync(tenant))!.Value;
@@ -172,6 +172,9 @@ public sealed class PolicyCycleTests : IAsyncLifetime
         await _h.SetTimeAsync(s_t0.AddHours(4));
         await Worker().RunManualAsync(tenant, false, null, default);
         Assert.Null(await OpenApprovalAsync(tenant));
+        Assert.Equal(0L, await OutboxCountAsync(tenant));
+        Assert.Contains("a message was declined this week, so the owner makes the touch", (string?)await Db.ScalarAsync(
+            "select body from public.cards where tenant_id = $1 and kind = 'touch_task' and status = 'open' and entity_type = 'contact'", tenant), StringComparison.Ordinal);
         Assert.Equal("rejected:service:dana:not now", await Db.ScalarAsync(
             "select (payload -> 'approval' ->> 'decision') || ':' || (payload -> 'approval' ->> 'by') || ':' || (payload -> 'approval' ->> 'note') from public.cards where id = $1", second.Id));
     }
