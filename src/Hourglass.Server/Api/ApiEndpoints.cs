@@ -16,7 +16,8 @@ namespace Hourglass.Server.Api;
 /// <summary>
 /// The HTTP API (docs/api.md): every route under <c>/api/v1</c> needs a token (<see cref="ApiAuth"/>) and runs in one
 /// transaction as its caller (<see cref="ApiSession"/>); tenant routes answer 404 for a tenant the caller does not
-/// belong to. Lists page with <c>limit</c> and an opaque <c>cursor</c>; errors are RFC 9457 problem details.
+/// belong to. Lists page with <c>limit</c> and an opaque <c>cursor</c>; errors are RFC 9457 problem details. Bodies and
+/// query parameters are checked before a handler runs (<see cref="ApiInput"/>): bad input is a 400 naming the field.
 /// </summary>
 internal static class ApiEndpoints
 {
@@ -24,6 +25,7 @@ internal static class ApiEndpoints
 
     public static void Map(WebApplication app, NpgsqlDataSource dataSource, ApiAuth auth, CycleWorker? worker)
     {
+        var (bodyLimit, batchLimit) = ApiBodyLimit.FromEnvironment();
         var api = app.MapGroup("/api/v1").AddEndpointFilter(async (context, next) =>
         {
             var http = context.HttpContext;
@@ -37,8 +39,9 @@ internal static class ApiEndpoints
 
             http.Items[nameof(ApiCaller)] = caller;
             return await next(context);
-        }).RequireRateLimiting(ApiRateLimits.PolicyName)
-            // Documented for every route (OpenAPI): no or a bad token, bad input, over the tenant's rate limit.
+        }).AddEndpointFilterFactory(ApiInput.Check).WithMetadata(bodyLimit).RequireRateLimiting(ApiRateLimits.PolicyName)
+            // Documented for every route (OpenAPI): the token it needs; no or a bad token, bad input, over the tenant's rate limit.
+            .AddOpenApiOperationTransformer(ApiOpenApi.RequireTokenAsync)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesValidationProblem().ProducesProblem(StatusCodes.Status429TooManyRequests);
 
         api.MapGet("/tenants", (HttpContext http, CancellationToken cancellationToken) => Run(dataSource, http, async s =>
@@ -65,11 +68,11 @@ internal static class ApiEndpoints
 
         MapTenant(tenant, dataSource);
         MapRuns(tenant, dataSource, worker);
-        MapEngagement(tenant, dataSource);
+        MapEngagement(tenant, dataSource, batchLimit);
         MapCards(tenant, dataSource);
         MapPolicies(tenant, dataSource);
         MapOrders(tenant, dataSource);
-        MapInsights(tenant, dataSource);
+        MapInsights(tenant, dataSource, batchLimit);
     }
 
     private static Task<IResult> Run(NpgsqlDataSource dataSource, HttpContext http, Func<ApiSession, Task<IResult>> handler) =>
@@ -87,8 +90,9 @@ internal static class ApiEndpoints
                 """, http.RequestAborted, tenantId))))
             .WithName("GetTenant").WithSummary("The tenant, its settings and its schedule");
 
-        tenant.MapPatch("/settings", (Guid tenantId, HttpContext http, SettingsPatch patch) => Run(dataSource, http, async s =>
+        tenant.MapPatch("/settings", (Guid tenantId, HttpContext http, JsonBody<SettingsPatch> body) => Run(dataSource, http, async s =>
         {
+            var patch = body.Value!;
             if (!await IsAdminAsync(s, tenantId, http.RequestAborted))
             {
                 return ApiSession.NotFound("the tenant's settings");
@@ -153,8 +157,9 @@ internal static class ApiEndpoints
                 """, tenantId, limit, cursor)))
             .WithName("ListReflections").WithSummary("Hourly reflections, newest first");
 
-        tenant.MapPost("/runs", (Guid tenantId, HttpContext http, RunRequest? request) => Run(dataSource, http, async s =>
+        tenant.MapPost("/runs", (Guid tenantId, HttpContext http, JsonBody<RunRequest?> body) => Run(dataSource, http, async s =>
         {
+            var request = body.Value;
             // As 'hourglass run --hour': a real cycle runs for now; naming another hour would spend that hour's
             // idempotency keys (a future hour's actions would then never run).
             if (request is { Hour: not null, DryRun: not true })
@@ -182,7 +187,7 @@ internal static class ApiEndpoints
 
     public sealed record RunRequest(bool? DryRun = null, DateTimeOffset? Hour = null);
 
-    private static void MapEngagement(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
+    private static void MapEngagement(RouteGroupBuilder tenant, NpgsqlDataSource dataSource, ApiBodyLimit batchLimit)
     {
         tenant.MapGet("/engagement/queue", (Guid tenantId, HttpContext http, int? top) => Run(dataSource, http, async s =>
             ApiSession.Json(await s.JsonAsync("""
@@ -195,16 +200,12 @@ internal static class ApiEndpoints
                 http.RequestAborted, tenantId, top ?? 20))))
             .WithName("EngagementQueue").WithSummary("Who is due, most urgent first, each with the reason for its place");
 
-        tenant.MapPost("/touches", (Guid tenantId, HttpContext http, JsonElement body, [FromQuery(Name = "on_error")] string? onError) => Run(dataSource, http, async s =>
-        {
-            if (body.ValueKind != JsonValueKind.Array)
-            {
-                return ApiSession.Invalid("body", "must be a JSON array of touches");
-            }
-
-            return await BatchAsync(s, http, "select coalesce(json_agg(o order by o.line), '[]')::text from public.record_touches($1, $2::jsonb, $3) o",
-                tenantId, body, onError);
-        }))
+        tenant.MapPost("/touches", (Guid tenantId, HttpContext http, JsonBody<JsonElement> body, [FromQuery(Name = "on_error")] string? onError) => Run(dataSource, http, async s =>
+            body.Value.ValueKind != JsonValueKind.Array
+                ? ApiSession.Invalid("body", $"must be a JSON array of touches, not {body.Value.ValueKind.ToString().ToLowerInvariant()}")
+                : await BatchAsync(s, http, "select coalesce(json_agg(o order by o.line), '[]')::text from public.record_touches($1, $2::jsonb, $3) o",
+                    tenantId, body.Value, onError)))
+            .WithMetadata(batchLimit)
             .WithName("RecordTouches").WithSummary("Touches made outside Hourglass, in a batch, each with its own time and idempotency key");
     }
 
@@ -217,27 +218,27 @@ internal static class ApiEndpoints
                 """, tenantId, limit, cursor, kind, status)))
             .WithName("ListCards").WithSummary("Cards: touch tasks, approvals, exception reviews");
 
-        tenant.MapPost("/cards/{cardId:guid}/complete", (Guid tenantId, Guid cardId, HttpContext http, CardAction? action) => Run(dataSource, http, async s =>
+        tenant.MapPost("/cards/{cardId:guid}/complete", (Guid tenantId, Guid cardId, HttpContext http, JsonBody<CardAction?> body) => Run(dataSource, http, async s =>
         {
             await using var command = s.Command("select public.complete_touch_card($1, $2, $3) where exists (select 1 from public.cards where id = $1 and tenant_id = $4)",
-                cardId, action?.TouchType ?? "call", action?.Notes, tenantId);
+                cardId, body.Value?.TouchType ?? "call", body.Value?.Notes, tenantId);
             return await command.ExecuteScalarAsync(http.RequestAborted) is Guid clock ? Results.Json(new { clock_id = clock }) : ApiSession.NotFound("the card");
         }))
             .WithName("CompleteCard").WithSummary("A person made the touch: the card is done and the touch recorded");
 
         foreach (var (verb, approve) in new[] { ("approve", true), ("reject", false) })
         {
-            tenant.MapPost($"/cards/{{cardId:guid}}/{verb}", (Guid tenantId, Guid cardId, HttpContext http, CardAction? action) => Run(dataSource, http, async s =>
+            tenant.MapPost($"/cards/{{cardId:guid}}/{verb}", (Guid tenantId, Guid cardId, HttpContext http, JsonBody<CardAction?> body) => Run(dataSource, http, async s =>
             {
                 await using var command = s.Command("select public.decide_approval($1, $2, $3) where exists (select 1 from public.cards where id = $1 and tenant_id = $4)",
-                    cardId, approve, action?.Notes, tenantId);
+                    cardId, approve, body.Value?.Notes, tenantId);
                 return await command.ExecuteScalarAsync(http.RequestAborted) is string outcome ? Results.Json(new { outcome }) : ApiSession.NotFound("the card");
             }))
                 .WithName(approve ? "ApproveCard" : "RejectCard")
                 .WithSummary(approve ? "Approve the held action: it runs next cycle if the policy still allows it" : "Reject the held action");
         }
 
-        tenant.MapPost("/cards/{cardId:guid}/dismiss", (Guid tenantId, Guid cardId, HttpContext http, CardAction? action) => Run(dataSource, http, async s =>
+        tenant.MapPost("/cards/{cardId:guid}/dismiss", (Guid tenantId, Guid cardId, HttpContext http, JsonBody<CardAction?> body) => Run(dataSource, http, async s =>
         {
             await using var command = s.Command("""
                 update public.cards set status = 'dismissed', completed_at = hourglass.now(), updated_at = hourglass.now(),
@@ -245,7 +246,7 @@ internal static class ApiEndpoints
                   payload = payload || jsonb_build_object('dismissed_because', $3::text)
                 where tenant_id = $1 and id = $2 and status = 'open' and kind in ('touch_task', 'notice')
                 returning id
-                """, tenantId, cardId, action?.Notes);
+                """, tenantId, cardId, body.Value?.Notes);
             return await command.ExecuteScalarAsync(http.RequestAborted) is Guid ? Results.NoContent() : ApiSession.NotFound("an open touch or notice card");
         }))
             .WithName("DismissCard").WithSummary("Dismiss an open touch task or notice");
@@ -272,7 +273,7 @@ internal static class ApiEndpoints
         }))
             .WithName("GetPolicy").WithSummary("The policy document in force (version 0: the built-in default); ETag is its version");
 
-        tenant.MapPut("/policy", (Guid tenantId, HttpContext http, JsonElement body) => Run(dataSource, http, async s =>
+        tenant.MapPut("/policy", (Guid tenantId, HttpContext http, JsonBody<JsonElement> body) => Run(dataSource, http, async s =>
         {
             if (!await IsAdminAsync(s, tenantId, http.RequestAborted))
             {
@@ -292,14 +293,14 @@ internal static class ApiEndpoints
 
             try
             {
-                var saved = await PolicyStore.SaveAsync(dataSource, tenantId, body.GetRawText(), $"user:{s.Caller.UserId?.ToString() ?? "service"}", null, expected, http.RequestAborted);
+                var saved = await PolicyStore.SaveAsync(dataSource, tenantId, body.Value.GetRawText(), $"user:{s.Caller.UserId?.ToString() ?? "service"}", null, expected, http.RequestAborted);
                 http.Response.Headers.ETag = $"\"{saved.Number}\"";
                 return Results.Json(new { version = saved.Number, rules = saved.Document.Rules.Count });
             }
             catch (PolicyValidationException ex)
             {
-                return Results.ValidationProblem(ex.Problems.GroupBy(p => p.Field).ToDictionary(g => g.Key, g => g.Select(p => p.Problem).ToArray()),
-                    title: "Policy document refused", detail: "nothing was saved; the version in force stays in force", type: "https://hourglass.dev/problems/validation");
+                return ApiSession.Invalid(ex.Problems.GroupBy(p => p.Field).ToDictionary(g => g.Key, g => g.Select(p => p.Problem).ToArray()),
+                    detail: "nothing was saved; the version in force stays in force", title: "Policy document refused");
             }
             catch (HourglassException ex) when (expected is not null)
             {
@@ -309,8 +310,9 @@ internal static class ApiEndpoints
         }))
             .WithName("PutPolicy").WithSummary("Save a new version (validated; If-Match for optimistic concurrency); owners and admins only");
 
-        tenant.MapPost("/policy/explain", (Guid tenantId, HttpContext http, ExplainRequest request) => Run(dataSource, http, async s =>
+        tenant.MapPost("/policy/explain", (Guid tenantId, HttpContext http, JsonBody<ExplainRequest> body) => Run(dataSource, http, async s =>
         {
+            var request = body.Value!;
             if (string.IsNullOrWhiteSpace(request.Kind))
             {
                 return ApiSession.Invalid("kind", "is required (e.g. send_message)");
@@ -365,7 +367,7 @@ internal static class ApiEndpoints
                 """, tenantId, limit, cursor, status)))
             .WithName("OrderExceptions").WithSummary("Order exceptions and where they are in their workflow");
 
-        tenant.MapPost("/orders/exceptions/{exceptionId:guid}/{step}", (Guid tenantId, Guid exceptionId, string step, HttpContext http, CardAction? action) =>
+        tenant.MapPost("/orders/exceptions/{exceptionId:guid}/{step}", (Guid tenantId, Guid exceptionId, string step, HttpContext http, JsonBody<CardAction?> body) =>
             Run(dataSource, http, async s =>
             {
                 var sql = step switch
@@ -379,19 +381,20 @@ internal static class ApiEndpoints
                     return ApiSession.NotFound($"the step '{step}' (review, resolve or dismiss)");
                 }
 
-                await using var command = s.Command(sql, exceptionId, tenantId, step == "resolve" ? "resolved" : "dismissed", action?.Notes);
+                await using var command = s.Command(sql, exceptionId, tenantId, step == "resolve" ? "resolved" : "dismissed", body.Value?.Notes);
                 return await command.ExecuteScalarAsync(http.RequestAborted) is string outcome ? Results.Json(new { outcome }) : ApiSession.NotFound("the exception");
             }))
             .WithName("OrderExceptionStep").WithSummary("review, resolve (re-validates the order) or dismiss an exception; resolve and dismiss need notes");
     }
 
-    private static void MapInsights(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
+    private static void MapInsights(RouteGroupBuilder tenant, NpgsqlDataSource dataSource, ApiBodyLimit batchLimit)
     {
-        tenant.MapPost("/events", (Guid tenantId, HttpContext http, JsonElement body, [FromQuery(Name = "on_error")] string? onError) => Run(dataSource, http, async s =>
-            body.ValueKind != JsonValueKind.Array
-                ? ApiSession.Invalid("body", "must be a JSON array of events")
+        tenant.MapPost("/events", (Guid tenantId, HttpContext http, JsonBody<JsonElement> body, [FromQuery(Name = "on_error")] string? onError) => Run(dataSource, http, async s =>
+            body.Value.ValueKind != JsonValueKind.Array
+                ? ApiSession.Invalid("body", $"must be a JSON array of events, not {body.Value.ValueKind.ToString().ToLowerInvariant()}")
                 : await BatchAsync(s, http, "select coalesce(json_agg(o order by o.line), '[]')::text from public.ingest_events($1, $2::jsonb, $3) o",
-                    tenantId, body, onError)))
+                    tenantId, body.Value, onError)))
+            .WithMetadata(batchLimit)
             .WithName("IngestEvents").WithSummary("A batch of events from an outside system, with idempotency keys");
 
         tenant.MapGet("/patterns", (Guid tenantId, HttpContext http, string? type, int? limit, string? cursor) => Run(dataSource, http, s =>
@@ -412,28 +415,18 @@ internal static class ApiEndpoints
             .WithName("ListStrategies").WithSummary("Success strategies with their posterior mean and lower bound");
     }
 
-    // A batch call's outcomes; a refused batch (refuse mode) is a 400 naming the lines.
+    // A batch call's outcomes; a refused batch (refuse mode) is a 400 naming the lines. on_error was checked (ApiInput).
     private static async Task<IResult> BatchAsync(ApiSession s, HttpContext http, string sql, Guid tenantId, JsonElement body, string? onError)
     {
-        if (onError is not (null or "refuse" or "skip"))
-        {
-            return ApiSession.Invalid("on_error", "must be 'refuse' or 'skip'");
-        }
-
         var outcomes = await s.JsonAsync(sql, http.RequestAborted, tenantId,
             new NpgsqlParameter { Value = body.GetRawText(), NpgsqlDbType = NpgsqlDbType.Text }, onError ?? "refuse");
         return ApiSession.Json(outcomes);
     }
 
     // A page of rows, newest first. The inner query selects created_at and id and filters on tenant_id = $1; $2, $3
-    // are the cursor and $4… the extra parameters.
+    // are the cursor and $4… the extra parameters. limit and cursor were checked (ApiInput).
     private static async Task<IResult> PageAsync(ApiSession s, HttpContext http, string inner, Guid tenantId, int? limit, string? cursor, params object?[] extra)
     {
-        if (limit is < 1 or > MaxLimit)
-        {
-            return ApiSession.Invalid("limit", $"must be between 1 and {MaxLimit}");
-        }
-
         if (!ApiSession.TryCursor(cursor, out var at, out var id))
         {
             return ApiSession.Invalid("cursor", "is not a cursor this API gave out");

@@ -115,9 +115,12 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
         Results.Problem(title: "Not found", detail: $"{what} does not exist, or you are not a member of its tenant",
             statusCode: StatusCodes.Status404NotFound, type: "https://hourglass.dev/problems/not-found");
 
-    public static IResult Invalid(string field, string problem) =>
-        Results.ValidationProblem(new Dictionary<string, string[]> { [field] = [problem] }, title: "Invalid request",
-            type: "https://hourglass.dev/problems/validation");
+    public static IResult Invalid(string field, string problem) => Invalid(new Dictionary<string, string[]> { [field] = [problem] });
+
+    /// <summary>A 400 validation problem: <c>errors</c> maps each field to what is wrong with it, and <c>detail</c> says it in one line.</summary>
+    public static IResult Invalid(IDictionary<string, string[]> errors, string? detail = null, string title = "Invalid request") =>
+        Results.ValidationProblem(errors, title: title, type: "https://hourglass.dev/problems/validation",
+            detail: string.Join("; ", errors.SelectMany(e => e.Value.Select(problem => $"{e.Key}: {problem}"))) + (detail is null ? "" : $" — {detail}"));
 
     public static IResult Json(string? json) => Results.Text(json ?? "null", "application/json", Encoding.UTF8);
 

@@ -45,7 +45,7 @@ internal static class ServeCommand
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             builder.Services.AddSingleton(loggerFactory);
-            builder.Services.AddProblemDetails();
+            builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails = ApiInput.DescribeFrameworkProblem);
             var auth = ApiAuth.FromEnvironment();
             builder.Services.AddHourglassRateLimits(auth);
             builder.Services.AddOpenApi("v1", openApi => openApi.AddDocumentTransformer((document, _, _) =>
@@ -54,7 +54,7 @@ internal static class ServeCommand
                 document.Info.Description = "The autonomous account-management agent's API: runs and reflections, engagement, cards and approvals, " +
                                             "policies and violations, orders and exceptions, events, patterns and strategies. docs/api.md.";
                 return Task.CompletedTask;
-            }));
+            }).AddDocumentTransformer(ApiOpenApi.AddSecuritySchemesAsync));
             builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
             builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(CycleTelemetry.Name).AddPrometheusExporter());
             builder.WebHost.UseUrls(parse.GetValue(urls)!);

@@ -85,6 +85,9 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
         new("ListStrategies", "GET", T("/strategies"), (t, _) => $"{t.Path}/strategies", _ => null, 200),
     ];
 
+    /// <summary>Every route of the API, as the other API test classes drive them.</summary>
+    internal static IReadOnlyList<ApiRoute> Routes => s_routes;
+
     private ApiServer Server => fixture.Server;
 
     private ApiTenant A => fixture.A;
@@ -568,6 +571,48 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
     }
 
     [Fact]
+    public async Task OpenApi_TokenSchemesDeclared_EveryApiOperationRequiresOne_BodiesDocumentTooLargeAndMediaType()
+    {
+        var response = await Server.GetAsync("/openapi/v1.json", token: null);
+        var read = OpenApiDocument.Parse(response.Body, "json");
+        var json = JsonNode.Parse(response.Body)!;
+
+        // The schemes ApiAuth accepts: a JWT as a Bearer token, or the service key in the apikey header.
+        var schemes = read.Document!.Components!.SecuritySchemes!;
+        Assert.Equal(SecuritySchemeType.Http, schemes["bearerAuth"].Type);
+        Assert.Equal("bearer", schemes["bearerAuth"].Scheme);
+        Assert.Equal("JWT", schemes["bearerAuth"].BearerFormat);
+        Assert.Equal(SecuritySchemeType.ApiKey, schemes["apikey"].Type);
+        Assert.Equal(ParameterLocation.Header, schemes["apikey"].In);
+        Assert.Equal("apikey", schemes["apikey"].Name);
+
+        var operations = json["paths"]!.AsObject().SelectMany(p => p.Value!.AsObject().Select(o => (Path: p.Key, Method: o.Key, Operation: o.Value!))).ToList();
+        foreach (var (path, method, operation) in operations)
+        {
+            // Two requirement objects: either scheme will do. Nothing outside /api/v1 asks for a token.
+            var security = operation["security"]?.AsArray().Select(r => string.Join("+", r!.AsObject().Select(k => k.Key))).Order(StringComparer.Ordinal).ToList();
+            if (path.StartsWith("/api/v1", StringComparison.Ordinal))
+            {
+                Assert.True(security is ["apikey", "bearerAuth"], $"{method} {path}: security {string.Join(", ", security ?? [])}");
+            }
+            else
+            {
+                Assert.True(security is null or [], $"{method} {path} asks for a token");
+            }
+
+            if (operation["requestBody"] is not null)
+            {
+                var responses = operation["responses"]!.AsObject();
+                Assert.True(responses.ContainsKey("413") && responses.ContainsKey("415"), $"{method} {path} documents {string.Join(", ", responses.Select(r => r.Key))}");
+            }
+        }
+
+        Assert.Contains(operations, o => o.Operation["requestBody"] is not null);
+        Assert.Equal(true, (bool?)json["paths"]!["/api/v1/tenants/{tenantId}/settings"]!["patch"]!["requestBody"]!["required"]);
+        Assert.Null(json["paths"]!["/api/v1/tenants/{tenantId}/runs"]!["post"]!["requestBody"]!["required"]);
+    }
+
+    [Fact]
     public async Task HealthAndMetrics_ServedWithoutAToken()
     {
         var health = await Server.GetAsync("/health", token: null);
@@ -610,7 +655,7 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
         return JsonNode.Parse(response.Body)!;
     }
 
-    private static JsonObject AssertProblem(ApiResponse response, int status, string? type = null)
+    internal static JsonObject AssertProblem(ApiResponse response, int status, string? type = null)
     {
         Assert.True(response.Code == status, $"expected {status}, got {response}");
         Assert.Equal(ProblemJson, response.ContentType);
