@@ -13,7 +13,9 @@ namespace Hourglass.Engagement;
 /// taken this hour; the rest are deferred to the next.
 /// The kind of touch: when the tenant has active success strategies (<c>success_strategies</c> whose
 /// <c>action_template.kind</c> is <c>touch_task</c> or <c>send_message</c>) that apply to the target, one is chosen by
-/// seeded Thompson sampling (<see cref="StrategySelector"/>; seed: tenant, hour, target), and the proposal cites it.
+/// seeded Thompson sampling (<see cref="StrategySelector"/>; seed: tenant, target, the clock's due date), and the proposal cites it.
+/// A message the policy's send window or holidays hold back now is not proposed this hour; a target a person declined a
+/// message to this week gets a touch card instead.
 /// Otherwise — and always for a target no strategy applies to — a touch_task card for the account's owner.
 /// </summary>
 public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDepth) : ICyclePart
