@@ -37,16 +37,25 @@ internal sealed class SimulationRecorder(SimWorld world)
     {
         // Overdue by what stands for the clock: a touch card a person has not done, an approval not decided, a message not
         // sent, or nothing (the agent has not acted) — to see why a clock is late, not only that it is.
+        // The overdue clocks first (a few), then what stands for each; the totals by tenant from a count.
         await using var command = dataSource.CreateCommand("""
-            select c.tenant_id, count(*) filter (where c.next_touch_due < $1), count(*),
-                   count(*) filter (where c.next_touch_due < $1 and exists (
-                     select 1 from public.cards k where k.tenant_id = c.tenant_id and k.entity_id = c.entity_id and k.kind = 'touch_task' and k.status = 'open')),
-                   count(*) filter (where c.next_touch_due < $1 and exists (
-                     select 1 from public.cards k where k.tenant_id = c.tenant_id and k.entity_id = c.entity_id and k.kind = 'approval' and k.status = 'open')),
-                   count(*) filter (where c.next_touch_due < $1 and exists (
-                     select 1 from public.message_outbox m where m.tenant_id = c.tenant_id and m.status in ('pending', 'sending')
-                       and (m.payload ->> 'target_id') = c.entity_id::text))
-            from public.engagement_clocks c group by c.tenant_id
+            with overdue as materialized (
+              select c.tenant_id, c.entity_type, c.entity_id from public.engagement_clocks c where c.next_touch_due < $1
+            ), causes as (
+              select o.tenant_id,
+                     exists (select 1 from public.cards k where k.tenant_id = o.tenant_id and k.entity_type = o.entity_type and k.entity_id = o.entity_id
+                               and k.kind = 'touch_task' and k.status = 'open') as card,
+                     exists (select 1 from public.cards k where k.tenant_id = o.tenant_id and k.entity_type = o.entity_type and k.entity_id = o.entity_id
+                               and k.kind = 'approval' and k.status = 'open') as approval,
+                     exists (select 1 from public.message_outbox m where m.tenant_id = o.tenant_id and m.status in ('pending', 'sending')
+                               and (m.payload ->> 'target_id') = o.entity_id::text) as message
+              from overdue o
+            ), totals as (
+              select c.tenant_id, count(*) as n from public.engagement_clocks c group by c.tenant_id
+            )
+            select t.tenant_id, count(x.tenant_id), t.n, count(*) filter (where x.card), count(*) filter (where x.approval), count(*) filter (where x.message)
+            from totals t left join causes x on x.tenant_id = t.tenant_id
+            group by t.tenant_id, t.n
             """);
         command.Parameters.Add(new() { Value = now });
         long overdue = 0, clocks = 0;
