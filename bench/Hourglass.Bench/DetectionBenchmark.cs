@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hourglass.Insights;
 using Npgsql;
@@ -19,13 +21,17 @@ internal static class DetectionBenchmark
     private const int ContactsPerAccount = 10;
     private const int ContactsPerTenant = AccountsPerTenant * ContactsPerAccount;
 
-    /// <summary>The events loaded before the full run, and the 1% added before the incremental one.</summary>
-    private const long Events = 2_000_000;
-
-    private const long NewEvents = Events / 100;
-
-    /// <summary>What the issue asks for; <see cref="Events"/> is smaller when the machine cannot do it in the time.</summary>
+    /// <summary>What the issue asks for, and the default.</summary>
     private const long IssueEvents = 10_000_000;
+
+    /// <summary>The variable that sets a smaller (or larger) log, for a quicker run: a multiple of 1,000.</summary>
+    private const string EventsVariable = "HOURGLASS_BENCH_DETECTION_EVENTS";
+
+    /// <summary>The events loaded before the full run, and the 1% added before the incremental one.</summary>
+    private static readonly long Events = long.TryParse(Environment.GetEnvironmentVariable(EventsVariable), NumberStyles.None, CultureInfo.InvariantCulture,
+        out var events) && events >= 1_000 && events % 1_000 == 0 ? events : IssueEvents;
+
+    private static readonly long NewEvents = Events / 100;
 
     private const long LoadChunk = 1_000_000;
     private const int SpanDays = 730;
@@ -101,13 +107,6 @@ internal static class DetectionBenchmark
         ) z
         """;
 
-    // The engine's page query (InsightsEngine.ReadEventsAsync), for the plan and the read-only pass.
-    private const string PageSql = """
-        select seq, id, event_type, entity_type, entity_id, occurred_at, payload::text
-        from public.warehouse_events
-        where tenant_id = $1 and seq > $2 and seq <= $3 and event_type = any($4)
-        order by seq limit $5
-        """;
 
     private sealed record Load(Guid[] Tenants, double InsertSeconds, double IndexSeconds, double VacuumSeconds, long Events, double TableMegabytes,
         double IndexMegabytes, IReadOnlyList<string> Indexes);
@@ -385,28 +384,20 @@ internal static class DetectionBenchmark
         foreach (var detector in InsightsEngine.DefaultDetectors)
         {
             var list = events[detector] = [];
-            var after = 0L;
-            while (true)
+            // Ranges of seq numbers holding about a page each, as the engine sizes them.
+            await using (var count = dataSource.CreateCommand("select count(*) from public.warehouse_events where tenant_id = $1 and event_type = any($2)"))
             {
-                await using var command = dataSource.CreateCommand(PageSql);
-                command.Parameters.Add(new() { Value = tenant });
-                command.Parameters.Add(new() { Value = after });
-                command.Parameters.Add(new() { Value = frontier });
-                command.Parameters.Add(new() { Value = detector.EventTypes.ToArray() });
-                command.Parameters.Add(new() { Value = 50_000 });
-                var before = list.Count;
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken))
+                count.Parameters.Add(new() { Value = tenant });
+                count.Parameters.Add(new() { Value = detector.EventTypes.ToArray() });
+                var share = (long)(await count.ExecuteScalarAsync(cancellationToken))!;
+                var span = Math.Max(1, 10_000L * frontier / Math.Max(share, 1));
+                var after = 0L;
+                while (after < frontier)
                 {
-                    after = reader.GetInt64(0);
-                    list.Add(new InsightEvent(after, reader.GetGuid(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
-                        reader.IsDBNull(4) ? null : reader.GetGuid(4), reader.GetFieldValue<DateTimeOffset>(5),
-                        JsonNode.Parse(reader.GetString(6)) as JsonObject ?? []));
-                }
-
-                if (list.Count == before)
-                {
-                    break;
+                    var upper = Math.Min(frontier, after + span);
+                    var page = await InsightsEngine.ReadPageAsync(dataSource, tenant, detector, after, upper, 10_000, cancellationToken);
+                    list.AddRange(page);
+                    after = page.Count == 10_000 ? page[^1].Seq : upper;
                 }
             }
         }
@@ -437,7 +428,7 @@ internal static class DetectionBenchmark
         }
 
         var zones = new DetectorZones(tenantZone, byEntity);
-        var states = new Dictionary<(IPatternDetector, Guid), JsonObject>();
+        var states = new Dictionary<(IPatternDetector, Guid), IDetectorState>();
         watch.Restart();
         foreach (var (detector, list) in events)
         {
@@ -450,7 +441,7 @@ internal static class DetectionBenchmark
 
                 if (!states.TryGetValue((detector, entity), out var state))
                 {
-                    states[(detector, entity)] = state = [];
+                    states[(detector, entity)] = state = detector.NewState();
                 }
 
                 detector.Fold(state, e, zones);
@@ -460,18 +451,14 @@ internal static class DetectionBenchmark
         var foldSeconds = watch.Elapsed.TotalSeconds;
         var now = DateTimeOffset.UtcNow;
         long characters = 0;
+        var buffer = new ArrayBufferWriter<byte>();
+        await using var json = new Utf8JsonWriter(buffer);
         watch.Restart();
         foreach (var ((detector, _), state) in states)
         {
             foreach (var pattern in detector.Evaluate(state, now))
             {
-                var data = pattern.Data.DeepClone().AsObject();
-                if (pattern.PatternType == detector.StatePattern)
-                {
-                    data["state"] = state.DeepClone();
-                }
-
-                characters += data.ToJsonString().Length;
+                characters += InsightsEngine.PatternJson(detector, pattern, state, buffer, json).Length;
             }
         }
 
@@ -485,15 +472,29 @@ internal static class DetectionBenchmark
         var plans = new List<string>();
         foreach (var detector in InsightsEngine.DefaultDetectors)
         {
-            await using var command = new NpgsqlCommand($"explain (analyze, buffers, format json) {PageSql}", connection);
+            // A page as the engine reads it once it has sized its ranges: seq numbers holding about 10,000 of the
+            // detector's events for this tenant (its share of the log).
+            var share = await Bench.ScalarAsync<long>(connection,
+                "select count(*) from public.warehouse_events where tenant_id = $1 and event_type = any($2)", cancellationToken, tenant,
+                detector.EventTypes.ToArray());
+            var upper = Math.Min(frontier, 10_000L * frontier / Math.Max(share, 1));
+            // As the engine reads a page (InsightsEngine.ReadPageAsync).
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            await using (var setting = new NpgsqlCommand(InsightsEngine.PageSettingSql, connection, transaction))
+            {
+                await setting.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await using var command = new NpgsqlCommand($"explain (analyze, buffers, format json) {InsightsEngine.PageSql}", connection, transaction);
             command.Parameters.Add(new() { Value = tenant });
             command.Parameters.Add(new() { Value = 0L });
-            command.Parameters.Add(new() { Value = frontier });
+            command.Parameters.Add(new() { Value = upper });
             command.Parameters.Add(new() { Value = detector.EventTypes.ToArray() });
-            command.Parameters.Add(new() { Value = 50_000 });
+            command.Parameters.Add(new() { Value = 10_000 });
             var json = (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+            await transaction.CommitAsync(cancellationToken);
             var root = JsonNode.Parse(json)![0]!;
-            plans.Add($"{detector.Name} ({string.Join(", ", detector.EventTypes)}): {Shape(root["Plan"]!)}; execution " +
+            plans.Add($"{detector.Name} ({string.Join(", ", detector.EventTypes)}; seq 1-{upper:#,0}): {Shape(root["Plan"]!)}; execution " +
                       $"{root["Execution Time"]!.GetValue<double>().ToString("0.0", CultureInfo.InvariantCulture)} ms");
         }
 
@@ -692,7 +693,7 @@ internal static class DetectionBenchmark
             "detection",
             $"A scratch database (`{DatabaseName}`) with {Tenants} tenants of {AccountsPerTenant} accounts and {ContactsPerTenant:#,0} contacts " +
             "(tenants, 40% of accounts and 60% of contacts in one of 7 time zones) and " +
-            $"{Events:#,0} warehouse_events{(scaled ? $" (the issue asks for {IssueEvents:#,0}; see the extrapolation)" : "")}: per tenant, one in ten " +
+            $"{Events:#,0} warehouse_events{(scaled ? $" ({EventsVariable}; the issue asks for {IssueEvents:#,0}, the default; see the extrapolation)" : "")}: per tenant, one in ten " +
             "an order_placed on an account (payload total and order_id; every tenth account stops ordering after 80% of the span, every seventh " +
             "account's totals grow), two in ten a reply from a contact, seven in ten a touch of a contact (email, call or meeting), over " +
             $"{SpanDays} days, tenants interleaved, times rising with seq. Loaded set-based (`insert … select generate_series`, chunks of " +
@@ -700,7 +701,9 @@ internal static class DetectionBenchmark
             $"and the foreign-key trigger skipped: {F(load.InsertSeconds, "0")} s to insert, {F(load.IndexSeconds, "0")} s to build the " +
             $"{load.Indexes.Count + 1} indexes, {F(load.VacuumSeconds, "0")} s to VACUUM ANALYZE; {F(load.TableMegabytes, "#,0")} MB of table, " +
             $"{F(load.IndexMegabytes, "#,0")} MB of indexes. Then `hourglass.advance_event_frontier()` until it stops moving (timed apart). (a): one " +
-            "`new InsightsEngine(dataSource)` (default detectors: orders, engagement; pages of 50,000), RunAsync for each tenant in turn from " +
+            "`new InsightsEngine(dataSource)` (default detectors: orders, engagement; typed per-entity state in memory, written once per entity " +
+            "at the end of a run; pages of up to 10,000 events, each a range of seq numbers read through (tenant_id, event_type, seq), the next " +
+            "read while the last is folded), RunAsync for each tenant in turn from " +
             "watermark 0, maxEvents unbounded; this process's working set and managed heap sampled every 100 ms. (b): " +
             $"{NewEvents:#,0} more events (the same mix, over the last day, inserted with the indexes in place), the frontier advanced, and RunAsync " +
             "for each tenant again. (c), the baseline: two plain SQL statements doing comparable work for the two detectors' main patterns over " +
@@ -710,8 +713,8 @@ internal static class DetectionBenchmark
             measurements,
             "(a)/(c) time",
             ratio,
-            "no goal set in the issue",
-            true,
+            "≤ 3 (detection within three times the SQL baseline)",
+            ratio <= 3,
             [
                 $"(a) {F(full.EventsProcessed / full.Seconds, "#,0")} events/s; (b) {F(incremental.EventsProcessed / incremental.Seconds, "#,0")} events/s, " +
                 $"{F(incremental.Seconds / full.Seconds * 100, "0.0")}% of (a)'s time for {F(100.0 * NewEvents / Events, "0")}% of its events",
@@ -724,7 +727,7 @@ internal static class DetectionBenchmark
                 $"after (b), the tenant's events all held in memory): the engine's reads alone (pages read, payloads parsed) {F(breakdown.ReadSeconds, "0.00")} s; the detectors' Fold of all its " +
                 $"events {F(breakdown.FoldSeconds, "0.00")} s ({F(breakdown.FoldSeconds * 1e6 / breakdown.Events, "0.0")} µs an event); Evaluate and the rows' " +
                 $"JSON once per entity {F(breakdown.EvaluateSeconds, "0.00")} s ({F(breakdown.EvaluateSeconds * 1e6 / breakdown.Entities, "0")} µs an entity; " +
-                $"the engine does it for every page an entity appears in); the same tenant in (a): {F(full.TenantSeconds[0], "0.00")} s",
+                $"the engine does it once per entity per run); the same tenant in (a): {F(full.TenantSeconds[0], "0.00")} s",
                 plans,
                 $"memory during (a): working set {F(full.StartWorkingSet, "0")} MB at the start, peak {F(full.PeakWorkingSet, "0")} MB; managed heap " +
                 $"peak {F(full.PeakManaged, "0")} MB, {F(full.ManagedAfter, "0.0")} MB after a full GC at the end; {full.Samples:#,0} samples",
@@ -739,7 +742,7 @@ internal static class DetectionBenchmark
                     : Array.Empty<string>(),
             ])
         {
-            HasGoal = false,
+            HasGoal = true,
             ValueHeader = "Value",
         };
     }

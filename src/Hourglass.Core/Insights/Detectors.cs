@@ -1,10 +1,11 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Hourglass.Insights;
 
 /// <summary>A warehouse event as the detectors read it.</summary>
-public sealed record InsightEvent(long Seq, Guid Id, string Type, string? EntityType, Guid? EntityId, DateTimeOffset OccurredAt, JsonObject Payload);
+public sealed record InsightEvent(long Seq, Guid Id, string Type, string? EntityType, Guid? EntityId, DateTimeOffset OccurredAt, JsonElement Payload);
 
 /// <summary>One pattern as a detector sees it now: its data for people, its confidence in 0..1, the evidence behind it, and whether it holds.</summary>
 public sealed record PatternResult(string PatternType, JsonObject Data, double Confidence, int Evidence, bool Active);
@@ -34,15 +35,54 @@ public interface IPatternDetector
 
     IReadOnlyList<string> EventTypes { get; }
 
+    /// <summary>
+    /// The patterns that move with time alone (churn risk grows without new events): every entity's are re-evaluated
+    /// each run, not only those with new events. Empty when none do.
+    /// </summary>
+    IReadOnlyList<string> TimeDependentPatterns { get; }
+
     /// <summary>The entity an event is about, or null when the event says nothing about one.</summary>
     Guid? EntityOf(InsightEvent e);
 
-    void Fold(JsonObject state, InsightEvent e, IDetectorContext context);
+    /// <summary>The state of an entity with no events yet.</summary>
+    IDetectorState NewState();
 
-    IReadOnlyList<PatternResult> Evaluate(JsonObject state, DateTimeOffset now);
+    /// <summary>A stored state (<see cref="IDetectorState.WriteTo"/>'s JSON), parsed once.</summary>
+    IDetectorState ReadState(JsonElement json);
 
-    /// <summary>Whether its patterns move with time alone (so every entity is re-evaluated each run, not only those with new events).</summary>
-    bool TimeDependent { get; }
+    void Fold(IDetectorState state, InsightEvent e, IDetectorContext context);
+
+    IReadOnlyList<PatternResult> Evaluate(IDetectorState state, DateTimeOffset now);
+}
+
+/// <summary>A detector over a typed state: the casts between <see cref="IPatternDetector"/>'s states and its own, once.</summary>
+public abstract class PatternDetector<TState> : IPatternDetector where TState : class, IDetectorState, new()
+{
+    public abstract string Name { get; }
+
+    public abstract string EntityType { get; }
+
+    public abstract string StatePattern { get; }
+
+    public abstract IReadOnlyList<string> EventTypes { get; }
+
+    public abstract IReadOnlyList<string> TimeDependentPatterns { get; }
+
+    public abstract Guid? EntityOf(InsightEvent e);
+
+    public abstract TState Read(JsonElement json);
+
+    public abstract void Fold(TState state, InsightEvent e, IDetectorContext context);
+
+    public abstract IReadOnlyList<PatternResult> Evaluate(TState state, DateTimeOffset now);
+
+    IDetectorState IPatternDetector.NewState() => new TState();
+
+    IDetectorState IPatternDetector.ReadState(JsonElement json) => Read(json);
+
+    void IPatternDetector.Fold(IDetectorState state, InsightEvent e, IDetectorContext context) => Fold((TState)state, e, context);
+
+    IReadOnlyList<PatternResult> IPatternDetector.Evaluate(IDetectorState state, DateTimeOffset now) => Evaluate((TState)state, now);
 }
 
 /// <summary>Small statistics shared by the detectors.</summary>
@@ -63,34 +103,20 @@ public static class InsightMath
 
     public static double Days(TimeSpan span) => span.TotalDays;
 
-    public static double Number(JsonObject state, string key, double fallback = 0) => Number(state[key]) ?? fallback;
+    public static string Text(DateTimeOffset at) => at.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
 
-    /// <summary>A JSON number as a double, whatever it was built from (an int, a decimal, parsed text).</summary>
-    public static double? Number(JsonNode? node) =>
-        node is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.Number
-            ? v.TryGetValue<double>(out var d) ? d : double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture)
+    /// <summary>A payload field that is a JSON string, else null (absent, null or another kind).</summary>
+    public static string? PayloadText(JsonElement payload, string field) =>
+        payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.String
+            ? value.GetString()
             : null;
 
-    public static double[] Array(JsonObject state, string key, int length)
-    {
-        var result = new double[length];
-        if (state[key] is JsonArray array)
-        {
-            for (var i = 0; i < Math.Min(length, array.Count); i++)
-            {
-                result[i] = Number(array[i]) ?? 0;
-            }
-        }
-
-        return result;
-    }
-
-    public static JsonArray ToJson(double[] values) => new(values.Select(v => (JsonNode)v).ToArray());
-
-    public static DateTimeOffset? Time(JsonObject state, string key) =>
-        state[key] is JsonValue v && v.TryGetValue<string>(out var s) && DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var t) ? t : null;
-
-    public static string Text(DateTimeOffset at) => at.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
+    /// <summary>A payload field that is a JSON number, else null.</summary>
+    public static double? PayloadNumber(JsonElement payload, string field) =>
+        payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.Number
+        && value.TryGetDouble(out var number)
+            ? number
+            : null;
 }
 
 /// <summary>
@@ -105,98 +131,96 @@ public static class InsightMath
 /// BG/NBD's "probability alive", in its simplest form. The pattern's confidence is the risk weighted by the evidence
 /// (the number of intervals), which is what the engagement queue adds to priority.
 /// </summary>
-public sealed class OrderPatternDetector : IPatternDetector
+public sealed class OrderPatternDetector : PatternDetector<OrderState>
 {
     public const double PriorActive = 0.9;
 
-    public string Name => "orders";
+    public override string Name => "orders";
 
-    public string EntityType => "account";
+    public override string EntityType => "account";
 
-    public string StatePattern => "reorder_cadence";
+    public override string StatePattern => "reorder_cadence";
 
-    public IReadOnlyList<string> EventTypes { get; } = ["order_placed", "order_validated"];
+    public override IReadOnlyList<string> EventTypes { get; } = ["order_placed", "order_validated"];
 
-    public bool TimeDependent => true;
+    public override IReadOnlyList<string> TimeDependentPatterns { get; } = ["churn_risk"];
 
-    public Guid? EntityOf(InsightEvent e) =>
+    public override Guid? EntityOf(InsightEvent e) =>
         e.EntityType == "account" ? e.EntityId
-        : e.Payload["account_id"] is JsonValue v && v.TryGetValue<string>(out var s) && Guid.TryParse(s, out var id) ? id : null;
+        : InsightMath.PayloadText(e.Payload, "account_id") is { } s && Guid.TryParse(s, out var id) ? id : null;
 
-    public void Fold(JsonObject state, InsightEvent e, IDetectorContext context)
+    public override OrderState Read(JsonElement json) => OrderState.Read(json);
+
+    public override void Fold(OrderState state, InsightEvent e, IDetectorContext context)
     {
         // One order, counted once: by its id (the event's order, or payload.order_id), remembering the last 32.
-        var orderId = e.EntityType == "order" ? e.EntityId?.ToString() : (string?)e.Payload["order_id"] ?? e.Id.ToString();
-        var recent = state["recent_orders"] as JsonArray ?? [];
-        if (recent.Any(r => (string?)r == orderId))
+        var orderId = e.EntityType == "order" ? e.EntityId?.ToString() ?? e.Id.ToString() : OrderId(e);
+        var recent = state.RecentOrders;
+        foreach (var seen in recent)
         {
-            return;
+            if (string.Equals(seen, orderId, StringComparison.Ordinal))
+            {
+                return;
+            }
         }
 
         recent.Add(orderId);
-        while (recent.Count > 32)
+        if (recent.Count > OrderState.RecentOrdersKept)
         {
             recent.RemoveAt(0);
         }
 
-        state["recent_orders"] = recent.DeepClone();
-        var total = e.Payload["total"] is JsonValue t && t.TryGetValue<double>(out var amount) ? amount : (double?)null;
-        var orders = InsightMath.Number(state, "orders") + 1;
-        state["orders"] = orders;
-        var first = InsightMath.Time(state, "first_order_at") ?? e.OccurredAt;
-        if (e.OccurredAt < first)
+        state.Orders++;
+        if (state.FirstOrderAt is not { } first || e.OccurredAt < first)
         {
-            first = e.OccurredAt;
+            state.FirstOrderAt = e.OccurredAt;
         }
 
-        state["first_order_at"] = InsightMath.Text(first);
-        var last = InsightMath.Time(state, "last_order_at");
+        var last = state.LastOrderAt;
         if (last is { } previous && e.OccurredAt > previous)
         {
             // Welford: mean and M2 of the intervals, in days.
             var interval = InsightMath.Days(e.OccurredAt - previous);
-            var n = InsightMath.Number(state, "intervals") + 1;
-            var mean = InsightMath.Number(state, "mean_days");
-            var delta = interval - mean;
-            mean += delta / n;
-            state["intervals"] = n;
-            state["mean_days"] = mean;
-            state["m2"] = InsightMath.Number(state, "m2") + delta * (interval - mean);
+            var n = state.Intervals + 1;
+            var delta = interval - state.MeanDays;
+            state.MeanDays += delta / n;
+            state.Intervals = n;
+            state.M2 += delta * (interval - state.MeanDays);
         }
 
         if (last is null || e.OccurredAt > last)
         {
-            state["last_order_at"] = InsightMath.Text(e.OccurredAt);
+            state.LastOrderAt = e.OccurredAt;
         }
 
-        if (total is { } y)
+        if (InsightMath.PayloadNumber(e.Payload, "total") is { } y)
         {
-            // Least squares of total over time (x: days since the first order seen).
+            // Least squares of total over time (x: days since 1970).
             var x = InsightMath.Days(e.OccurredAt - DateTimeOffset.UnixEpoch);
-            state["sn"] = InsightMath.Number(state, "sn") + 1;
-            state["sx"] = InsightMath.Number(state, "sx") + x;
-            state["sy"] = InsightMath.Number(state, "sy") + y;
-            state["sxx"] = InsightMath.Number(state, "sxx") + x * x;
-            state["sxy"] = InsightMath.Number(state, "sxy") + x * y;
-            state["syy"] = InsightMath.Number(state, "syy") + y * y;
+            state.Sn++;
+            state.Sx += x;
+            state.Sy += y;
+            state.Sxx += x * x;
+            state.Sxy += x * y;
+            state.Syy += y * y;
         }
     }
 
-    public IReadOnlyList<PatternResult> Evaluate(JsonObject state, DateTimeOffset now)
+    public override IReadOnlyList<PatternResult> Evaluate(OrderState state, DateTimeOffset now)
     {
         var results = new List<PatternResult>(3);
-        var intervals = (int)InsightMath.Number(state, "intervals");
-        var mean = InsightMath.Number(state, "mean_days");
-        var sd = intervals > 1 ? Math.Sqrt(InsightMath.Number(state, "m2") / (intervals - 1)) : 0;
+        var intervals = (int)state.Intervals;
+        var mean = state.MeanDays;
+        var sd = intervals > 1 ? Math.Sqrt(state.M2 / (intervals - 1)) : 0;
         var cv = mean > 0 ? sd / mean : 1;
-        var last = InsightMath.Time(state, "last_order_at");
+        var last = state.LastOrderAt;
         var evidence = InsightMath.Evidence(intervals, 4);
         var cadenceConfidence = InsightMath.Clamp01(evidence / (1 + cv));
         results.Add(new PatternResult("reorder_cadence", new JsonObject
         {
             ["mean_interval_days"] = Math.Round(mean, 2),
             ["sd_interval_days"] = Math.Round(sd, 2),
-            ["orders"] = InsightMath.Number(state, "orders"),
+            ["orders"] = state.Orders,
             ["last_order_at"] = last is { } l ? InsightMath.Text(l) : null,
             ["next_order_expected_at"] = last is { } l2 && mean > 0 ? InsightMath.Text(l2.AddDays(mean)) : null,
         }, cadenceConfidence, intervals, intervals >= 2));
@@ -217,11 +241,10 @@ public sealed class OrderPatternDetector : IPatternDetector
             }, confidence, intervals, confidence >= 0.2));
         }
 
-        var sn = InsightMath.Number(state, "sn");
+        var sn = state.Sn;
         if (sn >= 3)
         {
-            var (sx, sy, sxx, sxy, syy) = (InsightMath.Number(state, "sx"), InsightMath.Number(state, "sy"), InsightMath.Number(state, "sxx"),
-                InsightMath.Number(state, "sxy"), InsightMath.Number(state, "syy"));
+            var (sx, sy, sxx, sxy, syy) = (state.Sx, state.Sy, state.Sxx, state.Sxy, state.Syy);
             var vx = sn * sxx - sx * sx;
             var vy = sn * syy - sy * sy;
             var cov = sn * sxy - sx * sy;
@@ -240,6 +263,12 @@ public sealed class OrderPatternDetector : IPatternDetector
 
         return results;
     }
+
+    // payload.order_id as text (a number as written), else the event's own id.
+    private static string OrderId(InsightEvent e) =>
+        e.Payload.ValueKind == JsonValueKind.Object && e.Payload.TryGetProperty("order_id", out var id) && id.ValueKind != JsonValueKind.Null
+            ? id.ValueKind == JsonValueKind.String ? id.GetString()! : id.GetRawText()
+            : e.Id.ToString();
 }
 
 /// <summary>
@@ -248,84 +277,69 @@ public sealed class OrderPatternDetector : IPatternDetector
 /// and engagement decay (replies in the last 30 days against the rate of the 150 days before). A reply counts for the
 /// contact's latest touch within 7 days before it — its slot and its channel.
 /// </summary>
-public sealed class ContactEngagementDetector : IPatternDetector
+public sealed class ContactEngagementDetector : PatternDetector<EngagementState>
 {
     public static readonly TimeSpan ReplyWindow = TimeSpan.FromDays(7);
 
-    public string Name => "engagement";
+    public override string Name => "engagement";
 
-    public string EntityType => "contact";
+    public override string EntityType => "contact";
 
-    public string StatePattern => "best_time";
+    public override string StatePattern => "best_time";
 
-    public IReadOnlyList<string> EventTypes { get; } = ["touch", "reply"];
+    public override IReadOnlyList<string> EventTypes { get; } = ["touch", "reply"];
 
-    public bool TimeDependent => false;
+    public override IReadOnlyList<string> TimeDependentPatterns { get; } = [];
 
-    public Guid? EntityOf(InsightEvent e) => e.EntityType == "contact" ? e.EntityId : null;
+    public override Guid? EntityOf(InsightEvent e) => e.EntityType == "contact" ? e.EntityId : null;
 
-    public void Fold(JsonObject state, InsightEvent e, IDetectorContext context)
+    public override EngagementState Read(JsonElement json) => EngagementState.Read(json);
+
+    public override void Fold(EngagementState state, InsightEvent e, IDetectorContext context)
     {
-        var channels = state["channels"] as JsonObject ?? [];
         if (e.Type == "touch")
         {
             var slot = InsightMath.Slot(e.OccurredAt, context.ZoneOf(e.EntityId!.Value));
-            var touches = InsightMath.Array(state, "touches", 168);
-            touches[slot]++;
-            state["touches"] = InsightMath.ToJson(touches);
+            state.Touches[slot]++;
             var channel = Channel(e);
-            var entry = channels[channel] as JsonObject ?? new JsonObject { ["t"] = 0, ["r"] = 0 };
-            entry["t"] = InsightMath.Number(entry, "t") + 1;
-            channels[channel] = entry.DeepClone();
-            state["channels"] = channels.DeepClone();
-            var lastTouch = InsightMath.Time(state, "last_touch_at");
-            if (lastTouch is null || e.OccurredAt >= lastTouch)
+            state.Channel(channel).Touches++;
+            if (state.LastTouchAt is not { } lastTouch || e.OccurredAt >= lastTouch)
             {
-                state["last_touch_at"] = InsightMath.Text(e.OccurredAt);
-                state["last_touch_slot"] = slot;
-                state["last_touch_channel"] = channel;
-                state["last_touch_credited"] = false;
+                state.LastTouchAt = e.OccurredAt;
+                state.LastTouchSlot = slot;
+                state.LastTouchChannel = channel;
+                state.LastTouchCredited = false;
             }
 
             return;
         }
 
         // A reply.
-        var replyTimes = state["reply_times"] as JsonArray ?? [];
-        replyTimes.Add(InsightMath.Text(e.OccurredAt));
-        while (replyTimes.Count > 60)
+        state.ReplyTimes.Add(e.OccurredAt);
+        if (state.ReplyTimes.Count > EngagementState.ReplyTimesKept)
         {
-            replyTimes.RemoveAt(0);
+            state.ReplyTimes.RemoveAt(0);
         }
 
-        state["reply_times"] = replyTimes.DeepClone();
-        state["replies_total"] = InsightMath.Number(state, "replies_total") + 1;
-        var touchedAt = InsightMath.Time(state, "last_touch_at");
-        if (touchedAt is { } at && e.OccurredAt >= at && e.OccurredAt - at <= ReplyWindow && state["last_touch_credited"] is JsonValue credited
-            && credited.TryGetValue<bool>(out var done) && !done)
+        state.RepliesTotal++;
+        if (state.LastTouchAt is { } at && e.OccurredAt >= at && e.OccurredAt - at <= ReplyWindow && !state.LastTouchCredited)
         {
-            var replies = InsightMath.Array(state, "replies", 168);
-            replies[(int)InsightMath.Number(state, "last_touch_slot")]++;
-            state["replies"] = InsightMath.ToJson(replies);
-            var channel = (string?)state["last_touch_channel"] ?? "email";
-            var entry = channels[channel] as JsonObject ?? new JsonObject { ["t"] = 0, ["r"] = 0 };
-            entry["r"] = InsightMath.Number(entry, "r") + 1;
-            channels[channel] = entry.DeepClone();
-            state["channels"] = channels.DeepClone();
-            state["last_touch_credited"] = true;
+            state.Replies[state.LastTouchSlot]++;
+            state.Channel(state.LastTouchChannel ?? "email").Replies++;
+            state.LastTouchCredited = true;
         }
     }
 
-    public IReadOnlyList<PatternResult> Evaluate(JsonObject state, DateTimeOffset now)
+    public override IReadOnlyList<PatternResult> Evaluate(EngagementState state, DateTimeOffset now)
     {
         var results = new List<PatternResult>(3);
-        var touches = InsightMath.Array(state, "touches", 168);
-        var replies = InsightMath.Array(state, "replies", 168);
+        var touches = state.Touches;
+        var replies = state.Replies;
         var totalTouches = touches.Sum();
         var totalReplies = replies.Sum();
         var overall = (totalReplies + 1) / (totalTouches + 2);
         const double Shrink = 2;
-        var rates = Enumerable.Range(0, 168).Select(s => (Slot: s, Touches: touches[s], Rate: (replies[s] + overall * Shrink) / (touches[s] + Shrink))).ToList();
+        var rates = Enumerable.Range(0, EngagementState.Slots).Select(s => (Slot: s, Touches: touches[s], Rate: (replies[s] + overall * Shrink) / (touches[s] + Shrink))).ToList();
         var best = rates.Where(r => r.Touches >= 2 && r.Rate >= overall * 1.25).OrderByDescending(r => r.Rate).ThenBy(r => r.Slot).Take(6).ToList();
         var lift = best.Count > 0 ? (best[0].Rate - overall) / overall : 0;
         results.Add(new PatternResult("best_time", new JsonObject
@@ -338,11 +352,10 @@ public sealed class ContactEngagementDetector : IPatternDetector
             ["slot_rule"] = "slot = (ISO weekday - 1) * 24 + hour, in the contact's time zone",
         }, InsightMath.Clamp01(InsightMath.Evidence(totalTouches, 20) * Math.Min(1, lift)), (int)totalTouches, best.Count > 0 && totalReplies >= 3));
 
-        if (state["channels"] is JsonObject channels && channels.Count > 0)
+        if (state.Channels.Count > 0)
         {
-            var ranked = channels
-                .Select(c => (Channel: c.Key, T: InsightMath.Number((JsonObject)c.Value!, "t"), R: InsightMath.Number((JsonObject)c.Value!, "r")))
-                .Select(c => (c.Channel, c.T, c.R, Mean: (c.R + 1) / (c.T + 2)))
+            var ranked = state.Channels
+                .Select(c => (Channel: c.Name, T: c.Touches, R: c.Replies, Mean: (c.Replies + 1) / (c.Touches + 2)))
                 .OrderByDescending(c => c.Mean).ThenBy(c => c.Channel, StringComparer.Ordinal).ToList();
             var top = ranked[0];
             var second = ranked.Count > 1 ? ranked[1].Mean : 0.5;
@@ -358,8 +371,7 @@ public sealed class ContactEngagementDetector : IPatternDetector
             }, InsightMath.Clamp01(InsightMath.Evidence(ranked.Sum(r => r.T), 10) * separation), (int)ranked.Sum(r => r.T), top.T >= 3 && top.R >= 1));
         }
 
-        var times = (state["reply_times"] as JsonArray ?? []).Select(n => DateTimeOffset.TryParse((string?)n, CultureInfo.InvariantCulture,
-            DateTimeStyles.RoundtripKind, out var t) ? t : (DateTimeOffset?)null).OfType<DateTimeOffset>().ToList();
+        var times = state.ReplyTimes;
         var recent = times.Count(t => now - t <= TimeSpan.FromDays(30) && t <= now);
         var prior = times.Count(t => now - t > TimeSpan.FromDays(30) && now - t <= TimeSpan.FromDays(180));
         if (prior >= 2)
@@ -377,16 +389,26 @@ public sealed class ContactEngagementDetector : IPatternDetector
         return results;
     }
 
+    // The channel of a touch (payload channel, else touch_type, else email), in one spelling; the common ones without
+    // allocating.
     private static string Channel(InsightEvent e)
     {
-        var channel = (string?)e.Payload["channel"] ?? (string?)e.Payload["touch_type"] ?? "email";
-        return channel.ToLowerInvariant() switch
+        var channel = InsightMath.PayloadText(e.Payload, "channel") ?? InsightMath.PayloadText(e.Payload, "touch_type") ?? "email";
+        foreach (var (spelling, canonical) in s_channels)
         {
-            "email" or "mail" => "email",
-            "call" or "phone" => "call",
-            "meeting" or "visit" => "meeting",
-            "sms" or "text" => "sms",
-            var other => other.Length <= 32 ? other : "other",
-        };
+            if (string.Equals(channel, spelling, StringComparison.OrdinalIgnoreCase))
+            {
+                return canonical;
+            }
+        }
+
+        var other = channel.ToLowerInvariant();
+        return other.Length <= 32 ? other : "other";
     }
+
+    private static readonly (string Spelling, string Canonical)[] s_channels =
+    [
+        ("email", "email"), ("call", "call"), ("meeting", "meeting"), ("mail", "email"), ("phone", "call"), ("visit", "meeting"),
+        ("sms", "sms"), ("text", "sms"),
+    ];
 }

@@ -51,6 +51,30 @@ public sealed class InsightsEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Checkpoints_WithinARun_SamePatternsAsOneWrite_EachEventCountedOnce()
+    {
+        var (single, singleAccount, singleContact) = await TenantAsync("single write");
+        var (checkpointed, checkpointedAccount, checkpointedContact) = await TenantAsync("checkpointed");
+        var history = History().ToList();
+        await InsertAsync(single, singleAccount, singleContact, history);
+        await InsertAsync(checkpointed, checkpointedAccount, checkpointedContact, history);
+
+        // Pages of 4 events and a checkpoint every 10: entities written mid-run stay in memory, take more events and
+        // are written again, each time with the watermark of what they hold.
+        var once = await new InsightsEngine(_database.DataSource).RunAsync(single);
+        var run = await new InsightsEngine(_database.DataSource, pageSize: 4, checkpointEvents: 10).RunAsync(checkpointed);
+
+        Assert.Equal(history.Count, run.EventsProcessed);
+        Assert.True(run.PatternsWritten > once.PatternsWritten, $"{run.PatternsWritten} rows written in checkpoints, {once.PatternsWritten} at once");
+        Assert.Equal((await PatternsAsync(single)).ToDictionary(p => p.Key, p => p.Value.ToJsonString()),
+            (await PatternsAsync(checkpointed)).ToDictionary(p => p.Key, p => p.Value.ToJsonString()));
+        Assert.Equal((long)history.Count, await Db.ScalarAsync(
+            "select sum(events_processed)::bigint from public.insight_detector_state where tenant_id = $1", checkpointed));
+        Assert.Equal(await Db.ScalarAsync("select (pattern_data -> 'state')::text from public.client_patterns where tenant_id = $1 and pattern_type = 'best_time'", single),
+            await Db.ScalarAsync("select (pattern_data -> 'state')::text from public.client_patterns where tenant_id = $1 and pattern_type = 'best_time'", checkpointed));
+    }
+
+    [Fact]
     public async Task Frontier_StopsBeforeAnUncommittedEvent_UntilItCommits()
     {
         var (tenant, account, _) = await TenantAsync("frontier");

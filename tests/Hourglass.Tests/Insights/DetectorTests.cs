@@ -1,4 +1,4 @@
-using System.Text.Json.Nodes;
+using System.Text.Json;
 using Hourglass.Insights;
 
 namespace Hourglass.Tests.Insights;
@@ -70,12 +70,13 @@ public sealed class DetectorTests
     {
         var detector = new OrderPatternDetector();
         var order = Guid.NewGuid();
-        var placed = new InsightEvent(++_seq, Guid.NewGuid(), "order_placed", "order", order, s_start, new JsonObject { ["account_id"] = s_account.ToString(), ["total"] = 10 });
+        var placed = new InsightEvent(++_seq, Guid.NewGuid(), "order_placed", "order", order, s_start, Payload(new { account_id = s_account, total = 10 }));
         var validated = placed with { Seq = ++_seq, Id = Guid.NewGuid(), Type = "order_validated" };
 
         var state = Fold(detector, [placed, validated]);
 
-        Assert.Equal(1, InsightMath.Number(state, "orders"));
+        Assert.Equal(1, state.Orders);
+        Assert.Equal(s_account, detector.EntityOf(validated));
     }
 
     [Fact]
@@ -174,9 +175,10 @@ public sealed class DetectorTests
 
     private static PatternResult Pattern(IReadOnlyList<PatternResult> results, string type) => results.Single(r => r.PatternType == type);
 
-    private static JsonObject Fold(IPatternDetector detector, IEnumerable<InsightEvent> events, IDetectorContext? context = null)
+    private static TState Fold<TState>(PatternDetector<TState> detector, IEnumerable<InsightEvent> events, IDetectorContext? context = null)
+        where TState : class, IDetectorState, new()
     {
-        var state = new JsonObject();
+        var state = new TState();
         foreach (var e in events)
         {
             detector.Fold(state, e, context ?? new Utc());
@@ -185,14 +187,16 @@ public sealed class DetectorTests
         return state;
     }
 
+    private static JsonElement Payload(object fields) => JsonSerializer.SerializeToElement(fields);
+
     private InsightEvent Order(DateTimeOffset at, double total) =>
-        new(++_seq, Guid.NewGuid(), "order_placed", "account", s_account, at, new JsonObject { ["total"] = total, ["order_id"] = Guid.NewGuid().ToString() });
+        new(++_seq, Guid.NewGuid(), "order_placed", "account", s_account, at, Payload(new { total, order_id = Guid.NewGuid() }));
 
     private InsightEvent Touch(DateTimeOffset at, string channel) =>
-        new(++_seq, Guid.NewGuid(), "touch", "contact", s_contact, at, new JsonObject { ["touch_type"] = channel });
+        new(++_seq, Guid.NewGuid(), "touch", "contact", s_contact, at, Payload(new { touch_type = channel }));
 
     private InsightEvent Reply(DateTimeOffset at) =>
-        new(++_seq, Guid.NewGuid(), "reply", "contact", s_contact, at, new JsonObject());
+        new(++_seq, Guid.NewGuid(), "reply", "contact", s_contact, at, Payload(new { }));
 
     private sealed class Utc : IDetectorContext
     {

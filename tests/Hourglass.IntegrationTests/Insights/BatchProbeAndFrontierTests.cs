@@ -1,0 +1,200 @@
+using System.Text.Json.Nodes;
+using Hourglass.Insights;
+using Hourglass.IntegrationTests.Infrastructure;
+using Npgsql;
+
+namespace Hourglass.IntegrationTests.Insights;
+
+/// <summary>
+/// The batch functions look up a batch's entities and idempotency keys one index probe per line, whatever the planner
+/// would prefer (a planner that thinks joins cheaper hashed a whole table for a small batch); and the event frontier
+/// passes a gap only once every transaction that could still fill it has ended — however long that takes.
+/// </summary>
+public sealed class BatchProbeAndFrontierTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset s_now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+    private const int BigTableEvents = 150_000;
+    private const int BatchLines = 50;
+    private readonly DatabaseFixture _database = new();
+
+    private TestDb Db => _database.Db;
+
+    public async Task InitializeAsync()
+    {
+        await _database.InitializeAsync();
+        await Db.FreezeTimeAsync(s_now);
+    }
+
+    public Task DisposeAsync() => _database.DisposeAsync();
+
+    [Fact]
+    public async Task IngestEvents_ResentBatchOverABigTable_ProbesEachLine_WhenThePlannerWouldRatherHash()
+    {
+        var (tenant, contact) = await BigTenantAsync("ingest");
+        var batch = new JsonArray([.. Enumerable.Range(0, BatchLines).Select(i => (JsonNode)new JsonObject
+        {
+            ["event_type"] = "reply", ["entity_type"] = "contact", ["entity_id"] = contact.ToString(), ["idempotency_key"] = $"big-{i * 997}",
+        })]);
+
+        var (buffers, outcomes) = await MeasureAsync("select outcome from public.ingest_events($1, $2::jsonb, 'skip')", tenant, batch.ToJsonString());
+
+        // Every line was already recorded under its key by the big load: all duplicates, nothing written.
+        Assert.Equal(Enumerable.Repeat("duplicate", BatchLines), outcomes);
+        await AssertProbedAsync(buffers);
+    }
+
+    [Fact]
+    public async Task RecordTouches_ResentBatchOverABigTable_ProbesEachLine_WhenThePlannerWouldRatherHash()
+    {
+        var (tenant, contact) = await BigTenantAsync("touches");
+        var batch = new JsonArray([.. Enumerable.Range(0, BatchLines).Select(i => (JsonNode)new JsonObject
+        {
+            ["entity_type"] = "contact", ["entity_id"] = contact.ToString(), ["touch_type"] = "email", ["idempotency_key"] = $"big-{i * 997}",
+        })]);
+        // The big load's events under these keys, made touches of the same contact, so that the batch is a resend.
+        await Db.ExecuteAsync("""
+            update public.warehouse_events set event_type = 'touch', payload = '{"touch_type": "email", "touch_by": "api"}'
+            where tenant_id = $1 and idempotency_key = any ($2)
+            """, tenant, Enumerable.Range(0, BatchLines).Select(i => $"big-{i * 997}").ToArray());
+
+        var (buffers, outcomes) = await MeasureAsync("select outcome from public.record_touches($1, $2::jsonb, 'skip')", tenant, batch.ToJsonString());
+
+        Assert.Equal(Enumerable.Repeat("duplicate", BatchLines), outcomes);
+        await AssertProbedAsync(buffers);
+    }
+
+    [Fact]
+    public async Task Frontier_WriterHoldsItsNumberPastTheTimeout_NotPassedUntilItCommits_ThenItsEventIsRead()
+    {
+        var (tenant, account) = await TenantAsync("slow writer");
+        var engine = new InsightsEngine(_database.DataSource);
+        var start = await AdvanceAsync(TimeSpan.FromSeconds(30));
+
+        // An ingestion holds a number below a committed event; with a timeout of zero the old rule passed the gap at once.
+        await using var slow = await _database.DataSource.OpenConnectionAsync();
+        await using var open = await slow.BeginTransactionAsync();
+        var held = (long)(await TestDb.ScalarAsync(slow, open, """
+            insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at)
+            values ($1, 'order_placed', 'account', $2, '{"total": 5}', $3) returning seq
+            """, tenant, account, s_now.AddDays(-20)))!;
+        await Db.ExecuteAsync("""
+            insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at)
+            values ($1, 'order_placed', 'account', $2, '{"total": 5}', $3)
+            """, tenant, account, s_now.AddDays(-10));
+
+        var whileHeld = new List<long>();
+        for (var i = 0; i < 3; i++)
+        {
+            whileHeld.Add(await AdvanceAsync(TimeSpan.Zero));
+        }
+
+        var before = await engine.RunAsync(tenant);
+        await open.CommitAsync();
+        var after = await engine.RunAsync(tenant);
+
+        Assert.Equal(start, held - 1);
+        Assert.All(whileHeld, seq => Assert.Equal(held - 1, seq));
+        Assert.Equal(0, before.EventsProcessed);
+        Assert.Equal(2, after.EventsProcessed);
+        Assert.Equal(held + 1, after.Frontier);
+        Assert.Equal(10.0, (double)(decimal)(await Db.ScalarAsync(
+            "select (pattern_data ->> 'mean_interval_days')::numeric from public.client_patterns where tenant_id = $1 and pattern_type = 'reorder_cadence'", tenant))!, 3);
+    }
+
+    [Fact]
+    public async Task Frontier_NumbersOfARolledBackWriter_PassedAsSoonAsItEnds_WithoutWaitingOutTheTimeout()
+    {
+        var (tenant, account) = await TenantAsync("rollback");
+        await AdvanceAsync(TimeSpan.FromSeconds(30));
+        await using (var failed = await _database.DataSource.OpenConnectionAsync())
+        await using (var transaction = await failed.BeginTransactionAsync())
+        {
+            await TestDb.ExecuteAsync(failed, transaction, """
+                insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, occurred_at) values ($1, 'order_placed', 'account', $2, $3)
+                """, tenant, account, s_now.AddDays(-3));
+            await transaction.RollbackAsync();
+        }
+
+        var last = (long)(await Db.ScalarAsync("""
+            insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, occurred_at)
+            values ($1, 'order_placed', 'account', $2, $3) returning seq
+            """, tenant, account, s_now.AddDays(-2)))!;
+
+        // The burned number's gap is seconds old, far inside the 30-second timeout: the frontier passes it because no
+        // one who could fill it is writing.
+        Assert.Equal(last, await AdvanceAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    // The frontier where calls of advance_event_frontier with this timeout leave it (each call reads a bounded number
+    // of events: called until it stops moving).
+    private async Task<long> AdvanceAsync(TimeSpan timeout)
+    {
+        var previous = -1L;
+        while (true)
+        {
+            var seq = (long)(await Db.ScalarAsync("select hourglass.advance_event_frontier($1)", timeout))!;
+            if (seq == previous)
+            {
+                return seq;
+            }
+
+            previous = seq;
+        }
+    }
+
+    // A tenant with a contact and a big event log: events with idempotency keys big-0 … big-N (replies of the
+    // contact), loaded set-based and analyzed.
+    private async Task<(Guid Tenant, Guid Contact)> BigTenantAsync(string name)
+    {
+        var (tenant, account) = await TenantAsync(name);
+        var contact = await Db.CreateContactAsync(tenant, account, $"{name} contact");
+        await Db.ExecuteAsync("""
+            insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, idempotency_key, source, occurred_at)
+            select $1, 'reply', 'contact', $2, '{}', 'big-' || g, 'api', $3::timestamptz - g * interval '1 minute'
+            from generate_series(0, $4 - 1) g
+            """, tenant, contact, s_now, BigTableEvents);
+        await Db.ExecuteAsync("analyze public.warehouse_events");
+        return (tenant, contact);
+    }
+
+    private async Task<(Guid Tenant, Guid Account)> TenantAsync(string name)
+    {
+        var tenant = await Db.CreateTenantAsync(name);
+        return (tenant, await Db.CreateAccountAsync(tenant, $"{name} account"));
+    }
+
+    // The call's outcomes, and then the shared buffers the same call touches (EXPLAIN ANALYZE's count includes the
+    // statements run inside the function; the first call, which also planned them, is not counted), with the planner
+    // told to avoid nested loops wherever it has another way — as a planner misled by stale statistics does.
+    private async Task<(long Buffers, List<string> Outcomes)> MeasureAsync(string sql, Guid tenant, string batch)
+    {
+        await using var connection = await _database.DataSource.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await TestDb.ExecuteAsync(connection, transaction, "set local enable_nestloop = off");
+        var outcomes = new List<string>();
+        await using (var command = new NpgsqlCommand(sql, connection, transaction))
+        {
+            command.Parameters.Add(new() { Value = tenant });
+            command.Parameters.Add(new() { Value = batch });
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                outcomes.Add(reader.GetString(0));
+            }
+        }
+
+        var plan = JsonNode.Parse((string)(await TestDb.ScalarAsync(connection, transaction, $"explain (analyze, buffers, format json) {sql}", tenant, batch))!)!;
+        var top = plan[0]!["Plan"]!;
+        await transaction.RollbackAsync();
+        return (top["Shared Hit Blocks"]!.GetValue<long>() + top["Shared Read Blocks"]!.GetValue<long>(), outcomes);
+    }
+
+    // A probe per line costs a handful of buffers (an index descent and a heap page, for the contact and for the key);
+    // hashing the events table instead reads every one of its pages.
+    private async Task AssertProbedAsync(long buffers)
+    {
+        var tablePages = (long)(await Db.ScalarAsync("select pg_catalog.pg_relation_size('public.warehouse_events') / 8192"))!;
+        Assert.True(tablePages > 40L * BatchLines, $"the table ({tablePages} pages) is too small for the test to tell");
+        Assert.True(buffers < 20L * BatchLines, $"{buffers} buffers for {BatchLines} lines (the events table has {tablePages} pages)");
+    }
+}
