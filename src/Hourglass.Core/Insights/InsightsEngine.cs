@@ -16,11 +16,18 @@ public sealed record InsightRunResult(long EventsProcessed, int PatternsWritten,
 /// pattern's <c>pattern_data.state</c>); and writes every changed entity's patterns, its state serialized once, and the
 /// new watermark in one transaction — at the end of the run, or every <c>checkpointEvents</c> events — so a crash
 /// loses nothing and counts nothing twice (a crashed run's events are read again from the watermark). Detectors with
-/// patterns that move with time (churn risk) also re-evaluate those patterns for every entity they know each run.
+/// patterns that move with time (churn risk) also re-evaluate those patterns for every entity they know — at most once
+/// per <c>timeSweepInterval</c> (default 6 hours; an entity with new events is re-evaluated at once): churn risk moves on
+/// the scale of days, and rewriting every account's pattern every hour was most of a quiet cycle's time.
 /// </summary>
 public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IPatternDetector>? detectors = null, int pageSize = 10_000,
-    long checkpointEvents = 1_000_000)
+    long checkpointEvents = 1_000_000, TimeSpan? timeSweepInterval = null)
 {
+    /// <summary>How often the patterns that move with time alone are re-evaluated for entities without new events.</summary>
+    public static readonly TimeSpan DefaultTimeSweepInterval = TimeSpan.FromHours(6);
+
+    private readonly TimeSpan _timeSweepInterval = timeSweepInterval ?? DefaultTimeSweepInterval;
+
     public static IReadOnlyList<IPatternDetector> DefaultDetectors { get; } = [new OrderPatternDetector(), new ContactEngagementDetector()];
 
     // Rows per upsert statement when a run writes many entities (all in the run's transaction).
@@ -68,7 +75,8 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
         DateTimeOffset now, long maxEvents, CancellationToken cancellationToken)
     {
         var states = new Dictionary<Guid, Tracked>();
-        var start = await WatermarkAsync(tenantId, detector.Name, cancellationToken);
+        var (start, sweptAt) = await WatermarkAsync(tenantId, detector.Name, cancellationToken);
+        var sweep = detector.TimeDependentPatterns.Count > 0 && (sweptAt is not { } swept || now - swept >= _timeSweepInterval);
         var watermark = start;
         long done = 0, unwritten = 0;
         var written = 0;
@@ -140,7 +148,7 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
 
                 if (unwritten >= checkpointEvents && next is not null)
                 {
-                    written += await WriteAsync(tenantId, detector, Changed(states), [], now, watermark, unwritten, cancellationToken);
+                    written += await WriteAsync(tenantId, detector, Changed(states), [], now, watermark, unwritten, false, cancellationToken);
                     unwritten = 0;
                 }
             }
@@ -161,9 +169,9 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
             }
         }
 
-        // Every other entity the detector knows, when some of its patterns move with time alone.
+        // Every other entity the detector knows, when some of its patterns move with time alone and they are due.
         var unchanged = new List<(Guid, IDetectorState)>();
-        if (detector.TimeDependentPatterns.Count > 0)
+        if (sweep)
         {
             unchanged.AddRange(states.Where(s => !s.Value.Dirty).Select(s => (s.Key, s.Value.State)));
             var others = await LoadStatesAsync(tenantId, detector, null, [.. states.Keys], cancellationToken);
@@ -172,9 +180,9 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
 
         var changed = Changed(states);
         var moved = watermark > start;
-        if (changed.Count > 0 || unchanged.Count > 0 || moved)
+        if (changed.Count > 0 || unchanged.Count > 0 || moved || sweep)
         {
-            written += await WriteAsync(tenantId, detector, changed, unchanged, now, moved ? watermark : null, unwritten, cancellationToken);
+            written += await WriteAsync(tenantId, detector, changed, unchanged, now, moved ? watermark : null, unwritten, sweep, cancellationToken);
         }
 
         return (done, written);
@@ -238,13 +246,16 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
         return zone;
     }
 
-    private async Task<long> WatermarkAsync(Guid tenantId, string detector, CancellationToken cancellationToken)
+    private async Task<(long Watermark, DateTimeOffset? SweptAt)> WatermarkAsync(Guid tenantId, string detector, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
-            "select watermark_seq from public.insight_detector_state where tenant_id = $1 and detector = $2");
+            "select watermark_seq, time_swept_at from public.insight_detector_state where tenant_id = $1 and detector = $2");
         command.Parameters.Add(new() { Value = tenantId });
         command.Parameters.Add(new() { Value = detector });
-        return await command.ExecuteScalarAsync(cancellationToken) is long watermark ? watermark : 0;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken)
+            ? (reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetFieldValue<DateTimeOffset>(1))
+            : (0, null);
     }
 
     /// <summary>A page of events: those in (after, <see cref="Upper"/>], at most <see cref="Limit"/>, in seq order.</summary>
@@ -356,7 +367,7 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
     // Writes the changed entities' patterns (the state pattern with the state, serialized here once), the time-dependent
     // patterns of the unchanged ones, and the watermark, in one transaction.
     private async Task<int> WriteAsync(Guid tenantId, IPatternDetector detector, List<(Guid Entity, IDetectorState State)> changed,
-        List<(Guid Entity, IDetectorState State)> unchanged, DateTimeOffset now, long? watermark, long events, CancellationToken cancellationToken)
+        List<(Guid Entity, IDetectorState State)> unchanged, DateTimeOffset now, long? watermark, long events, bool swept, CancellationToken cancellationToken)
     {
         var buffer = new ArrayBufferWriter<byte>(4096);
         await using var json = new Utf8JsonWriter(buffer);
@@ -402,6 +413,18 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
             mark.Parameters.Add(new() { Value = events });
             mark.Parameters.Add(new() { Value = now });
             await mark.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        if (swept)
+        {
+            await using var sweptMark = new NpgsqlCommand("""
+                insert into public.insight_detector_state as d (tenant_id, detector, time_swept_at, updated_at) values ($1, $2, $3, $3)
+                on conflict (tenant_id, detector) do update set time_swept_at = excluded.time_swept_at, updated_at = excluded.updated_at
+                """, connection, transaction);
+            sweptMark.Parameters.Add(new() { Value = tenantId });
+            sweptMark.Parameters.Add(new() { Value = detector.Name });
+            sweptMark.Parameters.Add(new() { Value = now });
+            await sweptMark.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);

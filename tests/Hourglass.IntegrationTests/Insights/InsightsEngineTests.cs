@@ -75,6 +75,52 @@ public sealed class InsightsEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ChurnRisk_WithoutNewEvents_ReEvaluatedAtMostEverySweepInterval_WithNewEventsAtOnce()
+    {
+        var (tenant, account, _) = await TenantAsync("sweep");
+        for (var i = 0; i < 4; i++)
+        {
+            await Db.ExecuteAsync("insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at) values ($1, 'order_placed', 'account', $2, '{\"total\": 100}', $3)",
+                tenant, account, s_now.AddDays(-60 + 10 * i));
+        }
+
+        var engine = new InsightsEngine(_database.DataSource);
+        async Task<(DateTime UpdatedAt, decimal Risk)> ChurnAsync()
+        {
+            await using var command = _database.DataSource.CreateCommand(
+                "select updated_at, (pattern_data ->> 'risk')::numeric from public.client_patterns where tenant_id = $1 and pattern_type = 'churn_risk'");
+            command.Parameters.Add(new() { Value = tenant });
+            await using var reader = await command.ExecuteReaderAsync();
+            Assert.True(await reader.ReadAsync(), "no churn_risk pattern");
+            return (reader.GetDateTime(0), reader.GetDecimal(1));
+        }
+
+        await engine.RunAsync(tenant);
+        var first = await ChurnAsync();
+
+        // Five hours on, nothing new: not re-evaluated (the risk would have moved).
+        await Db.FreezeTimeAsync(s_now.AddHours(5));
+        await engine.RunAsync(tenant);
+        Assert.Equal(first, await ChurnAsync());
+
+        // Six hours on: the sweep is due; the risk has grown with the silence.
+        await Db.FreezeTimeAsync(s_now.AddHours(6));
+        await engine.RunAsync(tenant);
+        var swept = await ChurnAsync();
+        Assert.Equal(s_now.AddHours(6).UtcDateTime, swept.UpdatedAt);
+        Assert.True(swept.Risk > first.Risk, $"risk {first.Risk} then {swept.Risk}");
+
+        // A new order an hour later: that account is re-evaluated at once, sweep or not.
+        await Db.FreezeTimeAsync(s_now.AddHours(7));
+        await Db.ExecuteAsync("insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at) values ($1, 'order_placed', 'account', $2, '{\"total\": 100}', $3)",
+            tenant, account, s_now.AddHours(7));
+        await engine.RunAsync(tenant);
+        var fresh = await ChurnAsync();
+        Assert.Equal(s_now.AddHours(7).UtcDateTime, fresh.UpdatedAt);
+        Assert.True(fresh.Risk < swept.Risk, $"risk {swept.Risk} then {fresh.Risk} after a new order");
+    }
+
+    [Fact]
     public async Task Frontier_StopsBeforeAnUncommittedEvent_UntilItCommits()
     {
         var (tenant, account, _) = await TenantAsync("frontier");

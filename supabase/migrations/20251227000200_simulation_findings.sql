@@ -1,3 +1,5 @@
+-- What the simulator (docs/simulation.md) found, fixed.
+--
 -- A message the agent sent is a touch. Until now a send_message action enqueued a message and nothing more: the
 -- contact's clock stayed due, so the next cycle proposed the contact again and the planner could queue a message
 -- for them every hour (the simulator, docs/simulation.md, showed it). Now:
@@ -90,3 +92,11 @@ begin
   limit p_limit;
 end
 $$;
+
+-- ---------------------------------------------------------------------------------------------------
+-- When a detector last re-evaluated the patterns that move with time alone (churn risk) for every entity it knows.
+-- InsightsEngine does that at most every 6 hours instead of every run: rewriting every account's churn risk every
+-- hour was most of a quiet cycle's time in the simulator (docs/simulation.md); an entity with new events is still
+-- re-evaluated at once.
+-- ---------------------------------------------------------------------------------------------------
+alter table public.insight_detector_state add column time_swept_at timestamptz;
