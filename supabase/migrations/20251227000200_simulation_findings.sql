@@ -100,3 +100,83 @@ $$;
 -- re-evaluated at once.
 -- ---------------------------------------------------------------------------------------------------
 alter table public.insight_detector_state add column time_swept_at timestamptz;
+
+-- ---------------------------------------------------------------------------------------------------
+-- Strategy attribution, bounded. attribute_strategy_outcomes found its pending actions by reading every action that
+-- ever used a strategy and probing strategy_attributions for each: in the simulator that grew with every hour and
+-- became the largest part of a cycle (about 100 ms of it after four days). Now an action records when it was judged
+-- (agent_actions.strategy_judged_at, set in the statement that judges it), and the pending ones are a partial index
+-- of the actions not yet judged — at most the attribution window's worth. Same signature, results and grants.
+-- ---------------------------------------------------------------------------------------------------
+alter table public.agent_actions add column strategy_judged_at timestamptz;
+update public.agent_actions a set strategy_judged_at = s.decided_at
+from public.strategy_attributions s
+where s.tenant_id = a.tenant_id and s.action_id = a.id;
+
+drop index public.idx_agent_actions_tenant_strategy;
+create index idx_agent_actions_strategy_unjudged on public.agent_actions (tenant_id, completed_at)
+  where status = 'succeeded' and payload ? 'strategy_key' and strategy_judged_at is null;
+
+create or replace function public.attribute_strategy_outcomes(p_tenant_id uuid)
+returns table (judged bigint, successes bigint)
+language plpgsql volatile set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  v_now timestamptz;
+  v_window interval;
+begin
+  perform hourglass.assert_tenant_access(p_tenant_id, 'attribute_strategy_outcomes');
+  v_now := hourglass.now();
+  v_window := pg_catalog.make_interval(days => greatest(hourglass.tenant_setting_int(p_tenant_id, 'attribution_days', 7), 1));
+  return query
+  with pending as materialized (
+    select a.id, a.payload ->> 'strategy_key' as strategy_key, a.target_type, a.target_id, a.completed_at,
+           case a.target_type when 'account' then a.target_id else k.account_id end as account_id
+    from public.agent_actions a
+    left join public.contacts k on a.target_type = 'contact' and k.tenant_id = a.tenant_id and k.id = a.target_id
+    where a.tenant_id = p_tenant_id and a.status = 'succeeded' and a.payload ? 'strategy_key' and a.strategy_judged_at is null
+  ), judged as (
+    select p.*,
+           coalesce(
+             (select e.id from public.warehouse_events e
+              where e.tenant_id = p_tenant_id and e.entity_type = p.target_type and e.entity_id = p.target_id and e.event_type = 'reply'
+                and e.occurred_at > p.completed_at and e.occurred_at <= least(p.completed_at + v_window, v_now)
+              order by e.occurred_at limit 1),
+             (select o.id from public.orders o
+              where o.tenant_id = p_tenant_id and o.account_id = p.account_id
+                and o.placed_at > p.completed_at and o.placed_at <= least(p.completed_at + v_window, v_now)
+              order by o.placed_at limit 1)) as evidence
+    from pending p
+  ), decided as (
+    insert into public.strategy_attributions (tenant_id, action_id, strategy_key, touched_at, outcome, evidence_event_id, decided_at)
+    select p_tenant_id, j.id, j.strategy_key, j.completed_at, case when j.evidence is not null then 'success' else 'failure' end, j.evidence, v_now
+    from judged j
+    where j.evidence is not null or j.completed_at + v_window <= v_now
+    on conflict (tenant_id, action_id) do nothing
+    returning action_id, strategy_key, outcome
+  ), marked as (
+    -- Judged now, or (a conflict above) before: either way it is no longer pending.
+    update public.agent_actions a set strategy_judged_at = v_now
+    from judged j
+    where a.tenant_id = p_tenant_id and a.id = j.id and (j.evidence is not null or j.completed_at + v_window <= v_now)
+    returning a.id
+  ), per_strategy as (
+    select d.strategy_key, pg_catalog.count(*) as n, pg_catalog.count(*) filter (where d.outcome = 'success') as s from decided d group by d.strategy_key
+  ), updated as (
+    update public.success_strategies st
+    set usage_count = st.usage_count + ps.n, success_count = st.success_count + ps.s,
+        effectiveness_score = (st.success_count + ps.s + 1)::numeric / (st.usage_count + ps.n + 2),
+        effectiveness_lower = greatest(0, least(1,
+          (st.success_count + ps.s + 1)::numeric / (st.usage_count + ps.n + 2)
+          - 1.645 * sqrt(((st.success_count + ps.s + 1)::numeric * (st.usage_count - st.success_count + ps.n - ps.s + 1))
+                         / ((st.usage_count + ps.n + 2)::numeric ^ 2 * (st.usage_count + ps.n + 3))))),
+        updated_at = v_now
+    from per_strategy ps
+    where st.tenant_id = p_tenant_id and st.strategy_key = ps.strategy_key
+    returning st.id
+  )
+  select (select coalesce(sum(ps.n), 0)::bigint from per_strategy ps), (select coalesce(sum(ps.s), 0)::bigint from per_strategy ps)
+  from (select pg_catalog.count(*) from updated) u, (select pg_catalog.count(*) from marked) m;
+end
+$$;

@@ -195,6 +195,10 @@ public sealed class InsightsEngineTests : IAsyncLifetime
         // The reply decided one at once; the 9-day-old silence closed its 7-day window; the 1-day-old one waits.
         Assert.Equal((2L, 1L), first);
         Assert.Equal((0L, 0L), again);
+        // Judged actions leave the pending set (the partial index the function reads); the waiting one stays in it.
+        Assert.Equal("t:t:f", await Db.ScalarAsync("""
+            select string_agg((strategy_judged_at is not null)::text, ':' order by completed_at) from public.agent_actions where tenant_id = $1
+            """, tenant) is string marks ? string.Join(':', marks.Split(':').Select(m => m[..1])) : null);
         Assert.Equal("2:1:0.5", await Db.ScalarAsync(
             "select usage_count || ':' || success_count || ':' || round(effectiveness_score, 4)::float8 from public.success_strategies where tenant_id = $1", tenant));
         var lower = (decimal)(await Db.ScalarAsync("select effectiveness_lower from public.success_strategies where tenant_id = $1", tenant))!;
