@@ -8,9 +8,10 @@ namespace Hourglass.Bench;
 
 /// <summary>
 /// The order processor's throughput: orders per second that <see cref="OrderProcessor.DrainAsync"/> validates,
-/// fixes and writes with one processor and with four side by side, against a trivial claim-and-complete loop on
-/// the same queue (<c>claim_orders</c>, then one fenced UPDATE marking the claimed entries validated) in the same
-/// run, variants interleaved in rounds.
+/// fixes and writes with one processor and with four side by side, against two baselines on the same queue in the
+/// same run, variants interleaved in rounds (<see cref="OrderBaselines"/>): a trivial claim-and-complete loop
+/// (<c>claim_orders</c>, then one fenced UPDATE marking the claimed entries validated), and plain SQL doing the
+/// processor's reads and writes with the outcomes taken from the plan instead of validated.
 /// </summary>
 internal static class OrderBenchmark
 {
@@ -25,37 +26,18 @@ internal static class OrderBenchmark
     private const double ThroughputGoal = 2_000;
     private const double RatioGoal = 0.5;
 
-    // The trivial loop's write: the claimed entries marked validated, fenced on the claim as the processor's is.
-    private const string CompleteSql = """
-        update public.order_processing_queue q
-        set status = 'validated', claimed_by = null, claimed_until = null, processed_at = pg_catalog.now(), updated_at = pg_catalog.now()
-        from unnest($1::uuid[], $2::bigint[]) as r (id, token)
-        where q.id = r.id and q.status = 'processing' and q.claimed_by = $3 and q.claim_token = r.token
-        """;
-
     private enum Variant
     {
         ProcessorOne,
         ProcessorFour,
         TrivialOne,
         TrivialFour,
-        WhatIfProcessorFour,
-        WhatIfTrivialFour,
+        SameWorkOne,
+        SameWorkFour,
     }
 
-    // Warm-up: the processor's and the trivial loop's code paths, with 4 of each so the pool opens its connections.
-    private static readonly Variant[] s_warmUp = [Variant.ProcessorFour, Variant.TrivialFour];
-
-    // What-ifs for the migration, created before a what-if run is timed and dropped after it: (1) the claim across
-    // tenants reads pending entries in claim order instead of sorting them all; (2) the credit exposure reads an
-    // account's open orders only, not its whole history; (3) closing exceptions that no longer apply finds a batch's
-    // open exceptions by queue entry instead of scanning every open exception of every tenant.
-    private static readonly string[] WhatIfIndexes =
-    [
-        "create index bench_whatif_queue_claim on public.order_processing_queue (priority desc, created_at) where status = 'pending'",
-        "create index bench_whatif_orders_open on public.orders (tenant_id, account_id) include (id, total) where status in ('placed', 'validated', 'on_hold')",
-        "create index bench_whatif_exceptions_open on public.order_processing_exceptions (queue_id) where resolution_status in ('open', 'in_review')",
-    ];
+    // Warm-up: each code path, with 4 of each so the pool opens its connections.
+    private static readonly Variant[] s_warmUp = [Variant.ProcessorFour, Variant.TrivialFour, Variant.SameWorkFour];
 
     private static string Label(Variant variant) => variant switch
     {
@@ -63,23 +45,23 @@ internal static class OrderBenchmark
         Variant.ProcessorFour => $"(b) OrderProcessor.DrainAsync, {Parallel} processors",
         Variant.TrivialOne => "(c) baseline: claim_orders + one fenced UPDATE to validated, 1 processor",
         Variant.TrivialFour => $"(d) baseline: claim_orders + one fenced UPDATE to validated, {Parallel} processors",
-        Variant.WhatIfProcessorFour => "(e) what-if: (b) with the three proposed indexes",
-        _ => "(f) what-if: (d) with the three proposed indexes",
+        Variant.SameWorkOne => "(e) baseline: the same reads and writes in plain SQL, outcomes from the plan, 1 processor",
+        _ => $"(f) baseline: the same reads and writes in plain SQL, outcomes from the plan, {Parallel} processors",
     };
 
     private static string Tag(Variant variant) => ((char)('a' + (int)variant)).ToString();
 
-    private static int Processors(Variant variant) => variant is Variant.ProcessorOne or Variant.TrivialOne ? 1 : Parallel;
+    private static int Processors(Variant variant) => variant is Variant.ProcessorOne or Variant.TrivialOne or Variant.SameWorkOne ? 1 : Parallel;
 
-    private static bool IsProcessor(Variant variant) => variant is Variant.ProcessorOne or Variant.ProcessorFour or Variant.WhatIfProcessorFour;
+    private static bool IsProcessor(Variant variant) => variant is Variant.ProcessorOne or Variant.ProcessorFour;
 
-    private static bool IsWhatIf(Variant variant) => variant is Variant.WhatIfProcessorFour or Variant.WhatIfTrivialFour;
+    private static bool IsTrivial(Variant variant) => variant is Variant.TrivialOne or Variant.TrivialFour;
 
     /// <summary>One timed run: a variant draining a freshly placed set of orders.</summary>
     private sealed record RunResult(Variant Variant, int Round, int Orders, double Seconds, double PlaceSeconds, double ClientCpuSeconds,
-        long Validated, long Exceptions, long Fixes)
+        long Validated, long Exceptions, long Fixes, long Violations)
     {
-        /// <summary>The untimed rest of the run: what-if indexes, VACUUM and CHECKPOINT before it; checks, dropping the indexes, retiring after.</summary>
+        /// <summary>The untimed rest of the run: VACUUM and CHECKPOINT before it; checks and retiring after.</summary>
         public double UntimedSeconds { get; init; }
 
         public double OrdersPerSecond => Orders / Seconds;
@@ -100,7 +82,7 @@ internal static class OrderBenchmark
         await OrderBenchData.LoadCatalogAsync(connection, cancellationToken);
         var rules = await Bench.ScalarAsync<long>(connection, "select count(*) from public.price_rules", cancellationToken);
 
-        // Runs 2 and 4 warm up; run 10 + 6 x round + slot is the round's slot-th run; runs 90, 91 and 94 are profiled.
+        // Runs 2, 4 and 6 warm up; run 10 + 6 x round + slot is the round's slot-th run; runs 90, 91 and 95 are profiled.
         var runs = new List<(int Run, int Orders)>();
         runs.AddRange(s_warmUp.Select(v => (WarmUpRun(v), WarmUpOrders)));
         for (var round = 0; round < Rounds; round++)
@@ -110,7 +92,7 @@ internal static class OrderBenchmark
 
         runs.Add((ProfileRun(Variant.ProcessorOne), ProfileOneOrders));
         runs.Add((ProfileRun(Variant.ProcessorFour), OrdersPerRun));
-        runs.Add((ProfileRun(Variant.WhatIfProcessorFour), OrdersPerRun));
+        runs.Add((ProfileRun(Variant.SameWorkFour), OrdersPerRun));
         Console.WriteLine($"  orders: loading {runs.Sum(r => r.Orders):#,0} orders as drafts…");
         await OrderBenchData.LoadOrdersAsync(connection, runs, cancellationToken);
         var loadSeconds = watch.Elapsed.TotalSeconds;
@@ -139,7 +121,7 @@ internal static class OrderBenchmark
         Console.WriteLine("  orders: profile (untimed, traced)…");
         var profiles = await ProfileAsync(productSource, connection, cancellationToken);
         var decide = OrderDecideTiming.Measure();
-        return Report(results, profiles, decide, rules, data, loadSeconds, runs.Sum(r => r.Orders));
+        return Report(results, profiles, decide, rules, data, loadSeconds);
     }
 
     private static int WarmUpRun(Variant variant) => 1 + (int)variant;
@@ -161,22 +143,14 @@ internal static class OrderBenchmark
             $"{reader.GetInt64(0):#,0} orders, {reader.GetInt64(1):#,0} lines; {reader.GetDecimal(2):0} orders on record per account on average, {reader.GetInt64(3):#,0} at most");
     }
 
-    // Places the run's orders (the trigger queues them); for the what-if variants, creates the proposed indexes;
-    // vacuums and checkpoints; then times the variant draining the queue; checks the outcome order by order, drops
-    // the what-if indexes and retires the orders, all untimed. before and after run just around the timed part.
+    // Places the run's orders (the trigger queues them); vacuums and checkpoints; then times the variant draining
+    // the queue; checks the outcome order by order and retires the orders, all untimed. before and after run just
+    // around the timed part.
     private static async Task<RunResult> RunOnceAsync(NpgsqlDataSource productSource, NpgsqlConnection connection, Variant variant, int round, int run, int orders,
         CancellationToken cancellationToken, Func<Task>? before = null, Func<Task>? after = null)
     {
         var placeSeconds = await OrderBenchData.PlaceAsync(connection, run, orders, cancellationToken);
         var untimed = Stopwatch.StartNew();
-        if (IsWhatIf(variant))
-        {
-            foreach (var sql in WhatIfIndexes)
-            {
-                await Bench.ExecuteAsync(connection, sql, cancellationToken);
-            }
-        }
-
         foreach (var table in new[] { "public.order_processing_queue", "public.orders", "public.order_processing_exceptions" })
         {
             await Bench.ExecuteAsync(connection, $"vacuum analyze {table}", cancellationToken);
@@ -205,7 +179,9 @@ internal static class OrderBenchmark
         }
         else
         {
-            var loops = await Task.WhenAll(workers.Select(worker => TrivialLoopAsync(productSource, worker, cancellationToken)));
+            var loops = await Task.WhenAll(workers.Select(worker => IsTrivial(variant)
+                ? OrderBaselines.TrivialLoopAsync(productSource, worker, BatchSize, VisibilitySeconds, cancellationToken)
+                : OrderBaselines.SameWorkLoopAsync(productSource, worker, BatchSize, VisibilitySeconds, cancellationToken)));
             claimed = loops.Sum(l => l.Claimed);
             completed = loops.Sum(l => l.Completed);
         }
@@ -223,59 +199,48 @@ internal static class OrderBenchmark
             throw new HourglassException($"orders: {label} claimed {claimed:#,0} and completed {completed:#,0} entries of {orders:#,0}; every order must be processed once.");
         }
 
+        // The processor and the same-work baseline must leave the same rows: both are checked against the plan.
         (long Validated, long Exceptions, long Fixes) outcome = (0, 0, 0);
-        if (IsProcessor(variant))
-        {
-            outcome = await OrderBenchData.CheckProcessedAsync(connection, run, orders, label, cancellationToken);
-        }
-        else
+        long violations = 0;
+        if (IsTrivial(variant))
         {
             await OrderBenchData.CheckTrivialAsync(connection, run, orders, label, cancellationToken);
         }
-
-        if (IsWhatIf(variant))
+        else
         {
-            foreach (var sql in WhatIfIndexes)
-            {
-                await Bench.ExecuteAsync(connection, $"drop index public.{sql.Split(' ')[2]}", cancellationToken);
-            }
+            outcome = await OrderBenchData.CheckProcessedAsync(connection, run, orders, label, cancellationToken);
+            violations = await Bench.ScalarAsync<long>(connection, """
+                select count(*) from public.agent_policy_violations v
+                join bench.order_plan p on p.tenant_id = v.tenant_id and p.order_id = (v.action ->> 'order_id')::uuid
+                where p.run = $1
+                """, cancellationToken, run);
         }
 
         await OrderBenchData.RetireAsync(connection, run, cancellationToken);
-        return new RunResult(variant, round, orders, seconds, placeSeconds, cpuSeconds, outcome.Validated, outcome.Exceptions, outcome.Fixes)
+        return new RunResult(variant, round, orders, seconds, placeSeconds, cpuSeconds, outcome.Validated, outcome.Exceptions, outcome.Fixes, violations)
         {
             UntimedSeconds = untimed.Elapsed.TotalSeconds,
         };
     }
 
-    /// <summary>An untimed, traced run of the processor: statement times by phase, the server's function statistics, plans.</summary>
+    /// <summary>An untimed, traced run: statement times by phase, and the server's function statistics.</summary>
     private sealed record Profile(Variant Variant, RunResult Result, IReadOnlyDictionary<string, (long Count, double Milliseconds)> Statements,
-        IReadOnlyList<(string Name, long Calls, double Total, double Self)> Functions, IReadOnlyList<string> Plans);
+        IReadOnlyList<(string Name, long Calls, double Total, double Self)> Functions);
 
-    // (a), (b) and (e) once more each on a fresh run, with Npgsql's trace on and the server counting time in plpgsql
-    // functions (track_functions = pl, for these runs' connections only). Around (b)'s timed part, the heavy
-    // statements are explained on the batch it claims first, with the texts (a)'s trace captured.
+    // (a), (b) and (f) once more each on a fresh run, with Npgsql's trace on and the server counting time in plpgsql
+    // functions (track_functions = pl, for these runs' connections only).
     private static async Task<List<Profile>> ProfileAsync(NpgsqlDataSource productSource, NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         await Bench.ExecuteAsync(connection, $"alter database {DatabaseName} set track_functions = 'pl'", cancellationToken);
         productSource.Clear();
         var profiles = new List<Profile>();
-        IReadOnlyDictionary<string, string> texts = new Dictionary<string, string>();
         try
         {
-            foreach (var variant in new[] { Variant.ProcessorOne, Variant.ProcessorFour, Variant.WhatIfProcessorFour })
+            foreach (var variant in s_profiled)
             {
                 OrderTrace? trace = null;
-                OrderPlans.SampleBatch? sample = null;
-                var plans = new List<string>();
                 async Task BeforeAsync()
                 {
-                    if (variant == Variant.ProcessorFour)
-                    {
-                        sample = await OrderPlans.NextBatchAsync(connection, BatchSize, cancellationToken);
-                        plans.AddRange(await ExplainBeforeAsync(connection, texts, sample, cancellationToken));
-                    }
-
                     await Bench.ExecuteAsync(connection, """
                         select pg_catalog.pg_stat_reset_single_function_counters(p.oid)
                         from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
@@ -284,18 +249,14 @@ internal static class OrderBenchmark
                     trace = new OrderTrace();
                 }
 
-                async Task AfterAsync()
+                Task AfterAsync()
                 {
                     trace!.Dispose();
-                    if (sample is not null)
-                    {
-                        plans.AddRange(await ExplainAfterAsync(connection, texts, sample, cancellationToken));
-                    }
+                    return Task.CompletedTask;
                 }
 
                 var orders = variant == Variant.ProcessorOne ? ProfileOneOrders : OrdersPerRun;
                 var result = await RunOnceAsync(productSource, connection, variant, -1, ProfileRun(variant), orders, cancellationToken, BeforeAsync, AfterAsync);
-                texts = trace!.Texts;
                 // The processors' sessions report their function statistics when they end.
                 productSource.Clear();
                 await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
@@ -313,7 +274,7 @@ internal static class OrderBenchmark
                     }
                 }
 
-                profiles.Add(new Profile(variant, result, trace.Statements, functions, plans));
+                profiles.Add(new Profile(variant, result, trace!.Statements, functions));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  orders profile: {Label(variant)}: {result.OrdersPerSecond:#,0} orders/s under the trace"));
             }
         }
@@ -326,112 +287,7 @@ internal static class OrderBenchmark
         return profiles;
     }
 
-    // Before (b)'s run, with 20,000 entries pending: the claim and the load's main query as they are and with the
-    // what-if index that serves them, and two statements of the write (with the batch all validated).
-    private static async Task<List<string>> ExplainBeforeAsync(NpgsqlConnection connection, IReadOnlyDictionary<string, string> texts,
-        OrderPlans.SampleBatch batch, CancellationToken cancellationToken)
-    {
-        var now = DateTime.UtcNow;
-        var write = texts[OrderTrace.Phases[10]];
-        var load = texts[OrderTrace.Phases[7]];
-        var claim = await OrderPlans.ExplainClaimAsync(connection, BatchSize, VisibilitySeconds, cancellationToken);
-        var claimWhatIf = await OrderPlans.ExplainClaimAsync(connection, BatchSize, VisibilitySeconds, cancellationToken, WhatIfIndexes[0]);
-        var main = await OrderPlans.ExplainAsync(connection, load, [batch.QueueIds], cancellationToken);
-        var mainWhatIf = await OrderPlans.ExplainAsync(connection, load, [batch.QueueIds], cancellationToken, WhatIfIndexes[1]);
-        var orders = await OrderPlans.ExplainAsync(connection, OrderPlans.Statement(write, "update public.orders o"),
-            [batch.TenantIds, batch.OrderIds, batch.OrderIds.Select(_ => "validated").ToArray(), batch.Subtotals, batch.Totals, now,
-             OrderPlans.Texts(new string?[batch.OrderIds.Length])], cancellationToken);
-        var events = await OrderPlans.ExplainAsync(connection, OrderPlans.Statement(write, "insert into public.warehouse_events"),
-            [batch.TenantIds, batch.OrderIds, batch.OrderIds.Select(_ => "order_validated").ToArray(),
-             batch.OrderIds.Select(_ => """{"pricing": "passed", "credit": "passed", "requirements": "passed", "fixes": 0}""").ToArray(), now], cancellationToken);
-        return
-        [
-            $"the claim in claim_orders (auto_explain, nested; {OrdersPerRun:#,0} pending): {claim}; with what-if index (1): {claimWhatIf}",
-            $"load: orders, accounts, exposure (the first batch): {main}; with what-if index (2): {mainWhatIf}",
-            $"write: the orders UPDATE (the first batch, all validated): {orders}",
-            $"write: the warehouse_events INSERT (one outcome event for each order of the first batch): {events}",
-        ];
-    }
-
-    // After (b)'s run, before its exceptions are dismissed: closing the exceptions that no longer apply, for the
-    // first batch, with the run's open exceptions, and with 10 times as many (more inserted in the rolled-back
-    // transaction, on entries of earlier runs); each as it is and with what-if index (3).
-    private static async Task<List<string>> ExplainAfterAsync(NpgsqlConnection connection, IReadOnlyDictionary<string, string> texts,
-        OrderPlans.SampleBatch batch, CancellationToken cancellationToken)
-    {
-        var close = OrderPlans.Statement(texts[OrderTrace.Phases[10]], "update public.order_processing_exceptions e");
-        object[] parameters = [batch.QueueIds, batch.QueueIds.Select(_ => "").ToArray(), DateTime.UtcNow];
-        var open = await Bench.ScalarAsync<long>(connection,
-            "select count(*) from public.order_processing_exceptions where resolution_status in ('open', 'in_review')", cancellationToken);
-        var more = $"""
-            insert into public.order_processing_exceptions (tenant_id, queue_id, order_id, exception_type, details)
-            select q.tenant_id, q.id, q.order_id, 'bench_scale', '{"{}"}'::jsonb
-            from public.order_processing_queue q join bench.order_plan p on p.tenant_id = q.tenant_id and p.order_id = q.order_id
-            where q.status = 'validated' and p.run < {ProfileRun(Variant.ProcessorOne)} limit {9 * open}
-            """;
-        // The proposed change to OrderProcessor instead of index (3): join on the tenant too, so that the existing
-        // uq_order_exceptions_open_type (tenant_id, queue_id, exception_type) where open serves the lookup.
-        const string join = "from unnest($1::uuid[], $2::text[]) as r(queue_id, open_types)\nwhere e.queue_id = r.queue_id";
-        var withTenant = close.Contains(join, StringComparison.Ordinal)
-            ? close.Replace(join, "from unnest($1::uuid[], $2::text[], $4::uuid[]) as r(queue_id, open_types, tenant_id)\nwhere e.tenant_id = r.tenant_id and e.queue_id = r.queue_id",
-                StringComparison.Ordinal)
-            : null;
-        object[] tenantParameters = [.. parameters, batch.TenantIds];
-        const string analyze = "analyze public.order_processing_exceptions";
-        async Task<string> JoinedAsync(params string[] setup) => withTenant is null
-            ? "not measured (the statement changed)"
-            : (await OrderPlans.ExplainAsync(connection, withTenant, tenantParameters, cancellationToken, setup)).ToString();
-        return
-        [
-            $"write: closing exceptions that no longer apply (the first batch; {open:#,0} open exceptions): " +
-            $"{await OrderPlans.ExplainAsync(connection, close, parameters, cancellationToken)}; with what-if index (3): " +
-            $"{await OrderPlans.ExplainAsync(connection, close, parameters, cancellationToken, WhatIfIndexes[2])}; " +
-            $"instead, joined on the tenant too (a change to OrderProcessor): {await JoinedAsync()}",
-            $"the same with {10 * open:#,0} open exceptions: " +
-            $"{await OrderPlans.ExplainAsync(connection, close, parameters, cancellationToken, more, analyze)}; " +
-            $"with what-if index (3): {await OrderPlans.ExplainAsync(connection, close, parameters, cancellationToken, more, WhatIfIndexes[2], analyze)}; " +
-            $"joined on the tenant: {await JoinedAsync(more, analyze)}",
-        ];
-    }
-
-    /// <summary>The baseline: claim a batch, mark it validated (fenced on the claim tokens), until nothing is left.</summary>
-    private static async Task<(long Claimed, long Completed)> TrivialLoopAsync(NpgsqlDataSource dataSource, string worker, CancellationToken cancellationToken)
-    {
-        long claimed = 0;
-        long completed = 0;
-        var ids = new List<Guid>(BatchSize);
-        var tokens = new List<long>(BatchSize);
-        while (true)
-        {
-            ids.Clear();
-            tokens.Clear();
-            await using (var claim = dataSource.CreateCommand("select queue_id, claim_token from public.claim_orders($1, $2, $3, $4)"))
-            {
-                claim.Parameters.Add(new() { Value = worker });
-                claim.Parameters.Add(new() { Value = BatchSize });
-                claim.Parameters.Add(new() { Value = VisibilitySeconds });
-                claim.Parameters.Add(new() { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-                await using var reader = await claim.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    ids.Add(reader.GetGuid(0));
-                    tokens.Add(reader.GetInt64(1));
-                }
-            }
-
-            if (ids.Count == 0)
-            {
-                return (claimed, completed);
-            }
-
-            claimed += ids.Count;
-            await using var complete = dataSource.CreateCommand(CompleteSql);
-            complete.Parameters.Add(new() { Value = ids.ToArray() });
-            complete.Parameters.Add(new() { Value = tokens.ToArray() });
-            complete.Parameters.Add(new() { Value = worker });
-            completed += await complete.ExecuteNonQueryAsync(cancellationToken);
-        }
-    }
+    private static readonly Variant[] s_profiled = [Variant.ProcessorOne, Variant.ProcessorFour, Variant.SameWorkFour];
 
     private static IEnumerable<string> ProfileLines(Profile profile)
     {
@@ -441,27 +297,25 @@ internal static class OrderBenchmark
         var phases = OrderTrace.Phases.Select(p => (Phase: p, Ms: profile.Statements.TryGetValue(p, out var s) ? s.Milliseconds / batches : 0)).ToList();
         var statements = phases.Sum(p => p.Ms);
         var wall = profile.Result.Seconds * 1000 * processors / batches;
+        var others = profile.Statements.Where(s => !OrderTrace.Phases.Contains(s.Key))
+            .Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Key} ({s.Value.Count:#,0} times, {Ms(s.Value.Milliseconds)} ms in all)"));
         yield return string.Create(CultureInfo.InvariantCulture,
             $"where a batch of {BatchSize} goes, ({Tag(profile.Variant)}) with the trace on ({profile.Result.OrdersPerSecond:#,0} orders/s, untimed), " +
-            $"client-side ms per batch{(processors > 1 ? " and processor" : "")}: ") +
+            $"client-side ms per batch{(processors > 1 ? " and processor" : "")}, from sending to the last row read: ") +
             string.Join("; ", phases.Select(p => $"{p.Phase} {Ms(p.Ms)}")) +
-            $"; statements in all {Ms(statements)}; the rest (deciding in C#, commit, pooled connection opens) {Ms(wall - statements)}; " +
-            $"wall time per batch{(processors > 1 ? $" x {processors} processors" : "")} {Ms(wall)}";
+            $"; statements in all {Ms(statements)}; the rest (deciding in C#, building the write, pooled connection opens) {Ms(wall - statements)}; " +
+            $"wall time per batch{(processors > 1 ? $" x {processors} processors" : "")} {Ms(wall)}" +
+            (others.Any() ? $"; besides: {string.Join(", ", others)}" : "");
         if (profile.Functions.Count > 0)
         {
             yield return $"({Tag(profile.Variant)}) server time in plpgsql over the run (track_functions = pl; total includes the queries a function runs): " +
                          string.Join("; ", profile.Functions.Take(6).Select(f => string.Create(CultureInfo.InvariantCulture,
                              $"{f.Name} {f.Calls:#,0} calls, {Ms(f.Total / batches)} ms per batch ({Ms(f.Total / f.Calls)} ms a call, self {Ms(f.Self / f.Calls)})")));
         }
-
-        foreach (var plan in profile.Plans)
-        {
-            yield return $"plan: {plan}";
-        }
     }
 
     private static BenchReport Report(List<RunResult> results, List<Profile> profiles, (double Clean, double Fixable) decide, long rules, string data,
-        double loadSeconds, int loadedOrders)
+        double loadSeconds)
     {
         var variants = Enum.GetValues<Variant>();
         var measurements = variants
@@ -469,10 +323,12 @@ internal static class OrderBenchmark
             .ToList();
         var median = variants.ToDictionary(v => v, v => measurements[(int)v].Median);
         var ratio = median[Variant.ProcessorFour] / median[Variant.TrivialFour];
+        var sameWork = median[Variant.ProcessorFour] / median[Variant.SameWorkFour];
         string F2(double value) => value.ToString("0.00", CultureInfo.InvariantCulture);
         string Us(double value) => value.ToString("#,0", CultureInfo.InvariantCulture);
         var processed = results.Where(r => IsProcessor(r.Variant)).ToList();
         var first = processed[0];
+        var planned = results.Where(r => r.Variant is Variant.SameWorkOne or Variant.SameWorkFour).ToList();
         var clean = OrderBenchData.Kinds[0].Share * OrdersPerRun / 100;
         var fixable = OrderBenchData.Kinds.Where(k => k.Expected == "validated" && k.Fixes > 0).Sum(k => k.Share) * OrdersPerRun / 100;
         var fixes = OrderBenchData.Kinds.Sum(k => k.Share * k.Fixes) * OrdersPerRun / 100;
@@ -493,29 +349,38 @@ internal static class OrderBenchmark
             "orders/s = orders / wall time. (a) and (b) are `new OrderProcessor(dataSource, new OrderProcessorOptions { WorkerId = …, BatchSize = " +
             $"{BatchSize} }}).DrainAsync(null, null, …)`, (b) {Parallel} of them with distinct worker ids under `Task.WhenAll`, as " +
             $"`hourglass orders process --processors {Parallel}` runs them; (c) and (d) call `public.claim_orders(worker, {BatchSize}, {VisibilitySeconds}, null)` " +
-            "and then one UPDATE marking the claimed entries validated, fenced on claim_token, until the queue is empty. (e) and (f) are what-ifs: (b) and " +
-            "(d) with three indexes a migration could add, created before the run and dropped after it: (1) `order_processing_queue (priority desc, " +
-            "created_at) where status = 'pending'`, (2) `orders (tenant_id, account_id) include (id, total) where status in ('placed', 'validated', " +
-            "'on_hold')`, (3) `order_processing_exceptions (queue_id) where resolution_status in ('open', 'in_review')`. After every run its orders are " +
-            "marked fulfilled and its open exceptions dismissed, with triggers off, so neither the open credit exposure nor the open exceptions grow from " +
-            $"run to run. A warm-up run of {WarmUpOrders:#,0} orders for (b) and for (d), then {Rounds} rounds, the variants in rotating order; median reported. " +
-            $"Last, untimed: (a) ({ProfileOneOrders:#,0} orders), (b) and (e) once more with Npgsql's trace and the server's function statistics on, and the heavy statements explained around (b).",
+            "and then one UPDATE marking the claimed entries validated, fenced on claim_token, until the queue is empty (the goal's baseline, unchanged). " +
+            "(e) and (f) are plain SQL doing the processor's database work per batch in the same round trips on one connection, prepared as the " +
+            "processor's are: the same claim (with the clock); the same five reads in one batch (tenants, policies, requirement rules, lines, orders with " +
+            "accounts, open exposure and approvals) and the products and price rules of the lines in a second, every value read; then in one transaction " +
+            "the guard with the fenced queue update, one batch writing what the processor writes for the entries it kept — orders, the repriced line, fix " +
+            "rows, exceptions closed and raised with review cards, the auto-fix violations, warehouse events — and the commit; each order's outcome taken " +
+            "from the benchmark's plan (joined on the server) instead of validated: no validation, no JSON built in C#. Their runs pass the same " +
+            "order-by-order check as the processor's. After every run its orders are marked fulfilled and its open exceptions dismissed, with " +
+            "triggers off, so neither the open credit exposure nor the open exceptions grow from run to run. " +
+            $"A warm-up run of {WarmUpOrders:#,0} orders for (b), (d) and (f), then {Rounds} rounds, the variants in rotating order; median reported. " +
+            $"Last, untimed: (a) ({ProfileOneOrders:#,0} orders), (b) and (f) once more with Npgsql's trace and the server's function statistics on.",
             measurements,
-            "(b)/(d) orders/s",
+            "(b)/(d) orders/s, against the trivial loop",
             ratio,
             $">= {RatioGoal.ToString("0.0", CultureInfo.InvariantCulture)}",
             ratio >= RatioGoal,
             [
-                "every run checked order by order against its plan: each order claimed and written once (claims = orders, no lost claims), no entry left " +
-                "pending or processing, queue status and host status (validated / on_hold) as planned, the planned fixes (count and types), the planned " +
-                "exception type, and exactly one outcome event (order_validated or order_exception) and one order_fixed event per fix; the trivial loop's " +
-                "entries all validated by it",
+                $"**(b)/(f) = {F2(sameWork)}**, the processor against plain SQL doing the same reads and writes (4 processors each; no goal is set " +
+                $"for it); (a)/(e) = {F2(median[Variant.ProcessorOne] / median[Variant.SameWorkOne])} with 1 each",
+                "every processor and same-work run checked order by order against its plan: each order claimed and written once (claims = orders, no lost " +
+                "claims), no entry left pending or processing, queue status and host status (validated / on_hold) as planned, the planned fixes (count and " +
+                "types), the planned exception type, and exactly one outcome event (order_validated or order_exception) and one order_fixed event per fix; " +
+                "the trivial loop's entries all validated by it",
                 $"outcome of every processor run: {first.Validated:#,0} validated ({(double)first.Validated / OrdersPerRun:P0}: {clean:#,0} clean and " +
                 $"{fixable:#,0} fixed), {first.Exceptions:#,0} exceptions ({(double)first.Exceptions / OrdersPerRun:P0}), {first.Fixes:#,0} fixes (planned " +
-                $"{fixes:#,0}); the same in every run: {(processed.All(r => r.Validated == first.Validated && r.Exceptions == first.Exceptions && r.Fixes == first.Fixes) ? "yes" : "no")}",
+                $"{fixes:#,0}), {first.Violations:#,0} policy violations; the same in every run: " +
+                $"{(processed.All(r => r.Validated == first.Validated && r.Exceptions == first.Exceptions && r.Fixes == first.Fixes && r.Violations == first.Violations) ? "yes" : "no")}; " +
+                $"the same rows from the same-work baseline in every run: " +
+                $"{(planned.All(r => r.Validated == first.Validated && r.Exceptions == first.Exceptions && r.Fixes == first.Fixes && r.Violations == first.Violations) ? "yes" : "no")}",
                 $"(a)/(c) = {F2(median[Variant.ProcessorOne] / median[Variant.TrivialOne])}; (b)/(a) = {F2(median[Variant.ProcessorFour] / median[Variant.ProcessorOne])}; " +
-                $"(d)/(c) = {F2(median[Variant.TrivialFour] / median[Variant.TrivialOne])}; what-ifs: (e)/(f) = {F2(median[Variant.WhatIfProcessorFour] / median[Variant.WhatIfTrivialFour])}, " +
-                $"(e)/(b) = {F2(median[Variant.WhatIfProcessorFour] / median[Variant.ProcessorFour])}, (f)/(d) = {F2(median[Variant.WhatIfTrivialFour] / median[Variant.TrivialFour])}",
+                $"(d)/(c) = {F2(median[Variant.TrivialFour] / median[Variant.TrivialOne])}; (f)/(e) = {F2(median[Variant.SameWorkFour] / median[Variant.SameWorkOne])}; " +
+                $"(f)/(d) = {F2(median[Variant.SameWorkFour] / median[Variant.TrivialFour])}",
                 "this process's CPU per order (deciding, JSON, Npgsql; the server's is not counted), median of the runs, µs: " + string.Join("; ", variants.Select(v =>
                     $"({Tag(v)}) {Us(results.Where(r => r.Variant == v).Select(r => r.ClientCpuSeconds * 1e6 / r.Orders).Order().ElementAt(Rounds / 2))}")),
                 $"deciding in memory (`OrderDecider.Decide`, no database, 400 price rules): {F2(decide.Clean)} µs for a clean 3-line order, " +

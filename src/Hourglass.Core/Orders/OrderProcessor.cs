@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using Hourglass.Policies;
 using Npgsql;
@@ -22,16 +23,28 @@ public sealed record OrderProcessorOptions
 public sealed record OrderPassResult(int Claimed, int Validated, int NeedsApproval, int Exceptions, int Fixes, int LostClaims);
 
 /// <summary>
-/// Processes the order queue in batches: claim (<c>claim_orders</c>: SKIP LOCKED, a visibility timeout, a claim
-/// token), load everything the batch's orders need in a handful of queries, decide each in memory
-/// (<see cref="OrderDecider"/>), then write the batch in one transaction: the queue entries first, fenced on their
-/// claim (an entry whose claim lapsed and was taken over, or whose order changed meanwhile, is skipped whole), then
-/// for the entries that were still ours the fixes (to the order and its lines, with before and after), the
-/// exceptions with their review cards, approval cards, policy violations and warehouse events. Any number of
-/// processors can share the queue; none processes an order twice at once. Docs: docs/orders.md.
+/// Processes the order queue in batches, on one connection and six round trips a batch: the claim
+/// (<c>claim_orders</c>: SKIP LOCKED, a visibility timeout, a claim token; with the database clock), then what the
+/// batch's orders need in two <see cref="NpgsqlBatch"/>es (five reads, then the products and price rules of the lines
+/// found), then — after each order is decided in memory (<see cref="OrderDecider"/>) — the write in one transaction
+/// (<see cref="OrderWriter"/>): the queue entries first, fenced on their claim (an entry whose claim lapsed and was
+/// taken over, or whose order changed meanwhile, is skipped whole), then for the entries that were still ours the
+/// fixes (to the order and its lines, with before and after), the exceptions with their review cards, approval
+/// cards, policy violations and warehouse events in one batch, and the commit. Statements are prepared (once per
+/// physical connection). Any number of processors can share the queue; none processes an order twice at once.
+/// Docs: docs/orders.md.
 /// </summary>
 public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOptions? options = null)
 {
+    // Parsed policy documents by (tenant, version), and the newest version parsed per tenant: a saved version never
+    // changes (tenant_policy_documents is insert-only), so the load asks for a document's text only when a newer
+    // version is in force than the one parsed here.
+    private static readonly ConcurrentDictionary<(Guid Tenant, int Version), PolicyVersion> s_policies = new();
+    private static readonly ConcurrentDictionary<Guid, int> s_newestPolicy = new();
+
+    // Tenants' settings and time zones, parsed once while their text stays the same.
+    private readonly ConcurrentDictionary<Guid, TenantFacts> _tenants = new();
+
     private readonly OrderProcessorOptions _options = options ?? new OrderProcessorOptions();
 
     public string WorkerId => _options.WorkerId;
@@ -53,7 +66,8 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
     /// <summary>Claims and processes one batch (of one tenant, or of any). Returns what it did; Claimed 0 means the queue is empty.</summary>
     public async Task<OrderPassResult> ProcessBatchAsync(Guid? tenantId, Guid? runId, CancellationToken cancellationToken)
     {
-        var claims = await ClaimAsync(tenantId, cancellationToken);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var (claims, now) = await ClaimAsync(connection, tenantId, cancellationToken);
         if (claims.Count == 0)
         {
             return new OrderPassResult(0, 0, 0, 0, 0, 0);
@@ -62,18 +76,38 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
         // Crash tests stop a real processor here, holding claims it will never write.
         await Cycles.Failpoints.HitAsync("orders.after_claim", cancellationToken);
 
-        var snapshots = await LoadAsync(claims, cancellationToken);
-        var now = await DatabaseNowAsync(cancellationToken);
+        var snapshots = await LoadAsync(connection, claims, cancellationToken);
         var outcomes = new List<OrderOutcome>(snapshots.Count);
         foreach (var (snapshot, policy, zone) in snapshots)
         {
             outcomes.Add(OrderDecider.Decide(snapshot, policy, zone, now));
         }
 
-        var kept = await WriteAsync(outcomes, runId, now, cancellationToken);
-        var written = outcomes.Where(o => kept.Contains(o.Final.QueueId)).ToList();
-        return new OrderPassResult(claims.Count, written.Count(o => o.Status == "validated"), written.Count(o => o.Status == "needs_approval"),
-            written.Count(o => o.Status == "exception"), written.Sum(o => o.Fixes.Count), outcomes.Count - written.Count);
+        var kept = await OrderWriter.WriteAsync(connection, outcomes, _options.WorkerId, runId, now, cancellationToken);
+        int validated = 0, needsApproval = 0, exceptions = 0, fixes = 0;
+        foreach (var outcome in outcomes)
+        {
+            if (!kept.Contains(outcome.Final.QueueId))
+            {
+                continue;
+            }
+
+            fixes += outcome.Fixes.Count;
+            switch (outcome.Status)
+            {
+                case "validated":
+                    validated++;
+                    break;
+                case "needs_approval":
+                    needsApproval++;
+                    break;
+                default:
+                    exceptions++;
+                    break;
+            }
+        }
+
+        return new OrderPassResult(claims.Count, validated, needsApproval, exceptions, fixes, outcomes.Count - kept.Count);
     }
 
     /// <summary>
@@ -103,443 +137,272 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
 
     private sealed record Claim(Guid QueueId, Guid TenantId, Guid OrderId, long Token, int Attempts, int MaxAttempts, string? OverrideBy, string? OverrideReason);
 
-    private async Task<List<Claim>> ClaimAsync(Guid? tenantId, CancellationToken cancellationToken)
+    private sealed record OrderRow(Guid QueueId, string Status, string Currency, string? PoNumber, string? ShipTo, DateOnly? RequestedShipDate,
+        DateOnly OrderDate, decimal Subtotal, decimal Total, decimal ShippingAmount, decimal TaxAmount, AccountData Account, decimal OtherOpenExposure,
+        string? ApprovalDecision, string? ApprovedBy);
+
+    private sealed record TenantFacts(string SettingsText, string TimeZoneId, OrderSettings Settings, TimeZoneInfo Zone);
+
+    // The clock comes with the claim: hourglass.now() in the same statement is the claim's own time (the frozen
+    // clock in tests), and every timestamp the batch writes is that time.
+    private async Task<(List<Claim> Claims, DateTimeOffset Now)> ClaimAsync(NpgsqlConnection connection, Guid? tenantId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("select * from public.claim_orders($1, $2, $3, $4)");
-        command.Parameters.Add(new() { Value = _options.WorkerId });
-        command.Parameters.Add(new() { Value = _options.BatchSize });
-        command.Parameters.Add(new() { Value = (int)Math.Ceiling(_options.VisibilityTimeout.TotalSeconds) });
+        await using var command = new NpgsqlCommand("""
+            select c.queue_id, c.tenant_id, c.order_id, c.claim_token, c.auto_fix_attempts, c.max_auto_fix_attempts,
+                   c.credit_override_by, c.credit_override_reason, (select hourglass.now())
+            from public.claim_orders($1, $2, $3, $4) c
+            """, connection);
+        command.Parameters.Add(new() { Value = _options.WorkerId, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = _options.BatchSize, NpgsqlDbType = NpgsqlDbType.Integer });
+        command.Parameters.Add(new() { Value = (int)Math.Ceiling(_options.VisibilityTimeout.TotalSeconds), NpgsqlDbType = NpgsqlDbType.Integer });
         command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-        var claims = new List<Claim>();
+        await command.PrepareAsync(cancellationToken);
+        var claims = new List<Claim>(_options.BatchSize);
+        var now = default(DateTimeOffset);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
             claims.Add(new Claim(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetInt64(3), reader.GetInt32(4), reader.GetInt32(5),
                 reader.IsDBNull(6) ? null : reader.GetString(6), reader.IsDBNull(7) ? null : reader.GetString(7)));
+            now = reader.GetFieldValue<DateTimeOffset>(8);
         }
 
-        return claims;
+        return (claims, now);
     }
 
-    private async Task<DateTimeOffset> DatabaseNowAsync(CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand("select hourglass.now()");
-        return new DateTimeOffset((DateTime)(await command.ExecuteScalarAsync(cancellationToken))!, TimeSpan.Zero);
-    }
+    // Everything the batch needs, in two round trips: five reads in one batch, then the products and price rules of
+    // the lines it found. Each statement reads its own snapshot (READ COMMITTED), as separate queries would.
+    private const string TenantsSql = "select t.id, t.settings::text, t.timezone from public.tenants t where t.id = any($1)";
 
-    private async Task<List<(OrderSnapshot Snapshot, PolicyVersion Policy, TimeZoneInfo Zone)>> LoadAsync(List<Claim> claims, CancellationToken cancellationToken)
+    // The policy in force per tenant; its text only when this process has not parsed that version yet.
+    private const string PoliciesSql = """
+        select k.tenant_id, d.version, d.created_by, d.created_at, case when d.version = k.known then null else d.document::text end
+        from unnest($1::uuid[], $2::integer[]) as k(tenant_id, known)
+        cross join lateral (select p.version, p.created_by, p.created_at, p.document from public.tenant_policy_documents p
+                            where p.tenant_id = k.tenant_id order by p.version desc limit 1) d
+        """;
+
+    private const string RequirementsSql = """
+        select tenant_id, rule_key, description, condition::text, severity from public.order_requirement_rules
+        where tenant_id = any($1) and active order by rule_key
+        """;
+
+    private const string LinesSql = """
+        select l.order_id, l.id, l.product_id, l.quantity, l.unit_price, l.discount_pct, l.tenant_id
+        from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, order_id)
+        join public.order_lines l on l.tenant_id = x.tenant_id and l.order_id = x.order_id
+        order by l.order_id, l.created_at, l.id
+        """;
+
+    // Products and price rules of the batch's lines, by (tenant, product) pairs: each an index lookup, whatever the
+    // catalog's size (the statements are prepared, and a generic plan knows nothing about the arrays' sizes).
+    private const string ProductsSql = """
+        select p.id, p.sku, p.name, p.list_price, p.unit_cost, p.active
+        from unnest($1::uuid[], $2::uuid[]) as b(tenant_id, product_id)
+        join public.products p on p.tenant_id = b.tenant_id and p.id = b.product_id
+        """;
+
+    // Rules for all products, then the rules of each of the batch's products (idx_price_rules_tenant_product).
+    private const string PriceRulesSql = """
+        select r.tenant_id, r.id, r.name, r.product_id, r.account_id, r.tier, r.currency, r.min_quantity, r.unit_price, r.discount_pct,
+               r.valid_from, r.valid_to, r.priority
+        from public.price_rules r where r.tenant_id = any($3) and r.product_id is null and r.active
+        union all
+        select r.tenant_id, r.id, r.name, r.product_id, r.account_id, r.tier, r.currency, r.min_quantity, r.unit_price, r.discount_pct,
+               r.valid_from, r.valid_to, r.priority
+        from unnest($1::uuid[], $2::uuid[]) as b(tenant_id, product_id)
+        join public.price_rules r on r.tenant_id = b.tenant_id and r.product_id = b.product_id
+        where r.active
+        """;
+
+    // The orders with their accounts, the account's other open orders (idx_orders_tenant_account_open) and a decided approval.
+    private const string OrdersSql = """
+        select q.id, o.status, o.currency, o.po_number, o.ship_to::text, o.requested_ship_date,
+               (coalesce(o.placed_at, o.created_at) at time zone t.timezone)::date, o.subtotal, o.total, o.shipping_amount, o.tax_amount,
+               a.id, a.name, a.tier, a.credit_limit, a.requires_po, a.default_ship_to::text, a.open_balance, a.credit_hold,
+               coalesce((select sum(x.total) from public.orders x
+                         where x.tenant_id = o.tenant_id and x.account_id = o.account_id and x.id <> o.id
+                           and x.status in ('placed', 'validated', 'on_hold')), 0),
+               ap.decision, ap.decided_by
+        from unnest($1::uuid[]) c(id)
+        join public.order_processing_queue q on q.id = c.id
+        join public.orders o on o.tenant_id = q.tenant_id and o.id = q.order_id
+        join public.accounts a on a.tenant_id = o.tenant_id and a.id = o.account_id
+        join public.tenants t on t.id = q.tenant_id
+        left join lateral (
+          select k.payload -> 'approval' ->> 'decision' as decision, k.completed_by as decided_by from public.cards k
+          where k.tenant_id = q.tenant_id and k.kind = 'approval' and k.status in ('done', 'dismissed')
+            and k.payload ->> 'action_key' = 'order-release/' || q.id::text
+          order by k.completed_at desc limit 1) ap on true
+        """;
+
+    private async Task<List<(OrderSnapshot Snapshot, PolicyVersion Policy, TimeZoneInfo Zone)>> LoadAsync(NpgsqlConnection connection, List<Claim> claims,
+        CancellationToken cancellationToken)
     {
-        var queueIds = claims.Select(c => c.QueueId).ToArray();
-        var orderIds = claims.Select(c => c.OrderId).ToArray();
+        var queueIds = new Guid[claims.Count];
+        var orderIds = new Guid[claims.Count];
+        for (var i = 0; i < claims.Count; i++)
+        {
+            queueIds[i] = claims[i].QueueId;
+            orderIds[i] = claims[i].OrderId;
+        }
+
         var tenantIds = claims.Select(c => c.TenantId).Distinct().ToArray();
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var orderTenants = claims.Select(c => c.TenantId).ToArray();
+        var known = tenantIds.Select(t => s_newestPolicy.TryGetValue(t, out var version) ? version : 0).ToArray();
 
-        var lines = new Dictionary<Guid, List<OrderLineData>>();
-        await using (var command = new NpgsqlCommand("""
-            select order_id, id, product_id, quantity, unit_price, discount_pct from public.order_lines
-            where tenant_id = any($1) and order_id = any($2) order by order_id, created_at, id
-            """, connection))
+        await using var batch = new NpgsqlBatch(connection);
+        Add(batch, TenantsSql, Uuids(tenantIds));
+        Add(batch, PoliciesSql, Uuids(tenantIds), new NpgsqlParameter { Value = known, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
+        Add(batch, RequirementsSql, Uuids(tenantIds));
+        Add(batch, LinesSql, Uuids(orderTenants), Uuids(orderIds));
+        Add(batch, OrdersSql, Uuids(queueIds));
+        await batch.PrepareAsync(cancellationToken);
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+
+        var tenants = new Dictionary<Guid, TenantFacts>(tenantIds.Length);
+        while (await reader.ReadAsync(cancellationToken))
         {
-            command.Parameters.Add(new() { Value = tenantIds });
-            command.Parameters.Add(new() { Value = orderIds });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            var tenant = reader.GetGuid(0);
+            var settings = reader.GetString(1);
+            var zone = reader.GetString(2);
+            if (!_tenants.TryGetValue(tenant, out var facts) || facts.SettingsText != settings || facts.TimeZoneId != zone)
             {
-                var orderId = reader.GetGuid(0);
-                if (!lines.TryGetValue(orderId, out var list))
-                {
-                    lines[orderId] = list = [];
-                }
-
-                list.Add(new OrderLineData(reader.GetGuid(1), reader.IsDBNull(2) ? null : reader.GetGuid(2), reader.GetDecimal(3), reader.GetDecimal(4), reader.GetDecimal(5)));
+                facts = new TenantFacts(settings, zone, OrderSettings.From(JsonNode.Parse(settings) as JsonObject),
+                    TimeZoneInfo.TryFindSystemTimeZoneById(zone, out var z) ? z : TimeZoneInfo.Utc);
+                _tenants[tenant] = facts;
             }
+
+            tenants[tenant] = facts;
         }
 
-        var productIds = lines.Values.SelectMany(l => l).Select(l => l.ProductId).OfType<Guid>().Distinct().ToArray();
-        var products = new Dictionary<Guid, ProductData>();
-        var rules = new Dictionary<Guid, List<PriceRule>>();
-        await using (var command = new NpgsqlCommand("""
-            select id, sku, name, list_price, unit_cost, active from public.products where tenant_id = any($1) and id = any($2)
-            """, connection))
+        await reader.NextResultAsync(cancellationToken);
+        var policies = new Dictionary<Guid, PolicyVersion>(tenantIds.Length);
+        while (await reader.ReadAsync(cancellationToken))
         {
-            command.Parameters.Add(new() { Value = tenantIds });
-            command.Parameters.Add(new() { Value = productIds });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            var tenant = reader.GetGuid(0);
+            var version = reader.GetInt32(1);
+            if (reader.IsDBNull(4))
             {
-                products[reader.GetGuid(0)] = new ProductData(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetDecimal(3),
-                    reader.IsDBNull(4) ? null : reader.GetDecimal(4), reader.GetBoolean(5));
+                policies[tenant] = s_policies[(tenant, version)];
+                continue;
             }
+
+            var document = PolicyDocument.Parse(reader.GetString(4));
+            var parsed = s_policies.GetOrAdd((tenant, version),
+                new PolicyVersion(document, $"v{version}", version, reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3)));
+            s_newestPolicy.AddOrUpdate(tenant, version, (_, seen) => Math.Max(seen, version));
+            policies[tenant] = parsed;
         }
 
-        await using (var command = new NpgsqlCommand("""
-            select tenant_id, id, name, product_id, account_id, tier, currency, min_quantity, unit_price, discount_pct, valid_from, valid_to, priority
-            from public.price_rules where tenant_id = any($1) and active and (product_id is null or product_id = any($2))
-            """, connection))
-        {
-            command.Parameters.Add(new() { Value = tenantIds });
-            command.Parameters.Add(new() { Value = productIds });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                var tenant = reader.GetGuid(0);
-                if (!rules.TryGetValue(tenant, out var list))
-                {
-                    rules[tenant] = list = [];
-                }
-
-                list.Add(new PriceRule(reader.GetGuid(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetGuid(3),
-                    reader.IsDBNull(4) ? null : reader.GetGuid(4), reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetDecimal(7),
-                    reader.IsDBNull(8) ? null : reader.GetDecimal(8), reader.IsDBNull(9) ? null : reader.GetDecimal(9),
-                    reader.IsDBNull(10) ? null : reader.GetFieldValue<DateOnly>(10), reader.IsDBNull(11) ? null : reader.GetFieldValue<DateOnly>(11),
-                    reader.GetInt32(12)));
-            }
-        }
-
+        await reader.NextResultAsync(cancellationToken);
         var requirements = new Dictionary<Guid, List<RequirementRule>>();
-        await using (var command = new NpgsqlCommand("""
-            select tenant_id, rule_key, description, condition::text, severity from public.order_requirement_rules
-            where tenant_id = any($1) and active order by rule_key
-            """, connection))
+        while (await reader.ReadAsync(cancellationToken))
         {
-            command.Parameters.Add(new() { Value = tenantIds });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            var tenant = reader.GetGuid(0);
+            if (!requirements.TryGetValue(tenant, out var list))
             {
-                var tenant = reader.GetGuid(0);
-                if (!requirements.TryGetValue(tenant, out var list))
-                {
-                    requirements[tenant] = list = [];
-                }
+                requirements[tenant] = list = [];
+            }
 
-                list.Add(new RequirementRule(reader.GetString(1), reader.GetString(2), JsonNode.Parse(reader.GetString(3))!.AsObject(), reader.GetString(4)));
+            list.Add(new RequirementRule(reader.GetString(1), reader.GetString(2), JsonNode.Parse(reader.GetString(3))!.AsObject(), reader.GetString(4)));
+        }
+
+        await reader.NextResultAsync(cancellationToken);
+        var lines = new Dictionary<Guid, List<OrderLineData>>(claims.Count);
+        var catalog = new HashSet<(Guid Tenant, Guid Product)>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var orderId = reader.GetGuid(0);
+            if (!lines.TryGetValue(orderId, out var list))
+            {
+                lines[orderId] = list = [];
+            }
+
+            var productId = reader.IsDBNull(2) ? (Guid?)null : reader.GetGuid(2);
+            list.Add(new OrderLineData(reader.GetGuid(1), productId, reader.GetDecimal(3), reader.GetDecimal(4), reader.GetDecimal(5)));
+            if (productId is { } product)
+            {
+                catalog.Add((reader.GetGuid(6), product));
             }
         }
 
-        var policies = new Dictionary<Guid, PolicyVersion>();
-        foreach (var tenant in tenantIds)
+        await reader.NextResultAsync(cancellationToken);
+        var rows = new List<OrderRow>(claims.Count);
+        while (await reader.ReadAsync(cancellationToken))
         {
-            policies[tenant] = await PolicyStore.ReadAsync(connection, null, tenant, null, cancellationToken) ?? PolicyStore.BuiltIn;
+            string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+            rows.Add(new OrderRow(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), Text(3), Text(4),
+                reader.IsDBNull(5) ? null : reader.GetFieldValue<DateOnly>(5), reader.GetFieldValue<DateOnly>(6),
+                reader.GetDecimal(7), reader.GetDecimal(8), reader.GetDecimal(9), reader.GetDecimal(10),
+                new AccountData(reader.GetGuid(11), reader.GetString(12), Text(13), reader.IsDBNull(14) ? null : reader.GetDecimal(14),
+                    reader.GetBoolean(15), Text(16) is { } ship ? JsonNode.Parse(ship) as JsonObject : null, reader.GetDecimal(17), reader.GetBoolean(18)),
+                reader.GetDecimal(19), Text(20), Text(21)));
+        }
+
+        await reader.DisposeAsync();
+        await using var catalogBatch = new NpgsqlBatch(connection);
+        var catalogTenants = catalog.Select(c => c.Tenant).ToArray();
+        var catalogProducts = catalog.Select(c => c.Product).ToArray();
+        Add(catalogBatch, ProductsSql, Uuids(catalogTenants), Uuids(catalogProducts));
+        Add(catalogBatch, PriceRulesSql, Uuids(catalogTenants), Uuids(catalogProducts), Uuids(tenantIds));
+        await catalogBatch.PrepareAsync(cancellationToken);
+        await using var catalogReader = await catalogBatch.ExecuteReaderAsync(cancellationToken);
+        var products = new Dictionary<Guid, ProductData>();
+        while (await catalogReader.ReadAsync(cancellationToken))
+        {
+            var r = catalogReader;
+            products[r.GetGuid(0)] = new ProductData(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetDecimal(3), r.IsDBNull(4) ? null : r.GetDecimal(4),
+                r.GetBoolean(5));
+        }
+
+        await catalogReader.NextResultAsync(cancellationToken);
+        var rules = new Dictionary<Guid, List<PriceRule>>();
+        while (await catalogReader.ReadAsync(cancellationToken))
+        {
+            var r = catalogReader;
+            var tenant = r.GetGuid(0);
+            if (!rules.TryGetValue(tenant, out var list))
+            {
+                rules[tenant] = list = [];
+            }
+
+            list.Add(new PriceRule(r.GetGuid(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetGuid(3), r.IsDBNull(4) ? null : r.GetGuid(4),
+                r.IsDBNull(5) ? null : r.GetString(5), r.GetString(6), r.GetDecimal(7), r.IsDBNull(8) ? null : r.GetDecimal(8),
+                r.IsDBNull(9) ? null : r.GetDecimal(9), r.IsDBNull(10) ? null : r.GetFieldValue<DateOnly>(10),
+                r.IsDBNull(11) ? null : r.GetFieldValue<DateOnly>(11), r.GetInt32(12)));
         }
 
         var claimsById = claims.ToDictionary(c => c.QueueId);
-        var snapshots = new List<(OrderSnapshot, PolicyVersion, TimeZoneInfo)>(claims.Count);
-        await using (var command = new NpgsqlCommand("""
-            select q.id, o.status, o.currency, o.po_number, o.ship_to::text, o.requested_ship_date,
-                   (coalesce(o.placed_at, o.created_at) at time zone t.timezone)::date, o.subtotal, o.total, o.shipping_amount, o.tax_amount,
-                   a.id, a.name, a.tier, a.credit_limit, a.requires_po, a.default_ship_to::text, a.open_balance, a.credit_hold,
-                   t.settings::text, t.timezone,
-                   coalesce((select sum(x.total) from public.orders x
-                             where x.tenant_id = o.tenant_id and x.account_id = o.account_id and x.id <> o.id
-                               and x.status in ('placed', 'validated', 'on_hold')), 0),
-                   ap.decision, ap.decided_by
-            from unnest($1::uuid[]) c(id)
-            join public.order_processing_queue q on q.id = c.id
-            join public.orders o on o.tenant_id = q.tenant_id and o.id = q.order_id
-            join public.accounts a on a.tenant_id = o.tenant_id and a.id = o.account_id
-            join public.tenants t on t.id = q.tenant_id
-            left join lateral (
-              select k.payload -> 'approval' ->> 'decision' as decision, k.completed_by as decided_by from public.cards k
-              where k.tenant_id = q.tenant_id and k.kind = 'approval' and k.status in ('done', 'dismissed')
-                and k.payload ->> 'action_key' = 'order-release/' || q.id::text
-              order by k.completed_at desc limit 1) ap on true
-            """, connection))
+        var snapshots = new List<(OrderSnapshot, PolicyVersion, TimeZoneInfo)>(rows.Count);
+        foreach (var row in rows)
         {
-            command.Parameters.Add(new() { Value = queueIds });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
-                var claim = claimsById[reader.GetGuid(0)];
-                var zone = TimeZoneInfo.TryFindSystemTimeZoneById(reader.GetString(20), out var z) ? z : TimeZoneInfo.Utc;
-                var account = new AccountData(reader.GetGuid(11), reader.GetString(12), Text(13), reader.IsDBNull(14) ? null : reader.GetDecimal(14),
-                    reader.GetBoolean(15), Text(16) is { } ship ? JsonNode.Parse(ship) as JsonObject : null, reader.GetDecimal(17), reader.GetBoolean(18));
-                var snapshot = new OrderSnapshot(
-                    claim.QueueId, claim.TenantId, claim.OrderId, claim.Token, claim.Attempts, claim.MaxAttempts,
-                    reader.GetString(1), reader.GetString(2), Text(3), Text(4) is { } shipTo ? JsonNode.Parse(shipTo) as JsonObject : null,
-                    reader.IsDBNull(5) ? null : reader.GetFieldValue<DateOnly>(5), reader.GetFieldValue<DateOnly>(6),
-                    reader.GetDecimal(7), reader.GetDecimal(8), reader.GetDecimal(9), reader.GetDecimal(10),
-                    account,
-                    lines.TryGetValue(claim.OrderId, out var orderLines) ? orderLines : [],
-                    products,
-                    rules.TryGetValue(claim.TenantId, out var tenantRules) ? tenantRules : [],
-                    requirements.TryGetValue(claim.TenantId, out var tenantRequirements) ? tenantRequirements : [],
-                    OrderSettings.From(JsonNode.Parse(reader.GetString(19)) as JsonObject),
-                    reader.GetDecimal(21),
-                    claim.OverrideBy, claim.OverrideReason, Text(22), Text(23));
-                snapshots.Add((snapshot, policies[claim.TenantId], zone));
-            }
+            var claim = claimsById[row.QueueId];
+            var tenant = tenants[claim.TenantId];
+            var snapshot = new OrderSnapshot(
+                claim.QueueId, claim.TenantId, claim.OrderId, claim.Token, claim.Attempts, claim.MaxAttempts,
+                row.Status, row.Currency, row.PoNumber, row.ShipTo is { } shipTo ? JsonNode.Parse(shipTo) as JsonObject : null,
+                row.RequestedShipDate, row.OrderDate, row.Subtotal, row.Total, row.ShippingAmount, row.TaxAmount,
+                row.Account,
+                lines.TryGetValue(claim.OrderId, out var orderLines) ? orderLines : [],
+                products,
+                rules.TryGetValue(claim.TenantId, out var tenantRules) ? tenantRules : [],
+                requirements.TryGetValue(claim.TenantId, out var tenantRequirements) ? tenantRequirements : [],
+                tenant.Settings,
+                row.OtherOpenExposure,
+                claim.OverrideBy, claim.OverrideReason, row.ApprovalDecision, row.ApprovedBy);
+            snapshots.Add((snapshot, policies.TryGetValue(claim.TenantId, out var policy) ? policy : PolicyStore.BuiltIn, tenant.Zone));
         }
 
         return snapshots;
     }
 
-    // One transaction: the fenced queue update decides which outcomes are still ours; everything else is written for those only.
-    private async Task<HashSet<Guid>> WriteAsync(List<OrderOutcome> outcomes, Guid? runId, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var guard = new NpgsqlCommand("select set_config('hourglass.order_processor', 'on', true)", connection, transaction))
-        {
-            await guard.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        var kept = new HashSet<Guid>();
-        await using (var update = new NpgsqlCommand("""
-            update public.order_processing_queue q
-            set status = r.status, pricing_status = r.pricing, credit_status = r.credit, requirements_status = r.requirements,
-                auto_fix_attempts = r.attempts, validation_results = r.results::jsonb, processed_at = $3, updated_at = $3,
-                claimed_by = null, claimed_until = null
-            from unnest($1::uuid[], $2::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::text[])
-                 as r(id, token, status, pricing, credit, requirements, attempts, results)
-            where q.id = r.id and q.status = 'processing' and q.claimed_by = $10 and q.claim_token = r.token
-            returning q.id
-            """, connection, transaction))
-        {
-            update.Parameters.Add(new() { Value = outcomes.Select(o => o.Final.QueueId).ToArray() });
-            update.Parameters.Add(new() { Value = outcomes.Select(o => o.Final.ClaimToken).ToArray() });
-            update.Parameters.Add(new() { Value = now });
-            update.Parameters.Add(new() { Value = outcomes.Select(o => o.Status).ToArray() });
-            update.Parameters.Add(new() { Value = outcomes.Select(o => o.PricingStatus).ToArray() });
-            update.Parameters.Add(new() { Value = outcomes.Select(o => o.CreditStatus).ToArray() });
-            update.Parameters.Add(new() { Value = outcomes.Select(o => o.RequirementsStatus).ToArray() });
-            update.Parameters.Add(new() { Value = outcomes.Select(o => o.Attempts).ToArray() });
-            update.Parameters.Add(new() { Value = outcomes.Select(o => o.Results.ToJsonString()).ToArray() });
-            update.Parameters.Add(new() { Value = _options.WorkerId });
-            await using var reader = await update.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                kept.Add(reader.GetGuid(0));
-            }
-        }
-
-        var ours = outcomes.Where(o => kept.Contains(o.Final.QueueId)).ToList();
-        if (ours.Count > 0)
-        {
-            await using var batch = new NpgsqlBatch(connection, transaction);
-            AddOrderWrites(batch, ours, now);
-            AddFixes(batch, ours, now);
-            AddExceptions(batch, ours, now);
-            AddApprovals(batch, ours, now);
-            AddViolations(batch, ours, runId, now);
-            AddEvents(batch, ours, now);
-            await batch.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await transaction.CommitAsync(cancellationToken);
-        return kept;
-    }
-
-    private static NpgsqlBatchCommand Command(NpgsqlBatch batch, string sql)
+    private static void Add(NpgsqlBatch batch, string sql, params NpgsqlParameter[] parameters)
     {
         var command = new NpgsqlBatchCommand(sql);
+        command.Parameters.AddRange(parameters);
         batch.BatchCommands.Add(command);
-        return command;
     }
 
-    private static void AddOrderWrites(NpgsqlBatch batch, List<OrderOutcome> ours, DateTimeOffset now)
-    {
-        var lineFixes = ours.SelectMany(o => o.Fixes.Where(f => f.Fix.Type == "apply_rule_price").Select(f => (o.Final.TenantId, f.Fix))).ToList();
-        if (lineFixes.Count > 0)
-        {
-            var lines = Command(batch, """
-                update public.order_lines l set unit_price = r.unit_price, discount_pct = r.discount_pct
-                from unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[]) as r(tenant_id, id, unit_price, discount_pct)
-                where l.tenant_id = r.tenant_id and l.id = r.id
-                """);
-            lines.Parameters.Add(new() { Value = lineFixes.Select(f => f.TenantId).ToArray() });
-            lines.Parameters.Add(new() { Value = lineFixes.Select(f => f.Fix.LineId!.Value).ToArray() });
-            lines.Parameters.Add(new() { Value = lineFixes.Select(f => f.Fix.After["unit_price"]!.GetValue<decimal>()).ToArray() });
-            lines.Parameters.Add(new() { Value = lineFixes.Select(f => f.Fix.After["discount_pct"]!.GetValue<decimal>()).ToArray() });
-        }
-
-        // Every processed order: its host status (validated, or on hold), and the fixed totals and address.
-        var orders = Command(batch, """
-            update public.orders o
-            set status = case when o.status in ('placed', 'validated', 'on_hold') then r.status else o.status end,
-                subtotal = r.subtotal, total = r.total, ship_to = coalesce(r.ship_to::jsonb, o.ship_to), updated_at = $6
-            from unnest($1::uuid[], $2::uuid[], $3::text[], $4::numeric[], $5::numeric[], $7::text[]) as r(tenant_id, id, status, subtotal, total, ship_to)
-            where o.tenant_id = r.tenant_id and o.id = r.id
-            """);
-        orders.Parameters.Add(new() { Value = ours.Select(o => o.Final.TenantId).ToArray() });
-        orders.Parameters.Add(new() { Value = ours.Select(o => o.Final.OrderId).ToArray() });
-        orders.Parameters.Add(new() { Value = ours.Select(o => o.Status == "validated" ? "validated" : "on_hold").ToArray() });
-        orders.Parameters.Add(new() { Value = ours.Select(o => o.Final.Subtotal).ToArray() });
-        orders.Parameters.Add(new() { Value = ours.Select(o => o.Final.Total).ToArray() });
-        orders.Parameters.Add(new() { Value = now });
-        orders.Parameters.Add(new()
-        {
-            Value = ours.Select(o => o.Fixes.Any(f => f.Fix.Type == "fill_ship_to") ? o.Final.ShipTo?.ToJsonString() : null).ToArray(),
-            NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text,
-        });
-    }
-
-    private static void AddFixes(NpgsqlBatch batch, List<OrderOutcome> ours, DateTimeOffset now)
-    {
-        var fixes = ours.SelectMany(o => o.Fixes.Select(f => (o.Final, f))).ToList();
-        if (fixes.Count == 0)
-        {
-            return;
-        }
-
-        var command = Command(batch, """
-            insert into public.order_processing_fixes (tenant_id, queue_id, order_id, attempt, fix_type, order_line_id, before, after, policy_version, created_at)
-            select r.tenant_id, r.queue_id, r.order_id, r.attempt, r.fix_type, r.line_id, r.before::jsonb, r.after::jsonb, r.policy_version, $10
-            from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text[], $6::uuid[], $7::text[], $8::text[], $9::text[])
-                 as r(tenant_id, queue_id, order_id, attempt, fix_type, line_id, before, after, policy_version)
-            """);
-        command.Parameters.Add(new() { Value = fixes.Select(x => x.Final.TenantId).ToArray() });
-        command.Parameters.Add(new() { Value = fixes.Select(x => x.Final.QueueId).ToArray() });
-        command.Parameters.Add(new() { Value = fixes.Select(x => x.Final.OrderId).ToArray() });
-        command.Parameters.Add(new() { Value = fixes.Select(x => x.f.Attempt).ToArray() });
-        command.Parameters.Add(new() { Value = fixes.Select(x => x.f.Fix.Type).ToArray() });
-        command.Parameters.Add(new() { Value = fixes.Select(x => x.f.Fix.LineId).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
-        command.Parameters.Add(new() { Value = fixes.Select(x => x.f.Fix.Before.ToJsonString()).ToArray() });
-        command.Parameters.Add(new() { Value = fixes.Select(x => x.f.Fix.After.ToJsonString()).ToArray() });
-        command.Parameters.Add(new() { Value = fixes.Select(x => x.f.PolicyVersion).ToArray() });
-        command.Parameters.Add(new() { Value = now });
-    }
-
-    private static void AddExceptions(NpgsqlBatch batch, List<OrderOutcome> ours, DateTimeOffset now)
-    {
-        // Exceptions that no longer apply (the order was fixed or changed) close themselves.
-        var close = Command(batch, """
-            update public.order_processing_exceptions e
-            set resolution_status = 'resolved', resolved_by = 'hourglass', resolved_at = $3, updated_at = $3,
-                resolution_notes = 'no longer applies: the order was validated again without it'
-            from unnest($1::uuid[], $2::text[], $4::uuid[]) as r(queue_id, open_types, tenant_id)
-            where e.tenant_id = r.tenant_id and e.queue_id = r.queue_id and e.resolution_status in ('open', 'in_review')
-              and not (e.exception_type = any (string_to_array(r.open_types, ',')))
-            """);
-        close.Parameters.Add(new() { Value = ours.Select(o => o.Final.QueueId).ToArray() });
-        close.Parameters.Add(new() { Value = ours.Select(o => string.Join(',', o.Exceptions.Select(e => e.Type))).ToArray() });
-        close.Parameters.Add(new() { Value = now });
-        close.Parameters.Add(new() { Value = ours.Select(o => o.Final.TenantId).ToArray() });
-
-        var exceptions = ours.SelectMany(o => o.Exceptions.Select(e => (o.Final, e))).ToList();
-        if (exceptions.Count == 0)
-        {
-            return;
-        }
-
-        var insert = Command(batch, """
-            with opened as (
-              insert into public.order_processing_exceptions (tenant_id, queue_id, order_id, exception_type, severity, details, created_at, updated_at)
-              select r.tenant_id, r.queue_id, r.order_id, r.type, r.severity, r.details::jsonb, $7, $7
-              from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[]) as r(tenant_id, queue_id, order_id, type, severity, details)
-              on conflict (tenant_id, queue_id, exception_type) where resolution_status in ('open', 'in_review') do nothing
-              returning id, tenant_id, order_id, exception_type, details
-            )
-            insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, payload, created_at, updated_at)
-            select x.tenant_id, 'exception_review', 'Order exception: ' || replace(x.exception_type, '_', ' '), x.details ->> 'message', 'order', x.order_id,
-                   jsonb_build_object('exception_id', x.id, 'exception_type', x.exception_type), $7, $7
-            from opened x
-            """);
-        insert.Parameters.Add(new() { Value = exceptions.Select(x => x.Final.TenantId).ToArray() });
-        insert.Parameters.Add(new() { Value = exceptions.Select(x => x.Final.QueueId).ToArray() });
-        insert.Parameters.Add(new() { Value = exceptions.Select(x => x.Final.OrderId).ToArray() });
-        insert.Parameters.Add(new() { Value = exceptions.Select(x => x.e.Type).ToArray() });
-        insert.Parameters.Add(new() { Value = exceptions.Select(x => Severity(x.e.Severity)).ToArray() });
-        insert.Parameters.Add(new()
-        {
-            Value = exceptions.Select(x => new JsonObject
-            {
-                ["message"] = x.e.Message, ["check"] = x.e.Check.ToString().ToLowerInvariant(), ["line_id"] = x.e.LineId?.ToString(),
-            }.ToJsonString()).ToArray(),
-        });
-        insert.Parameters.Add(new() { Value = now });
-    }
-
-    private static string Severity(string severity) => severity is "info" or "warning" or "error" or "critical" ? severity : "error";
-
-    private static void AddApprovals(NpgsqlBatch batch, List<OrderOutcome> ours, DateTimeOffset now)
-    {
-        var waiting = ours.Where(o => o.Status == "needs_approval").ToList();
-        if (waiting.Count == 0)
-        {
-            return;
-        }
-
-        var command = Command(batch, """
-            insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, due_at, payload, created_at, updated_at)
-            select r.tenant_id, 'approval', 'Approve order release', r.reason, 'order', r.order_id,
-                   $5 + make_interval(hours => hourglass.tenant_setting_int(r.tenant_id, 'approval_ttl_hours', 72)),
-                   jsonb_build_object('action_key', 'order-release/' || r.queue_id, 'order_approval', jsonb_build_object('queue_id', r.queue_id, 'order_id', r.order_id)),
-                   $5, $5
-            from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) as r(tenant_id, queue_id, order_id, reason)
-            on conflict (tenant_id, (payload ->> 'action_key')) where kind = 'approval' and status = 'open' do nothing
-            """);
-        command.Parameters.Add(new() { Value = waiting.Select(o => o.Final.TenantId).ToArray() });
-        command.Parameters.Add(new() { Value = waiting.Select(o => o.Final.QueueId).ToArray() });
-        command.Parameters.Add(new() { Value = waiting.Select(o => o.Final.OrderId).ToArray() });
-        command.Parameters.Add(new() { Value = waiting.Select(o => $"Needs approval: {o.ApprovalReason}").ToArray() });
-        command.Parameters.Add(new() { Value = now });
-    }
-
-    private static void AddViolations(NpgsqlBatch batch, List<OrderOutcome> ours, Guid? runId, DateTimeOffset now)
-    {
-        var findings = ours.SelectMany(o => o.PolicyFindings.SelectMany(p => p.Decision.Findings.Select(f => (o.Final, p, f)))).ToList();
-        if (findings.Count == 0)
-        {
-            return;
-        }
-
-        var command = Command(batch, """
-            insert into public.agent_policy_violations (tenant_id, run_id, policy_key, rule_kind, action_type, action, action_key, decision, severity,
-              blocked, message, policy_version, created_at)
-            select r.tenant_id, $11, r.rule, r.kind, r.action_type, jsonb_build_object('order_id', r.order_id), r.action_key, r.decision, r.severity,
-                   r.blocked, r.message, r.version, $12
-            from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::boolean[], $10::text[], $13::text[])
-                 as r(tenant_id, rule, kind, action_type, order_id, action_key, decision, severity, blocked, message, version)
-            on conflict (tenant_id, action_key, policy_key) where action_key is not null do nothing
-            """);
-        command.Parameters.Add(new() { Value = findings.Select(x => x.Final.TenantId).ToArray() });
-        command.Parameters.Add(new() { Value = findings.Select(x => x.f.RuleId).ToArray() });
-        command.Parameters.Add(new() { Value = findings.Select(x => x.f.RuleKind).ToArray() });
-        command.Parameters.Add(new() { Value = findings.Select(x => x.p.ActionKind).ToArray() });
-        command.Parameters.Add(new() { Value = findings.Select(x => x.Final.OrderId).ToArray() });
-        command.Parameters.Add(new() { Value = findings.Select(x => x.p.ActionKey).ToArray() });
-        command.Parameters.Add(new() { Value = findings.Select(x => PolicyEvaluator.Name(x.f.Verdict)).ToArray() });
-        command.Parameters.Add(new() { Value = findings.Select(x => x.f.SeverityName).ToArray() });
-        command.Parameters.Add(new() { Value = findings.Select(x => !x.p.Decision.Permits).ToArray() });
-        command.Parameters.Add(new() { Value = findings.Select(x => x.f.Message).ToArray() });
-        command.Parameters.Add(new() { Value = (object?)runId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-        command.Parameters.Add(new() { Value = now });
-        command.Parameters.Add(new() { Value = findings.Select(x => x.p.Decision.PolicyVersion).ToArray() });
-    }
-
-    private static void AddEvents(NpgsqlBatch batch, List<OrderOutcome> ours, DateTimeOffset now)
-    {
-        var events = new List<(Guid Tenant, Guid Order, string Type, JsonObject Payload)>();
-        foreach (var o in ours)
-        {
-            foreach (var fix in o.Fixes)
-            {
-                events.Add((o.Final.TenantId, o.Final.OrderId, "order_fixed",
-                    new JsonObject { ["fix"] = fix.Fix.Type, ["attempt"] = fix.Attempt, ["before"] = fix.Fix.Before.DeepClone(), ["after"] = fix.Fix.After.DeepClone() }));
-            }
-
-            foreach (var exception in o.Exceptions)
-            {
-                events.Add((o.Final.TenantId, o.Final.OrderId, "order_exception", new JsonObject { ["type"] = exception.Type, ["message"] = exception.Message }));
-            }
-
-            events.Add((o.Final.TenantId, o.Final.OrderId, $"order_{o.Status}", new JsonObject
-            {
-                ["pricing"] = o.PricingStatus, ["credit"] = o.CreditStatus, ["requirements"] = o.RequirementsStatus, ["fixes"] = o.Fixes.Count,
-                ["total"] = o.Final.Total, ["account_id"] = o.Final.Account.Id.ToString(),
-            }));
-        }
-
-        var command = Command(batch, """
-            insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, occurred_at)
-            select r.tenant_id, r.type, 'order', r.order_id, r.payload::jsonb, 'order_processor', $5
-            from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) as r(tenant_id, order_id, type, payload)
-            """);
-        command.Parameters.Add(new() { Value = events.Select(e => e.Tenant).ToArray() });
-        command.Parameters.Add(new() { Value = events.Select(e => e.Order).ToArray() });
-        command.Parameters.Add(new() { Value = events.Select(e => e.Type).ToArray() });
-        command.Parameters.Add(new() { Value = events.Select(e => e.Payload.ToJsonString()).ToArray() });
-        command.Parameters.Add(new() { Value = now });
-    }
+    private static NpgsqlParameter Uuids(Guid[] values) => new() { Value = values, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid };
 }

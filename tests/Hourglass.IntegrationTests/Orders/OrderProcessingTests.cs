@@ -355,4 +355,35 @@ public sealed class OrderProcessingTests : IAsyncLifetime
         Assert.Equal("policy", exception.Type);
         Assert.Contains("'order_release' is not one of the actions this policy allows", exception.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task SameProcessor_PolicyAndSettingsChangedBetweenBatches_NextBatchUsesThem()
+    {
+        // One processor instance keeps parsed policies and settings between batches; a change must still count.
+        var processor = new OrderProcessor(_database.DataSource, new OrderProcessorOptions { WorkerId = "long-lived" });
+        var first = await _w.PlaceAsync((_w.Gadget, 1m, 95m, 0m));   // list 100, cost 80: a 5% fix, within the ceiling
+        await processor.DrainAsync(_w.Tenant, null, 100, default);
+        Assert.Equal(("validated", "fixed"), ((await _w.QueueAsync(first)).Status, (await _w.QueueAsync(first)).Pricing));
+
+        // A floor above the list price: the same order now cannot be priced.
+        await Db.ExecuteAsync("update public.tenants set settings = '{\"min_margin_pct\": 30}' where id = $1", _w.Tenant);
+        var second = await _w.PlaceAsync((_w.Gadget, 1m, 100m, 0m));
+        await processor.DrainAsync(_w.Tenant, null, 100, default);
+        Assert.Equal("below_floor", Assert.Single(await _w.ExceptionsAsync(second)).Type);
+
+        // A saved policy that never considered orders holds the next one.
+        await Db.ExecuteAsync("update public.tenants set settings = '{}' where id = $1", _w.Tenant);
+        await PolicyStore.SaveAsync(_database.DataSource, _w.Tenant, """{"schema": "hourglass.policy/v1", "actions": ["touch_task"]}""", "test", null);
+        var third = await _w.PlaceAsync((_w.Widget, 1m, 10m, 0m));
+        await processor.DrainAsync(_w.Tenant, null, 100, default);
+        Assert.Equal("policy", Assert.Single(await _w.ExceptionsAsync(third)).Type);
+        Assert.Contains("\"policy_version\": \"v1\"", (string?)await Db.ScalarAsync(
+            "select validation_results::text from public.order_processing_queue where order_id = $1", third), StringComparison.Ordinal);
+
+        // And a newer version after that one, too.
+        await PolicyStore.SaveAsync(_database.DataSource, _w.Tenant, """{"schema": "hourglass.policy/v1", "actions": ["order_auto_fix", "order_release"]}""", "test", null);
+        var fourth = await _w.PlaceAsync((_w.Widget, 1m, 10m, 0m));
+        await processor.DrainAsync(_w.Tenant, null, 100, default);
+        Assert.Equal("validated", (await _w.QueueAsync(fourth)).Status);
+    }
 }

@@ -1,0 +1,96 @@
+using System.Text.Json.Nodes;
+using Hourglass.IntegrationTests.Infrastructure;
+using Hourglass.Orders;
+using Hourglass.Policies;
+
+namespace Hourglass.IntegrationTests.Orders;
+
+/// <summary>
+/// The processor's single write statement on a real database: an entry whose claim is no longer ours is skipped
+/// whole inside the same statement that writes the others, and the processor's own writes do not queue orders again.
+/// </summary>
+public sealed class OrderWriterTests : IAsyncLifetime
+{
+    private readonly DatabaseFixture _database = new();
+    private OrderWorld _w = null!;
+
+    private TestDb Db => _database.Db;
+
+    public async Task InitializeAsync()
+    {
+        await _database.InitializeAsync();
+        _w = await new OrderWorld(Db, _database).CreateAsync();
+    }
+
+    public Task DisposeAsync() => _database.DisposeAsync();
+
+    [Fact]
+    public async Task WriteAsync_OneOrderChangedAfterTheClaim_ItIsSkippedWholeAndTheOtherWritten()
+    {
+        var changed = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)], total: 99m);
+        var kept = await _w.PlaceAsync([(_w.Widget, 2m, 10m, 0m)], total: 99m, po: null);
+        await Db.ExecuteAsync("update public.accounts set requires_po = true where id = $1", _w.Account);
+        await Db.ExecuteAsync("update public.order_processing_queue set status = 'pending' where tenant_id = $1", _w.Tenant);
+        var claims = new List<(Guid Queue, Guid Order, long Token)>();
+        await using (var claim = Db.DataSource.CreateCommand("select queue_id, order_id, claim_token from public.claim_orders('writer', 10, 300, $1)"))
+        {
+            claim.Parameters.Add(new() { Value = _w.Tenant });
+            await using var reader = await claim.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                claims.Add((reader.GetGuid(0), reader.GetGuid(1), reader.GetInt64(2)));
+            }
+        }
+
+        // Decided as the processor would: both get their totals fixed; the second also lacks its PO number.
+        var outcomes = new List<OrderOutcome>();
+        foreach (var (queue, order, token) in claims)
+        {
+            var quantity = order == changed ? 1m : 2m;
+            var snapshot = Snapshot(queue, order, token, quantity, order == kept ? null : "PO-1");
+            outcomes.Add(OrderDecider.Decide(snapshot, PolicyStore.BuiltIn, TimeZoneInfo.Utc, OrderWorld.Now));
+        }
+
+        Assert.All(outcomes, o => Assert.Single(o.Fixes));
+        // Someone edits the first order after the claim: its entry goes back to pending, the claim is void.
+        await Db.ExecuteAsync("update public.order_lines set quantity = 3 where order_id = $1", changed);
+
+        await using var connection = await Db.DataSource.OpenConnectionAsync();
+        var written = await OrderWriter.WriteAsync(connection, outcomes, "writer", null, OrderWorld.Now, default);
+
+        Assert.Equal([claims.Single(c => c.Order == kept).Queue], written);
+        // Nothing of the changed order: no fix, no event, no exception, its totals and status as the host left them.
+        Assert.Equal("pending", (await _w.QueueAsync(changed)).Status);
+        Assert.Empty(await _w.FixesAsync(changed));
+        Assert.Empty(await _w.EventsAsync(changed));
+        Assert.Empty(await _w.ExceptionsAsync(changed));
+        Assert.Equal((99m, "placed"), ((decimal)(await Db.ScalarAsync("select total from public.orders where id = $1", changed))!,
+            (string)(await Db.ScalarAsync("select status from public.orders where id = $1", changed))!));
+        // All of the other: the fix with before and after, the exception with its card, the events, the host status;
+        // and the fix did not queue it again.
+        Assert.Equal("exception", (await _w.QueueAsync(kept)).Status);
+        var fix = Assert.Single(await _w.FixesAsync(kept));
+        Assert.Equal(("recompute_totals", 99m, 20m), (fix.Type, fix.Before["total"]!.GetValue<decimal>(), fix.After["total"]!.GetValue<decimal>()));
+        Assert.Equal(20m, await Db.ScalarAsync("select total from public.orders where id = $1", kept));
+        Assert.Equal("on_hold", await Db.ScalarAsync("select status from public.orders where id = $1", kept));
+        var exception = Assert.Single(await _w.ExceptionsAsync(kept));
+        Assert.Equal(("missing_po", "open"), (exception.Type, exception.Status));
+        Assert.Equal(1L, await Db.ScalarAsync(
+            "select count(*) from public.cards where kind = 'exception_review' and payload ->> 'exception_id' = $1", exception.Id.ToString()));
+        Assert.Equal(["order_exception", "order_exception", "order_fixed"], (await _w.EventsAsync(kept)).Order(StringComparer.Ordinal));
+        Assert.Equal(true, await Db.ScalarAsync("""
+            select payload ->> 'fix' = 'recompute_totals' and (payload ->> 'attempt')::integer = 1
+                   and (payload -> 'before' ->> 'total')::numeric = 99 and (payload -> 'after' ->> 'total')::numeric = 20
+            from public.warehouse_events where entity_id = $1 and event_type = 'order_fixed'
+            """, kept));
+    }
+
+    private OrderSnapshot Snapshot(Guid queue, Guid order, long token, decimal quantity, string? po) => new(
+        queue, _w.Tenant, order, token, 0, 3, "placed", "USD", po, JsonNode.Parse(OrderWorld.ShipTo)!.AsObject(),
+        DateOnly.FromDateTime(OrderWorld.Now.UtcDateTime).AddDays(10), DateOnly.FromDateTime(OrderWorld.Now.UtcDateTime),
+        10m * quantity, 99m, 0m, 0m,
+        new AccountData(_w.Account, "Globex", "growth", null, po is null, null, 0m, false),
+        [new OrderLineData(Guid.NewGuid(), _w.Widget, quantity, 10m, 0m)],
+        new Dictionary<Guid, ProductData> { [_w.Widget] = new(_w.Widget, "W-1", "W-1", 10m, 6m, true) },
+        [], [], OrderSettings.From(null), 0m, null, null, null, null);
+}
