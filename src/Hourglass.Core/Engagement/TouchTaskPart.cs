@@ -30,6 +30,7 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
         var strategies = await ActiveStrategiesAsync(context, cancellationToken);
         var policy = strategies.Count == 0 ? null : (await PolicyStore.InForceAsync(context.Database.DataSource, context.TenantId, cancellationToken)).Document;
         var declined = strategies.Count == 0 ? [] : await DeclinedAsync(context, cancellationToken);
+        var capped = policy is null ? [] : await CappedChannelsAsync(context, policy, cancellationToken);
         // The queue's order (engagement_queue, best-time bonus included), but skipping clocks that already have an
         // open touch card or approval (or a rejection this week) before the limit: filtered after it, a queue whose
         // top 200 all had cards proposed nothing new.
@@ -72,11 +73,19 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
             };
             // A person declined a message to this target in the last 7 days: no message again so soon, but the touch is still
             // due, so the owner is asked to make it (a touch card, or a strategy that asks for one).
+            // Likewise when a channel's cap is used up for now: the touch is still due, and the owner can make it.
             var wasDeclined = declined.Contains(entityId);
-            var applicable = strategies.Where(s => s.Matches(facts) && !(wasDeclined && (string?)s.ActionTemplate["kind"] == "send_message")).ToList();
+            bool Held(Strategy s) => (string?)s.ActionTemplate["kind"] == "send_message"
+                                     && (wasDeclined || capped.Contains((string?)s.ActionTemplate["channel"] ?? "email"));
+            var matching = strategies.Where(s => s.Matches(facts)).ToList();
+            var applicable = matching.Where(s => !Held(s)).ToList();
             if (wasDeclined)
             {
                 reason = $"{reason}; a message was declined this week, so the owner makes the touch";
+            }
+            else if (applicable.Count < matching.Count)
+            {
+                reason = $"{reason}; the {string.Join(", ", capped.Order(StringComparer.Ordinal))} cap is reached for now, so the owner makes the touch";
             }
 
             // Seeded by the touch that is due (the target and its due date), not the hour: the choice stays while the touch
@@ -110,6 +119,34 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
         }
 
         return proposals;
+    }
+
+    /// <summary>
+    /// The channels whose cap (a <c>cap</c> rule of scope channel that denies) the agent's messages have used up for the
+    /// rule's window as of now: choosing a message there would only be blocked.
+    /// </summary>
+    private static async Task<HashSet<string>> CappedChannelsAsync(CycleContext context, PolicyDocument policy, CancellationToken cancellationToken)
+    {
+        var capped = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var rule in policy.Rules.Where(r => r is { Kind: "cap", Scope: CapScope.Channel, Decision: PolicyVerdict.Deny, Channel: not null }
+                                                    && r.AppliesToKind("send_message")))
+        {
+            await using var command = context.Database.DataSource.CreateCommand("""
+                select count(*) from public.agent_actions
+                where tenant_id = $1 and status = 'succeeded' and kind = 'send_message' and completed_at > $2 and completed_at <= $3
+                  and coalesce(payload ->> 'channel', 'email') = $4
+                """);
+            command.Parameters.Add(new() { Value = context.TenantId });
+            command.Parameters.Add(new() { Value = context.Now - PolicyEvaluator.Length(rule.Window) });
+            command.Parameters.Add(new() { Value = context.Now });
+            command.Parameters.Add(new() { Value = rule.Channel! });
+            if ((long)(await command.ExecuteScalarAsync(cancellationToken))! >= rule.Limit)
+            {
+                capped.Add(rule.Channel!);
+            }
+        }
+
+        return capped;
     }
 
     /// <summary>Contacts and accounts a person declined a message to (a rejected approval) in the last 7 days.</summary>

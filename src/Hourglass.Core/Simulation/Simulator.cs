@@ -98,11 +98,16 @@ public sealed class Simulator
             // What autovacuum does in real time, at the simulated pace: a simulated day passes in seconds, so the planner's
             // statistics would otherwise describe the empty tables of the start for most of the run (seen: a reply lookup
             // planned as a sequential scan of warehouse_events, 80 ms a cycle).
-            if (hour is 1 or 3 or 7 or 15 || hour % 24 == 23)
+            // Often while the tables are young, then every three simulated days; the tables the cycle's plans depend on.
+            if (hour is 1 or 3 or 7 or 15 or 23 || hour % 72 == 71)
             {
                 await TimedAsync("analyze", async () =>
                 {
-                    await using var analyze = _dataSource.CreateCommand("analyze");
+                    await using var analyze = _dataSource.CreateCommand("""
+                        analyze public.warehouse_events, public.agent_actions, public.cards, public.message_outbox, public.engagement_clocks,
+                          public.orders, public.order_lines, public.order_processing_queue, public.strategy_attributions, public.client_patterns,
+                          public.agent_autonomous_runs
+                        """);
                     await analyze.ExecuteNonQueryAsync(cancellationToken);
                 });
             }

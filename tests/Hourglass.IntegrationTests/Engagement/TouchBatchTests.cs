@@ -132,9 +132,11 @@ public sealed class TouchBatchTests : IAsyncLifetime
             Touch(_contact, "email", at: s_now.AddMinutes(6)),
             new JsonObject { ["entity_type"] = "lead", ["entity_id"] = _contact.ToString(), ["touch_type"] = "email" },
             new JsonObject { ["entity_type"] = "contact", ["entity_id"] = _contact.ToString(), ["touch_type"] = "email", ["occurred_at"] = "last tuesday" },
-            Touch(_contact, "email", at: s_now.AddMinutes(4))));
+            Touch(_contact, "email", at: s_now.AddMinutes(4)),
+            new JsonObject { ["entity_type"] = "contact", ["entity_id"] = _contact.ToString(), ["touch_type"] = "email", ["tenant_id"] = Guid.NewGuid().ToString(), ["ocurred_at"] = "x" }));
 
-        Assert.Equal([2, 3, 4, 5], refused.Rejected.Select(r => r.LineNumber));
+        Assert.Equal([2, 3, 4, 5, 7], refused.Rejected.Select(r => r.LineNumber));
+        Assert.StartsWith("unknown field(s) 'ocurred_at', 'tenant_id' (the fields are entity_type, ", refused.Rejected[4].Error, StringComparison.Ordinal);
         Assert.Contains($"contact {strangersContact} does not exist in this tenant", refused.Rejected[0].Error, StringComparison.Ordinal);
         Assert.Contains("is in the future", refused.Rejected[1].Error, StringComparison.Ordinal);
         Assert.Contains("entity_type must be 'contact' or 'account'", refused.Rejected[2].Error, StringComparison.Ordinal);

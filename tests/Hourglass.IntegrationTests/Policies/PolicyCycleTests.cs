@@ -180,6 +180,31 @@ public sealed class PolicyCycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EmailCapUsedUp_TheOwnerIsAskedToTouchInsteadOfAMessageThatWouldBeBlocked()
+    {
+        var (tenant, contacts) = await TenantWithOverdueContactsAsync(2, email: true);
+        await SavePolicyAsync(tenant, """
+            {"schema": "hourglass.policy/v1", "actions": ["touch_task", "send_message"],
+             "rules": [{"id": "email-daily", "kind": "cap", "scope": "channel", "channel": "email", "window": "day", "limit": 1}]}
+            """);
+
+        // The first hour: one message goes out, the second is blocked by the cap (it was not used up when the hour began).
+        await Worker().RunManualAsync(tenant, false, null, default);
+        Assert.Equal(1L, await OutboxCountAsync(tenant));
+
+        // An hour later the cap is used up: the contact still without a touch gets a touch card, not another blocked message.
+        await _h.SetTimeAsync(s_t0.AddHours(1));
+        await Worker().RunManualAsync(tenant, false, null, default);
+        Assert.Equal(1L, await OutboxCountAsync(tenant));
+        var body = (string?)await Db.ScalarAsync(
+            "select body from public.cards where tenant_id = $1 and kind = 'touch_task' and status = 'open' and entity_type = 'contact'", tenant);
+        Assert.Contains("the email cap is reached for now, so the owner makes the touch", body, StringComparison.Ordinal);
+        Assert.Equal(0L, await Db.ScalarAsync(
+            "select count(*) from public.agent_actions where tenant_id = $1 and kind = 'send_message' and status = 'blocked' and hour_bucket = $2", tenant, s_t0.AddHours(1)));
+        Assert.Equal(2, contacts.Length);
+    }
+
+    [Fact]
     public async Task DryRun_DecidesButRecordsNothing()
     {
         var (tenant, _) = await TenantWithOverdueContactsAsync(2);
