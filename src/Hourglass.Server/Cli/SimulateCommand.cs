@@ -49,7 +49,7 @@ internal static class SimulateCommand
         };
         var concurrency = new Option<int>("--concurrency")
         {
-            Description = "Cycles run at once (default 2). 1 makes the report exactly reproducible; with more, tenants' detectors may see another tenant's events an hour apart.",
+            Description = "Cycles run at once (default 4). 1 makes the report exactly reproducible; with more, tenants' detectors may see another tenant's events an hour apart.",
             DefaultValueFactory = _ => defaults.Concurrency,
         };
         var output = new Option<string>("--out") { Description = "Folder for simulation-report.json and simulation-report.html.", DefaultValueFactory = _ => "simulation" };
