@@ -462,29 +462,26 @@ public sealed partial class CycleEngine
         reflection["summary"] = summary;
         if (!context.DryRun)
         {
-            await context.Database.InTransactionAsync(async (connection, transaction) =>
-            {
-                await using var command = new NpgsqlCommand("""
-                    insert into public.agent_hourly_reflections as r (tenant_id, run_id, hour_bucket, what_we_did, what_moved,
-                      what_got_blocked, what_we_will_try_next, hypotheses, insights, summary)
-                    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                    on conflict (tenant_id, hour_bucket) do update set
-                      run_id = excluded.run_id, what_we_did = excluded.what_we_did, what_moved = excluded.what_moved,
-                      what_got_blocked = excluded.what_got_blocked, what_we_will_try_next = excluded.what_we_will_try_next,
-                      hypotheses = excluded.hypotheses, insights = excluded.insights, summary = excluded.summary
-                    """, connection, transaction);
-                command.Parameters.Add(new() { Value = context.TenantId });
-                command.Parameters.Add(new() { Value = context.RunId });
-                command.Parameters.Add(new() { Value = context.HourBucket });
-                command.Parameters.Add(Json(reflection["what_we_did"]));
-                command.Parameters.Add(Json(moved));
-                command.Parameters.Add(Json(reflection["what_got_blocked"]));
-                command.Parameters.Add(Json(reflection["what_we_will_try_next"]));
-                command.Parameters.Add(Json(reflection["hypotheses"]));
-                command.Parameters.Add(Json(react.Output["parts"]));
-                command.Parameters.Add(new() { Value = summary });
-                await command.ExecuteNonQueryAsync(cancellationToken);
-            }, cancellationToken);
+            var command = new NpgsqlBatchCommand("""
+                insert into public.agent_hourly_reflections as r (tenant_id, run_id, hour_bucket, what_we_did, what_moved,
+                  what_got_blocked, what_we_will_try_next, hypotheses, insights, summary)
+                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                on conflict (tenant_id, hour_bucket) do update set
+                  run_id = excluded.run_id, what_we_did = excluded.what_we_did, what_moved = excluded.what_moved,
+                  what_got_blocked = excluded.what_got_blocked, what_we_will_try_next = excluded.what_we_will_try_next,
+                  hypotheses = excluded.hypotheses, insights = excluded.insights, summary = excluded.summary
+                """);
+            command.Parameters.Add(new() { Value = context.TenantId });
+            command.Parameters.Add(new() { Value = context.RunId });
+            command.Parameters.Add(new() { Value = context.HourBucket });
+            command.Parameters.Add(Json(reflection["what_we_did"]));
+            command.Parameters.Add(Json(moved));
+            command.Parameters.Add(Json(reflection["what_got_blocked"]));
+            command.Parameters.Add(Json(reflection["what_we_will_try_next"]));
+            command.Parameters.Add(Json(reflection["hypotheses"]));
+            command.Parameters.Add(Json(react.Output["parts"]));
+            command.Parameters.Add(new() { Value = summary });
+            await context.Database.ExecuteAsync(command, cancellationToken);
         }
 
         return reflection;
@@ -543,60 +540,52 @@ public sealed partial class CycleEngine
             ["hour_bucket"] = CycleSchedule.HourBucket(request.ScheduledFor).ToString("O"),
             ["covered_hours"] = new JsonArray((request.CoveredHours ?? [request.ScheduledFor]).Select(h => (JsonNode)h.ToUniversalTime().ToString("O")).ToArray()),
         };
-        return await database.InTransactionAsync(async (connection, transaction) =>
-        {
-            await using var command = new NpgsqlCommand("""
-                insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, worker_id, lock_token, cycle_metrics)
-                values ($1, 'running', $2, $3, $4, $5, $6, $7) returning id
-                """, connection, transaction);
-            command.Parameters.Add(new() { Value = request.TenantId });
-            command.Parameters.Add(new() { Value = TriggerName(request.Trigger) });
-            command.Parameters.Add(new() { Value = request.ScheduledFor });
-            command.Parameters.Add(new() { Value = _time.GetUtcNow() });
-            command.Parameters.Add(new() { Value = request.WorkerId });
-            command.Parameters.Add(new() { Value = (object?)leaseToken ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
-            command.Parameters.Add(Json(metrics));
-            return (Guid)(await command.ExecuteScalarAsync(cancellationToken))!;
-        }, cancellationToken);
+        var command = new NpgsqlBatchCommand("""
+            insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, worker_id, lock_token, cycle_metrics)
+            values ($1, 'running', $2, $3, $4, $5, $6, $7) returning id
+            """);
+        command.Parameters.Add(new() { Value = request.TenantId });
+        command.Parameters.Add(new() { Value = TriggerName(request.Trigger) });
+        command.Parameters.Add(new() { Value = request.ScheduledFor });
+        command.Parameters.Add(new() { Value = _time.GetUtcNow() });
+        command.Parameters.Add(new() { Value = request.WorkerId });
+        command.Parameters.Add(new() { Value = (object?)leaseToken ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
+        command.Parameters.Add(Json(metrics));
+        return (Guid)(await database.ExecuteAsync(command, cancellationToken))!;
     }
 
-    private Task SavePhaseAsync(FencedDatabase database, Guid runId, string column, JsonObject output, JsonObject phases, CancellationToken cancellationToken) =>
-        database.InTransactionAsync(async (connection, transaction) =>
-        {
-            // The column name comes from this class's constants, never from input.
-            await using var command = new NpgsqlCommand(
-                $"update public.agent_autonomous_runs set {column} = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1",
-                connection, transaction);
-            command.Parameters.Add(new() { Value = runId });
-            command.Parameters.Add(Json(output));
-            command.Parameters.Add(Json(phases));
-            await command.ExecuteNonQueryAsync(cancellationToken);
-        }, cancellationToken);
+    private async Task SavePhaseAsync(FencedDatabase database, Guid runId, string column, JsonObject output, JsonObject phases, CancellationToken cancellationToken)
+    {
+        // The column name comes from this class's constants, never from input.
+        var command = new NpgsqlBatchCommand(
+            $"update public.agent_autonomous_runs set {column} = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1");
+        command.Parameters.Add(new() { Value = runId });
+        command.Parameters.Add(Json(output));
+        command.Parameters.Add(Json(phases));
+        await database.ExecuteAsync(command, cancellationToken);
+    }
 
     private async Task FinishRunAsync(FencedDatabase database, Guid runId, string status, string? error, JsonObject? reflection,
         int planned, int taken, int blocked, JsonObject phases, CancellationToken cancellationToken)
     {
         try
         {
-            await database.InTransactionAsync(async (connection, transaction) =>
-            {
-                await using var command = new NpgsqlCommand("""
-                    update public.agent_autonomous_runs
-                    set status = $2, error = $3, reflect_output = $4, completed_at = $5, actions_planned = $6, actions_taken = $7,
-                        actions_blocked = $8, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $9::jsonb)
-                    where id = $1 and status = 'running'
-                    """, connection, transaction);
-                command.Parameters.Add(new() { Value = runId });
-                command.Parameters.Add(new() { Value = status });
-                command.Parameters.Add(new() { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-                command.Parameters.Add(Json(reflection));
-                command.Parameters.Add(new() { Value = _time.GetUtcNow() });
-                command.Parameters.Add(new() { Value = planned });
-                command.Parameters.Add(new() { Value = taken });
-                command.Parameters.Add(new() { Value = blocked });
-                command.Parameters.Add(Json(phases));
-                await command.ExecuteNonQueryAsync(cancellationToken);
-            }, cancellationToken);
+            var command = new NpgsqlBatchCommand("""
+                update public.agent_autonomous_runs
+                set status = $2, error = $3, reflect_output = $4, completed_at = $5, actions_planned = $6, actions_taken = $7,
+                    actions_blocked = $8, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $9::jsonb)
+                where id = $1 and status = 'running'
+                """);
+            command.Parameters.Add(new() { Value = runId });
+            command.Parameters.Add(new() { Value = status });
+            command.Parameters.Add(new() { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(Json(reflection));
+            command.Parameters.Add(new() { Value = _time.GetUtcNow() });
+            command.Parameters.Add(new() { Value = planned });
+            command.Parameters.Add(new() { Value = taken });
+            command.Parameters.Add(new() { Value = blocked });
+            command.Parameters.Add(Json(phases));
+            await database.ExecuteAsync(command, cancellationToken);
         }
         catch (LeaseLostException)
         {

@@ -21,6 +21,13 @@ public sealed record CycleWorkerOptions
     /// <summary>Cycles one worker runs at once.</summary>
     public int MaxConcurrentCycles { get; init; } = 4;
 
+    /// <summary>
+    /// How many due tenants one pass claims (default twice <see cref="MaxConcurrentCycles"/>, so another worker gets a
+    /// share). A lone worker may claim more: its cycles then run back to back, <see cref="MaxConcurrentCycles"/> at a time,
+    /// instead of the pass waiting for its slowest cycle before it claims again.
+    /// </summary>
+    public int? MaxClaimedPerPass { get; init; }
+
     /// <summary>The most missed occurrences a catch-up run lists (it covers all of them regardless).</summary>
     public int MaxListedCatchUpHours { get; init; } = 168;
 }
@@ -221,7 +228,7 @@ public sealed partial class CycleWorker
             returning s.tenant_id, s.cron, coalesce(s.timezone, t.timezone), s.next_due_at
             """);
         command.Parameters.Add(new() { Value = WorkerId });
-        command.Parameters.Add(new() { Value = _options.MaxConcurrentCycles * 2 });
+        command.Parameters.Add(new() { Value = Math.Max(1, _options.MaxClaimedPerPass ?? _options.MaxConcurrentCycles * 2) });
         command.Parameters.Add(new() { Value = _options.LeaseMinutes });
         var claimed = new List<DueTenant>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);

@@ -58,6 +58,45 @@ public sealed class FencedDatabase
         }
     }
 
+    /// <summary>
+    /// One fenced statement in one round trip: the fence and the statement go as one batch, which PostgreSQL runs as one
+    /// implicit transaction — the statement commits only if the fence held, and the fence's lock lasts until it has.
+    /// Returns the first column of the statement's first row (null when it returns none) and sets its RecordsAffected.
+    /// </summary>
+    public async Task<object?> ExecuteAsync(NpgsqlBatchCommand statement, CancellationToken cancellationToken)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+        await using var batch = new NpgsqlBatch(connection);
+        if (Token is long token)
+        {
+            var fence = new NpgsqlBatchCommand("select public.assert_lock_token($1, $2)");
+            fence.Parameters.Add(new() { Value = TenantId });
+            fence.Parameters.Add(new() { Value = token });
+            batch.BatchCommands.Add(fence);
+        }
+
+        batch.BatchCommands.Add(statement);
+        try
+        {
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+            if (Token is not null)
+            {
+                await reader.NextResultAsync(cancellationToken);
+            }
+
+            var value = await reader.ReadAsync(cancellationToken) && reader.FieldCount > 0 && !reader.IsDBNull(0) ? reader.GetValue(0) : null;
+            while (await reader.NextResultAsync(cancellationToken))
+            {
+            }
+
+            return value;
+        }
+        catch (PostgresException ex) when (ex.SqlState == StaleTokenSqlState)
+        {
+            throw new LeaseLostException(TenantId, Token, ex);
+        }
+    }
+
     public Task InTransactionAsync(Func<NpgsqlConnection, NpgsqlTransaction, Task> work, CancellationToken cancellationToken) =>
         InTransactionAsync(async (c, t) =>
         {

@@ -56,6 +56,8 @@ public sealed class Simulator
         {
             WorkerId = "simulator",
             MaxConcurrentCycles = _options.Concurrency,
+            // The only worker: every due tenant in one pass, so the cycles run back to back.
+            MaxClaimedPerPass = _options.Tenants,
             LeaseMinutes = 5,
         }, _loggers.CreateLogger<CycleWorker>());
         var dispatcher = new OutboxDispatcher(_dataSource, [new SimulatedTransport(this)],
@@ -83,7 +85,7 @@ public sealed class Simulator
             await TimedAsync("people", () => PeopleActAsync(at, now, cancellationToken));
             await TimedAsync("cycles", async () =>
             {
-                // A pass claims at most twice the worker's concurrency: pass until every due tenant has had its cycle.
+                // Pass until every due tenant has had its cycle (one pass claims them all; a second finds none due).
                 while (await worker.RunOnceAsync(cancellationToken) > 0)
                 {
                 }

@@ -95,8 +95,7 @@ internal static class SimulateCommand
             using var loggerFactory = loggers(parse);
             await using var cluster = await EmbeddedPostgres.StartThrowawayAsync(
                 Environment.GetEnvironmentVariable("HOURGLASS_PG_BIN"), logger: loggerFactory.CreateLogger("Hourglass.EmbeddedPostgres"), cancellationToken: cancellationToken);
-            await using var dataSource = new NpgsqlDataSourceBuilder(new NpgsqlConnectionStringBuilder(cluster.ConnectionString) { NoResetOnClose = true }.ConnectionString)
-                .Build();
+            await using var dataSource = ProductDataSource.Create(cluster.ConnectionString, direct: true);
             await new Migrator(dataSource, loggerFactory.CreateLogger<Migrator>()).MigrateAsync(MigrationSource.Embedded(), cancellationToken);
 
             var simulator = new Simulator(settings, dataSource, loggerFactory);

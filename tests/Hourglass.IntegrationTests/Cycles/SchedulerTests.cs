@@ -49,6 +49,24 @@ public sealed class SchedulerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Worker_ClaimsTwiceItsConcurrencyPerPass_UnlessToldToClaimMore()
+    {
+        for (var i = 0; i < 5; i++)
+        {
+            await _h.TenantAsync(s_start.AddHours(1));
+        }
+
+        await _h.SetTimeAsync(s_start.AddHours(1).AddSeconds(5));
+        var shared = _h.Worker("shared", maxConcurrent: 1);
+        Assert.Equal(2, await shared.RunOnceAsync(default));
+
+        var alone = new CycleWorker(_h.Engine(), new CycleWorkerOptions { WorkerId = "alone", LeaseMinutes = 2, MaxConcurrentCycles = 1, MaxClaimedPerPass = 5 });
+        Assert.Equal(3, await alone.RunOnceAsync(default));
+        Assert.Equal(0, await alone.RunOnceAsync(default));
+        Assert.Equal(5L, await _h.Db.ScalarAsync("select count(*) from public.agent_autonomous_runs where status = 'completed'"));
+    }
+
+    [Fact]
     public async Task Worker_AfterDowntime_MissedHoursCollapseIntoOneCatchUpRun()
     {
         var tenant = await _h.TenantAsync(s_start.AddHours(1));

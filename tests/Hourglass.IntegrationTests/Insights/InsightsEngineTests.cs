@@ -75,6 +75,48 @@ public sealed class InsightsEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task BestTime_IsLearnedInTheContactsZone_ElseItsAccounts_ElseTheTenants()
+    {
+        var (tenant, _, _) = await TenantAsync("zones");
+        await Db.ExecuteAsync("update public.tenants set timezone = 'America/Chicago' where id = $1", tenant);
+        var berlin = await Db.CreateAccountAsync(tenant, "Berlin account");
+        await Db.ExecuteAsync("update public.accounts set timezone = 'Europe/Berlin' where id = $1", berlin);
+        var plain = await Db.CreateAccountAsync(tenant, "Zoneless account");
+        var tokyo = await Db.CreateContactAsync(tenant, berlin, "Own zone");
+        await Db.ExecuteAsync("update public.contacts set timezone = 'Asia/Tokyo' where id = $1", tokyo);
+        var viaAccount = await Db.CreateContactAsync(tenant, berlin, "Account's zone");
+        var viaTenant = await Db.CreateContactAsync(tenant, plain, "Tenant's zone");
+
+        // Six weeks in winter (no daylight saving anywhere involved): every contact is touched on Tuesdays at 00:00 UTC and
+        // replies an hour later, and touched again on Thursdays at 12:00 UTC without a reply.
+        var tuesday = new DateTimeOffset(2026, 1, 6, 0, 0, 0, TimeSpan.Zero);
+        foreach (var contact in new[] { tokyo, viaAccount, viaTenant })
+        {
+            for (var week = 0; week < 6; week++)
+            {
+                var at = tuesday.AddDays(7 * week);
+                foreach (var (type, when, payload) in new[] { ("touch", at, """{"touch_type": "email"}"""), ("reply", at.AddHours(1), """{"channel": "email"}"""),
+                                                             ("touch", at.AddDays(2).AddHours(12), """{"touch_type": "email"}""") })
+                {
+                    await Db.ExecuteAsync("insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at) values ($1, $2, 'contact', $3, $4::jsonb, $5)",
+                        tenant, type, contact, payload, when);
+                }
+            }
+        }
+
+        await new InsightsEngine(_database.DataSource).RunAsync(tenant);
+
+        async Task<object?> BestSlotAsync(Guid contact) => await Db.ScalarAsync(
+            "select (pattern_data -> 'best_slots' ->> 0)::int from public.client_patterns where tenant_id = $1 and entity_id = $2 and pattern_type = 'best_time' and is_active",
+            tenant, contact);
+
+        // slot = (ISO weekday - 1) * 24 + hour, local: Tuesday 09:00 in Tokyo, Tuesday 01:00 in Berlin, Monday 18:00 in Chicago.
+        Assert.Equal(24 + 9, await BestSlotAsync(tokyo));
+        Assert.Equal(24 + 1, await BestSlotAsync(viaAccount));
+        Assert.Equal(18, await BestSlotAsync(viaTenant));
+    }
+
+    [Fact]
     public async Task ChurnRisk_WithoutNewEvents_ReEvaluatedAtMostEverySweepInterval_WithNewEventsAtOnce()
     {
         var (tenant, account, _) = await TenantAsync("sweep");
@@ -207,6 +249,54 @@ public sealed class InsightsEngineTests : IAsyncLifetime
         var member = await Db.AddMemberAsync(tenant);
         var refused = await Assert.ThrowsAsync<PostgresException>(() => Db.AsUserAsync(member, (c, t) => TestDb.ScalarAsync(c, t, "select count(*) from public.attribute_strategy_outcomes($1)", tenant)));
         Assert.Equal("42501", refused.SqlState);
+    }
+
+    [Fact]
+    public async Task Attribution_FindsEvidenceThatArrivesLater_AnOrderOfTheAccountCounts_OnlyEvidenceAfterTheTouch_TheFirstReplyIsTheEvidence()
+    {
+        var (tenant, account, contact) = await TenantAsync("evidence");
+        var colleague = await Db.CreateContactAsync(tenant, account, "Colleague");
+        var stranger = await Db.CreateContactAsync(tenant, await Db.CreateAccountAsync(tenant, "Elsewhere"), "Stranger");
+        await Db.ExecuteAsync("""
+            insert into public.success_strategies (tenant_id, strategy_key, name, action_template, usage_count, success_count)
+            values ($1, 'email-checkin', 'Check-in', '{"kind": "send_message"}', 0, 0)
+            """, tenant);
+        async Task<Guid> ActionAsync(Guid target, DateTimeOffset at) => (Guid)(await Db.ScalarAsync("""
+            insert into public.agent_actions (tenant_id, idempotency_key, hour_bucket, kind, target_type, target_id, reason, payload, status, completed_at)
+            values ($1, $2, $3, 'send_message', 'contact', $4, 'test', '{"strategy_key": "email-checkin"}', 'succeeded', $3) returning id
+            """, tenant, $"k-{Guid.NewGuid():N}", at, target, at))!;
+        async Task<Guid> EventAsync(string type, Guid entity, DateTimeOffset at) => (Guid)(await Db.ScalarAsync(
+            "insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, occurred_at) values ($1, $2, 'contact', $3, $4) returning id",
+            tenant, type, entity, at))!;
+        async Task<Guid> OrderAsync(Guid orderAccount, DateTimeOffset placed) => (Guid)(await Db.ScalarAsync(
+            "insert into public.orders (tenant_id, account_id, status, currency, placed_at) values ($1, $2, 'placed', 'USD', $3) returning id",
+            tenant, orderAccount, placed))!;
+        async Task<object?> EvidenceAsync(Guid action) =>
+            await Db.ScalarAsync("select coalesce(evidence_event_id::text, outcome) from public.strategy_attributions where action_id = $1", action);
+
+        var touched = await ActionAsync(contact, s_now.AddDays(-4));
+        var colleagueTouched = await ActionAsync(colleague, s_now.AddDays(-3));
+        var strangerTouched = await ActionAsync(stranger, s_now.AddDays(-2));
+
+        // Before any touch: a reply and an order that count for none of them; a reply of another kind of event.
+        await EventAsync("reply", contact, s_now.AddDays(-5));
+        await OrderAsync(account, s_now.AddDays(-6));
+        await EventAsync("touch", stranger, s_now.AddDays(-1));
+        Assert.Equal((0L, 0L), await AttributeAsync(tenant));
+
+        // Evidence arrives later: two replies of the contact (the earlier one is the evidence, whichever came in first), and an
+        // order of the account after the colleague's touch — the colleague's action succeeds by its account's order.
+        var second = await EventAsync("reply", contact, s_now.AddDays(-1));
+        var firstReply = await EventAsync("reply", contact, s_now.AddDays(-2));
+        var order = await OrderAsync(account, s_now.AddHours(-12));
+        Assert.Equal((2L, 2L), await AttributeAsync(tenant));
+        Assert.Equal(firstReply.ToString(), await EvidenceAsync(touched));
+        Assert.Equal(order.ToString(), await EvidenceAsync(colleagueTouched));
+        Assert.NotEqual(second, firstReply);
+
+        // The stranger's account never ordered and the stranger never replied: still pending until its window closes.
+        Assert.Null(await EvidenceAsync(strangerTouched));
+        Assert.Equal("2:2", await Db.ScalarAsync("select usage_count || ':' || success_count from public.success_strategies where tenant_id = $1", tenant));
     }
 
     private async Task<(long, long)> AttributeAsync(Guid tenant)

@@ -196,11 +196,14 @@ internal sealed partial class OutboxDispatcher
             _ => ("pending", "transient_error", NextDelay(message.Attempt)),
         };
 
+        // One round trip: the three statements go as one batch, which PostgreSQL runs as one implicit transaction (all or
+        // nothing), so a result is recorded whole or not at all.
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using var batch = new NpgsqlBatch(connection);
+
         // The attempt number fences the update: if our claim lapsed and another dispatcher took the message, its
         // attempts moved on and this changes nothing; the attempt row below still records what we did.
-        await using (var update = new NpgsqlCommand("""
+        var update = new NpgsqlBatchCommand("""
             update public.message_outbox m
             set status = $4,
                 sent_at = case when $4 = 'sent' then hourglass.now() end,
@@ -210,67 +213,71 @@ internal sealed partial class OutboxDispatcher
                 claimed_until = null,
                 updated_at = hourglass.now()
             where m.id = $1 and m.status = 'sending' and m.claimed_by = $2 and m.attempts = $3
-            """, connection, transaction))
+            """);
+        update.Parameters.Add(new() { Value = message.Id });
+        update.Parameters.Add(new() { Value = _options.WorkerId });
+        update.Parameters.Add(new() { Value = message.Attempt });
+        update.Parameters.Add(new() { Value = status });
+        update.Parameters.Add(new() { Value = (object?)result.ProviderMessageId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        update.Parameters.Add(new() { Value = (object?)result.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        update.Parameters.Add(new() { Value = (object?)delay ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Interval });
+        batch.BatchCommands.Add(update);
+
+        if (status == "sent" && TouchOf(message) is { } touch)
         {
-            update.Parameters.Add(new() { Value = message.Id });
-            update.Parameters.Add(new() { Value = _options.WorkerId });
-            update.Parameters.Add(new() { Value = message.Attempt });
-            update.Parameters.Add(new() { Value = status });
-            update.Parameters.Add(new() { Value = (object?)result.ProviderMessageId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            update.Parameters.Add(new() { Value = (object?)result.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            update.Parameters.Add(new() { Value = (object?)delay ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Interval });
-            if (await update.ExecuteNonQueryAsync(cancellationToken) == 0)
-            {
-                LogClaimLost(_logger, message.Id, message.Attempt);
-            }
-            else if (status == "sent")
-            {
-                await RecordTouchAsync(connection, transaction, message, cancellationToken);
-            }
+            batch.BatchCommands.Add(touch);
         }
 
-        await using (var attempt = new NpgsqlCommand("""
+        var attempt = new NpgsqlBatchCommand("""
             insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, response_code, worker_id)
             values ($1, $2, $3, hourglass.now(), $4, $5, $6, $7)
-            """, connection, transaction))
+            """);
+        attempt.Parameters.Add(new() { Value = message.TenantId });
+        attempt.Parameters.Add(new() { Value = message.Id });
+        attempt.Parameters.Add(new() { Value = message.Attempt });
+        attempt.Parameters.Add(new() { Value = outcome });
+        attempt.Parameters.Add(new() { Value = (object?)result.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        attempt.Parameters.Add(new() { Value = (object?)result.ResponseCode ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        attempt.Parameters.Add(new() { Value = _options.WorkerId });
+        batch.BatchCommands.Add(attempt);
+
+        await batch.ExecuteNonQueryAsync(cancellationToken);
+        if (update.RecordsAffected == 0)
         {
-            attempt.Parameters.Add(new() { Value = message.TenantId });
-            attempt.Parameters.Add(new() { Value = message.Id });
-            attempt.Parameters.Add(new() { Value = message.Attempt });
-            attempt.Parameters.Add(new() { Value = outcome });
-            attempt.Parameters.Add(new() { Value = (object?)result.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            attempt.Parameters.Add(new() { Value = (object?)result.ResponseCode ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
-            attempt.Parameters.Add(new() { Value = _options.WorkerId });
-            await attempt.ExecuteNonQueryAsync(cancellationToken);
+            LogClaimLost(_logger, message.Id, message.Attempt);
         }
 
-        await transaction.CommitAsync(cancellationToken);
         LogAttempt(_logger, message.Id, message.Attempt, outcome, status, result.Error);
     }
 
     // A message that went out is the agent's touch of its target: the clock moves (and a 'touch' event is logged) in the
-    // transaction that marks it sent, so a message that never goes out is never counted. A target deleted meanwhile,
-    // or a message not about a contact or account, records nothing.
-    private static async Task RecordTouchAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, OutboxMessage message,
-        CancellationToken cancellationToken)
+    // transaction that marks it sent, so a message that never goes out is never counted. The statement runs after the
+    // update in the same batch and acts only if that update marked the message sent under this attempt (a lapsed claim
+    // records nothing). A target deleted meanwhile, or a message not about a contact or account, records nothing.
+    private NpgsqlBatchCommand? TouchOf(OutboxMessage message)
     {
         static string? Text(JsonNode? node) => node is JsonValue value && value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : null;
         var targetType = Text(message.Payload["target_type"]);
         if (targetType is not ("contact" or "account") || !Guid.TryParse(Text(message.Payload["target_id"]), out var targetId))
         {
-            return;
+            return null;
         }
 
-        await using var touch = new NpgsqlCommand("""
+        var touch = new NpgsqlBatchCommand("""
             select public.update_engagement_clock($1, $2, $3, $4, 'agent')
-            where exists (select 1 from public.contacts k where $2 = 'contact' and k.tenant_id = $1 and k.id = $3)
-               or exists (select 1 from public.accounts a where $2 = 'account' and a.tenant_id = $1 and a.id = $3)
-            """, connection, transaction);
+            where exists (select 1 from public.message_outbox m
+                          where m.id = $5 and m.status = 'sent' and m.claimed_by = $6 and m.attempts = $7)
+              and (exists (select 1 from public.contacts k where $2 = 'contact' and k.tenant_id = $1 and k.id = $3)
+                   or exists (select 1 from public.accounts a where $2 = 'account' and a.tenant_id = $1 and a.id = $3))
+            """);
         touch.Parameters.Add(new() { Value = message.TenantId });
         touch.Parameters.Add(new() { Value = targetType });
         touch.Parameters.Add(new() { Value = targetId });
         touch.Parameters.Add(new() { Value = message.Channel });
-        await touch.ExecuteNonQueryAsync(cancellationToken);
+        touch.Parameters.Add(new() { Value = message.Id });
+        touch.Parameters.Add(new() { Value = _options.WorkerId });
+        touch.Parameters.Add(new() { Value = message.Attempt });
+        return touch;
     }
 
     // A message whose final attempt's claim lapsed (its dispatcher died mid-send) gets no further attempt: it fails,
