@@ -61,7 +61,7 @@ public sealed class Simulator
             LeaseMinutes = 5,
         }, _loggers.CreateLogger<CycleWorker>());
         var dispatcher = new OutboxDispatcher(_dataSource, [new SimulatedTransport(this)],
-            new OutboxDispatcherOptions { WorkerId = "simulator:outbox", BatchSize = 500 }, _ => null, _clock,
+            new OutboxDispatcherOptions { WorkerId = "simulator:outbox", BatchSize = 500, MaxParallelSends = _options.Concurrency }, _ => null, _clock,
             new Random(unchecked((int)_options.Seed)), _loggers.CreateLogger<OutboxDispatcher>());
 
         var stages = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
@@ -100,8 +100,10 @@ public sealed class Simulator
             // What autovacuum does in real time, at the simulated pace: a simulated day passes in seconds, so the planner's
             // statistics would otherwise describe the empty tables of the start for most of the run (seen: a reply lookup
             // planned as a sequential scan of warehouse_events, 80 ms a cycle).
-            // Often while the tables are young, then every three simulated days; the tables the cycle's plans depend on.
-            if (hour is 1 or 3 or 7 or 15 or 23 || hour % 72 == 71)
+            // Each time the tables have about doubled while they are young, then every ten simulated days (the planner scales
+            // the row counts it last saw by the tables' current size; what it needs fresh is their shape); the tables the
+            // cycle's plans depend on.
+            if (hour is 1 or 3 or 7 or 15 or 31 or 63 or 127 || hour % 240 == 239)
             {
                 await TimedAsync("analyze", async () =>
                 {
@@ -344,7 +346,11 @@ public sealed class Simulator
 
         // The same order whatever order the database returned them in: the draws depend on the entity, not the row.
         cards.Sort((x, y) => (x.Tenant.Index, x.Kind, x.EntityId ?? Guid.Empty).CompareTo((y.Tenant.Index, y.Kind, y.EntityId ?? Guid.Empty)));
+        // Who does what is drawn card by card, in that order; the database hears it as one batch per tenant, the tenants'
+        // batches side by side (each batch is all or nothing; the cards of different tenants touch different rows).
         var r = _world.Random;
+        var batches = new Dictionary<SimTenant, NpgsqlBatch>();
+        NpgsqlBatch BatchOf(SimTenant tenant) => batches.TryGetValue(tenant, out var b) ? b : batches[tenant] = new NpgsqlBatch();
         foreach (var card in cards)
         {
             var key = SimRandom.Key(card.EntityId ?? card.Id);
@@ -358,9 +364,9 @@ public sealed class Simulator
                     continue;
                 }
 
-                await using var complete = _dataSource.CreateCommand("select public.complete_touch_card($1, 'call', 'simulated owner')");
+                var complete = new NpgsqlBatchCommand("select public.complete_touch_card($1, 'call', 'simulated owner')");
                 complete.Parameters.Add(new() { Value = card.Id });
-                await complete.ExecuteNonQueryAsync(cancellationToken);
+                BatchOf(card.Tenant).BatchCommands.Add(complete);
                 _recorder.CardCompleted(now);
                 if (card.EntityId is { } contactId && _world.Contacts.TryGetValue(contactId, out var contact))
                 {
@@ -370,18 +376,38 @@ public sealed class Simulator
             else if (card.Tenant.WorkingHour(now) && r.Chance(0.5, "approval-decided", key, hour))
             {
                 var approve = !r.Chance(0.05, "approval-rejected", key, hour);
-                await using var decide = _dataSource.CreateCommand("select public.decide_approval($1, $2, $3, 'sim-manager')");
+                var decide = new NpgsqlBatchCommand("select public.decide_approval($1, $2, $3, 'sim-manager')");
                 decide.Parameters.Add(new() { Value = card.Id });
                 decide.Parameters.Add(new() { Value = approve });
                 decide.Parameters.Add(new() { Value = approve ? "looks good" : "not now" });
-                await decide.ExecuteNonQueryAsync(cancellationToken);
+                BatchOf(card.Tenant).BatchCommands.Add(decide);
                 _recorder.ApprovalDecided(approve);
             }
         }
+
+        await Parallel.ForEachAsync(batches.Values, new ParallelOptions { MaxDegreeOfParallelism = _options.Concurrency, CancellationToken = cancellationToken },
+            async (batch, token) =>
+            {
+                await using (batch)
+                {
+                    await using var connection = await _dataSource.OpenConnectionAsync(token);
+                    batch.Connection = connection;
+                    await batch.ExecuteNonQueryAsync(token);
+                }
+            });
     }
 
     /// <summary>The agent's touch reached the contact (a message delivered, a call made): will they answer, and when?</summary>
     internal void Touched(SimContact contact, int strategy, DateTimeOffset at, string channel)
+    {
+        // The dispatcher delivers several messages at once (with --concurrency above 1).
+        lock (_replies)
+        {
+            TouchedLocked(contact, strategy, at, channel);
+        }
+    }
+
+    private void TouchedLocked(SimContact contact, int strategy, DateTimeOffset at, string channel)
     {
         var r = _world.Random;
         var key = SimRandom.Key(contact.Id);

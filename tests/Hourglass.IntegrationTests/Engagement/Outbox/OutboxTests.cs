@@ -171,6 +171,35 @@ public sealed class OutboxTests : IAsyncLifetime
             "expected the dispatchers to share the work");
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public async Task Dispatch_SendsUpToMaxParallelSendsOfABatchAtOnce_EachResultRecorded(int parallel)
+    {
+        using var receiver = new WebhookReceiver(Secret);
+        var tenant = await TenantWithWebhookAsync(receiver.Url);
+        var ids = new List<Guid>();
+        for (var i = 0; i < 8; i++)
+        {
+            ids.Add((await EnqueueAsync(Webhook(tenant, $"k-parallel-{i}", receiver.Url)))!.Value);
+        }
+
+        var gate = new GatedTransport(new WebhookTransport(_http, _clock, TimeSpan.FromSeconds(10)), parallel);
+        var dispatcher = new OutboxDispatcher(_database.DataSource, [gate], Options("parallel") with { MaxParallelSends = parallel },
+            s_secrets.GetValueOrDefault, _clock, new Random(1));
+        Assert.Equal(8, await dispatcher.DispatchOnceAsync(default));
+
+        // Each send waits until `parallel` sends are in flight (or a second passes): a dispatcher sending one at a time
+        // under MaxParallelSends = 4 would never let four meet.
+        Assert.Equal(parallel, gate.MostInFlight);
+        Assert.Equal(8, receiver.Deliveries.Count);
+        foreach (var id in ids)
+        {
+            Assert.Equal(("sent", 1), await StateAsync(id));
+            Assert.Equal([(1, "sent", (int?)200)], await AttemptsAsync(id));
+        }
+    }
+
     [Fact]
     public async Task Dispatch_DiesBetweenSendingAndRecording_RedeliveredWithSameIdAfterClaimLapses()
     {
@@ -374,6 +403,43 @@ public sealed class OutboxTests : IAsyncLifetime
         }
 
         return attempts;
+    }
+
+    /// <summary>Counts the sends in flight; each waits (up to a second) until <c>meet</c> of them are, then sends for real.</summary>
+    private sealed class GatedTransport(IMessageTransport inner, int meet) : IMessageTransport
+    {
+        private readonly Lock _lock = new();
+        private readonly TaskCompletionSource _met = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _inFlight;
+
+        public int MostInFlight { get; private set; }
+
+        public string Channel => inner.Channel;
+
+        public async Task<DeliveryResult> SendAsync(OutboxMessage message, string? secret, CancellationToken cancellationToken)
+        {
+            lock (_lock)
+            {
+                MostInFlight = Math.Max(MostInFlight, ++_inFlight);
+                if (_inFlight >= meet)
+                {
+                    _met.TrySetResult();
+                }
+            }
+
+            try
+            {
+                await Task.WhenAny(_met.Task, Task.Delay(TimeSpan.FromSeconds(1), CancellationToken.None));
+                return await inner.SendAsync(message, secret, cancellationToken);
+            }
+            finally
+            {
+                lock (_lock)
+                {
+                    _inFlight--;
+                }
+            }
+        }
     }
 
     /// <summary>Sends for real, then stops the dispatcher before it can record the result: a process killed between the two.</summary>
