@@ -295,6 +295,21 @@ internal static class OrderBenchData
         return seconds;
     }
 
+    /// <summary>A run's plan for the same-work baseline: each order's kind (an index into <see cref="Kinds"/>).</summary>
+    public static async Task<Dictionary<Guid, int>> LoadPlanAsync(NpgsqlConnection connection, int run, CancellationToken cancellationToken)
+    {
+        var plan = new Dictionary<Guid, int>();
+        await using var command = new NpgsqlCommand("select order_id, kind from bench.order_plan where run = $1", connection);
+        command.Parameters.Add(new() { Value = run });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            plan[reader.GetGuid(0)] = reader.GetInt32(1);
+        }
+
+        return plan;
+    }
+
     /// <summary>
     /// After a run: its orders are shipped (status fulfilled, so they no longer count towards their accounts' open
     /// credit exposure) and its open exceptions dismissed (as people work through them, so the number of open

@@ -157,6 +157,7 @@ internal static class OrderBenchmark
         }
 
         await Bench.ExecuteAsync(connection, "checkpoint", cancellationToken);
+        var plan = IsProcessor(variant) || IsTrivial(variant) ? null : await OrderBenchData.LoadPlanAsync(connection, run, cancellationToken);
         var label = round < 0 ? $"{Label(variant)}, untimed run" : $"{Label(variant)}, round {round + 1}";
         var workers = Enumerable.Range(0, Processors(variant)).Select(i => $"bench-orders-{Tag(variant)}-run{run}-{i}").ToArray();
         if (before is not null)
@@ -181,7 +182,7 @@ internal static class OrderBenchmark
         {
             var loops = await Task.WhenAll(workers.Select(worker => IsTrivial(variant)
                 ? OrderBaselines.TrivialLoopAsync(productSource, worker, BatchSize, VisibilitySeconds, cancellationToken)
-                : OrderBaselines.SameWorkLoopAsync(productSource, worker, BatchSize, VisibilitySeconds, cancellationToken)));
+                : OrderBaselines.SameWorkLoopAsync(productSource, worker, BatchSize, VisibilitySeconds, plan!, cancellationToken)));
             claimed = loops.Sum(l => l.Claimed);
             completed = loops.Sum(l => l.Completed);
         }
@@ -350,12 +351,13 @@ internal static class OrderBenchmark
             $"{BatchSize} }}).DrainAsync(null, null, …)`, (b) {Parallel} of them with distinct worker ids under `Task.WhenAll`, as " +
             $"`hourglass orders process --processors {Parallel}` runs them; (c) and (d) call `public.claim_orders(worker, {BatchSize}, {VisibilitySeconds}, null)` " +
             "and then one UPDATE marking the claimed entries validated, fenced on claim_token, until the queue is empty (the goal's baseline, unchanged). " +
-            "(e) and (f) are plain SQL doing the processor's database work per batch in the same round trips on one connection, prepared as the " +
-            "processor's are: the same claim (with the clock); the same five reads in one batch (tenants, policies, requirement rules, lines, orders with " +
-            "accounts, open exposure and approvals) and the products and price rules of the lines in a second, every value read; then in one transaction " +
-            "the guard with the fenced queue update, one batch writing what the processor writes for the entries it kept — orders, the repriced line, fix " +
-            "rows, exceptions closed and raised with review cards, the auto-fix violations, warehouse events — and the commit; each order's outcome taken " +
-            "from the benchmark's plan (joined on the server) instead of validated: no validation, no JSON built in C#. Their runs pass the same " +
+            "(e) and (f) are the processor's database work without the processor: a plain loop sending the processor's own statements in its " +
+            "three round trips on one connection, prepared as the processor's are — the claim (with the clock); one batch of the six reads " +
+            "(tenants, policies, requirement rules, the lines with their products, the orders with accounts, open exposure and approvals, the " +
+            "price rules of the lines' products), every value read; and the write: the guard and one statement, the fenced queue update and, " +
+            "joined on the entries it kept, orders, the repriced line, fix rows, exceptions closed and raised with review cards, the auto-fix " +
+            "violations and warehouse events, committed with it — driven by the same outcome arrays the processor sends, filled from each " +
+            "order's kind in the benchmark's plan (read before the run, untimed) and the values just read, instead of from validation. Their runs pass the same " +
             "order-by-order check as the processor's. After every run its orders are marked fulfilled and its open exceptions dismissed, with " +
             "triggers off, so neither the open credit exposure nor the open exceptions grow from run to run. " +
             $"A warm-up run of {WarmUpOrders:#,0} orders for (b), (d) and (f), then {Rounds} rounds, the variants in rotating order; median reported. " +

@@ -42,22 +42,19 @@ internal sealed class OrderTrace : IDisposable
 
     public void Dispose() => _listener.Dispose();
 
-    /// <summary>The phases of a batch, in order: its round trips (the processor's, and the same-work baseline's alike) but the commit.</summary>
+    /// <summary>The phases of a batch, in order: its three round trips (the processor's, and the same-work baseline's alike); the write's includes its commit.</summary>
     public static readonly string[] Phases =
     [
-        "claim (with the clock)", "load: one batch of five reads", "load: products and price rules of the lines",
-        "write: the guard and the fenced queue update", "write: everything else, one batch",
+        "claim (with the clock)", "load: one batch of six reads", "write: the guard and one statement (fenced queue update, everything else), with the commit",
     ];
 
-    // The statements (src/Hourglass.Core/Orders/OrderProcessor.cs and OrderWriter.cs; OrderBaselines.cs) by phase;
-    // a batch is traced as one activity, its statements' texts joined; anything else by its opening.
+    // The statements (src/Hourglass.Core/Orders/OrderProcessor.cs and OrderWriter.cs, which the same-work baseline
+    // sends too) by phase; a batch is traced as one activity, its statements' texts joined; anything else by its opening.
     private static string Classify(string text) => text switch
     {
         _ when text.Contains("public.claim_orders(", StringComparison.Ordinal) => Phases[0],
         _ when text.Contains("from public.tenants t where t.id = any($1)", StringComparison.Ordinal) => Phases[1],
-        _ when text.Contains("join public.products p on p.tenant_id = b.tenant_id", StringComparison.Ordinal) => Phases[2],
-        _ when text.Contains("set_config('hourglass.order_processor'", StringComparison.Ordinal) => Phases[3],
-        _ when text.Contains("insert into public.warehouse_events", StringComparison.Ordinal) => Phases[4],
+        _ when text.Contains("set_config('hourglass.order_processor'", StringComparison.Ordinal) => Phases[2],
         _ when text.StartsWith("update public.order_processing_queue q set status = 'pending'", StringComparison.Ordinal) => "requeue decided approvals (once per drain)",
         _ => text[..Math.Min(60, text.Length)],
     };

@@ -23,16 +23,16 @@ public sealed record OrderProcessorOptions
 public sealed record OrderPassResult(int Claimed, int Validated, int NeedsApproval, int Exceptions, int Fixes, int LostClaims);
 
 /// <summary>
-/// Processes the order queue in batches, on one connection and six round trips a batch: the claim
+/// Processes the order queue in batches, on one connection and three round trips a batch: the claim
 /// (<c>claim_orders</c>: SKIP LOCKED, a visibility timeout, a claim token; with the database clock), then what the
-/// batch's orders need in two <see cref="NpgsqlBatch"/>es (five reads, then the products and price rules of the lines
-/// found), then — after each order is decided in memory (<see cref="OrderDecider"/>) — the write in one transaction
-/// (<see cref="OrderWriter"/>): the queue entries first, fenced on their claim (an entry whose claim lapsed and was
-/// taken over, or whose order changed meanwhile, is skipped whole), then for the entries that were still ours the
-/// fixes (to the order and its lines, with before and after), the exceptions with their review cards, approval
-/// cards, policy violations and warehouse events in one batch, and the commit. Statements are prepared (once per
-/// physical connection). Any number of processors can share the queue; none processes an order twice at once.
-/// Docs: docs/orders.md.
+/// batch's orders need in one <see cref="NpgsqlBatch"/> (tenants, policies, requirement rules, the lines with their
+/// products, the orders with their accounts, and the price rules), then — after each order is decided in memory
+/// (<see cref="OrderDecider"/>) — the write, one statement in one implicit transaction (<see cref="OrderWriter"/>):
+/// the queue entries fenced on their claim (an entry whose claim lapsed and was taken over, or whose order changed
+/// meanwhile, is skipped whole), and joined on the entries that were still ours the fixes (to the order and its
+/// lines, with before and after), the exceptions with their review cards, approval cards, policy violations and
+/// warehouse events. Statements are prepared (once per physical connection). Any number of processors can share the
+/// queue; none processes an order twice at once. Docs: docs/orders.md.
 /// </summary>
 public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOptions? options = null)
 {
@@ -143,15 +143,17 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
 
     private sealed record TenantFacts(string SettingsText, string TimeZoneId, OrderSettings Settings, TimeZoneInfo Zone);
 
+    internal const string ClaimSql = """
+        select c.queue_id, c.tenant_id, c.order_id, c.claim_token, c.auto_fix_attempts, c.max_auto_fix_attempts,
+               c.credit_override_by, c.credit_override_reason, (select hourglass.now())
+        from public.claim_orders($1, $2, $3, $4) c
+        """;
+
     // The clock comes with the claim: hourglass.now() in the same statement is the claim's own time (the frozen
     // clock in tests), and every timestamp the batch writes is that time.
     private async Task<(List<Claim> Claims, DateTimeOffset Now)> ClaimAsync(NpgsqlConnection connection, Guid? tenantId, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            select c.queue_id, c.tenant_id, c.order_id, c.claim_token, c.auto_fix_attempts, c.max_auto_fix_attempts,
-                   c.credit_override_by, c.credit_override_reason, (select hourglass.now())
-            from public.claim_orders($1, $2, $3, $4) c
-            """, connection);
+        await using var command = new NpgsqlCommand(ClaimSql, connection);
         command.Parameters.Add(new() { Value = _options.WorkerId, NpgsqlDbType = NpgsqlDbType.Text });
         command.Parameters.Add(new() { Value = _options.BatchSize, NpgsqlDbType = NpgsqlDbType.Integer });
         command.Parameters.Add(new() { Value = (int)Math.Ceiling(_options.VisibilityTimeout.TotalSeconds), NpgsqlDbType = NpgsqlDbType.Integer });
@@ -170,53 +172,55 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
         return (claims, now);
     }
 
-    // Everything the batch needs, in two round trips: five reads in one batch, then the products and price rules of
-    // the lines it found. Each statement reads its own snapshot (READ COMMITTED), as separate queries would.
-    private const string TenantsSql = "select t.id, t.settings::text, t.timezone from public.tenants t where t.id = any($1)";
+    // Everything the batch needs, in one round trip: six reads in one batch (the products come with the lines, the
+    // price rules are those of the lines' products). Each statement reads its own snapshot (READ COMMITTED), as
+    // separate queries would; all of them after the claim committed, so a change to an order after that re-queues it
+    // and voids the claim (the write is fenced on it).
+    internal const string TenantsSql = "select t.id, t.settings::text, t.timezone from public.tenants t where t.id = any($1)";
 
     // The policy in force per tenant; its text only when this process has not parsed that version yet.
-    private const string PoliciesSql = """
+    internal const string PoliciesSql = """
         select k.tenant_id, d.version, d.created_by, d.created_at, case when d.version = k.known then null else d.document::text end
         from unnest($1::uuid[], $2::integer[]) as k(tenant_id, known)
         cross join lateral (select p.version, p.created_by, p.created_at, p.document from public.tenant_policy_documents p
                             where p.tenant_id = k.tenant_id order by p.version desc limit 1) d
         """;
 
-    private const string RequirementsSql = """
+    internal const string RequirementsSql = """
         select tenant_id, rule_key, description, condition::text, severity from public.order_requirement_rules
         where tenant_id = any($1) and active order by rule_key
         """;
 
-    private const string LinesSql = """
-        select l.order_id, l.id, l.product_id, l.quantity, l.unit_price, l.discount_pct, l.tenant_id
+    // The batch's lines with their products (an unknown product has none).
+    internal const string LinesSql = """
+        select l.order_id, l.id, l.product_id, l.quantity, l.unit_price, l.discount_pct, l.tenant_id,
+               p.sku, p.name, p.list_price, p.unit_cost, p.active
         from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, order_id)
         join public.order_lines l on l.tenant_id = x.tenant_id and l.order_id = x.order_id
+        left join public.products p on p.tenant_id = l.tenant_id and p.id = l.product_id
         order by l.order_id, l.created_at, l.id
         """;
 
-    // Products and price rules of the batch's lines, by (tenant, product) pairs: each an index lookup, whatever the
-    // catalog's size (the statements are prepared, and a generic plan knows nothing about the arrays' sizes).
-    private const string ProductsSql = """
-        select p.id, p.sku, p.name, p.list_price, p.unit_cost, p.active
-        from unnest($1::uuid[], $2::uuid[]) as b(tenant_id, product_id)
-        join public.products p on p.tenant_id = b.tenant_id and p.id = b.product_id
-        """;
-
-    // Rules for all products, then the rules of each of the batch's products (idx_price_rules_tenant_product).
-    private const string PriceRulesSql = """
+    // Rules for all products, then the rules of the products on the batch's lines, by (tenant, product) pairs: each
+    // an index lookup (idx_price_rules_tenant_product), whatever the catalog's size (the statements are prepared,
+    // and a generic plan knows nothing about the arrays' sizes).
+    internal const string PriceRulesSql = """
         select r.tenant_id, r.id, r.name, r.product_id, r.account_id, r.tier, r.currency, r.min_quantity, r.unit_price, r.discount_pct,
                r.valid_from, r.valid_to, r.priority
         from public.price_rules r where r.tenant_id = any($3) and r.product_id is null and r.active
         union all
         select r.tenant_id, r.id, r.name, r.product_id, r.account_id, r.tier, r.currency, r.min_quantity, r.unit_price, r.discount_pct,
                r.valid_from, r.valid_to, r.priority
-        from unnest($1::uuid[], $2::uuid[]) as b(tenant_id, product_id)
+        from (select distinct l.tenant_id, l.product_id
+              from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, order_id)
+              join public.order_lines l on l.tenant_id = x.tenant_id and l.order_id = x.order_id
+              where l.product_id is not null) b
         join public.price_rules r on r.tenant_id = b.tenant_id and r.product_id = b.product_id
         where r.active
         """;
 
     // The orders with their accounts, the account's other open orders (idx_orders_tenant_account_open) and a decided approval.
-    private const string OrdersSql = """
+    internal const string OrdersSql = """
         select q.id, o.status, o.currency, o.po_number, o.ship_to::text, o.requested_ship_date,
                (coalesce(o.placed_at, o.created_at) at time zone t.timezone)::date, o.subtotal, o.total, o.shipping_amount, o.tax_amount,
                a.id, a.name, a.tier, a.credit_limit, a.requires_po, a.default_ship_to::text, a.open_balance, a.credit_hold,
@@ -257,6 +261,7 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
         Add(batch, RequirementsSql, Uuids(tenantIds));
         Add(batch, LinesSql, Uuids(orderTenants), Uuids(orderIds));
         Add(batch, OrdersSql, Uuids(queueIds));
+        Add(batch, PriceRulesSql, Uuids(orderTenants), Uuids(orderIds), Uuids(tenantIds));
         await batch.PrepareAsync(cancellationToken);
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
 
@@ -310,7 +315,7 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
 
         await reader.NextResultAsync(cancellationToken);
         var lines = new Dictionary<Guid, List<OrderLineData>>(claims.Count);
-        var catalog = new HashSet<(Guid Tenant, Guid Product)>();
+        var products = new Dictionary<Guid, ProductData>();
         while (await reader.ReadAsync(cancellationToken))
         {
             var orderId = reader.GetGuid(0);
@@ -321,9 +326,10 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
 
             var productId = reader.IsDBNull(2) ? (Guid?)null : reader.GetGuid(2);
             list.Add(new OrderLineData(reader.GetGuid(1), productId, reader.GetDecimal(3), reader.GetDecimal(4), reader.GetDecimal(5)));
-            if (productId is { } product)
+            if (productId is { } product && !reader.IsDBNull(7) && !products.ContainsKey(product))
             {
-                catalog.Add((reader.GetGuid(6), product));
+                products[product] = new ProductData(product, reader.GetString(7), reader.GetString(8), reader.GetDecimal(9),
+                    reader.IsDBNull(10) ? null : reader.GetDecimal(10), reader.GetBoolean(11));
             }
         }
 
@@ -340,27 +346,11 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
                 reader.GetDecimal(19), Text(20), Text(21)));
         }
 
-        await reader.DisposeAsync();
-        await using var catalogBatch = new NpgsqlBatch(connection);
-        var catalogTenants = catalog.Select(c => c.Tenant).ToArray();
-        var catalogProducts = catalog.Select(c => c.Product).ToArray();
-        Add(catalogBatch, ProductsSql, Uuids(catalogTenants), Uuids(catalogProducts));
-        Add(catalogBatch, PriceRulesSql, Uuids(catalogTenants), Uuids(catalogProducts), Uuids(tenantIds));
-        await catalogBatch.PrepareAsync(cancellationToken);
-        await using var catalogReader = await catalogBatch.ExecuteReaderAsync(cancellationToken);
-        var products = new Dictionary<Guid, ProductData>();
-        while (await catalogReader.ReadAsync(cancellationToken))
-        {
-            var r = catalogReader;
-            products[r.GetGuid(0)] = new ProductData(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetDecimal(3), r.IsDBNull(4) ? null : r.GetDecimal(4),
-                r.GetBoolean(5));
-        }
-
-        await catalogReader.NextResultAsync(cancellationToken);
+        await reader.NextResultAsync(cancellationToken);
         var rules = new Dictionary<Guid, List<PriceRule>>();
-        while (await catalogReader.ReadAsync(cancellationToken))
+        while (await reader.ReadAsync(cancellationToken))
         {
-            var r = catalogReader;
+            var r = reader;
             var tenant = r.GetGuid(0);
             if (!rules.TryGetValue(tenant, out var list))
             {

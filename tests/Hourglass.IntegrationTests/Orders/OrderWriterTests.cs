@@ -85,6 +85,51 @@ public sealed class OrderWriterTests : IAsyncLifetime
             """, kept));
     }
 
+    [Fact]
+    public async Task WriteAsync_OneOfItsWritesFails_NothingOfTheBatchIsWritten()
+    {
+        var first = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)], total: 99m);
+        var second = await _w.PlaceAsync([(_w.Widget, 2m, 10m, 0m)], total: 99m);
+        await Db.ExecuteAsync("update public.order_processing_queue set status = 'pending' where tenant_id = $1", _w.Tenant);
+        var claims = new List<(Guid Queue, Guid Order, long Token)>();
+        await using (var claim = Db.DataSource.CreateCommand("select queue_id, order_id, claim_token from public.claim_orders('writer', 10, 300, $1)"))
+        {
+            claim.Parameters.Add(new() { Value = _w.Tenant });
+            await using var reader = await claim.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                claims.Add((reader.GetGuid(0), reader.GetGuid(1), reader.GetInt64(2)));
+            }
+        }
+
+        var outcomes = claims.Select(c => OrderDecider.Decide(Snapshot(c.Queue, c.Order, c.Token, c.Order == first ? 1m : 2m, "PO-1"),
+            PolicyStore.BuiltIn, TimeZoneInfo.Utc, OrderWorld.Now)).ToList();
+        var set = OrderWriter.Build(outcomes);
+        // The second order's fix row breaks a check constraint: the statement fails after its queue update, its order
+        // update and both orders' events were written.
+        set.FixTypes[set.FixQueueIds.IndexOf(claims.Single(c => c.Order == second).Queue)] = "not_a_fix";
+
+        await using var connection = await Db.DataSource.OpenConnectionAsync();
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => OrderWriter.WriteAsync(connection, set, "writer", null, OrderWorld.Now, default));
+
+        // Nothing of either order: both entries still claimed, no fix, no event, the totals and status as placed; and
+        // the connection is usable again (the implicit transaction was rolled back, not left open).
+        foreach (var order in new[] { first, second })
+        {
+            Assert.Equal("processing", (await _w.QueueAsync(order)).Status);
+            Assert.Empty(await _w.FixesAsync(order));
+            Assert.Empty(await _w.EventsAsync(order));
+            Assert.Equal((99m, "placed"), ((decimal)(await Db.ScalarAsync("select total from public.orders where id = $1", order))!,
+                (string)(await Db.ScalarAsync("select status from public.orders where id = $1", order))!));
+        }
+
+        set.FixTypes[set.FixTypes.IndexOf("not_a_fix")] = "recompute_totals";
+        var written = await OrderWriter.WriteAsync(connection, set, "writer", null, OrderWorld.Now, default);
+        Assert.Equal(claims.Select(c => c.Queue).ToHashSet(), written);
+        Assert.Equal("validated", (await _w.QueueAsync(second)).Status);
+        Assert.Equal(20m, await Db.ScalarAsync("select total from public.orders where id = $1", second));
+    }
+
     private OrderSnapshot Snapshot(Guid queue, Guid order, long token, decimal quantity, string? po) => new(
         queue, _w.Tenant, order, token, 0, 3, "placed", "USD", po, JsonNode.Parse(OrderWorld.ShipTo)!.AsObject(),
         DateOnly.FromDateTime(OrderWorld.Now.UtcDateTime).AddDays(10), DateOnly.FromDateTime(OrderWorld.Now.UtcDateTime),
