@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Hourglass.Orders;
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -71,9 +72,9 @@ internal static class OrderBenchmark
     {
         Console.WriteLine($"  orders: creating {DatabaseName}…");
         await using var database = await ScratchDatabase.CreateAsync(dataSource, DatabaseName, cancellationToken);
-        // The data source as the product opens it (DatabaseTarget): no reset on close, so plpgsql keeps its plans.
-        var product = new NpgsqlConnectionStringBuilder(database.DataSource.ConnectionString) { NoResetOnClose = true };
-        await using var productSource = new NpgsqlDataSourceBuilder(product.ConnectionString) { Name = "hourglass-bench-orders" }.Build();
+        // The data source as the product opens the embedded cluster (ProductDataSource): no reset on close, so plpgsql keeps
+        // its plans, and statements prepared.
+        await using var productSource = ProductDataSource.Create(database.DataSource.ConnectionString, direct: true, name: "hourglass-bench-orders");
         await using var connection = await database.DataSource.OpenConnectionAsync(cancellationToken);
 
         var variants = Enum.GetValues<Variant>();

@@ -391,9 +391,11 @@ public sealed partial class CycleEngine
     private async Task<ReactResult> ReactAsync(CycleContext context, CancellationToken cancellationToken)
     {
         await using var previous = _dataSource.CreateCommand("""
-            select max(started_at) from public.agent_autonomous_runs
+            select started_at from public.agent_autonomous_runs
             where tenant_id = $1 and id <> $2 and status in ('completed', 'partial')
               and coalesce((cycle_metrics ->> 'dry_run')::boolean, false) = false
+            order by started_at desc
+            limit 1
             """);
         previous.Parameters.Add(new() { Value = context.TenantId });
         previous.Parameters.Add(new() { Value = context.RunId });

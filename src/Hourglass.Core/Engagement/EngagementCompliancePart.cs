@@ -59,8 +59,9 @@ public sealed class EngagementCompliancePart : ICyclePart
         await using var movement = context.Database.DataSource.CreateCommand("""
             select m.newly_overdue, m.recovered
             from public.engagement_movement($1, coalesce(
-              (select max(r.started_at) from public.agent_autonomous_runs r
-               where r.tenant_id = $1 and r.id <> $2 and r.status in ('completed', 'partial', 'failed')),
+              (select r.started_at from public.agent_autonomous_runs r
+               where r.tenant_id = $1 and r.id <> $2 and r.status in ('completed', 'partial', 'failed')
+               order by r.started_at desc limit 1),
               hourglass.now() - interval '1 hour')) m
             """);
         movement.Parameters.Add(new() { Value = context.TenantId });

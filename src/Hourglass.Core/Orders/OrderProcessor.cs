@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using Hourglass.Policies;
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -158,7 +159,11 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
         command.Parameters.Add(new() { Value = _options.BatchSize, NpgsqlDbType = NpgsqlDbType.Integer });
         command.Parameters.Add(new() { Value = (int)Math.Ceiling(_options.VisibilityTimeout.TotalSeconds), NpgsqlDbType = NpgsqlDbType.Integer });
         command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-        await command.PrepareAsync(cancellationToken);
+        if (ProductDataSource.MayPrepare(connection))
+        {
+            await command.PrepareAsync(cancellationToken);
+        }
+
         var claims = new List<Claim>(_options.BatchSize);
         var now = default(DateTimeOffset);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -262,7 +267,11 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
         Add(batch, LinesSql, Uuids(orderTenants), Uuids(orderIds));
         Add(batch, OrdersSql, Uuids(queueIds));
         Add(batch, PriceRulesSql, Uuids(orderTenants), Uuids(orderIds), Uuids(tenantIds));
-        await batch.PrepareAsync(cancellationToken);
+        if (ProductDataSource.MayPrepare(connection))
+        {
+            await batch.PrepareAsync(cancellationToken);
+        }
+
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
 
         var tenants = new Dictionary<Guid, TenantFacts>(tenantIds.Length);

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Hourglass.Policies;
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -250,7 +251,11 @@ internal static class OrderWriter
         var write = new NpgsqlBatchCommand(WriteSql);
         set.AddParameters(write.Parameters, workerId, runId, now);
         batch.BatchCommands.Add(write);
-        await batch.PrepareAsync(cancellationToken);
+        if (ProductDataSource.MayPrepare(connection))
+        {
+            await batch.PrepareAsync(cancellationToken);
+        }
+
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.NextResultAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))

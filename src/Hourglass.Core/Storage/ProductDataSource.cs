@@ -33,6 +33,13 @@ public static class ProductDataSource
         return builder.ConnectionString;
     }
 
+    /// <summary>
+    /// Whether statements may be prepared on <paramref name="connection"/>: only where its connection string lets Npgsql
+    /// prepare automatically (<c>Max Auto Prepare</c> above 0), which a transaction-mode pooler's must not.
+    /// </summary>
+    public static bool MayPrepare(NpgsqlConnection connection) =>
+        new NpgsqlConnectionStringBuilder(connection.ConnectionString).MaxAutoPrepare > 0;
+
     // Whether the string names the setting itself (NpgsqlConnectionStringBuilder.ContainsKey answers for any known keyword).
     private static bool SetsMaxAutoPrepare(string connectionString) =>
         new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()

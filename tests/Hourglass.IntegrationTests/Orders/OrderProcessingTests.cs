@@ -288,6 +288,26 @@ public sealed class OrderProcessingTests : IAsyncLifetime
         }
     }
 
+    [Theory]
+    [InlineData(0, false)]
+    [InlineData(128, true)]
+    public async Task Processor_PreparesItsStatementsOnlyWhereTheConnectionStringAllowsIt(int maxAutoPrepare, bool prepared)
+    {
+        // One server connection, so what the processor prepared is what the check sees. Max Auto Prepare=0 is how a
+        // transaction-mode pooler's connection string reads (Supavisor on 6543 has no prepared statements).
+        var builder = new NpgsqlConnectionStringBuilder(_database.ConnectionString) { MaxPoolSize = 1, MaxAutoPrepare = maxAutoPrepare, NoResetOnClose = true };
+        await using var source = NpgsqlDataSource.Create(builder.ConnectionString);
+        var order = await _w.PlaceAsync((_w.Widget, 3m, 10m, 0m));
+
+        var pass = await new OrderProcessor(source, new OrderProcessorOptions { WorkerId = "prepared" }).DrainAsync(_w.Tenant, null, 100, default);
+
+        Assert.Equal(1, pass.Validated);
+        Assert.Equal("validated", (await _w.QueueAsync(order)).Status);
+        await using var connection = await source.OpenConnectionAsync();
+        await using var count = new NpgsqlCommand("select count(*) from pg_catalog.pg_prepared_statements", connection);
+        Assert.Equal(prepared, (long)(await count.ExecuteScalarAsync())! > 0);
+    }
+
     [Fact]
     public async Task ConcurrentProcessors_EachOrderProcessedOnce()
     {
