@@ -27,6 +27,10 @@ internal static class OrderBenchmark
     private const double ThroughputGoal = 2_000;
     private const double RatioGoal = 0.5;
 
+    // The ratio goal restated against the same database work in plain SQL (docs/benchmarks.md, "orders": even that work,
+    // with no validation at all, runs at about a quarter of the trivial loop).
+    private const double SameWorkGoal = 0.8;
+
     private enum Variant
     {
         ProcessorOne,
@@ -369,8 +373,8 @@ internal static class OrderBenchmark
             $">= {RatioGoal.ToString("0.0", CultureInfo.InvariantCulture)}",
             ratio >= RatioGoal,
             [
-                $"**(b)/(f) = {F2(sameWork)}**, the processor against plain SQL doing the same reads and writes (4 processors each; no goal is set " +
-                $"for it); (a)/(e) = {F2(median[Variant.ProcessorOne] / median[Variant.SameWorkOne])} with 1 each",
+                $"(a)/(e) = {F2(median[Variant.ProcessorOne] / median[Variant.SameWorkOne])}, the processor against plain SQL doing the same reads and " +
+                "writes with 1 each",
                 "every processor and same-work run checked order by order against its plan: each order claimed and written once (claims = orders, no lost " +
                 "claims), no entry left pending or processing, queue status and host status (validated / on_hold) as planned, the planned fixes (count and " +
                 "types), the planned exception type, and exactly one outcome event (order_validated or order_exception) and one order_fixed event per fix; " +
@@ -395,6 +399,8 @@ internal static class OrderBenchmark
             [
                 new FurtherGoal($"(b) {Parallel} processors, orders/s", Bench.Format(median[Variant.ProcessorFour], "orders/s"),
                     $">= {ThroughputGoal.ToString("#,0", CultureInfo.InvariantCulture)}", median[Variant.ProcessorFour] >= ThroughputGoal),
+                new FurtherGoal("(b)/(f), against plain SQL doing the same reads and writes (the ratio goal restated)", F2(sameWork),
+                    $">= {SameWorkGoal.ToString("0.0", CultureInfo.InvariantCulture)}", sameWork >= SameWorkGoal),
             ],
         };
     }
