@@ -38,6 +38,36 @@ public sealed class OrderProcessingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ProcessorsSetting_SkipsTheQueueForTheProcessorsRole_NotForAMemberWhoSetsIt()
+    {
+        var order = await _w.PlaceAsync((_w.Widget, 1m, 10m, 0m));
+        await _w.ProcessAsync();
+        Assert.Equal("validated", (await _w.QueueAsync(order)).Status);
+
+        // A member changing a line under the processor's own setting: the order goes back to the queue all the same.
+        var member = await Db.AddMemberAsync(_w.Tenant);
+        Assert.Equal(1, await Db.AsUserAsync(member, async (c, t) =>
+        {
+            await TestDb.ScalarAsync(c, t, "select set_config('hourglass.order_processor', 'on', true)");
+            return await TestDb.ExecuteAsync(c, t, "update public.order_lines set quantity = 2 where order_id = $1", order);
+        }));
+        Assert.Equal("pending", (await _w.QueueAsync(order)).Status);
+
+        // The processor's own role under it: no re-queue (its fixes would otherwise queue every fixed order again).
+        await _w.ProcessAsync();
+        Assert.Equal("validated", (await _w.QueueAsync(order)).Status);
+        await using (var connection = await _database.DataSource.OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await TestDb.ScalarAsync(connection, transaction, "select set_config('hourglass.order_processor', 'on', true)");
+            await TestDb.ExecuteAsync(connection, transaction, "update public.order_lines set quantity = 3 where order_id = $1", order);
+            await transaction.CommitAsync();
+        }
+
+        Assert.Equal("validated", (await _w.QueueAsync(order)).Status);
+    }
+
+    [Fact]
     public async Task CleanOrder_ValidatedAllPassed_HostStatusAndEvent()
     {
         var order = await _w.PlaceAsync((_w.Widget, 3m, 10m, 0m), (_w.Gadget, 1m, 100m, 0m));
