@@ -24,6 +24,21 @@ public sealed class OrderWriterTests : IAsyncLifetime
 
     public Task DisposeAsync() => _database.DisposeAsync();
 
+    // Claims the tenant's pending entries as a processor named 'writer' would.
+    private async Task<List<(Guid Queue, Guid Order, long Token)>> ClaimAsync()
+    {
+        var claims = new List<(Guid Queue, Guid Order, long Token)>();
+        await using var claim = Db.DataSource.CreateCommand("select queue_id, order_id, claim_token from public.claim_orders('writer', 10, 300, $1)");
+        claim.Parameters.Add(new() { Value = _w.Tenant });
+        await using var reader = await claim.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            claims.Add((reader.GetGuid(0), reader.GetGuid(1), reader.GetInt64(2)));
+        }
+
+        return claims;
+    }
+
     [Fact]
     public async Task WriteAsync_OneOrderChangedAfterTheClaim_ItIsSkippedWholeAndTheOtherWritten()
     {
@@ -31,16 +46,7 @@ public sealed class OrderWriterTests : IAsyncLifetime
         var kept = await _w.PlaceAsync([(_w.Widget, 2m, 10m, 0m)], total: 99m, po: null);
         await Db.ExecuteAsync("update public.accounts set requires_po = true where id = $1", _w.Account);
         await Db.ExecuteAsync("update public.order_processing_queue set status = 'pending' where tenant_id = $1", _w.Tenant);
-        var claims = new List<(Guid Queue, Guid Order, long Token)>();
-        await using (var claim = Db.DataSource.CreateCommand("select queue_id, order_id, claim_token from public.claim_orders('writer', 10, 300, $1)"))
-        {
-            claim.Parameters.Add(new() { Value = _w.Tenant });
-            await using var reader = await claim.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                claims.Add((reader.GetGuid(0), reader.GetGuid(1), reader.GetInt64(2)));
-            }
-        }
+        var claims = await ClaimAsync();
 
         // Decided as the processor would: both get their totals fixed; the second also lacks its PO number.
         var outcomes = new List<OrderOutcome>();
@@ -91,16 +97,7 @@ public sealed class OrderWriterTests : IAsyncLifetime
         var first = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)], total: 99m);
         var second = await _w.PlaceAsync([(_w.Widget, 2m, 10m, 0m)], total: 99m);
         await Db.ExecuteAsync("update public.order_processing_queue set status = 'pending' where tenant_id = $1", _w.Tenant);
-        var claims = new List<(Guid Queue, Guid Order, long Token)>();
-        await using (var claim = Db.DataSource.CreateCommand("select queue_id, order_id, claim_token from public.claim_orders('writer', 10, 300, $1)"))
-        {
-            claim.Parameters.Add(new() { Value = _w.Tenant });
-            await using var reader = await claim.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                claims.Add((reader.GetGuid(0), reader.GetGuid(1), reader.GetInt64(2)));
-            }
-        }
+        var claims = await ClaimAsync();
 
         var outcomes = claims.Select(c => OrderDecider.Decide(Snapshot(c.Queue, c.Order, c.Token, c.Order == first ? 1m : 2m, "PO-1"),
             PolicyStore.BuiltIn, TimeZoneInfo.Utc, OrderWorld.Now)).ToList();
