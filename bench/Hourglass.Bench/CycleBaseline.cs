@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Hourglass.Insights;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -46,12 +47,16 @@ internal sealed record CycleDocuments(
 
 /// <summary>
 /// One worker's cycles as plain SQL: the statements <c>CycleWorker.RunOnceAsync</c> and <c>CycleEngine.RunAsync</c>
-/// execute with the production composition (<c>EngagementCompliancePart</c>, <c>TouchTaskPart</c> and its
-/// handler, allow-all policy), in the same order, with the same parameters and the same transactions, on one
-/// connection held for the whole run, tenants one after another. Each statement's time is summed by name, to
-/// show where a cycle's time goes. The SQL texts are copied from CycleWorker.cs, CycleEngine.cs,
-/// TenantLease.cs, FencedDatabase.cs, EngagementCompliancePart.cs and TouchTaskPart.cs; the benchmark compares
-/// what this class sends with what the worker sends (Npgsql's trace) and fails when they differ.
+/// execute with the production composition (<c>CycleComposition.CreateEngine</c>: the parts Insights, Approvals,
+/// Engagement, Touches and Orders, the touch handler, the document policy enforcer), in the same order, with the same
+/// transactions and batches (a fenced single statement is one batch of the fence and the statement), on one
+/// connection held for the whole run, tenants one after another. Each statement's time is summed by name, to show
+/// where a cycle's time goes. The SQL texts are copied from src/Hourglass.Core (Cycles, Insights, Orders, Policies,
+/// Engagement); the benchmark compares what this class sends with what the worker sends (Npgsql's trace) and fails
+/// when they differ. What it does not do: fold events into detector states, decide orders, or evaluate policies in
+/// memory. The benchmark's hours bring no new events and no new orders (the loader processed them), which this class
+/// checks as it reads (it throws if a page of events, a claimed order or a due time sweep turns up); every action is
+/// recorded as allowed, without findings, and the trace check would see a violation or approval the worker wrote.
 /// </summary>
 internal sealed class CycleBaseline
 {
@@ -108,47 +113,151 @@ internal sealed class CycleBaseline
         where t.id = $1
         """;
 
-    // FencedDatabase.InTransactionAsync, first in every write transaction.
+    // FencedDatabase: first in every fenced transaction, and first in every fenced single-statement batch.
     private const string AssertSql = "select public.assert_lock_token($1, $2)";
 
-    // CycleEngine.StartRunAsync.
+    // CycleEngine.StartRunAsync (a fenced batch).
     private const string InsertRunSql = """
         insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, worker_id, lock_token, cycle_metrics)
         values ($1, 'running', $2, $3, $4, $5, $6, $7) returning id
         """;
 
-    // Plan: EngagementCompliancePart.ProposeAsync (fenced), TouchTaskPart.ProposeAsync, CycleEngine.CountActionsTodayAsync.
+    // Plan, Insights: InsightsEngine.RunAsync (frontier, clock, tenant zone; per detector its watermark, its pages of
+    // events, the watermark written when it moved), then InsightsPart's attribute_strategy_outcomes.
+    private const string FrontierSql = "select hourglass.advance_event_frontier()";
+
+    private const string ClockSql = "select hourglass.now()";
+
+    private const string TenantZoneSql = "select timezone from public.tenants where id = $1";
+
+    private const string WatermarkSql = "select watermark_seq, time_swept_at from public.insight_detector_state where tenant_id = $1 and detector = $2";
+
+    private const string PageSettingSql = "set local enable_indexscan = off";
+
+    private const string PageSql = """
+        select seq, id, event_type, entity_type, entity_id, occurred_at, payload::text
+        from public.warehouse_events
+        where tenant_id = $1 and seq > $2 and seq <= $3 and event_type = any($4)
+        order by seq limit $5
+        """;
+
+    private const string MarkSql = """
+        insert into public.insight_detector_state as d (tenant_id, detector, watermark_seq, events_processed, last_run_at, updated_at)
+        values ($1, $2, $3, $4, $5, $5)
+        on conflict (tenant_id, detector) do update set
+          watermark_seq = greatest(d.watermark_seq, excluded.watermark_seq), events_processed = d.events_processed + excluded.events_processed,
+          last_run_at = excluded.last_run_at, updated_at = excluded.updated_at
+        """;
+
+    private const string AttributeSql = "select * from public.attribute_strategy_outcomes($1)";
+
+    // InsightsEngine's defaults, as the part constructs it.
+    private const int EventPageSize = 10_000;
+    private const long MaxEventsPerCycle = 500_000;
+
+    // Plan, Approvals: ApprovalPart.ProposeAsync (a fenced transaction, then the approved actions).
+    private const string ExpireApprovalsSql = """
+        update public.cards set status = 'expired', updated_at = hourglass.now()
+        where tenant_id = $1 and kind = 'approval' and status = 'open' and due_at < hourglass.now()
+        """;
+
+    private const string ApprovedSql = """
+        select k.id, k.payload::text, k.completed_by
+        from public.cards k
+        where k.tenant_id = $1 and k.kind = 'approval' and k.status = 'done' and k.completed_at > hourglass.now() - interval '7 days'
+          and k.payload -> 'approval' ->> 'decision' = 'approved'
+          and not exists (select 1 from public.agent_actions a
+                          where a.tenant_id = k.tenant_id and a.idempotency_key = k.payload ->> 'action_key' and a.status = 'succeeded')
+        order by k.completed_at
+        """;
+
+    // Plan, Engagement: EngagementCompliancePart.ProposeAsync (a fenced transaction).
     private const string RefreshSql = "select public.refresh_engagement_compliance($1)";
 
+    // Plan, Touches: TouchTaskPart.ProposeAsync (the strategies; none active here, so no policy, declines or caps read).
+    private const string StrategiesSql = """
+        select strategy_key, name, applies_to::text, action_template::text, usage_count, success_count
+        from public.success_strategies
+        where tenant_id = $1 and is_active and action_template ->> 'kind' in ('touch_task', 'send_message')
+        order by strategy_key
+        """;
+
     private const string QueueSql = """
-        select c.entity_type, c.entity_id, a.id, a.owner_user_id, c.compliance_status, c.days_overdue, c.next_touch_due,
-               c.priority_score, coalesce(c.priority_reason, c.compliance_status), coalesce(k.name, a.name)
-        from public.engagement_clocks c
-        left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
-        left join public.accounts a on a.tenant_id = c.tenant_id and a.id = case c.entity_type when 'account' then c.entity_id else k.account_id end
-        where c.tenant_id = $1 and c.compliance_status <> 'compliant'
-          and not exists (
-            select 1 from public.cards o
-            where o.tenant_id = c.tenant_id and o.kind = 'touch_task' and o.status = 'open'
-              and o.entity_type = c.entity_type and o.entity_id = c.entity_id)
-        order by c.priority_score desc, c.next_touch_due, c.id
-        limit $2
+        select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
+               q.priority_score, coalesce(q.priority_reason, q.compliance_status), coalesce(k.name, a.name), a.tier, a.segment, a.name,
+               k.timezone, a.timezone
+        from hourglass.touch_candidates($1, $2, true) q
+        left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+        left join public.accounts a on a.tenant_id = $1 and a.id = q.account_id
+        order by q.priority_score desc, q.next_touch_due, q.clock_id
         """;
 
     private const int QueueDepth = 200;
+
+    // Plan, Orders: OrderProcessor.DrainAsync (approvals decided, then claims until the queue is empty).
+    private const string RequeueSql = """
+        update public.order_processing_queue q set status = 'pending', updated_at = hourglass.now()
+        where q.status = 'needs_approval' and ($1::uuid is null or q.tenant_id = $1)
+          and exists (select 1 from public.cards k
+                      where k.tenant_id = q.tenant_id and k.kind = 'approval' and k.status in ('done', 'dismissed')
+                        and k.payload ->> 'action_key' = 'order-release/' || q.id::text and k.completed_at >= q.updated_at)
+        """;
+
+    private const string ClaimOrdersSql = """
+        select c.queue_id, c.tenant_id, c.order_id, c.claim_token, c.auto_fix_attempts, c.max_auto_fix_attempts,
+               c.credit_override_by, c.credit_override_reason, (select hourglass.now())
+        from public.claim_orders($1, $2, $3, $4) c
+        """;
+
+    // OrderProcessorOptions' defaults.
+    private const int OrderBatchSize = 100;
+    private const int OrderVisibilitySeconds = 300;
 
     private const string CountActionsSql = """
         select count(*) from public.agent_actions
         where tenant_id = $1 and status = 'succeeded' and completed_at >= $2 and hour_bucket <> $3
         """;
 
-    // CycleEngine.SavePhaseAsync after Plan, Act and React; the engine fills in the column from its constants.
+    // CycleEngine.SavePhaseAsync after Plan, Act and React (a fenced batch); the engine fills in the column from its constants.
     private const string SavePhaseTemplate =
         "update public.agent_autonomous_runs set {column} = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1";
 
     private static readonly string s_savePlanSql = SavePhaseTemplate.Replace("{column}", "plan_output", StringComparison.Ordinal);
     private static readonly string s_saveActSql = SavePhaseTemplate.Replace("{column}", "act_output", StringComparison.Ordinal);
     private static readonly string s_saveReactSql = SavePhaseTemplate.Replace("{column}", "react_output", StringComparison.Ordinal);
+
+    // Act, once: DocumentPolicyEnforcer.PrepareAsync (the policy in force, the week's touches, the targets' facts).
+    private const string PolicySql = """
+        select version, document::text, created_by, created_at from public.tenant_policy_documents
+        where tenant_id = $1 and ($2::integer is null or version = $2)
+        order by version desc limit 1
+        """;
+
+    private const string PolicyHistorySql = """
+        select completed_at, target_id,
+               case kind when 'touch_task' then 'task' else coalesce(payload ->> 'channel', result ->> 'channel', 'email') end
+        from public.agent_actions
+        where tenant_id = $1 and status = 'succeeded' and kind in ('touch_task', 'send_message')
+          and completed_at > $2 - interval '7 days' and completed_at <= $2
+          and ($3::timestamptz is null or hour_bucket <> $3)
+        order by completed_at
+        """;
+
+    private const string PolicyFactsSql = """
+        select s.id, k.timezone, a.timezone,
+               case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
+                    when k.do_not_contact then 'the contact is marked do-not-contact'
+                    when a.do_not_contact then 'the account is marked do-not-contact' end,
+               coalesce(a.credit_hold, false),
+               exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
+                         and o.entity_id = s.id)
+               or exists (select 1 from public.message_outbox m where m.tenant_id = $1 and m.status in ('pending', 'sending')
+                         and (m.payload ->> 'target_id') = s.id::text),
+               (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
+        from unnest($2::uuid[]) s(id)
+        left join public.contacts k on k.tenant_id = $1 and k.id = s.id
+        left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
+        """;
 
     // Act, per action: CycleEngine.ReadPauseAsync, then ExecuteOnceAsync's fenced transaction: the ledger row
     // locked, TouchTaskHandler's card, the ledger upsert.
@@ -181,20 +290,58 @@ internal sealed class CycleBaseline
         where a.status <> 'succeeded'
         """;
 
-    // React: CycleEngine.ReactAsync (no part reacts in the production composition).
+    // React: CycleEngine.ReactAsync, then InsightsPart.ReactAsync (the only part that reacts).
     private const string PreviousRunSql = """
-        select max(started_at) from public.agent_autonomous_runs
+        select started_at from public.agent_autonomous_runs
         where tenant_id = $1 and id <> $2 and status in ('completed', 'partial')
           and coalesce((cycle_metrics ->> 'dry_run')::boolean, false) = false
+        order by started_at desc
+        limit 1
         """;
 
-    // Reflect: EngagementCompliancePart.MeasureAsync, CycleEngine.PreviousMetricsAsync and ReflectAsync.
+    private const string PatternsSql = """
+        select p.id, p.entity_type, p.entity_id, p.pattern_type, p.pattern_data::text, p.confidence, p.evidence_count,
+               coalesce(k.name, a.name, p.entity_id::text),
+               array(select e.id::text from public.warehouse_events e
+                     where e.tenant_id = p.tenant_id and e.entity_id = p.entity_id order by e.occurred_at desc limit 3)
+        from public.client_patterns p
+        left join public.contacts k on p.entity_type = 'contact' and k.tenant_id = p.tenant_id and k.id = p.entity_id
+        left join public.accounts a on p.entity_type = 'account' and a.tenant_id = p.tenant_id and a.id = p.entity_id
+        where p.tenant_id = $1 and p.is_active and p.last_confirmed_at >= $2
+        order by p.confidence desc, p.id
+        limit 5
+        """;
+
+    // Reflect: the parts' MeasureAsync in the composition's order (Insights, Engagement and its movement, Orders),
+    // CycleEngine.PreviousMetricsAsync, then the reflection (a fenced batch).
+    private const string InsightsMeasureSql = """
+        select (select count(*) from public.client_patterns where tenant_id = $1 and is_active),
+               (select coalesce(sum(usage_count), 0)::bigint from public.success_strategies where tenant_id = $1),
+               (select coalesce(sum(success_count), 0)::bigint from public.success_strategies where tenant_id = $1)
+        """;
+
     private const string MeasureSql = """
         select count(*),
                count(*) filter (where compliance_status = 'compliant'),
                count(*) filter (where compliance_status = 'due_soon'),
                count(*) filter (where compliance_status = 'overdue')
         from public.engagement_clocks where tenant_id = $1
+        """;
+
+    private const string MovementSql = """
+        select m.newly_overdue, m.recovered
+        from public.engagement_movement($1, coalesce(
+          (select r.started_at from public.agent_autonomous_runs r
+           where r.tenant_id = $1 and r.id <> $2 and r.status in ('completed', 'partial', 'failed')
+           order by r.started_at desc limit 1),
+          hourglass.now() - interval '1 hour')) m
+        """;
+
+    private const string OrdersMeasureSql = """
+        select count(*) filter (where q.status = 'pending'),
+               count(*) filter (where q.status = 'needs_approval'),
+               (select count(*) from public.order_processing_exceptions e where e.tenant_id = $1 and e.resolution_status in ('open', 'in_review'))
+        from public.order_processing_queue q where q.tenant_id = $1
         """;
 
     private const string PreviousMetricsSql = """
@@ -212,7 +359,7 @@ internal sealed class CycleBaseline
           hypotheses = excluded.hypotheses, insights = excluded.insights, summary = excluded.summary
         """;
 
-    // CycleEngine.FinishRunAsync.
+    // CycleEngine.FinishRunAsync (a fenced batch).
     private const string FinishSql = """
         update public.agent_autonomous_runs
         set status = $2, error = $3, reflect_output = $4, completed_at = $5, actions_planned = $6, actions_taken = $7,
@@ -245,10 +392,12 @@ internal sealed class CycleBaseline
     public static readonly string[] StatementOrder =
     [
         "reap (per pass)", "claim (per pass)", "acquire_tenant_lease", "load tenant", "assert_lock_token", "insert run",
-        "refresh_engagement_compliance", "touch queue", "count actions today", "update run (plan, act, react)",
-        "pause check (per action)", "savepoint (per action)", "ledger lock (per action)", "card insert (per action)", "ledger upsert (per action)",
-        "previous run", "measure clocks", "previous metrics", "reflection upsert", "finish run", "commit", "release_tenant_lock",
-        "complete claim",
+        "insights: frontier, clock, zone", "insights: watermarks (per detector)", "insights: event pages", "insights: watermark write",
+        "attribute_strategy_outcomes", "approvals: expire", "approvals: approved", "refresh_engagement_compliance", "strategies",
+        "touch candidates", "orders: requeue decided", "orders: claim", "count actions today", "update run (plan, act, react)",
+        "policy: document, history, facts", "pause check (per action)", "savepoint (per action)", "ledger lock (per action)",
+        "card insert (per action)", "ledger upsert (per action)", "previous run", "insights: patterns (react)", "measure (insights, clocks, movement, orders)",
+        "previous metrics", "reflection upsert", "finish run", "commit", "release_tenant_lock", "complete claim",
     ];
 
     private readonly CycleDocuments _documents;
@@ -261,6 +410,9 @@ internal sealed class CycleBaseline
 
     // Ticks counted by timed steps inside the one being timed, so each step counts only its own time.
     private long _nested;
+
+    // Rows the last fenced batch's statement affected.
+    private int _lastRecordsAffected;
 
     /// <param name="documents">The JSON a real run of the same workload wrote, sent again by every baseline cycle.</param>
     /// <param name="leaseMinutes">As the worker's <c>LeaseMinutes</c>.</param>
@@ -339,21 +491,61 @@ internal sealed class CycleBaseline
         });
 
         var metrics = $$"""{"dry_run":false,"hour_bucket":"{{hour:O}}","covered_hours":["{{hour:O}}"]}""";
-        var runId = await FencedAsync(connection, tenant, token, "insert run", transaction =>
-            ScalarAsync(connection, transaction, InsertRunSql, cancellationToken, tenant, "schedule", hour, Now(), workerId, token, Jsonb(metrics)),
-            cancellationToken) as Guid? ?? throw new HourglassException("cycles: the baseline's run insert returned no id.");
+        var runId = await FencedBatchAsync(connection, tenant, token, "insert run", InsertRunSql, cancellationToken,
+            tenant, "schedule", hour, Now(), workerId, token, Jsonb(metrics)) as Guid?
+            ?? throw new HourglassException("cycles: the baseline's run insert returned no id.");
 
-        // Plan.
+        // Plan: Insights, Approvals, Engagement, Touches, Orders, in the composition's order.
+        await InsightsAsync(connection, tenant, cancellationToken);
+        await TimedAsync("attribute_strategy_outcomes", () => ExecuteAsync(connection, null, AttributeSql, cancellationToken, tenant));
+        await FencedAsync(connection, tenant, token, "approvals: expire",
+            transaction => ExecuteAsync(connection, transaction, ExpireApprovalsSql, cancellationToken, tenant), cancellationToken);
+        var approved = await TimedAsync("approvals: approved", () => ReadAllAsync(connection, ApprovedSql, cancellationToken, tenant));
+        if (approved > 0)
+        {
+            throw new HourglassException($"cycles: tenant {tenant} has approved actions to run; the baseline does not mirror them.");
+        }
+
         await FencedAsync(connection, tenant, token, "refresh_engagement_compliance",
             transaction => ScalarAsync(connection, transaction, RefreshSql, cancellationToken, tenant), cancellationToken);
-        var touches = await TimedAsync("touch queue", () => QueueAsync(connection, tenant, cancellationToken));
+        if (await TimedAsync("strategies", () => ReadAllAsync(connection, StrategiesSql, cancellationToken, tenant)) > 0)
+        {
+            throw new HourglassException($"cycles: tenant {tenant} has active strategies; the baseline does not mirror choosing among them.");
+        }
+
+        var touches = await TimedAsync("touch candidates", () => QueueAsync(connection, tenant, cancellationToken));
+        await TimedAsync("orders: requeue decided", () => ExecuteAsync(connection, null, RequeueSql, cancellationToken,
+            new NpgsqlParameter { Value = tenant, NpgsqlDbType = NpgsqlDbType.Uuid }));
+        var claimedOrders = await TimedAsync("orders: claim", () => ReadAllAsync(connection, ClaimOrdersSql, cancellationToken,
+            new NpgsqlParameter { Value = $"cycle:{runId}", NpgsqlDbType = NpgsqlDbType.Text },
+            new NpgsqlParameter { Value = OrderBatchSize, NpgsqlDbType = NpgsqlDbType.Integer },
+            new NpgsqlParameter { Value = OrderVisibilitySeconds, NpgsqlDbType = NpgsqlDbType.Integer },
+            new NpgsqlParameter { Value = tenant, NpgsqlDbType = NpgsqlDbType.Uuid }));
+        if (claimedOrders > 0)
+        {
+            throw new HourglassException($"cycles: tenant {tenant} had {claimedOrders} orders queued; the baseline does not decide orders.");
+        }
+
         var midnight = new DateTimeOffset(Now().UtcDateTime.Date, TimeSpan.Zero);
         var takenToday = (long)(await TimedAsync("count actions today",
             () => ScalarAsync(connection, null, CountActionsSql, cancellationToken, tenant, midnight, hour)))!;
         var selected = touches.OrderByDescending(t => t.Priority).Take((int)Math.Min(perCycle, Math.Max(0, perDay - takenToday))).ToList();
         await SavePhaseAsync(connection, tenant, token, s_savePlanSql, runId, _documents.PlanOutput, cancellationToken);
 
-        // Act.
+        // Act: the policy's document, the week's touches and the targets' facts once, then each action.
+        var now = Now();
+        await TimedAsync("policy: document, history, facts", async () =>
+        {
+            await ReadAllAsync(connection, PolicySql, cancellationToken, tenant, new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+            await ReadAllAsync(connection, PolicyHistorySql, cancellationToken, tenant, now,
+                new NpgsqlParameter { Value = hour, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            if (selected.Count > 0)
+            {
+                await ReadAllAsync(connection, PolicyFactsSql, cancellationToken, tenant, selected.Select(t => t.EntityId).Distinct().ToArray());
+            }
+
+            return 0;
+        });
         if (_actInOneTransaction && selected.Count > 0)
         {
             await ActInOneTransactionAsync(connection, tenant, token, runId, hour, selected, cancellationToken);
@@ -371,18 +563,27 @@ internal sealed class CycleBaseline
         await SavePhaseAsync(connection, tenant, token, s_saveActSql, runId, _documents.ActOutput, cancellationToken);
 
         // React.
-        await TimedAsync("previous run", () => ScalarAsync(connection, null, PreviousRunSql, cancellationToken, tenant, runId));
+        var since = await TimedAsync("previous run", () => ScalarAsync(connection, null, PreviousRunSql, cancellationToken, tenant, runId));
+        await TimedAsync("insights: patterns (react)", () => ReadAllAsync(connection, PatternsSql, cancellationToken, tenant,
+            since is DateTime last ? new DateTimeOffset(last) : now.AddHours(-1)));
         await SavePhaseAsync(connection, tenant, token, s_saveReactSql, runId, _documents.ReactOutput, cancellationToken);
 
         // Reflect.
-        await TimedAsync("measure clocks", () => ReadRowAsync(connection, MeasureSql, cancellationToken, tenant));
+        await TimedAsync("measure (insights, clocks, movement, orders)", async () =>
+        {
+            await ReadAllAsync(connection, InsightsMeasureSql, cancellationToken, tenant);
+            await ReadAllAsync(connection, MeasureSql, cancellationToken, tenant);
+            await ReadAllAsync(connection, MovementSql, cancellationToken, tenant, runId);
+            await ReadAllAsync(connection, OrdersMeasureSql, cancellationToken, tenant);
+            return 0;
+        });
         await TimedAsync("previous metrics", () => ScalarAsync(connection, null, PreviousMetricsSql, cancellationToken, tenant, hour));
-        await FencedAsync(connection, tenant, token, "reflection upsert", transaction => ExecuteAsync(connection, transaction, ReflectionSql, cancellationToken,
+        await FencedBatchAsync(connection, tenant, token, "reflection upsert", ReflectionSql, cancellationToken,
             tenant, runId, hour, Jsonb(_documents.WhatWeDid), Jsonb(_documents.WhatMoved), Jsonb(_documents.WhatGotBlocked),
-            Jsonb(_documents.WhatWeWillTryNext), Jsonb(_documents.Hypotheses), Jsonb(_documents.Insights), _documents.Summary), cancellationToken);
-        var finished = await FencedAsync(connection, tenant, token, "finish run", transaction => ExecuteAsync(connection, transaction, FinishSql, cancellationToken,
-            runId, "completed", Text(null), Jsonb(_documents.ReflectOutput), Now(), selected.Count, selected.Count, 0, Jsonb(_documents.Phases)), cancellationToken);
-        if (finished != 1)
+            Jsonb(_documents.WhatWeWillTryNext), Jsonb(_documents.Hypotheses), Jsonb(_documents.Insights), _documents.Summary);
+        await FencedBatchAsync(connection, tenant, token, "finish run", FinishSql, cancellationToken,
+            runId, "completed", Text(null), Jsonb(_documents.ReflectOutput), Now(), selected.Count, selected.Count, 0, Jsonb(_documents.Phases));
+        if (_lastRecordsAffected != 1)
         {
             throw new HourglassException($"cycles: the baseline's run {runId} was no longer running when it finished.");
         }
@@ -390,6 +591,81 @@ internal sealed class CycleBaseline
         await TimedAsync("release_tenant_lock", () => ScalarAsync(connection, null, ReleaseSql, cancellationToken, tenant, workerId));
         await TimedAsync("complete claim", () => ReadRowAsync(connection, CompleteSql, cancellationToken,
             tenant, workerId, hour, hour.AddHours(1), false, Now(), Text(null)));
+    }
+
+    // InsightsEngine.RunAsync with the default detectors: the frontier, the clock, the tenant's zone; per detector its
+    // watermark and, when the frontier is past it, its pages of events (sized as the engine sizes them) and the new
+    // watermark. The benchmark's hours bring no new events for the standard tenants and their time sweep is not due
+    // (the loader ran the detectors): anything else is folding the baseline does not do, and it says so.
+    private async Task InsightsAsync(NpgsqlConnection connection, Guid tenant, CancellationToken cancellationToken)
+    {
+        var (frontier, now) = await TimedAsync("insights: frontier, clock, zone", async () =>
+        {
+            var f = (long)(await ScalarAsync(connection, null, FrontierSql, cancellationToken))!;
+            var n = new DateTimeOffset((DateTime)(await ScalarAsync(connection, null, ClockSql, cancellationToken))!, TimeSpan.Zero);
+            await ScalarAsync(connection, null, TenantZoneSql, cancellationToken, tenant);
+            return (f, n);
+        });
+        foreach (var detector in InsightsEngine.DefaultDetectors)
+        {
+            var (start, sweptAt) = await TimedAsync("insights: watermarks (per detector)", async () =>
+            {
+                await using var command = Command(connection, null, WatermarkSql, [tenant, detector.Name]);
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                return await reader.ReadAsync(cancellationToken)
+                    ? (reader.GetInt64(0), reader.IsDBNull(1) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(1))
+                    : (0L, null);
+            });
+            if (detector.TimeDependentPatterns.Count > 0 && (sweptAt is not { } swept || now - swept >= InsightsEngine.DefaultTimeSweepInterval))
+            {
+                throw new HourglassException($"cycles: the {detector.Name} time sweep is due for tenant {tenant}; the baseline does not evaluate patterns.");
+            }
+
+            var watermark = start;
+            long span = EventPageSize;
+            while (watermark < frontier)
+            {
+                var upper = watermark + Math.Min(span, frontier - watermark);
+                var events = await TimedAsync("insights: event pages", async () =>
+                {
+                    await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                    await ExecuteAsync(connection, transaction, PageSettingSql, cancellationToken);
+                    await using var command = Command(connection, transaction, PageSql,
+                        [tenant, watermark, upper, detector.EventTypes.ToArray(), (int)Math.Min(EventPageSize, MaxEventsPerCycle)]);
+                    var count = 0;
+                    await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+                    {
+                        while (await reader.ReadAsync(cancellationToken))
+                        {
+                            count++;
+                        }
+                    }
+
+                    await transaction.CommitAsync(cancellationToken);
+                    return count;
+                });
+                if (events > 0)
+                {
+                    throw new HourglassException($"cycles: tenant {tenant} has {events} new events for {detector.Name}; the baseline does not fold events.");
+                }
+
+                // As the engine: an empty page covered its whole range, and the next range is 8 times as wide.
+                var covered = upper - watermark;
+                span = covered > long.MaxValue / 8 ? long.MaxValue : covered * 8;
+                watermark = upper;
+            }
+
+            if (watermark > start)
+            {
+                await TimedAsync("insights: watermark write", async () =>
+                {
+                    await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                    await ExecuteAsync(connection, transaction, MarkSql, cancellationToken, tenant, detector.Name, watermark, 0L, now);
+                    await transaction.CommitAsync(cancellationToken);
+                    return 0;
+                });
+            }
+        }
     }
 
     private async Task<List<Touch>> QueueAsync(NpgsqlConnection connection, Guid tenant, CancellationToken cancellationToken)
@@ -463,9 +739,41 @@ internal sealed class CycleBaseline
         });
     }
 
-    private Task SavePhaseAsync(NpgsqlConnection connection, Guid tenant, long token, string sql, Guid runId, string output, CancellationToken cancellationToken) =>
-        FencedAsync(connection, tenant, token, "update run (plan, act, react)",
-            transaction => ExecuteAsync(connection, transaction, sql, cancellationToken, runId, Jsonb(output), Jsonb(_documents.Phases)), cancellationToken);
+    private Task<object?> SavePhaseAsync(NpgsqlConnection connection, Guid tenant, long token, string sql, Guid runId, string output, CancellationToken cancellationToken) =>
+        FencedBatchAsync(connection, tenant, token, "update run (plan, act, react)", sql, cancellationToken, runId, Jsonb(output), Jsonb(_documents.Phases));
+
+    // As FencedDatabase.ExecuteAsync: the fence and the statement as one batch (one implicit transaction, one round trip).
+    // Returns the statement's first value; its rows affected are left in _lastRecordsAffected. The batch's time is
+    // counted under name.
+    private Task<object?> FencedBatchAsync(NpgsqlConnection connection, Guid tenant, long token, string name, string sql,
+        CancellationToken cancellationToken, params object[] parameters) =>
+        TimedAsync(name, async () =>
+        {
+            await using var batch = new NpgsqlBatch(connection);
+            var fence = new NpgsqlBatchCommand(AssertSql);
+            fence.Parameters.Add(new NpgsqlParameter { Value = tenant });
+            fence.Parameters.Add(new NpgsqlParameter { Value = token });
+            batch.BatchCommands.Add(fence);
+            var statement = new NpgsqlBatchCommand(sql);
+            foreach (var parameter in parameters)
+            {
+                statement.Parameters.Add(parameter as NpgsqlParameter ?? new NpgsqlParameter { Value = parameter });
+            }
+
+            batch.BatchCommands.Add(statement);
+            object? value;
+            await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
+            {
+                await reader.NextResultAsync(cancellationToken);
+                value = await reader.ReadAsync(cancellationToken) && reader.FieldCount > 0 && !reader.IsDBNull(0) ? reader.GetValue(0) : null;
+                while (await reader.NextResultAsync(cancellationToken))
+                {
+                }
+            }
+
+            _lastRecordsAffected = statement.RecordsAffected;
+            return value;
+        });
 
     // As FencedDatabase.InTransactionAsync: BEGIN (sent by Npgsql with the first statement), the fence, the work, COMMIT.
     // The work's time is counted under name, less what it counted under names of its own.
@@ -526,6 +834,22 @@ internal sealed class CycleBaseline
         await using var command = Command(connection, transaction, sql, parameters);
         var value = await command.ExecuteScalarAsync(cancellationToken);
         return value is DBNull ? null : value;
+    }
+
+    // Reads every row's columns, as the parts do with their readers; returns the rows.
+    private static async Task<int> ReadAllAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params object[] parameters)
+    {
+        await using var command = Command(connection, null, sql, parameters);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = 0;
+        var values = new object[reader.FieldCount];
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            reader.GetValues(values);
+            rows++;
+        }
+
+        return rows;
     }
 
     // Reads the first row's columns, as the engine does with its readers.

@@ -1,3 +1,5 @@
+using Hourglass.Insights;
+using Hourglass.Orders;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -118,13 +120,51 @@ internal static class CycleBenchData
         return tenants;
     }
 
+    /// <summary>
+    /// The backlog a cycle would find on a tenant's first hour, processed before anything is measured: every queued order
+    /// decided and written (<see cref="OrderProcessor.DrainAsync"/>, which logs events of its own), then the detectors run
+    /// over every event (<see cref="InsightsEngine.RunAsync"/>, which also makes their time sweep). The measured hours then
+    /// bring no new orders and no new events: the Orders part finds an empty queue and the Insights part its watermarks at
+    /// the frontier, in the worker and in the baseline alike.
+    /// </summary>
+    public static async Task ProcessBacklogAsync(NpgsqlDataSource dataSource, Guid[] tenants, CancellationToken cancellationToken)
+    {
+        var processor = new OrderProcessor(dataSource, new OrderProcessorOptions { WorkerId = "bench-cycles-loader" });
+        foreach (var tenant in tenants)
+        {
+            await processor.DrainAsync(tenant, null, OrderPart.MaxOrdersPerCycle, cancellationToken);
+        }
+
+        // The frontier past every event the drain logged (it waits out a gap's writers), so no tenant's watermark is left
+        // behind events that another tenant's run would then find.
+        await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
+        {
+            var last = await Bench.ScalarAsync<long>(connection, "select coalesce(max(seq), 0) from public.warehouse_events", cancellationToken);
+            for (var attempt = 0; await Bench.ScalarAsync<long>(connection, "select hourglass.advance_event_frontier()", cancellationToken) < last; attempt++)
+            {
+                if (attempt == 100)
+                {
+                    throw new HourglassException("cycles: the event frontier did not reach the last event after the loader's order drain.");
+                }
+
+                await Task.Delay(100, cancellationToken);
+            }
+        }
+
+        var insights = new InsightsEngine(dataSource);
+        foreach (var tenant in tenants)
+        {
+            await insights.RunAsync(tenant, 500_000, cancellationToken);
+        }
+    }
+
     /// <summary>VACUUM ANALYZE of the tables the load wrote, so plans and visibility maps are as in a settled database.</summary>
     public static async Task SettleAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         foreach (var table in new[]
         {
             "tenants", "agent_tenant_schedules", "accounts", "contacts", "engagement_clocks", "products", "orders", "order_lines",
-            "order_processing_queue", "warehouse_events", "agent_autonomous_runs", "agent_hourly_reflections", "agent_tenant_locks",
+            "order_processing_queue", "warehouse_events", "client_patterns", "insight_detector_state", "agent_autonomous_runs", "agent_hourly_reflections", "agent_tenant_locks",
         })
         {
             await Bench.ExecuteAsync(connection, $"vacuum analyze public.{table}", cancellationToken);

@@ -260,18 +260,28 @@ internal static class CycleBenchmark
             $"{CycleBenchData.LinesPerOrder} lines each, all queued in order_processing_queue, and one day of warehouse_events " +
             $"({CycleBenchData.StandardEventsPerDay}). The other tenants are small ({CycleBenchData.SmallContacts} contacts) and not due. Every " +
             $"tenant has {CycleBenchData.HistoryHours} hours of history (completed runs and reflections). Loaded set-based " +
-            $"(`insert … select generate_series`; contacts get their clocks from the schema's trigger), then VACUUM ANALYZE: " +
-            $"{F(thousand.LoadSeconds, "0")} s, and {F(tenThousand.LoadSeconds, "0")} s for the copy and the extra tenants. " +
+            $"(`insert … select generate_series`; contacts get their clocks from the schema's trigger); then, untimed, the standard tenants' backlog " +
+            "is processed as their first cycles would: every queued order decided and written by the order processor, and the detectors run over " +
+            "every event (which also makes their time sweep, due again after 6 hours); then VACUUM ANALYZE: " +
+            $"{F(thousand.LoadSeconds, "0")} s, and {F(tenThousand.LoadSeconds, "0")} s for the copy and the extra tenants. The measured hours " +
+            "bring no new orders and no new events: each cycle's Orders part finds an empty queue, its Insights part its watermarks at the event " +
+            "frontier, and its approvals part nothing to expire or run; there are no success strategies, and the policy is the built-in default. " +
             "Before each round, untimed: the clocks are put back as a refresh an hour earlier left them (so a cycle's refresh has an " +
             "hour's changes to write), the hour's reflections, ledger rows and cycle-made cards are removed (so the cycle writes them " +
             "anew, as in a new hour), the tables the cycle writes are vacuumed, and the server checkpoints. A quiet hour: open touch cards exist for every clock that needed a " +
-            "touch an hour ago, so the cycle refreshes, plans, proposes nothing new and records the hour. A busy hour: no open cards, so " +
+            "touch an hour ago, so the cycle refreshes, plans, proposes only the touches of clocks that came due within the hour (about 4) and records " +
+            "the hour. A busy hour: no open cards, so " +
             "every cycle takes a full budget of 50 touches (a card and a ledger row each). A round runs each standard tenant once per " +
             $"database and workload, in slices ({QuietSlice} tenants quiet, {BusySlice} busy) made due at the top of the current hour and run to the end by one variant; " +
             "the variants take turns slice by slice and the two databases step by step, so all meet the same load from the rest of the " +
             "machine. Every run must end 'completed'; cycles/s = cycles / wall time. (a) sends a cycle's statements as plain SQL on one " +
-            "held connection, tenants in sequence; the statements it sends were checked against Npgsql's trace of the worker's, statement " +
-            "for statement. (b), (c), (d) and (g) are `CycleComposition.CreateEngine` + `CycleWorker.RunOnceAsync` until it returns 0; (d) " +
+            "held connection, tenants in sequence, in the worker's transactions and batches (a fenced single statement is one batch of " +
+            "assert_lock_token and the statement); the statements it sends were checked against Npgsql's trace of the worker's, statement " +
+            "for statement, both runs from the same state with the database clock frozen at the same instant. What (a) does not do is the " +
+            "worker's in-memory work: it folds no events, decides no orders and evaluates no policy (every action is recorded as allowed, " +
+            "as the default policy allowed every one here: a violation or approval card the worker wrote would fail the check); it stops " +
+            "with an error if a page of events, a claimed order, a due time sweep, an approved action or an active strategy turns up. " +
+            "(b), (c), (d) and (g) are `CycleComposition.CreateEngine` + `CycleWorker.RunOnceAsync` until it returns 0; (d) " +
             "and (g) are what-ifs: (b) and (c) on a data source with `No Reset On Close=true`; (f) is a what-if on (a): the Act phase in one fenced " +
             $"transaction with a savepoint per action, instead of one transaction and commit per action. {Rounds} rounds; median reported. (e) makes all " +
             $"{memory.Tenants:#,0} tenants of the larger database due for a quiet hour and runs one worker with default options " +
@@ -414,6 +424,7 @@ internal static class CycleBenchmark
                 {
                     await new Migrator(scale.DataSource).MigrateAsync(MigrationSource.Embedded(), cancellationToken);
                     scale.Standard = await CycleBenchData.LoadStandardAsync(connection, StandardTenants, cancellationToken);
+                    await CycleBenchData.ProcessBacklogAsync(scale.DataSource, scale.Standard, cancellationToken);
                     scale.All = [.. scale.Standard, .. await CycleBenchData.LoadSmallAsync(connection, tenants - StandardTenants, 1, cancellationToken)];
                 }
                 else
@@ -443,11 +454,25 @@ internal static class CycleBenchmark
         public async Task<string> WarmUpAsync(Workload workload, CancellationToken cancellationToken)
         {
             var name = workload.ToString().ToLowerInvariant();
-            await PrepareAsync(workload, Standard, cancellationToken);
-            await MakeDueAsync(Standard, cancellationToken);
+            // Both runs see the database clock frozen at the same instant (and the clocks restored as of an hour
+            // before it), so the same clocks come due in both: a clock that came due between the two runs would
+            // otherwise add an action to the second.
+            var at = DateTimeOffset.UtcNow;
+            await PrepareAsync(workload, Standard, cancellationToken, at);
             var workerId = $"bench-cycles-{name}-warm-up";
-            var worker = await StatementTrace.RecordAsync(() =>
-                RunWorkerAsync(new CycleWorker(Engine, new CycleWorkerOptions { WorkerId = workerId, MaxConcurrentCycles = 1, LeaseMinutes = LeaseMinutes }), cancellationToken));
+            IReadOnlyDictionary<string, int> worker;
+            await FreezeAsync(at, cancellationToken);
+            try
+            {
+                await MakeDueAsync(Standard, cancellationToken);
+                worker = await StatementTrace.RecordAsync(() =>
+                    RunWorkerAsync(new CycleWorker(Engine, new CycleWorkerOptions { WorkerId = workerId, MaxConcurrentCycles = 1, LeaseMinutes = LeaseMinutes }), cancellationToken));
+            }
+            finally
+            {
+                await FreezeAsync(null, CancellationToken.None);
+            }
+
             await VerifyAsync(workerId, Standard.Length, cancellationToken);
 
             await using (var connection = await DataSource.OpenConnectionAsync(cancellationToken))
@@ -462,12 +487,36 @@ internal static class CycleBenchmark
                 }
             }
 
-            await PrepareAsync(workload, Standard, cancellationToken);
-            await MakeDueAsync(Standard, cancellationToken);
+            await PrepareAsync(workload, Standard, cancellationToken, at);
             var baselineId = $"bench-cycles-{name}-warm-up-sql";
-            var baseline = await StatementTrace.RecordAsync(() => Baselines[workload]!.RunAsync(DataSource, baselineId, cancellationToken));
+            IReadOnlyDictionary<string, int> baseline;
+            await FreezeAsync(at, cancellationToken);
+            try
+            {
+                await MakeDueAsync(Standard, cancellationToken);
+                baseline = await StatementTrace.RecordAsync(() => Baselines[workload]!.RunAsync(DataSource, baselineId, cancellationToken));
+            }
+            finally
+            {
+                await FreezeAsync(null, CancellationToken.None);
+            }
+
             await VerifyAsync(baselineId, Standard.Length, cancellationToken);
             return StatementTrace.Compare($"{name} hour, {Tenants:#,0} tenants", worker, baseline, Standard.Length);
+        }
+
+        // The database clock (hourglass.now()) frozen at an instant, or (null) thawed.
+        private async Task FreezeAsync(DateTimeOffset? at, CancellationToken cancellationToken)
+        {
+            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
+            if (at is { } instant)
+            {
+                await Bench.ExecuteAsync(connection, "select hourglass.freeze_time($1)", cancellationToken, instant);
+            }
+            else
+            {
+                await Bench.ExecuteAsync(connection, "select hourglass.thaw_time()", cancellationToken);
+            }
         }
 
         /// <summary>What the quiet hour's cycles proposed, against the clocks that needed a touch and had no open card.</summary>
@@ -495,10 +544,11 @@ internal static class CycleBenchmark
         /// Untimed, before a round: the clocks as an hourly refresh an hour ago left them, none of the hour's
         /// reflections, ledger rows or cycle-made cards, and (quiet) an open card for every clock then needing a touch.
         /// </summary>
-        public async Task PrepareAsync(Workload workload, Guid[] tenants, CancellationToken cancellationToken)
+        public async Task PrepareAsync(Workload workload, Guid[] tenants, CancellationToken cancellationToken, DateTimeOffset? at = null)
         {
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
-            await Bench.ExecuteAsync(connection, "select hourglass.freeze_time(now() - interval '1 hour')", cancellationToken);
+            await Bench.ExecuteAsync(connection, "select hourglass.freeze_time($1::timestamptz - interval '1 hour')", cancellationToken,
+                at ?? DateTimeOffset.UtcNow);
             try
             {
                 await Bench.ExecuteAsync(connection, "select sum(public.refresh_engagement_compliance(t)) from unnest($1::uuid[]) t", cancellationToken, tenants);
@@ -541,13 +591,13 @@ internal static class CycleBenchmark
                 cancellationToken);
         }
 
-        // Due at the top of the current hour: an hourly cron's occurrence. (next_due_at = now() would find no
+        // Due at the top of the current hour (by the database clock, frozen or not): an hourly cron's occurrence. (next_due_at = now() would find no
         // occurrence between it and now, and the worker would only move the schedule on, running no cycle.)
         public async Task MakeDueAsync(Guid[] tenants, CancellationToken cancellationToken)
         {
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
             await Bench.ExecuteAsync(connection,
-                "update public.agent_tenant_schedules set next_due_at = pg_catalog.date_trunc('hour', now(), 'UTC') where tenant_id = any ($1)",
+                "update public.agent_tenant_schedules set next_due_at = pg_catalog.date_trunc('hour', hourglass.now(), 'UTC') where tenant_id = any ($1)",
                 cancellationToken, tenants);
         }
 
