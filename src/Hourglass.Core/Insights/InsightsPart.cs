@@ -81,8 +81,8 @@ public sealed class InsightsPart(long maxEventsPerCycle = 500_000) : ICyclePart
     {
         await using var command = context.Database.DataSource.CreateCommand("""
             select (select count(*) from public.client_patterns where tenant_id = $1 and is_active),
-                   (select coalesce(sum(usage_count), 0)::bigint from public.success_strategies where tenant_id = $1),
-                   (select coalesce(sum(success_count), 0)::bigint from public.success_strategies where tenant_id = $1)
+                   coalesce(sum(s.usage_count), 0)::bigint, coalesce(sum(s.success_count), 0)::bigint
+            from public.success_strategies s where s.tenant_id = $1
             """);
         command.Parameters.Add(new() { Value = context.TenantId });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);

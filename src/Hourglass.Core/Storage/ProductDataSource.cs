@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Npgsql;
 
 namespace Hourglass.Storage;
@@ -18,6 +19,9 @@ namespace Hourglass.Storage;
 /// </summary>
 public static class ProductDataSource
 {
+    // MayPrepare is asked a few times a batch; a process has a handful of connection strings, each parsed once.
+    private static readonly ConcurrentDictionary<string, bool> s_mayPrepare = new(StringComparer.Ordinal);
+
     /// <summary>How many statements a connection keeps prepared, on a direct connection.</summary>
     public const int DirectMaxAutoPrepare = 128;
 
@@ -38,7 +42,8 @@ public static class ProductDataSource
     /// prepare automatically (<c>Max Auto Prepare</c> above 0), which a transaction-mode pooler's must not.
     /// </summary>
     public static bool MayPrepare(NpgsqlConnection connection) =>
-        new NpgsqlConnectionStringBuilder(connection.ConnectionString).MaxAutoPrepare > 0;
+        s_mayPrepare.GetOrAdd(connection.ConnectionString, static text => new NpgsqlConnectionStringBuilder(text).MaxAutoPrepare > 0);
+
 
     // Whether the string names the setting itself (NpgsqlConnectionStringBuilder.ContainsKey answers for any known keyword).
     private static bool SetsMaxAutoPrepare(string connectionString) =>
