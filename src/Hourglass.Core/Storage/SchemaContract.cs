@@ -17,7 +17,7 @@ public static class SchemaContract
     /// <summary>The host tables the seed's system assumes around it.</summary>
     public static readonly IReadOnlyList<string> HostTables =
     [
-        "tenants", "tenant_members", "accounts", "contacts", "products", "orders", "order_lines", "cards",
+        "tenants", "tenant_members", "tenant_roles", "accounts", "contacts", "products", "orders", "order_lines", "cards",
     ];
 
     /// <summary>The scheduler's own tables (schedules and the action ledger).</summary>
@@ -63,6 +63,8 @@ public static class SchemaContract
         "public.complete_touch_card(uuid, text, text)",
         "public.record_touches(uuid, jsonb, text)",
         "public.engagement_movement(uuid, timestamp with time zone)",
+        "public.dismiss_card(uuid, text)",
+        "public.set_clock_frequency(uuid, text, uuid, integer)",
     ];
 
     /// <summary>The policy enforcer's functions: deciding an approval, violation trends.</summary>
@@ -80,7 +82,6 @@ public static class SchemaContract
         "public.override_order_credit(uuid, text, text)",
     ];
 
-    /// <summary>Every function the API exposes: the seed's, the leases', the engagement engine's, the policy enforcer's, the order processor's.</summary>
     /// <summary>Insights' functions: judging strategy outcomes and retention (the service role's), ingesting events (members').</summary>
     public static readonly IReadOnlyList<string> InsightFunctions =
     [
@@ -89,8 +90,19 @@ public static class SchemaContract
         "public.apply_retention(uuid, timestamp with time zone)",
     ];
 
+    /// <summary>Members and roles within a tenant, for owners and admins (capability manage_members).</summary>
+    public static readonly IReadOnlyList<string> MemberFunctions =
+    [
+        "public.set_tenant_member(uuid, uuid, text)",
+        "public.remove_tenant_member(uuid, uuid)",
+        "public.set_tenant_role(uuid, text, text[], text)",
+        "public.remove_tenant_role(uuid, text)",
+    ];
+
+    /// <summary>Every function the API exposes: the seed's, the leases', the engagement engine's, the policy enforcer's, the order processor's, Insights', members'.</summary>
     public static IEnumerable<string> ApiFunctions =>
-        SeedFunctions.Concat(LeaseFunctions).Concat(EngagementFunctions).Concat(PolicyFunctions).Concat(OrderFunctions).Concat(InsightFunctions);
+        SeedFunctions.Concat(LeaseFunctions).Concat(EngagementFunctions).Concat(PolicyFunctions).Concat(OrderFunctions).Concat(InsightFunctions)
+            .Concat(MemberFunctions);
 
     /// <summary>The monitoring views (security_invoker: RLS applies to whoever reads them).</summary>
     public static readonly IReadOnlyList<string> MonitoringViews =

@@ -46,9 +46,14 @@ internal static class ApiEndpoints
 
         api.MapGet("/tenants", (HttpContext http, CancellationToken cancellationToken) => Run(dataSource, http, async s =>
             // No tenant filter at all: row-level security alone decides which tenants a caller sees.
-            ApiSession.Json(await s.JsonAsync("select coalesce(json_agg(t order by t.name, t.id), '[]')::text from (select id, name, timezone, created_at from public.tenants) t",
-                http.RequestAborted))))
-            .WithName("ListTenants").WithSummary("The tenants the caller is a member of");
+            ApiSession.Json(await s.JsonAsync("""
+                select coalesce(json_agg(t order by t.name, t.id), '[]')::text from (
+                  select t.id, t.name, t.timezone, t.created_at,
+                         (select m.role from public.tenant_members m where m.tenant_id = t.id and m.user_id = (select auth.uid())) as role,
+                         hourglass.current_capabilities(t.id) as capabilities
+                  from public.tenants t) t
+                """, http.RequestAborted))))
+            .WithName("ListTenants").WithSummary("The tenants the caller is a member of, with the caller's role and capabilities in each");
 
         api.MapGet("/me/cards", (HttpContext http, string? status) => Run(dataSource, http, async s =>
             ApiSession.Json(await s.JsonAsync("""
@@ -73,6 +78,7 @@ internal static class ApiEndpoints
         MapPolicies(tenant, dataSource);
         MapOrders(tenant, dataSource);
         MapInsights(tenant, dataSource, batchLimit);
+        MapMembers(tenant, dataSource);
     }
 
     private static Task<IResult> Run(NpgsqlDataSource dataSource, HttpContext http, Func<ApiSession, Task<IResult>> handler) =>
@@ -93,9 +99,9 @@ internal static class ApiEndpoints
         tenant.MapPatch("/settings", (Guid tenantId, HttpContext http, JsonBody<SettingsPatch> body) => Run(dataSource, http, async s =>
         {
             var patch = body.Value!;
-            if (!await IsAdminAsync(s, tenantId, http.RequestAborted))
+            if (await s.RequireAsync(tenantId, "manage_settings", http.RequestAborted) is { } refused)
             {
-                return ApiSession.NotFound("the tenant's settings");
+                return refused;
             }
 
             // Checked before anything is saved: TenantControl writes outside this request's transaction, so a refusal
@@ -129,7 +135,7 @@ internal static class ApiEndpoints
 
             return Results.NoContent();
         }))
-            .WithName("UpdateSettings").WithSummary("Schedule (cron, time zone) and the tenant's pause switch; owners and admins only");
+            .WithName("UpdateSettings").WithSummary("Schedule (cron, time zone) and the tenant's pause switch (capability manage_settings)");
     }
 
     // Every field optional (defaults, so the OpenAPI document does not mark them required).
@@ -167,22 +173,22 @@ internal static class ApiEndpoints
                 return ApiSession.Invalid("hour", "only a dry run may name an hour; a real cycle runs for the current hour");
             }
 
+            if (request?.DryRun != true && await s.RequireAsync(tenantId, "run_cycles", http.RequestAborted) is { } refused)
+            {
+                return refused;
+            }
+
             if (worker is null)
             {
                 return Results.Problem(title: "No worker", detail: "this server runs without a worker (--no-worker): run cycles with 'hourglass run'",
                     statusCode: StatusCodes.Status409Conflict, type: "https://hourglass.dev/problems/conflict");
             }
 
-            if (request?.DryRun != true && !await IsAdminAsync(s, tenantId, http.RequestAborted))
-            {
-                return ApiSession.NotFound("the tenant's cycle");
-            }
-
             var result = await worker.RunManualAsync(tenantId, request?.DryRun ?? false, request?.Hour, http.RequestAborted);
             return Results.Json(new { run_id = result.RunId, result.Status, planned = result.ActionsPlanned, taken = result.ActionsTaken,
                 blocked = result.ActionsBlocked, failed = result.ActionsFailed, result.Error }, statusCode: StatusCodes.Status201Created);
         }))
-            .WithName("RunNow").WithSummary("Run a cycle now (owners and admins), or a dry run for now or a past hour (any member)");
+            .WithName("RunNow").WithSummary("Run a cycle now (capability run_cycles), or a dry run for now or a past hour (any member)");
     }
 
     public sealed record RunRequest(bool? DryRun = null, DateTimeOffset? Hour = null);
@@ -240,14 +246,9 @@ internal static class ApiEndpoints
 
         tenant.MapPost("/cards/{cardId:guid}/dismiss", (Guid tenantId, Guid cardId, HttpContext http, JsonBody<CardAction?> body) => Run(dataSource, http, async s =>
         {
-            await using var command = s.Command("""
-                update public.cards set status = 'dismissed', completed_at = hourglass.now(), updated_at = hourglass.now(),
-                  completed_by = coalesce('user:' || (select auth.uid())::text, 'service'),
-                  payload = payload || jsonb_build_object('dismissed_because', $3::text)
-                where tenant_id = $1 and id = $2 and status = 'open' and kind in ('touch_task', 'notice')
-                returning id
-                """, tenantId, cardId, body.Value?.Notes);
-            return await command.ExecuteScalarAsync(http.RequestAborted) is Guid ? Results.NoContent() : ApiSession.NotFound("an open touch or notice card");
+            await using var command = s.Command("select public.dismiss_card($1, $2) where exists (select 1 from public.cards where id = $1 and tenant_id = $3)",
+                cardId, body.Value?.Notes, tenantId);
+            return await command.ExecuteScalarAsync(http.RequestAborted) is string ? Results.NoContent() : ApiSession.NotFound("the card");
         }))
             .WithName("DismissCard").WithSummary("Dismiss an open touch task or notice");
     }
@@ -275,9 +276,9 @@ internal static class ApiEndpoints
 
         tenant.MapPut("/policy", (Guid tenantId, HttpContext http, JsonBody<JsonElement> body) => Run(dataSource, http, async s =>
         {
-            if (!await IsAdminAsync(s, tenantId, http.RequestAborted))
+            if (await s.RequireAsync(tenantId, "manage_settings", http.RequestAborted) is { } refused)
             {
-                return ApiSession.NotFound("the tenant's policy");
+                return refused;
             }
 
             int? expected = null;
@@ -308,7 +309,7 @@ internal static class ApiEndpoints
                     type: "https://hourglass.dev/problems/precondition-failed");
             }
         }))
-            .WithName("PutPolicy").WithSummary("Save a new version (validated; If-Match for optimistic concurrency); owners and admins only");
+            .WithName("PutPolicy").WithSummary("Save a new version (validated; If-Match for optimistic concurrency; capability manage_settings)");
 
         tenant.MapPost("/policy/explain", (Guid tenantId, HttpContext http, JsonBody<ExplainRequest> body) => Run(dataSource, http, async s =>
         {
@@ -385,7 +386,18 @@ internal static class ApiEndpoints
                 return await command.ExecuteScalarAsync(http.RequestAborted) is string outcome ? Results.Json(new { outcome }) : ApiSession.NotFound("the exception");
             }))
             .WithName("OrderExceptionStep").WithSummary("review, resolve (re-validates the order) or dismiss an exception; resolve and dismiss need notes");
+
+        tenant.MapPost("/orders/{orderId:guid}/override-credit", (Guid tenantId, Guid orderId, HttpContext http, JsonBody<ReasonBody> body) => Run(dataSource, http, async s =>
+        {
+            await using var command = s.Command(
+                "select public.override_order_credit($1, $2) where exists (select 1 from public.order_processing_queue where order_id = $1 and tenant_id = $3)",
+                orderId, body.Value!.Reason, tenantId);
+            return await command.ExecuteScalarAsync(http.RequestAborted) is string outcome ? Results.Json(new { outcome }) : ApiSession.NotFound("the order's queue entry");
+        }))
+            .WithName("OverrideCredit").WithSummary("Pass the order's credit check on a person's word, with a reason; the order is re-validated (capability override_credit)");
     }
+
+    public sealed record ReasonBody(string? Reason = null);
 
     private static void MapInsights(RouteGroupBuilder tenant, NpgsqlDataSource dataSource, ApiBodyLimit batchLimit)
     {
@@ -414,6 +426,61 @@ internal static class ApiEndpoints
                 """, http.RequestAborted, tenantId))))
             .WithName("ListStrategies").WithSummary("Success strategies with their posterior mean and lower bound");
     }
+
+    // Members and roles: reads for every member; changes through the database's functions, which check the capability
+    // manage_members and that only an owner makes or removes an owner.
+    private static void MapMembers(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
+    {
+        tenant.MapGet("/members", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
+            ApiSession.Json(await s.JsonAsync("""
+                select coalesce(json_agg(m order by m.role, m.user_id), '[]')::text from (
+                  select m.user_id, m.role, r.capabilities, m.created_at
+                  from public.tenant_members m join public.tenant_roles r on r.tenant_id = m.tenant_id and r.role = m.role
+                  where m.tenant_id = $1) m
+                """, http.RequestAborted, tenantId))))
+            .WithName("ListMembers").WithSummary("The tenant's members, each with their role and its capabilities");
+
+        tenant.MapPut("/members/{userId:guid}", (Guid tenantId, Guid userId, HttpContext http, JsonBody<RoleBody> body) => Run(dataSource, http, async s =>
+        {
+            await using var command = s.Command("select public.set_tenant_member($1, $2, $3)", tenantId, userId, body.Value!.Role);
+            return Results.Json(new { outcome = (string)(await command.ExecuteScalarAsync(http.RequestAborted))! });
+        }))
+            .WithName("SetMember").WithSummary("Add a member or change their role (capability manage_members; owners only for the owner role)");
+
+        tenant.MapDelete("/members/{userId:guid}", (Guid tenantId, Guid userId, HttpContext http) => Run(dataSource, http, async s =>
+        {
+            await using var command = s.Command("select public.remove_tenant_member($1, $2)", tenantId, userId);
+            return await command.ExecuteScalarAsync(http.RequestAborted) is true ? Results.NoContent() : ApiSession.NotFound("the member");
+        }))
+            .WithName("RemoveMember").WithSummary("Remove a member (capability manage_members; a tenant keeps its last owner)");
+
+        tenant.MapGet("/roles", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
+            ApiSession.Json(await s.JsonAsync("""
+                select coalesce(json_agg(r order by r.role), '[]')::text from (
+                  select role, capabilities, description, (select count(*) from public.tenant_members m where m.tenant_id = r.tenant_id and m.role = r.role) as members
+                  from public.tenant_roles r where r.tenant_id = $1) r
+                """, http.RequestAborted, tenantId))))
+            .WithName("ListRoles").WithSummary("The tenant's roles and what each may do");
+
+        tenant.MapPut("/roles/{role}", (Guid tenantId, string role, HttpContext http, JsonBody<RoleDefinition> body) => Run(dataSource, http, async s =>
+        {
+            await using var command = s.Command("select public.set_tenant_role($1, $2, $3, $4)", tenantId, role,
+                body.Value!.Capabilities ?? [], body.Value.Description);
+            return Results.Json(new { outcome = (string)(await command.ExecuteScalarAsync(http.RequestAborted))! });
+        }))
+            .WithName("SetRole").WithSummary("Define a role (a host CRM's own name) by its capabilities (capability manage_members)");
+
+        tenant.MapDelete("/roles/{role}", (Guid tenantId, string role, HttpContext http) => Run(dataSource, http, async s =>
+        {
+            await using var command = s.Command("select public.remove_tenant_role($1, $2)", tenantId, role);
+            return await command.ExecuteScalarAsync(http.RequestAborted) is true ? Results.NoContent() : ApiSession.NotFound("the role");
+        }))
+            .WithName("RemoveRole").WithSummary("Remove a role no member has (capability manage_members)");
+    }
+
+    public sealed record RoleBody(string? Role = null);
+
+    public sealed record RoleDefinition(string[]? Capabilities = null, string? Description = null);
 
     // A batch call's outcomes; a refused batch (refuse mode) is a 400 naming the lines. on_error was checked (ApiInput).
     private static async Task<IResult> BatchAsync(ApiSession s, HttpContext http, string sql, Guid tenantId, JsonElement body, string? onError)
@@ -464,18 +531,5 @@ internal static class ApiEndpoints
         items.Append(']');
         var more = count > size;
         return ApiSession.Json($"{{\"items\":{items},\"next_cursor\":{(more ? JsonSerializer.Serialize(next) : "null")}}}");
-    }
-
-    // Owners and admins change settings and policies and run cycles; the service role may too.
-    private static async Task<bool> IsAdminAsync(ApiSession s, Guid tenantId, CancellationToken cancellationToken)
-    {
-        if (s.Caller.IsService)
-        {
-            return true;
-        }
-
-        await using var command = s.Command("select exists (select 1 from public.tenant_members where tenant_id = $1 and user_id = $2 and role in ('owner', 'admin'))",
-            tenantId, s.Caller.UserId);
-        return await command.ExecuteScalarAsync(cancellationToken) is true;
     }
 }

@@ -271,7 +271,8 @@ internal static class ApiInput
             }
             catch (JsonException ex)
             {
-                var field = ex.Path is ['$', '.', .. var rest] && fields.ContainsKey(rest) ? rest : null;
+                // "$.capabilities[1]": the field is the path's first name.
+                var field = ex.Path is ['$', '.', .. var rest] && rest.Split('[', '.')[0] is var name && fields.ContainsKey(name) ? name : null;
                 if (field is null)
                 {
                     return (default, ApiSession.Invalid("body", $"has a value of the wrong type at {ex.Path ?? "$"}{(Position(ex) is { } where ? $" ({where})" : "")}"));
@@ -336,6 +337,7 @@ internal static class ApiInput
             var t when t == typeof(Guid) => ("a UUID string", JsonValueKind.String),
             var t when t == typeof(DateTimeOffset) => ("an ISO 8601 date and time string, e.g. \"2026-01-05T09:00:00Z\"", JsonValueKind.String),
             var t when t == typeof(decimal) || t == typeof(int) || t == typeof(long) || t == typeof(double) => ("a number", JsonValueKind.Number),
+            var t when t == typeof(string[]) => ("an array of strings", JsonValueKind.Array),
             _ => ("another kind of value", JsonValueKind.Undefined),
         };
         return given.ValueKind switch

@@ -50,6 +50,34 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
         return await command.ExecuteScalarAsync(cancellationToken) is true;
     }
 
+    /// <summary>
+    /// Null when the caller's role in the tenant has <paramref name="capability"/> (docs/schema.md, "Roles and
+    /// capabilities"; the service role has every one), else a 403 naming the role, the capability and the roles that
+    /// have it. The database checks the same capability again in every function a route calls: this is for routes
+    /// that act through the service role (settings, policies, runs) and for a clear answer before any work.
+    /// </summary>
+    public async Task<IResult?> RequireAsync(Guid tenantId, string capability, CancellationToken cancellationToken)
+    {
+        await using var command = Command("""
+            select $2 = any (hourglass.current_capabilities($1)),
+                   (select m.role from public.tenant_members m where m.tenant_id = $1 and m.user_id = (select auth.uid())),
+                   (select string_agg(r.role, ', ' order by r.role) from public.tenant_roles r where r.tenant_id = $1 and $2 = any (r.capabilities))
+            """, tenantId, capability);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        if (reader.GetBoolean(0))
+        {
+            return null;
+        }
+
+        var role = reader.IsDBNull(1) ? "none" : reader.GetString(1);
+        var holders = reader.IsDBNull(2) ? "none" : reader.GetString(2);
+        return Forbidden($"your role '{role}' lacks the capability '{capability}'; roles that have it: {holders}");
+    }
+
+    public static IResult Forbidden(string detail) =>
+        Results.Problem(title: "Forbidden", detail: detail, statusCode: StatusCodes.Status403Forbidden, type: "https://hourglass.dev/problems/forbidden");
+
     /// <summary>Where a tenant route leaves its tenant id for <see cref="RunAsync"/> to check.</summary>
     public const string TenantKey = "Hourglass.TenantId";
 
@@ -78,6 +106,13 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
             }
 
             return result;
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.InsufficientPrivilege && http.Items[TenantKey] is Guid)
+        {
+            // The tenant check passed, so the caller is a member: a refusal now is their role lacking a capability
+            // (assert_tenant_access says which), not a tenant they cannot see.
+            await transaction.RollbackAsync(CancellationToken.None);
+            return Forbidden(ex.MessageText);
         }
         catch (PostgresException ex)
         {

@@ -70,7 +70,8 @@ internal static class HourglassCommands
             .Concat(ChannelCommands.Build(Options, CreateLoggers))
             .Concat(PolicyCommands.Build(Options, CreateLoggers))
             .Concat(OrderCommands.Build(Options, CreateLoggers))
-            .Concat(EventCommands.Build(Options, CreateLoggers));
+            .Concat(EventCommands.Build(Options, CreateLoggers))
+            .Concat(MemberCommands.Build(Options, CreateLoggers));
         foreach (var command in commands)
         {
             root.Subcommands.Add(command);

@@ -185,16 +185,14 @@ internal static class OrderCommands
     private static Command Review(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
     {
         var exception = new Option<Guid>("--exception") { Description = "The exception's id.", Required = true };
-        var by = new Option<string>("--by") { Description = "Who takes it (recorded).", Required = true };
+        var by = new Option<string>("--by") { Description = ActingPerson.Description, Required = true };
         var command = new Command("review", "Take an open exception into review.") { exception, by };
         command.SetAction(async (parse, cancellationToken) =>
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await using var call = target.DataSource.CreateCommand("select public.review_order_exception($1, $2)");
-            call.Parameters.Add(new() { Value = parse.GetValue(exception) });
-            call.Parameters.Add(new() { Value = parse.GetValue(by)! });
-            await call.ExecuteScalarAsync(cancellationToken);
+            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.review_order_exception($1, $2)",
+                [parse.GetValue(exception)], cancellationToken);
             Console.WriteLine($"Exception {parse.GetValue(exception)} is in review.");
             return 0;
         });
@@ -204,7 +202,7 @@ internal static class OrderCommands
     private static Command Resolve(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers, string verb)
     {
         var exception = new Option<Guid>("--exception") { Description = "The exception's id.", Required = true };
-        var by = new Option<string>("--by") { Description = "Who decides (recorded).", Required = true };
+        var by = new Option<string>("--by") { Description = ActingPerson.Description, Required = true };
         var notes = new Option<string>("--notes") { Description = "What was done, or why it is dismissed (recorded).", Required = true };
         var command = new Command(verb, verb == "resolve"
             ? "Resolve an exception: the order is validated again (the fix attempts start over)."
@@ -216,12 +214,8 @@ internal static class OrderCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await using var call = target.DataSource.CreateCommand("select public.resolve_order_exception($1, $2, $3, $4)");
-            call.Parameters.Add(new() { Value = parse.GetValue(exception) });
-            call.Parameters.Add(new() { Value = verb == "resolve" ? "resolved" : "dismissed" });
-            call.Parameters.Add(new() { Value = parse.GetValue(notes)! });
-            call.Parameters.Add(new() { Value = parse.GetValue(by)! });
-            await call.ExecuteScalarAsync(cancellationToken);
+            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.resolve_order_exception($1, $2, $3, $4)",
+                [parse.GetValue(exception), verb == "resolve" ? "resolved" : "dismissed", parse.GetValue(notes)!], cancellationToken);
             Console.WriteLine(verb == "resolve"
                 ? $"Exception {parse.GetValue(exception)} resolved; the order is queued to be validated again."
                 : $"Exception {parse.GetValue(exception)} dismissed; the order is out of automatic processing.");
@@ -233,18 +227,15 @@ internal static class OrderCommands
     private static Command OverrideCredit(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
     {
         var order = new Option<Guid>("--order") { Description = "The order's id.", Required = true };
-        var by = new Option<string>("--by") { Description = "The credit controller (recorded).", Required = true };
+        var by = new Option<string>("--by") { Description = ActingPerson.Description, Required = true };
         var reason = new Option<string>("--reason") { Description = "Why (recorded).", Required = true };
         var command = new Command("override-credit", "Override the credit check for an order, with a reason; it is validated again with the override.") { order, by, reason };
         command.SetAction(async (parse, cancellationToken) =>
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await using var call = target.DataSource.CreateCommand("select public.override_order_credit($1, $2, $3)");
-            call.Parameters.Add(new() { Value = parse.GetValue(order) });
-            call.Parameters.Add(new() { Value = parse.GetValue(reason)! });
-            call.Parameters.Add(new() { Value = parse.GetValue(by)! });
-            await call.ExecuteScalarAsync(cancellationToken);
+            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.override_order_credit($1, $2, $3)",
+                [parse.GetValue(order), parse.GetValue(reason)!], cancellationToken);
             Console.WriteLine($"Credit overridden for order {parse.GetValue(order)}; it is queued to be validated again.");
             return 0;
         });

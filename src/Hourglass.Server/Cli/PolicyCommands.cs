@@ -335,7 +335,7 @@ internal static class PolicyCommands
     private static Command Decide(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers, bool approve)
     {
         var card = new Option<Guid>("--card") { Description = "The approval card's id.", Required = true };
-        var by = new Option<string>("--by") { Description = "Who decides (recorded).", Required = true };
+        var by = new Option<string>("--by") { Description = ActingPerson.Description, Required = true };
         var note = new Option<string?>(approve ? "--note" : "--reason") { Description = approve ? "A note." : "Why not (recorded).", Required = !approve };
         var command = new Command(approve ? "approve" : "reject",
             approve ? "Approve the action: it runs in the tenant's next cycle, after the policy is checked again then."
@@ -347,12 +347,9 @@ internal static class PolicyCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await using var decide = target.DataSource.CreateCommand("select public.decide_approval($1, $2, $3, $4)");
-            decide.Parameters.Add(new() { Value = parse.GetValue(card) });
-            decide.Parameters.Add(new() { Value = approve });
-            decide.Parameters.Add(new() { Value = (object?)parse.GetValue(note) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            decide.Parameters.Add(new() { Value = parse.GetValue(by)! });
-            var outcome = (string)(await decide.ExecuteScalarAsync(cancellationToken))!;
+            var outcome = (string)(await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.decide_approval($1, $2, $3, $4)",
+                [parse.GetValue(card), approve, new NpgsqlParameter { Value = (object?)parse.GetValue(note) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text }],
+                cancellationToken))!;
             Console.WriteLine(approve
                 ? $"Card {parse.GetValue(card)} {outcome}: the action runs in the tenant's next cycle if the policy still allows it then ('hourglass run' runs one now)."
                 : $"Card {parse.GetValue(card)} {outcome}.");

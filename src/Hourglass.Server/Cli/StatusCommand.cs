@@ -291,7 +291,7 @@ internal static class StatusCommand
         console.Write(exceptionTable);
     }
 
-    private static Table NewTable(params string[] columns)
+    internal static Table NewTable(params string[] columns)
     {
         var table = new Table { Border = Console.IsOutputRedirected ? TableBorder.Markdown : TableBorder.Rounded };
         foreach (var column in columns)
@@ -307,7 +307,7 @@ internal static class StatusCommand
     }
 
     // Cells are text, never markup: tenant names, reasons and errors may hold '[' and ']'.
-    private static void AddRow(Table table, params string[] cells) => table.AddRow(cells.Select(c => (IRenderable)new Text(c)));
+    internal static void AddRow(Table table, params string[] cells) => table.AddRow(cells.Select(c => (IRenderable)new Text(c)));
 
     private static Text StatusText(string status) => new(status, status switch
     {

@@ -6,8 +6,9 @@ namespace Hourglass.IntegrationTests.Api;
 
 /// <summary>
 /// One route of the API as a client calls it: the path for a tenant (the tenant's own ids, or another tenant's
-/// objects under it), a valid body, and what its caller gets on their own tenant. <see cref="AdminOnly"/> routes
-/// are called by the tenant's owner, the others by a plain member.
+/// objects under it), a valid body, and what its caller gets on their own tenant. Routes that need a
+/// <see cref="Capability"/> a plain member's role lacks are called by the tenant's owner (and refused to the member
+/// with 403), the others by a plain member.
 /// </summary>
 internal sealed record ApiRoute(
     string Name,
@@ -16,7 +17,7 @@ internal sealed record ApiRoute(
     Func<ApiTenant, ApiTenant, string> Path,
     Func<ApiTenant, string?> Body,
     int Ok,
-    bool AdminOnly = false,
+    string? Capability = null,
     bool Writes = false,
     bool TenantScoped = true,
     bool TakesObjectId = false)
@@ -43,7 +44,7 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
         new("ListMyCards", "GET", "/api/v1/me/cards", (_, _) => "/api/v1/me/cards", _ => null, 200, TenantScoped: false),
         new("GetTenant", "GET", T(""), (t, _) => t.Path, _ => null, 200),
         new("UpdateSettings", "PATCH", T("/settings"), (t, _) => $"{t.Path}/settings", _ => """{"cron": "30 * * * *", "timezone": "UTC"}""", 204,
-            AdminOnly: true, Writes: true),
+            Capability: "manage_settings", Writes: true),
         new("ListRuns", "GET", T("/runs"), (t, _) => $"{t.Path}/runs?limit=10", _ => null, 200),
         new("GetRun", "GET", T("/runs/{runId}"), (t, o) => $"{t.Path}/runs/{o.RunId}", _ => null, 200, TakesObjectId: true),
         new("ListReflections", "GET", T("/reflections"), (t, _) => $"{t.Path}/reflections", _ => null, 200),
@@ -57,13 +58,13 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
         new("CompleteCard", "POST", T("/cards/{cardId}/complete"), (t, o) => $"{t.Path}/cards/{o.TouchCardId}/complete",
             _ => """{"touch_type": "call", "notes": "spoke to them"}""", 200, Writes: true, TakesObjectId: true),
         new("ApproveCard", "POST", T("/cards/{cardId}/approve"), (t, o) => $"{t.Path}/cards/{o.ApproveCardId}/approve",
-            _ => """{"notes": "fine"}""", 200, Writes: true, TakesObjectId: true),
+            _ => """{"notes": "fine"}""", 200, Capability: "approve", Writes: true, TakesObjectId: true),
         new("RejectCard", "POST", T("/cards/{cardId}/reject"), (t, o) => $"{t.Path}/cards/{o.RejectCardId}/reject",
-            _ => """{"notes": "not now"}""", 200, Writes: true, TakesObjectId: true),
+            _ => """{"notes": "not now"}""", 200, Capability: "approve", Writes: true, TakesObjectId: true),
         new("DismissCard", "POST", T("/cards/{cardId}/dismiss"), (t, o) => $"{t.Path}/cards/{o.NoticeCardId}/dismiss",
             _ => """{"notes": "seen"}""", 204, Writes: true, TakesObjectId: true),
         new("GetPolicy", "GET", T("/policy"), (t, _) => $"{t.Path}/policy", _ => null, 200),
-        new("PutPolicy", "PUT", T("/policy"), (t, _) => $"{t.Path}/policy", _ => PolicyDocument.DefaultJson, 200, AdminOnly: true, Writes: true),
+        new("PutPolicy", "PUT", T("/policy"), (t, _) => $"{t.Path}/policy", _ => PolicyDocument.DefaultJson, 200, Capability: "manage_settings", Writes: true),
         new("ExplainPolicy", "POST", T("/policy/explain"), (t, _) => $"{t.Path}/policy/explain",
             o => $$"""{"kind": "send_message", "contact_id": "{{o.TouchContactId}}", "channel": "email"}""", 200),
         new("ListViolations", "GET", T("/violations"), (t, _) => $"{t.Path}/violations?limit=2", _ => null, 200),
@@ -71,18 +72,32 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
         new("OrderQueue", "GET", T("/orders/queue"), (t, _) => $"{t.Path}/orders/queue", _ => null, 200),
         new("OrderExceptions", "GET", T("/orders/exceptions"), (t, _) => $"{t.Path}/orders/exceptions?status=open", _ => null, 200),
         new("OrderExceptionStep review", "POST", T("/orders/exceptions/{exceptionId}/{step}"),
-            (t, o) => $"{t.Path}/orders/exceptions/{o.ReviewExceptionId}/review", _ => null, 200, Writes: true, TakesObjectId: true),
+            (t, o) => $"{t.Path}/orders/exceptions/{o.ReviewExceptionId}/review", _ => null, 200, Capability: "resolve_exceptions", Writes: true,
+            TakesObjectId: true),
         new("OrderExceptionStep resolve", "POST", T("/orders/exceptions/{exceptionId}/{step}"),
             (t, o) => $"{t.Path}/orders/exceptions/{o.ResolveExceptionId}/resolve", _ => """{"notes": "fixed the quantity by phone"}""", 200,
-            Writes: true, TakesObjectId: true),
+            Capability: "resolve_exceptions", Writes: true, TakesObjectId: true),
         new("OrderExceptionStep dismiss", "POST", T("/orders/exceptions/{exceptionId}/{step}"),
             (t, o) => $"{t.Path}/orders/exceptions/{o.DismissExceptionId}/dismiss", _ => """{"notes": "handled by hand"}""", 200,
-            Writes: true, TakesObjectId: true),
+            Capability: "resolve_exceptions", Writes: true, TakesObjectId: true),
+        new("OverrideCredit", "POST", T("/orders/{orderId}/override-credit"), (t, o) => $"{t.Path}/orders/{o.OrderId}/override-credit",
+            _ => """{"reason": "long-standing customer"}""", 200, Capability: "override_credit", Writes: true, TakesObjectId: true),
         new("IngestEvents", "POST", T("/events"), (t, _) => $"{t.Path}/events", o => $$"""
             [{"event_type": "reply", "entity_type": "contact", "entity_id": "{{o.TouchContactId}}", "payload": {"channel": "email"}, "idempotency_key": "e-{{Guid.NewGuid():N}}"}]
             """, 200, Writes: true),
         new("ListPatterns", "GET", T("/patterns"), (t, _) => $"{t.Path}/patterns?type=reorder_cadence", _ => null, 200),
         new("ListStrategies", "GET", T("/strategies"), (t, _) => $"{t.Path}/strategies", _ => null, 200),
+        new("ListMembers", "GET", T("/members"), (t, _) => $"{t.Path}/members", _ => null, 200),
+        // Any user id may be added to one's own tenant (a new one each call); another tenant's user is no secret here.
+        new("SetMember", "PUT", T("/members/{userId}"), (t, _) => $"{t.Path}/members/{Guid.NewGuid()}", _ => """{"role": "viewer"}""", 200,
+            Capability: "manage_members", Writes: true),
+        new("RemoveMember", "DELETE", T("/members/{userId}"), (t, o) => $"{t.Path}/members/{o.SpareMemberId}", _ => null, 204,
+            Capability: "manage_members", Writes: true, TakesObjectId: true),
+        new("ListRoles", "GET", T("/roles"), (t, _) => $"{t.Path}/roles", _ => null, 200),
+        new("SetRole", "PUT", T("/roles/{role}"), (t, _) => $"{t.Path}/roles/sales_rep", _ => """{"capabilities": ["record_touches", "edit_crm"], "description": "Field sales"}""",
+            200, Capability: "manage_members", Writes: true),
+        new("RemoveRole", "DELETE", T("/roles/{role}"), (t, o) => $"{t.Path}/roles/{o.SpareRole}", _ => null, 204,
+            Capability: "manage_members", Writes: true, TakesObjectId: true),
     ];
 
     /// <summary>Every route of the API, as the other API test classes drive them.</summary>
@@ -213,7 +228,7 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
         var beforeA = await fixture.DigestAsync(A.TenantId);
         var beforeB = await fixture.DigestAsync(B.TenantId);
 
-        var response = await SendAsync(route, A, A, route.AdminOnly ? A.OwnerToken : A.MemberToken);
+        var response = await SendAsync(route, A, A, route.Capability is null ? A.MemberToken : A.OwnerToken);
 
         Assert.True(response.Code == route.Ok, $"{route}: expected {route.Ok}, got {response}");
         if (response.Code is 200 or 201)
@@ -439,17 +454,35 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
     // Roles within the tenant
     // ---------------------------------------------------------------------------------------------------------
 
+    public static TheoryData<string> CapabilityRoutes => Names(r => r.Capability is not null);
+
     [Theory]
-    [InlineData("PUT", "/policy", "POLICY")]
-    [InlineData("PATCH", "/settings", """{"cron": "15 * * * *"}""")]
+    [MemberData(nameof(CapabilityRoutes))]
+    public async Task PlainMember_RouteNeedingACapabilityTheirRoleLacks_403NamingIt_NothingWritten(string name)
+    {
+        var route = Route(name);
+        var before = await fixture.DigestAsync(A.TenantId);
+
+        var response = await SendAsync(route, A, A, A.MemberToken);
+
+        // A member knows the tenant exists: the refusal says what it would take, not "not found".
+        var problem = AssertProblem(response, 403, "https://hourglass.dev/problems/forbidden");
+        Assert.Contains($"'{route.Capability}'", (string?)problem["detail"], StringComparison.Ordinal);
+        Assert.Contains("member", (string?)problem["detail"], StringComparison.Ordinal);
+        Assert.Equal(before, await fixture.DigestAsync(A.TenantId));
+    }
+
+    [Theory]
     [InlineData("PATCH", "/settings", """{"paused": true, "pause_reason": "a member tries"}""")]
-    public async Task PlainMember_ChangingPolicyOrSettings_404_NothingWritten(string method, string path, string body)
+    [InlineData("POST", "/runs", """{"dry_run": false}""")]
+    public async Task PlainMember_PauseOrRealRun_403_NothingWritten(string method, string path, string body)
     {
         var before = await fixture.DigestAsync(A.TenantId);
 
-        var response = await Server.SendAsync(new HttpMethod(method), A.Path + path, A.MemberToken, body == "POLICY" ? PolicyDocument.DefaultJson : body);
+        var response = await Server.SendAsync(new HttpMethod(method), A.Path + path, A.MemberToken, body);
 
-        AssertProblem(response, 404, "https://hourglass.dev/problems/not-found");
+        // The run is refused before the server's lack of a worker matters: the role is checked first.
+        AssertProblem(response, 403, "https://hourglass.dev/problems/forbidden");
         Assert.Equal(before, await fixture.DigestAsync(A.TenantId));
     }
 
@@ -470,7 +503,7 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
         var dryRun = Guid.Parse((string)JsonNode.Parse(dry.Body)!["run_id"]!);
         Assert.Equal(true, await fixture.Db.ScalarAsync(
             "select (cycle_metrics ->> 'dry_run')::boolean from public.agent_autonomous_runs where tenant_id = $1 and id = $2", A.TenantId, dryRun));
-        AssertProblem(memberReal, 404, "https://hourglass.dev/problems/not-found");
+        AssertProblem(memberReal, 403, "https://hourglass.dev/problems/forbidden");
         AssertProblem(otherTenant, 404, "https://hourglass.dev/problems/not-found");
         Assert.True(ownerReal.Code == 201, ownerReal.ToString());
         Assert.Equal("completed", (string?)JsonNode.Parse(ownerReal.Body)!["status"]);
@@ -643,7 +676,8 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
 
     // A tenant, run, card and exception that exist nowhere.
     private static ApiTenant Ghost() => new(Guid.NewGuid(), "ghost", Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(),
-        Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+        Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(),
+        $"ghost_{Guid.NewGuid():N}");
 
     private Task<ApiResponse> SendAsync(ApiRoute route, ApiTenant tenant, ApiTenant objects, string? token) =>
         Server.SendAsync(route.HttpMethod, route.Path(tenant, objects), token, route.Body(objects));

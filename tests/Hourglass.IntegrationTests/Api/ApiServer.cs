@@ -217,7 +217,10 @@ internal sealed record ApiTenant(
     Guid RejectCardId,
     Guid ReviewExceptionId,
     Guid ResolveExceptionId,
-    Guid DismissExceptionId)
+    Guid DismissExceptionId,
+    Guid OrderId,
+    Guid SpareMemberId,
+    string SpareRole)
 {
     public string OwnerToken => ApiServer.UserToken(OwnerId);
 
@@ -229,7 +232,7 @@ internal sealed record ApiTenant(
     public IEnumerable<Guid> Ids =>
     [
         TenantId, AccountId, TouchContactId, RunId, TouchCardId, NoticeCardId, ApproveCardId, RejectCardId,
-        ReviewExceptionId, ResolveExceptionId, DismissExceptionId,
+        ReviewExceptionId, ResolveExceptionId, DismissExceptionId, OrderId, SpareMemberId,
     ];
 }
 
@@ -310,7 +313,7 @@ public sealed class ApiFixture : IAsyncLifetime
         return digest;
     }
 
-    private sealed record Seed(Guid TenantId, Guid OwnerId, Guid MemberId, Guid AccountId, Guid TouchContactId, Guid[] ExceptionIds);
+    private sealed record Seed(Guid TenantId, Guid OwnerId, Guid MemberId, Guid AccountId, Guid TouchContactId, Guid[] ExceptionIds, Guid ValidatedOrderId);
 
     // People, contacts (two overdue, for the cycle to work on), a saved policy, and orders processed into one
     // validated order and three exceptions.
@@ -359,7 +362,7 @@ public sealed class ApiFixture : IAsyncLifetime
                 "select id from public.order_processing_exceptions where tenant_id = $1 and order_id = $2 order by created_at, id limit 1", tenant, broken))!);
         }
 
-        return new Seed(tenant, owner, member, account, touchContact, [.. exceptions]);
+        return new Seed(tenant, owner, member, account, touchContact, [.. exceptions], orders[0]);
     }
 
     private async Task RunCycleAsync(Seed seed)
@@ -417,8 +420,13 @@ public sealed class ApiFixture : IAsyncLifetime
             on conflict (tenant_id, strategy_key) do nothing
             """, tenant);
 
+        // A member and a role for the routes that remove one; the role's name is the tenant's own, so another tenant has none.
+        var spareMember = await db.AddMemberAsync(tenant, role: "viewer");
+        var spareRole = $"spare_{tenant:N}";
+        await db.ExecuteAsync("insert into public.tenant_roles (tenant_id, role, capabilities) values ($1, $2, '{read}')", tenant, spareRole);
+
         return new ApiTenant(tenant, name, seed.OwnerId, seed.MemberId, seed.AccountId, seed.TouchContactId, run, touchCard, notice, approve, reject,
-            seed.ExceptionIds[0], seed.ExceptionIds[1], seed.ExceptionIds[2]);
+            seed.ExceptionIds[0], seed.ExceptionIds[1], seed.ExceptionIds[2], seed.ValidatedOrderId, spareMember, spareRole);
     }
 
     private async Task<Guid> CardAsync(Guid tenant, string sql, params object?[] more) => (Guid)(await Db.ScalarAsync(sql, [tenant, .. more]))!;

@@ -128,6 +128,51 @@ public sealed class DashboardTests(DashboardFixture fixture) : IClassFixture<Das
     }
 
     [Fact]
+    public async Task Dashboard_Viewer_SeesEverythingButNoDecisionControls()
+    {
+        var seed = fixture.Seed;
+        // An approval and an exception of its own: the other test decides the seeded ones.
+        var approval = (Guid)(await fixture.Db.ScalarAsync("""
+            insert into public.cards (tenant_id, kind, title, due_at, payload)
+            values ($1, 'approval', 'Send the price list', now() + interval '1 day', jsonb_build_object('action_key', gen_random_uuid()::text)) returning id
+            """, seed.TenantA))!;
+        var exception = (Guid)(await fixture.Db.ScalarAsync("""
+            insert into public.order_processing_exceptions (tenant_id, queue_id, order_id, exception_type, severity, details)
+            select tenant_id, queue_id, order_id, 'missing_po', 'warning', '{"message": "no PO number"}' from public.order_processing_exceptions where id = $1
+            returning id
+            """, seed.Exception))!;
+        var (page, outside) = await fixture.NewPageAsync();
+        try
+        {
+            await SignInAsync(page, fixture.Token(seed.ViewerA));
+            await WaitLoadedAsync(page, seed.TenantA);
+
+            // The same rows a manager sees, but no button a viewer's role could not use: each row says what it would take.
+            await Expect(page.Locator($"[data-testid=approval-row][data-card-id='{approval}']")).ToHaveCountAsync(1);
+            await Expect(page.Locator("[data-testid=approve-button], [data-testid=reject-button]")).ToHaveCountAsync(0);
+            await Expect(page.Locator("[data-testid=approval-row] [data-testid=not-allowed]")).ToContainTextAsync("Needs 'approve' (viewer lacks it)");
+            await Expect(page.Locator($"[data-testid=exception-row][data-exception-id='{exception}']")).ToHaveCountAsync(1);
+            await Expect(page.Locator("[data-testid=resolve-button], [data-testid=dismiss-button], [data-testid=review-button]")).ToHaveCountAsync(0);
+            await Expect(page.Locator("[data-testid=exception-row] [data-testid=not-allowed]")).ToContainTextAsync("Needs 'resolve_exceptions'");
+
+            // And the API behind the page refuses the viewer anyway (403, naming the capability), changing nothing.
+            var status = await page.EvaluateAsync<int>(
+                "async ([path, token]) => (await fetch(path, { method: 'POST', headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' }, body: '{}' })).status",
+                new[] { $"/api/v1/tenants/{seed.TenantA}/cards/{approval}/approve", fixture.Token(seed.ViewerA) });
+            Assert.Equal(403, status);
+            Assert.Equal("open", await fixture.Db.ScalarAsync("select status from public.cards where id = $1", approval));
+            Assert.Empty(outside);
+        }
+        finally
+        {
+            await page.Context.CloseAsync();
+            // The other tests count tenant A's open approvals and exceptions.
+            await fixture.Db.ExecuteAsync("delete from public.cards where id = $1", approval);
+            await fixture.Db.ExecuteAsync("delete from public.order_processing_exceptions where id = $1", exception);
+        }
+    }
+
+    [Fact]
     public async Task Dashboard_AnotherTenantsUser_SeesNothingOfThisTenant()
     {
         var seed = fixture.Seed;
@@ -217,7 +262,7 @@ public sealed class DashboardTests(DashboardFixture fixture) : IClassFixture<Das
 /// <summary>What the dashboard tests seeded: two tenants with data, an empty one, and their users.</summary>
 public sealed record DashboardSeed(
     Guid TenantA, Guid TenantB, Guid EmptyTenant, Guid UserA, Guid UserB,
-    Guid FailedRun, Guid OverdueContact, Guid ApprovalCard, Guid Exception, Guid RunB, Guid ApprovalCardB);
+    Guid FailedRun, Guid OverdueContact, Guid ApprovalCard, Guid Exception, Guid RunB, Guid ApprovalCardB, Guid ViewerA);
 
 /// <summary>
 /// One seeded database, one <c>hourglass serve --no-worker</c> process and one headless Chromium for the class;
@@ -356,9 +401,11 @@ public sealed class DashboardFixture : IAsyncLifetime
         var tenantA = await db.CreateTenantAsync("Acme Distribution");
         var tenantB = await db.CreateTenantAsync("Initech");
         var empty = await db.CreateTenantAsync("Aardvark (empty)");
-        var userA = await db.AddMemberAsync(tenantA);
+        // User A manages tenant A (approves, resolves exceptions), user B tenant B; A's viewer may do neither.
+        var userA = await db.AddMemberAsync(tenantA, role: "manager");
         await db.AddMemberAsync(empty, userA);
-        var userB = await db.AddMemberAsync(tenantB);
+        var userB = await db.AddMemberAsync(tenantB, role: "manager");
+        var viewerA = await db.AddMemberAsync(tenantA, role: "viewer");
 
         async Task<Guid> RunAsync(Guid tenant, double hoursAgo, string status, string? error = null)
         {
@@ -459,6 +506,6 @@ public sealed class DashboardFixture : IAsyncLifetime
         var runB = await RunAsync(tenantB, 4.5, "completed");
         var approvalB = await ApprovalAsync(tenantB, "Initech: call the buyer", null);
 
-        return new DashboardSeed(tenantA, tenantB, empty, userA, userB, failed, overdue, approval, exception, runB, approvalB);
+        return new DashboardSeed(tenantA, tenantB, empty, userA, userB, failed, overdue, approval, exception, runB, approvalB, viewerA);
     }
 }

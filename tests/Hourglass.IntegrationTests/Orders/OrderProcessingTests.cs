@@ -249,9 +249,9 @@ public sealed class OrderProcessingTests : IAsyncLifetime
         Assert.Equal("validated", (await _w.QueueAsync(unlimited)).Status);
         Assert.Equal("credit_limit", Assert.Single(await _w.ExceptionsAsync(limited)).Type);
 
-        // A plain member may not override; a credit controller may, and the order is validated again with it.
+        // A plain member may not override; a controller may, and the order is validated again with it.
         var member = await Db.AddMemberAsync(_w.Tenant);
-        var controller = await Db.AddMemberAsync(_w.Tenant, role: "credit_controller");
+        var controller = await Db.AddMemberAsync(_w.Tenant, role: "controller");
         var refused = await Assert.ThrowsAsync<PostgresException>(() => Db.AsUserAsync(member, (c, t) =>
             TestDb.ScalarAsync(c, t, "select public.override_order_credit($1, 'please')", limited)));
         Assert.Equal("42501", refused.SqlState);

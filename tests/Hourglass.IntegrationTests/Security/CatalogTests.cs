@@ -84,6 +84,29 @@ public sealed class CatalogTests(DatabaseFixture fixture) : IClassFixture<Databa
             functions.Where(f => f.ExecutableByPublic).Select(f => f.Signature).Order().ToArray());
     }
 
+    [Fact]
+    public async Task Functions_UsersMayCall_EachNamesACapabilityAndNoStaleOneIsListed()
+    {
+        await using var connection = await fixture.DataSource.OpenConnectionAsync();
+
+        // The names functions give assert_tenant_access, for the functions a signed-in user may execute (directly, or
+        // behind a SECURITY DEFINER function users may execute: record_engagement_touch behind update_engagement_clock).
+        var named = (string[])(await TestDb.ScalarAsync(connection, null, """
+            select array_agg(distinct m[1] order by m[1])
+            from pg_catalog.pg_proc p
+            join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+            cross join lateral regexp_matches(p.prosrc, $re$assert_tenant_access\(\s*[^,]+,\s*'([a-z_]+)'$re$, 'g') m
+            where n.nspname in ('public', 'hourglass')
+              and (has_function_privilege('authenticated', p.oid, 'EXECUTE') or p.oid = 'hourglass.record_engagement_touch'::regproc)
+            """))!;
+        var listed = (string[])(await TestDb.ScalarAsync(connection, null,
+            "select array_agg(function_name order by function_name) from hourglass.function_capabilities"))!;
+
+        Assert.True(named.Length >= 15, $"expected the user-callable functions to be found; found {string.Join(", ", named)}");
+        Assert.Empty(named.Except(listed));
+        Assert.Empty(listed.Except(named));
+    }
+
     private sealed record FunctionInfo(string Signature, bool PinsEmptySearchPath, bool ExecutableByPublic);
 
     private static async Task<List<FunctionInfo>> FunctionsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction)

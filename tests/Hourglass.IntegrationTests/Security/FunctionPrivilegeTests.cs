@@ -15,7 +15,8 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
     private static readonly DateTimeOffset s_farFuture = new(2099, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     /// <summary>What a call needs of the tenant it acts for: its sample contact, sample lock and an open touch card.</summary>
-    private sealed record Target(Guid TenantId, Guid ContactId, string LockType, long LockToken, Guid TouchCardId, Guid ApprovalCardId, Guid ExceptionId, Guid OrderId);
+    private sealed record Target(
+        Guid TenantId, Guid ContactId, string LockType, long LockToken, Guid TouchCardId, Guid ApprovalCardId, Guid ExceptionId, Guid OrderId, Guid UserId);
 
     /// <summary>
     /// A call of one function for a target, and what a successful call returns. A call for another tenant's data is
@@ -68,6 +69,19 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
             t => [t.TenantId, t.ContactId], r => r is 1L),
         ["public.apply_retention(uuid, timestamp with time zone)"] = new(
             "select events_deleted from public.apply_retention($1)", t => [t.TenantId], r => r is long),
+        ["public.dismiss_card(uuid, text)"] = new(
+            "select public.dismiss_card($1, 'probe')", t => [t.TouchCardId], r => r is "dismissed", OtherTenantState: "P0002"),
+        ["public.set_clock_frequency(uuid, text, uuid, integer)"] = new(
+            "select public.set_clock_frequency($1, 'contact', $2, 14)", t => [t.TenantId, t.ContactId], r => r is 14),
+        ["public.set_tenant_member(uuid, uuid, text)"] = new(
+            "select public.set_tenant_member($1, $2, 'viewer')", t => [t.TenantId, Guid.NewGuid()], r => r is "added"),
+        ["public.remove_tenant_member(uuid, uuid)"] = new(
+            "select public.remove_tenant_member($1, $2)", t => [t.TenantId, t.UserId], r => r is true),
+        ["public.set_tenant_role(uuid, text, text[], text)"] = new(
+            "select public.set_tenant_role($1, 'probe_role', '{read,record_touches}')", t => [t.TenantId], r => r is "added"),
+        // No member of either tenant is a viewer here.
+        ["public.remove_tenant_role(uuid, text)"] = new(
+            "select public.remove_tenant_role($1, 'viewer')", t => [t.TenantId], r => r is true),
         [FreezeTime] = new("select hourglass.freeze_time($1)", _ => [s_farFuture], r => r is DateTime),
         [ThawTime] = new("select hourglass.thaw_time()", _ => [], r => r is null),
     };
@@ -155,7 +169,8 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
             "select public.update_engagement_clock($1, 'contact', $2, 'call', 'uA')", [fixture.A.TenantId, contact.Id], commit: true);
 
         Assert.True(outcome.Result is Guid, $"update_engagement_clock for A as uA {outcome}");
-        Assert.Equal("1:uA", await fixture.Db.ScalarAsync(
+        // Who touched is the signed-in user, whatever p_touch_by says.
+        Assert.Equal($"1:user:{fixture.A.UserId}", await fixture.Db.ScalarAsync(
             "select touch_count || ':' || last_touch_by from public.engagement_clocks where id = $1 and tenant_id = $2 and entity_id = $3",
             outcome.Result, fixture.A.TenantId, contact.Id));
     }
@@ -261,7 +276,7 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
         var order = (Guid)(await fixture.Db.ScalarAsync(
             "update public.order_processing_queue set status = 'exception' where id = (select queue_id from public.order_processing_exceptions where id = $1) returning order_id",
             exception))!;
-        return new Target(side.TenantId, side.Rows["contacts"].Id, (string)lockRow.KeyValues[1], token, card, approval, exception, order);
+        return new Target(side.TenantId, side.Rows["contacts"].Id, (string)lockRow.KeyValues[1], token, card, approval, exception, order, side.UserId);
     }
 
     private async Task<Guid> CreateOverdueClockAsync(Guid tenantId)

@@ -5,7 +5,7 @@ namespace Hourglass.IntegrationTests.Security;
 
 /// <summary>
 /// One row of a table, found again by its key: <c>id</c>, or the composite primary key of
-/// <c>tenant_members</c> (tenant_id, user_id) and <c>agent_tenant_locks</c> (tenant_id, lock_type).
+/// <c>tenant_members</c> (tenant_id, user_id), <c>tenant_roles</c> (tenant_id, role) and <c>agent_tenant_locks</c> (tenant_id, lock_type).
 /// <see cref="KeyPredicate"/> binds <see cref="KeyValues"/> as $1, $2, …
 /// </summary>
 internal sealed record SampleRow(string Table, Guid TenantId, string KeyPredicate, object[] KeyValues)
@@ -70,6 +70,10 @@ internal sealed class SampleRowFactory(NpgsqlDataSource superuser)
                 var user = Guid.NewGuid();
                 return new(new SampleRow(table, tenantId, "tenant_id = $1 and user_id = $2", [tenantId, user]),
                     "insert into public.tenant_members (tenant_id, user_id, role) values ($1, $2, 'member')", [tenantId, user]);
+            case "tenant_roles":
+                var role = $"probe_{id:N}";
+                return new(new SampleRow(table, tenantId, "tenant_id = $1 and role = $2", [tenantId, role]),
+                    "insert into public.tenant_roles (tenant_id, role, capabilities) values ($1, $2, '{read}')", [tenantId, role]);
             case "agent_tenant_locks":
                 var lockType = $"probe-{id:N}";
                 return new(new SampleRow(table, tenantId, "tenant_id = $1 and lock_type = $2", [tenantId, lockType]),

@@ -12,7 +12,7 @@ internal sealed record TenantSide(Guid TenantId, Guid UserId, IReadOnlyDictionar
 
 /// <summary>
 /// A fresh migrated database holding tenants A and B, each with a row in every table of the schema contract;
-/// user uA is a member of A only and uB of B only. One per test class.
+/// user uA is an admin of A only and uB of B only. One per test class.
 /// </summary>
 public sealed class TwoTenantFixture : IAsyncLifetime
 {
@@ -81,7 +81,9 @@ public sealed class TwoTenantFixture : IAsyncLifetime
     private async Task<TenantSide> CreateSideAsync(string name)
     {
         var tenant = await Db.CreateTenantAsync(name);
-        var user = await Db.AddMemberAsync(tenant);
+        // An admin: every capability, so a write on the user's own tenant fails only where the grants forbid it, and the
+        // isolation tests see tenant isolation alone. What each role may do is GuardrailMatrixTests' subject.
+        var user = await Db.AddMemberAsync(tenant, role: "admin");
         var rows = new Dictionary<string, SampleRow>(StringComparer.Ordinal)
         {
             ["tenants"] = SampleRow.ById("tenants", tenant, tenant),

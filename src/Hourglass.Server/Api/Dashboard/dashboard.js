@@ -198,6 +198,15 @@
 
   const tenantPath = (path) => `/tenants/${encodeURIComponent(state.tenant.id)}${path}`;
 
+  // Whether the caller's role in the selected tenant has a capability (GET /tenants lists them): controls a role may
+  // not use are not offered; the API and the database refuse them anyway.
+  const can = (capability) => Array.isArray(state.tenant && state.tenant.capabilities) && state.tenant.capabilities.includes(capability);
+
+  function notAllowed(capability) {
+    const role = (state.tenant && state.tenant.role) || "your role";
+    return el("span", { class: "hint", "data-testid": "not-allowed", text: `Needs '${capability}' (${role} lacks it)` });
+  }
+
   // ------------------------------------------------------------------------------------------ Messages
 
   function errorBox(error, context) {
@@ -870,11 +879,12 @@
             card.entity_id ? el("span", { class: "mono", title: card.entity_id, text: shortId(card.entity_id) }) : ""),
           el("td", { text: card.due_at ? fmtDateTime(card.due_at) : "never" }),
           el("td", { text: fmtDateTime(card.created_at) }),
-          el("td", { class: "actions" },
+          el("td", { class: "actions" }, ...(can("approve") ? [
             el("button", { type: "button", class: "approve", "data-testid": "approve-button", "data-card-id": card.id,
               "aria-label": `Approve: ${card.title}`, text: "Approve", onclick: (e) => decideApproval(card, true, e.currentTarget) }),
             el("button", { type: "button", class: "reject", "data-testid": "reject-button", "data-card-id": card.id,
-              "aria-label": `Reject: ${card.title}`, text: "Reject", onclick: (e) => decideApproval(card, false, e.currentTarget) }))))));
+              "aria-label": `Reject: ${card.title}`, text: "Reject", onclick: (e) => decideApproval(card, false, e.currentTarget) })]
+            : [notAllowed("approve")]))))));
   }
 
   async function decideApproval(card, approve, button) {
@@ -916,7 +926,7 @@
         el("td", { text: (x.details && (x.details.message || x.details.reason)) || "–" }),
         el("td", null, el("span", { class: `badge ${x.resolution_status}`, text: label(x.resolution_status) })),
         el("td", { text: fmtDateTime(x.created_at) }),
-        el("td", { class: "actions" },
+        el("td", { class: "actions" }, ...(!can("resolve_exceptions") ? [notAllowed("resolve_exceptions")] : [
           x.resolution_status === "open"
             ? el("button", { type: "button", "data-testid": "review-button", "data-exception-id": x.id,
               "aria-label": `Review: ${label(x.exception_type)} on order ${shortId(x.order_id)}`, text: "Review",
@@ -927,7 +937,7 @@
             onclick: (e) => exceptionStep(x, "resolve", e.currentTarget) }),
           el("button", { type: "button", class: "dismiss", "data-testid": "dismiss-button", "data-exception-id": x.id,
             "aria-label": `Dismiss: ${label(x.exception_type)} on order ${shortId(x.order_id)}`, text: "Dismiss",
-            onclick: (e) => exceptionStep(x, "dismiss", e.currentTarget) }))))));
+            onclick: (e) => exceptionStep(x, "dismiss", e.currentTarget) })]))))));
   }
 
   async function exceptionStep(exception, step, button) {
