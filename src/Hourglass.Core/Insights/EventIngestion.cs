@@ -465,7 +465,8 @@ internal sealed class EventBulkBatch
         await using var command = new NpgsqlCommand("""
             select hourglass.caller_bypasses_rls(), hourglass.now(),
                    greatest(hourglass.tenant_setting_int($1, 'event_future_skew_seconds', 300), 0),
-                   (select true from hourglass.assert_tenant_access($1, 'ingest_events (bulk)'))
+                   -- Only a trusted role gets as far as the tenant check; anyone else is refused below, in words.
+                   case when hourglass.caller_bypasses_rls() then (select true from hourglass.assert_tenant_access($1, 'ingest_events (bulk)')) end
             """, connection, transaction);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
