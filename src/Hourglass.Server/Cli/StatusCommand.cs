@@ -302,7 +302,7 @@ internal static class StatusCommand
         console.WriteLine();
         console.WriteLine("Outbox");
         var messages = snapshot.Messages.GetValueOrDefault(tenant.Id) ?? [];
-        var table = NewTable("status", ">messages", ">held for the send window");
+        var table = NewTable("message status", ">messages", ">held for the send window");
         foreach (var status in s_messageStatuses)
         {
             var count = messages.GetValueOrDefault(status);

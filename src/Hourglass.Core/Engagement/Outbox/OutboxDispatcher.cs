@@ -40,7 +40,8 @@ public sealed record OutboxDispatcherOptions
 
 /// <summary>
 /// Delivers the outbox. Each pass claims due messages (<c>FOR UPDATE SKIP LOCKED</c>, so any number of dispatchers
-/// share the table), marking them 'sending' until a visibility timeout before any network call; sends each through
+/// share the table), checking each again as it claims it — kill switches, do-not-contact, the channel, the send window
+/// (suppressed, held or left as they are otherwise) — and marking them 'sending' until a visibility timeout before any network call; sends each through
 /// its channel's transport; and records the attempt and the outcome: 'sent', back to 'pending' after a backoff, or
 /// 'failed'. The attempt number is the claim's fencing token: a dispatcher whose claim lapsed and was taken over
 /// records its attempt but cannot change the message. A dispatcher that dies after sending and before recording
@@ -49,6 +50,13 @@ public sealed record OutboxDispatcherOptions
 /// </summary>
 internal sealed partial class OutboxDispatcher
 {
+    // How far ahead the dispatcher looks for a closed send window to open; a window closed longer (a long run of
+    // holidays) holds the message this long and is judged again then.
+    private static readonly TimeSpan s_windowHorizon = TimeSpan.FromDays(14);
+
+    // A policy in force that cannot be read (written around the checks) holds its tenant's messages this long at a time.
+    private static readonly TimeSpan s_unreadablePolicyRetry = TimeSpan.FromHours(1);
+
     private readonly NpgsqlDataSource _dataSource;
     private readonly IReadOnlyDictionary<string, IMessageTransport> _transports;
     private readonly Func<string, string?> _secrets;
@@ -141,13 +149,6 @@ internal sealed partial class OutboxDispatcher
         await Failpoints.HitAsync("outbox.after_send", cancellationToken);
         await RecordAsync(message, result, cancellationToken);
     }
-
-    // How far ahead the dispatcher looks for a closed send window to open; a window closed longer (a long run of
-    // holidays) holds the message this long and is judged again then.
-    private static readonly TimeSpan s_windowHorizon = TimeSpan.FromDays(14);
-
-    // A policy in force that cannot be read (written around the checks) holds its tenant's messages this long at a time.
-    private static readonly TimeSpan s_unreadablePolicyRetry = TimeSpan.FromHours(1);
 
     // The claim and the send-time checks, in one transaction (docs/outbox.md, "Send-time checks"). The due rows are
     // locked first (SKIP LOCKED), skipping every tenant under a kill switch, with what the send window needs (the
