@@ -576,13 +576,21 @@ internal static class StatusCommand
                 },
                 cancellationToken);
 
-            // All tenants: the queued messages only (idx_message_outbox_due); one tenant: every status.
-            await reader.EachAsync("""
-                select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
-                from public.message_outbox m
-                where ($1::uuid is null and m.status in ('pending', 'sending')) or m.tenant_id = $1
-                group by m.tenant_id, m.status
-                """,
+            // All tenants: the queued messages only (idx_message_outbox_due, whatever the history of sent ones); one
+            // tenant: every status (idx_message_outbox_tenant_status).
+            await reader.EachAsync(tenantId is null
+                ? """
+                  select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
+                  from public.message_outbox m
+                  where m.status in ('pending', 'sending')
+                  group by m.tenant_id, m.status
+                  """
+                : """
+                  select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
+                  from public.message_outbox m
+                  where m.tenant_id = $1
+                  group by m.tenant_id, m.status
+                  """,
                 r => Slot(snapshot.Messages, r.GetGuid(0))[r.GetString(1)] = (r.GetInt64(2), r.GetInt64(3)), cancellationToken);
 
             if (tenantId is not null)

@@ -65,6 +65,10 @@ public sealed class KillSwitchWorkerTests : IAsyncLifetime
             Assert.Empty(smtp.Accepted);
             Assert.Equal(before, await RowsAsync(tenant));
             Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.message_outbox_attempts where tenant_id = $1", tenant));
+            var status = await RunAsync("status", "--tenant", "Paused Co");
+            Assert.Contains("2 queued message(s) held by the kill switch: neither sent nor failed", status.StandardOutput, StringComparison.Ordinal);
+            var summary = await RunAsync("status");
+            Assert.Matches(@"\|\s*Paused Co\s*\|\s*paused: customer asked us to stop\s*\|.*\|\s*2\s*\|\s*$", summary.StandardOutput.Split('\n').Single(l => l.Contains("Paused Co", StringComparison.Ordinal)));
 
             var resume = await RunAsync("resume", "--tenant", "Paused Co");
             Assert.True(resume.ExitCode == 0, resume.StandardError);
