@@ -118,6 +118,7 @@ public sealed partial class CycleWorker
     /// Runs a cycle now (<c>hourglass run --tenant</c>), or a dry run that records the plan and the policy
     /// decisions without side effects, for this hour or a past one under the current policies.
     /// </summary>
+    /// <exception cref="TenantPausedException">A real run of a tenant held by a kill switch (its own or the global one).</exception>
     public async Task<CycleResult> RunManualAsync(Guid tenantId, bool dryRun, DateTimeOffset? hour, CancellationToken cancellationToken)
     {
         var scheduledFor = CycleSchedule.HourBucket(hour ?? Time.GetUtcNow());
@@ -125,6 +126,13 @@ public sealed partial class CycleWorker
         if (dryRun)
         {
             return await _engine.RunAsync(request, null, cancellationToken);
+        }
+
+        // A kill switch refuses a real run outright, rather than recording a run whose every action is blocked. A pause
+        // that lands after this check still blocks each remaining action before its side effect (CycleEngine's Act).
+        if (await new TenantControl(DataSource, Time).ReadPauseAsync(tenantId, cancellationToken) is { } pause)
+        {
+            throw new TenantPausedException(tenantId, pause, "A manual run");
         }
 
         await using var lease = await TenantLease.TryAcquireAsync(DataSource, Time, tenantId, WorkerId, _options.LeaseMinutes, cancellationToken)

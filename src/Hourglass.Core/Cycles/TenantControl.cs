@@ -1,3 +1,4 @@
+using System.Globalization;
 using Npgsql;
 
 namespace Hourglass.Cycles;
@@ -62,6 +63,46 @@ public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider? tim
         await ScalarAsync("update hourglass.agent_control set paused = false, reason = null, set_by = $1, set_at = $2 where singleton",
             cancellationToken, by, _time.GetUtcNow());
 
+    /// <summary>
+    /// The kill switch that holds <paramref name="tenantId"/> now, if any: the global one first (it holds every tenant),
+    /// else the tenant's own; null when neither is on. Read by the database's clock and state, as the workers read them.
+    /// </summary>
+    public async Task<PauseState?> ReadPauseAsync(Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select c.paused, c.set_at, c.set_by, c.reason, s.paused, s.paused_at, s.paused_by, s.paused_reason
+            from hourglass.agent_control c
+            left join public.agent_tenant_schedules s on s.tenant_id = $1
+            where c.singleton
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+        if (reader.GetBoolean(0))
+        {
+            return new PauseState(true, reader.GetFieldValue<DateTimeOffset>(1), Text(2), Text(3));
+        }
+
+        return !reader.IsDBNull(4) && reader.GetBoolean(4)
+            ? new PauseState(false, reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5), Text(6), Text(7))
+            : null;
+    }
+
+    /// <summary>The global kill switch, when it is on.</summary>
+    public async Task<PauseState?> ReadGlobalPauseAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("select paused, set_at, set_by, reason from hourglass.agent_control where singleton");
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) && reader.GetBoolean(0)
+            ? new PauseState(true, reader.GetFieldValue<DateTimeOffset>(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3))
+            : null;
+    }
+
     private static string Reason(string reason) =>
         string.IsNullOrWhiteSpace(reason) ? throw new HourglassException("reason: say why you pause (it is shown to everyone who looks)") : reason.Trim();
 
@@ -84,4 +125,31 @@ public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider? tim
         var value = await command.ExecuteScalarAsync(cancellationToken);
         return value is DBNull ? null : value;
     }
+}
+
+/// <summary>A kill switch that is on: the global one (every tenant) or one tenant's; since when, by whom, and why.</summary>
+public sealed record PauseState(bool Global, DateTimeOffset? Since, string? By, string? Reason)
+{
+    /// <summary>"all tenants are paused (the global kill switch) since … by …: why", or the same for one tenant.</summary>
+    public string Describe(Guid tenantId)
+    {
+        var what = Global ? "all tenants are paused (the global kill switch)" : $"tenant {tenantId} is paused";
+        var since = Since is { } at ? string.Create(CultureInfo.InvariantCulture, $" since {at.UtcDateTime:yyyy-MM-dd HH:mm} UTC") : "";
+        return $"{what}{since} by {By ?? "someone unrecorded"}: {Reason ?? "no reason given"}";
+    }
+
+    /// <summary>The command that lifts this switch.</summary>
+    public string ResumeCommand(Guid tenantId) => Global ? "hourglass resume" : $"hourglass resume --tenant {tenantId}";
+}
+
+/// <summary>
+/// A side effect refused because a kill switch holds the tenant (a manual run, for one): the message says since when,
+/// by whom, why, and how to resume.
+/// </summary>
+public sealed class TenantPausedException(Guid tenantId, PauseState pause, string action)
+    : HourglassException($"{pause.Describe(tenantId)}. {action} would act while the kill switch is on; resume with '{pause.ResumeCommand(tenantId)}' (a dry run, which has no side effects, still works)")
+{
+    public Guid TenantId { get; } = tenantId;
+
+    public PauseState Pause { get; } = pause;
 }

@@ -135,6 +135,9 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
                 select count(*) from public.agent_actions
                 where tenant_id = $1 and status = 'succeeded' and kind = 'send_message' and completed_at > $2 and completed_at <= $3
                   and coalesce(payload ->> 'channel', 'email') = $4
+                  and not (coalesce(result ->> 'suppressed' = 'true', false) or exists (
+                    select 1 from public.message_outbox m
+                    where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled')))
                 """);
             command.Parameters.Add(new() { Value = context.TenantId });
             command.Parameters.Add(new() { Value = context.Now - PolicyEvaluator.Length(rule.Window) });

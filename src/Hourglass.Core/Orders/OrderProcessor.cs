@@ -21,7 +21,11 @@ public sealed record OrderProcessorOptions
 }
 
 /// <summary>What one pass did.</summary>
-public sealed record OrderPassResult(int Claimed, int Validated, int NeedsApproval, int Exceptions, int Fixes, int LostClaims);
+/// <remarks>
+/// <see cref="Held"/>: entries claimed before their tenant was paused (or the global pause came on) and released
+/// unwritten at the write, which reads the kill switches again.
+/// </remarks>
+public sealed record OrderPassResult(int Claimed, int Validated, int NeedsApproval, int Exceptions, int Fixes, int LostClaims, int Held = 0);
 
 /// <summary>
 /// Processes the order queue in batches, on one connection and three round trips a batch: the claim
@@ -84,7 +88,8 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
             outcomes.Add(OrderDecider.Decide(snapshot, policy, zone, now));
         }
 
-        var kept = await OrderWriter.WriteAsync(connection, outcomes, _options.WorkerId, runId, now, cancellationToken);
+        var held = new HashSet<Guid>();
+        var kept = await OrderWriter.WriteAsync(connection, outcomes, _options.WorkerId, runId, now, cancellationToken, held);
         int validated = 0, needsApproval = 0, exceptions = 0, fixes = 0;
         foreach (var outcome in outcomes)
         {
@@ -108,7 +113,7 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
             }
         }
 
-        return new OrderPassResult(claims.Count, validated, needsApproval, exceptions, fixes, outcomes.Count - kept.Count);
+        return new OrderPassResult(claims.Count, validated, needsApproval, exceptions, fixes, outcomes.Count - kept.Count - held.Count, held.Count);
     }
 
     /// <summary>
@@ -129,7 +134,7 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
             }
 
             total = new OrderPassResult(total.Claimed + pass.Claimed, total.Validated + pass.Validated, total.NeedsApproval + pass.NeedsApproval,
-                total.Exceptions + pass.Exceptions, total.Fixes + pass.Fixes, total.LostClaims + pass.LostClaims);
+                total.Exceptions + pass.Exceptions, total.Fixes + pass.Fixes, total.LostClaims + pass.LostClaims, total.Held + pass.Held);
             progress?.Report(pass.Claimed);
         }
 

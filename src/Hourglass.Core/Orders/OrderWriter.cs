@@ -145,6 +145,9 @@ internal static class OrderWriter
     // statement is prepared, and a generic plan would otherwise read every 'processing' entry through
     // idx_order_processing_claimed and compare each with every row of r; this way each entry is looked up by its id.
     // The order rows ride along in kept's RETURNING. An order is rewritten only when something of it changes.
+    // The kill switches are read again here, in the statement that writes (docs/orders.md, "Under a pause"): an entry of
+    // a tenant paused since its claim (or under the global pause) is not kept — none of its fixes, exceptions, cards or
+    // events is written — and is released to pending as it was, to be validated afresh after the resume.
     // kept is estimated at one row, whatever it holds: every other write either hashes it or drives index lookups
     // from it. The exceptions to close are looked up per kept entry (LATERAL, kept from being flattened into a plain
     // join by OFFSET 0; uq_order_exceptions_open_type): joined plainly, the planner scanned every open exception once
@@ -159,7 +162,17 @@ internal static class OrderWriter
                       $11::text[], $12::numeric[], $13::numeric[], $14::text[], $15::text[])
                as r(id, token, status, pricing, credit, requirements, attempts, results, host_status, subtotal, total, ship_to, open_types)
           where q.id = r.id and q.claim_token = r.token and (q.status, q.claimed_by) is not distinct from ('processing', $10)
+            and not (select c.paused from hourglass.agent_control c where c.singleton)
+            and not exists (select 1 from public.agent_tenant_schedules s where s.tenant_id = q.tenant_id and s.paused)
           returning q.id, q.tenant_id, q.order_id, r.host_status, r.subtotal, r.total, r.ship_to, r.open_types
+        ), released as (
+          update public.order_processing_queue q
+          set status = 'pending', claimed_by = null, claimed_until = null, updated_at = $3
+          from unnest($1::uuid[], $2::bigint[]) as r(id, token)
+          where q.id = r.id and q.claim_token = r.token and (q.status, q.claimed_by) is not distinct from ('processing', $10)
+            and ((select c.paused from hourglass.agent_control c where c.singleton)
+                 or exists (select 1 from public.agent_tenant_schedules s where s.tenant_id = q.tenant_id and s.paused))
+          returning q.id
         ), repriced as (
           update public.order_lines l set unit_price = r.unit_price, discount_pct = r.discount_pct
           from unnest($16::uuid[], $17::uuid[], $18::numeric[], $19::numeric[]) as r(queue_id, id, unit_price, discount_pct)
@@ -226,17 +239,22 @@ internal static class OrderWriter
           join kept k on k.id = r.queue_id
           order by r.n
         )
-        select id from kept
+        select id, true from kept
+        union all
+        select id, false from released
         """;
 
-    /// <summary>Writes the outcomes; returns the queue ids that were still ours (the others were skipped whole).</summary>
+    /// <summary>
+    /// Writes the outcomes; returns the queue ids that were still ours (the others were skipped whole). Entries held by a
+    /// pause (released to pending, nothing written) go to <paramref name="held"/> when it is given.
+    /// </summary>
     public static Task<HashSet<Guid>> WriteAsync(NpgsqlConnection connection, List<OrderOutcome> outcomes, string workerId, Guid? runId,
-        DateTimeOffset now, CancellationToken cancellationToken) =>
-        WriteAsync(connection, Build(outcomes), workerId, runId, now, cancellationToken);
+        DateTimeOffset now, CancellationToken cancellationToken, HashSet<Guid>? held = null) =>
+        WriteAsync(connection, Build(outcomes), workerId, runId, now, cancellationToken, held);
 
     /// <summary>Writes a write set in one round trip; returns the queue ids that were still ours.</summary>
     public static async Task<HashSet<Guid>> WriteAsync(NpgsqlConnection connection, OrderWriteSet set, string workerId, Guid? runId,
-        DateTimeOffset now, CancellationToken cancellationToken)
+        DateTimeOffset now, CancellationToken cancellationToken, HashSet<Guid>? held = null)
     {
         var kept = new HashSet<Guid>();
         if (set.Count == 0)
@@ -260,7 +278,14 @@ internal static class OrderWriter
         await reader.NextResultAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            kept.Add(reader.GetGuid(0));
+            if (reader.GetBoolean(1))
+            {
+                kept.Add(reader.GetGuid(0));
+            }
+            else
+            {
+                held?.Add(reader.GetGuid(0));
+            }
         }
 
         return kept;

@@ -56,7 +56,10 @@ public sealed class DocumentPolicyEnforcer(NpgsqlDataSource dataSource) : IPolic
     /// <summary>Whose facts decide: the contact touched, else the account, else the target itself.</summary>
     public static Guid? Subject(PolicyAction action) => action.ContactId ?? action.AccountId ?? action.TargetId;
 
-    /// <summary>The tenant's touches in the 7 days before <paramref name="now"/>, outside <paramref name="excludeHour"/>.</summary>
+    /// <summary>
+    /// The tenant's touches in the 7 days before <paramref name="now"/>, outside <paramref name="excludeHour"/>. A message
+    /// that never went out — suppressed when it was enqueued or when it was to be sent, or cancelled — is not a touch.
+    /// </summary>
     public static async Task LoadHistoryAsync(NpgsqlDataSource dataSource, Guid tenantId, DateTimeOffset now, DateTimeOffset? excludeHour,
         PolicyHistory history, CancellationToken cancellationToken)
     {
@@ -67,6 +70,9 @@ public sealed class DocumentPolicyEnforcer(NpgsqlDataSource dataSource) : IPolic
             where tenant_id = $1 and status = 'succeeded' and kind in ('touch_task', 'send_message')
               and completed_at > $2 - interval '7 days' and completed_at <= $2
               and ($3::timestamptz is null or hour_bucket <> $3)
+              and not (kind = 'send_message' and (coalesce(result ->> 'suppressed' = 'true', false) or exists (
+                select 1 from public.message_outbox m
+                where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled'))))
             order by completed_at
             """);
         command.Parameters.Add(new() { Value = tenantId });

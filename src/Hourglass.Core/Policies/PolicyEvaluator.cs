@@ -261,6 +261,104 @@ public static class PolicyEvaluator
         return null;
     }
 
+    /// <summary>
+    /// The first instant at or after <paramref name="now"/> when <see cref="TimingBlocks"/> lets an action of
+    /// <paramref name="kind"/> happen for a target in <paramref name="target"/>'s time zone: <paramref name="now"/> itself
+    /// when nothing blocks it, otherwise the moment the send window opens (or the holiday ends); null when it does not
+    /// open within <paramref name="horizon"/>. The outbox holds a message outside its window until then.
+    /// </summary>
+    /// <remarks>
+    /// The timing rules block a set of instants whose openings can only be: the window's start on some local day, a local
+    /// midnight in the tenant's zone (a holiday ends), or a daylight-saving transition of either zone (a start that falls
+    /// in a skipped hour opens at the transition; a repeated hour can re-enter a window). Each candidate is judged by
+    /// <see cref="TimingBlocks"/> itself, so the answer is whatever the evaluator says, and the earliest that passes wins.
+    /// </remarks>
+    public static DateTimeOffset? NextTimingOpening(PolicyDocument document, string kind, (TimeZoneInfo Zone, string Source) target, DateTimeOffset now,
+        TimeZoneInfo tenantZone, TimeSpan horizon)
+    {
+        ArgumentNullException.ThrowIfNull(document);
+        if (TimingBlocks(document, kind, target, now, tenantZone) is null)
+        {
+            return now;
+        }
+
+        var end = now + horizon;
+        var candidates = new List<DateTimeOffset>();
+        var days = (int)Math.Ceiling(horizon.TotalDays) + 1;
+        foreach (var rule in document.Rules)
+        {
+            if (rule.Kind == "send_window" && rule.Decision == PolicyVerdict.Deny && rule.AppliesToKind(kind))
+            {
+                AddLocalTimes(candidates, target.Zone, now, days, rule.Start);
+            }
+        }
+
+        AddLocalTimes(candidates, tenantZone, now, days, TimeOnly.MinValue);
+        AddTransitions(candidates, target.Zone, now, end);
+        AddTransitions(candidates, tenantZone, now, end);
+        candidates.Sort();
+        foreach (var at in candidates)
+        {
+            if (at > now && at <= end && TimingBlocks(document, kind, target, at, tenantZone) is null)
+            {
+                return at;
+            }
+        }
+
+        return null;
+    }
+
+    // Every instant whose local time in zone is `time`, on each local day from now's (inclusive) for `days` days: one
+    // instant, two in a repeated hour, none in a skipped one (the transition covers it).
+    private static void AddLocalTimes(List<DateTimeOffset> candidates, TimeZoneInfo zone, DateTimeOffset now, int days, TimeOnly time)
+    {
+        var today = TimeZoneInfo.ConvertTime(now, zone).Date;
+        for (var d = 0; d <= days; d++)
+        {
+            var local = DateTime.SpecifyKind(today.AddDays(d) + time.ToTimeSpan(), DateTimeKind.Unspecified);
+            if (zone.IsInvalidTime(local))
+            {
+                continue;
+            }
+
+            var offsets = zone.IsAmbiguousTime(local) ? zone.GetAmbiguousTimeOffsets(local) : [zone.GetUtcOffset(local)];
+            foreach (var offset in offsets)
+            {
+                candidates.Add(new DateTimeOffset(local, offset).ToUniversalTime());
+            }
+        }
+    }
+
+    // The instants in (from, to] where the zone's UTC offset changes, to the second: hour by hour, then halving.
+    private static void AddTransitions(List<DateTimeOffset> candidates, TimeZoneInfo zone, DateTimeOffset from, DateTimeOffset to)
+    {
+        var step = TimeSpan.FromHours(1);
+        for (var at = from; at < to; at += step)
+        {
+            var next = at + step;
+            if (zone.GetUtcOffset(at) == zone.GetUtcOffset(next))
+            {
+                continue;
+            }
+
+            var (low, high) = (at, next);
+            while (high - low > TimeSpan.FromSeconds(1))
+            {
+                var middle = low + ((high - low) / 2);
+                if (zone.GetUtcOffset(middle) == zone.GetUtcOffset(low))
+                {
+                    low = middle;
+                }
+                else
+                {
+                    high = middle;
+                }
+            }
+
+            candidates.Add(new DateTimeOffset(high.UtcTicks - (high.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero));
+        }
+    }
+
     public static string Name(PolicyVerdict verdict) => verdict switch
     {
         PolicyVerdict.Allow => "allow",

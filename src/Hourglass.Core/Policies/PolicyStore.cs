@@ -25,6 +25,24 @@ public static class PolicyStore
         return await ReadAsync(connection, null, tenantId, null, cancellationToken) ?? BuiltIn;
     }
 
+    /// <summary>
+    /// The document of version <paramref name="number"/> (0: the built-in default), parsed once per process: a saved
+    /// version never changes, so only a version not seen yet is read.
+    /// </summary>
+    /// <exception cref="PolicyValidationException">The stored document does not parse (it was written around the checks).</exception>
+    public static async Task<PolicyDocument> DocumentAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int number,
+        CancellationToken cancellationToken = default)
+    {
+        if (number == 0)
+        {
+            return BuiltIn.Document;
+        }
+
+        return s_parsed.TryGetValue((tenantId, number), out var parsed)
+            ? parsed
+            : (await ReadAsync(connection, transaction, tenantId, number, cancellationToken))?.Document ?? BuiltIn.Document;
+    }
+
     /// <summary>One version (or the one in force when <paramref name="number"/> is null); null if there is none.</summary>
     public static async Task<PolicyVersion?> ReadAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int? number,
         CancellationToken cancellationToken = default)

@@ -184,7 +184,16 @@ internal static class ApiEndpoints
                     statusCode: StatusCodes.Status409Conflict, type: "https://hourglass.dev/problems/conflict");
             }
 
-            var result = await worker.RunManualAsync(tenantId, request?.DryRun ?? false, request?.Hour, http.RequestAborted);
+            CycleResult result;
+            try
+            {
+                result = await worker.RunManualAsync(tenantId, request?.DryRun ?? false, request?.Hour, http.RequestAborted);
+            }
+            catch (TenantPausedException ex)
+            {
+                return Paused(ex);
+            }
+
             return Results.Json(new { run_id = result.RunId, result.Status, planned = result.ActionsPlanned, taken = result.ActionsTaken,
                 blocked = result.ActionsBlocked, failed = result.ActionsFailed, result.Error }, statusCode: StatusCodes.Status201Created);
         }))
@@ -192,6 +201,28 @@ internal static class ApiEndpoints
     }
 
     public sealed record RunRequest(bool? DryRun = null, DateTimeOffset? Hour = null);
+
+    // A real run of a paused tenant: 409, saying since when, by whom, why, and how to lift the switch that holds it
+    // (the tenant's own through the settings route; the global one only by an operator's 'hourglass resume').
+    private static IResult Paused(TenantPausedException ex)
+    {
+        var pause = ex.Pause;
+        var resume = pause.Global
+            ? "the global kill switch is lifted by an operator with 'hourglass resume'"
+            : $"an owner or admin resumes it with PATCH /api/v1/tenants/{ex.TenantId}/settings {{\"paused\": false}} (or 'hourglass resume --tenant {ex.TenantId}')";
+        return Results.Problem(
+            title: "Tenant paused",
+            detail: $"{pause.Describe(ex.TenantId)}. A real run would act while the kill switch is on; {resume}. A dry run (\"dry_run\": true) still works.",
+            statusCode: StatusCodes.Status409Conflict,
+            type: "https://hourglass.dev/problems/paused",
+            extensions: new Dictionary<string, object?>
+            {
+                ["scope"] = pause.Global ? "global" : "tenant",
+                ["paused_since"] = pause.Since,
+                ["paused_by"] = pause.By,
+                ["reason"] = pause.Reason,
+            });
+    }
 
     private static void MapEngagement(RouteGroupBuilder tenant, NpgsqlDataSource dataSource, ApiBodyLimit batchLimit)
     {

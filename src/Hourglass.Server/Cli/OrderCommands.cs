@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Hourglass.Cycles;
 using Hourglass.Orders;
 using Microsoft.Extensions.Logging;
 using NpgsqlTypes;
@@ -47,6 +48,16 @@ internal static class OrderCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             Guid? tenantId = parse.GetValue(tenant) is { } name ? await CycleCommands.ResolveTenantAsync(target.DataSource, name, cancellationToken) : null;
+
+            // The kill switches hold the processor too (claim_orders skips paused tenants): say so instead of a bare "0 processed".
+            var control = new TenantControl(target.DataSource);
+            var pause = tenantId is { } one ? await control.ReadPauseAsync(one, cancellationToken) : await control.ReadGlobalPauseAsync(cancellationToken);
+            if (pause is not null)
+            {
+                Console.WriteLine($"Nothing processed: {pause.Describe(tenantId ?? Guid.Empty)}. The orders wait, untouched, until '{pause.ResumeCommand(tenantId ?? Guid.Empty)}'.");
+                return 0;
+            }
+
             var limit = parse.GetValue(max);
             var clock = Stopwatch.StartNew();
             var drainers = Enumerable.Range(0, count)
@@ -63,9 +74,39 @@ internal static class OrderCommands
                 Console.WriteLine($"{lost} claim(s) lapsed or their orders changed while being processed: they are processed again.");
             }
 
+            if (results.Sum(r => r.Held) is > 0 and var held)
+            {
+                Console.WriteLine($"{held} order(s) were claimed before their tenant was paused: nothing of them was written, and they wait for the resume.");
+            }
+
+            await PrintPausedTenantsAsync(target, tenantId, cancellationToken);
             return 0;
         });
         return command;
+    }
+
+    // Paused tenants' orders are not claimed: name the tenants and how many orders of theirs wait.
+    private static async Task PrintPausedTenantsAsync(DatabaseTarget target, Guid? tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = target.DataSource.CreateCommand("""
+            select t.id, t.name, s.paused_at, s.paused_by, s.paused_reason, count(*)
+            from public.order_processing_queue q
+            join public.agent_tenant_schedules s on s.tenant_id = q.tenant_id and s.paused
+            join public.tenants t on t.id = q.tenant_id
+            where ($1::uuid is null or q.tenant_id = $1) and q.status in ('pending', 'processing')
+            group by t.id, t.name, s.paused_at, s.paused_by, s.paused_reason
+            order by t.name, t.id
+            """);
+        command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var id = reader.GetGuid(0);
+            var pause = new PauseState(false, reader.IsDBNull(2) ? null : reader.GetFieldValue<DateTimeOffset>(2),
+                reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Held: {reader.GetInt64(5)} order(s) of {reader.GetString(1)}: {pause.Describe(id)}; they wait until '{pause.ResumeCommand(id)}'."));
+        }
     }
 
     // A terminal sees the orders processed so far against those claimable when processing began (more may arrive);

@@ -14,7 +14,7 @@ namespace Hourglass.Server.Cli;
 /// <c>hourglass status [--tenant T]</c>: where the agent stands, read from one snapshot of the database — the kill
 /// switch and the workers' last hour, then one summary row per tenant, or one tenant in detail (its last runs,
 /// engagement compliance, open approvals, policy violations of the last 24 hours, the order queue and its open
-/// exceptions, and whether and why it is paused).
+/// exceptions, the outbox with its held and suppressed messages, and whether and why it is paused).
 /// </summary>
 internal static class StatusCommand
 {
@@ -24,6 +24,7 @@ internal static class StatusCommand
     private static readonly string[] s_runStatuses = ["running", "completed", "partial", "failed", "abandoned", "skipped"];
     private static readonly string[] s_queueStatuses = ["pending", "processing", "validated", "needs_approval", "exception", "cancelled"];
     private static readonly string[] s_severities = ["info", "warning", "error", "critical"];
+    private static readonly string[] s_messageStatuses = ["pending", "sending", "sent", "failed", "cancelled", "suppressed"];
 
     public static Command Build(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
     {
@@ -127,7 +128,7 @@ internal static class StatusCommand
                 string.Create(CultureInfo.InvariantCulture, $"Global kill switch: PAUSED since {Time(control.SetAt)} ({Ago(snapshot.Now, control.SetAt)}) by {control.SetBy ?? "?"}: {control.Reason}"),
                 new Style(Color.Red, decoration: Decoration.Bold)));
             console.WriteLine();
-            console.WriteLine("No worker claims a tenant or takes an action until 'hourglass resume'.");
+            console.WriteLine("No worker claims a tenant or takes an action, no queued message is sent and no order is processed until 'hourglass resume'.");
         }
         else
         {
@@ -165,7 +166,7 @@ internal static class StatusCommand
         }
 
         var table = NewTable("tenant", "state", "last run", "ago", ">taken", ">blocked", ">clocks", ">overdue", ">due soon", ">compliance %",
-            ">approvals", ">violations 24h", ">orders queued", ">exceptions");
+            ">approvals", ">violations 24h", ">orders queued", ">exceptions", ">messages queued");
         foreach (var tenant in snapshot.Tenants)
         {
             var run = snapshot.LastRuns.GetValueOrDefault(tenant.Id);
@@ -185,7 +186,8 @@ internal static class StatusCommand
                 new Text(N(snapshot.Approvals.GetValueOrDefault(tenant.Id)?.Open ?? 0)),
                 new Text(N(snapshot.Violations.GetValueOrDefault(tenant.Id)?.Sum(v => v.Value.Count) ?? 0)),
                 new Text(N((queue?.GetValueOrDefault("pending") ?? 0) + (queue?.GetValueOrDefault("processing") ?? 0))),
-                new Text(N(snapshot.Exceptions.GetValueOrDefault(tenant.Id)?.Sum(e => e.Open + e.InReview) ?? 0)));
+                new Text(N(snapshot.Exceptions.GetValueOrDefault(tenant.Id)?.Sum(e => e.Open + e.InReview) ?? 0)),
+                new Text(N(snapshot.Messages.GetValueOrDefault(tenant.Id)?.Where(m => m.Key is "pending" or "sending").Sum(m => m.Value.Count) ?? 0)));
         }
 
         console.Write(table);
@@ -272,6 +274,8 @@ internal static class StatusCommand
 
         console.Write(queueTable);
 
+        PrintOutbox(console, snapshot, tenant);
+
         console.WriteLine();
         console.WriteLine("Open order exceptions");
         var exceptions = snapshot.Exceptions.GetValueOrDefault(tenant.Id) ?? [];
@@ -289,6 +293,45 @@ internal static class StatusCommand
 
         AddRow(exceptionTable, "total", N(exceptions.Sum(e => e.Open)), N(exceptions.Sum(e => e.InReview)));
         console.Write(exceptionTable);
+    }
+
+    // The tenant's messages by status; those held (by a kill switch, or until their send window opens); and those
+    // suppressed at the moment of sending, by reason (docs/outbox.md).
+    private static void PrintOutbox(IAnsiConsole console, StatusSnapshot snapshot, TenantState tenant)
+    {
+        console.WriteLine();
+        console.WriteLine("Outbox");
+        var messages = snapshot.Messages.GetValueOrDefault(tenant.Id) ?? [];
+        var table = NewTable("message status", ">messages", ">held for the send window");
+        foreach (var status in s_messageStatuses)
+        {
+            var count = messages.GetValueOrDefault(status);
+            AddRow(table, status, N(count.Count), status == "pending" ? N(count.Held) : "");
+        }
+
+        console.Write(table);
+        var queued = messages.Where(m => m.Key is "pending" or "sending").Sum(m => m.Value.Count);
+        if (queued > 0 && (tenant.Paused || snapshot.Control.Paused))
+        {
+            console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{queued:N0} queued message(s) held by the kill switch: neither sent nor failed, their attempts untouched; they go out after the resume if still allowed."));
+        }
+
+        var suppressed = snapshot.Suppressed.GetValueOrDefault(tenant.Id) ?? [];
+        if (suppressed.Count == 0)
+        {
+            return;
+        }
+
+        console.WriteLine();
+        console.WriteLine("Suppressed at the moment of sending, by reason");
+        var reasons = NewTable("reason", ">messages", "last", "last reason");
+        foreach (var reason in suppressed)
+        {
+            AddRow(reasons, reason.Code, N(reason.Count), $"{Time(reason.LastAt)} ({Ago(snapshot.Now, reason.LastAt)})", Truncate(reason.LastReason, 80));
+        }
+
+        console.Write(reasons);
     }
 
     internal static Table NewTable(params string[] columns)
@@ -369,6 +412,8 @@ internal static class StatusCommand
 
     internal sealed record ExceptionCounts(string Type, long Open, long InReview);
 
+    internal sealed record SuppressedCounts(string Code, long Count, DateTimeOffset LastAt, string LastReason);
+
     /// <summary>Everything <c>status</c> prints, read in one read-only, repeatable-read transaction: one consistent snapshot.</summary>
     internal sealed class StatusSnapshot
     {
@@ -393,6 +438,11 @@ internal static class StatusCommand
         public Dictionary<Guid, Dictionary<string, long>> Queue { get; } = [];
 
         public Dictionary<Guid, List<ExceptionCounts>> Exceptions { get; } = [];
+
+        /// <summary>Messages by tenant and status (all tenants: only pending and sending), and how many pending wait for their send window.</summary>
+        public Dictionary<Guid, Dictionary<string, (long Count, long Held)>> Messages { get; } = [];
+
+        public Dictionary<Guid, List<SuppressedCounts>> Suppressed { get; } = [];
 
         public static async Task<StatusSnapshot> ReadAsync(NpgsqlDataSource dataSource, Guid? tenantId, CancellationToken cancellationToken)
         {
@@ -525,6 +575,44 @@ internal static class StatusCommand
                     list.Add(new ExceptionCounts(r.GetString(1), r.GetInt64(2), r.GetInt64(3)));
                 },
                 cancellationToken);
+
+            // All tenants: the queued messages only (idx_message_outbox_due, whatever the history of sent ones); one
+            // tenant: every status (idx_message_outbox_tenant_status).
+            await reader.EachAsync(tenantId is null
+                ? """
+                  select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
+                  from public.message_outbox m
+                  where m.status in ('pending', 'sending')
+                  group by m.tenant_id, m.status
+                  """
+                : """
+                  select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
+                  from public.message_outbox m
+                  where m.tenant_id = $1
+                  group by m.tenant_id, m.status
+                  """,
+                r => Slot(snapshot.Messages, r.GetGuid(0))[r.GetString(1)] = (r.GetInt64(2), r.GetInt64(3)), cancellationToken);
+
+            if (tenantId is not null)
+            {
+                await reader.EachAsync("""
+                    select m.suppressed_code, count(*), max(m.suppressed_at), (array_agg(m.suppressed_reason order by m.suppressed_at desc))[1]
+                    from public.message_outbox m
+                    where m.tenant_id = $1 and m.status = 'suppressed'
+                    group by m.suppressed_code
+                    order by m.suppressed_code
+                    """,
+                    r =>
+                    {
+                        if (!snapshot.Suppressed.TryGetValue(tenantId.Value, out var list))
+                        {
+                            snapshot.Suppressed[tenantId.Value] = list = [];
+                        }
+
+                        list.Add(new SuppressedCounts(r.GetString(0), r.GetInt64(1), r.GetFieldValue<DateTimeOffset>(2), r.GetString(3)));
+                    },
+                    cancellationToken);
+            }
 
             await transaction.CommitAsync(cancellationToken);
             return snapshot;

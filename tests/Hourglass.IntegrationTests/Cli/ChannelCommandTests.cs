@@ -22,6 +22,8 @@ public sealed class ChannelCommandTests : IAsyncLifetime
     {
         await _database.InitializeAsync();
         _tenant = await Db.CreateTenantAsync(Tenant);
+        // A weekday morning by the database clock: inside the default business hours the dispatcher checks before it sends.
+        await Db.FreezeTimeAsync(new DateTimeOffset(2026, 11, 3, 10, 0, 0, TimeSpan.Zero));
     }
 
     public async Task DisposeAsync()

@@ -127,6 +127,88 @@ public sealed class OrderWriterTests : IAsyncLifetime
         Assert.Equal(20m, await Db.ScalarAsync("select total from public.orders where id = $1", second));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task WriteAsync_TenantPausedAfterTheClaim_NothingWrittenEntriesReleasedAsTheyWere(bool global)
+    {
+        var first = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)], total: 99m);
+        var second = await _w.PlaceAsync([(_w.Widget, 2m, 10m, 0m)], total: 99m);
+        await Db.ExecuteAsync("update public.order_processing_queue set status = 'pending' where tenant_id = $1", _w.Tenant);
+        var claims = await ClaimAsync();
+        var outcomes = claims.Select(c => OrderDecider.Decide(Snapshot(c.Queue, c.Order, c.Token, c.Order == first ? 1m : 2m, "PO-1"),
+            PolicyStore.BuiltIn, TimeZoneInfo.Utc, OrderWorld.Now)).ToList();
+        Assert.All(outcomes, o => Assert.Single(o.Fixes));
+
+        // The pause lands between the claim and the write (the processor decided in memory meanwhile).
+        var control = new Hourglass.Cycles.TenantControl(Db.DataSource);
+        if (global)
+        {
+            await control.PauseAllAsync("incident 42", "ops", default);
+        }
+        else
+        {
+            await control.PauseTenantAsync(_w.Tenant, "quarter close", "ops", default);
+        }
+
+        await using var connection = await Db.DataSource.OpenConnectionAsync();
+        var held = new HashSet<Guid>();
+        var written = await OrderWriter.WriteAsync(connection, outcomes, "writer", null, OrderWorld.Now, default, held);
+
+        Assert.Empty(written);
+        Assert.Equal(claims.Select(c => c.Queue).ToHashSet(), held);
+        foreach (var order in new[] { first, second })
+        {
+            // No fix, event, exception or card; the order as the host left it; the entry pending again, unclaimed, its
+            // attempts as they were — to be validated afresh after the resume.
+            Assert.Equal(("pending", "pending", "pending", "pending", 0), await _w.QueueAsync(order));
+            Assert.Empty(await _w.FixesAsync(order));
+            Assert.Empty(await _w.EventsAsync(order));
+            Assert.Empty(await _w.ExceptionsAsync(order));
+            Assert.Equal((99m, "placed"), ((decimal)(await Db.ScalarAsync("select total from public.orders where id = $1", order))!,
+                (string)(await Db.ScalarAsync("select status from public.orders where id = $1", order))!));
+        }
+
+        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.order_processing_queue where claimed_by is not null and tenant_id = $1", _w.Tenant));
+        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.cards where tenant_id = $1", _w.Tenant));
+        // Nor can anyone claim them while the pause holds.
+        Assert.Empty(await ClaimAsync());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ClaimOrders_Paused_ReturnsNothingAndLeavesTheQueue_OtherTenantsStillClaimed(bool global)
+    {
+        var order = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)]);
+        var other = await new OrderWorld(Db, _database).CreateAsync();
+        var otherOrder = await other.PlaceAsync([(other.Widget, 1m, 10m, 0m)]);
+        // One entry whose processor died holding it: a lapsed claim is claimable again, but not under the pause.
+        await Db.ExecuteAsync("update public.order_processing_queue set status = 'processing', claimed_by = 'dead', claimed_until = hourglass.now() - interval '1 hour' where order_id = $1", order);
+        var control = new Hourglass.Cycles.TenantControl(Db.DataSource);
+        if (global)
+        {
+            await control.PauseAllAsync("incident 42", "ops", default);
+        }
+        else
+        {
+            await control.PauseTenantAsync(_w.Tenant, "quarter close", "ops", default);
+        }
+
+        var before = await Db.ScalarAsync("select string_agg(concat_ws('|', id, status, claimed_by, claimed_until, claim_token, updated_at), ',' order by id) from public.order_processing_queue where tenant_id = $1", _w.Tenant);
+        var mine = await ClaimAsync();
+        var all = (long)(await Db.ScalarAsync("select count(*) from public.claim_orders('anyone', 100, 300, null)"))!;
+
+        Assert.Empty(mine);
+        Assert.Equal(before, await Db.ScalarAsync("select string_agg(concat_ws('|', id, status, claimed_by, claimed_until, claim_token, updated_at), ',' order by id) from public.order_processing_queue where tenant_id = $1", _w.Tenant));
+        // The global pause holds every tenant; a tenant's pause only its own.
+        Assert.Equal(global ? 0L : 1L, all);
+        Assert.Equal(global ? "pending" : "processing", (await other.QueueAsync(otherOrder)).Status);
+
+        await (global ? control.ResumeAllAsync("ops", default) : control.ResumeTenantAsync(_w.Tenant, default));
+        Assert.Equal([order], (await ClaimAsync()).Select(c => c.Order));
+    }
+
     private OrderSnapshot Snapshot(Guid queue, Guid order, long token, decimal quantity, string? po) => new(
         queue, _w.Tenant, order, token, 0, 3, "placed", "USD", po, JsonNode.Parse(OrderWorld.ShipTo)!.AsObject(),
         DateOnly.FromDateTime(OrderWorld.Now.UtcDateTime).AddDays(10), DateOnly.FromDateTime(OrderWorld.Now.UtcDateTime),

@@ -120,6 +120,46 @@ public sealed class PolicyCycleTests : IAsyncLifetime
         Assert.NotEqual(Guid.Empty, first.RunId);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Approval_DecidedWhilePaused_DoesNotRunUntilResume_ThenOnlyIfStillAllowed(bool optedOutWhilePaused)
+    {
+        var (tenant, contacts) = await TenantWithOverdueContactsAsync(1, email: true);
+        await SavePolicyAsync(tenant, """
+            {"schema": "hourglass.policy/v1", "actions": ["touch_task", "send_message"],
+             "rules": [{"id": "review-messages", "kind": "cap", "scope": "tenant", "window": "hour", "limit": 0,
+                        "decision": "require_approval", "applies_to": ["send_message"]},
+                       {"id": "never-opted-out", "kind": "do_not_contact"}]}
+            """);
+        await Worker().RunManualAsync(tenant, false, null, default);
+        var card = (await OpenApprovalAsync(tenant))!.Value;
+        var control = new TenantControl(_database.DataSource);
+
+        // Paused, then approved: neither the scheduler nor a manual run executes it.
+        await control.PauseTenantAsync(tenant, "quarter close", "ops", default);
+        Assert.Equal("approved", await Db.ScalarAsync("select public.decide_approval($1, true, 'fine', 'dana')", card.Id));
+        if (optedOutWhilePaused)
+        {
+            await Db.ExecuteAsync("update public.contacts set opted_out_at = $2 where id = $1", contacts[0], s_t0.AddHours(1));
+        }
+
+        await _h.SetTimeAsync(s_t0.AddHours(2));
+        await Db.ExecuteAsync("update public.agent_tenant_schedules set next_due_at = $2 where tenant_id = $1", tenant, s_t0.AddHours(2));
+        Assert.Equal(0, await Worker().RunOnceAsync(default));
+        var refused = await Assert.ThrowsAsync<TenantPausedException>(() => Worker().RunManualAsync(tenant, false, null, default));
+        Assert.Contains("quarter close", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(0L, await OutboxCountAsync(tenant));
+        Assert.Equal("blocked:require_approval", await LedgerAsync(tenant, card.ActionKey));
+
+        // Resumed: the next cycle runs it — if the policy, checked again, still allows it.
+        await control.ResumeTenantAsync(tenant, default);
+        await Worker().RunManualAsync(tenant, false, null, default);
+
+        Assert.Equal(optedOutWhilePaused ? 0L : 1L, await OutboxCountAsync(tenant));
+        Assert.Equal(optedOutWhilePaused ? "blocked:deny" : "succeeded:allow", await LedgerAsync(tenant, card.ActionKey));
+    }
+
     [Fact]
     public async Task Approval_FactsChangedBeforeItRuns_RecheckBlocksIt()
     {

@@ -20,7 +20,12 @@ public sealed class DispatcherCrashTests : IAsyncLifetime
 
     private TestDb Db => _database.Db;
 
-    public Task InitializeAsync() => _database.InitializeAsync();
+    public async Task InitializeAsync()
+    {
+        await _database.InitializeAsync();
+        // A weekday morning: inside the default policy's business hours, which the dispatcher checks before each send.
+        await Db.FreezeTimeAsync(new DateTimeOffset(2026, 11, 3, 10, 0, 0, TimeSpan.Zero));
+    }
 
     public Task DisposeAsync() => _database.DisposeAsync();
 
