@@ -158,7 +158,8 @@ public sealed class TouchCycleTests : IAsyncLifetime
     [Fact]
     public async Task Plan_StrategiesChosenBySeededSampling_SameHourSameChoices()
     {
-        // A fixed tenant id: the draws are seeded from it, so this test's draws are the same every run.
+        // A fixed tenant id (and with it fixed account and contact ids): the draws are seeded from them, so this test's
+        // draws are the same every run.
         var (tenant, _, _, _) = await TenantWithOverdueContactsAsync(overdueDays: [9, 8, 7, 6, 5, 4, 3, 2], Guid.Parse("5eed0000-0000-4000-8000-000000000001"));
         await Db.ScalarAsync("select public.refresh_engagement_compliance($1)", tenant);
         await Db.ExecuteAsync("""
@@ -216,11 +217,17 @@ public sealed class TouchCycleTests : IAsyncLifetime
             ? (Guid)(await Db.ScalarAsync("insert into public.tenants (id, name) values ($1, 'Seeded') returning id", id))!
             : await Db.CreateTenantAsync();
         var owner = await Db.AddMemberAsync(tenant, role: "owner");
-        var account = (Guid)(await Db.ScalarAsync("insert into public.accounts (tenant_id, name, owner_user_id) values ($1, 'Globex', $2) returning id", tenant, owner))!;
+        // With a fixed tenant id the account and contacts get fixed ids too: the strategy draws are seeded from them.
+        Guid NextId(int n) => tenantId is { } seed
+            ? new Guid(System.Security.Cryptography.MD5.HashData(System.Text.Encoding.UTF8.GetBytes($"{seed}/{n}")))
+            : Guid.NewGuid();
+        var account = (Guid)(await Db.ScalarAsync("insert into public.accounts (id, tenant_id, name, owner_user_id) values ($1, $2, 'Globex', $3) returning id",
+            NextId(0), tenant, owner))!;
         var contacts = new List<Guid>();
         foreach (var days in overdueDays)
         {
-            var contact = await Db.CreateContactAsync(tenant, account, $"Contact {days}");
+            var contact = (Guid)(await Db.ScalarAsync("insert into public.contacts (id, tenant_id, account_id, name) values ($1, $2, $3, $4) returning id",
+                NextId(contacts.Count + 1), tenant, account, $"Contact {days}"))!;
             await Db.ExecuteAsync("""
                 update public.engagement_clocks set last_touch_at = $3, touch_count = 1, next_touch_due = $3 + make_interval(days => touch_frequency_days)
                 where tenant_id = $1 and entity_id = $2
