@@ -1,7 +1,10 @@
 using System.Globalization;
 using System.Text;
+using System.Threading.RateLimiting;
+using Hourglass.Cycles;
 using Hourglass.Storage;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -61,12 +64,27 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
         try
         {
             var session = new ApiSession(connection, transaction, caller);
-            if (http.Items[TenantKey] is Guid tenantId && !await session.CanSeeTenantAsync(tenantId, http.RequestAborted))
+            RateLimitLease? batch = null;
+            if (http.Items[TenantKey] is Guid tenantId)
             {
-                await transaction.RollbackAsync(http.RequestAborted);
-                return NotFound("the tenant");
+                if (!await session.CanSeeTenantAsync(tenantId, http.RequestAborted))
+                {
+                    await transaction.RollbackAsync(http.RequestAborted);
+                    return NotFound("the tenant");
+                }
+
+                // Only now, the caller being a member, does the request count against the tenant (ApiRateLimits).
+                var (rejected, slot) = await TenantLimitAsync(http, tenantId);
+                if (rejected is not null)
+                {
+                    await transaction.RollbackAsync(http.RequestAborted);
+                    return rejected;
+                }
+
+                batch = slot;
             }
 
+            using var batchSlot = batch;
             var result = await handler(session);
             if (result is IStatusCodeHttpResult { StatusCode: >= 400 })
             {
@@ -90,6 +108,38 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
             return Results.Problem(title: "Invalid request", detail: ex.Message, statusCode: StatusCodes.Status400BadRequest,
                 type: "https://hourglass.dev/problems/invalid-request");
         }
+    }
+
+    // The tenant's request budget and, on a batch route, one of its batch slots (held until the request ends): a 429
+    // when either is exhausted.
+    private static async Task<(IResult? Rejected, RateLimitLease? Batch)> TenantLimitAsync(HttpContext http, Guid tenantId)
+    {
+        var limits = http.RequestServices.GetRequiredService<ApiTenantLimits>();
+        using (var request = limits.AcquireRequest(tenantId))
+        {
+            if (!request.IsAcquired)
+            {
+                return (ApiRateLimits.TooMany(http, $"more than {limits.Settings.TenantPerSecond} requests a second for this tenant " +
+                                                     $"({ApiRateLimitSettings.TenantVariable}); retry after a second"), null);
+            }
+        }
+
+        if (http.GetEndpoint()?.Metadata.GetMetadata<ApiBatchRoute>() is null)
+        {
+            return (null, null);
+        }
+
+        var slot = limits.AcquireBatch(tenantId);
+        if (!slot.IsAcquired)
+        {
+            slot.Dispose();
+            return (ApiRateLimits.TooMany(http, $"this tenant already has {limits.Settings.TenantBatches} batch request(s) running " +
+                                                 $"({ApiRateLimitSettings.BatchesVariable}); retry when one has finished"), null);
+        }
+
+        // Tests hold a batch here to overlap others with it deterministically (HOURGLASS_FAILPOINTS).
+        await Failpoints.HitAsync("api.batch_slot_held", http.RequestAborted);
+        return (null, slot);
     }
 
     /// <summary>
