@@ -52,7 +52,7 @@ internal static class ApiBenchmark
             [Caller.Member] = Sign(secret, new Dictionary<string, object> { ["sub"] = seeded.Member.ToString(), ["role"] = "authenticated", ["aud"] = "authenticated", ["exp"] = Expiry() }),
             [Caller.Service] = Sign(secret, new Dictionary<string, object> { ["role"] = "service_role", ["iss"] = "hourglass-bench", ["exp"] = Expiry() }),
         };
-        var outsider = Sign(secret, new Dictionary<string, object> { ["sub"] = seeded.Outsider.ToString(), ["role"] = "authenticated", ["exp"] = Expiry() });
+        var outsider = Sign(secret, new Dictionary<string, object> { ["sub"] = seeded.Outsider.ToString(), ["role"] = "authenticated", ["aud"] = "authenticated", ["exp"] = Expiry() });
 
         await using var server = await ServerProcess.StartAsync(database.DataSource.ConnectionString, secret, cancellationToken);
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Clients * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })

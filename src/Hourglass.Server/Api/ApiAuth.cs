@@ -117,8 +117,10 @@ public sealed partial class ApiAuth
                 _ => false,
             },
             ValidateAudience = true,
+            // The audience is a user token's: the service role is exempt (see remarks), and any other role is refused by
+            // name once the signature is known good (the anon key has no aud either).
             AudienceValidator = (audiences, token, _) =>
-                IsServiceRole(token) || audiences.Any(a => settings.Audiences.Contains(a, StringComparer.Ordinal)),
+                !IsRole(token, AuthenticatedRole) || audiences.Any(a => settings.Audiences.Contains(a, StringComparer.Ordinal)),
             ValidateIssuer = settings.Issuers.Count > 0,
             // The library calls this whether or not ValidateIssuer is set.
             IssuerValidator = (issuer, token, _) => settings.Issuers.Count == 0 || IsServiceRole(token) || settings.Issuers.Contains(issuer, StringComparer.Ordinal)
@@ -403,8 +405,10 @@ public sealed partial class ApiAuth
         _ => [],
     };
 
-    private static bool IsServiceRole(SecurityToken token) =>
-        token is JsonWebToken jwt && jwt.TryGetPayloadValue<string>("role", out var role) && role == ServiceRole;
+    private static bool IsServiceRole(SecurityToken token) => IsRole(token, ServiceRole);
+
+    private static bool IsRole(SecurityToken token, string role) =>
+        token is JsonWebToken jwt && jwt.TryGetPayloadValue<string>("role", out var value) && value == role;
 
     private static string Kind(JsonElement value) => value.ValueKind switch
     {
