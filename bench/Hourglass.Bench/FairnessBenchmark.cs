@@ -82,7 +82,7 @@ internal static class FairnessBenchmark
 
         // The worker polls every 10 s when idle: wait for its first cycle so both windows see it cycling.
         var waited = Stopwatch.StartNew();
-        while (await CyclesAsync(dataSource, workerTenants, DateTimeOffset.MinValue, DateTimeOffset.MaxValue, cancellationToken) == 0 && waited.Elapsed < TimeSpan.FromSeconds(60))
+        while (await CyclesAsync(dataSource, workerTenants, DateTime.UnixEpoch, new DateTime(2100, 1, 1, 0, 0, 0, DateTimeKind.Utc), cancellationToken) == 0 && waited.Elapsed < TimeSpan.FromSeconds(60))
         {
             await Task.Delay(200, cancellationToken);
         }
@@ -118,13 +118,14 @@ internal static class FairnessBenchmark
         return new Window(latencies, failures, cycles, seconds, dueLeft);
     }
 
-    private static async Task<DateTimeOffset> NowAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    // The database's clock (timestamptz, read as a UTC DateTime), which the runs' completed_at come from.
+    private static async Task<DateTime> NowAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return await Bench.ScalarAsync<DateTimeOffset>(connection, "select clock_timestamp()", cancellationToken);
+        return await Bench.ScalarAsync<DateTime>(connection, "select clock_timestamp()", cancellationToken);
     }
 
-    private static async Task<long> CyclesAsync(NpgsqlDataSource dataSource, Guid[] tenants, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
+    private static async Task<long> CyclesAsync(NpgsqlDataSource dataSource, Guid[] tenants, DateTime from, DateTime to, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return await Bench.ScalarAsync<long>(connection, """
