@@ -122,8 +122,8 @@ public sealed partial class ApiAuth
             AudienceValidator = (audiences, token, _) =>
                 !IsRole(token, AuthenticatedRole) || audiences.Any(a => settings.Audiences.Contains(a, StringComparer.Ordinal)),
             ValidateIssuer = settings.Issuers.Count > 0,
-            // The library calls this whether or not ValidateIssuer is set.
-            IssuerValidator = (issuer, token, _) => settings.Issuers.Count == 0 || IsServiceRole(token) || settings.Issuers.Contains(issuer, StringComparer.Ordinal)
+            // As the audience. The library calls this whether or not ValidateIssuer is set.
+            IssuerValidator = (issuer, token, _) => settings.Issuers.Count == 0 || !IsRole(token, AuthenticatedRole) || settings.Issuers.Contains(issuer, StringComparer.Ordinal)
                 ? issuer
                 : throw new SecurityTokenInvalidIssuerException(issuer is null or ""
                     ? $"the token has no issuer ('iss'); it must be {Quote(settings.Issuers)}"
@@ -405,8 +405,6 @@ public sealed partial class ApiAuth
         _ => [],
     };
 
-    private static bool IsServiceRole(SecurityToken token) => IsRole(token, ServiceRole);
-
     private static bool IsRole(SecurityToken token, string role) =>
         token is JsonWebToken jwt && jwt.TryGetPayloadValue<string>("role", out var value) && value == role;
 
@@ -479,6 +477,24 @@ internal static class ApiAuthentication
         if (http.GetEndpoint()?.Metadata.GetMetadata<ApiRouteMetadata>() is not null && Result(http) is { Caller: null } result)
         {
             await Unauthorized(http, result.Error).ExecuteAsync(http);
+            return;
+        }
+
+        await next(http);
+    });
+
+    /// <summary>
+    /// Admits a member's batch request before its body is read (<see cref="ApiSession.AdmitBatchAsync"/>); put it after
+    /// <see cref="UseApiUnauthorized"/>.
+    /// </summary>
+    public static void UseApiBatchAdmission(this WebApplication app, Npgsql.NpgsqlDataSource dataSource) => app.Use(async (http, next) =>
+    {
+        if (http.GetEndpoint()?.Metadata.GetMetadata<ApiBatchRoute>() is not null
+            && Result(http) is { Caller: { } caller }
+            && Guid.TryParse(http.Request.RouteValues["tenantId"] as string, out var tenantId)
+            && await ApiSession.AdmitBatchAsync(dataSource, http, caller, tenantId) is { } rejected)
+        {
+            await rejected.ExecuteAsync(http);
             return;
         }
 

@@ -73,15 +73,19 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
                     return NotFound("the tenant");
                 }
 
-                // Only now, the caller being a member, does the request count against the tenant (ApiRateLimits).
-                var (rejected, slot) = await TenantLimitAsync(http, tenantId);
-                if (rejected is not null)
+                // Only now, the caller being a member, does the request count against the tenant (ApiRateLimits); a
+                // batch was admitted before its body was read (AdmitBatchAsync) and counted there.
+                if (http.Items[AdmittedKey] is null)
                 {
-                    await transaction.RollbackAsync(http.RequestAborted);
-                    return rejected;
-                }
+                    var (rejected, slot) = await TenantLimitAsync(http, tenantId);
+                    if (rejected is not null)
+                    {
+                        await transaction.RollbackAsync(http.RequestAborted);
+                        return rejected;
+                    }
 
-                batch = slot;
+                    batch = slot;
+                }
             }
 
             using var batchSlot = batch;
@@ -108,6 +112,37 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
             return Results.Problem(title: "Invalid request", detail: ex.Message, statusCode: StatusCodes.Status400BadRequest,
                 type: "https://hourglass.dev/problems/invalid-request");
         }
+    }
+
+    private const string AdmittedKey = "Hourglass.BatchAdmitted";
+
+    /// <summary>
+    /// A batch request (POST …/touches, …/events) of a member is admitted before its body is read: the tenant's request
+    /// budget and one of its batch slots are taken here (held until the response is done), so a batch over the limit is
+    /// a 429 that costs neither reading nor parsing its megabytes. Membership is checked first, in a short transaction
+    /// as the caller: for anyone else this does nothing, and the request goes on to its 404 (or its 400) as any other.
+    /// </summary>
+    public static async Task<IResult?> AdmitBatchAsync(NpgsqlDataSource dataSource, HttpContext http, ApiCaller caller, Guid tenantId)
+    {
+        await using (var connection = await dataSource.OpenConnectionAsync(http.RequestAborted))
+        await using (var transaction = await DbSession.BeginAsync(connection, caller.Role, caller.Claims, http.RequestAborted))
+        {
+            var member = await new ApiSession(connection, transaction, caller).CanSeeTenantAsync(tenantId, http.RequestAborted);
+            await transaction.RollbackAsync(http.RequestAborted);
+            if (!member)
+            {
+                return null;
+            }
+        }
+
+        var (rejected, slot) = await TenantLimitAsync(http, tenantId);
+        if (slot is not null)
+        {
+            http.Response.RegisterForDispose(slot);
+        }
+
+        http.Items[AdmittedKey] = true;
+        return rejected;
     }
 
     // The tenant's request budget and, on a batch route, one of its batch slots (held until the request ends): a 429

@@ -78,6 +78,7 @@ internal static class ServeCommand
 
             app.UseRateLimiter();
             app.UseApiUnauthorized();
+            app.UseApiBatchAdmission(apiPool);
             app.MapGet("/health", async (CancellationToken requestAborted) => await HealthAsync(apiPool, worker, requestAborted));
             app.MapOpenApi("/openapi/{documentName}.json");
             app.MapPrometheusScrapingEndpoint("/metrics");
