@@ -49,12 +49,16 @@ internal static class ApiBenchmark
         var secret = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
         var tokens = new Dictionary<Caller, string>
         {
-            [Caller.Member] = Sign(secret, new Dictionary<string, object> { ["sub"] = seeded.Member.ToString(), ["role"] = "authenticated", ["aud"] = "authenticated", ["exp"] = Expiry() }),
-            [Caller.Service] = Sign(secret, new Dictionary<string, object> { ["role"] = "service_role", ["iss"] = "hourglass-bench", ["exp"] = Expiry() }),
+            [Caller.Member] = BenchTokens.Sign(secret, new Dictionary<string, object> { ["sub"] = seeded.Member.ToString(), ["role"] = "authenticated", ["aud"] = "authenticated", ["exp"] = Expiry() }),
+            [Caller.Service] = BenchTokens.Sign(secret, new Dictionary<string, object> { ["role"] = "service_role", ["iss"] = "hourglass-bench", ["exp"] = Expiry() }),
         };
-        var outsider = Sign(secret, new Dictionary<string, object> { ["sub"] = seeded.Outsider.ToString(), ["role"] = "authenticated", ["exp"] = Expiry() });
+        var outsider = BenchTokens.Sign(secret, new Dictionary<string, object> { ["sub"] = seeded.Outsider.ToString(), ["role"] = "authenticated", ["aud"] = "authenticated", ["exp"] = Expiry() });
 
-        await using var server = await ServerProcess.StartAsync(database.DataSource.ConnectionString, secret, cancellationToken);
+        await using var server = await ServerProcess.StartAsync("api", database.DataSource.ConnectionString, new Dictionary<string, string>
+        {
+            ["HOURGLASS_JWT_SECRET"] = secret,
+            ["HOURGLASS_API_RATE_LIMIT"] = "1000000",
+        }, worker: false, cancellationToken);
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Clients * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
         {
             BaseAddress = new Uri(server.Url),
@@ -421,163 +425,5 @@ internal static class ApiBenchmark
                 new FurtherGoal("(c) requests not 2xx in the mixed load", failures.ToString(CultureInfo.InvariantCulture), "0", failures == 0),
             ],
         };
-    }
-
-    /// <summary>An HS256 JWT as Supabase signs its access tokens and service key, with the project's JWT secret.</summary>
-    private static string Sign(string secret, Dictionary<string, object> claims)
-    {
-        static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-        var header = Base64Url(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["alg"] = "HS256", ["typ"] = "JWT" }));
-        var payload = Base64Url(JsonSerializer.SerializeToUtf8Bytes(claims));
-        var signature = Base64Url(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.ASCII.GetBytes($"{header}.{payload}")));
-        return $"{header}.{payload}.{signature}";
-    }
-
-    /// <summary>
-    /// <c>hourglass serve --no-worker</c> as a child process: the Release build of src/Hourglass.Server (built first,
-    /// incrementally), on a free loopback port; killed when disposed.
-    /// </summary>
-    private sealed class ServerProcess : IAsyncDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-
-        private ServerProcess(Process process, string url)
-        {
-            _process = process;
-            Url = url;
-        }
-
-        public string Url { get; }
-
-        public static async Task<ServerProcess> StartAsync(string connectionString, string secret, CancellationToken cancellationToken)
-        {
-            var root = RepositoryRoot();
-            var project = Path.Combine(root, "src", "Hourglass.Server", "Hourglass.Server.csproj");
-            Console.WriteLine("  api: building the server (Release)…");
-            await RunAsync("dotnet", ["build", project, "-c", "Release", "-nologo", "-v", "q"], cancellationToken);
-            var dll = Path.Combine(root, "src", "Hourglass.Server", "bin", "Release", "net10.0", "hourglass.dll");
-
-            int port;
-            using (var probe = new TcpListener(IPAddress.Loopback, 0))
-            {
-                probe.Start();
-                port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            }
-
-            var url = $"http://127.0.0.1:{port}";
-            var start = new ProcessStartInfo("dotnet")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (var argument in new[] { dll, "serve", "--no-worker", "--urls", url, "--database", connectionString })
-            {
-                start.ArgumentList.Add(argument);
-            }
-
-            start.Environment.Remove("HOURGLASS_DATABASE_URL");
-            start.Environment.Remove("OTEL_EXPORTER_OTLP_ENDPOINT");
-            start.Environment["HOURGLASS_JWT_SECRET"] = secret;
-            start.Environment["HOURGLASS_API_RATE_LIMIT"] = "1000000";
-            var server = new ServerProcess(Process.Start(start)!, url);
-            server._process.OutputDataReceived += (_, e) => server.Append(e.Data);
-            server._process.ErrorDataReceived += (_, e) => server.Append(e.Data);
-            server._process.BeginOutputReadLine();
-            server._process.BeginErrorReadLine();
-
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-            var deadline = Stopwatch.StartNew();
-            while (deadline.Elapsed < TimeSpan.FromSeconds(60))
-            {
-                if (server._process.HasExited)
-                {
-                    break;
-                }
-
-                try
-                {
-                    using var response = await http.GetAsync(new Uri(url + "/health"), cancellationToken);
-                    if (response.IsSuccessStatusCode)
-                    {
-                        Console.WriteLine($"  api: serving on {url}");
-                        return server;
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                    // Not listening yet.
-                }
-
-                await Task.Delay(200, cancellationToken);
-            }
-
-            var output = server.Output();
-            await server.DisposeAsync();
-            throw new HourglassException($"api benchmark: hourglass serve did not become healthy on {url}: {output}");
-        }
-
-        private void Append(string? line)
-        {
-            if (line is not null)
-            {
-                lock (_output)
-                {
-                    _output.AppendLine(line);
-                }
-            }
-        }
-
-        private string Output()
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-
-            await _process.WaitForExitAsync(CancellationToken.None);
-            _process.Dispose();
-        }
-
-        private static async Task RunAsync(string program, string[] arguments, CancellationToken cancellationToken)
-        {
-            var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var argument in arguments)
-            {
-                start.ArgumentList.Add(argument);
-            }
-
-            using var process = Process.Start(start)!;
-            var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-            var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-            await process.WaitForExitAsync(cancellationToken);
-            if (process.ExitCode != 0)
-            {
-                throw new HourglassException($"api benchmark: '{program} {string.Join(' ', arguments)}' failed ({process.ExitCode}): {await stdout}{await stderr}");
-            }
-        }
-
-        // The folder holding Hourglass.slnx, found upwards from the build output.
-        private static string RepositoryRoot()
-        {
-            for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-            {
-                if (File.Exists(Path.Combine(directory.FullName, "Hourglass.slnx")))
-                {
-                    return directory.FullName;
-                }
-            }
-
-            throw new HourglassException($"cannot find the repository root (Hourglass.slnx) above {AppContext.BaseDirectory}; run the benchmark from the source tree.");
-        }
     }
 }

@@ -3,7 +3,7 @@ using Hourglass.Bench;
 using Npgsql;
 
 // Throughput benchmarks of the database code, each next to its baseline in the same run:
-//   dotnet run -c Release --project bench/Hourglass.Bench -- <locks|refresh|cycles|queue|touches|orders|api|policies|detection|ingest|all>
+//   dotnet run -c Release --project bench/Hourglass.Bench -- <locks|refresh|cycles|queue|touches|orders|api|policies|detection|ingest|fairness|all>
 // Results are printed and written to docs/benchmarks.md. Exit codes: 0 done, 1 failed, 2 bad command line.
 var benchmarks = new Dictionary<string, Func<NpgsqlDataSource, CancellationToken, Task<BenchReport>>>(StringComparer.Ordinal)
 {
@@ -17,6 +17,7 @@ var benchmarks = new Dictionary<string, Func<NpgsqlDataSource, CancellationToken
     ["policies"] = PolicyBenchmark.RunAsync,
     ["detection"] = DetectionBenchmark.RunAsync,
     ["ingest"] = IngestBenchmark.RunAsync,
+    ["fairness"] = FairnessBenchmark.RunAsync,
 };
 
 var name = args.Length == 1 ? args[0] : "";

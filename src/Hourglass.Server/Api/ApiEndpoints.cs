@@ -26,15 +26,16 @@ internal static class ApiEndpoints
     public static void Map(WebApplication app, NpgsqlDataSource dataSource, ApiAuth auth, CycleWorker? worker)
     {
         var (bodyLimit, batchLimit) = ApiBodyLimit.FromEnvironment();
-        var api = app.MapGroup("/api/v1").AddEndpointFilter(async (context, next) =>
+        var api = app.MapGroup("/api/v1").WithMetadata(ApiRouteMetadata.Instance).AddEndpointFilter(async (context, next) =>
         {
+            // The authentication middleware checked the token (ApiAuthentication); a request without a caller was answered 401 there.
             var http = context.HttpContext;
-            var (caller, error) = auth.Authenticate(http.Request.Headers.Authorization, http.Request.Headers["apikey"]);
+            var (caller, error) = ApiAuthentication.Result(http) is { } result
+                ? (result.Caller, result.Error)
+                : await auth.AuthenticateAsync(http.Request.Headers.Authorization, http.Request.Headers["apikey"], http.RequestAborted);
             if (caller is null)
             {
-                http.Response.Headers.WWWAuthenticate = "Bearer";
-                return Results.Problem(title: "Unauthorized", detail: error, statusCode: StatusCodes.Status401Unauthorized,
-                    type: "https://hourglass.dev/problems/unauthorized");
+                return ApiAuthentication.Unauthorized(http, error);
             }
 
             http.Items[nameof(ApiCaller)] = caller;
@@ -242,7 +243,7 @@ internal static class ApiEndpoints
                 ? ApiSession.Invalid("body", $"must be a JSON array of touches, not {body.Value.ValueKind.ToString().ToLowerInvariant()}")
                 : await BatchAsync(s, http, "select coalesce(json_agg(o order by o.line), '[]')::text from public.record_touches($1, $2::jsonb, $3) o",
                     tenantId, body.Value, onError)))
-            .WithMetadata(batchLimit)
+            .WithMetadata(batchLimit, ApiBatchRoute.Instance)
             .WithName("RecordTouches").WithSummary("Touches made outside Hourglass, in a batch, each with its own time and idempotency key");
     }
 
@@ -437,7 +438,7 @@ internal static class ApiEndpoints
                 ? ApiSession.Invalid("body", $"must be a JSON array of events, not {body.Value.ValueKind.ToString().ToLowerInvariant()}")
                 : await BatchAsync(s, http, "select coalesce(json_agg(o order by o.line), '[]')::text from public.ingest_events($1, $2::jsonb, $3) o",
                     tenantId, body.Value, onError)))
-            .WithMetadata(batchLimit)
+            .WithMetadata(batchLimit, ApiBatchRoute.Instance)
             .WithName("IngestEvents").WithSummary("A batch of events from an outside system, with idempotency keys");
 
         tenant.MapGet("/patterns", (Guid tenantId, HttpContext http, string? type, int? limit, string? cursor) => Run(dataSource, http, s =>

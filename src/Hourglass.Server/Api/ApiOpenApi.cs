@@ -23,7 +23,7 @@ internal static class ApiOpenApi
             Type = SecuritySchemeType.Http,
             Scheme = "bearer",
             BearerFormat = "JWT",
-            Description = "A Supabase access token (role authenticated, sub the user) or the service key (role service_role), HS256 with the project's JWT secret.",
+            Description = "A Supabase access token (role authenticated, sub the user, aud authenticated) or the service key (role service_role), signed ES256/RS256 with a key of the project's JWKS or HS256 with its legacy JWT secret.",
         };
         document.Components.SecuritySchemes[ApiKeyScheme] = new OpenApiSecurityScheme
         {

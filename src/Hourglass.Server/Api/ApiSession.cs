@@ -1,7 +1,10 @@
 using System.Globalization;
 using System.Text;
+using System.Threading.RateLimiting;
+using Hourglass.Cycles;
 using Hourglass.Storage;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -89,12 +92,31 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
         try
         {
             var session = new ApiSession(connection, transaction, caller);
-            if (http.Items[TenantKey] is Guid tenantId && !await session.CanSeeTenantAsync(tenantId, http.RequestAborted))
+            RateLimitLease? batch = null;
+            if (http.Items[TenantKey] is Guid tenantId)
             {
-                await transaction.RollbackAsync(http.RequestAborted);
-                return NotFound("the tenant");
+                if (!await session.CanSeeTenantAsync(tenantId, http.RequestAborted))
+                {
+                    await transaction.RollbackAsync(http.RequestAborted);
+                    return NotFound("the tenant");
+                }
+
+                // Only now, the caller being a member, does the request count against the tenant (ApiRateLimits); a
+                // batch was admitted before its body was read (AdmitBatchAsync) and counted there.
+                if (http.Items[AdmittedKey] is null)
+                {
+                    var (rejected, slot) = await TenantLimitAsync(http, tenantId);
+                    if (rejected is not null)
+                    {
+                        await transaction.RollbackAsync(http.RequestAborted);
+                        return rejected;
+                    }
+
+                    batch = slot;
+                }
             }
 
+            using var batchSlot = batch;
             var result = await handler(session);
             if (result is IStatusCodeHttpResult { StatusCode: >= 400 })
             {
@@ -125,6 +147,69 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
             return Results.Problem(title: "Invalid request", detail: ex.Message, statusCode: StatusCodes.Status400BadRequest,
                 type: "https://hourglass.dev/problems/invalid-request");
         }
+    }
+
+    private const string AdmittedKey = "Hourglass.BatchAdmitted";
+
+    /// <summary>
+    /// A batch request (POST …/touches, …/events) of a member is admitted before its body is read: the tenant's request
+    /// budget and one of its batch slots are taken here (held until the response is done), so a batch over the limit is
+    /// a 429 that costs neither reading nor parsing its megabytes. Membership is checked first, in a short transaction
+    /// as the caller: for anyone else this does nothing, and the request goes on to its 404 (or its 400) as any other.
+    /// </summary>
+    public static async Task<IResult?> AdmitBatchAsync(NpgsqlDataSource dataSource, HttpContext http, ApiCaller caller, Guid tenantId)
+    {
+        await using (var connection = await dataSource.OpenConnectionAsync(http.RequestAborted))
+        await using (var transaction = await DbSession.BeginAsync(connection, caller.Role, caller.Claims, http.RequestAborted))
+        {
+            var member = await new ApiSession(connection, transaction, caller).CanSeeTenantAsync(tenantId, http.RequestAborted);
+            await transaction.RollbackAsync(http.RequestAborted);
+            if (!member)
+            {
+                return null;
+            }
+        }
+
+        var (rejected, slot) = await TenantLimitAsync(http, tenantId);
+        if (slot is not null)
+        {
+            http.Response.RegisterForDispose(slot);
+        }
+
+        http.Items[AdmittedKey] = true;
+        return rejected;
+    }
+
+    // The tenant's request budget and, on a batch route, one of its batch slots (held until the request ends): a 429
+    // when either is exhausted.
+    private static async Task<(IResult? Rejected, RateLimitLease? Batch)> TenantLimitAsync(HttpContext http, Guid tenantId)
+    {
+        var limits = http.RequestServices.GetRequiredService<ApiTenantLimits>();
+        using (var request = limits.AcquireRequest(tenantId))
+        {
+            if (!request.IsAcquired)
+            {
+                return (ApiRateLimits.TooMany(http, $"more than {limits.Settings.TenantPerSecond} requests a second for this tenant " +
+                                                     $"({ApiRateLimitSettings.TenantVariable}); retry after a second"), null);
+            }
+        }
+
+        if (http.GetEndpoint()?.Metadata.GetMetadata<ApiBatchRoute>() is null)
+        {
+            return (null, null);
+        }
+
+        var slot = limits.AcquireBatch(tenantId);
+        if (!slot.IsAcquired)
+        {
+            slot.Dispose();
+            return (ApiRateLimits.TooMany(http, $"this tenant already has {limits.Settings.TenantBatches} batch request(s) running " +
+                                                 $"({ApiRateLimitSettings.BatchesVariable}); retry when one has finished"), null);
+        }
+
+        // Tests hold a batch here to overlap others with it deterministically (HOURGLASS_FAILPOINTS).
+        await Failpoints.HitAsync("api.batch_slot_held", http.RequestAborted);
+        return (null, slot);
     }
 
     /// <summary>

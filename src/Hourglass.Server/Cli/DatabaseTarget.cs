@@ -31,6 +31,25 @@ internal sealed class DatabaseTarget : IAsyncDisposable
         ? $"embedded PostgreSQL {embedded.Binaries.MajorVersion} at 127.0.0.1:{embedded.Port} (data in {embedded.DataDirectory})"
         : DatabaseUrl.Describe(ConnectionString);
 
+    /// <summary>
+    /// Another pool on the same database, with the connection string's settings but its own <c>Application Name</c>
+    /// (<c>hourglass-{part}</c>, or the string's own name with <c>-{part}</c>) and, when given, its own
+    /// <c>Maximum Pool Size</c>: <c>serve</c> gives its API and its worker one each, so that neither can take every
+    /// connection the other needs.
+    /// </summary>
+    public NpgsqlDataSource CreatePool(string part, int? maxPoolSize)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(ConnectionString);
+        builder.ApplicationName = string.IsNullOrEmpty(builder.ApplicationName) ? $"hourglass-{part}" : $"{builder.ApplicationName}-{part}";
+        if (maxPoolSize is { } size)
+        {
+            builder.MaxPoolSize = size;
+            builder.MinPoolSize = Math.Min(builder.MinPoolSize, size);
+        }
+
+        return ProductDataSource.Create(builder.ConnectionString, direct: Embedded is not null, name: builder.ApplicationName);
+    }
+
     public static async Task<DatabaseTarget> OpenAsync(GlobalOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var url = options.Database ?? Environment.GetEnvironmentVariable(UrlVariable);

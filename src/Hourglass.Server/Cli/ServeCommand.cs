@@ -35,19 +35,28 @@ internal static class ServeCommand
             }
 
             using var loggerFactory = loggers(parse);
+            // Settings first: a wrong one, or a JWKS that cannot be read, stops serve with one line before anything starts.
+            var rateLimits = ApiRateLimitSettings.FromEnvironment();
+            var workerPoolSize = WorkerPoolSize();
+            using var jwksHttp = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            var auth = await ApiAuth.FromEnvironmentAsync(jwksHttp, loggerFactory, cancellationToken);
+
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            var worker = parse.GetValue(noWorker)
+            // Two pools: API load (one tenant's batches, say) cannot take the connections the worker's cycles and
+            // dispatcher need, nor the other way round. Each has its own size and Application Name (docs/operations.md).
+            await using var apiPool = target.CreatePool("api", null);
+            await using var workerPool = parse.GetValue(noWorker) ? null : target.CreatePool("worker", workerPoolSize);
+            var worker = workerPool is null
                 ? null
                 : new CycleWorker(
-                    CycleComposition.CreateEngine(target.DataSource, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory),
+                    CycleComposition.CreateEngine(workerPool, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory),
                     logger: loggerFactory.CreateLogger<CycleWorker>());
 
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             builder.Services.AddSingleton(loggerFactory);
             builder.Services.AddProblemDetails(problems => problems.CustomizeProblemDetails = ApiInput.DescribeFrameworkProblem);
-            var auth = ApiAuth.FromEnvironment();
-            builder.Services.AddHourglassRateLimits(auth);
+            builder.Services.AddHourglassRateLimits(rateLimits);
             builder.Services.AddOpenApi("v1", openApi => openApi.AddDocumentTransformer((document, _, _) =>
             {
                 document.Info.Title = "Hourglass API";
@@ -61,38 +70,69 @@ internal static class ServeCommand
             var app = builder.Build();
             app.UseExceptionHandler();
             app.UseStatusCodePages();
+            // The token is checked before the rate limiter, which limits per caller, and answered 401 after it.
+            if (auth is not null)
+            {
+                app.UseApiAuthentication(auth);
+            }
+
             app.UseRateLimiter();
-            app.MapGet("/health", async (CancellationToken requestAborted) => await HealthAsync(target, worker, requestAborted));
+            app.UseApiUnauthorized();
+            app.UseApiBatchAdmission(apiPool);
+            app.MapGet("/health", async (CancellationToken requestAborted) => await HealthAsync(apiPool, worker, requestAborted));
             app.MapOpenApi("/openapi/{documentName}.json");
             app.MapPrometheusScrapingEndpoint("/metrics");
             if (auth is not null)
             {
-                ApiEndpoints.Map(app, target.DataSource, auth, worker);
+                ApiEndpoints.Map(app, apiPool, auth, worker);
                 app.MapDashboard();
             }
             else
             {
-                loggerFactory.CreateLogger("Hourglass.Api").LogWarning("HOURGLASS_JWT_SECRET is not set (or shorter than 32 characters): the API and dashboard are off");
+                loggerFactory.CreateLogger("Hourglass.Api").LogWarning(
+                    "No token keys are set (HOURGLASS_JWT_SECRET of at least 32 characters, HOURGLASS_JWKS_URL or HOURGLASS_JWKS_FILE): the API and dashboard are off");
             }
 
-            var workerLoop = worker is null
-                ? Task.CompletedTask
-                : Task.WhenAll(worker.RunAsync(cancellationToken), CycleComposition.CreateDispatcherLoop(target.DataSource, worker.WorkerId, loggerFactory)(cancellationToken));
+            var background = new List<Task>();
+            if (worker is not null)
+            {
+                background.Add(worker.RunAsync(cancellationToken));
+                background.Add(CycleComposition.CreateDispatcherLoop(workerPool!, worker.WorkerId, loggerFactory)(cancellationToken));
+            }
+
+            if (auth?.Jwks is { } jwks)
+            {
+                background.Add(jwks.RunRefreshLoopAsync(cancellationToken));
+            }
+
             Console.WriteLine($"Serving on {parse.GetValue(urls)}{(worker is null ? "" : $" with worker {worker.WorkerId}")}; database {target.Description}. Ctrl+C stops.");
             await app.RunAsync(cancellationToken);
-            await workerLoop;
+            await Task.WhenAll(background);
             return 0;
         });
         return command;
     }
 
+    /// <summary>The worker's pool size in serve (HOURGLASS_WORKER_POOL_SIZE, default 10).</summary>
+    private static int WorkerPoolSize() => Environment.GetEnvironmentVariable(WorkerPoolVariable) switch
+    {
+        null or "" => DefaultWorkerPoolSize,
+        var text when int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size) && size > 0 => size,
+        var text => throw new HourglassException($"{WorkerPoolVariable}: '{text}' is not a positive whole number (the default is {DefaultWorkerPoolSize})"),
+    };
+
+    public const string WorkerPoolVariable = "HOURGLASS_WORKER_POOL_SIZE";
+
+    // Four cycles at once (the worker's default), each with at most two connections open, and the dispatcher.
+    public const int DefaultWorkerPoolSize = 10;
+
     // Healthy when the database answers and the worker (if any) finished a pass within three poll intervals.
-    private static async Task<IResult> HealthAsync(DatabaseTarget target, CycleWorker? worker, CancellationToken cancellationToken)
+    private static async Task<IResult> HealthAsync(Npgsql.NpgsqlDataSource dataSource, CycleWorker? worker, CancellationToken cancellationToken)
     {
         string database;
         try
         {
-            await using var command = target.DataSource.CreateCommand("select 1");
+            await using var command = dataSource.CreateCommand("select 1");
             await command.ExecuteScalarAsync(cancellationToken);
             database = "ok";
         }

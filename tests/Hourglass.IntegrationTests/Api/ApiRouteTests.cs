@@ -147,7 +147,8 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
             (ApiServer.AnonToken(), "role 'anon' may not use this API"),
             (ApiServer.NoUserToken(), "no user"),
             ("not-a-jwt", "not a JWT"),
-            ("e30.e30.AAAA", "not signed HS256"),
+            ("e30.e30.AAAA", "names no algorithm"),
+            ("W10.e30.AAAA", "header is not a JSON object"),
         };
         foreach (var (token, why) in tokens)
         {
