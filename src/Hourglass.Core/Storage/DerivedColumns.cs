@@ -19,4 +19,7 @@ public static class DerivedColumns
     /// own duration only: a function's SET clause). A repair or a test fixture may set it, deliberately, for one transaction.
     /// </summary>
     public const string ProductWriteSetting = "hourglass.derived_write";
+
+    /// <summary>Sets <see cref="ProductWriteSetting"/> for the rest of the current transaction (and only it).</summary>
+    public const string AllowProductWriteSql = "select pg_catalog.set_config('hourglass.derived_write', 'on', true)";
 }

@@ -33,15 +33,15 @@ public sealed class StatusCommandTests : IAsyncLifetime
 
         var hooli = await db.CreateAccountAsync(_globex, "Hooli");
         await db.CreateContactAsync(_globex, hooli, "Gavin");
-        await db.ExecuteAsync("""
+        await db.ExecuteAsProductAsync("""
             update public.engagement_clocks set compliance_status = 'overdue', days_overdue = 3
             where id in (select id from public.engagement_clocks where tenant_id = $1 and entity_type = 'contact' order by id limit 2)
             """, _acme);
-        await db.ExecuteAsync("""
+        await db.ExecuteAsProductAsync("""
             update public.engagement_clocks set compliance_status = 'due_soon'
             where id in (select id from public.engagement_clocks where tenant_id = $1 and entity_type = 'contact' and compliance_status = 'compliant' order by id limit 1)
             """, _acme);
-        await db.ExecuteAsync("update public.engagement_clocks set compliance_status = 'overdue', days_overdue = 1 where tenant_id = $1 and entity_type = 'contact'", _globex);
+        await db.ExecuteAsProductAsync("update public.engagement_clocks set compliance_status = 'overdue', days_overdue = 1 where tenant_id = $1 and entity_type = 'contact'", _globex);
 
         // Runs: Acme's last cycle completed (5 taken, 2 blocked); a newer dry run is not a cycle; a failed one two hours ago.
         await db.ExecuteAsync("""
@@ -83,7 +83,7 @@ public sealed class StatusCommandTests : IAsyncLifetime
             insert into public.orders (tenant_id, account_id, po_number, placed_at)
             select $1, $2, 'G-' || g, now() from pg_catalog.generate_series(1, 2) g
             """, _globex, hooli);
-        await db.ExecuteAsync("""
+        await db.ExecuteAsProductAsync("""
             update public.order_processing_queue q set status = s.status
             from public.orders o, (values ('PO-2', 'exception'), ('PO-3', 'exception'), ('PO-4', 'validated'), ('G-2', 'processing')) s(po, status)
             where o.tenant_id = q.tenant_id and o.id = q.order_id and o.po_number = s.po

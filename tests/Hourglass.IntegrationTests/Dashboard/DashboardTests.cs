@@ -402,7 +402,7 @@ public sealed class DashboardFixture : IAsyncLifetime
         var account = await db.CreateAccountAsync(tenantA, "Globex");
         var overdue = await db.CreateContactAsync(tenantA, account, "Dana Overdue");
         await db.CreateContactAsync(tenantA, account, "Casey Compliant");
-        await db.ExecuteAsync("""
+        await db.ExecuteAsProductAsync("""
             update public.engagement_clocks set next_touch_due = $3::timestamptz - interval '6 days 2 hours', compliance_status = 'overdue', days_overdue = 6,
               priority_score = 160, priority_reason = 'overdue 6 day(s) (+160)'
             where tenant_id = $1 and entity_type = 'contact' and entity_id = $2
@@ -429,7 +429,7 @@ public sealed class DashboardFixture : IAsyncLifetime
 
         foreach (var (order, status, processedHoursAgo) in new[] { (orders[0], "validated", 26.0), (orders[1], "validated", 3.0), (orders[2], "exception", 2.0) })
         {
-            await db.ExecuteAsync("""
+            await db.ExecuteAsProductAsync("""
                 update public.order_processing_queue set status = $3, pricing_status = 'passed', credit_status = case when $3 = 'exception' then 'failed' else 'passed' end,
                   requirements_status = 'passed', processed_at = $4
                 where tenant_id = $1 and order_id = $2

@@ -27,7 +27,7 @@ public sealed class TouchBatchTests : IAsyncLifetime
         _account = await Db.CreateAccountAsync(_tenant, "Initrode");
         _contact = await Db.CreateContactAsync(_tenant, _account, "Peter Gibbons");
         // Last touched 30 days ago on a 21-day cadence: 9 days overdue, contact and account alike.
-        await Db.ExecuteAsync("""
+        await Db.ExecuteAsProductAsync("""
             update public.engagement_clocks set last_touch_at = $2, touch_count = 1, next_touch_due = $2 + interval '21 days'
             where tenant_id = $1
             """, _tenant, s_now.AddDays(-30));
@@ -198,7 +198,7 @@ public sealed class TouchBatchTests : IAsyncLifetime
     {
         var fresh = await Db.CreateContactAsync(_tenant, _account, "Samir");
         var touchedSince = await Db.CreateContactAsync(_tenant, _account, "Michael");
-        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1 and entity_id = any($3)",
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1 and entity_id = any($3)",
             _tenant, s_now.AddMinutes(-30), new[] { fresh, touchedSince });
         await RecordAsync(TouchMode.Refuse, Touch(touchedSince, "email", at: s_now.AddMinutes(-1)));
 

@@ -297,7 +297,7 @@ public sealed class OrderProcessingTests : IAsyncLifetime
         Assert.Equal("55000", twice.SqlState);
         // The person gets the PO number, and resolves: the order is validated again.
         await Db.ExecuteAsync("update public.orders set po_number = 'PO-77' where id = $1", order);
-        await Db.ExecuteAsync("update public.order_processing_queue set status = 'exception' where order_id = $1", order);
+        await Db.ExecuteAsProductAsync("update public.order_processing_queue set status = 'exception' where order_id = $1", order);
         Assert.Equal("resolved", await Db.ScalarAsync("select public.resolve_order_exception($1, 'resolved', 'PO received by phone', 'sam')", exception));
         Assert.Equal("pending", (await _w.QueueAsync(order)).Status);
         await _w.ProcessAsync();
