@@ -278,7 +278,9 @@ internal sealed class CycleBaseline
         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
         on conflict (tenant_id, idempotency_key) do update set
           run_id = excluded.run_id, decision = excluded.decision, status = excluded.status, result = excluded.result,
-          error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1
+          error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1,
+          previous_attempts = a.previous_attempts || jsonb_build_array(jsonb_build_object('run_id', a.run_id, 'status', a.status,
+            'decision', a.decision, 'result', a.result, 'error', a.error, 'completed_at', a.completed_at))
         where a.status <> 'succeeded'
         """;
 

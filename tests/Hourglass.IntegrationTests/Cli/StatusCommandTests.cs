@@ -16,6 +16,7 @@ public sealed class StatusCommandTests : IAsyncLifetime
     private readonly DatabaseFixture _database = new();
     private Guid _acme;
     private Guid _globex;
+    private DateTime _reflectionHour;
 
     public async Task InitializeAsync()
     {
@@ -97,6 +98,19 @@ public sealed class StatusCommandTests : IAsyncLifetime
                          ('PO-4', 'price_mismatch', 'resolved')) s(po, type, status) on s.po = o.po_number
             """);
 
+        // Acme's last hour had two runs (the failed one and the completed one): its reflection rolls both up.
+        var runIds = (Guid[])(await db.ScalarAsync("""
+            select array_agg(id order by started_at) from public.agent_autonomous_runs where tenant_id = $1 and status in ('failed', 'completed')
+              and not coalesce((cycle_metrics ->> 'dry_run')::boolean, false)
+            """, _acme))!;
+        _reflectionHour = (DateTime)(await db.ScalarAsync("select date_trunc('hour', now(), 'UTC') - interval '1 hour'"))!;
+        foreach (var (run, taken) in runIds.Zip([1, 2]))
+        {
+            var did = string.Join(", ", Enumerable.Repeat("""{"kind": "touch_task", "status": "succeeded"}""", taken));
+            await db.ExecuteAsync(Hourglass.Cycles.HourlyReflections.AddRunSql, _acme, run, _reflectionHour,
+                $$"""{"run_id": "{{run}}", "trigger": "schedule", "what_we_did": [{{did}}], "summary": "Run took {{taken}}."}""");
+        }
+
         // Kill switches: Globex paused by hand; everything paused globally.
         await db.ExecuteAsync("""
             update public.agent_tenant_schedules set paused = true, paused_reason = 'quarter close', paused_at = now(), paused_by = 'cli:test' where tenant_id = $1
@@ -174,6 +188,9 @@ public sealed class StatusCommandTests : IAsyncLifetime
         Assert.Contains("State: active, but held by the global kill switch.", result.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("claimed by worker-a", result.StandardOutput, StringComparison.Ordinal);
         Assert.DoesNotContain(GlobexName, result.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains($"Last reflection: hour {_reflectionHour:yyyy-MM-dd HH:mm} UTC, 2 runs", result.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains($"Hour {_reflectionHour:yyyy-MM-dd HH}:00 UTC, 2 runs: 3 actions taken, 0 blocked or failed. Run 1 (schedule, started ? UTC): Run took 1. " +
+                        "Run 2 (schedule, started ? UTC): Run took 2.", result.StandardOutput.ReplaceLineEndings(" "), StringComparison.Ordinal);
 
         var runs = Table(result.StandardOutput, "started");
         var expectedRuns = await RowsAsync("""

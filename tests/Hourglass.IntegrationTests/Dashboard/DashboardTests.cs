@@ -72,6 +72,11 @@ public sealed class DashboardTests(DashboardFixture fixture) : IClassFixture<Das
             // The latest reflections, newest first.
             await Expect(page.Locator("[data-testid=reflection]")).ToHaveCountAsync(5);
             await Expect(page.Locator("[data-testid=reflection]").First).ToContainTextAsync("engagement.compliance_pct +2.5 to 90");
+            var rolledUp = page.Locator("[data-testid=reflection][data-runs='2']");
+            await Expect(rolledUp).ToHaveCountAsync(1);
+            await Expect(rolledUp).ToContainTextAsync("· 2 runs");
+            await Expect(rolledUp).ToContainTextAsync(", 2 runs: 0 actions taken, 0 blocked or failed. Run 1 (written directly, started ");
+            await Expect(rolledUp).ToContainTextAsync("Run 2 (manual, started ? UTC): A manual run: no actions taken.");
 
             // The queues with their actions.
             var exceptionRow = page.Locator($"[data-testid=exception-row][data-exception-id='{seed.Exception}']");
@@ -398,6 +403,14 @@ public sealed class DashboardFixture : IAsyncLifetime
                 $"Hour {hour.UtcDateTime:yyyy-MM-dd HH}:00 UTC. Took 3 actions (3 touch task). Moved: engagement.compliance_pct +2.5 to {after.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
             before = after;
         }
+
+        // One hour had a second (manual) run: its reflection is the roll-up of both.
+        await db.ExecuteAsync("""
+            update public.agent_hourly_reflections
+            set runs = runs || jsonb_build_object($2::text, jsonb_build_object('run_id', $2, 'trigger', 'manual', 'what_moved', what_moved,
+                                                                                'summary', 'A manual run: no actions taken.'))
+            where tenant_id = $1 and run_id = $3
+            """, tenantA, failed, runs[3]);
 
         var account = await db.CreateAccountAsync(tenantA, "Globex");
         var overdue = await db.CreateContactAsync(tenantA, account, "Dana Overdue");

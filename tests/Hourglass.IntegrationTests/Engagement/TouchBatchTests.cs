@@ -79,6 +79,20 @@ public sealed class TouchBatchTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task LiveTouchOlderThanABatchTouchAhead_CountedMovesNothingBack()
+    {
+        // A phone system's touch, stamped four minutes ahead (within the clock skew)…
+        await RecordAsync(TouchMode.Refuse, Touch(_contact, "meeting", at: s_now.AddMinutes(4), by: "pbx"));
+
+        // …then a touch recorded now: counted, but the clock keeps the later touch and the due date from it.
+        await Db.ScalarAsync("select public.update_engagement_clock($1, 'contact', $2, 'email', 'sam')", _tenant, _contact);
+
+        var clock = await ClockAsync("contact", _contact);
+        Assert.Equal((s_now.AddMinutes(4), "meeting", 3, s_now.AddMinutes(4).AddDays(21)), (clock.LastTouch, clock.TouchType, clock.Count, clock.NextDue));
+        Assert.Equal("pbx", await Db.ScalarAsync("select last_touch_by from public.engagement_clocks where entity_id = $1", _contact));
+    }
+
+    [Fact]
     public async Task TouchBringingClockWithinCadence_ClosesOpenCard()
     {
         var card = await OpenCardAsync(_contact);
