@@ -6,7 +6,7 @@
 -- object keyed by run id. The contract's columns are the hour's roll-up of those runs, computed here by a trigger
 -- whenever `runs` changes:
 --   what_we_did, what_got_blocked, what_we_will_try_next, hypotheses: every run's entries, in the order the runs
---     were added to the hour (each entry's `seq`, stamped by the trigger), each tagged with its run_id;
+--     were added to the hour (each run's `seq`, stamped by the trigger), each carrying its run_id (the cycle writes it);
 --   what_moved: per measure, `before` from the hour's first run, `after` from its latest, `delta` between them;
 --   insights: per part, the latest run's observations;
 --   summary: one run's own summary; for several, a line for the hour and each run's summary after it;
@@ -31,21 +31,9 @@ from public.agent_hourly_reflections x
 left join public.agent_autonomous_runs r on r.tenant_id = x.tenant_id and r.id = x.run_id
 where x.id = f.id;
 
--- The entries of one list (what_we_did, …) of every run, in run order, each tagged with its run's id (an entry's own
--- run_id, if it has one, wins).
-create function hourglass.reflection_list(p_runs jsonb[], p_field text) returns jsonb
-language sql immutable set search_path = ''
-as $$
-  select coalesce(pg_catalog.jsonb_agg(
-           case when pg_catalog.jsonb_typeof(x.value) = 'object'
-                then pg_catalog.jsonb_build_object('run_id', e.value -> 'run_id') || x.value else x.value end
-           order by e.n, x.n), '[]'::jsonb)
-  from pg_catalog.unnest(p_runs) with ordinality e(value, n)
-  cross join lateral pg_catalog.jsonb_array_elements(
-    case when pg_catalog.jsonb_typeof(e.value -> p_field) = 'array' then e.value -> p_field else '[]'::jsonb end) with ordinality x(value, n)
-$$;
-
--- The hour's roll-up of its runs' reflections (see the top of this file).
+-- The hour's roll-up of its runs' reflections (see the top of this file). The common hour has one run: its lists,
+-- numbers and words are taken as they are; with several, the lists are concatenated (a cycle tags each entry with its
+-- run_id as it writes it), and only the numbers and the summary are computed.
 create function hourglass.reflection_rollup(
   p_hour timestamptz, p_runs jsonb,
   out what_we_did jsonb, out what_moved jsonb, out what_got_blocked jsonb, out what_we_will_try_next jsonb,
@@ -53,25 +41,39 @@ create function hourglass.reflection_rollup(
 language plpgsql stable set search_path = ''
 as $$
 declare
-  v_runs jsonb[];
+  v_entry jsonb;
+  v_runs jsonb[] := '{}';
   v_taken integer;
 begin
+  what_we_did := '[]';
+  what_got_blocked := '[]';
+  what_we_will_try_next := '[]';
+  hypotheses := '[]';
+  insights := '{}';
+  run_ids := '{}';
   -- The runs in the order they were added to the hour (then by start and key: an order that never depends on storage).
-  select pg_catalog.array_agg(e.value || pg_catalog.jsonb_build_object('key', e.key)
-                              order by (e.value ->> 'seq')::integer nulls last, (e.value ->> 'started_at')::timestamptz nulls first, e.key)
-    into v_runs
-  from pg_catalog.jsonb_each(p_runs) e;
-  v_runs := coalesce(v_runs, '{}'::jsonb[]);
-
-  what_we_did := hourglass.reflection_list(v_runs, 'what_we_did');
-  what_got_blocked := hourglass.reflection_list(v_runs, 'what_got_blocked');
-  what_we_will_try_next := hourglass.reflection_list(v_runs, 'what_we_will_try_next');
-  hypotheses := hourglass.reflection_list(v_runs, 'hypotheses');
-  select pg_catalog.array_agg((r.value ->> 'run_id')::uuid order by r.n) filter (where r.value ->> 'run_id' is not null),
-         (pg_catalog.array_agg((r.value ->> 'run_id')::uuid order by r.n desc) filter (where r.value ->> 'run_id' is not null))[1]
-    into run_ids, latest_run_id
-  from pg_catalog.unnest(v_runs) with ordinality r(value, n);
-  run_ids := coalesce(run_ids, '{}'::uuid[]);
+  for v_entry in
+    select e.value from pg_catalog.jsonb_each(p_runs) e
+    order by (e.value ->> 'seq')::integer nulls last, (e.value ->> 'started_at')::timestamptz nulls first, e.key
+  loop
+    v_runs := v_runs || v_entry;
+    what_we_did := what_we_did
+      || case when pg_catalog.jsonb_typeof(v_entry -> 'what_we_did') = 'array' then v_entry -> 'what_we_did' else '[]'::jsonb end;
+    what_got_blocked := what_got_blocked
+      || case when pg_catalog.jsonb_typeof(v_entry -> 'what_got_blocked') = 'array' then v_entry -> 'what_got_blocked' else '[]'::jsonb end;
+    what_we_will_try_next := what_we_will_try_next
+      || case when pg_catalog.jsonb_typeof(v_entry -> 'what_we_will_try_next') = 'array' then v_entry -> 'what_we_will_try_next' else '[]'::jsonb end;
+    hypotheses := hypotheses
+      || case when pg_catalog.jsonb_typeof(v_entry -> 'hypotheses') = 'array' then v_entry -> 'hypotheses' else '[]'::jsonb end;
+    -- Per part, the latest run's observations (each run observes what happened since the run before it).
+    if pg_catalog.jsonb_typeof(v_entry -> 'insights') = 'object' then
+      insights := insights || (v_entry -> 'insights');
+    end if;
+    if v_entry ->> 'run_id' is not null then
+      latest_run_id := (v_entry ->> 'run_id')::uuid;
+      run_ids := run_ids || latest_run_id;
+    end if;
+  end loop;
 
   if pg_catalog.cardinality(v_runs) <= 1 then
     -- One run: its own numbers, observations and words, unchanged.
@@ -95,13 +97,6 @@ begin
       case when pg_catalog.jsonb_typeof(r.value -> 'what_moved') = 'object' then r.value -> 'what_moved' else '{}'::jsonb end) k
     group by k.key
   ) m;
-
-  -- Per part, the latest run's observations (each run observes what happened since the run before it).
-  select coalesce(pg_catalog.jsonb_object_agg(p.key, p.value order by r.n), '{}'::jsonb)
-    into insights
-  from pg_catalog.unnest(v_runs) with ordinality r(value, n)
-  cross join lateral pg_catalog.jsonb_each(
-    case when pg_catalog.jsonb_typeof(r.value -> 'insights') = 'object' then r.value -> 'insights' else '{}'::jsonb end) p;
 
   -- A repeat of an action an earlier run of the hour took ('already_done') is not counted twice.
   select pg_catalog.count(*) into v_taken
@@ -130,6 +125,7 @@ declare
   v_rollup record;
   v_column text;
   v_old jsonb;
+  v_key text;
   v_seq integer;
 begin
   if tg_op = 'UPDATE' then
@@ -167,18 +163,17 @@ begin
   end if;
 
   -- Runs new to the hour are numbered after those it has (in start order among themselves): the order runs were
-  -- added, which a frozen test clock or two runs started in the same instant cannot blur. An entry keeps its number.
+  -- added, which a frozen test clock or two runs started in the same instant cannot blur.
   v_old := case when tg_op = 'UPDATE' then old.runs else '{}'::jsonb end;
-  select coalesce(pg_catalog.max((o.value ->> 'seq')::integer), 0) into v_seq from pg_catalog.jsonb_each(v_old) o;
-  select pg_catalog.jsonb_object_agg(x.key, x.value || pg_catalog.jsonb_build_object('seq', x.seq))
-    into new.runs
-  from (
-    select e.key, e.value,
-           coalesce((v_old -> e.key ->> 'seq')::integer,
-                    v_seq + pg_catalog.row_number() over (partition by v_old ? e.key
-                                                          order by (e.value ->> 'started_at')::timestamptz nulls first, e.key)) as seq
-    from pg_catalog.jsonb_each(new.runs) e
-  ) x;
+  select pg_catalog.count(*) into v_seq from pg_catalog.jsonb_object_keys(v_old) k;
+  for v_key in
+    select k from pg_catalog.jsonb_object_keys(new.runs) k
+    where not v_old ? k
+    order by (new.runs -> k ->> 'started_at')::timestamptz nulls first, k
+  loop
+    v_seq := v_seq + 1;
+    new.runs := pg_catalog.jsonb_set(new.runs, array[v_key, 'seq'], pg_catalog.to_jsonb(v_seq));
+  end loop;
 
   select * into v_rollup from hourglass.reflection_rollup(new.hour_bucket, new.runs);
   new.what_we_did := v_rollup.what_we_did;
@@ -194,9 +189,9 @@ begin
 end
 $$;
 
-revoke execute on function hourglass.reflection_list(jsonb[], text), hourglass.reflection_rollup(timestamptz, jsonb),
-  hourglass.roll_up_hourly_reflection() from public, anon, authenticated;
-grant execute on function hourglass.reflection_list(jsonb[], text), hourglass.reflection_rollup(timestamptz, jsonb) to service_role;
+revoke execute on function hourglass.reflection_rollup(timestamptz, jsonb), hourglass.roll_up_hourly_reflection()
+  from public, anon, authenticated;
+grant execute on function hourglass.reflection_rollup(timestamptz, jsonb) to service_role;
 
 create trigger agent_hourly_reflections_rollup before insert or update on public.agent_hourly_reflections
   for each row execute function hourglass.roll_up_hourly_reflection();

@@ -33,20 +33,42 @@ internal static class HourlyReflections
     }
 
     /// <summary>
-    /// A run's own reflection as its hour keeps it: who and when (run_id, trigger, started_at), the reflection's lists,
-    /// numbers and summary, and the parts' observations (insights).
+    /// A run's own reflection as its hour keeps it: who and when (run_id, trigger, started_at), the reflection's lists
+    /// (each entry tagged with the run's id, so the hour's concatenated lists say which run did what), numbers and
+    /// summary, and the parts' observations (insights).
     /// </summary>
-    public static JsonObject Entry(CycleContext context, JsonObject reflection, JsonObject moved, JsonNode? insights) => new()
+    public static JsonObject Entry(CycleContext context, JsonObject reflection, JsonObject moved, JsonNode? insights)
     {
-        ["run_id"] = context.RunId.ToString(),
-        ["trigger"] = CycleEngine.TriggerName(context.Trigger),
-        ["started_at"] = context.Now.ToUniversalTime().ToString("O"),
-        ["what_we_did"] = reflection["what_we_did"]?.DeepClone(),
-        ["what_moved"] = moved.DeepClone(),
-        ["what_got_blocked"] = reflection["what_got_blocked"]?.DeepClone(),
-        ["what_we_will_try_next"] = reflection["what_we_will_try_next"]?.DeepClone(),
-        ["hypotheses"] = reflection["hypotheses"]?.DeepClone(),
-        ["insights"] = insights?.DeepClone(),
-        ["summary"] = reflection["summary"]?.DeepClone(),
-    };
+        var runId = context.RunId.ToString();
+        return new JsonObject
+        {
+            ["run_id"] = runId,
+            ["trigger"] = CycleEngine.TriggerName(context.Trigger),
+            ["started_at"] = context.Now.ToUniversalTime().ToString("O"),
+            ["what_we_did"] = Tagged(reflection["what_we_did"], runId),
+            ["what_moved"] = moved.DeepClone(),
+            ["what_got_blocked"] = Tagged(reflection["what_got_blocked"], runId),
+            ["what_we_will_try_next"] = Tagged(reflection["what_we_will_try_next"], runId),
+            ["hypotheses"] = Tagged(reflection["hypotheses"], runId),
+            ["insights"] = insights?.DeepClone(),
+            ["summary"] = reflection["summary"]?.DeepClone(),
+        };
+    }
+
+    private static JsonArray Tagged(JsonNode? list, string runId)
+    {
+        var tagged = new JsonArray();
+        foreach (var item in list as JsonArray ?? [])
+        {
+            var copy = item?.DeepClone();
+            if (copy is JsonObject entry)
+            {
+                entry["run_id"] = runId;
+            }
+
+            tagged.Add(copy);
+        }
+
+        return tagged;
+    }
 }
