@@ -310,8 +310,8 @@ internal sealed class CycleBaseline
     // CycleEngine.PreviousMetricsAsync, then the reflection (a fenced batch).
     private const string InsightsMeasureSql = """
         select (select count(*) from public.client_patterns where tenant_id = $1 and is_active),
-               (select coalesce(sum(usage_count), 0)::bigint from public.success_strategies where tenant_id = $1),
-               (select coalesce(sum(success_count), 0)::bigint from public.success_strategies where tenant_id = $1)
+               coalesce(sum(s.usage_count), 0)::bigint, coalesce(sum(s.success_count), 0)::bigint
+        from public.success_strategies s where s.tenant_id = $1
         """;
 
     private const string MeasureSql = """
