@@ -122,7 +122,11 @@ internal static class Bench
             // Commands run for as long as they need (the 1M-row load, VACUUM); the run is bounded by Ctrl+C.
             // Persist Security Info keeps the password in the data source's connection string, so a benchmark
             // can open data sources on scratch databases of its own on the same server (`cycles` does).
+            // The loaders and the raw-SQL baselines write clocks, queue entries and strategies as the product's functions
+            // do, so their sessions write under the product's setting (docs/schema.md, "Derived columns"): the guards'
+            // triggers then skip them exactly as they skip the product's own writes.
             var builder = new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0, MaxPoolSize = 32, PersistSecurityInfo = true };
+            builder.Options = $"{builder.Options} -c {DerivedColumns.ProductWriteSetting}=on".Trim();
             await using var dataSource = new NpgsqlDataSourceBuilder(builder.ConnectionString) { Name = "hourglass-bench" }.Build();
             var migrated = await new Migrator(dataSource).MigrateAsync(MigrationSource.Embedded(), cancellationToken);
             Console.WriteLine($"Database: {description}; {migrated.Applied.Count} migrations applied, {migrated.AlreadyApplied.Count} already there.");

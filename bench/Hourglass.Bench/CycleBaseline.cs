@@ -14,22 +14,15 @@ internal sealed record CycleDocuments(
     string ReactOutput,
     string ReflectOutput,
     string Phases,
-    string WhatWeDid,
-    string WhatMoved,
-    string WhatGotBlocked,
-    string WhatWeWillTryNext,
-    string Hypotheses,
-    string Insights,
-    string Summary)
+    string ReflectionEntry)
 {
     public static async Task<CycleDocuments> ReadAsync(NpgsqlConnection connection, Guid runId, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand("""
             select r.plan_output::text, r.act_output::text, r.react_output::text, r.reflect_output::text, (r.cycle_metrics -> 'phases')::text,
-                   h.what_we_did::text, h.what_moved::text, h.what_got_blocked::text, h.what_we_will_try_next::text, h.hypotheses::text,
-                   h.insights::text, h.summary
+                   (h.runs -> r.id::text)::text
             from public.agent_autonomous_runs r
-            join public.agent_hourly_reflections h on h.tenant_id = r.tenant_id and h.run_id = r.id
+            join public.agent_hourly_reflections h on h.tenant_id = r.tenant_id and h.runs ? r.id::text
             where r.id = $1
             """, connection);
         command.Parameters.Add(new() { Value = runId });
@@ -40,8 +33,7 @@ internal sealed record CycleDocuments(
         }
 
         return new CycleDocuments(
-            reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetString(5),
-            reader.GetString(6), reader.GetString(7), reader.GetString(8), reader.GetString(9), reader.GetString(10), reader.GetString(11));
+            reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetString(5));
     }
 }
 
@@ -286,7 +278,9 @@ internal sealed class CycleBaseline
         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
         on conflict (tenant_id, idempotency_key) do update set
           run_id = excluded.run_id, decision = excluded.decision, status = excluded.status, result = excluded.result,
-          error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1
+          error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1,
+          previous_attempts = a.previous_attempts || jsonb_build_array(jsonb_build_object('run_id', a.run_id, 'status', a.status,
+            'decision', a.decision, 'result', a.result, 'error', a.error, 'completed_at', a.completed_at))
         where a.status <> 'succeeded'
         """;
 
@@ -316,8 +310,8 @@ internal sealed class CycleBaseline
     // CycleEngine.PreviousMetricsAsync, then the reflection (a fenced batch).
     private const string InsightsMeasureSql = """
         select (select count(*) from public.client_patterns where tenant_id = $1 and is_active),
-               (select coalesce(sum(usage_count), 0)::bigint from public.success_strategies where tenant_id = $1),
-               (select coalesce(sum(success_count), 0)::bigint from public.success_strategies where tenant_id = $1)
+               coalesce(sum(s.usage_count), 0)::bigint, coalesce(sum(s.success_count), 0)::bigint
+        from public.success_strategies s where s.tenant_id = $1
         """;
 
     private const string MeasureSql = """
@@ -350,13 +344,10 @@ internal sealed class CycleBaseline
         """;
 
     private const string ReflectionSql = """
-        insert into public.agent_hourly_reflections as r (tenant_id, run_id, hour_bucket, what_we_did, what_moved,
-          what_got_blocked, what_we_will_try_next, hypotheses, insights, summary)
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        on conflict (tenant_id, hour_bucket) do update set
-          run_id = excluded.run_id, what_we_did = excluded.what_we_did, what_moved = excluded.what_moved,
-          what_got_blocked = excluded.what_got_blocked, what_we_will_try_next = excluded.what_we_will_try_next,
-          hypotheses = excluded.hypotheses, insights = excluded.insights, summary = excluded.summary
+        insert into public.agent_hourly_reflections as r (tenant_id, run_id, hour_bucket, runs)
+        values ($1, $2, $3, jsonb_build_object($2::text, $4::jsonb))
+        on conflict (tenant_id, hour_bucket) do update set runs = r.runs || excluded.runs
+        where not r.runs ? $2::text
         """;
 
     // CycleEngine.FinishRunAsync (a fenced batch).
@@ -578,9 +569,11 @@ internal sealed class CycleBaseline
             return 0;
         });
         await TimedAsync("previous metrics", () => ScalarAsync(connection, null, PreviousMetricsSql, cancellationToken, tenant, hour));
+        // The run's own entry, as the engine writes it: the copied one, under this run's id.
+        var entry = JsonNode.Parse(_documents.ReflectionEntry)!.AsObject();
+        entry["run_id"] = runId.ToString();
         await FencedBatchAsync(connection, tenant, token, "reflection upsert", ReflectionSql, cancellationToken,
-            tenant, runId, hour, Jsonb(_documents.WhatWeDid), Jsonb(_documents.WhatMoved), Jsonb(_documents.WhatGotBlocked),
-            Jsonb(_documents.WhatWeWillTryNext), Jsonb(_documents.Hypotheses), Jsonb(_documents.Insights), _documents.Summary);
+            tenant, runId, hour, Jsonb(entry.ToJsonString()));
         await FencedBatchAsync(connection, tenant, token, "finish run", FinishSql, cancellationToken,
             runId, "completed", Text(null), Jsonb(_documents.ReflectOutput), Now(), selected.Count, selected.Count, 0, Jsonb(_documents.Phases));
         if (_lastRecordsAffected != 1)

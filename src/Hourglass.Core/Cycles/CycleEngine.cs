@@ -344,7 +344,9 @@ public sealed partial class CycleEngine
             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
             on conflict (tenant_id, idempotency_key) do update set
               run_id = excluded.run_id, decision = excluded.decision, status = excluded.status, result = excluded.result,
-              error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1
+              error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1,
+              previous_attempts = a.previous_attempts || jsonb_build_array(jsonb_build_object('run_id', a.run_id, 'status', a.status,
+                'decision', a.decision, 'result', a.result, 'error', a.error, 'completed_at', a.completed_at))
             where a.status <> 'succeeded'
             """, connection, transaction);
         command.Parameters.Add(new() { Value = context.TenantId });
@@ -462,28 +464,12 @@ public sealed partial class CycleEngine
         var summary = await _summaries.WriteAsync(facts, cancellationToken);
         var reflection = JsonSerializer.SerializeToNode(facts, s_json)!.AsObject();
         reflection["summary"] = summary;
+        // A dry run writes no reflection: the hour's record holds what runs did, not what they would have done.
         if (!context.DryRun)
         {
-            var command = new NpgsqlBatchCommand("""
-                insert into public.agent_hourly_reflections as r (tenant_id, run_id, hour_bucket, what_we_did, what_moved,
-                  what_got_blocked, what_we_will_try_next, hypotheses, insights, summary)
-                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                on conflict (tenant_id, hour_bucket) do update set
-                  run_id = excluded.run_id, what_we_did = excluded.what_we_did, what_moved = excluded.what_moved,
-                  what_got_blocked = excluded.what_got_blocked, what_we_will_try_next = excluded.what_we_will_try_next,
-                  hypotheses = excluded.hypotheses, insights = excluded.insights, summary = excluded.summary
-                """);
-            command.Parameters.Add(new() { Value = context.TenantId });
-            command.Parameters.Add(new() { Value = context.RunId });
-            command.Parameters.Add(new() { Value = context.HourBucket });
-            command.Parameters.Add(Json(reflection["what_we_did"]));
-            command.Parameters.Add(Json(moved));
-            command.Parameters.Add(Json(reflection["what_got_blocked"]));
-            command.Parameters.Add(Json(reflection["what_we_will_try_next"]));
-            command.Parameters.Add(Json(reflection["hypotheses"]));
-            command.Parameters.Add(Json(react.Output["parts"]));
-            command.Parameters.Add(new() { Value = summary });
-            await context.Database.ExecuteAsync(command, cancellationToken);
+            await context.Database.ExecuteAsync(
+                HourlyReflections.AddRun(context.TenantId, context.RunId, context.HourBucket, HourlyReflections.Entry(context, reflection, moved, react.Output["parts"])),
+                cancellationToken);
         }
 
         return reflection;

@@ -1,3 +1,4 @@
+using Hourglass.Storage;
 using Npgsql;
 
 namespace Hourglass.Demo;
@@ -151,7 +152,9 @@ public sealed class DemoSeeder
             }
 
             // Touch history: each contact and the account were last touched 0–30 days ago, so with a 21-day
-            // cadence about a third are due soon or overdue.
+            // cadence about a third are due soon or overdue. Moving a recorded touch back in time writes the clocks'
+            // touch record, which only the product may (docs/schema.md): the demo's import is the product's.
+            await ExecuteAsync(connection, transaction, DerivedColumns.AllowProductWriteSql, cancellationToken);
             foreach (var (entityType, entityId) in contactIds.Select(id => ("contact", id)).Append(("account", accountId)))
             {
                 await ExecuteAsync(connection, transaction,

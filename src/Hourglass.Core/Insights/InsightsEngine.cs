@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -481,6 +482,12 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
     private static async Task UpsertAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, IPatternDetector detector,
         DateTimeOffset now, List<(Guid Entity, PatternResult Pattern, string Data)> rows, CancellationToken cancellationToken)
     {
+        // Patterns are the detectors' findings: written directly by anyone else, they are refused (docs/schema.md).
+        await using (var allow = new NpgsqlCommand(DerivedColumns.AllowProductWriteSql, connection, transaction))
+        {
+            await allow.ExecuteNonQueryAsync(cancellationToken);
+        }
+
         // A pattern is re-confirmed when it holds on more evidence than before; its first detection is kept.
         await using var upsert = new NpgsqlCommand("""
             insert into public.client_patterns as p (tenant_id, entity_type, entity_id, pattern_type, pattern_data, confidence, evidence_count,

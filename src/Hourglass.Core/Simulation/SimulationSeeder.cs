@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Hourglass.Policies;
+using Hourglass.Storage;
 using Npgsql;
 
 namespace Hourglass.Simulation;
@@ -71,7 +72,9 @@ internal static class SimulationSeeder
             """, cancellationToken, tenant.Id, contacts.Select(c => c.Id).ToArray(), contacts.Select(c => c.Account.Id).ToArray(),
             contacts.Select(c => c.Name).ToArray(), contacts.Select(c => c.Email).ToArray(), contacts.Select(c => c.ZoneName).ToArray());
 
-        // Each contact was last touched before the run (the account with its latest contact), next due one cadence later.
+        // Each contact was last touched before the run (the account with its latest contact), next due one cadence later:
+        // the clocks' touch record as the product would have written it, so written under its setting (docs/schema.md).
+        await ExecuteAsync(connection, transaction, DerivedColumns.AllowProductWriteSql, cancellationToken);
         await ExecuteAsync(connection, transaction, """
             with touched as (
               select t.entity_type, t.entity_id, max(t.at) as at

@@ -159,10 +159,10 @@ internal static class ApiEndpoints
 
         tenant.MapGet("/reflections", (Guid tenantId, HttpContext http, int? limit, string? cursor) => Run(dataSource, http, s =>
             PageAsync(s, http, """
-                select id, run_id, hour_bucket, what_we_did, what_moved, what_got_blocked, what_we_will_try_next, hypotheses, summary, created_at
+                select id, run_id, run_ids, hour_bucket, what_we_did, what_moved, what_got_blocked, what_we_will_try_next, hypotheses, summary, created_at
                 from public.agent_hourly_reflections where tenant_id = $1
                 """, tenantId, limit, cursor)))
-            .WithName("ListReflections").WithSummary("Hourly reflections, newest first");
+            .WithName("ListReflections").WithSummary("Hourly reflections, newest first: each the roll-up of every run of its hour (run_ids)");
 
         tenant.MapPost("/runs", (Guid tenantId, HttpContext http, JsonBody<RunRequest?> body) => Run(dataSource, http, async s =>
         {

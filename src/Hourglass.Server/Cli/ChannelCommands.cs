@@ -64,7 +64,13 @@ internal static class ChannelCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
+            // A replace: the channel becomes exactly what this command says. The optional settings the previous one had and
+            // this one leaves out (a TLS pin, a login, a secret) are read in the same statement (the CTE sees the row as it
+            // was) and named below, so none is dropped without a word.
             await using var upsert = target.DataSource.CreateCommand("""
+                with previous as (
+                  select c.smtp_username, c.secret_ref, c.smtp_tls_pin_sha256 from public.message_channels c where c.tenant_id = $1 and c.channel = $2
+                )
                 insert into public.message_channels (tenant_id, channel, enabled, webhook_url, smtp_host, smtp_port, smtp_security, smtp_username,
                                                      smtp_from, secret_ref, smtp_tls_pin_sha256)
                 values ($1, $2, true, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -72,6 +78,13 @@ internal static class ChannelCommands
                 set enabled = true, webhook_url = excluded.webhook_url, smtp_host = excluded.smtp_host, smtp_port = excluded.smtp_port,
                     smtp_security = excluded.smtp_security, smtp_username = excluded.smtp_username, smtp_from = excluded.smtp_from,
                     secret_ref = excluded.secret_ref, smtp_tls_pin_sha256 = excluded.smtp_tls_pin_sha256, updated_at = hourglass.now()
+                returning array_remove(array[
+                  case when (select p.smtp_tls_pin_sha256 from previous p) is not null and smtp_tls_pin_sha256 is null
+                       then 'the TLS pin (sha256:' || (select p.smtp_tls_pin_sha256 from previous p) || ')' end,
+                  case when (select p.smtp_username from previous p) is not null and smtp_username is null
+                       then 'the login ' || (select p.smtp_username from previous p) end,
+                  case when (select p.secret_ref from previous p) is not null and secret_ref is null
+                       then 'the secret ref ' || (select p.secret_ref from previous p) end], null)
                 """);
             upsert.Parameters.Add(new() { Value = tenantId });
             upsert.Parameters.Add(new() { Value = row.Channel });
@@ -83,8 +96,12 @@ internal static class ChannelCommands
             upsert.Parameters.Add(Text(row.SmtpFrom));
             upsert.Parameters.Add(Text(row.SecretRef));
             upsert.Parameters.Add(Text(row.SmtpTlsPin));
-            await upsert.ExecuteNonQueryAsync(cancellationToken);
+            var dropped = (string[])(await upsert.ExecuteScalarAsync(cancellationToken))!;
             Console.WriteLine($"Tenant {tenantId}: {row.Channel} channel set and enabled ({Destination(row)}).");
+            if (dropped.Length > 0)
+            {
+                Console.WriteLine($"This replaced the channel's previous settings: {string.Join(", ", dropped)} no longer set (give it again to keep it).");
+            }
             if (row.SecretRef is not null)
             {
                 Console.WriteLine($"The worker reads the secret from its environment variable {row.SecretRef}; set it wherever workers run.");

@@ -236,6 +236,20 @@ internal static class StatusCommand
         }
 
         console.WriteLine();
+        if (snapshot.LastReflection is { } reflection)
+        {
+            // The hour's reflection rolls up every run of the hour (each run's own is in its run record).
+            console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Last reflection: hour {Time(reflection.Hour)} UTC, {reflection.Runs} run{(reflection.Runs == 1 ? "" : "s")}"));
+            console.Write(new Text(reflection.Summary ?? "(no summary written)"));
+            console.WriteLine();
+        }
+        else
+        {
+            console.WriteLine("Last reflection: none yet.");
+        }
+
+        console.WriteLine();
         console.WriteLine("Engagement (as of the last compliance refresh)");
         var engagement = snapshot.Engagement.GetValueOrDefault(tenant.Id) ?? EngagementCounts.None;
         var clocks = NewTable(">clocks", ">compliant", ">due soon", ">overdue", ">compliance %");
@@ -410,6 +424,8 @@ internal static class StatusCommand
 
     internal sealed record ApprovalCounts(long Open, long PastDue, DateTimeOffset? NextDueAt);
 
+    internal sealed record ReflectionSummary(DateTimeOffset Hour, int Runs, string? Summary);
+
     internal sealed record ExceptionCounts(string Type, long Open, long InReview);
 
     internal sealed record SuppressedCounts(string Code, long Count, DateTimeOffset LastAt, string LastReason);
@@ -428,6 +444,8 @@ internal static class StatusCommand
         public Dictionary<Guid, RunSummary> LastRuns { get; } = [];
 
         public List<RunSummary> RecentRuns { get; } = [];
+
+        public ReflectionSummary? LastReflection { get; private set; }
 
         public Dictionary<Guid, EngagementCounts> Engagement { get; } = [];
 
@@ -520,6 +538,10 @@ internal static class StatusCommand
                 await reader.EachAsync($"""
                     select {RunColumns} from public.agent_autonomous_runs x where x.tenant_id = $1 order by x.started_at desc limit 10
                     """, r => snapshot.RecentRuns.Add(ReadRun(r)), cancellationToken);
+                await reader.EachAsync("""
+                    select f.hour_bucket, greatest(pg_catalog.cardinality(f.run_ids), 1), f.summary
+                    from public.agent_hourly_reflections f where f.tenant_id = $1 order by f.hour_bucket desc limit 1
+                    """, r => snapshot.LastReflection = new ReflectionSummary(r.GetFieldValue<DateTimeOffset>(0), r.GetInt32(1), Text(r, 2)), cancellationToken);
             }
 
             // Compliance as the engagement part measures it for "what moved" (EngagementCompliancePart).

@@ -329,7 +329,7 @@ public sealed class ApiFixture : IAsyncLifetime
         foreach (var overdue in new[] { "Overdue One", "Overdue Two" })
         {
             var contact = await db.CreateContactAsync(tenant, account, overdue);
-            await db.ExecuteAsync("update public.engagement_clocks set next_touch_due = now() - interval '5 days' where tenant_id = $1 and entity_id = $2",
+            await db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = now() - interval '5 days' where tenant_id = $1 and entity_id = $2",
                 tenant, contact);
         }
 
@@ -416,7 +416,7 @@ public sealed class ApiFixture : IAsyncLifetime
             """, tenant, seed.AccountId);
         await db.ExecuteAsync("""
             insert into public.success_strategies (tenant_id, strategy_key, name, usage_count, success_count, effectiveness_score)
-            values ($1, 'call_first', 'Call first', 10, 6, 0.6)
+            values ($1, 'call_first', 'Call first', 10, 6, 0.5833)
             on conflict (tenant_id, strategy_key) do nothing
             """, tenant);
 

@@ -294,7 +294,7 @@ public sealed class MonitoringViewTests(DatabaseFixture fixture) : IClassFixture
             """, tenant, DateTimeOffset.Parse(at, System.Globalization.CultureInfo.InvariantCulture), reason);
 
     private Task ClockAsync(Guid tenant, string entityType, string status, int daysOverdue) =>
-        Db.ExecuteAsync("""
+        Db.ExecuteAsProductAsync("""
             insert into public.engagement_clocks (tenant_id, entity_type, entity_id, next_touch_due, compliance_status, days_overdue)
             values ($1, $2, gen_random_uuid(), now() - make_interval(days => $4), $3, $4)
             """, tenant, entityType, status, daysOverdue);

@@ -196,6 +196,22 @@ public sealed class ChannelCommandTests : IAsyncLifetime
         return [.. options.SelectMany(o => new[] { o.Key, o.Value })];
     }
 
+    [Fact]
+    public async Task SetAgain_WithoutThePinAndLogin_ReplacesAndSaysWhatItDropped()
+    {
+        var pin = string.Concat(Enumerable.Repeat("ab", 32));
+        string[] email = ["channels", "set", "--tenant", Tenant, "--channel", "email", "--smtp-host", "smtp.acme.example", "--smtp-port", "587",
+            "--smtp-security", "starttls", "--smtp-from", "agent@acme.example"];
+        var first = await RunOkAsync([.. email, "--smtp-username", "agent", "--secret-ref", "ACME_SMTP_PASSWORD", "--smtp-tls-pin", pin]);
+        Assert.DoesNotContain("no longer set", first, StringComparison.Ordinal);
+
+        var second = await RunOkAsync(email);
+
+        Assert.Contains($"This replaced the channel's previous settings: the TLS pin (sha256:{pin}), the login agent, the secret ref ACME_SMTP_PASSWORD " +
+                        "no longer set (give it again to keep it).", second, StringComparison.Ordinal);
+        Assert.Equal("email|t||smtp.acme.example|587|starttls||agent@acme.example||", await RowAsync("email"));
+    }
+
     private async Task<string> RunOkAsync(params string[] arguments)
     {
         var result = await HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);

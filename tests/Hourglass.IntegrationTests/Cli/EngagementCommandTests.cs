@@ -15,7 +15,7 @@ public sealed class EngagementCommandTests : IAsyncLifetime
         _tenant = await _database.Db.CreateTenantAsync("Engaged Co");
         var account = await _database.Db.CreateAccountAsync(_tenant, "Initech");
         _contact = await _database.Db.CreateContactAsync(_tenant, account, "Milton Waddams");
-        await _database.Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = now() - interval '3 days 1 hour' where tenant_id = $1 and entity_id = $2", _tenant, _contact);
+        await _database.Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = now() - interval '3 days 1 hour' where tenant_id = $1 and entity_id = $2", _tenant, _contact);
         await _database.Db.ScalarAsync("select public.refresh_engagement_compliance($1)", _tenant);
     }
 

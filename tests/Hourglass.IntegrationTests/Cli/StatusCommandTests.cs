@@ -16,6 +16,7 @@ public sealed class StatusCommandTests : IAsyncLifetime
     private readonly DatabaseFixture _database = new();
     private Guid _acme;
     private Guid _globex;
+    private DateTime _reflectionHour;
 
     public async Task InitializeAsync()
     {
@@ -33,15 +34,15 @@ public sealed class StatusCommandTests : IAsyncLifetime
 
         var hooli = await db.CreateAccountAsync(_globex, "Hooli");
         await db.CreateContactAsync(_globex, hooli, "Gavin");
-        await db.ExecuteAsync("""
+        await db.ExecuteAsProductAsync("""
             update public.engagement_clocks set compliance_status = 'overdue', days_overdue = 3
             where id in (select id from public.engagement_clocks where tenant_id = $1 and entity_type = 'contact' order by id limit 2)
             """, _acme);
-        await db.ExecuteAsync("""
+        await db.ExecuteAsProductAsync("""
             update public.engagement_clocks set compliance_status = 'due_soon'
             where id in (select id from public.engagement_clocks where tenant_id = $1 and entity_type = 'contact' and compliance_status = 'compliant' order by id limit 1)
             """, _acme);
-        await db.ExecuteAsync("update public.engagement_clocks set compliance_status = 'overdue', days_overdue = 1 where tenant_id = $1 and entity_type = 'contact'", _globex);
+        await db.ExecuteAsProductAsync("update public.engagement_clocks set compliance_status = 'overdue', days_overdue = 1 where tenant_id = $1 and entity_type = 'contact'", _globex);
 
         // Runs: Acme's last cycle completed (5 taken, 2 blocked); a newer dry run is not a cycle; a failed one two hours ago.
         await db.ExecuteAsync("""
@@ -83,7 +84,7 @@ public sealed class StatusCommandTests : IAsyncLifetime
             insert into public.orders (tenant_id, account_id, po_number, placed_at)
             select $1, $2, 'G-' || g, now() from pg_catalog.generate_series(1, 2) g
             """, _globex, hooli);
-        await db.ExecuteAsync("""
+        await db.ExecuteAsProductAsync("""
             update public.order_processing_queue q set status = s.status
             from public.orders o, (values ('PO-2', 'exception'), ('PO-3', 'exception'), ('PO-4', 'validated'), ('G-2', 'processing')) s(po, status)
             where o.tenant_id = q.tenant_id and o.id = q.order_id and o.po_number = s.po
@@ -96,6 +97,19 @@ public sealed class StatusCommandTests : IAsyncLifetime
             join (values ('PO-2', 'missing_po', 'open'), ('PO-3', 'missing_po', 'open'), ('PO-3', 'price_mismatch', 'in_review'),
                          ('PO-4', 'price_mismatch', 'resolved')) s(po, type, status) on s.po = o.po_number
             """);
+
+        // Acme's last hour had two runs (the failed one and the completed one): its reflection rolls both up.
+        var runIds = (Guid[])(await db.ScalarAsync("""
+            select array_agg(id order by started_at) from public.agent_autonomous_runs where tenant_id = $1 and status in ('failed', 'completed')
+              and not coalesce((cycle_metrics ->> 'dry_run')::boolean, false)
+            """, _acme))!;
+        _reflectionHour = (DateTime)(await db.ScalarAsync("select date_trunc('hour', now(), 'UTC') - interval '1 hour'"))!;
+        foreach (var (run, taken) in runIds.Zip([1, 2]))
+        {
+            var did = string.Join(", ", Enumerable.Repeat("""{"kind": "touch_task", "status": "succeeded"}""", taken));
+            await db.ExecuteAsync(Hourglass.Cycles.HourlyReflections.AddRunSql, _acme, run, _reflectionHour,
+                $$"""{"run_id": "{{run}}", "trigger": "schedule", "what_we_did": [{{did}}], "summary": "Run took {{taken}}."}""");
+        }
 
         // Kill switches: Globex paused by hand; everything paused globally.
         await db.ExecuteAsync("""
@@ -174,6 +188,9 @@ public sealed class StatusCommandTests : IAsyncLifetime
         Assert.Contains("State: active, but held by the global kill switch.", result.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("claimed by worker-a", result.StandardOutput, StringComparison.Ordinal);
         Assert.DoesNotContain(GlobexName, result.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains($"Last reflection: hour {_reflectionHour:yyyy-MM-dd HH:mm} UTC, 2 runs", result.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains($"Hour {_reflectionHour:yyyy-MM-dd HH}:00 UTC, 2 runs: 3 actions taken, 0 blocked or failed. Run 1 (schedule, started ? UTC): Run took 1. " +
+                        "Run 2 (schedule, started ? UTC): Run took 2.", result.StandardOutput.ReplaceLineEndings(" "), StringComparison.Ordinal);
 
         var runs = Table(result.StandardOutput, "started");
         var expectedRuns = await RowsAsync("""

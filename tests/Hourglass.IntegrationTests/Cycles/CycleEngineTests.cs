@@ -92,6 +92,13 @@ public sealed class CycleEngineTests : IAsyncLifetime
         Assert.Equal("completed", retry.Status);
         Assert.Equal(3L, await _h.SideEffectsAsync(tenant));
         Assert.Equal(2, await _h.Db.ScalarAsync("select attempts from public.agent_actions where tenant_id = $1 and target_id = $2", tenant, flaky));
+        // The ledger row is the action's latest outcome; the failed attempt it replaced is kept with it.
+        var earlier = JsonNode.Parse((string)(await _h.Db.ScalarAsync(
+            "select previous_attempts::text from public.agent_actions where tenant_id = $1 and target_id = $2", tenant, flaky))!)!.AsArray();
+        var attempt = Assert.Single(earlier)!;
+        Assert.Equal((first.RunId.ToString(), "failed", "allow"), ((string?)attempt["run_id"], (string?)attempt["status"], (string?)attempt["decision"]));
+        Assert.Contains("simulated failure", (string?)attempt["error"], StringComparison.Ordinal);
+        Assert.Equal(retry.RunId, await _h.Db.ScalarAsync("select run_id from public.agent_actions where tenant_id = $1 and target_id = $2", tenant, flaky));
     }
 
     [Fact]

@@ -72,6 +72,11 @@ public sealed class DashboardTests(DashboardFixture fixture) : IClassFixture<Das
             // The latest reflections, newest first.
             await Expect(page.Locator("[data-testid=reflection]")).ToHaveCountAsync(5);
             await Expect(page.Locator("[data-testid=reflection]").First).ToContainTextAsync("engagement.compliance_pct +2.5 to 90");
+            var rolledUp = page.Locator("[data-testid=reflection][data-runs='2']");
+            await Expect(rolledUp).ToHaveCountAsync(1);
+            await Expect(rolledUp).ToContainTextAsync("· 2 runs");
+            await Expect(rolledUp).ToContainTextAsync(", 2 runs: 0 actions taken, 0 blocked or failed. Run 1 (written directly, started ");
+            await Expect(rolledUp).ToContainTextAsync("Run 2 (manual, started ? UTC): A manual run: no actions taken.");
 
             // The queues with their actions.
             var exceptionRow = page.Locator($"[data-testid=exception-row][data-exception-id='{seed.Exception}']");
@@ -446,10 +451,18 @@ public sealed class DashboardFixture : IAsyncLifetime
             before = after;
         }
 
+        // One hour had a second (manual) run: its reflection is the roll-up of both.
+        await db.ExecuteAsync("""
+            update public.agent_hourly_reflections
+            set runs = runs || jsonb_build_object($2::text, jsonb_build_object('run_id', $2, 'trigger', 'manual', 'what_moved', what_moved,
+                                                                                'summary', 'A manual run: no actions taken.'))
+            where tenant_id = $1 and run_id = $3
+            """, tenantA, failed, runs[3]);
+
         var account = await db.CreateAccountAsync(tenantA, "Globex");
         var overdue = await db.CreateContactAsync(tenantA, account, "Dana Overdue");
         await db.CreateContactAsync(tenantA, account, "Casey Compliant");
-        await db.ExecuteAsync("""
+        await db.ExecuteAsProductAsync("""
             update public.engagement_clocks set next_touch_due = $3::timestamptz - interval '6 days 2 hours', compliance_status = 'overdue', days_overdue = 6,
               priority_score = 160, priority_reason = 'overdue 6 day(s) (+160)'
             where tenant_id = $1 and entity_type = 'contact' and entity_id = $2
@@ -476,7 +489,7 @@ public sealed class DashboardFixture : IAsyncLifetime
 
         foreach (var (order, status, processedHoursAgo) in new[] { (orders[0], "validated", 26.0), (orders[1], "validated", 3.0), (orders[2], "exception", 2.0) })
         {
-            await db.ExecuteAsync("""
+            await db.ExecuteAsProductAsync("""
                 update public.order_processing_queue set status = $3, pricing_status = 'passed', credit_status = case when $3 = 'exception' then 'failed' else 'passed' end,
                   requirements_status = 'passed', processed_at = $4
                 where tenant_id = $1 and order_id = $2

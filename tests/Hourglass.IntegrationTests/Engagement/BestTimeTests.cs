@@ -24,9 +24,9 @@ public sealed class BestTimeTests : IAsyncLifetime
         _early = await Db.CreateContactAsync(_tenant, account, "Overdue longer");
         _late = await Db.CreateContactAsync(_tenant, account, "Best reached now");
         await Db.ExecuteAsync("update public.contacts set timezone = 'America/Chicago' where id = $1", _late);
-        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where entity_id = $1", _early, s_now.AddDays(-3).AddHours(-1));
-        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where entity_id = $1", _late, s_now.AddDays(-2).AddHours(-1));
-        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where entity_type = 'account' and tenant_id = $1", _tenant, s_now.AddDays(30));
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where entity_id = $1", _early, s_now.AddDays(-3).AddHours(-1));
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where entity_id = $1", _late, s_now.AddDays(-2).AddHours(-1));
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where entity_type = 'account' and tenant_id = $1", _tenant, s_now.AddDays(30));
         await Db.ScalarAsync("select public.refresh_engagement_compliance($1)", _tenant);
     }
 

@@ -101,7 +101,7 @@ public sealed class EngagementRulesTests : IAsyncLifetime
         await SetLastTouchAsync(tenant, late, s_t0.AddDays(-25));
         await SetLastTouchAsync(tenant, valuable, s_t0.AddDays(-22));
         await SetLastTouchAsync(tenant, risky, s_t0.AddDays(-19));
-        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1 and entity_type = 'account'", tenant, s_t0.AddDays(30));
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1 and entity_type = 'account'", tenant, s_t0.AddDays(30));
 
         await Db.ScalarAsync("select public.refresh_engagement_compliance($1)", tenant);
         var queue = await QueueAsync(tenant, 10);
@@ -148,7 +148,7 @@ public sealed class EngagementRulesTests : IAsyncLifetime
     private Task TouchAsync(Guid tenant, string type, Guid entity) =>
         Db.ScalarAsync("select public.update_engagement_clock($1, $2, $3, 'call')", tenant, type, entity);
 
-    private Task SetLastTouchAsync(Guid tenant, Guid contact, DateTimeOffset at) => Db.ExecuteAsync(
+    private Task SetLastTouchAsync(Guid tenant, Guid contact, DateTimeOffset at) => Db.ExecuteAsProductAsync(
         "update public.engagement_clocks set last_touch_at = $3, next_touch_due = $3 + make_interval(days => touch_frequency_days) where tenant_id = $1 and entity_id = $2",
         tenant, contact, at);
 

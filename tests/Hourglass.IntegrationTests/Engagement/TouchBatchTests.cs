@@ -27,7 +27,7 @@ public sealed class TouchBatchTests : IAsyncLifetime
         _account = await Db.CreateAccountAsync(_tenant, "Initrode");
         _contact = await Db.CreateContactAsync(_tenant, _account, "Peter Gibbons");
         // Last touched 30 days ago on a 21-day cadence: 9 days overdue, contact and account alike.
-        await Db.ExecuteAsync("""
+        await Db.ExecuteAsProductAsync("""
             update public.engagement_clocks set last_touch_at = $2, touch_count = 1, next_touch_due = $2 + interval '21 days'
             where tenant_id = $1
             """, _tenant, s_now.AddDays(-30));
@@ -76,6 +76,20 @@ public sealed class TouchBatchTests : IAsyncLifetime
 
         var clock = await ClockAsync("contact", _contact);
         Assert.Equal((s_now.AddDays(-1), "meeting", 3), (clock.LastTouch, clock.TouchType, clock.Count));
+    }
+
+    [Fact]
+    public async Task LiveTouchOlderThanABatchTouchAhead_CountedMovesNothingBack()
+    {
+        // A phone system's touch, stamped four minutes ahead (within the clock skew)…
+        await RecordAsync(TouchMode.Refuse, Touch(_contact, "meeting", at: s_now.AddMinutes(4), by: "pbx"));
+
+        // …then a touch recorded now: counted, but the clock keeps the later touch and the due date from it.
+        await Db.ScalarAsync("select public.update_engagement_clock($1, 'contact', $2, 'email', 'sam')", _tenant, _contact);
+
+        var clock = await ClockAsync("contact", _contact);
+        Assert.Equal((s_now.AddMinutes(4), "meeting", 3, s_now.AddMinutes(4).AddDays(21)), (clock.LastTouch, clock.TouchType, clock.Count, clock.NextDue));
+        Assert.Equal("pbx", await Db.ScalarAsync("select last_touch_by from public.engagement_clocks where entity_id = $1", _contact));
     }
 
     [Fact]
@@ -198,7 +212,7 @@ public sealed class TouchBatchTests : IAsyncLifetime
     {
         var fresh = await Db.CreateContactAsync(_tenant, _account, "Samir");
         var touchedSince = await Db.CreateContactAsync(_tenant, _account, "Michael");
-        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1 and entity_id = any($3)",
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1 and entity_id = any($3)",
             _tenant, s_now.AddMinutes(-30), new[] { fresh, touchedSince });
         await RecordAsync(TouchMode.Refuse, Touch(touchedSince, "email", at: s_now.AddMinutes(-1)));
 

@@ -190,7 +190,7 @@ public sealed class TouchCycleTests : IAsyncLifetime
     {
         var (tenant, _, _, contacts) = await TenantWithOverdueContactsAsync(overdueDays: [4]);
         var soon = await Db.CreateContactAsync(tenant, name: "Falls due");
-        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where entity_id = $1", soon, s_t0.AddMinutes(30));
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where entity_id = $1", soon, s_t0.AddMinutes(30));
         await Worker().RunManualAsync(tenant, false, null, default);
 
         // Within the next hour: one contact falls due, the overdue one is touched by someone outside.
@@ -228,14 +228,14 @@ public sealed class TouchCycleTests : IAsyncLifetime
         {
             var contact = (Guid)(await Db.ScalarAsync("insert into public.contacts (id, tenant_id, account_id, name) values ($1, $2, $3, $4) returning id",
                 NextId(contacts.Count + 1), tenant, account, $"Contact {days}"))!;
-            await Db.ExecuteAsync("""
+            await Db.ExecuteAsProductAsync("""
                 update public.engagement_clocks set last_touch_at = $3, touch_count = 1, next_touch_due = $3 + make_interval(days => touch_frequency_days)
                 where tenant_id = $1 and entity_id = $2
                 """, tenant, contact, s_t0.AddDays(-21 - days).AddHours(-1));
             contacts.Add(contact);
         }
 
-        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1 and entity_type = 'account'", tenant, s_t0.AddDays(-1).AddHours(-1));
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1 and entity_type = 'account'", tenant, s_t0.AddDays(-1).AddHours(-1));
         return (tenant, owner, account, contacts.ToArray());
     }
 

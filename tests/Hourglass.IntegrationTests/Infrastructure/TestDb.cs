@@ -52,6 +52,21 @@ public sealed class TestDb(NpgsqlDataSource dataSource)
         return await command.ExecuteNonQueryAsync();
     }
 
+    /// <summary>
+    /// Runs <paramref name="sql"/> in a transaction of its own under the product's setting for derived columns
+    /// (<see cref="DerivedColumns.ProductWriteSetting"/>): a fixture that puts clocks, queue entries or counters into a
+    /// state the product itself reaches only over days. Written directly, those columns are refused (docs/schema.md).
+    /// </summary>
+    public async Task<int> ExecuteAsProductAsync(string sql, params object?[] parameters)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await ExecuteAsync(connection, transaction, DerivedColumns.AllowProductWriteSql);
+        var rows = await ExecuteAsync(connection, transaction, sql, parameters);
+        await transaction.CommitAsync();
+        return rows;
+    }
+
     /// <summary>Runs <paramref name="work"/> in a transaction as an authenticated user, as the API would; rolled back unless committed.</summary>
     public async Task<T> AsUserAsync<T>(Guid userId, Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work, bool commit = true)
     {

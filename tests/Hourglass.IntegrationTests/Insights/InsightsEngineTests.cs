@@ -196,7 +196,7 @@ public sealed class InsightsEngineTests : IAsyncLifetime
                 tenant, account, s_now.AddDays(-90 + 10 * i));
         }
 
-        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1", tenant, s_now.AddDays(-2).AddHours(-1));
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1", tenant, s_now.AddDays(-2).AddHours(-1));
         var harness = new CycleHarness(_database, s_now);
         var run = await new CycleWorker(CycleComposition.CreateEngine(_database.DataSource, harness.Clock), new CycleWorkerOptions { WorkerId = "insights" })
             .RunManualAsync(tenant, false, null, default);

@@ -297,7 +297,7 @@ public sealed class OrderProcessingTests : IAsyncLifetime
         Assert.Equal("55000", twice.SqlState);
         // The person gets the PO number, and resolves: the order is validated again.
         await Db.ExecuteAsync("update public.orders set po_number = 'PO-77' where id = $1", order);
-        await Db.ExecuteAsync("update public.order_processing_queue set status = 'exception' where order_id = $1", order);
+        await Db.ExecuteAsProductAsync("update public.order_processing_queue set status = 'exception' where order_id = $1", order);
         Assert.Equal("resolved", await Db.ScalarAsync("select public.resolve_order_exception($1, 'resolved', 'PO received by phone', 'sam')", exception));
         Assert.Equal("pending", (await _w.QueueAsync(order)).Status);
         await _w.ProcessAsync();
@@ -316,6 +316,29 @@ public sealed class OrderProcessingTests : IAsyncLifetime
         {
             Assert.Contains(expected, events);
         }
+    }
+
+    [Fact]
+    public async Task Dismissed_OrderChangedAfterwards_StaysWithdrawn_UntilQueuedAgainByHand()
+    {
+        var order = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)], po: null);
+        await Db.ExecuteAsync("update public.accounts set requires_po = true where id = $1", _w.Account);
+        await Db.ExecuteAsync("update public.order_processing_queue set status = 'pending' where order_id = $1", order);
+        await _w.ProcessAsync();
+        var exception = Assert.Single(await _w.ExceptionsAsync(order)).Id;
+        await Db.ScalarAsync("select public.resolve_order_exception($1, 'dismissed', 'handled by hand', 'sam')", exception);
+
+        // The person handling it edits the order: the agent leaves it to them.
+        await Db.ExecuteAsync("update public.orders set po_number = 'PO-9' where id = $1", order);
+        await Db.ExecuteAsync("insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price) values ($1, $2, $3, 2, 10)",
+            _w.Tenant, order, _w.Widget);
+        await _w.ProcessAsync();
+        Assert.Equal("cancelled", (await _w.QueueAsync(order)).Status);
+
+        // Queued again by hand (a status the queue honours), it is validated as any order.
+        await Db.ExecuteAsync("update public.order_processing_queue set status = 'pending' where order_id = $1", order);
+        await _w.ProcessAsync();
+        Assert.Equal("validated", (await _w.QueueAsync(order)).Status);
     }
 
     [Theory]

@@ -184,7 +184,7 @@ public sealed class OrderWriterTests : IAsyncLifetime
         var other = await new OrderWorld(Db, _database).CreateAsync();
         var otherOrder = await other.PlaceAsync([(other.Widget, 1m, 10m, 0m)]);
         // One entry whose processor died holding it: a lapsed claim is claimable again, but not under the pause.
-        await Db.ExecuteAsync("update public.order_processing_queue set status = 'processing', claimed_by = 'dead', claimed_until = hourglass.now() - interval '1 hour' where order_id = $1", order);
+        await Db.ExecuteAsProductAsync("update public.order_processing_queue set status = 'processing', claimed_by = 'dead', claimed_until = hourglass.now() - interval '1 hour' where order_id = $1", order);
         var control = new Hourglass.Cycles.TenantControl(Db.DataSource);
         if (global)
         {

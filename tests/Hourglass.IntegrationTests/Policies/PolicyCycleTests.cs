@@ -65,7 +65,7 @@ public sealed class PolicyCycleTests : IAsyncLifetime
         var (tenant, contacts) = await TenantWithOverdueContactsAsync(3);
         await Db.ExecuteAsync("update public.contacts set opted_out_at = $2 where id = $1", contacts[0], s_t0.AddDays(-2));
         // The opted-out contact is the most overdue, so the first action decided.
-        await Db.ExecuteAsync("update public.engagement_clocks set next_touch_due = next_touch_due - interval '5 days' where entity_id = $1", contacts[0]);
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = next_touch_due - interval '5 days' where entity_id = $1", contacts[0]);
         await SavePolicyAsync(tenant, """
             {"schema": "hourglass.policy/v1",
              "rules": [{"id": "never-opted-out", "kind": "do_not_contact", "severity": "critical"}]}
@@ -346,7 +346,7 @@ public sealed class PolicyCycleTests : IAsyncLifetime
             contacts.Add(contact);
         }
 
-        await Db.ExecuteAsync("update public.engagement_clocks set last_touch_at = $2, next_touch_due = $2 + interval '21 days' where tenant_id = $1",
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set last_touch_at = $2, next_touch_due = $2 + interval '21 days' where tenant_id = $1",
             tenant, s_t0.AddDays(-24).AddHours(-1));
         if (email)
         {

@@ -273,8 +273,12 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
             """, side.TenantId, side.Rows["contacts"].Id))!;
         var exception = side.Rows["order_processing_exceptions"].Id;
         await fixture.Db.ExecuteAsync("update public.order_processing_exceptions set resolution_status = 'open', resolved_at = null where id = $1", exception);
+        // The processor's verdict for the entry, as a fixture: written directly, a verdict is refused (docs/schema.md).
+        await fixture.Db.ExecuteAsProductAsync(
+            "update public.order_processing_queue set status = 'exception' where id = (select queue_id from public.order_processing_exceptions where id = $1)",
+            exception);
         var order = (Guid)(await fixture.Db.ScalarAsync(
-            "update public.order_processing_queue set status = 'exception' where id = (select queue_id from public.order_processing_exceptions where id = $1) returning order_id",
+            "select order_id from public.order_processing_queue where id = (select queue_id from public.order_processing_exceptions where id = $1)",
             exception))!;
         return new Target(side.TenantId, side.Rows["contacts"].Id, (string)lockRow.KeyValues[1], token, card, approval, exception, order, side.UserId);
     }
@@ -282,10 +286,12 @@ public sealed class FunctionPrivilegeTests(TwoTenantFixture fixture) : IClassFix
     private async Task<Guid> CreateOverdueClockAsync(Guid tenantId)
     {
         var contact = await fixture.Rows.CreateAsync("contacts", tenantId);
-        // The contact's clock exists from its creation; make it overdue.
-        return (Guid)(await fixture.Db.ScalarAsync(
+        // The contact's clock exists from its creation; make it overdue (a fixture: the due date is derived).
+        await fixture.Db.ExecuteAsProductAsync(
             "update public.engagement_clocks set next_touch_due = now() - interval '5 days 1 hour' " +
-            "where tenant_id = $1 and entity_type = 'contact' and entity_id = $2 returning id", tenantId, contact.Id))!;
+            "where tenant_id = $1 and entity_type = 'contact' and entity_id = $2", tenantId, contact.Id);
+        return (Guid)(await fixture.Db.ScalarAsync(
+            "select id from public.engagement_clocks where tenant_id = $1 and entity_type = 'contact' and entity_id = $2", tenantId, contact.Id))!;
     }
 
     private async Task<string?> ComplianceAsync(Guid clockId) =>

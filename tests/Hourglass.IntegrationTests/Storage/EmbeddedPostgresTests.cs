@@ -109,6 +109,30 @@ public sealed class EmbeddedPostgresTests : IDisposable
         Assert.Contains("already seeded", second.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("Migrations: up to date", second.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("12 accounts", second.StandardOutput, StringComparison.Ordinal);
+
+        // Each demo runs a cycle and prints its hour's reflection. Run twice in one hour (as a tester did), the hour's
+        // reflection rolls up both runs: the first run's account of itself is still there, word for word.
+        var (firstHour, firstSummary) = DemoReflection(first.StandardOutput);
+        var (secondHour, secondSummary) = DemoReflection(second.StandardOutput);
+        if (secondHour == firstHour)
+        {
+            Assert.StartsWith($"Hour {firstHour} UTC, 2 runs: ", secondSummary, StringComparison.Ordinal);
+            Assert.Contains("Run 1 (manual, started ", secondSummary, StringComparison.Ordinal);
+            Assert.Contains(firstSummary, secondSummary, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.StartsWith($"Hour {secondHour} UTC. ", secondSummary, StringComparison.Ordinal);
+        }
+    }
+
+    // The summary line the demo prints under "Cycle: run …", and the hour it names.
+    private static (string Hour, string Summary) DemoReflection(string output)
+    {
+        var lines = output.Split('\n');
+        var summary = lines[Array.FindIndex(lines, l => l.StartsWith("Cycle: run ", StringComparison.Ordinal)) + 1].Trim();
+        Assert.StartsWith("Hour ", summary, StringComparison.Ordinal);
+        return (summary["Hour ".Length..summary.IndexOf(" UTC", StringComparison.Ordinal)], summary);
     }
 
     [Fact]

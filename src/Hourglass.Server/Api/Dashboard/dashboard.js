@@ -850,10 +850,19 @@
       const latest = items.slice(0, 6);
       $("reflections-list").replaceChildren(...(latest.length === 0
         ? [el("li", { class: "empty", "data-testid": "reflections-empty", text: "No reflection in the last 7 days." })]
-        : latest.map((r) => el("li", { "data-testid": "reflection", "data-reflection-id": r.id },
-          el("time", { datetime: r.hour_bucket, text: fmtDateTime(r.hour_bucket) }),
+        : latest.map((r) => el("li", { "data-testid": "reflection", "data-reflection-id": r.id, "data-runs": runCount(r) },
+          el("time", { datetime: r.hour_bucket, text: fmtDateTime(r.hour_bucket) + runsOfHour(r) }),
           el("p", { text: r.summary || "(no summary written)" })))));
     };
+  }
+
+  // An hour's reflection rolls up every run of the hour; say so when there was more than one.
+  function runCount(r) {
+    return Array.isArray(r.run_ids) ? r.run_ids.length : 0;
+  }
+
+  function runsOfHour(r) {
+    return runCount(r) > 1 ? ` · ${runCount(r)} runs` : "";
   }
 
   // ------------------------------------------------------------------------------------------ Approval queue
