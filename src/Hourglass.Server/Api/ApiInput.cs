@@ -269,7 +269,8 @@ internal static class ApiInput
             // body is refused whole, naming the field whose text PostgreSQL could not store.
             if (!limit.TakesLines && StorableText.Find(root) is var (path, problem))
             {
-                return (default, ApiSession.Invalid(path, problem));
+                // Named as the body's other errors are: the whole is "body" for a typed body, "$" for a free-form document.
+                return (default, ApiSession.Invalid(path == "$" && typeof(T) != typeof(JsonElement) ? "body" : path, problem));
             }
 
             if (typeof(T) == typeof(JsonElement))
