@@ -149,6 +149,11 @@ public sealed class ImportReader(TextReader inner, ImportLimits limits) : TextRe
     {
         SkipLineFeed();
         var rest = _buffer.AsSpan(_position, _length - _position);
+        if (rest.IsEmpty)
+        {
+            return null;
+        }
+
         var end = rest.IndexOfAny('\r', '\n');
         if (end < 0)
         {

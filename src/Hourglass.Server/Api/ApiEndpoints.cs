@@ -454,9 +454,10 @@ internal static class ApiEndpoints
             rest.Append(rest.Length > 1 ? "," : "").Append(lines[i].GetRawText());
         }
 
-        var outcomes = JsonNode.Parse(await s.JsonAsync(function.Sql, http.RequestAborted, tenantId,
-            new NpgsqlParameter { Value = rest.Append(']').ToString(), NpgsqlDbType = NpgsqlDbType.Text }, "skip") ?? "[]")!.AsArray()
-            .Select(o => o!.AsObject()).ToList();
+        var answered = JsonNode.Parse(await s.JsonAsync(function.Sql, http.RequestAborted, tenantId,
+            new NpgsqlParameter { Value = rest.Append(']').ToString(), NpgsqlDbType = NpgsqlDbType.Text }, "skip") ?? "[]")!.AsArray();
+        var outcomes = answered.Select(o => o!.AsObject()).ToList();
+        answered.Clear(); // a node has one parent: the outcomes go into the answer's array below
         foreach (var outcome in outcomes)
         {
             outcome["line"] = sent[(int)outcome["line"]! - 1] + 1;

@@ -141,6 +141,30 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
         Assert.True(explain.Code == 200, explain.ToString());
     }
 
+    [Theory]
+    [InlineData("touches")]
+    [InlineData("events")]
+    public async Task BatchLineWithNul_SkipMode_ThatLineRejectedByNumber_TheOthersRecorded(string batch)
+    {
+        var keys = Enumerable.Range(1, 3).Select(i => $"nul-{i}-{Guid.NewGuid():N}").ToArray();
+        string Line(int i, string key) => batch == "touches"
+            ? $$"""{"entity_type": "contact", "entity_id": "{{A.TouchContactId}}", "touch_type": "email", "idempotency_key": "{{key}}"}"""
+            : $$"""{"event_type": "reply", "entity_type": "contact", "entity_id": "{{A.TouchContactId}}", "idempotency_key": "{{key}}"}""";
+        var body = $"[{Line(1, keys[0])}, {Line(2, keys[1] + "\\u0000")}, {Line(3, keys[2])}]";
+
+        var response = await Server.SendAsync(HttpMethod.Post, $"{A.Path}/{batch}?on_error=skip", A.MemberToken, body);
+
+        Assert.True(response.Code == 200, response.ToString());
+        var outcomes = JsonNode.Parse(response.Body)!.AsArray().Select(o => o!.AsObject()).ToList();
+        Assert.Equal([1, 2, 3], outcomes.Select(o => (int)o["line"]!));
+        Assert.Equal(["recorded", "rejected", "recorded"], outcomes.Select(o => (string?)o["outcome"]));
+        Assert.Equal("idempotency_key: holds the character U+0000 (NUL), which PostgreSQL cannot store", (string?)outcomes[1]["error"]);
+        // The line judged here has the shape of the others.
+        Assert.Equal(outcomes[0].Select(p => p.Key), outcomes[1].Select(p => p.Key));
+        Assert.Equal(2L, await fixture.Db.ScalarAsync("select count(*) from public.warehouse_events where tenant_id = $1 and idempotency_key = any($2)",
+            A.TenantId, keys));
+    }
+
     [Fact]
     public async Task BadInputWithoutAToken_401First()
     {
