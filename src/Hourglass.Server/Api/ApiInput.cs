@@ -4,11 +4,11 @@ using System.Globalization;
 using System.Net;
 using System.Reflection;
 using System.Text;
-using System.Text.Unicode;
-using Hourglass.Storage;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
+using System.Text.Unicode;
+using Hourglass.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -97,9 +97,10 @@ internal sealed class JsonBody<T> : IApiInput, IBindableFromHttpContext<JsonBody
 
 /// <summary>
 /// Bad input is answered before a handler runs and before anything is written (docs/api.md, "Bad input"): a body
-/// (<see cref="JsonBody{T}"/>) that is not JSON, too large, of the wrong shape or with unknown fields; a query
-/// parameter the route does not take, given twice, not of its type or out of its range. Every answer is a problem
-/// document naming the field or parameter.
+/// (<see cref="JsonBody{T}"/>) that is not UTF-8 or not JSON, too large, of the wrong shape, with unknown fields, with
+/// text PostgreSQL cannot store (U+0000, an unpaired surrogate) or a time out of <see cref="TimeBounds"/>; a query
+/// parameter the route does not take, given twice, not UTF-8 or holding U+0000, not of its type or out of its range.
+/// Every answer is a problem document naming the field or parameter.
 /// </summary>
 internal static class ApiInput
 {

@@ -67,7 +67,7 @@ internal static class ServeCommand
             builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
             builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(CycleTelemetry.Name).AddPrometheusExporter());
             builder.WebHost.UseUrls(parse.GetValue(urls)!);
-            var app = builder.Build();
+            await using var app = builder.Build();
             app.UseExceptionHandler();
             app.UseStatusCodePages();
             app.UseRateLimiter();
