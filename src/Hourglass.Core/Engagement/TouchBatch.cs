@@ -65,9 +65,12 @@ public static class TouchBatch
 
             try
             {
-                lines.Add(JsonNode.Parse(text) is JsonObject touch
-                    ? new TouchLine(number, touch, null)
-                    : new TouchLine(number, null, "not a JSON object"));
+                // Text PostgreSQL cannot store (U+0000) is this line's error here: sent on, its jsonb would refuse the batch.
+                using var document = JsonDocument.Parse(text);
+                var root = document.RootElement;
+                lines.Add(root.ValueKind != JsonValueKind.Object ? new TouchLine(number, null, "not a JSON object")
+                    : StorableText.Find(root) is var (path, problem) ? new TouchLine(number, null, $"{path}: {problem}")
+                    : new TouchLine(number, JsonObject.Create(root.Clone())!, null));
             }
             catch (JsonException ex)
             {
@@ -126,6 +129,10 @@ public static class TouchBatch
             else if (fields.Count != columns.Count)
             {
                 lines.Add(new TouchLine(line, null, $"{fields.Count} field(s), but the header has {columns.Count}"));
+            }
+            else if (fields.Select((f, i) => (Column: columns[i], Problem: StorableText.Problem(f))).FirstOrDefault(f => f.Problem is not null) is { Problem: { } problem } bad)
+            {
+                lines.Add(new TouchLine(line, null, $"{bad.Column}: {problem}"));
             }
             else
             {

@@ -1,9 +1,14 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Net;
 using System.Reflection;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
+using System.Text.Unicode;
+using Hourglass.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -27,6 +32,12 @@ internal sealed record ApiBodyLimit(long Bytes, string Setting)
 
     /// <summary>The default for a batch of touches or events: 10 MiB, some tens of thousands of lines.</summary>
     public static readonly ApiBodyLimit DefaultBatch = new(10L << 20, BatchSetting);
+
+    /// <summary>
+    /// Whether the route takes a batch: an array whose lines are judged one by one (a bad line is named by its number
+    /// in the batch's outcomes), not refused as a whole body.
+    /// </summary>
+    public bool TakesLines => Setting == BatchSetting;
 
     public static (ApiBodyLimit Body, ApiBodyLimit Batch) FromEnvironment() => (Read(DefaultBody), Read(DefaultBatch));
 
@@ -86,9 +97,10 @@ internal sealed class JsonBody<T> : IApiInput, IBindableFromHttpContext<JsonBody
 
 /// <summary>
 /// Bad input is answered before a handler runs and before anything is written (docs/api.md, "Bad input"): a body
-/// (<see cref="JsonBody{T}"/>) that is not JSON, too large, of the wrong shape or with unknown fields; a query
-/// parameter the route does not take, given twice, not of its type or out of its range. Every answer is a problem
-/// document naming the field or parameter.
+/// (<see cref="JsonBody{T}"/>) that is not UTF-8 or not JSON, too large, of the wrong shape, with unknown fields, with
+/// text PostgreSQL cannot store (U+0000, an unpaired surrogate) or a time out of <see cref="TimeBounds"/>; a query
+/// parameter the route does not take, given twice, not UTF-8 or holding U+0000, not of its type or out of its range.
+/// Every answer is a problem document naming the field or parameter.
 /// </summary>
 internal static class ApiInput
 {
@@ -113,7 +125,7 @@ internal static class ApiInput
         ["limit"] = value => WholeNumber(value, 1, ApiEndpoints.MaxLimit),
         ["top"] = value => WholeNumber(value, 1, 1000),
         ["days"] = value => WholeNumber(value, 1, 366),
-        ["cursor"] = value => ApiSession.TryCursor(value, out _, out _) ? null : "is not a cursor this API gave out: pass next_cursor back as it came",
+        ["cursor"] = value => ApiSession.ReadCursor(value, out _, out _),
         ["on_error"] = value => value is "refuse" or "skip" ? null : $"must be 'refuse' or 'skip' (got '{value}')",
     };
 
@@ -144,10 +156,15 @@ internal static class ApiInput
 
             var http = invocation.HttpContext;
             var query = values.Where(v => !http.Request.RouteValues.ContainsKey(v.Name)).ToArray();
-            var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+            var errors = UnreadableQuery(http.Request.QueryString);
             foreach (var (name, given) in http.Request.Query)
             {
                 var known = query.FirstOrDefault(q => string.Equals(q.Name, name, StringComparison.OrdinalIgnoreCase));
+                if (errors.ContainsKey(name))
+                {
+                    continue;
+                }
+
                 if (known.Name is null)
                 {
                     errors[name] = [query.Length == 0
@@ -228,6 +245,14 @@ internal static class ApiInput
                 statusCode: StatusCodes.Status415UnsupportedMediaType, type: "https://hourglass.dev/problems/unsupported-media-type"));
         }
 
+        // JSON is UTF-8 (RFC 8259 section 8.1). The reader would pass bytes that are not inside a string and fail later,
+        // transcoding one to a .NET string, as a server error.
+        if (FirstInvalidUtf8(bytes) is { } offset)
+        {
+            return (default, ApiSession.Invalid("body", string.Create(CultureInfo.InvariantCulture,
+                $"the body is not valid UTF-8 (byte {offset + 1} of {bytes.Length} starts no UTF-8 character): send JSON in UTF-8")));
+        }
+
         JsonDocument document;
         try
         {
@@ -241,6 +266,14 @@ internal static class ApiInput
         using (document)
         {
             var root = document.RootElement;
+            // A batch's lines are judged one by one, a bad one named by its number (ApiEndpoints.BatchAsync); any other
+            // body is refused whole, naming the field whose text PostgreSQL could not store.
+            if (!limit.TakesLines && StorableText.Find(root) is var (path, problem))
+            {
+                // Named as the body's other errors are: the whole is "body" for a typed body, "$" for a free-form document.
+                return (default, ApiSession.Invalid(path == "$" && typeof(T) != typeof(JsonElement) ? "body" : path, problem));
+            }
+
             if (typeof(T) == typeof(JsonElement))
             {
                 return ((T)(object)root.Clone(), null);
@@ -264,10 +297,11 @@ internal static class ApiInput
                 return (default, ApiSession.Invalid(unknown.ToDictionary(name => name, _ => new[] { known }, StringComparer.Ordinal)));
             }
 
+            T? value;
             try
             {
                 // From the bytes rather than the parsed document, so the position of a wrong value is the client's.
-                return (JsonSerializer.Deserialize<T>(bytes, s_json), null);
+                value = JsonSerializer.Deserialize<T>(bytes, s_json);
             }
             catch (JsonException ex)
             {
@@ -282,7 +316,94 @@ internal static class ApiInput
                 var got = given.ValueKind == JsonValueKind.Null ? "" : $"got {(given.GetRawText() is { Length: > 40 } text ? text[..40] + "…" : given.GetRawText())} ";
                 return (default, ApiSession.Invalid(field, $"{Mismatch(fields[field], given)} ({got}at {ex.Path}{(Position(ex) is { } position ? ", " + position : "")})"));
             }
+
+            return OutOfRangeTimes(value) is { Count: > 0 } outOfRange ? (default, ApiSession.Invalid(outOfRange)) : (value, null);
         }
+    }
+
+    // Every time a body gives is within TimeBounds: year 1 or 9999 parses as a DateTimeOffset and overflows later.
+    private static Dictionary<string, string[]>? OutOfRangeTimes<T>(T? value)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+
+        Dictionary<string, string[]>? errors = null;
+        foreach (var property in s_json.GetTypeInfo(typeof(T)).Properties)
+        {
+            if ((Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType) == typeof(DateTimeOffset)
+                && property.Get?.Invoke(value) is DateTimeOffset at && TimeBounds.Problem(at) is { } problem)
+            {
+                (errors ??= new Dictionary<string, string[]>(StringComparer.Ordinal))[property.Name] = [problem];
+            }
+        }
+
+        return errors;
+    }
+
+    /// <summary>The offset of the first byte that is not part of a well-formed UTF-8 character, or null when all are.</summary>
+    internal static int? FirstInvalidUtf8(ReadOnlySpan<byte> bytes)
+    {
+        if (Utf8.IsValid(bytes))
+        {
+            return null;
+        }
+
+        var offset = 0;
+        while (offset < bytes.Length)
+        {
+            if (Rune.DecodeFromUtf8(bytes[offset..], out _, out var consumed) != OperationStatus.Done)
+            {
+                return offset;
+            }
+
+            offset += consumed;
+        }
+
+        return null;
+    }
+
+    // Kestrel decodes the query string leniently: bytes that are not UTF-8 become U+FFFD, and %00 a NUL that PostgreSQL
+    // refuses (22021) as a server error. Each name and value is decoded again here, strictly, from the string as sent.
+    private static Dictionary<string, string[]> UnreadableQuery(QueryString query)
+    {
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (query.Value is not { Length: > 1 } raw)
+        {
+            return errors;
+        }
+
+        foreach (var pair in raw[1..].Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var cut = pair.IndexOf('=', StringComparison.Ordinal);
+            var (name, nameProblem) = DecodeQueryPart(cut < 0 ? pair : pair[..cut]);
+            var valueProblem = cut < 0 ? null : DecodeQueryPart(pair[(cut + 1)..]).Problem;
+            if (nameProblem is not null)
+            {
+                errors["query"] = [$"a parameter's name {nameProblem}"];
+            }
+            else if (valueProblem is not null)
+            {
+                errors[name!] = [valueProblem];
+            }
+        }
+
+        return errors;
+    }
+
+    private static (string? Text, string? Problem) DecodeQueryPart(string encoded)
+    {
+        var ascii = Encoding.UTF8.GetBytes(encoded);
+        var bytes = WebUtility.UrlDecodeToBytes(ascii, 0, ascii.Length);
+        if (FirstInvalidUtf8(bytes) is { } offset)
+        {
+            return (null, string.Create(CultureInfo.InvariantCulture,
+                $"is not valid UTF-8 once percent-decoded (byte {offset + 1} starts no UTF-8 character): percent-encode its UTF-8 bytes"));
+        }
+
+        var text = Encoding.UTF8.GetString(bytes);
+        return (text, StorableText.Problem(text));
     }
 
     private static IResult TooLarge(ApiBodyLimit limit) =>
@@ -302,8 +423,8 @@ internal static class ApiInput
         var t when t == typeof(int) => value => WholeNumber(value, int.MinValue, int.MaxValue),
         var t when t == typeof(bool) => value => bool.TryParse(value, out _) ? null : $"must be true or false (got '{value}')",
         var t when t == typeof(Guid) => value => Guid.TryParse(value, out _) ? null : $"must be a UUID (got '{value}')",
-        var t when t == typeof(DateTimeOffset) => value => DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.None, out _)
-            ? null
+        var t when t == typeof(DateTimeOffset) => value => DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at)
+            ? TimeBounds.Problem(at)
             : $"must be an ISO 8601 date and time, e.g. 2026-01-05T09:00:00Z (got '{value}')",
         _ => null,
     };

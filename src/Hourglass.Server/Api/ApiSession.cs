@@ -220,9 +220,13 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
     public static IResult Problem(PostgresException ex) => ex.SqlState switch
     {
         PostgresErrorCodes.InsufficientPrivilege or "P0002" => NotFound(),
-        PostgresErrorCodes.InvalidParameterValue or PostgresErrorCodes.NullValueNotAllowed or PostgresErrorCodes.ForeignKeyViolation
-            or PostgresErrorCodes.CheckViolation or PostgresErrorCodes.InvalidTextRepresentation or PostgresErrorCodes.ProgramLimitExceeded
-            or PostgresErrorCodes.InvalidDatetimeFormat or PostgresErrorCodes.DatetimeFieldOverflow
+        // Class 22 is "data exception" (PostgreSQL, Appendix A): every one of them — a value out of range, text the
+        // encoding cannot hold (22021), a NUL in jsonb (22P05), a bad date — is caused by the input, never the server.
+        var state when state.StartsWith("22", StringComparison.Ordinal)
+            => Results.Problem(title: "Invalid request", detail: ex.MessageText, statusCode: StatusCodes.Status400BadRequest,
+                type: "https://hourglass.dev/problems/invalid-request"),
+        PostgresErrorCodes.NullValueNotAllowed or PostgresErrorCodes.ForeignKeyViolation
+            or PostgresErrorCodes.CheckViolation or PostgresErrorCodes.ProgramLimitExceeded
             => Results.Problem(title: "Invalid request", detail: ex.MessageText, statusCode: StatusCodes.Status400BadRequest,
                 type: "https://hourglass.dev/problems/invalid-request"),
         PostgresErrorCodes.ObjectNotInPrerequisiteState or PostgresErrorCodes.UniqueViolation
@@ -248,29 +252,43 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
     public static string Cursor(DateTimeOffset at, Guid id) =>
         Convert.ToBase64String(Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{at.UtcTicks}|{id}")));
 
-    public static bool TryCursor(string? cursor, out DateTimeOffset at, out Guid id)
+    public static bool TryCursor(string? cursor, out DateTimeOffset at, out Guid id) => ReadCursor(cursor, out at, out id) is null;
+
+    /// <summary>Reads a cursor; the answer is what is wrong with it (for the <c>cursor</c> parameter's error), or null.</summary>
+    public static string? ReadCursor(string? cursor, out DateTimeOffset at, out Guid id)
     {
         // No cursor: the start, after everything (a date past any row; not 'infinity', which not every driver maps).
         at = new DateTimeOffset(9999, 12, 31, 0, 0, 0, TimeSpan.Zero);
         id = Guid.Empty;
         if (string.IsNullOrEmpty(cursor))
         {
-            return true;
+            return null;
         }
 
+        const string NotOurs = "is not a cursor this API gave out: pass next_cursor back as it came";
+        string[] parts;
         try
         {
-            var parts = Encoding.UTF8.GetString(Convert.FromBase64String(cursor)).Split('|');
-            if (parts.Length == 2 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) && Guid.TryParse(parts[1], out id))
-            {
-                at = new DateTimeOffset(ticks, TimeSpan.Zero);
-                return true;
-            }
+            parts = Encoding.UTF8.GetString(Convert.FromBase64String(cursor)).Split('|');
         }
         catch (FormatException)
         {
+            return NotOurs;
         }
 
-        return false;
+        if (parts.Length != 2 || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) || !Guid.TryParse(parts[1], out id))
+        {
+            return NotOurs;
+        }
+
+        // Checked before a DateTimeOffset is made of it: ticks past year 9999 would throw, year 1 would reach the
+        // database as -infinity. Every cursor the API gives out is a row's created_at, within the bounds.
+        if (!TimeBounds.ContainsTicks(ticks))
+        {
+            return $"{NotOurs} (its time is outside the accepted range, {TimeBounds.Range})";
+        }
+
+        at = new DateTimeOffset(ticks, TimeSpan.Zero);
+        return null;
     }
 }

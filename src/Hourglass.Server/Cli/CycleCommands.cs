@@ -73,7 +73,7 @@ internal static class CycleCommands
                 }
 
                 at = DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
-                    ? parsed
+                    ? TimeBounds.Checked("--hour", parsed)
                     : throw new HourglassException($"--hour: '{text}' is not an ISO 8601 time (e.g. 2026-03-01T14:00Z)");
             }
 

@@ -75,9 +75,10 @@ internal static class EngagementCommands
         var onError = new Option<string>("--on-error") { Description = "refuse: any bad line refuses the whole file; skip: record the valid lines, report the bad.", DefaultValueFactory = _ => "refuse" };
         onError.AcceptOnlyFromAmong("refuse", "skip");
         var batchSize = new Option<int>("--batch-size") { Description = $"Touches per database call (1–{TouchBatch.MaxBatchSize}).", DefaultValueFactory = _ => 1_000 };
+        var limits = new ImportFile();
         var import = new Command("import", "Record a file of touches made outside Hourglass (email sync, a phone system), each with its own time and idempotency key.")
         {
-            tenant, file, format, onError, batchSize,
+            tenant, file, format, onError, batchSize, limits.MaxFileBytes, limits.MaxLineBytes,
         };
         import.SetAction(async (parse, cancellationToken) =>
         {
@@ -88,20 +89,14 @@ internal static class EngagementCommands
             }
 
             var path = parse.GetValue(file)!;
-            var isStdin = path.Name == "-";
             var kind = parse.GetValue(format) ?? (path.Extension.ToLowerInvariant() switch
             {
                 ".csv" => "csv",
                 ".ndjson" or ".jsonl" or ".json" => "ndjson",
                 _ => throw new HourglassException($"--format is needed: cannot tell the format of '{path.Name}' from its extension (.ndjson, .jsonl or .csv)"),
             });
-            if (!isStdin && !path.Exists)
-            {
-                throw new HourglassException($"--file: '{path.FullName}' does not exist");
-            }
-
             IReadOnlyList<TouchLine> lines;
-            using (var reader = isStdin ? Console.In : new StreamReader(path.FullName))
+            using (var reader = limits.Open(parse, path))
             {
                 lines = kind == "csv" ? await TouchBatch.ReadCsvAsync(reader, cancellationToken) : await TouchBatch.ReadNdjsonAsync(reader, cancellationToken);
             }

@@ -30,9 +30,10 @@ internal static class EventCommands
         onError.AcceptOnlyFromAmong("refuse", "skip");
         var bulk = new Option<bool>("--bulk") { Description = "The trusted bulk path: checked here, written by binary COPY as the service role (large files)." };
         var batchSize = new Option<int>("--batch-size") { Description = $"Events per ingest_events call (1–{EventIngestion.MaxBatchSize}); not used with --bulk.", DefaultValueFactory = _ => 1_000 };
+        var limits = new ImportFile();
         var import = new Command("import", "Record a file of events from an outside system, each with its own time and idempotency key.")
         {
-            tenant, file, format, onError, bulk, batchSize,
+            tenant, file, format, onError, bulk, batchSize, limits.MaxFileBytes, limits.MaxLineBytes,
         };
         import.SetAction(async (parse, cancellationToken) =>
         {
@@ -43,20 +44,13 @@ internal static class EventCommands
             }
 
             var path = parse.GetValue(file)!;
-            var isStdin = path.Name == "-";
             var kind = parse.GetValue(format) ?? (path.Extension.ToLowerInvariant() switch
             {
                 ".csv" => "csv",
                 ".ndjson" or ".jsonl" or ".json" => "ndjson",
                 _ => throw new HourglassException($"--format is needed: cannot tell the format of '{path.Name}' from its extension (.ndjson, .jsonl or .csv)"),
             });
-            if (!isStdin && !path.Exists)
-            {
-                throw new HourglassException($"--file: '{path.FullName}' does not exist");
-            }
-
-            // A 64 KB buffer: a million-line file reads in about half the time of the default 4 KB.
-            using var reader = isStdin ? Console.In : new StreamReader(path.FullName, Encoding.UTF8, true, 1 << 16);
+            using var reader = limits.Open(parse, path);
             var bulkPath = parse.GetValue(bulk);
             // The bulk path reads NDJSON as it writes (the next lines are read while the ones before are written); the
             // others read the whole file first, so that a bad CSV header is refused before the database is opened.

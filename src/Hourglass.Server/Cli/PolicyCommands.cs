@@ -164,6 +164,8 @@ internal static class PolicyCommands
                 throw new HourglassException($"--at: '{text}' is not a timestamp (e.g. 2026-12-01T09:30:00Z)");
             }
 
+            when = TimeBounds.Checked("--at", when);
+
             var actionKind = parse.GetValue(kind)!;
             var contactId = parse.GetValue(contact);
             var accountId = parse.GetValue(account);
@@ -218,6 +220,8 @@ internal static class PolicyCommands
             {
                 throw new HourglassException($"--since: '{text}' is not a date or timestamp (e.g. 2026-12-01)");
             }
+
+            from = TimeBounds.Checked("--since", from);
 
             if (parse.GetValue(limit) is < 1 or > 1000)
             {

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
 using System.Text.Json;
 using Hourglass.Cycles;
 using Hourglass.Server.Api;
@@ -27,11 +29,18 @@ internal static class ServeCommand
         {
             foreach (var url in parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries))
             {
+                var wildcard = url.Contains('*', StringComparison.Ordinal) || url.Contains('+', StringComparison.Ordinal);
                 if (!Uri.TryCreate(url.Replace("*", "localhost", StringComparison.Ordinal).Replace("+", "localhost", StringComparison.Ordinal), UriKind.Absolute, out var uri)
                     || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
                 {
                     throw new HourglassException($"--urls: '{url}' is not an http(s) address (e.g. http://127.0.0.1:8080)");
                 }
+
+                // Before anything starts — the database, the worker, the dispatcher: a busy port is a one-line error.
+                // Kestrel listens on every interface for '*', '+' and any host name but localhost.
+                EnsureFree(url, wildcard ? IPAddress.Any
+                    : uri.HostNameType is UriHostNameType.IPv4 or UriHostNameType.IPv6 ? IPAddress.Parse(uri.Host.Trim('[', ']'))
+                    : uri.IsLoopback ? IPAddress.Loopback : IPAddress.Any, uri.Port);
             }
 
             using var loggerFactory = loggers(parse);
@@ -67,7 +76,7 @@ internal static class ServeCommand
             builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
             builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(CycleTelemetry.Name).AddPrometheusExporter());
             builder.WebHost.UseUrls(parse.GetValue(urls)!);
-            var app = builder.Build();
+            await using var app = builder.Build();
             app.UseExceptionHandler();
             app.UseStatusCodePages();
             // The token is checked before the rate limiter, which limits per caller, and answered 401 after it.
@@ -93,6 +102,16 @@ internal static class ServeCommand
                     "No token keys are set (HOURGLASS_JWT_SECRET of at least 32 characters, HOURGLASS_JWKS_URL or HOURGLASS_JWKS_FILE): the API and dashboard are off");
             }
 
+            try
+            {
+                await app.StartAsync(cancellationToken);
+            }
+            catch (IOException ex)
+            {
+                // Taken between the check above and now (or a host name's address): still before the worker starts.
+                throw new HourglassException($"--urls: {ex.Message.TrimEnd('.')}: stop what listens there, or choose another address with --urls", ex);
+            }
+
             var background = new List<Task>();
             if (worker is not null)
             {
@@ -106,7 +125,7 @@ internal static class ServeCommand
             }
 
             Console.WriteLine($"Serving on {parse.GetValue(urls)}{(worker is null ? "" : $" with worker {worker.WorkerId}")}; database {target.Description}. Ctrl+C stops.");
-            await app.RunAsync(cancellationToken);
+            await app.WaitForShutdownAsync(cancellationToken);
             await Task.WhenAll(background);
             return 0;
         });
@@ -125,6 +144,32 @@ internal static class ServeCommand
 
     // Four cycles at once (the worker's default), each with at most two connections open, and the dispatcher.
     public const int DefaultWorkerPoolSize = 10;
+
+    // Binds the address for a moment, as Kestrel will: taken by another process (EADDRINUSE), not this machine's
+    // (EADDRNOTAVAIL) or a privileged port (EACCES) is refused now. Port 0 (any free port) is left to Kestrel.
+    private static void EnsureFree(string url, IPAddress address, int port)
+    {
+        if (port == 0)
+        {
+            return;
+        }
+
+        using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.Bind(new IPEndPoint(address, port));
+        }
+        catch (SocketException ex)
+        {
+            throw new HourglassException(ex.SocketErrorCode switch
+            {
+                SocketError.AddressAlreadyInUse => $"--urls: {url} is already in use by another process: stop it, or choose another address with --urls",
+                SocketError.AddressNotAvailable => $"--urls: {url}: {address} is not an address of this machine; choose another with --urls",
+                SocketError.AccessDenied => $"--urls: {url}: not allowed to listen on port {port} (below 1024 needs privileges); choose another with --urls",
+                _ => $"--urls: {url}: cannot listen there ({ex.Message}); choose another address with --urls",
+            }, ex);
+        }
+    }
 
     // Healthy when the database answers and the worker (if any) finished a pass within three poll intervals.
     private static async Task<IResult> HealthAsync(Npgsql.NpgsqlDataSource dataSource, CycleWorker? worker, CancellationToken cancellationToken)

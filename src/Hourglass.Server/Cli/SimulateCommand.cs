@@ -121,7 +121,7 @@ internal static class SimulateCommand
         }
 
         return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at)
-            ? at
+            ? TimeBounds.Checked("--start", at)
             : throw new HourglassException($"--start must be an ISO-8601 time such as 2026-01-05T00:00:00Z (got '{text}')");
     }
 

@@ -46,9 +46,18 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
         }
     }
 
-    /// <summary>One malformed request and what it must get: a status, and for a 400 the field its problem names.</summary>
+    /// <summary>
+    /// One malformed request and what it must get: a status, and for a 400 the field its problem names. <see cref="Bytes"/>,
+    /// when set, is the body as sent (bytes that are not UTF-8), in place of <see cref="Body"/>.
+    /// </summary>
     private sealed record BadInput(string What, string Path, string? Body, int Status, string[] Fields, string? ContentType = "application/json",
-        string? DetailContains = null);
+        string? DetailContains = null, byte[]? Bytes = null);
+
+    // The accepted range of every time the API takes (TimeBounds), as its errors name it.
+    private const string TimeRange = "from 1970-01-01T00:00:00Z to 2999-12-31T23:59:59Z";
+
+    // Bytes that are no UTF-8: a lone continuation byte, a lead byte cut short, an overlong '/', a surrogate's encoding.
+    private static readonly string[] s_notUtf8 = ["%FF", "%C3%28", "%C0%AF", "%ED%A0%80"];
 
     [Theory]
     [MemberData(nameof(AllRoutes))]
@@ -132,6 +141,30 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
         Assert.True(explain.Code == 200, explain.ToString());
     }
 
+    [Theory]
+    [InlineData("touches")]
+    [InlineData("events")]
+    public async Task BatchLineWithNul_SkipMode_ThatLineRejectedByNumber_TheOthersRecorded(string batch)
+    {
+        var keys = Enumerable.Range(1, 3).Select(i => $"nul-{i}-{Guid.NewGuid():N}").ToArray();
+        string Line(int i, string key) => batch == "touches"
+            ? $$"""{"entity_type": "contact", "entity_id": "{{A.TouchContactId}}", "touch_type": "email", "idempotency_key": "{{key}}"}"""
+            : $$"""{"event_type": "reply", "entity_type": "contact", "entity_id": "{{A.TouchContactId}}", "idempotency_key": "{{key}}"}""";
+        var body = $"[{Line(1, keys[0])}, {Line(2, keys[1] + "\\u0000")}, {Line(3, keys[2])}]";
+
+        var response = await Server.SendAsync(HttpMethod.Post, $"{A.Path}/{batch}?on_error=skip", A.MemberToken, body);
+
+        Assert.True(response.Code == 200, response.ToString());
+        var outcomes = JsonNode.Parse(response.Body)!.AsArray().Select(o => o!.AsObject()).ToList();
+        Assert.Equal([1, 2, 3], outcomes.Select(o => (int)o["line"]!));
+        Assert.Equal(["recorded", "rejected", "recorded"], outcomes.Select(o => (string?)o["outcome"]));
+        Assert.Equal("idempotency_key: holds the character U+0000 (NUL), which PostgreSQL cannot store", (string?)outcomes[1]["error"]);
+        // The line judged here has the shape of the others.
+        Assert.Equal(outcomes[0].Select(p => p.Key), outcomes[1].Select(p => p.Key));
+        Assert.Equal(2L, await fixture.Db.ScalarAsync("select count(*) from public.warehouse_events where tenant_id = $1 and idempotency_key = any($2)",
+            A.TenantId, keys));
+    }
+
     [Fact]
     public async Task BadInputWithoutAToken_401First()
     {
@@ -213,6 +246,18 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
         var parameters = operation["parameters"]?.AsArray().Select(p => p!.AsObject()).Where(p => (string?)p["in"] == "query").ToList() ?? [];
 
         yield return new BadInput("a query parameter the route does not take", $"{path}?colour=blue", route.Body(A), 400, ["colour"]);
+        // Text PostgreSQL cannot store, or bytes that are not UTF-8, in a name or a value: named, whatever the parameter.
+        yield return new BadInput("a parameter's name not UTF-8", $"{path}?%FF=1", route.Body(A), 400, ["query"], DetailContains: "UTF-8");
+        yield return new BadInput("a parameter's name with a NUL", $"{path}?co%00lour=1", route.Body(A), 400, ["query"], DetailContains: "U+0000");
+        foreach (var name in parameters.Select(p => (string)p["name"]!).DefaultIfEmpty("colour"))
+        {
+            yield return new BadInput($"{name} with a NUL", $"{path}?{name}=a%00b", route.Body(A), 400, [name], DetailContains: "U+0000");
+            foreach (var bytes in s_notUtf8)
+            {
+                yield return new BadInput($"{name}={bytes}", $"{path}?{name}={bytes}", route.Body(A), 400, [name], DetailContains: "not valid UTF-8");
+            }
+        }
+
         foreach (var parameter in parameters)
         {
             var name = (string)parameter["name"]!;
@@ -238,6 +283,13 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
                 foreach (var value in new[] { "not a cursor", "%%%", Base64("123|not-a-uuid"), Base64($"soon|{Guid.NewGuid()}"), Base64("123") })
                 {
                     yield return new BadInput($"cursor {value}", $"{path}?cursor={Uri.EscapeDataString(value)}", route.Body(A), 400, ["cursor"]);
+                }
+
+                // Well-formed, but a time no row has: past .NET's year 9999, year 1, year 9999, the day before the range.
+                foreach (var ticks in new[] { long.MaxValue, 0, new DateTime(9999, 12, 31).Ticks, new DateTime(1969, 12, 31, 23, 59, 59).Ticks })
+                {
+                    yield return new BadInput($"cursor at ticks {ticks}", $"{path}?cursor={Uri.EscapeDataString(Base64($"{ticks}|{Guid.NewGuid()}"))}",
+                        route.Body(A), 400, ["cursor"], DetailContains: TimeRange);
                 }
             }
             else if (name == "on_error")
@@ -280,6 +332,16 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
         yield return new BadInput("a comment", path, "// hello\n" + valid, 400, ["body"]);
         yield return new BadInput("nested 100 deep", path, new string('[', 100) + new string(']', 100), 400, ["body"]);
         yield return new BadInput("text/plain", path, valid, 415, [], ContentType: "text/plain", DetailContains: "Content-Type");
+        foreach (var bytes in s_notUtf8)
+        {
+            // Inside a string, where a JSON reader does not look at them, and loose in the text.
+            var inString = Encoding.UTF8.GetBytes(JsonNode.Parse(valid) is JsonArray ? "[\"x\"]" : "{\"x\": \"y\"}").ToList();
+            inString.InsertRange(inString.LastIndexOf((byte)'"'), Convert.FromHexString(bytes.Replace("%", "", StringComparison.Ordinal)));
+            yield return new BadInput($"{bytes} in a string", path, null, 400, ["body"], DetailContains: "not valid UTF-8", Bytes: [.. inString]);
+            yield return new BadInput($"{bytes} alone", path, null, 400, ["body"], DetailContains: "not valid UTF-8",
+                Bytes: Convert.FromHexString(bytes.Replace("%", "", StringComparison.Ordinal)));
+        }
+
         yield return new BadInput("no Content-Type", path, valid, 415, [], ContentType: null, DetailContains: "Content-Type");
         if (required)
         {
@@ -314,7 +376,31 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
                 {
                     yield return new BadInput($"{field}: null", path, With(body, field, null), 400, [field]);
                 }
+
+                if (Types(fieldSchema!).Contains("string") && (string?)fieldSchema!["format"] is null)
+                {
+                    yield return new BadInput($"{field}: a NUL", path, With(body, field, JsonValue.Create("a\u0000b")), 400, [field], DetailContains: "U+0000");
+                    yield return new BadInput($"{field}: an unpaired surrogate", path, WithRaw(body, field, "\"\\ud800\""), 400, [field],
+                        DetailContains: "unpaired surrogate");
+                }
+
+                if ((string?)fieldSchema!["format"] == "date-time")
+                {
+                    foreach (var time in new[] { "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z", "3000-01-01T00:00:00Z" })
+                    {
+                        yield return new BadInput($"{field}: {time}", path, With(body, field, JsonValue.Create(time)), 400, [field], DetailContains: TimeRange);
+                    }
+
+                    // The bounds themselves are taken (and reach the handler without a server error).
+                    foreach (var time in new[] { "1970-01-01T00:00:00Z", "2999-12-31T23:59:59Z" })
+                    {
+                        yield return new BadInput($"{field}: {time}", path, With(With(body, "dry_run", route.Name == "RunNow" ? JsonValue.Create(true) : null, keep: true),
+                            field, JsonValue.Create(time)), route.Ok, []);
+                    }
+                }
             }
+
+            yield return new BadInput("a field name with a NUL", path, WithRaw(body, "no\\u0000tes", "\"x\""), 400, ["body"], DetailContains: "U+0000");
         }
         else if (route.Name is "RecordTouches" or "IngestEvents")
         {
@@ -328,6 +414,22 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
             {
                 yield return new BadInput($"line {line}", path, line, 400, [], DetailContains: "line 1");
             }
+
+            // A line with text PostgreSQL cannot store is that line's error, as the database names the others: the
+            // valid line before it is not recorded either (refuse mode).
+            var good = JsonNode.Parse(valid)!.AsArray()[0]!.AsObject();
+            var nul = With(good, "idempotency_key", JsonValue.Create("key\u0000"));
+            yield return new BadInput("a line with a NUL", path, $"[{nul}]", 400, [], DetailContains: "line 1: idempotency_key: holds the character U+0000");
+            yield return new BadInput("line 2 with a NUL", path, $"[{With(good, "idempotency_key", JsonValue.Create($"k-{Guid.NewGuid():N}"))}, {nul}]", 400, [],
+                DetailContains: "1 of 2");
+            yield return new BadInput("a line with a NUL deep in it", path, $"[{With(good, "payload", JsonNode.Parse("""{"a": [{"b": "\u0000"}]}"""))}]", 400, [],
+                DetailContains: "line 1: payload.a[0].b: holds the character U+0000");
+            yield return new BadInput("a line with an unpaired surrogate", path, $"[{WithRaw(good, "idempotency_key", "\"\\udc00\"")}]", 400, [],
+                DetailContains: "line 1: idempotency_key: holds an unpaired surrogate");
+            foreach (var time in new[] { "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "0000-06-01T00:00:00Z", "2025-02-30T00:00:00Z", "2025-06-01T00:00:00+99:00", "9999-12-31T23:59:59Z" })
+            {
+                yield return new BadInput($"occurred_at {time}", path, $"[{With(good, "occurred_at", JsonValue.Create(time))}]", 400, [], DetailContains: "line 1: occurred_at");
+            }
         }
         else
         {
@@ -338,6 +440,11 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
             }
 
             yield return new BadInput("an unknown field", path, With(JsonNode.Parse(valid)!.AsObject(), "colour", JsonValue.Create("blue")), 400, ["colour"]);
+            var policy = JsonNode.Parse(valid)!.AsObject();
+            yield return new BadInput("a NUL in the document", path, With(policy, "colour", JsonValue.Create("\u0000")), 400, ["colour"], DetailContains: "U+0000");
+            yield return new BadInput("a NUL deep in the document", path, With(policy, "rules", JsonNode.Parse("""[{"id": "a\u0000"}]""")), 400, ["rules[0].id"],
+                DetailContains: "U+0000");
+            yield return new BadInput("a NUL for the document", path, "\"\\u0000\"", 400, ["$"], DetailContains: "U+0000");
         }
     }
 
@@ -397,12 +504,12 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
     private Task<ApiResponse> SendAsync(ApiRoute route, BadInput bad) =>
         Server.SendAsync(route.HttpMethod, bad.Path, route.Capability is null ? A.MemberToken : A.OwnerToken, configure: request =>
         {
-            if (bad.Body is null)
+            if ((bad.Bytes ?? (bad.Body is null ? null : Encoding.UTF8.GetBytes(bad.Body))) is not { } body)
             {
                 return;
             }
 
-            request.Content = new ByteArrayContent(Encoding.UTF8.GetBytes(bad.Body));
+            request.Content = new ByteArrayContent(body);
             if (bad.ContentType is not null)
             {
                 request.Content.Headers.ContentType = new MediaTypeHeaderValue(bad.ContentType) { CharSet = "utf-8" };
@@ -451,11 +558,27 @@ public sealed partial class ApiBadInputTests(ApiFixture fixture) : IClassFixture
         return bad.DetailContains is { } expected && !detail.Contains(expected, StringComparison.Ordinal) ? $"the detail does not say '{expected}'" : null;
     }
 
-    private static string With(JsonObject body, string field, JsonNode? value)
+    private static string With(JsonObject body, string field, JsonNode? value) => With(body, field, value, keep: false).ToJsonString();
+
+    // keep: a null value leaves the field as it was (absent stays absent).
+    private static JsonObject With(JsonObject body, string field, JsonNode? value, bool keep)
     {
         var copy = body.DeepClone().AsObject();
-        copy[field] = value;
-        return copy.ToJsonString();
+        if (value is not null || !keep)
+        {
+            copy[field] = value;
+        }
+
+        return copy;
+    }
+
+    // A field set to JSON text as written (an escape System.Text.Json would not write, such as a lone surrogate).
+    private static string WithRaw(JsonObject body, string field, string json)
+    {
+        var copy = body.DeepClone().AsObject();
+        copy.Remove(field);
+        var rest = copy.ToJsonString();
+        return rest.Length == 2 ? $"{{\"{field}\": {json}}}" : $"{{\"{field}\": {json}, {rest[1..]}";
     }
 
     private static string Base64(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));

@@ -76,6 +76,36 @@ public sealed class ServeTests : IAsyncLifetime
         Assert.Contains("--urls: 'ftp://127.0.0.1:21' is not an http(s) address", result.StandardError, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("http://127.0.0.1:{0}")]
+    [InlineData("http://localhost:{0}")]
+    [InlineData("http://*:{0}")]
+    public async Task Serve_PortInUse_OneLineErrorBeforeAnythingStarts(string address)
+    {
+        // A real listener holds the port; the database is a fresh empty one, so "nothing started" is visible in it:
+        // not migrated, no worker registered, no run.
+        using var holder = new TcpListener(IPAddress.Loopback, 0);
+        holder.Start();
+        var url = string.Format(System.Globalization.CultureInfo.InvariantCulture, address, ((IPEndPoint)holder.LocalEndpoint).Port);
+        var empty = await TestServer.CreateDatabaseAsync(migrated: false);
+        try
+        {
+            var result = await HourglassProcess.RunAsync(new Dictionary<string, string?> { ["HOURGLASS_JWT_SECRET"] = new string('s', 40) },
+                "serve", "--urls", url, "--database", empty);
+
+            Assert.Equal(1, result.ExitCode);
+            Assert.Equal($"hourglass: --urls: {url} is already in use by another process: stop it, or choose another address with --urls", result.StandardError.Trim());
+            Assert.Equal("", result.StandardOutput);
+            await using var database = Npgsql.NpgsqlDataSource.Create(empty);
+            await using var command = database.CreateCommand("select count(*) from pg_catalog.pg_namespace where nspname in ('hourglass', 'supabase_migrations')");
+            Assert.Equal(0L, await command.ExecuteScalarAsync());
+        }
+        finally
+        {
+            await TestServer.DropDatabaseAsync(empty);
+        }
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
