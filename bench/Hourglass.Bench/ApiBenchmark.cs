@@ -149,27 +149,15 @@ internal static class ApiBenchmark
                     request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
                 }
 
-                var started = Stopwatch.GetTimestamp();
-                try
+                var (milliseconds, ok) = await TimedRequest.SendAsync(http, request, why =>
                 {
-                    using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
-                    _ = await response.Content.ReadAsByteArrayAsync(cancellationToken);
-                    if (!response.IsSuccessStatusCode)
+                    if (failures < 3)
                     {
-                        failures++;
-                        if (failures <= 3)
-                        {
-                            Console.WriteLine($"  api: {(int)response.StatusCode} for {path}");
-                        }
+                        Console.WriteLine($"  api: {path} {why}");
                     }
-                }
-                catch (HttpRequestException ex)
-                {
-                    failures++;
-                    Console.WriteLine($"  api: {path} failed: {ex.Message}");
-                }
-
-                latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                }, cancellationToken);
+                failures += ok ? 0 : 1;
+                latencies.Add(milliseconds);
             }
 
             return (latencies, failures);

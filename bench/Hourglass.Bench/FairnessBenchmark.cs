@@ -170,27 +170,15 @@ internal static class FairnessBenchmark
                 next += s_readEvery;
                 using var request = new HttpRequestMessage(HttpMethod.Get, paths[i % paths.Length]);
                 request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", tokens[reader % tokens.Length]);
-                var started = Stopwatch.GetTimestamp();
-                try
+                var (milliseconds, ok) = await TimedRequest.SendAsync(http, request, why =>
                 {
-                    using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
-                    _ = await response.Content.ReadAsByteArrayAsync(cancellationToken);
-                    if (!response.IsSuccessStatusCode)
+                    if (failures < 3)
                     {
-                        failures++;
-                        if (failures <= 3)
-                        {
-                            Console.WriteLine($"  fairness: read answered {(int)response.StatusCode}");
-                        }
+                        Console.WriteLine($"  fairness: read {why}");
                     }
-                }
-                catch (HttpRequestException ex)
-                {
-                    failures++;
-                    Console.WriteLine($"  fairness: read failed: {ex.Message}");
-                }
-
-                latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                }, cancellationToken);
+                failures += ok ? 0 : 1;
+                latencies.Add(milliseconds);
             }
 
             return (latencies, failures);

@@ -21,6 +21,37 @@ internal static class BenchTokens
     }
 }
 
+/// <summary>One request of a load loop, timed from send to the body's last byte.</summary>
+internal static class TimedRequest
+{
+    /// <summary>
+    /// The request's time in milliseconds and whether it succeeded (2xx); a failure is reported through
+    /// <paramref name="report"/> (the answer's status, or why it never came), for the caller to print the first few.
+    /// </summary>
+    public static async Task<(double Milliseconds, bool Ok)> SendAsync(HttpClient http, HttpRequestMessage request, Action<string> report,
+        CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var ok = false;
+        try
+        {
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
+            _ = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+            ok = response.IsSuccessStatusCode;
+            if (!ok)
+            {
+                report($"answered {(int)response.StatusCode}");
+            }
+        }
+        catch (HttpRequestException ex)
+        {
+            report($"failed: {ex.Message}");
+        }
+
+        return (Stopwatch.GetElapsedTime(started).TotalMilliseconds, ok);
+    }
+}
+
 /// <summary>
 /// <c>hourglass serve</c> as a child process: the Release build of src/Hourglass.Server (built first, incrementally), on a
 /// free loopback port, with or without its worker; killed when disposed.
