@@ -266,6 +266,39 @@ public sealed class OrderProcessingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CreditOverride_OrderGrowsPastTheOverriddenAmount_OverrideLapses_ShrinkingKeepsIt()
+    {
+        await Db.ExecuteAsync("update public.tenants set settings = '{\"credit_over_limit\": \"exception\", \"default_credit_limit\": 50}' where id = $1", _w.Tenant);
+        var kept = await _w.PlaceAsync((_w.Gadget, 1m, 100m, 0m));
+        var grown = await _w.PlaceAsync((_w.Gadget, 1m, 100m, 0m));
+        await _w.ProcessAsync();
+        foreach (var order in new[] { kept, grown })
+        {
+            await Db.ExecuteAsync("select public.override_order_credit($1, 'prepaid by wire', 'cfo')", order);
+        }
+
+        await _w.ProcessAsync();
+        Assert.Equal("passed", (await _w.QueueAsync(grown)).Credit);
+        Assert.Equal(100m, await Db.ScalarAsync("select credit_override_total from public.order_processing_queue where order_id = $1", grown));
+
+        // The host changes the orders: one shrinks, one grows far past the amount the override was given for.
+        await Db.ExecuteAsync("update public.orders set total = 90, subtotal = 90 where id = $1", kept);
+        await Db.ExecuteAsync("update public.order_lines set quantity = 500 where order_id = $1", grown);
+        await Db.ExecuteAsync("update public.orders set total = 50000, subtotal = 50000 where id = $1", grown);
+
+        Assert.Equal("service:cfo", await Db.ScalarAsync("select credit_override_by from public.order_processing_queue where order_id = $1", kept));
+        Assert.Null(await Db.ScalarAsync("select credit_override_by from public.order_processing_queue where order_id = $1", grown));
+        Assert.Equal("""{"total": 50000, "overridden_by": "service:cfo", "overridden_total": 100}""", await Db.ScalarAsync(
+            "select payload::text from public.warehouse_events where entity_id = $1 and event_type = 'order_credit_override_lapsed'", grown));
+
+        // Judged again without the override: over the limit, an exception once more; the shrunk order still passes.
+        await _w.ProcessAsync();
+        Assert.Equal("failed", (await _w.QueueAsync(grown)).Credit);
+        Assert.Contains(await _w.ExceptionsAsync(grown), e => e is { Type: "credit_limit", Status: "open" });
+        Assert.Equal("passed", (await _w.QueueAsync(kept)).Credit);
+    }
+
+    [Fact]
     public async Task LargeOrder_PolicyRequiresApproval_CreditHoldToo()
     {
         var large = await _w.PlaceAsync((_w.Gadget, 600m, 100m, 0m));   // 60,000 > the default policy's 50,000
