@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Hourglass.Imports;
 using Hourglass.Insights;
 using Hourglass.Storage;
 using Npgsql;
@@ -67,7 +68,7 @@ internal static class IngestBenchmark
     private static string Label(RlsVariant variant) => variant switch
     {
         RlsVariant.Function => "(f) ingest_events(tenant, jsonb, 'skip') as the member, one call per batch",
-        RlsVariant.RecordApi => "(g) EventIngestion.RecordAsync as the member, one transaction per batch",
+        RlsVariant.RecordApi => "(g) ImportPipeline.RecordAsync with EventImportKind as the member, one transaction per batch",
         _ => "(h) baseline: one raw INSERT … SELECT FROM unnest(arrays) per batch, as the member",
     };
 
@@ -216,8 +217,8 @@ internal static class IngestBenchmark
                 await using (var transaction = await DbSession.BeginAsServiceRoleAsync(session, cancellationToken))
                 {
                     var outcomes = lines is null
-                        ? await EventIngestion.BulkAsync(session, transaction, tenant, EventIngestion.StreamNdjsonAsync(reader, cancellationToken), EventErrorMode.Refuse, cancellationToken)
-                        : await EventIngestion.BulkAsync(session, transaction, tenant, lines, EventErrorMode.Refuse, cancellationToken);
+                        ? await EventIngestion.BulkAsync(session, transaction, tenant, ImportPipeline.StreamNdjsonAsync(EventImportKind.Instance, reader, cancellationToken), ImportErrorMode.Refuse, cancellationToken)
+                        : await EventIngestion.BulkAsync(session, transaction, tenant, lines, ImportErrorMode.Refuse, cancellationToken);
                     await transaction.CommitAsync(cancellationToken);
                     recorded = outcomes.Count(o => o.Outcome == "recorded");
                 }
@@ -342,7 +343,7 @@ internal static class IngestBenchmark
             case RlsVariant.RecordApi:
             {
                 var lines = Enumerable.Range(from, RlsBatchSize).Select(i => EventLine.Parse(i + 1, events.Ndjson[i])).ToList();
-                var outcomes = await EventIngestion.RecordAsync(session, transaction, tenant, lines, EventErrorMode.Skip, RlsBatchSize, cancellationToken);
+                var outcomes = await ImportPipeline.RecordAsync(EventImportKind.Instance, session, transaction, tenant, lines, ImportErrorMode.Skip, RlsBatchSize, cancellationToken);
                 recorded = outcomes.Count(o => o.Outcome == "recorded");
                 break;
             }

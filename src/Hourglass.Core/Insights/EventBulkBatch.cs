@@ -1,4 +1,5 @@
 using System.Globalization;
+using Hourglass.Imports;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -30,7 +31,7 @@ internal sealed class EventBulkBatch
     private readonly NpgsqlConnection _connection;
     private readonly NpgsqlTransaction _transaction;
     private readonly Guid _tenantId;
-    private readonly EventErrorMode _mode;
+    private readonly ImportErrorMode _mode;
     private readonly DateTime _now;
     private readonly int _skewSeconds;
     private readonly List<EventOutcome> _outcomes = [];
@@ -40,7 +41,7 @@ internal sealed class EventBulkBatch
     private int _idsMade;
     private bool _refused;
 
-    private EventBulkBatch(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, EventErrorMode mode, DateTime now, int skewSeconds) =>
+    private EventBulkBatch(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, ImportErrorMode mode, DateTime now, int skewSeconds) =>
         (_connection, _transaction, _tenantId, _mode, _now, _skewSeconds) = (connection, transaction, tenantId, mode, now, skewSeconds);
 
     /// <summary>
@@ -80,7 +81,7 @@ internal sealed class EventBulkBatch
     // check: only a role that bypasses RLS may COPY into warehouse_events, and only such a role is trusted to set
     // tenant_id itself.
     public static async Task<EventBulkBatch> StartAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
-        EventErrorMode mode, CancellationToken cancellationToken)
+        ImportErrorMode mode, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand("""
             select hourglass.caller_bypasses_rls(), hourglass.now(),
@@ -126,7 +127,7 @@ internal sealed class EventBulkBatch
         if (_refused)
         {
             await _transaction.RollbackAsync("event_bulk", cancellationToken);
-            throw new EventBatchRefusedException([.. _outcomes.Where(o => o.Outcome == "rejected")], _outcomes.Count);
+            throw new ImportRefusedException("events", [.. _outcomes.Where(o => o.Outcome == "rejected")], _outcomes.Count);
         }
 
         await _transaction.ReleaseAsync("event_bulk", cancellationToken);
@@ -230,7 +231,7 @@ internal sealed class EventBulkBatch
             if (chunk.Errors[i] is { } error)
             {
                 chunk.Outcomes[i] = chunk.Rejected(i, error);
-                _refused |= _mode == EventErrorMode.Refuse;
+                _refused |= _mode == ImportErrorMode.Refuse;
             }
         }
 
@@ -256,7 +257,7 @@ internal sealed class EventBulkBatch
                 : new EventOutcome(chunk.Lines[line].LineNumber, "duplicate", outcome.EventId, outcome.IdempotencyKey, null);
         }
 
-        _refused |= _mode == EventErrorMode.Refuse && taken.Values.Any(t => !t.Same);
+        _refused |= _mode == ImportErrorMode.Refuse && taken.Values.Any(t => !t.Same);
         for (var i = 0; i < chunk.Count; i++)
         {
             _outcomes.Add(chunk.Outcomes[i]!);
