@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Hourglass.Imports;
 
 /// <summary>
@@ -13,4 +15,23 @@ public abstract record ImportOutcome(int LineNumber, string Outcome, string? Ide
     public const string Duplicate = "duplicate";
 
     public const string Rejected = "rejected";
+
+    /// <summary>
+    /// The outcome as the batch functions return it, one JSON object with their column names in their order:
+    /// <c>line</c>, <c>outcome</c>, the kind's own columns, <c>idempotency_key</c>, <c>error</c> (the API's answer).
+    /// </summary>
+    public void WriteTo(Utf8JsonWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        writer.WriteStartObject();
+        writer.WriteNumber("line", LineNumber);
+        writer.WriteString("outcome", Outcome);
+        WriteKindColumns(writer);
+        writer.WriteString("idempotency_key", IdempotencyKey);
+        writer.WriteString("error", Error);
+        writer.WriteEndObject();
+    }
+
+    /// <summary>The kind's own columns of <see cref="WriteTo"/>, null ones written as null.</summary>
+    protected abstract void WriteKindColumns(Utf8JsonWriter writer);
 }

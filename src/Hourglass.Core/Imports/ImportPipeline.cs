@@ -156,7 +156,10 @@ public static class ImportPipeline
             await transaction.SaveAsync(savepoint, cancellationToken);
         }
 
-        foreach (var chunk in valid.Chunk(batchSize))
+        // With no valid line the kind is still called, with none: its checks of the caller (tenant, capability) hold
+        // for an empty batch as for any other.
+        IEnumerable<TLine[]> chunks = valid.Count == 0 ? [[]] : valid.Chunk(batchSize);
+        foreach (var chunk in chunks)
         {
             outcomes.AddRange(await kind.WriteAsync(connection, transaction, tenantId, chunk, cancellationToken));
         }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Hourglass.Imports;
 
 namespace Hourglass.Insights;
@@ -7,4 +8,18 @@ namespace Hourglass.Insights;
 /// event, whose id <see cref="EventId"/> is) or <c>rejected</c> (with <see cref="ImportOutcome.Error"/>).
 /// </summary>
 public sealed record EventOutcome(int LineNumber, string Outcome, Guid? EventId, string? IdempotencyKey, string? Error)
-    : ImportOutcome(LineNumber, Outcome, IdempotencyKey, Error);
+    : ImportOutcome(LineNumber, Outcome, IdempotencyKey, Error)
+{
+    protected override void WriteKindColumns(Utf8JsonWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        if (EventId is { } id)
+        {
+            writer.WriteString("event_id", id);
+        }
+        else
+        {
+            writer.WriteNull("event_id");
+        }
+    }
+}
