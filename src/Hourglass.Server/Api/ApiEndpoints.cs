@@ -445,20 +445,11 @@ internal static class ApiEndpoints
             .WithName("IngestEvents").WithSummary("A batch of events from an outside system, with idempotency keys");
 
         tenant.MapGet("/patterns", (Guid tenantId, HttpContext http, string? type, int? limit, string? cursor) => Run(dataSource, http, s =>
-            PageAsync(s, http, """
-                select id, entity_type, entity_id, pattern_type, pattern_data - 'state' as pattern_data, confidence, evidence_count, is_active,
-                       first_detected_at, last_confirmed_at, created_at
-                from public.client_patterns where tenant_id = $1 and ($4::text is null or pattern_type = $4)
-                """, tenantId, limit, cursor, type)))
+            PageAsync(s, http, InsightsStore.PatternsPageSql, tenantId, limit, cursor, type)))
             .WithName("ListPatterns").WithSummary("Client patterns with their confidence and evidence");
 
         tenant.MapGet("/strategies", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync("""
-                select coalesce(json_agg(x order by x.effectiveness_score desc, x.strategy_key), '[]')::text from (
-                  select id, strategy_key, name, description, applies_to, action_template, effectiveness_score, effectiveness_lower,
-                         usage_count, success_count, is_active, updated_at
-                  from public.success_strategies where tenant_id = $1) x
-                """, http.RequestAborted, tenantId))))
+            ApiSession.Json(await s.JsonAsync(InsightsStore.StrategiesJsonSql, http.RequestAborted, tenantId))))
             .WithName("ListStrategies").WithSummary("Success strategies with their posterior mean and lower bound");
     }
 
