@@ -96,12 +96,23 @@ internal static class InsightsStore
 
     // ---- insight_detector_state ----
 
+    /// <summary>A detector's watermark and last sweep ($1 tenant, $2 detector).</summary>
+    internal const string WatermarkSql = "select watermark_seq, time_swept_at from public.insight_detector_state where tenant_id = $1 and detector = $2";
+
+    /// <summary>Moves a detector's watermark forward ($1 tenant, $2 detector, $3 seq, $4 events folded, $5 now).</summary>
+    internal const string AdvanceWatermarkSql = """
+        insert into public.insight_detector_state as d (tenant_id, detector, watermark_seq, events_processed, last_run_at, updated_at)
+        values ($1, $2, $3, $4, $5, $5)
+        on conflict (tenant_id, detector) do update set
+          watermark_seq = greatest(d.watermark_seq, excluded.watermark_seq), events_processed = d.events_processed + excluded.events_processed,
+          last_run_at = excluded.last_run_at, updated_at = excluded.updated_at
+        """;
+
     /// <summary>A detector's watermark (the last event number folded) and when its time-dependent patterns were last swept.</summary>
     public static async Task<(long Watermark, DateTimeOffset? SweptAt)> ReadWatermarkAsync(NpgsqlDataSource dataSource, Guid tenantId, string detector,
         CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(
-            "select watermark_seq, time_swept_at from public.insight_detector_state where tenant_id = $1 and detector = $2");
+        await using var command = dataSource.CreateCommand(WatermarkSql);
         command.Parameters.Add(new() { Value = tenantId });
         command.Parameters.Add(new() { Value = detector });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -114,13 +125,7 @@ internal static class InsightsStore
     public static async Task AdvanceWatermarkAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, string detector, long seq,
         long events, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var mark = new NpgsqlCommand("""
-            insert into public.insight_detector_state as d (tenant_id, detector, watermark_seq, events_processed, last_run_at, updated_at)
-            values ($1, $2, $3, $4, $5, $5)
-            on conflict (tenant_id, detector) do update set
-              watermark_seq = greatest(d.watermark_seq, excluded.watermark_seq), events_processed = d.events_processed + excluded.events_processed,
-              last_run_at = excluded.last_run_at, updated_at = excluded.updated_at
-            """, connection, transaction);
+        await using var mark = new NpgsqlCommand(AdvanceWatermarkSql, connection, transaction);
         mark.Parameters.Add(new() { Value = tenantId });
         mark.Parameters.Add(new() { Value = detector });
         mark.Parameters.Add(new() { Value = seq });
