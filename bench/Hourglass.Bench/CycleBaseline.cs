@@ -116,30 +116,19 @@ internal sealed class CycleBaseline
 
     // Plan, Insights: InsightsEngine.RunAsync (frontier, clock, tenant zone; per detector its watermark, its pages of
     // events, the watermark written when it moved), then InsightsPart's attribute_strategy_outcomes.
-    private const string FrontierSql = "select hourglass.advance_event_frontier()";
+    private const string FrontierSql = InsightsStore.AdvanceFrontierSql;
 
     private const string ClockSql = "select hourglass.now()";
 
     private const string TenantZoneSql = "select timezone from public.tenants where id = $1";
 
-    private const string WatermarkSql = "select watermark_seq, time_swept_at from public.insight_detector_state where tenant_id = $1 and detector = $2";
+    private const string WatermarkSql = InsightsStore.WatermarkSql;
 
-    private const string PageSettingSql = "set local enable_indexscan = off";
+    private const string PageSettingSql = InsightsStore.PageSettingSql;
 
-    private const string PageSql = """
-        select seq, id, event_type, entity_type, entity_id, occurred_at, payload::text
-        from public.warehouse_events
-        where tenant_id = $1 and seq > $2 and seq <= $3 and event_type = any($4)
-        order by seq limit $5
-        """;
+    private const string PageSql = InsightsStore.PageSql;
 
-    private const string MarkSql = """
-        insert into public.insight_detector_state as d (tenant_id, detector, watermark_seq, events_processed, last_run_at, updated_at)
-        values ($1, $2, $3, $4, $5, $5)
-        on conflict (tenant_id, detector) do update set
-          watermark_seq = greatest(d.watermark_seq, excluded.watermark_seq), events_processed = d.events_processed + excluded.events_processed,
-          last_run_at = excluded.last_run_at, updated_at = excluded.updated_at
-        """;
+    private const string MarkSql = InsightsStore.AdvanceWatermarkSql;
 
     private const string AttributeSql = "select * from public.attribute_strategy_outcomes($1)";
 
@@ -167,12 +156,7 @@ internal sealed class CycleBaseline
     private const string RefreshSql = "select public.refresh_engagement_compliance($1)";
 
     // Plan, Touches: TouchTaskPart.ProposeAsync (the strategies; none active here, so no policy, declines or caps read).
-    private const string StrategiesSql = """
-        select strategy_key, name, applies_to::text, action_template::text, usage_count, success_count
-        from public.success_strategies
-        where tenant_id = $1 and is_active and action_template ->> 'kind' in ('touch_task', 'send_message')
-        order by strategy_key
-        """;
+    private const string StrategiesSql = InsightsStore.ActiveTouchStrategiesSql;
 
     private const string QueueSql = """
         select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
@@ -293,26 +277,11 @@ internal sealed class CycleBaseline
         limit 1
         """;
 
-    private const string PatternsSql = """
-        select p.id, p.entity_type, p.entity_id, p.pattern_type, p.pattern_data::text, p.confidence, p.evidence_count,
-               coalesce(k.name, a.name, p.entity_id::text),
-               array(select e.id::text from public.warehouse_events e
-                     where e.tenant_id = p.tenant_id and e.entity_id = p.entity_id order by e.occurred_at desc limit 3)
-        from public.client_patterns p
-        left join public.contacts k on p.entity_type = 'contact' and k.tenant_id = p.tenant_id and k.id = p.entity_id
-        left join public.accounts a on p.entity_type = 'account' and a.tenant_id = p.tenant_id and a.id = p.entity_id
-        where p.tenant_id = $1 and p.is_active and p.last_confirmed_at >= $2
-        order by p.confidence desc, p.id
-        limit 5
-        """;
+    private const string PatternsSql = InsightsStore.ConfirmedPatternsSql;
 
     // Reflect: the parts' MeasureAsync in the composition's order (Insights, Engagement and its movement, Orders),
     // CycleEngine.PreviousMetricsAsync, then the reflection (a fenced batch).
-    private const string InsightsMeasureSql = """
-        select (select count(*) from public.client_patterns where tenant_id = $1 and is_active),
-               coalesce(sum(s.usage_count), 0)::bigint, coalesce(sum(s.success_count), 0)::bigint
-        from public.success_strategies s where s.tenant_id = $1
-        """;
+    private const string InsightsMeasureSql = InsightsStore.MeasuresSql;
 
     private const string MeasureSql = """
         select count(*),

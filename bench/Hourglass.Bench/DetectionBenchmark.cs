@@ -395,7 +395,7 @@ internal static class DetectionBenchmark
                 while (after < frontier)
                 {
                     var upper = Math.Min(frontier, after + span);
-                    var page = await InsightsEngine.ReadPageAsync(dataSource, tenant, detector, after, upper, 10_000, cancellationToken);
+                    var page = await InsightsStore.ReadPageAsync(dataSource, tenant, detector, after, upper, 10_000, cancellationToken);
                     list.AddRange(page);
                     after = page.Count == 10_000 ? page[^1].Seq : upper;
                 }
@@ -478,14 +478,14 @@ internal static class DetectionBenchmark
                 "select count(*) from public.warehouse_events where tenant_id = $1 and event_type = any($2)", cancellationToken, tenant,
                 detector.EventTypes.ToArray());
             var upper = Math.Min(frontier, 10_000L * frontier / Math.Max(share, 1));
-            // As the engine reads a page (InsightsEngine.ReadPageAsync).
+            // As the engine reads a page (InsightsStore.ReadPageAsync).
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await using (var setting = new NpgsqlCommand(InsightsEngine.PageSettingSql, connection, transaction))
+            await using (var setting = new NpgsqlCommand(InsightsStore.PageSettingSql, connection, transaction))
             {
                 await setting.ExecuteNonQueryAsync(cancellationToken);
             }
 
-            await using var command = new NpgsqlCommand($"explain (analyze, buffers, format json) {InsightsEngine.PageSql}", connection, transaction);
+            await using var command = new NpgsqlCommand($"explain (analyze, buffers, format json) {InsightsStore.PageSql}", connection, transaction);
             command.Parameters.Add(new() { Value = tenant });
             command.Parameters.Add(new() { Value = 0L });
             command.Parameters.Add(new() { Value = upper });

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Hourglass.Imports;
 using Hourglass.Insights;
 using Hourglass.Storage;
 using Npgsql;
@@ -32,12 +33,6 @@ internal static class IngestBenchmark
 
     private const string CopyColumns = "tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at";
 
-    // The same rows, whoever wrote them: compared by key, so ids and created_at do not count.
-    private const string FingerprintSql = """
-        select pg_catalog.md5(pg_catalog.string_agg(pg_catalog.concat_ws('|', w.idempotency_key, w.event_type, w.entity_type, w.entity_id, w.payload::text,
-                 w.source, w.occurred_at), ',' order by w.idempotency_key))
-        from public.warehouse_events w where w.tenant_id = $1
-        """;
 
     private enum BulkVariant
     {
@@ -67,7 +62,7 @@ internal static class IngestBenchmark
     private static string Label(RlsVariant variant) => variant switch
     {
         RlsVariant.Function => "(f) ingest_events(tenant, jsonb, 'skip') as the member, one call per batch",
-        RlsVariant.RecordApi => "(g) EventIngestion.RecordAsync as the member, one transaction per batch",
+        RlsVariant.RecordApi => "(g) ImportPipeline.RecordAsync with EventImportKind as the member, one transaction per batch",
         _ => "(h) baseline: one raw INSERT … SELECT FROM unnest(arrays) per batch, as the member",
     };
 
@@ -152,7 +147,7 @@ internal static class IngestBenchmark
                                       $"({seconds:0.00} s; backend CPU {server?.ToString("0.00", CultureInfo.InvariantCulture) ?? "n/a"} s)");
                     if (round == 0)
                     {
-                        fingerprints[variant] = await Bench.ScalarAsync<string>(connection, FingerprintSql, cancellationToken, tenant);
+                        fingerprints[variant] = await Bench.ScalarAsync<string>(connection, InsightsStore.EventsFingerprintSql, cancellationToken, tenant);
                     }
                 }
             }
@@ -177,18 +172,12 @@ internal static class IngestBenchmark
     private static async Task<(double Seconds, double? ServerCpu, double? ClientCpu)> BulkRunAsync(NpgsqlDataSource dataSource, NpgsqlConnection connection,
         BulkVariant variant, Guid tenant, Files files, PsqlCommand psql, CancellationToken cancellationToken)
     {
-        await Bench.ExecuteAsync(connection, "truncate public.warehouse_events", cancellationToken);
+        await Bench.ExecuteAsync(connection, InsightsStore.TruncateEventsSql, cancellationToken);
         if (variant == BulkVariant.Staging)
         {
             // The first event of every chunk already recorded: each chunk's probe finds its key, and every chunk goes
             // through the temporary table.
-            await Bench.ExecuteAsync(connection, $"""
-                insert into public.warehouse_events ({CopyColumns})
-                select $1, e.event_type, e.entity_type, e.entity_id, e.payload, e.source, e.idempotency_key, e.occurred_at
-                from unnest($2::jsonb[]) j
-                cross join lateral jsonb_to_record(j) as e(event_type text, entity_type text, entity_id uuid, payload jsonb, source text,
-                  idempotency_key text, occurred_at timestamptz)
-                """, cancellationToken, tenant, files.Events.Ndjson.Where((_, i) => i % EventBulkBatch.ChunkSize == 0).ToArray());
+            await Bench.ExecuteAsync(connection, InsightsStore.InsertEventObjectsSql, cancellationToken, tenant, files.Events.Ndjson.Where((_, i) => i % EventBulkBatch.ChunkSize == 0).ToArray());
         }
 
         await Bench.ExecuteAsync(connection, "checkpoint", cancellationToken);
@@ -200,10 +189,10 @@ internal static class IngestBenchmark
         switch (variant)
         {
             case BulkVariant.Psql:
-                serverCpu = await psql.CopyAsync($"\\copy public.warehouse_events (id, {CopyColumns}) from '{files.CsvWithIds}' with (format csv)", cancellationToken);
+                serverCpu = await psql.CopyAsync($"\\copy {InsightsStore.EventsTable} (id, {CopyColumns}) from '{files.CsvWithIds}' with (format csv)", cancellationToken);
                 break;
             case BulkVariant.PsqlRandomIds:
-                serverCpu = await psql.CopyAsync($"\\copy public.warehouse_events ({CopyColumns}) from '{files.Csv}' with (format csv)", cancellationToken);
+                serverCpu = await psql.CopyAsync($"\\copy {InsightsStore.EventsTable} ({CopyColumns}) from '{files.Csv}' with (format csv)", cancellationToken);
                 break;
             default:
             {
@@ -216,8 +205,8 @@ internal static class IngestBenchmark
                 await using (var transaction = await DbSession.BeginAsServiceRoleAsync(session, cancellationToken))
                 {
                     var outcomes = lines is null
-                        ? await EventIngestion.BulkAsync(session, transaction, tenant, EventIngestion.StreamNdjsonAsync(reader, cancellationToken), EventErrorMode.Refuse, cancellationToken)
-                        : await EventIngestion.BulkAsync(session, transaction, tenant, lines, EventErrorMode.Refuse, cancellationToken);
+                        ? await EventIngestion.BulkAsync(session, transaction, tenant, ImportPipeline.StreamNdjsonAsync(EventImportKind.Instance, reader, cancellationToken), ImportErrorMode.Refuse, cancellationToken)
+                        : await EventIngestion.BulkAsync(session, transaction, tenant, lines, ImportErrorMode.Refuse, cancellationToken);
                     await transaction.CommitAsync(cancellationToken);
                     recorded = outcomes.Count(o => o.Outcome == "recorded");
                 }
@@ -231,7 +220,7 @@ internal static class IngestBenchmark
 
         var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         var expected = files.Events.Keys.Length;
-        var rows = await Bench.ScalarAsync<long>(connection, "select count(*) from public.warehouse_events where tenant_id = $1", cancellationToken, tenant);
+        var rows = await Bench.ScalarAsync<long>(connection, InsightsStore.CountEventsSql, cancellationToken, tenant);
         if (rows != expected || recorded != (variant == BulkVariant.Staging ? expected - TakenKeys(expected) : expected))
         {
             throw new HourglassException($"ingest: ({Tag(variant)}) left {rows:#,0} rows and recorded {recorded:#,0} of {expected:#,0} events; the numbers are not valid.");
@@ -267,7 +256,7 @@ internal static class IngestBenchmark
         DateTime end, CancellationToken cancellationToken)
     {
         Console.WriteLine($"  ingest: RLS path, {RlsEvents:#,0} events per variant…");
-        await Bench.ExecuteAsync(connection, "truncate public.warehouse_events", cancellationToken);
+        await Bench.ExecuteAsync(connection, InsightsStore.TruncateEventsSql, cancellationToken);
         var streams = new Dictionary<RlsVariant, EventSet>();
         foreach (var variant in Enum.GetValues<RlsVariant>())
         {
@@ -306,7 +295,7 @@ internal static class IngestBenchmark
 
         foreach (var variant in variants)
         {
-            var written = await Bench.ScalarAsync<long>(connection, "select count(*) from public.warehouse_events where tenant_id = $1 and idempotency_key like $2",
+            var written = await Bench.ScalarAsync<long>(connection, InsightsStore.CountEventsByKeySql,
                 cancellationToken, tenant, $"rls-{Tag(variant)}-%");
             if (written != RlsEvents)
             {
@@ -342,19 +331,14 @@ internal static class IngestBenchmark
             case RlsVariant.RecordApi:
             {
                 var lines = Enumerable.Range(from, RlsBatchSize).Select(i => EventLine.Parse(i + 1, events.Ndjson[i])).ToList();
-                var outcomes = await EventIngestion.RecordAsync(session, transaction, tenant, lines, EventErrorMode.Skip, RlsBatchSize, cancellationToken);
+                var outcomes = await ImportPipeline.RecordAsync(EventImportKind.Instance, session, transaction, tenant, lines, ImportErrorMode.Skip, RlsBatchSize, cancellationToken);
                 recorded = outcomes.Count(o => o.Outcome == "recorded");
                 break;
             }
 
             default:
             {
-                await using var command = new NpgsqlCommand($"""
-                    insert into public.warehouse_events ({CopyColumns})
-                    select $1, e.event_type, e.entity_type, e.entity_id, e.payload::jsonb, $8, e.idempotency_key, e.occurred_at
-                    from unnest($2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[])
-                      as e(event_type, entity_type, entity_id, payload, idempotency_key, occurred_at)
-                    """, session, transaction);
+                await using var command = new NpgsqlCommand(InsightsStore.InsertEventArraysSql, session, transaction);
                 command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenant });
                 command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = events.Types[from..(from + RlsBatchSize)] });
                 command.Parameters.Add(new NpgsqlParameter<string?[]> { TypedValue = events.EntityTypes[from..(from + RlsBatchSize)] });

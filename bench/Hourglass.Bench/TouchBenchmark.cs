@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hourglass.Imports;
 using Hourglass.Engagement;
 using Npgsql;
 using NpgsqlTypes;
@@ -10,7 +11,7 @@ namespace Hourglass.Bench;
 
 /// <summary>
 /// Touches recorded per second through the batch path — <c>public.record_touches</c> called directly, and the
-/// C# <see cref="TouchBatch.RecordAsync"/> (as <c>hourglass touches import</c> uses it) — in batches of 1,000, against a plain batched INSERT of the touch log
+/// C# <see cref="ImportPipeline.RecordAsync"/> with <see cref="TouchImportKind"/> (as <c>hourglass touches import</c> uses it) — in batches of 1,000, against a plain batched INSERT of the touch log
 /// plus UPDATE of the touched clocks in the same run.
 /// </summary>
 internal static class TouchBenchmark
@@ -40,7 +41,7 @@ internal static class TouchBenchmark
     private static string Label(Variant variant) => variant switch
     {
         Variant.Function => "(a) record_touches(tenant, jsonb, 'skip'), one call and commit per batch",
-        Variant.TouchBatchApi => "(b) TouchBatch.RecordAsync (C#), Skip mode, one transaction per batch",
+        Variant.TouchBatchApi => "(b) ImportPipeline.RecordAsync with TouchImportKind (C#), Skip mode, one transaction per batch",
         _ => "(c) baseline: one INSERT into warehouse_events + one UPDATE of engagement_clocks per batch",
     };
 
@@ -377,7 +378,7 @@ internal static class TouchBenchmark
             case Variant.TouchBatchApi:
             {
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-                var outcomes = await TouchBatch.RecordAsync(connection, transaction, stream.Tenant, stream.Lines[batch], TouchErrorMode.Skip, BatchSize, cancellationToken);
+                var outcomes = await ImportPipeline.RecordAsync(TouchImportKind.Instance, connection, transaction, stream.Tenant, stream.Lines[batch], ImportErrorMode.Skip, BatchSize, cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
                 Expect(outcomes.Count(o => o.Outcome == "recorded"), variant, batch);
                 break;

@@ -173,12 +173,7 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
 
     private static async Task<List<Strategy>> ActiveStrategiesAsync(CycleContext context, CancellationToken cancellationToken)
     {
-        await using var command = context.Database.DataSource.CreateCommand("""
-            select strategy_key, name, applies_to::text, action_template::text, usage_count, success_count
-            from public.success_strategies
-            where tenant_id = $1 and is_active and action_template ->> 'kind' in ('touch_task', 'send_message')
-            order by strategy_key
-            """);
+        await using var command = context.Database.DataSource.CreateCommand(InsightsStore.ActiveTouchStrategiesSql);
         command.Parameters.Add(new() { Value = context.TenantId });
         var strategies = new List<Strategy>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);

@@ -1,9 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
-using Hourglass.Storage;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace Hourglass.Insights;
 
@@ -47,11 +45,7 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
     /// <summary>Detects for one tenant, at most <paramref name="maxEvents"/> events per detector this run (the rest next run).</summary>
     public async Task<InsightRunResult> RunAsync(Guid tenantId, long maxEvents = 1_000_000, CancellationToken cancellationToken = default)
     {
-        long frontier;
-        await using (var advance = dataSource.CreateCommand("select hourglass.advance_event_frontier()"))
-        {
-            frontier = (long)(await advance.ExecuteScalarAsync(cancellationToken))!;
-        }
+        var frontier = await InsightsStore.AdvanceFrontierAsync(dataSource, cancellationToken);
 
         DateTimeOffset now;
         await using (var clock = dataSource.CreateCommand("select hourglass.now()"))
@@ -76,7 +70,7 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
         DateTimeOffset now, long maxEvents, CancellationToken cancellationToken)
     {
         var states = new Dictionary<Guid, Tracked>();
-        var (start, sweptAt) = await WatermarkAsync(tenantId, detector.Name, cancellationToken);
+        var (start, sweptAt) = await InsightsStore.ReadWatermarkAsync(dataSource, tenantId, detector.Name, cancellationToken);
         var sweep = detector.TimeDependentPatterns.Count > 0 && (sweptAt is not { } swept || now - swept >= _timeSweepInterval);
         var watermark = start;
         long done = 0, unwritten = 0;
@@ -263,94 +257,14 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
         return zone;
     }
 
-    private async Task<(long Watermark, DateTimeOffset? SweptAt)> WatermarkAsync(Guid tenantId, string detector, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(
-            "select watermark_seq, time_swept_at from public.insight_detector_state where tenant_id = $1 and detector = $2");
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = detector });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken)
-            ? (reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetFieldValue<DateTimeOffset>(1))
-            : (0, null);
-    }
-
     /// <summary>A page of events: those in (after, <see cref="Upper"/>], at most <see cref="Limit"/>, in seq order.</summary>
     private sealed record Page(List<InsightEvent> Events, long Upper, int Limit);
-
-    // The detector's events in a range of seq numbers, in seq order: a bitmap scan of (tenant_id, event_type, seq) for
-    // the range, then a sort of the page. It runs with plain index scans off (enable_indexscan, a planner method
-    // setting: https://www.postgresql.org/docs/current/runtime-config-query.html#RUNTIME-CONFIG-QUERY-ENABLE): seeing
-    // seq follow the table's physical order, the planner otherwise preferred to walk the seq index through every
-    // tenant's events in the range and filter them — 20 rows read for each one kept with 20 tenants (more with more),
-    // also with random_page_cost at 1.1. A bitmap scan is priced by the rows it reads, and the planner picks the index
-    // that reads only the page's.
-    internal const string PageSql = """
-        select seq, id, event_type, entity_type, entity_id, occurred_at, payload::text
-        from public.warehouse_events
-        where tenant_id = $1 and seq > $2 and seq <= $3 and event_type = any($4)
-        order by seq limit $5
-        """;
-
-    /// <summary>The setting <see cref="PageSql"/> runs with, in its own transaction.</summary>
-    internal const string PageSettingSql = "set local enable_indexscan = off";
 
     private static long SafeMultiply(long value, long by) => value > long.MaxValue / by ? long.MaxValue : value * by;
 
     private async Task<Page> ReadEventsAsync(Guid tenantId, IPatternDetector detector, long after, long upper, int limit,
         CancellationToken cancellationToken) =>
-        new(await ReadPageAsync(dataSource, tenantId, detector, after, upper, limit, cancellationToken), upper, limit);
-
-    /// <summary>The detector's events of the tenant in (after, upper], at most <paramref name="limit"/>, in seq order.</summary>
-    internal static async Task<List<InsightEvent>> ReadPageAsync(NpgsqlDataSource dataSource, Guid tenantId, IPatternDetector detector, long after,
-        long upper, int limit, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var setting = new NpgsqlCommand(PageSettingSql, connection, transaction))
-        {
-            await setting.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await using var command = new NpgsqlCommand(PageSql, connection, transaction);
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = after });
-        command.Parameters.Add(new() { Value = upper });
-        command.Parameters.Add(new() { Value = detector.EventTypes.ToArray() });
-        command.Parameters.Add(new() { Value = limit });
-        var events = new List<InsightEvent>(Math.Min(limit, 4096));
-        // The types as the detector spells them, so that each event does not hold a string of its own.
-        var types = detector.EventTypes;
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            var type = reader.GetString(2);
-            foreach (var known in types)
-            {
-                if (string.Equals(known, type, StringComparison.Ordinal))
-                {
-                    type = known;
-                    break;
-                }
-            }
-
-            events.Add(new InsightEvent(reader.GetInt64(0), reader.GetGuid(1), type, reader.IsDBNull(3) ? null : EntityType(reader.GetString(3)),
-                reader.IsDBNull(4) ? null : reader.GetGuid(4), reader.GetFieldValue<DateTimeOffset>(5), JsonElement.Parse(reader.GetString(6))));
-        }
-
-        await reader.CloseAsync();
-        await transaction.CommitAsync(cancellationToken);
-        return events;
-    }
-
-    private static string EntityType(string type) => type switch
-    {
-        "contact" => "contact",
-        "account" => "account",
-        "order" => "order",
-        "tenant" => "tenant",
-        _ => type,
-    };
+        new(await InsightsStore.ReadPageAsync(dataSource, tenantId, detector, after, upper, limit, cancellationToken), upper, limit);
 
     // The stored states of the given entities, or (entities null) of every entity with one but the excluded.
     private async Task<Dictionary<Guid, IDetectorState>> LoadStatesAsync(Guid tenantId, IPatternDetector detector, Guid[]? entities, Guid[]? excluded,
@@ -362,22 +276,8 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
             return states;
         }
 
-        await using var command = dataSource.CreateCommand("""
-            select entity_id, (pattern_data -> 'state')::text from public.client_patterns
-            where tenant_id = $1 and pattern_type = $2 and entity_type = $3 and pattern_data ? 'state'
-              and ($4::uuid[] is null or entity_id = any($4)) and ($5::uuid[] is null or entity_id <> all($5))
-            """);
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = detector.StatePattern });
-        command.Parameters.Add(new() { Value = detector.EntityType });
-        command.Parameters.Add(new() { Value = (object?)entities ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
-        command.Parameters.Add(new() { Value = (object?)excluded ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            states[reader.GetGuid(0)] = detector.ReadState(JsonElement.Parse(reader.GetString(1)));
-        }
-
+        await InsightsStore.ReadStatesAsync(dataSource, tenantId, detector.StatePattern, detector.EntityType, entities, excluded,
+            (entity, state) => states[entity] = detector.ReadState(state), cancellationToken);
         return states;
     }
 
@@ -410,38 +310,19 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
 
             if (rows.Count > 0)
             {
-                await UpsertAsync(connection, transaction, tenantId, detector, now, rows, cancellationToken);
+                await InsightsStore.UpsertPatternsAsync(connection, transaction, tenantId, detector.EntityType, now, rows, cancellationToken);
                 written += rows.Count;
             }
         }
 
         if (watermark is { } seq)
         {
-            await using var mark = new NpgsqlCommand("""
-                insert into public.insight_detector_state as d (tenant_id, detector, watermark_seq, events_processed, last_run_at, updated_at)
-                values ($1, $2, $3, $4, $5, $5)
-                on conflict (tenant_id, detector) do update set
-                  watermark_seq = greatest(d.watermark_seq, excluded.watermark_seq), events_processed = d.events_processed + excluded.events_processed,
-                  last_run_at = excluded.last_run_at, updated_at = excluded.updated_at
-                """, connection, transaction);
-            mark.Parameters.Add(new() { Value = tenantId });
-            mark.Parameters.Add(new() { Value = detector.Name });
-            mark.Parameters.Add(new() { Value = seq });
-            mark.Parameters.Add(new() { Value = events });
-            mark.Parameters.Add(new() { Value = now });
-            await mark.ExecuteNonQueryAsync(cancellationToken);
+            await InsightsStore.AdvanceWatermarkAsync(connection, transaction, tenantId, detector.Name, seq, events, now, cancellationToken);
         }
 
         if (swept)
         {
-            await using var sweptMark = new NpgsqlCommand("""
-                insert into public.insight_detector_state as d (tenant_id, detector, time_swept_at, updated_at) values ($1, $2, $3, $3)
-                on conflict (tenant_id, detector) do update set time_swept_at = excluded.time_swept_at, updated_at = excluded.updated_at
-                """, connection, transaction);
-            sweptMark.Parameters.Add(new() { Value = tenantId });
-            sweptMark.Parameters.Add(new() { Value = detector.Name });
-            sweptMark.Parameters.Add(new() { Value = now });
-            await sweptMark.ExecuteNonQueryAsync(cancellationToken);
+            await InsightsStore.MarkSweptAsync(connection, transaction, tenantId, detector.Name, now, cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -477,42 +358,5 @@ public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IP
         json.WriteEndObject();
         json.Flush();
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
-
-    private static async Task UpsertAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, IPatternDetector detector,
-        DateTimeOffset now, List<(Guid Entity, PatternResult Pattern, string Data)> rows, CancellationToken cancellationToken)
-    {
-        // Patterns are the detectors' findings: written directly by anyone else, they are refused (docs/schema.md).
-        await using (var allow = new NpgsqlCommand(DerivedColumns.AllowProductWriteSql, connection, transaction))
-        {
-            await allow.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        // A pattern is re-confirmed when it holds on more evidence than before; its first detection is kept.
-        await using var upsert = new NpgsqlCommand("""
-            insert into public.client_patterns as p (tenant_id, entity_type, entity_id, pattern_type, pattern_data, confidence, evidence_count,
-              is_active, first_detected_at, last_confirmed_at, updated_at)
-            select $1, $2, r.entity_id, r.pattern_type, r.data::jsonb, round(r.confidence::numeric, 4), r.evidence, r.active, $3,
-                   case when r.active then $3 end, $3
-            from unnest($4::uuid[], $5::text[], $6::text[], $7::float8[], $8::integer[], $9::boolean[])
-                 as r(entity_id, pattern_type, data, confidence, evidence, active)
-            on conflict (tenant_id, entity_type, entity_id, pattern_type) do update set
-              pattern_data = excluded.pattern_data, confidence = excluded.confidence, evidence_count = excluded.evidence_count,
-              is_active = excluded.is_active, updated_at = excluded.updated_at,
-              last_confirmed_at = case when excluded.is_active and excluded.evidence_count > p.evidence_count then excluded.updated_at
-                                       else p.last_confirmed_at end
-            where (p.pattern_data, p.confidence, p.evidence_count, p.is_active)
-                  is distinct from (excluded.pattern_data, excluded.confidence, excluded.evidence_count, excluded.is_active)
-            """, connection, transaction);
-        upsert.Parameters.Add(new() { Value = tenantId });
-        upsert.Parameters.Add(new() { Value = detector.EntityType });
-        upsert.Parameters.Add(new() { Value = now });
-        upsert.Parameters.Add(new() { Value = rows.Select(r => r.Entity).ToArray() });
-        upsert.Parameters.Add(new() { Value = rows.Select(r => r.Pattern.PatternType).ToArray() });
-        upsert.Parameters.Add(new() { Value = rows.Select(r => r.Data).ToArray() });
-        upsert.Parameters.Add(new() { Value = rows.Select(r => r.Pattern.Confidence).ToArray() });
-        upsert.Parameters.Add(new() { Value = rows.Select(r => r.Pattern.Evidence).ToArray() });
-        upsert.Parameters.Add(new() { Value = rows.Select(r => r.Pattern.Active).ToArray() });
-        await upsert.ExecuteNonQueryAsync(cancellationToken);
     }
 }

@@ -35,18 +35,7 @@ public sealed class InsightsPart(long maxEventsPerCycle = 500_000) : ICyclePart
 
     public async Task<PartReaction?> ReactAsync(CycleContext context, DateTimeOffset? since, CancellationToken cancellationToken)
     {
-        await using var command = context.Database.DataSource.CreateCommand("""
-            select p.id, p.entity_type, p.entity_id, p.pattern_type, p.pattern_data::text, p.confidence, p.evidence_count,
-                   coalesce(k.name, a.name, p.entity_id::text),
-                   array(select e.id::text from public.warehouse_events e
-                         where e.tenant_id = p.tenant_id and e.entity_id = p.entity_id order by e.occurred_at desc limit 3)
-            from public.client_patterns p
-            left join public.contacts k on p.entity_type = 'contact' and k.tenant_id = p.tenant_id and k.id = p.entity_id
-            left join public.accounts a on p.entity_type = 'account' and a.tenant_id = p.tenant_id and a.id = p.entity_id
-            where p.tenant_id = $1 and p.is_active and p.last_confirmed_at >= $2
-            order by p.confidence desc, p.id
-            limit 5
-            """);
+        await using var command = context.Database.DataSource.CreateCommand(InsightsStore.ConfirmedPatternsSql);
         command.Parameters.Add(new() { Value = context.TenantId });
         command.Parameters.Add(new() { Value = since ?? context.Now.AddHours(-1) });
         var hypotheses = new List<Hypothesis>();
@@ -79,11 +68,7 @@ public sealed class InsightsPart(long maxEventsPerCycle = 500_000) : ICyclePart
 
     public async Task<IReadOnlyDictionary<string, decimal>> MeasureAsync(CycleContext context, CancellationToken cancellationToken)
     {
-        await using var command = context.Database.DataSource.CreateCommand("""
-            select (select count(*) from public.client_patterns where tenant_id = $1 and is_active),
-                   coalesce(sum(s.usage_count), 0)::bigint, coalesce(sum(s.success_count), 0)::bigint
-            from public.success_strategies s where s.tenant_id = $1
-            """);
+        await using var command = context.Database.DataSource.CreateCommand(InsightsStore.MeasuresSql);
         command.Parameters.Add(new() { Value = context.TenantId });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);

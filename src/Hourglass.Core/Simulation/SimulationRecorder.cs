@@ -1,3 +1,4 @@
+using Hourglass.Insights;
 using Npgsql;
 
 namespace Hourglass.Simulation;
@@ -223,9 +224,7 @@ internal sealed class SimulationRecorder(SimWorld world)
         }
 
         var estimates = new List<StrategyEstimate>();
-        await using (var command = dataSource.CreateCommand("""
-            select tenant_id, strategy_key, usage_count, success_count, effectiveness_score from public.success_strategies order by tenant_id, strategy_key
-            """))
+        await using (var command = dataSource.CreateCommand(InsightsStore.StrategyEstimatesSql))
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken))

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Hourglass.Insights;
 using Hourglass.Policies;
 using Hourglass.Storage;
 using Npgsql;
@@ -117,10 +118,7 @@ internal static class SimulationSeeder
                     ["body"] = strategy.Key == "idea-email" ? "Hi {name}, we saw something that could help {account}." : "Hi {name}, how is {account} doing?",
                 }
                 : new JsonObject { ["kind"] = "touch_task" };
-            await ExecuteAsync(connection, transaction, """
-                insert into public.success_strategies (tenant_id, strategy_key, name, applies_to, action_template, effectiveness_score)
-                values ($1, $2, $3, '{}', $4::jsonb, 0.5)
-                """, cancellationToken, tenant.Id, strategy.Key, strategy.Name, template.ToJsonString());
+            await ExecuteAsync(connection, transaction, InsightsStore.InsertStrategySql, cancellationToken, tenant.Id, strategy.Key, strategy.Name, template.ToJsonString());
         }
     }
 

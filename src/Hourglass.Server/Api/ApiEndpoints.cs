@@ -1,8 +1,12 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
+using Hourglass.Engagement;
+using Hourglass.Imports;
+using Hourglass.Insights;
 using Hourglass.Policies;
 using Hourglass.Storage;
 using Microsoft.AspNetCore.Builder;
@@ -242,7 +246,7 @@ internal static class ApiEndpoints
         tenant.MapPost("/touches", (Guid tenantId, HttpContext http, JsonBody<JsonElement> body, [FromQuery(Name = "on_error")] string? onError) => Run(dataSource, http, async s =>
             body.Value.ValueKind != JsonValueKind.Array
                 ? ApiSession.Invalid("body", $"must be a JSON array of touches, not {body.Value.ValueKind.ToString().ToLowerInvariant()}")
-                : await BatchAsync(s, http, s_touchBatch, tenantId, body.Value, onError)))
+                : await BatchAsync(s, http, TouchImportKind.Instance, "record_touches", tenantId, body.Value, onError)))
             .WithMetadata(batchLimit, ApiBatchRoute.Instance)
             .WithName("RecordTouches").WithSummary("Touches made outside Hourglass, in a batch, each with its own time and idempotency key");
     }
@@ -436,25 +440,16 @@ internal static class ApiEndpoints
         tenant.MapPost("/events", (Guid tenantId, HttpContext http, JsonBody<JsonElement> body, [FromQuery(Name = "on_error")] string? onError) => Run(dataSource, http, async s =>
             body.Value.ValueKind != JsonValueKind.Array
                 ? ApiSession.Invalid("body", $"must be a JSON array of events, not {body.Value.ValueKind.ToString().ToLowerInvariant()}")
-                : await BatchAsync(s, http, s_eventBatch, tenantId, body.Value, onError)))
+                : await BatchAsync(s, http, EventImportKind.Instance, "ingest_events", tenantId, body.Value, onError)))
             .WithMetadata(batchLimit, ApiBatchRoute.Instance)
             .WithName("IngestEvents").WithSummary("A batch of events from an outside system, with idempotency keys");
 
         tenant.MapGet("/patterns", (Guid tenantId, HttpContext http, string? type, int? limit, string? cursor) => Run(dataSource, http, s =>
-            PageAsync(s, http, """
-                select id, entity_type, entity_id, pattern_type, pattern_data - 'state' as pattern_data, confidence, evidence_count, is_active,
-                       first_detected_at, last_confirmed_at, created_at
-                from public.client_patterns where tenant_id = $1 and ($4::text is null or pattern_type = $4)
-                """, tenantId, limit, cursor, type)))
+            PageAsync(s, http, InsightsStore.PatternsPageSql, tenantId, limit, cursor, type)))
             .WithName("ListPatterns").WithSummary("Client patterns with their confidence and evidence");
 
         tenant.MapGet("/strategies", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync("""
-                select coalesce(json_agg(x order by x.effectiveness_score desc, x.strategy_key), '[]')::text from (
-                  select id, strategy_key, name, description, applies_to, action_template, effectiveness_score, effectiveness_lower,
-                         usage_count, success_count, is_active, updated_at
-                  from public.success_strategies where tenant_id = $1) x
-                """, http.RequestAborted, tenantId))))
+            ApiSession.Json(await s.JsonAsync(InsightsStore.StrategiesJsonSql, http.RequestAborted, tenantId))))
             .WithName("ListStrategies").WithSummary("Success strategies with their posterior mean and lower bound");
     }
 
@@ -513,81 +508,53 @@ internal static class ApiEndpoints
 
     public sealed record RoleDefinition(string[]? Capabilities = null, string? Description = null);
 
-    /// <summary>A batch function: its name, what its lines are, and the columns of one outcome.</summary>
-    private sealed record BatchFunction(string Name, string Lines, string[] Columns)
+    // A batch through the import pipeline (docs/imports.md), each element a line numbered from 1; the outcomes as the
+    // batch function returns them, and a refused batch (refuse mode) a 400 naming the lines in the function's words.
+    // on_error was checked (ApiInput).
+    private static async Task<IResult> BatchAsync<TLine, TOutcome>(ApiSession s, HttpContext http, IImportKind<TLine, TOutcome> kind, string function,
+        Guid tenantId, JsonElement body, string? onError)
+        where TOutcome : ImportOutcome
     {
-        public string Sql => $"select coalesce(json_agg(o order by o.line), '[]')::text from public.{Name}($1, $2::jsonb, $3) o";
-    }
-
-    private static readonly BatchFunction s_touchBatch = new("record_touches", "touches", ["line", "outcome", "entity_type", "entity_id", "idempotency_key", "error"]);
-
-    private static readonly BatchFunction s_eventBatch = new("ingest_events", "events", ["line", "outcome", "event_id", "idempotency_key", "error"]);
-
-    // A batch call's outcomes; a refused batch (refuse mode) is a 400 naming the lines. on_error was checked (ApiInput).
-    private static async Task<IResult> BatchAsync(ApiSession s, HttpContext http, BatchFunction function, Guid tenantId, JsonElement body, string? onError)
-    {
-        var refuse = onError is null or "refuse";
-        var lines = body.EnumerateArray().ToList();
-        var unstorable = new Dictionary<int, string>();
-        for (var i = 0; i < lines.Count; i++)
+        var count = body.GetArrayLength();
+        if (count > kind.MaxBatchSize)
         {
-            if (StorableText.Find(lines[i]) is var (path, problem))
-            {
-                unstorable[i] = $"{path}: {problem}";
-            }
-        }
-
-        if (unstorable.Count == 0)
-        {
-            return ApiSession.Json(await s.JsonAsync(function.Sql, http.RequestAborted, tenantId,
-                new NpgsqlParameter { Value = body.GetRawText(), NpgsqlDbType = NpgsqlDbType.Text }, onError ?? "refuse"));
-        }
-
-        // A line PostgreSQL cannot store (its jsonb refuses U+0000 in the whole array) is judged here, by its number, as
-        // the function judges the others: they go to it in 'skip' mode, and in 'refuse' mode any rejected line then
-        // refuses the batch — a 400, on which the request's transaction rolls back what the function wrote.
-        var sent = Enumerable.Range(0, lines.Count).Where(i => !unstorable.ContainsKey(i)).ToArray();
-        var rest = new StringBuilder("[");
-        foreach (var i in sent)
-        {
-            rest.Append(rest.Length > 1 ? "," : "").Append(lines[i].GetRawText());
-        }
-
-        var answered = JsonNode.Parse(await s.JsonAsync(function.Sql, http.RequestAborted, tenantId,
-            new NpgsqlParameter { Value = rest.Append(']').ToString(), NpgsqlDbType = NpgsqlDbType.Text }, "skip") ?? "[]")!.AsArray();
-        var outcomes = answered.Select(o => o!.AsObject()).ToList();
-        answered.Clear(); // a node has one parent: the outcomes go into the answer's array below
-        foreach (var outcome in outcomes)
-        {
-            outcome["line"] = sent[(int)outcome["line"]! - 1] + 1;
-        }
-
-        foreach (var (i, error) in unstorable)
-        {
-            var outcome = new JsonObject();
-            foreach (var column in function.Columns)
-            {
-                outcome[column] = null;
-            }
-
-            outcome["line"] = i + 1;
-            outcome["outcome"] = "rejected";
-            outcome["error"] = error;
-            outcomes.Add(outcome);
-        }
-
-        outcomes.Sort((a, b) => ((int)a["line"]!).CompareTo((int)b["line"]!));
-        var rejected = outcomes.Where(o => (string?)o["outcome"] == "rejected").ToList();
-        if (refuse && rejected.Count > 0)
-        {
-            // In the words the function uses when it refuses a batch itself.
-            var shown = string.Join("; ", rejected.Take(20).Select(o => $"line {o["line"]}: {o["error"]}"));
             return Results.Problem(title: "Invalid request", statusCode: StatusCodes.Status400BadRequest, type: "https://hourglass.dev/problems/invalid-request",
-                detail: string.Create(CultureInfo.InvariantCulture,
-                    $"{function.Name}: {rejected.Count} of {lines.Count} {function.Lines} rejected, nothing recorded: {shown}{(rejected.Count > 20 ? "; …" : "")}"));
+                detail: string.Create(CultureInfo.InvariantCulture, $"{function}: at most {kind.MaxBatchSize} {kind.Records} per batch (got {count})"));
         }
 
-        return ApiSession.Json(new JsonArray([.. outcomes]).ToJsonString());
+        // A line PostgreSQL cannot store (its jsonb refuses U+0000 in the whole array) is judged here, by its number.
+        var lines = new List<TLine>(count);
+        foreach (var element in body.EnumerateArray())
+        {
+            var number = lines.Count + 1;
+            lines.Add(StorableText.Find(element) is var (path, problem) ? kind.Unreadable(number, $"{path}: {problem}") : kind.ReadJson(number, element.GetRawText()));
+        }
+
+        IReadOnlyList<TOutcome> outcomes;
+        try
+        {
+            outcomes = await ImportPipeline.RecordAsync(kind, s.Connection, s.Transaction, tenantId, lines,
+                onError == "skip" ? ImportErrorMode.Skip : ImportErrorMode.Refuse, kind.MaxBatchSize, http.RequestAborted);
+        }
+        catch (ImportRefusedException ex)
+        {
+            return Results.Problem(title: "Invalid request", statusCode: StatusCodes.Status400BadRequest, type: "https://hourglass.dev/problems/invalid-request",
+                detail: $"{function}: {ex.Message}");
+        }
+
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            foreach (var outcome in outcomes)
+            {
+                outcome.WriteTo(writer);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        return ApiSession.Json(Encoding.UTF8.GetString(buffer.WrittenSpan));
     }
 
     // A page of rows, newest first. The inner query selects created_at and id and filters on tenant_id = $1; $2, $3

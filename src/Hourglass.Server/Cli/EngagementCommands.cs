@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Hourglass.Engagement;
+using Hourglass.Imports;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -57,7 +58,9 @@ internal static class EngagementCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
-            var outcome = (await RecordAsync(target.DataSource, tenantId, [new TouchLine(1, touch, null)], TouchErrorMode.Refuse, 1, cancellationToken)).Single();
+            var outcome = (await ImportOptions.RecordAsync(target.DataSource, asServiceRole: false, (connection, transaction) =>
+                ImportPipeline.RecordAsync(TouchImportKind.Instance, connection, transaction, tenantId, [new TouchLine(1, touch, null)], ImportErrorMode.Refuse, 1, cancellationToken),
+                cancellationToken)).Single();
             Console.WriteLine(outcome.Outcome == "duplicate"
                 ? $"Already recorded: the touch with key '{outcome.IdempotencyKey}' was recorded before; nothing changed."
                 : $"Touch recorded on {entityType} {entityId}.");
@@ -66,70 +69,12 @@ internal static class EngagementCommands
         return command;
     }
 
-    private static Command ImportTouches(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
-    {
-        var tenant = new Option<string>("--tenant") { Description = "The tenant: its id, or its exact name.", Required = true };
-        var file = new Option<FileInfo>("--file") { Description = "The touches: NDJSON (one JSON object per line) or CSV with a header; '-' reads standard input.", Required = true };
-        var format = new Option<string?>("--format") { Description = "ndjson or csv (default: from the file's extension)." };
-        format.AcceptOnlyFromAmong("ndjson", "csv");
-        var onError = new Option<string>("--on-error") { Description = "refuse: any bad line refuses the whole file; skip: record the valid lines, report the bad.", DefaultValueFactory = _ => "refuse" };
-        onError.AcceptOnlyFromAmong("refuse", "skip");
-        var batchSize = new Option<int>("--batch-size") { Description = $"Touches per database call (1–{TouchBatch.MaxBatchSize}).", DefaultValueFactory = _ => 1_000 };
-        var limits = new ImportFile();
-        var import = new Command("import", "Record a file of touches made outside Hourglass (email sync, a phone system), each with its own time and idempotency key.")
+    private static Command ImportTouches(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers) =>
+        new("touches", "Touches made outside Hourglass, in bulk.")
         {
-            tenant, file, format, onError, batchSize, limits.MaxFileBytes, limits.MaxLineBytes,
+            ImportOptions.Build(TouchImportKind.Instance,
+                "Record a file of touches made outside Hourglass (email sync, a phone system), each with its own time and idempotency key.", options, loggers),
         };
-        import.SetAction(async (parse, cancellationToken) =>
-        {
-            var size = parse.GetValue(batchSize);
-            if (size is < 1 or > TouchBatch.MaxBatchSize)
-            {
-                throw new HourglassException($"--batch-size must be between 1 and {TouchBatch.MaxBatchSize} (got {size})");
-            }
-
-            var path = parse.GetValue(file)!;
-            var kind = parse.GetValue(format) ?? (path.Extension.ToLowerInvariant() switch
-            {
-                ".csv" => "csv",
-                ".ndjson" or ".jsonl" or ".json" => "ndjson",
-                _ => throw new HourglassException($"--format is needed: cannot tell the format of '{path.Name}' from its extension (.ndjson, .jsonl or .csv)"),
-            });
-            IReadOnlyList<TouchLine> lines;
-            using (var reader = limits.Open(parse, path))
-            {
-                lines = kind == "csv" ? await TouchBatch.ReadCsvAsync(reader, cancellationToken) : await TouchBatch.ReadNdjsonAsync(reader, cancellationToken);
-            }
-
-            using var loggerFactory = loggers(parse);
-            await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
-            var mode = parse.GetValue(onError) == "skip" ? TouchErrorMode.Skip : TouchErrorMode.Refuse;
-            var outcomes = await RecordAsync(target.DataSource, tenantId, lines, mode, size, cancellationToken);
-            var counts = outcomes.GroupBy(o => o.Outcome).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{lines.Count} touch(es) read: {counts.GetValueOrDefault("recorded")} recorded, {counts.GetValueOrDefault("duplicate")} duplicate(s) skipped, {counts.GetValueOrDefault("rejected")} rejected."));
-            foreach (var rejected in outcomes.Where(o => o.Outcome == "rejected"))
-            {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  line {rejected.LineNumber}: {rejected.Error}"));
-            }
-
-            // Skipped bad lines are not silent: the exit code says some were not recorded.
-            return counts.GetValueOrDefault("rejected") > 0 ? 3 : 0;
-        });
-        return new Command("touches", "Touches made outside Hourglass, in bulk.") { import };
-    }
-
-    // One transaction: a refused batch leaves nothing behind.
-    private static async Task<IReadOnlyList<TouchOutcome>> RecordAsync(NpgsqlDataSource dataSource, Guid tenantId, IReadOnlyList<TouchLine> lines,
-        TouchErrorMode mode, int batchSize, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var outcomes = await TouchBatch.RecordAsync(connection, transaction, tenantId, lines, mode, batchSize, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        return outcomes;
-    }
 
     private static Command Queue(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
     {

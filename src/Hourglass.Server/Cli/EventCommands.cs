@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text;
+using Hourglass.Imports;
 using Hourglass.Insights;
 using Hourglass.Storage;
 using Microsoft.Extensions.Logging;
@@ -22,78 +22,37 @@ internal static class EventCommands
 
     private static Command Import(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
     {
-        var tenant = new Option<string>("--tenant") { Description = "The tenant: its id, or its exact name.", Required = true };
-        var file = new Option<FileInfo>("--file") { Description = "The events: NDJSON (one JSON object per line) or CSV with a header; '-' reads standard input.", Required = true };
-        var format = new Option<string?>("--format") { Description = "ndjson or csv (default: from the file's extension)." };
-        format.AcceptOnlyFromAmong("ndjson", "csv");
-        var onError = new Option<string>("--on-error") { Description = "refuse: any bad line refuses the whole file; skip: record the valid lines, report the bad.", DefaultValueFactory = _ => "refuse" };
-        onError.AcceptOnlyFromAmong("refuse", "skip");
+        var kind = EventImportKind.Instance;
+        var import = new ImportOptions(kind.Records, kind.MaxBatchSize,
+            $"Events per ingest_events call (1–{EventIngestion.MaxBatchSize}); not used with --bulk.");
         var bulk = new Option<bool>("--bulk") { Description = "The trusted bulk path: checked here, written by binary COPY as the service role (large files)." };
-        var batchSize = new Option<int>("--batch-size") { Description = $"Events per ingest_events call (1–{EventIngestion.MaxBatchSize}); not used with --bulk.", DefaultValueFactory = _ => 1_000 };
-        var limits = new ImportFile();
-        var import = new Command("import", "Record a file of events from an outside system, each with its own time and idempotency key.")
+        var command = import.Command("Record a file of events from an outside system, each with its own time and idempotency key.", bulk);
+        command.SetAction(async (parse, cancellationToken) =>
         {
-            tenant, file, format, onError, bulk, batchSize, limits.MaxFileBytes, limits.MaxLineBytes,
-        };
-        import.SetAction(async (parse, cancellationToken) =>
-        {
-            var size = parse.GetValue(batchSize);
-            if (size is < 1 or > EventIngestion.MaxBatchSize)
-            {
-                throw new HourglassException($"--batch-size must be between 1 and {EventIngestion.MaxBatchSize} (got {size})");
-            }
-
-            var path = parse.GetValue(file)!;
-            var kind = parse.GetValue(format) ?? (path.Extension.ToLowerInvariant() switch
-            {
-                ".csv" => "csv",
-                ".ndjson" or ".jsonl" or ".json" => "ndjson",
-                _ => throw new HourglassException($"--format is needed: cannot tell the format of '{path.Name}' from its extension (.ndjson, .jsonl or .csv)"),
-            });
-            using var reader = limits.Open(parse, path);
+            var size = import.GetBatchSize(parse);
+            var format = import.GetFormat(parse);
             var bulkPath = parse.GetValue(bulk);
             // The bulk path reads NDJSON as it writes (the next lines are read while the ones before are written); the
             // others read the whole file first, so that a bad CSV header is refused before the database is opened.
-            IReadOnlyList<EventLine>? lines = bulkPath && kind == "ndjson" ? null
-                : kind == "csv" ? await EventIngestion.ReadCsvAsync(reader, cancellationToken) : await EventIngestion.ReadNdjsonAsync(reader, cancellationToken);
+            using var reader = import.Open(parse);
+            IReadOnlyList<EventLine>? lines = bulkPath && format == "ndjson" ? null
+                : format == "csv" ? await ImportPipeline.ReadCsvAsync(kind, reader, cancellationToken) : await ImportPipeline.ReadNdjsonAsync(kind, reader, cancellationToken);
 
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
-            var mode = parse.GetValue(onError) == "skip" ? EventErrorMode.Skip : EventErrorMode.Refuse;
-            var outcomes = await RecordAsync(target.DataSource, bulkPath, (connection, transaction) => (bulkPath, lines) switch
+            var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(import.Tenant)!, cancellationToken);
+            var mode = import.GetMode(parse);
+            // The bulk path runs as the service role, the role it is written for (it bypasses RLS, as COPY into the
+            // events' table needs); the default path calls ingest_events with the connection's own role.
+            var outcomes = await ImportOptions.RecordAsync(target.DataSource, bulkPath, (connection, transaction) => (bulkPath, lines) switch
             {
-                (true, null) => EventIngestion.BulkAsync(connection, transaction, tenantId, EventIngestion.StreamNdjsonAsync(reader, cancellationToken), mode, cancellationToken),
+                (true, null) => EventIngestion.BulkAsync(connection, transaction, tenantId, ImportPipeline.StreamNdjsonAsync(kind, reader, cancellationToken), mode, cancellationToken),
                 (true, _) => EventIngestion.BulkAsync(connection, transaction, tenantId, lines, mode, cancellationToken),
-                _ => EventIngestion.RecordAsync(connection, transaction, tenantId, lines!, mode, size, cancellationToken),
+                _ => ImportPipeline.RecordAsync(kind, connection, transaction, tenantId, lines!, mode, size, cancellationToken),
             }, cancellationToken);
-            var counts = outcomes.GroupBy(o => o.Outcome).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{outcomes.Count} event(s) read: {counts.GetValueOrDefault("recorded")} recorded, {counts.GetValueOrDefault("duplicate")} duplicate(s) skipped, {counts.GetValueOrDefault("rejected")} rejected."));
-            foreach (var rejected in outcomes.Where(o => o.Outcome == "rejected"))
-            {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  line {rejected.LineNumber}: {rejected.Error}"));
-            }
-
-            // Skipped bad lines are not silent: the exit code says some were not recorded.
-            return counts.GetValueOrDefault("rejected") > 0 ? 3 : 0;
+            return ImportOptions.Report(outcomes, kind.Counted);
         });
-        return import;
-    }
-
-    // One transaction per file: a refused file leaves nothing behind. The bulk path runs as the service role, the role
-    // it is written for (it bypasses RLS, as COPY into warehouse_events needs); the default path calls ingest_events
-    // with the connection's own role.
-    private static async Task<IReadOnlyList<EventOutcome>> RecordAsync(NpgsqlDataSource dataSource, bool asServiceRole,
-        Func<NpgsqlConnection, NpgsqlTransaction, Task<IReadOnlyList<EventOutcome>>> record, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = asServiceRole
-            ? await DbSession.BeginAsServiceRoleAsync(connection, cancellationToken)
-            : await connection.BeginTransactionAsync(cancellationToken);
-        var outcomes = await record(connection, transaction);
-        await transaction.CommitAsync(cancellationToken);
-        return outcomes;
+        return command;
     }
 
     private static Command Prune(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)

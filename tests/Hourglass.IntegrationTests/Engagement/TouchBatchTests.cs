@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Hourglass.Imports;
 using Hourglass.Engagement;
 using Hourglass.IntegrationTests.Infrastructure;
 using Npgsql;
@@ -127,7 +128,7 @@ public sealed class TouchBatchTests : IAsyncLifetime
     {
         await RecordAsync(TouchMode.Refuse, Touch(_contact, "email", at: s_now.AddHours(-1), key: "k"));
 
-        var refused = await Assert.ThrowsAsync<TouchBatchRefusedException>(() =>
+        var refused = await Assert.ThrowsAsync<ImportRefusedException>(() =>
             RecordAsync(TouchMode.Refuse, Touch(_contact, "call", at: s_now.AddHours(-1), key: "k")));
 
         Assert.Contains("line 1: idempotency_key 'k' was already used for a different touch", refused.Message, StringComparison.Ordinal);
@@ -140,7 +141,7 @@ public sealed class TouchBatchTests : IAsyncLifetime
         var strangersContact = await Db.CreateContactAsync(otherTenant);
         var before = await DigestAsync();
 
-        var refused = await Assert.ThrowsAsync<TouchBatchRefusedException>(() => RecordAsync(TouchMode.Refuse,
+        var refused = await Assert.ThrowsAsync<ImportRefusedException>(() => RecordAsync(TouchMode.Refuse,
             Touch(_contact, "email", at: s_now.AddHours(-1)),
             Touch(strangersContact, "email"),
             Touch(_contact, "email", at: s_now.AddMinutes(6)),
@@ -163,7 +164,7 @@ public sealed class TouchBatchTests : IAsyncLifetime
     {
         var before = await DigestAsync();
 
-        await Assert.ThrowsAsync<TouchBatchRefusedException>(() => RecordAsync(TouchMode.Refuse, batchSize: 1,
+        await Assert.ThrowsAsync<ImportRefusedException>(() => RecordAsync(TouchMode.Refuse, batchSize: 1,
             Touch(_contact, "email", at: s_now.AddHours(-2)), Touch(_contact, "email", at: s_now.AddHours(-1)), Touch(Guid.NewGuid(), "email")));
 
         Assert.Equal(before, await DigestAsync());
@@ -296,9 +297,9 @@ public sealed class TouchBatchTests : IAsyncLifetime
     {
         await using var connection = await _database.DataSource.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
-        var outcomes = await TouchBatch.RecordAsync(connection, transaction, _tenant,
+        var outcomes = await ImportPipeline.RecordAsync(TouchImportKind.Instance, connection, transaction, _tenant,
             touches.Select((t, i) => new TouchLine(i + 1, t, null)).ToList(),
-            mode == TouchMode.Refuse ? TouchErrorMode.Refuse : TouchErrorMode.Skip, batchSize);
+            mode == TouchMode.Refuse ? ImportErrorMode.Refuse : ImportErrorMode.Skip, batchSize);
         await transaction.CommitAsync();
         return outcomes;
     }

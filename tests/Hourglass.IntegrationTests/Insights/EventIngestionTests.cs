@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using Hourglass.Imports;
 using Hourglass.Insights;
 using Hourglass.IntegrationTests.Infrastructure;
 using Hourglass.Storage;
@@ -9,7 +10,7 @@ using Npgsql;
 namespace Hourglass.IntegrationTests.Insights;
 
 /// <summary>
-/// Events from outside systems through both paths — ingest_events under a member's RLS (EventIngestion.RecordAsync) and
+/// Events from outside systems through both paths — ingest_events under a member's RLS (ImportPipeline.RecordAsync with EventImportKind) and
 /// the trusted bulk path (EventIngestion.BulkAsync, binary COPY as the service role): idempotency keys, bad lines by
 /// number in refuse and skip modes with nothing half-written, times, entities, tenant isolation; and retention.
 /// </summary>
@@ -64,10 +65,10 @@ public sealed class EventIngestionTests : IAsyncLifetime
             Event("meeting", "account", _account, key: "cal-3", at: s_now.AddDays(-1)),
         ];
 
-        var first = await IngestAsync(route, EventErrorMode.Refuse, batch);
+        var first = await IngestAsync(route, ImportErrorMode.Refuse, batch);
         // Without its own time, a resent event is the same event whenever it comes.
         await Db.FreezeTimeAsync(s_now.AddMinutes(10));
-        var again = await IngestAsync(route, EventErrorMode.Refuse, batch);
+        var again = await IngestAsync(route, ImportErrorMode.Refuse, batch);
 
         Assert.Equal(["recorded", "recorded", "recorded"], first.Select(o => o.Outcome));
         Assert.Equal(["duplicate", "duplicate", "duplicate"], again.Select(o => o.Outcome));
@@ -81,11 +82,11 @@ public sealed class EventIngestionTests : IAsyncLifetime
     [Fact]
     public async Task EventRecordedByOnePath_ResentByTheOther_Duplicate()
     {
-        var recorded = await IngestAsync(Route.Rls, EventErrorMode.Refuse, Event("reply", "contact", _contact, key: "k", payload: new JsonObject { ["n"] = 1 }));
+        var recorded = await IngestAsync(Route.Rls, ImportErrorMode.Refuse, Event("reply", "contact", _contact, key: "k", payload: new JsonObject { ["n"] = 1 }));
 
         // The payload as jsonb compares it: 1.0 is 1, and key order does not matter.
-        var resent = await IngestAsync(Route.Bulk, EventErrorMode.Refuse, Event("reply", "contact", _contact, key: "k", payload: JsonNode.Parse("""{"n": 1.0}""")!.AsObject()));
-        var back = await IngestAsync(Route.Rls, EventErrorMode.Refuse, Event("reply", "contact", _contact, key: "k", payload: JsonNode.Parse("""{"n": 1.0}""")!.AsObject()));
+        var resent = await IngestAsync(Route.Bulk, ImportErrorMode.Refuse, Event("reply", "contact", _contact, key: "k", payload: JsonNode.Parse("""{"n": 1.0}""")!.AsObject()));
+        var back = await IngestAsync(Route.Rls, ImportErrorMode.Refuse, Event("reply", "contact", _contact, key: "k", payload: JsonNode.Parse("""{"n": 1.0}""")!.AsObject()));
 
         Assert.Equal(("duplicate", recorded[0].EventId), (resent[0].Outcome, resent[0].EventId));
         Assert.Equal(("duplicate", recorded[0].EventId), (back[0].Outcome, back[0].EventId));
@@ -97,13 +98,13 @@ public sealed class EventIngestionTests : IAsyncLifetime
     [InlineData(Route.Bulk)]
     public async Task SameKeyForDifferentEvent_Rejected_RefusedOrSkipped(Route route)
     {
-        await IngestAsync(route, EventErrorMode.Refuse, Event("reply", "contact", _contact, key: "k", at: s_now.AddHours(-1), payload: new JsonObject { ["n"] = 1 }));
+        await IngestAsync(route, ImportErrorMode.Refuse, Event("reply", "contact", _contact, key: "k", at: s_now.AddHours(-1), payload: new JsonObject { ["n"] = 1 }));
         var before = await DigestAsync();
 
-        var refused = await Assert.ThrowsAsync<EventBatchRefusedException>(() => IngestAsync(route, EventErrorMode.Refuse,
+        var refused = await Assert.ThrowsAsync<ImportRefusedException>(() => IngestAsync(route, ImportErrorMode.Refuse,
             Event("meeting", "account", _account, key: "fresh"),
             Event("reply", "contact", _contact, key: "k", at: s_now.AddHours(-1), payload: new JsonObject { ["n"] = 2 })));
-        var skipped = await IngestAsync(route, EventErrorMode.Skip,
+        var skipped = await IngestAsync(route, ImportErrorMode.Skip,
             Event("reply", "contact", _contact, key: "k", at: s_now.AddHours(-3), payload: new JsonObject { ["n"] = 1 }),
             Event("reply", "contact", _contact, key: "k2"),
             Event("reply", "contact", _contact, key: "k2", payload: new JsonObject { ["n"] = 9 }),
@@ -128,7 +129,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
         var before = await DigestAsync();
         var unknownOrder = Guid.NewGuid();
 
-        var refused = await Assert.ThrowsAsync<EventBatchRefusedException>(() => IngestAsync(route, EventErrorMode.Refuse,
+        var refused = await Assert.ThrowsAsync<ImportRefusedException>(() => IngestAsync(route, ImportErrorMode.Refuse,
             Event("reply", "contact", _contact, key: "ok-1"),
             Event("reply", "contact", _othersContact),
             Event("reply", "contact", _contact, at: s_now.AddMinutes(6)),
@@ -154,7 +155,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
     [InlineData(Route.Bulk)]
     public async Task Skip_ValidLinesRecordedWithTheirFields_BadLinesReturnedWithReasons(Route route)
     {
-        var outcomes = await IngestAsync(route, EventErrorMode.Skip,
+        var outcomes = await IngestAsync(route, ImportErrorMode.Skip,
             Event("reply", "contact", _contact, at: s_now.AddHours(-1), payload: new JsonObject { ["subject"] = "Re: TPS" }, source: "email-sync"),
             new JsonObject { ["event_type"] = "reply", ["entity_type"] = "contact", ["entity_id"] = "nope" },
             Event("churn_signal", "tenant", _tenant),
@@ -189,8 +190,8 @@ public sealed class EventIngestionTests : IAsyncLifetime
         ];
 
         var outcomes = route == Route.Rls
-            ? await Db.AsUserAsync(_member, (c, t) => EventIngestion.RecordAsync(c, t, _tenant, lines, EventErrorMode.Skip))
-            : await BulkAsync(lines, EventErrorMode.Skip);
+            ? await Db.AsUserAsync(_member, (c, t) => ImportPipeline.RecordAsync(EventImportKind.Instance, c, t, _tenant, lines, ImportErrorMode.Skip))
+            : await BulkAsync(lines, ImportErrorMode.Skip);
 
         Assert.Equal(["recorded", "rejected", "rejected", "rejected", "recorded"], outcomes.Select(o => o.Outcome));
         Assert.Equal("a string holds the character U+0000, which PostgreSQL cannot store", outcomes[1].Error);
@@ -208,7 +209,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
             : Event(n % 2 == 0 ? "reply" : "meeting", n % 2 == 0 ? "contact" : "account", n % 2 == 0 ? _contact : _account, key: $"big-{n}",
                 at: s_now.AddSeconds(-n)))).ToList();
 
-        var outcomes = await BulkAsync(lines, EventErrorMode.Skip);
+        var outcomes = await BulkAsync(lines, ImportErrorMode.Skip);
 
         Assert.Equal(bad.Order(), outcomes.Where(o => o.Outcome == "rejected").Select(o => o.LineNumber));
         Assert.All(outcomes.Where(o => o.Outcome == "rejected"), o => Assert.EndsWith("does not exist in this tenant", o.Error, StringComparison.Ordinal));
@@ -221,7 +222,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
     {
         var before = await DigestAsync();
 
-        await Assert.ThrowsAsync<EventBatchRefusedException>(() => IngestAsync(Route.Rls, EventErrorMode.Refuse, batchSize: 1,
+        await Assert.ThrowsAsync<ImportRefusedException>(() => IngestAsync(Route.Rls, ImportErrorMode.Refuse, batchSize: 1,
             Event("reply", "contact", _contact, key: "a"), Event("reply", "contact", _contact, key: "b"), Event("reply", "contact", Guid.NewGuid())));
 
         Assert.Equal(before, await DigestAsync());
@@ -232,9 +233,9 @@ public sealed class EventIngestionTests : IAsyncLifetime
     [InlineData(Route.Bulk)]
     public async Task FutureTimes_WithinTheTenantsSkewAccepted_BeyondRejected(Route route)
     {
-        var within = await IngestAsync(route, EventErrorMode.Skip, Event("reply", at: s_now.AddMinutes(5)), Event("reply", at: s_now.AddMinutes(5).AddSeconds(1)));
+        var within = await IngestAsync(route, ImportErrorMode.Skip, Event("reply", at: s_now.AddMinutes(5)), Event("reply", at: s_now.AddMinutes(5).AddSeconds(1)));
         await Db.ExecuteAsync("update public.tenants set settings = settings || '{\"event_future_skew_seconds\": 0}' where id = $1", _tenant);
-        var strict = await IngestAsync(route, EventErrorMode.Skip, Event("reply", at: s_now), Event("reply", at: s_now.AddSeconds(1)));
+        var strict = await IngestAsync(route, ImportErrorMode.Skip, Event("reply", at: s_now), Event("reply", at: s_now.AddSeconds(1)));
 
         Assert.Equal(["recorded", "rejected"], within.Select(o => o.Outcome));
         Assert.Equal(["recorded", "rejected"], strict.Select(o => o.Outcome));
@@ -248,7 +249,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
     {
         var unknown = Guid.NewGuid();
 
-        var outcomes = await IngestAsync(route, EventErrorMode.Skip,
+        var outcomes = await IngestAsync(route, ImportErrorMode.Skip,
             Event("reply", "contact", _othersContact), Event("meeting", "account", _othersAccount), Event("order_placed", "order", _othersOrder),
             Event("reply", "contact", unknown), Event("meeting", "account", _contact), Event("order_placed", "order", _account));
 
@@ -271,10 +272,10 @@ public sealed class EventIngestionTests : IAsyncLifetime
             TestDb.ScalarAsync(c, t, "select count(*) from public.ingest_events($1, $2::jsonb, 'skip')", _tenant,
                 new JsonArray(Event("reply", "contact", _contact)).ToJsonString())));
         var viaRecord = await Assert.ThrowsAsync<PostgresException>(() => Db.AsUserAsync(stranger, (c, t) =>
-            EventIngestion.RecordAsync(c, t, _tenant, [EventLine.FromObject(1, Event("reply"))], EventErrorMode.Skip)));
+            ImportPipeline.RecordAsync(EventImportKind.Instance, c, t, _tenant, [EventLine.FromObject(1, Event("reply"))], ImportErrorMode.Skip)));
         // Naming their own tenant does not help with this tenant's contact either.
         var ownTenant = await Db.AsUserAsync(stranger, (c, t) =>
-            EventIngestion.RecordAsync(c, t, _otherTenant, [EventLine.FromObject(1, Event("reply", "contact", _contact))], EventErrorMode.Skip));
+            ImportPipeline.RecordAsync(EventImportKind.Instance, c, t, _otherTenant, [EventLine.FromObject(1, Event("reply", "contact", _contact))], ImportErrorMode.Skip));
 
         Assert.Equal(("42501", "42501"), (direct.SqlState, viaRecord.SqlState));
         Assert.Equal($"contact {_contact} does not exist in this tenant", ownTenant.Single().Error);
@@ -302,7 +303,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
         }.Select((json, i) => EventLine.Parse(i + 1, json.Replace("{{other}}", _otherTenant.ToString(), StringComparison.Ordinal)
             .Replace("{{othersContact}}", _othersContact.ToString(), StringComparison.Ordinal))).ToList();
 
-        var outcomes = await BulkAsync(lines, EventErrorMode.Skip);
+        var outcomes = await BulkAsync(lines, ImportErrorMode.Skip);
 
         Assert.Equal(["rejected", "rejected", "rejected", "recorded"], outcomes.Select(o => o.Outcome));
         Assert.StartsWith("unknown field(s) 'tenant_id'", outcomes[0].Error, StringComparison.Ordinal);
@@ -315,7 +316,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
     public async Task Bulk_AsAuthenticatedMember_Refused_NothingWritten()
     {
         var refused = await Assert.ThrowsAsync<HourglassException>(() => Db.AsUserAsync(_member, (c, t) =>
-            EventIngestion.BulkAsync(c, t, _tenant, [EventLine.FromObject(1, Event("reply"))], EventErrorMode.Skip)));
+            EventIngestion.BulkAsync(c, t, _tenant, [EventLine.FromObject(1, Event("reply"))], ImportErrorMode.Skip)));
 
         Assert.StartsWith("the bulk path writes as a trusted role", refused.Message, StringComparison.Ordinal);
         Assert.Equal(0L, await CountAsync(_tenant));
@@ -324,7 +325,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
     [Fact]
     public async Task Bulk_UnknownTenant_RefusedBeforeAnything()
     {
-        var error = await Assert.ThrowsAsync<PostgresException>(() => BulkAsync([EventLine.FromObject(1, Event("reply"))], EventErrorMode.Skip, Guid.NewGuid()));
+        var error = await Assert.ThrowsAsync<PostgresException>(() => BulkAsync([EventLine.FromObject(1, Event("reply"))], ImportErrorMode.Skip, Guid.NewGuid()));
 
         Assert.Equal(PostgresErrorCodes.ForeignKeyViolation, error.SqlState);
     }
@@ -335,11 +336,11 @@ public sealed class EventIngestionTests : IAsyncLifetime
         // 1,500 keyed events; two keys already taken, at lines the 1,000-key probe does not look at (it takes 0, 1, 3, …,
         // 1,496, 1,497, 1,499, so not 2 and not 1,498): the COPY straight into the table meets the unique index and the
         // batch goes the careful way. Whichever way it goes, the outcomes must be these.
-        await IngestAsync(Route.Bulk, EventErrorMode.Refuse, Event("reply", "contact", _contact, key: "bulk-0002", at: s_now.AddHours(-2)),
+        await IngestAsync(Route.Bulk, ImportErrorMode.Refuse, Event("reply", "contact", _contact, key: "bulk-0002", at: s_now.AddHours(-2)),
             Event("reply", "contact", _contact, key: "bulk-1498", payload: new JsonObject { ["other"] = true }));
         var batch = Enumerable.Range(0, 1_500).Select(i => Event("reply", "contact", _contact, key: $"bulk-{i:D4}", at: s_now.AddHours(-2))).ToArray();
 
-        var skipped = await IngestAsync(Route.Bulk, EventErrorMode.Skip, batch);
+        var skipped = await IngestAsync(Route.Bulk, ImportErrorMode.Skip, batch);
 
         Assert.Equal(1_498, skipped.Count(o => o.Outcome == "recorded"));
         Assert.Equal(("duplicate", 3), (skipped[2].Outcome, skipped[2].LineNumber));
@@ -352,7 +353,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
     public async Task Bulk_ManyChunks_KeysResolvedAcrossChunks_RefuseRollsBackTheChunksAlreadyWritten()
     {
         // 120,000 lines: three chunks of the bulk path's 50,000. Line n has key multi-n.
-        await IngestAsync(Route.Bulk, EventErrorMode.Refuse,
+        await IngestAsync(Route.Bulk, ImportErrorMode.Refuse,
             Event("reply", "contact", _contact, key: "multi-060002", payload: new JsonObject { ["other"] = true }),
             Event("reply", "contact", _contact, key: "multi-070003", at: s_now.AddSeconds(-70_003)));
         JsonObject Line(int n) => n switch
@@ -364,10 +365,10 @@ public sealed class EventIngestionTests : IAsyncLifetime
         var lines = Enumerable.Range(1, 120_000).Select(n => EventLine.FromObject(n, Line(n))).ToList();
         var before = await DigestAsync();
 
-        var refused = await Assert.ThrowsAsync<EventBatchRefusedException>(() => BulkAsync(
-            [.. lines.Take(109_999), EventLine.FromObject(110_000, Event("reply", "contact", _othersContact)), .. lines.Skip(110_000)], EventErrorMode.Refuse));
+        var refused = await Assert.ThrowsAsync<ImportRefusedException>(() => BulkAsync(
+            [.. lines.Take(109_999), EventLine.FromObject(110_000, Event("reply", "contact", _othersContact)), .. lines.Skip(110_000)], ImportErrorMode.Refuse));
         var afterRefusal = await DigestAsync();
-        var outcomes = await BulkAsync(lines, EventErrorMode.Skip);
+        var outcomes = await BulkAsync(lines, ImportErrorMode.Skip);
 
         // Refused for every bad line, in the first chunk as in the last, and the two chunks already written rolled back.
         Assert.Equal([60_002, 110_000, 119_999], refused.Rejected.Select(r => r.LineNumber));
@@ -399,7 +400,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
         await using var connection = await _database.DataSource.OpenConnectionAsync();
         await using var transaction = await DbSession.BeginAsServiceRoleAsync(connection);
         var outcomes = await EventIngestion.BulkAsync(connection, transaction, _tenant,
-            EventIngestion.StreamNdjsonAsync(new StringReader(text.ToString())), EventErrorMode.Skip);
+            ImportPipeline.StreamNdjsonAsync(EventImportKind.Instance, new StringReader(text.ToString())), ImportErrorMode.Skip);
         await transaction.CommitAsync();
 
         Assert.Equal(60_001, outcomes.Count);
@@ -411,11 +412,11 @@ public sealed class EventIngestionTests : IAsyncLifetime
     [Fact]
     public async Task Bulk_RefuseWhenAKeyTurnsOutTakenByAnotherEvent_NothingWritten()
     {
-        await IngestAsync(Route.Bulk, EventErrorMode.Refuse, Event("reply", "contact", _contact, key: "bulk-0002", payload: new JsonObject { ["v"] = 1 }));
+        await IngestAsync(Route.Bulk, ImportErrorMode.Refuse, Event("reply", "contact", _contact, key: "bulk-0002", payload: new JsonObject { ["v"] = 1 }));
         var before = await DigestAsync();
         var batch = Enumerable.Range(0, 1_500).Select(i => Event("reply", "contact", _contact, key: $"bulk-{i:D4}")).ToArray();
 
-        var refused = await Assert.ThrowsAsync<EventBatchRefusedException>(() => IngestAsync(Route.Bulk, EventErrorMode.Refuse, batch));
+        var refused = await Assert.ThrowsAsync<ImportRefusedException>(() => IngestAsync(Route.Bulk, ImportErrorMode.Refuse, batch));
 
         Assert.Equal((3, "idempotency_key 'bulk-0002' was already used for a different event"), (refused.Rejected.Single().LineNumber, refused.Rejected.Single().Error));
         Assert.Equal(before, await DigestAsync());
@@ -427,7 +428,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
         var events = Enumerable.Range(0, 200).Select(i => Event("reply", "contact", _contact, key: $"race-{i}", at: s_now.AddMinutes(-i))).ToArray();
 
         var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(n =>
-            Task.Run(() => IngestAsync(n % 2 == 0 ? Route.Rls : Route.Bulk, EventErrorMode.Refuse, events))));
+            Task.Run(() => IngestAsync(n % 2 == 0 ? Route.Rls : Route.Bulk, ImportErrorMode.Refuse, events))));
 
         Assert.Equal(200, results.SelectMany(r => r).Count(o => o.Outcome == "recorded"));
         Assert.All(results, r => Assert.All(r, o => Assert.NotEqual("rejected", o.Outcome)));
@@ -599,19 +600,19 @@ public sealed class EventIngestionTests : IAsyncLifetime
         return e;
     }
 
-    private Task<IReadOnlyList<EventOutcome>> IngestAsync(Route route, EventErrorMode mode, params JsonObject[] events) =>
+    private Task<IReadOnlyList<EventOutcome>> IngestAsync(Route route, ImportErrorMode mode, params JsonObject[] events) =>
         IngestAsync(route, mode, 1_000, events);
 
     // The RLS path as a member of the tenant, in their own session; the bulk path as the service role.
-    private async Task<IReadOnlyList<EventOutcome>> IngestAsync(Route route, EventErrorMode mode, int batchSize, params JsonObject[] events)
+    private async Task<IReadOnlyList<EventOutcome>> IngestAsync(Route route, ImportErrorMode mode, int batchSize, params JsonObject[] events)
     {
         var lines = events.Select((e, i) => EventLine.FromObject(i + 1, e)).ToList();
         return route == Route.Rls
-            ? await Db.AsUserAsync(_member, (c, t) => EventIngestion.RecordAsync(c, t, _tenant, lines, mode, batchSize))
+            ? await Db.AsUserAsync(_member, (c, t) => ImportPipeline.RecordAsync(EventImportKind.Instance, c, t, _tenant, lines, mode, batchSize))
             : await BulkAsync(lines, mode);
     }
 
-    private async Task<IReadOnlyList<EventOutcome>> BulkAsync(IReadOnlyList<EventLine> lines, EventErrorMode mode, Guid? tenant = null)
+    private async Task<IReadOnlyList<EventOutcome>> BulkAsync(IReadOnlyList<EventLine> lines, ImportErrorMode mode, Guid? tenant = null)
     {
         await using var connection = await _database.DataSource.OpenConnectionAsync();
         await using var transaction = await DbSession.BeginAsServiceRoleAsync(connection);

@@ -1,3 +1,4 @@
+using Hourglass.Imports;
 using Hourglass.Engagement;
 
 namespace Hourglass.Tests.Engagement;
@@ -16,7 +17,7 @@ public sealed class TouchFileTests
             {"entity_type":"account","entity_id":"6d3c1f4e-0000-4000-8000-000000000002","touch_type":"call","idempotency_key":"x"}
             """;
 
-        var lines = await TouchBatch.ReadNdjsonAsync(new StringReader(text));
+        var lines = await ImportPipeline.ReadNdjsonAsync(TouchImportKind.Instance, new StringReader(text));
 
         Assert.Equal([1, 3, 4, 5], lines.Select(l => l.LineNumber));
         Assert.Equal("email", (string?)lines[0].Touch!["touch_type"]);
@@ -33,7 +34,7 @@ public sealed class TouchFileTests
                             "\"call \"\"quick\"\"\nfollow-up\",6d3c1f4e-0000-4000-8000-000000000002,account,,k-2\r\n" +
                             "call,6d3c1f4e-0000-4000-8000-000000000003,contact,bob\r\n";
 
-        var lines = await TouchBatch.ReadCsvAsync(new StringReader(text));
+        var lines = await ImportPipeline.ReadCsvAsync(TouchImportKind.Instance, new StringReader(text));
 
         Assert.Equal([2, 3, 5], lines.Select(l => l.LineNumber));
         Assert.Equal("Sync, Inc.", (string?)lines[0].Touch!["touch_by"]);
@@ -49,7 +50,7 @@ public sealed class TouchFileTests
     {
         const string text = "entity_type,entity_id,touch_type\ncontact,6d3c1f4e-0000-4000-8000-000000000001,em\"ail\ncontact,x,\"never closed\n";
 
-        var lines = await TouchBatch.ReadCsvAsync(new StringReader(text));
+        var lines = await ImportPipeline.ReadCsvAsync(TouchImportKind.Instance, new StringReader(text));
 
         Assert.Equal((2, "a quote inside an unquoted field (field 3)"), (lines[0].LineNumber, lines[0].Error));
         Assert.Equal((3, "a quoted field is never closed"), (lines[1].LineNumber, lines[1].Error));
@@ -61,7 +62,7 @@ public sealed class TouchFileTests
     [InlineData("entity_type,entity_id,touch_type,touch_type\n", "line 1: the column 'touch_type' appears twice")]
     public async Task Csv_BadHeader_RefusedNamingIt(string text, string error)
     {
-        var refused = await Assert.ThrowsAsync<HourglassException>(() => TouchBatch.ReadCsvAsync(new StringReader(text)));
+        var refused = await Assert.ThrowsAsync<HourglassException>(() => ImportPipeline.ReadCsvAsync(TouchImportKind.Instance, new StringReader(text)));
 
         Assert.StartsWith(error, refused.Message, StringComparison.Ordinal);
     }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Hourglass.Imports;
 using Hourglass.Insights;
 
 namespace Hourglass.Tests.Insights;
@@ -26,7 +27,7 @@ public sealed class EventFileTests
             {"event_type":"order_placed","idempotency_key":"k-9","source":"erp"}
             """;
 
-        var read = await EventIngestion.ReadNdjsonAsync(new StringReader(text));
+        var read = await ImportPipeline.ReadNdjsonAsync(EventImportKind.Instance, new StringReader(text));
         var lines = read.Select(l => EventLine.Parse(l.LineNumber, l.Json!)).ToList();
 
         Assert.Equal([1, 3, 4, 5, 6, 7, 8], read.Select(l => l.LineNumber));
@@ -77,7 +78,7 @@ public sealed class EventFileTests
                             "\"email-sync\",\"reply\nlate\",,,,\r\n" +
                             "api,meeting,,\r\n";
 
-        var lines = await EventIngestion.ReadCsvAsync(new StringReader(text));
+        var lines = await ImportPipeline.ReadCsvAsync(EventImportKind.Instance, new StringReader(text));
 
         Assert.Equal([2, 3, 5], lines.Select(l => l.LineNumber));
         var first = JsonNode.Parse(lines[0].Json!)!.AsObject();
@@ -97,7 +98,7 @@ public sealed class EventFileTests
     [InlineData("event_type,occurred_at\n,2025-12-01T09:30:00Z\n", null, "event_type is required (1-100 characters)")]
     public async Task Csv_PayloadMustBeJson_EmptyEventTypeKeptToBeNamed(string text, string? readError, string? ruleError)
     {
-        var line = (await EventIngestion.ReadCsvAsync(new StringReader(text))).Single();
+        var line = (await ImportPipeline.ReadCsvAsync(EventImportKind.Instance, new StringReader(text))).Single();
 
         Assert.Equal(2, line.LineNumber);
         if (readError is not null)
@@ -117,7 +118,7 @@ public sealed class EventFileTests
     {
         const string text = "event_type,source\nrep\"ly,api\nreply,\"never closed\n";
 
-        var lines = await EventIngestion.ReadCsvAsync(new StringReader(text));
+        var lines = await ImportPipeline.ReadCsvAsync(EventImportKind.Instance, new StringReader(text));
 
         Assert.Equal((2, "a quote inside an unquoted field (field 1)"), (lines[0].LineNumber, lines[0].Error));
         Assert.Equal((3, "a quoted field is never closed"), (lines[1].LineNumber, lines[1].Error));
@@ -129,7 +130,7 @@ public sealed class EventFileTests
     [InlineData("event_type,source,source\n", "line 1: the column 'source' appears twice")]
     public async Task Csv_BadHeader_RefusedNamingIt(string text, string error)
     {
-        var refused = await Assert.ThrowsAsync<HourglassException>(() => EventIngestion.ReadCsvAsync(new StringReader(text)));
+        var refused = await Assert.ThrowsAsync<HourglassException>(() => ImportPipeline.ReadCsvAsync(EventImportKind.Instance, new StringReader(text)));
 
         Assert.StartsWith(error, refused.Message, StringComparison.Ordinal);
     }

@@ -1,9 +1,9 @@
 using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
-using Hourglass.Storage;
+using Hourglass.Imports;
 
-namespace Hourglass.Tests.Storage;
+namespace Hourglass.Tests.Imports;
 
 public sealed class ImportReaderTests
 {

@@ -1,0 +1,8 @@
+namespace Hourglass.Imports;
+
+/// <summary>What an import does with bad lines: refuse the whole batch (the default) or record the valid rest.</summary>
+public enum ImportErrorMode
+{
+    Refuse,
+    Skip,
+}
