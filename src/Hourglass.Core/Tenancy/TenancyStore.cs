@@ -2,6 +2,16 @@ using Npgsql;
 
 namespace Hourglass.Tenancy;
 
+/// <summary>A member of a tenant, with what their role may do.</summary>
+internal sealed record TenantMemberRow(Guid UserId, string Role, string Capabilities, DateTimeOffset Since);
+
+/// <summary>A tenant's role, its capabilities and how many members hold it.</summary>
+internal sealed record TenantRoleRow(string Role, string Capabilities, string Description, long Members);
+
+/// <summary>One place in a tenant's touch queue, with the contact's or account's name.</summary>
+internal sealed record NamedQueueEntry(string EntityType, string? Name, string ComplianceStatus, DateTimeOffset NextTouchDue,
+    decimal PriorityScore, string PriorityReason);
+
 /// <summary>
 /// The only code that names the tenancy tables in SQL: <c>tenants</c>, <c>tenant_members</c>, <c>tenant_roles</c>,
 /// <c>accounts</c>, <c>contacts</c>, <c>hourglass.function_capabilities</c> and <c>hourglass.timezones</c>
@@ -9,4 +19,83 @@ namespace Hourglass.Tenancy;
 /// </summary>
 internal static class TenancyStore
 {
+    /// <summary>The tenants whose id or exact name is <paramref name="idOrName"/>: the id match first, at most two.</summary>
+    public static async Task<IReadOnlyList<Guid>> TenantIdsByIdOrNameAsync(NpgsqlDataSource dataSource, string idOrName, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "select id from public.tenants where id::text = $1 or name = $1 order by (id::text = $1) desc limit 2");
+        command.Parameters.Add(new() { Value = idOrName });
+        var ids = new List<Guid>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            ids.Add(reader.GetGuid(0));
+        }
+
+        return ids;
+    }
+
+    /// <summary>A tenant's members by role, then user.</summary>
+    public static async Task<IReadOnlyList<TenantMemberRow>> MembersAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select m.user_id, m.role, array_to_string(r.capabilities, ', '), m.created_at
+            from public.tenant_members m join public.tenant_roles r on r.tenant_id = m.tenant_id and r.role = m.role
+            where m.tenant_id = $1 order by m.role, m.user_id
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<TenantMemberRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>A tenant's roles by name, each with how many members hold it.</summary>
+    public static async Task<IReadOnlyList<TenantRoleRow>> RolesAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select r.role, array_to_string(r.capabilities, ', '), coalesce(r.description, ''),
+                   (select count(*) from public.tenant_members m where m.tenant_id = r.tenant_id and m.role = r.role)
+            from public.tenant_roles r where r.tenant_id = $1 order by r.role
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<TenantRoleRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// The first <paramref name="top"/> places of <c>engagement_queue</c> (Engagement's function) with each contact's
+    /// or account's name, which only this store reads.
+    /// </summary>
+    public static async Task<IReadOnlyList<NamedQueueEntry>> NamedEngagementQueueAsync(NpgsqlDataSource dataSource, Guid tenantId, int top,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select q.entity_type, coalesce(k.name, a.name), q.compliance_status, q.next_touch_due, q.priority_score, coalesce(q.priority_reason, '')
+            from public.engagement_queue($1, $2) q
+            left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+            left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = top });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<NamedQueueEntry>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2),
+                reader.GetFieldValue<DateTimeOffset>(3), reader.GetDecimal(4), reader.GetString(5)));
+        }
+
+        return rows;
+    }
 }
