@@ -1,3 +1,6 @@
+using Hourglass.Cycles;
+using Hourglass.Engagement.Outbox;
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -7,6 +10,17 @@ namespace Hourglass.Engagement;
 internal sealed record MessageChannelSettings(string Channel, bool Enabled, string? WebhookUrl, string? SmtpHost, int? SmtpPort, string SmtpSecurity,
     string? SmtpUsername, string? SmtpFrom, string? SecretRef, string? SmtpTlsPin);
 
+/// <summary>An approval card: its state, what it asks, until when, and who decided what.</summary>
+internal sealed record ApprovalCardRow(Guid Id, string Status, string Title, string Body, DateTimeOffset DueAt, string CompletedBy, string Decision);
+
+/// <summary>An approval card to open for an action a policy holds: what it asks, for whom, from which run, and its payload (with the action key).</summary>
+internal sealed record ApprovalCardRequest(Guid TenantId, string Title, string Body, string? EntityType, Guid? EntityId, Guid RunId, DateTimeOffset Now,
+    int DefaultTtlHours, string PayloadJson);
+
+/// <summary>What the policies know of a contact or account (see <see cref="EngagementStore.SubjectFactsAsync"/>).</summary>
+internal sealed record SubjectFactsRow(Guid Id, string? ContactZone, string? AccountZone, string? Refusal, bool CreditHold, bool Pending,
+    DateTimeOffset? LastTouchAt);
+
 /// <summary>
 /// The only code that names the engagement tables in SQL: clocks and frequency rules, <c>cards</c>, message
 /// channels, the outbox and its attempts, and <c>monitoring_engagement_compliance</c>
@@ -14,6 +28,29 @@ internal sealed record MessageChannelSettings(string Channel, bool Enabled, stri
 /// </summary>
 internal static class EngagementStore
 {
+    /// <summary>A tenant's open approval cards (and with <paramref name="alsoClosed"/> those closed in the last 30 days), open first.</summary>
+    public static async Task<IReadOnlyList<ApprovalCardRow>> ApprovalCardsAsync(NpgsqlDataSource dataSource, Guid tenantId, bool alsoClosed,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select id, status, title, coalesce(body, ''), due_at, coalesce(completed_by, ''), coalesce(payload -> 'approval' ->> 'decision', '')
+            from public.cards
+            where tenant_id = $1 and kind = 'approval' and (status = 'open' or ($2 and updated_at > hourglass.now() - interval '30 days'))
+            order by status <> 'open', due_at, id
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = alsoClosed });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<ApprovalCardRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetFieldValue<DateTimeOffset>(4),
+                reader.GetString(5), reader.GetString(6)));
+        }
+
+        return rows;
+    }
+
     /// <summary>
     /// Makes the tenant's channel exactly <paramref name="channel"/> (enabled), and returns the optional settings the
     /// previous one had and this one leaves out (a TLS pin, a login, a secret), so none is dropped without a word.
@@ -86,4 +123,200 @@ internal static class EngagementStore
     }
 
     private static NpgsqlParameter Text(string? value) => new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
+
+    /// <summary>Per tenant (or the one given): clocks, and how many are compliant, due soon and overdue.</summary>
+    public static Task<IReadOnlyList<(Guid TenantId, long Clocks, long Compliant, long DueSoon, long Overdue)>> ComplianceCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select c.tenant_id, count(*), count(*) filter (where c.compliance_status = 'compliant'),
+                   count(*) filter (where c.compliance_status = 'due_soon'), count(*) filter (where c.compliance_status = 'overdue')
+            from public.engagement_clocks c where ($1::uuid is null or c.tenant_id = $1) group by c.tenant_id
+            """, tenantId), r => (r.GetGuid(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4)), cancellationToken);
+
+    /// <summary>
+    /// Per tenant with open approval cards: how many, how many past due at <paramref name="now"/> (they can no longer
+    /// be decided; the next cycle expires them), and the next one due.
+    /// </summary>
+    public static Task<IReadOnlyList<(Guid TenantId, long Open, long PastDue, DateTimeOffset? NextDueAt)>> OpenApprovalCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, DateTimeOffset now, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select t.id, a.open, a.past_due, a.next_due
+            from public.tenants t
+            cross join lateral (
+              select count(*) as open, count(*) filter (where k.due_at <= $2) as past_due, min(k.due_at) filter (where k.due_at > $2) as next_due
+              from public.cards k where k.tenant_id = t.id and k.status = 'open' and k.kind = 'approval') a
+            where ($1::uuid is null or t.id = $1) and a.open > 0
+            """, tenantId, now), r => (r.GetGuid(0), r.GetInt64(1), r.GetInt64(2), r.IsDBNull(3) ? (DateTimeOffset?)null : r.GetFieldValue<DateTimeOffset>(3)),
+            cancellationToken);
+
+    /// <summary>
+    /// Outbox messages per tenant and status, and how many are held. All tenants: the queued ones only
+    /// (idx_message_outbox_due, whatever the history of sent ones); one tenant: every status (idx_message_outbox_tenant_status).
+    /// </summary>
+    public static Task<IReadOnlyList<(Guid TenantId, string Status, long Count, long Held)>> OutboxCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, tenantId is null
+            ? """
+              select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
+              from public.message_outbox m
+              where m.status in ('pending', 'sending')
+              group by m.tenant_id, m.status
+              """
+            : """
+              select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
+              from public.message_outbox m
+              where m.tenant_id = $1
+              group by m.tenant_id, m.status
+              """, tenantId), r => (r.GetGuid(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), cancellationToken);
+
+    /// <summary>A tenant's suppressed messages by code: how many, the last time and the last reason.</summary>
+    public static Task<IReadOnlyList<(string Code, long Count, DateTimeOffset LastAt, string LastReason)>> SuppressedCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select m.suppressed_code, count(*), max(m.suppressed_at), (array_agg(m.suppressed_reason order by m.suppressed_at desc))[1]
+            from public.message_outbox m
+            where m.tenant_id = $1 and m.status = 'suppressed'
+            group by m.suppressed_code
+            order by m.suppressed_code
+            """, tenantId), r => (r.GetString(0), r.GetInt64(1), r.GetFieldValue<DateTimeOffset>(2), r.GetString(3)), cancellationToken);
+
+    /// <summary>Cards in <paramref name="status"/> (open by default) across every tenant the connection's role sees, at most 200, as JSON.</summary>
+    public static Task<string?> MyCardsJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string? status, CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select coalesce(json_agg(c order by c.due_at nulls last, c.id), '[]')::text from (
+              select id, tenant_id, kind, title, body, status, entity_type, entity_id, due_at, created_at from public.cards
+              where status = coalesce($1, 'open') order by due_at nulls last, id limit 200) c
+            """, cancellationToken, status);
+
+    /// <summary>A page of a tenant's cards, optionally of one kind and status.</summary>
+    public static Task<JsonPage> CardsPageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, PageRequest page, string? kind,
+        string? status, CancellationToken cancellationToken) =>
+        StoreReads.PageAsync(connection, transaction, """
+            select id, kind, title, body, status, entity_type, entity_id, run_id, assignee_user_id, due_at, completed_at, completed_by, payload, created_at
+            from public.cards where tenant_id = $1 and ($4::text is null or kind = $4) and ($5::text is null or status = $5)
+            """, tenantId, page, cancellationToken, kind, status);
+
+    /// <summary><c>complete_touch_card</c> on the tenant's card: the clock it touched, or null when the tenant has no such card.</summary>
+    public static async Task<Guid?> CompleteTouchCardAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid cardId,
+        string touchType, string? notes, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<Guid?>(connection, transaction,
+            "select public.complete_touch_card($1, $2, $3) where exists (select 1 from public.cards where id = $1 and tenant_id = $4)",
+            cancellationToken, cardId, touchType, notes, tenantId);
+
+    /// <summary><c>decide_approval</c> on the tenant's card: the outcome, or null when the tenant has no such card.</summary>
+    public static Task<string?> DecideApprovalAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid cardId, bool approve,
+        string? notes, CancellationToken cancellationToken) =>
+        StoreReads.ScalarAsync<string>(connection, transaction,
+            "select public.decide_approval($1, $2, $3) where exists (select 1 from public.cards where id = $1 and tenant_id = $4)",
+            cancellationToken, cardId, approve, notes, tenantId);
+
+    /// <summary><c>dismiss_card</c> on the tenant's card: the outcome, or null when the tenant has no such card.</summary>
+    public static Task<string?> DismissCardAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid cardId, string? notes,
+        CancellationToken cancellationToken) =>
+        StoreReads.ScalarAsync<string>(connection, transaction,
+            "select public.dismiss_card($1, $2) where exists (select 1 from public.cards where id = $1 and tenant_id = $3)",
+            cancellationToken, cardId, notes, tenantId);
+
+    /// <summary>
+    /// Opens an approval card due after the tenant's <c>approval_ttl_hours</c> (or <see cref="ApprovalCardRequest.DefaultTtlHours"/>);
+    /// an open card for the same action key is kept as it is.
+    /// </summary>
+    public static async Task OpenApprovalCardAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, ApprovalCardRequest card,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, run_id, due_at, payload, created_at, updated_at)
+            values ($1, 'approval', $2, $3, $4, $5, $6, $7 + make_interval(hours => hourglass.tenant_setting_int($1, 'approval_ttl_hours', $8)), $9, $7, $7)
+            on conflict (tenant_id, (payload ->> 'action_key')) where kind = 'approval' and status = 'open' do nothing
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = card.TenantId });
+        command.Parameters.Add(new() { Value = card.Title });
+        command.Parameters.Add(new() { Value = card.Body });
+        command.Parameters.Add(new() { Value = (object?)card.EntityType ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = (object?)card.EntityId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        command.Parameters.Add(new() { Value = card.RunId });
+        command.Parameters.Add(new() { Value = card.Now });
+        command.Parameters.Add(new() { Value = card.DefaultTtlHours });
+        command.Parameters.Add(new() { Value = card.PayloadJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Expires the tenant's open approval cards past their due time (they can no longer be decided).</summary>
+    public static async Task ExpireApprovalCardsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            update public.cards set status = 'expired', updated_at = hourglass.now()
+            where tenant_id = $1 and kind = 'approval' and status = 'open' and due_at < hourglass.now()
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// What the policies need to know of each contact or account in <paramref name="subjects"/>: its own and its
+    /// account's time zone, why it may not be contacted, a credit hold, whether a card or message for it is still open,
+    /// and its last touch.
+    /// </summary>
+    public static Task<IReadOnlyList<SubjectFactsRow>> SubjectFactsAsync(NpgsqlDataSource dataSource, Guid tenantId, Guid[] subjects,
+        CancellationToken cancellationToken)
+    {
+        var command = dataSource.CreateCommand("""
+            select s.id, k.timezone, a.timezone,
+                   case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
+                        when k.do_not_contact then 'the contact is marked do-not-contact'
+                        when a.do_not_contact then 'the account is marked do-not-contact' end,
+                   coalesce(a.credit_hold, false),
+                   exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
+                             and o.entity_id = s.id)
+                   or exists (select 1 from public.message_outbox m where m.tenant_id = $1 and m.status in ('pending', 'sending')
+                             and (m.payload ->> 'target_id') = s.id::text),
+                   (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
+            from unnest($2::uuid[]) s(id)
+            left join public.contacts k on k.tenant_id = $1 and k.id = s.id
+            left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = subjects });
+        return StoreReads.ListAsync(command, r => new SubjectFactsRow(r.GetGuid(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2),
+            r.IsDBNull(3) ? null : r.GetString(3), r.GetBoolean(4), r.GetBoolean(5), r.IsDBNull(6) ? null : r.GetFieldValue<DateTimeOffset>(6)), cancellationToken);
+    }
+
+    /// <summary>A tenant's clocks: how many, and how many are due soon and overdue.</summary>
+    public static async Task<(long Clocks, long DueSoon, long Overdue)> ClockCountsAsync(NpgsqlDataSource dataSource, Guid tenantId,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select count(*),
+                   count(*) filter (where compliance_status = 'due_soon'),
+                   count(*) filter (where compliance_status = 'overdue')
+            from public.engagement_clocks where tenant_id = $1
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+    }
+
+    /// <summary>Inserts a message into the outbox, due now; returns its id, or null when the key was already enqueued.</summary>
+    public static async Task<Guid?> EnqueueMessageAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, NewMessage message,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            insert into public.message_outbox (tenant_id, idempotency_key, channel, destination, subject, body, payload, run_id,
+              max_attempts, next_attempt_at, created_at, updated_at)
+            values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, 8), hourglass.now(), hourglass.now(), hourglass.now())
+            on conflict (tenant_id, idempotency_key) do nothing
+            returning id
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = message.TenantId });
+        command.Parameters.Add(new() { Value = message.IdempotencyKey });
+        command.Parameters.Add(new() { Value = message.Channel });
+        command.Parameters.Add(new() { Value = message.Destination.Trim() });
+        command.Parameters.Add(new() { Value = (object?)message.Subject ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = message.Body });
+        command.Parameters.Add(CycleEngine.Json(message.Payload ?? []));
+        command.Parameters.Add(new() { Value = (object?)message.RunId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        command.Parameters.Add(new() { Value = (object?)message.MaxAttempts ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        return await command.ExecuteScalarAsync(cancellationToken) as Guid?;
+    }
 }

@@ -1,6 +1,16 @@
+using Hourglass.Storage;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace Hourglass.Orders;
+
+/// <summary>One entry of a tenant's order queue, with the order's PO number, account and total.</summary>
+internal sealed record OrderQueueRow(Guid OrderId, string PoNumber, string Account, decimal Total, string Currency, string Status,
+    string PricingStatus, string CreditStatus, string RequirementsStatus, int AutoFixAttempts, string Approval);
+
+/// <summary>One order exception: what went wrong, how bad, and how (and by whom) it was resolved.</summary>
+internal sealed record OrderExceptionRow(Guid Id, Guid OrderId, string ExceptionType, string Severity, string ResolutionStatus, string Message,
+    string ResolvedBy, string ResolutionNotes);
 
 /// <summary>
 /// The only code that names the order tables in SQL: <c>orders</c>, <c>order_lines</c>, the processing queue, its
@@ -9,4 +19,140 @@ namespace Hourglass.Orders;
 /// </summary>
 internal static class OrderStore
 {
+    /// <summary>How many queue entries a processor could claim now (pending, or processing with an expired claim).</summary>
+    public static async Task<long> ClaimableCountAsync(NpgsqlDataSource dataSource, Guid? tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select count(*) from public.order_processing_queue
+            where ($1::uuid is null or tenant_id = $1) and (status = 'pending' or (status = 'processing' and claimed_until < hourglass.now()))
+            """);
+        command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>A tenant's queue (optionally one status), by status, priority and age, at most <paramref name="limit"/> entries.</summary>
+    public static async Task<IReadOnlyList<OrderQueueRow>> QueueAsync(NpgsqlDataSource dataSource, Guid tenantId, string? status, int limit,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select q.order_id, coalesce(o.po_number, '-'), a.name, o.total, o.currency, q.status, q.pricing_status, q.credit_status, q.requirements_status,
+                   q.auto_fix_attempts, coalesce(q.validation_results ->> 'approval', '')
+            from public.order_processing_queue q
+            join public.orders o on o.tenant_id = q.tenant_id and o.id = q.order_id
+            join public.accounts a on a.tenant_id = o.tenant_id and a.id = o.account_id
+            where q.tenant_id = $1 and ($2::text is null or q.status = $2)
+            order by q.status, q.priority desc, q.created_at limit $3
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = (object?)status ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = limit });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<OrderQueueRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetDecimal(3), reader.GetString(4), reader.GetString(5),
+                reader.GetString(6), reader.GetString(7), reader.GetString(8), reader.GetInt32(9), reader.GetString(10)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>A tenant's open and in-review exceptions (and with <paramref name="alsoClosed"/> those closed in the last 30 days), open first.</summary>
+    public static async Task<IReadOnlyList<OrderExceptionRow>> ExceptionsAsync(NpgsqlDataSource dataSource, Guid tenantId, bool alsoClosed,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select e.id, e.order_id, e.exception_type, e.severity, e.resolution_status, coalesce(e.details ->> 'message', ''),
+                   coalesce(e.resolved_by, ''), coalesce(e.resolution_notes, '')
+            from public.order_processing_exceptions e
+            where e.tenant_id = $1 and (e.resolution_status in ('open', 'in_review') or ($2 and e.updated_at > hourglass.now() - interval '30 days'))
+            order by e.resolution_status not in ('open', 'in_review'), e.created_at
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = alsoClosed });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<OrderExceptionRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetString(5),
+                reader.GetString(6), reader.GetString(7)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Queue entries per tenant (or the one given) and status.</summary>
+    public static Task<IReadOnlyList<(Guid TenantId, string Status, long Count)>> QueueCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select q.tenant_id, q.status, count(*) from public.order_processing_queue q
+            where ($1::uuid is null or q.tenant_id = $1) group by q.tenant_id, q.status
+            """, tenantId), r => (r.GetGuid(0), r.GetString(1), r.GetInt64(2)), cancellationToken);
+
+    /// <summary>Open and in-review exceptions per tenant and type, by tenant and type.</summary>
+    public static Task<IReadOnlyList<(Guid TenantId, string Type, long Open, long InReview)>> OpenExceptionCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select e.tenant_id, e.exception_type, count(*) filter (where e.resolution_status = 'open'), count(*) filter (where e.resolution_status = 'in_review')
+            from public.order_processing_exceptions e
+            where ($1::uuid is null or e.tenant_id = $1) and e.resolution_status in ('open', 'in_review')
+            group by e.tenant_id, e.exception_type
+            order by e.tenant_id, e.exception_type
+            """, tenantId), r => (r.GetGuid(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), cancellationToken);
+
+    /// <summary>A page of a tenant's queue, optionally in one status, with each order's checks.</summary>
+    public static Task<JsonPage> QueuePageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, PageRequest page, string? status,
+        CancellationToken cancellationToken) =>
+        StoreReads.PageAsync(connection, transaction, """
+            select id, order_id, status, pricing_status, credit_status, requirements_status, auto_fix_attempts, validation_results, processed_at, created_at
+            from public.order_processing_queue where tenant_id = $1 and ($4::text is null or status = $4)
+            """, tenantId, page, cancellationToken, status);
+
+    /// <summary>A page of a tenant's exceptions, optionally in one resolution status.</summary>
+    public static Task<JsonPage> ExceptionsPageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, PageRequest page,
+        string? status, CancellationToken cancellationToken) =>
+        StoreReads.PageAsync(connection, transaction, """
+            select id, queue_id, order_id, exception_type, severity, details, resolution_status, resolved_by, resolved_at, resolution_notes, created_at
+            from public.order_processing_exceptions where tenant_id = $1 and ($4::text is null or resolution_status = $4)
+            """, tenantId, page, cancellationToken, status);
+
+    /// <summary><c>review_order_exception</c> on the tenant's exception: the outcome, or null when the tenant has no such exception.</summary>
+    public static Task<string?> ReviewExceptionAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid exceptionId,
+        CancellationToken cancellationToken) =>
+        StoreReads.ScalarAsync<string>(connection, transaction,
+            "select public.review_order_exception($1) where exists (select 1 from public.order_processing_exceptions where id = $1 and tenant_id = $2)",
+            cancellationToken, exceptionId, tenantId);
+
+    /// <summary>
+    /// <c>resolve_order_exception</c> (<paramref name="resolution"/> resolved or dismissed) on the tenant's exception: the
+    /// outcome, or null when the tenant has no such exception.
+    /// </summary>
+    public static Task<string?> ResolveExceptionAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid exceptionId,
+        string resolution, string? notes, CancellationToken cancellationToken) =>
+        StoreReads.ScalarAsync<string>(connection, transaction,
+            "select public.resolve_order_exception($1, $3, $4) where exists (select 1 from public.order_processing_exceptions where id = $1 and tenant_id = $2)",
+            cancellationToken, exceptionId, tenantId, resolution, notes);
+
+    /// <summary><c>override_order_credit</c> on the tenant's queued order: the outcome, or null when the tenant has no such queue entry.</summary>
+    public static Task<string?> OverrideCreditAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid orderId, string? reason,
+        CancellationToken cancellationToken) =>
+        StoreReads.ScalarAsync<string>(connection, transaction,
+            "select public.override_order_credit($1, $2) where exists (select 1 from public.order_processing_queue where order_id = $1 and tenant_id = $3)",
+            cancellationToken, orderId, reason, tenantId);
+
+    /// <summary>What a cycle measures of a tenant's orders: pending and waiting-for-approval entries, open and in-review exceptions.</summary>
+    public static async Task<(long Pending, long NeedsApproval, long OpenExceptions)> CycleCountsAsync(NpgsqlDataSource dataSource, Guid tenantId,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select count(*) filter (where q.status = 'pending'),
+                   count(*) filter (where q.status = 'needs_approval'),
+                   (select count(*) from public.order_processing_exceptions e where e.tenant_id = $1 and e.resolution_status in ('open', 'in_review'))
+            from public.order_processing_queue q where q.tenant_id = $1
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+    }
 }

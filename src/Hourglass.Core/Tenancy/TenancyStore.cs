@@ -1,3 +1,4 @@
+using Hourglass.Storage;
 using Npgsql;
 
 namespace Hourglass.Tenancy;
@@ -19,6 +20,18 @@ internal sealed record NamedQueueEntry(string EntityType, string? Name, string C
 /// </summary>
 internal static class TenancyStore
 {
+    /// <summary>
+    /// Locks the tenant's row until <paramref name="transaction"/> ends, so writes that number per tenant (policy
+    /// versions) queue behind each other; false when the tenant does not exist.
+    /// </summary>
+    public static async Task<bool> LockTenantAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("select id from public.tenants where id = $1 for update", connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        return await command.ExecuteScalarAsync(cancellationToken) is not null;
+    }
+
     /// <summary>The tenants whose id or exact name is <paramref name="idOrName"/>: the id match first, at most two.</summary>
     public static async Task<IReadOnlyList<Guid>> TenantIdsByIdOrNameAsync(NpgsqlDataSource dataSource, string idOrName, CancellationToken cancellationToken)
     {
@@ -97,5 +110,70 @@ internal static class TenancyStore
         }
 
         return rows;
+    }
+
+    /// <summary>The tenants the connection's role sees (row-level security alone decides), with the caller's role and capabilities in each.</summary>
+    public static Task<string?> TenantsJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select coalesce(json_agg(t order by t.name, t.id), '[]')::text from (
+              select t.id, t.name, t.timezone, t.created_at,
+                     (select m.role from public.tenant_members m where m.tenant_id = t.id and m.user_id = (select auth.uid())) as role,
+                     hourglass.current_capabilities(t.id) as capabilities
+              from public.tenants t) t
+            """, cancellationToken);
+
+    /// <summary>Whether the tenant's row is visible to the connection's role: under RLS another tenant's row does not exist.</summary>
+    public static async Task<bool> TenantVisibleAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<bool>(connection, transaction, "select exists (select 1 from public.tenants where id = $1)", cancellationToken, tenantId);
+
+    /// <summary>Whether the caller's role in the tenant has <paramref name="capability"/>, the caller's role, and the roles that have it.</summary>
+    public static async Task<(bool Has, string? Role, string? Holders)> CapabilityAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        Guid tenantId, string capability, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            select $2 = any (hourglass.current_capabilities($1)),
+                   (select m.role from public.tenant_members m where m.tenant_id = $1 and m.user_id = (select auth.uid())),
+                   (select string_agg(r.role, ', ' order by r.role) from public.tenant_roles r where r.tenant_id = $1 and $2 = any (r.capabilities))
+            """, tenantId, capability);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetBoolean(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+    }
+
+    /// <summary>The first <paramref name="top"/> places of <c>engagement_queue</c>, each with its contact's or account's name, as JSON.</summary>
+    public static Task<string?> NamedEngagementQueueJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int top,
+        CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select coalesce(json_agg(x), '[]')::text from (
+              select q.*, coalesce(k.name, a.name) as name
+              from public.engagement_queue($1, $2) q
+              left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+              left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id) x
+            """, cancellationToken, tenantId, top);
+
+    /// <summary>A tenant's members, each with their role and its capabilities, as JSON.</summary>
+    public static Task<string?> MembersJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select coalesce(json_agg(m order by m.role, m.user_id), '[]')::text from (
+              select m.user_id, m.role, r.capabilities, m.created_at
+              from public.tenant_members m join public.tenant_roles r on r.tenant_id = m.tenant_id and r.role = m.role
+              where m.tenant_id = $1) m
+            """, cancellationToken, tenantId);
+
+    /// <summary>A tenant's roles, what each may do and how many members hold it, as JSON.</summary>
+    public static Task<string?> RolesJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select coalesce(json_agg(r order by r.role), '[]')::text from (
+              select role, capabilities, description, (select count(*) from public.tenant_members m where m.tenant_id = r.tenant_id and m.role = r.role) as members
+              from public.tenant_roles r where r.tenant_id = $1) r
+            """, cancellationToken, tenantId);
+
+    /// <summary>The tenant's IANA time zone, or null when there is no such tenant.</summary>
+    public static async Task<string?> TimezoneAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("select timezone from public.tenants where id = $1");
+        command.Parameters.Add(new() { Value = tenantId });
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 }
