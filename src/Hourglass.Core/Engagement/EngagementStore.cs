@@ -319,4 +319,96 @@ internal static class EngagementStore
         command.Parameters.Add(new() { Value = (object?)message.MaxAttempts ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
         return await command.ExecuteScalarAsync(cancellationToken) as Guid?;
     }
+
+    /// <summary>Whether the tenant's email channel is enabled, and its enabled webhook's URL.</summary>
+    public static async Task<(bool EmailEnabled, string? WebhookUrl)> EnabledChannelsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
+        Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "select channel, webhook_url from public.message_channels where tenant_id = $1 and enabled", connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        var (email, webhook) = (false, (string?)null);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            if (reader.GetString(0) == MessageChannel.Email)
+            {
+                email = true;
+            }
+            else
+            {
+                webhook = reader.GetString(1);
+            }
+        }
+
+        return (email, webhook);
+    }
+
+    /// <summary>
+    /// The dispatcher's record of a send (a statement of its batch): the message's new status, fenced on the claim —
+    /// if the claim lapsed and another dispatcher took the message, its attempts moved on and this changes nothing.
+    /// </summary>
+    public static NpgsqlBatchCommand RecordSendCommand(Guid messageId, string workerId, int attempt, string status, string? providerMessageId, string? error,
+        TimeSpan? delay)
+    {
+        var update = new NpgsqlBatchCommand("""
+            update public.message_outbox m
+            set status = $4,
+                sent_at = case when $4 = 'sent' then hourglass.now() end,
+                provider_message_id = coalesce($5, m.provider_message_id),
+                last_error = coalesce($6, m.last_error),
+                next_attempt_at = case when $4 = 'pending' then hourglass.now() + $7 else m.next_attempt_at end,
+                claimed_until = null,
+                updated_at = hourglass.now()
+            where m.id = $1 and m.status = 'sending' and m.claimed_by = $2 and m.attempts = $3
+            """);
+        update.Parameters.Add(new() { Value = messageId });
+        update.Parameters.Add(new() { Value = workerId });
+        update.Parameters.Add(new() { Value = attempt });
+        update.Parameters.Add(new() { Value = status });
+        update.Parameters.Add(new() { Value = (object?)providerMessageId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        update.Parameters.Add(new() { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        update.Parameters.Add(new() { Value = (object?)delay ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Interval });
+        return update;
+    }
+
+    /// <summary>The dispatcher's attempt row (a statement of its batch): what it did, whether or not its claim still held.</summary>
+    public static NpgsqlBatchCommand AttemptCommand(Guid tenantId, Guid messageId, int attempt, string outcome, string? error, int? responseCode, string workerId)
+    {
+        var command = new NpgsqlBatchCommand("""
+            insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, response_code, worker_id)
+            values ($1, $2, $3, hourglass.now(), $4, $5, $6, $7)
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = messageId });
+        command.Parameters.Add(new() { Value = attempt });
+        command.Parameters.Add(new() { Value = outcome });
+        command.Parameters.Add(new() { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = (object?)responseCode ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        command.Parameters.Add(new() { Value = workerId });
+        return command;
+    }
+
+    /// <summary>
+    /// The touch a sent message makes (a statement of its batch, after <see cref="RecordSendCommand"/>): the target's
+    /// clock moves only if that update marked the message sent under this attempt and the contact or account still exists.
+    /// </summary>
+    public static NpgsqlBatchCommand SentTouchCommand(Guid tenantId, string targetType, Guid targetId, string channel, Guid messageId, string workerId, int attempt)
+    {
+        var touch = new NpgsqlBatchCommand("""
+            select public.update_engagement_clock($1, $2, $3, $4, 'agent')
+            where exists (select 1 from public.message_outbox m
+                          where m.id = $5 and m.status = 'sent' and m.claimed_by = $6 and m.attempts = $7)
+              and (exists (select 1 from public.contacts k where $2 = 'contact' and k.tenant_id = $1 and k.id = $3)
+                   or exists (select 1 from public.accounts a where $2 = 'account' and a.tenant_id = $1 and a.id = $3))
+            """);
+        touch.Parameters.Add(new() { Value = tenantId });
+        touch.Parameters.Add(new() { Value = targetType });
+        touch.Parameters.Add(new() { Value = targetId });
+        touch.Parameters.Add(new() { Value = channel });
+        touch.Parameters.Add(new() { Value = messageId });
+        touch.Parameters.Add(new() { Value = workerId });
+        touch.Parameters.Add(new() { Value = attempt });
+        return touch;
+    }
 }

@@ -155,4 +155,80 @@ internal static class OrderStore
         await reader.ReadAsync(cancellationToken);
         return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
     }
+
+    // The processor's statements (OrderProcessor: the claim, then one batch of reads); it prepares and runs them itself
+    // in one round trip, so they are kept here as text.
+    internal const string ClaimSql = """
+        select c.queue_id, c.tenant_id, c.order_id, c.claim_token, c.auto_fix_attempts, c.max_auto_fix_attempts,
+               c.credit_override_by, c.credit_override_reason, (select hourglass.now())
+        from public.claim_orders($1, $2, $3, $4) c
+        """;
+
+    internal const string RequirementsSql = """
+        select tenant_id, rule_key, description, condition::text, severity from public.order_requirement_rules
+        where tenant_id = any($1) and active order by rule_key
+        """;
+
+    // The batch's lines with their products (an unknown product has none).
+    internal const string LinesSql = """
+        select l.order_id, l.id, l.product_id, l.quantity, l.unit_price, l.discount_pct, l.tenant_id,
+               p.sku, p.name, p.list_price, p.unit_cost, p.active
+        from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, order_id)
+        join public.order_lines l on l.tenant_id = x.tenant_id and l.order_id = x.order_id
+        left join public.products p on p.tenant_id = l.tenant_id and p.id = l.product_id
+        order by l.order_id, l.created_at, l.id
+        """;
+
+    // Rules for all products, then the rules of the products on the batch's lines, by (tenant, product) pairs: each
+    // an index lookup (idx_price_rules_tenant_product), whatever the catalog's size (the statements are prepared,
+    // and a generic plan knows nothing about the arrays' sizes).
+    internal const string PriceRulesSql = """
+        select r.tenant_id, r.id, r.name, r.product_id, r.account_id, r.tier, r.currency, r.min_quantity, r.unit_price, r.discount_pct,
+               r.valid_from, r.valid_to, r.priority
+        from public.price_rules r where r.tenant_id = any($3) and r.product_id is null and r.active
+        union all
+        select r.tenant_id, r.id, r.name, r.product_id, r.account_id, r.tier, r.currency, r.min_quantity, r.unit_price, r.discount_pct,
+               r.valid_from, r.valid_to, r.priority
+        from (select distinct l.tenant_id, l.product_id
+              from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, order_id)
+              join public.order_lines l on l.tenant_id = x.tenant_id and l.order_id = x.order_id
+              where l.product_id is not null) b
+        join public.price_rules r on r.tenant_id = b.tenant_id and r.product_id = b.product_id
+        where r.active
+        """;
+
+    // The orders with their accounts, the account's other open orders (idx_orders_tenant_account_open) and a decided approval.
+    internal const string OrdersSql = """
+        select q.id, o.status, o.currency, o.po_number, o.ship_to::text, o.requested_ship_date,
+               (coalesce(o.placed_at, o.created_at) at time zone t.timezone)::date, o.subtotal, o.total, o.shipping_amount, o.tax_amount,
+               a.id, a.name, a.tier, a.credit_limit, a.requires_po, a.default_ship_to::text, a.open_balance, a.credit_hold,
+               coalesce((select sum(x.total) from public.orders x
+                         where x.tenant_id = o.tenant_id and x.account_id = o.account_id and x.id <> o.id
+                           and x.status in ('placed', 'validated', 'on_hold')), 0),
+               ap.decision, ap.decided_by
+        from unnest($1::uuid[]) c(id)
+        join public.order_processing_queue q on q.id = c.id
+        join public.orders o on o.tenant_id = q.tenant_id and o.id = q.order_id
+        join public.accounts a on a.tenant_id = o.tenant_id and a.id = o.account_id
+        join public.tenants t on t.id = q.tenant_id
+        left join lateral (
+          select k.payload -> 'approval' ->> 'decision' as decision, k.completed_by as decided_by from public.cards k
+          where k.tenant_id = q.tenant_id and k.kind = 'approval' and k.status in ('done', 'dismissed')
+            and k.payload ->> 'action_key' = 'order-release/' || q.id::text
+          order by k.completed_at desc limit 1) ap on true
+        """;
+
+    /// <summary>Entries waiting on an approval a person has now decided go back to pending, to be decided again with it.</summary>
+    public static async Task<int> RequeueDecidedApprovalsAsync(NpgsqlDataSource dataSource, Guid? tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            update public.order_processing_queue q set status = 'pending', updated_at = hourglass.now()
+            where q.status = 'needs_approval' and ($1::uuid is null or q.tenant_id = $1)
+              and exists (select 1 from public.cards k
+                          where k.tenant_id = q.tenant_id and k.kind = 'approval' and k.status in ('done', 'dismissed')
+                            and k.payload ->> 'action_key' = 'order-release/' || q.id::text and k.completed_at >= q.updated_at)
+            """);
+        command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
 }

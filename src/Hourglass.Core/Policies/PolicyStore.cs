@@ -204,6 +204,14 @@ public static class PolicyStore
         insert.Parameters.Add(new() { Value = v.CreatedAt });
         await insert.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    // The policy in force per tenant; its text only when this process has not parsed that version yet.
+    internal const string InForceBatchSql = """
+        select k.tenant_id, d.version, d.created_by, d.created_at, case when d.version = k.known then null else d.document::text end
+        from unnest($1::uuid[], $2::integer[]) as k(tenant_id, known)
+        cross join lateral (select p.version, p.created_by, p.created_at, p.document from public.tenant_policy_documents p
+                            where p.tenant_id = k.tenant_id order by p.version desc limit 1) d
+        """;
 }
 
 /// <summary>One saved policy version: its number, when and by whom, the comment and how many rules it has.</summary>

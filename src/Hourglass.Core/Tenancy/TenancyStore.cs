@@ -176,4 +176,27 @@ internal static class TenancyStore
         command.Parameters.Add(new() { Value = tenantId });
         return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
+
+    /// <summary>Tenants' settings and time zones, <c>$1</c> their ids (the order processor's batch reads it).</summary>
+    internal const string TenantSettingsSql = "select t.id, t.settings::text, t.timezone from public.tenants t where t.id = any($1)";
+
+    /// <summary>Whether the contact exists, its email, and why it may not be contacted (opted out, do-not-contact, its account's do-not-contact).</summary>
+    public static async Task<(bool Found, string? Email, string? DoNotContactReason)> ContactReachAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
+        Guid tenantId, Guid contactId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            select c.email,
+                   case when c.opted_out_at is not null then 'the contact opted out'
+                        when c.do_not_contact then 'the contact is marked do-not-contact'
+                        when a.do_not_contact then 'the contact''s account is marked do-not-contact' end
+            from public.contacts c left join public.accounts a on a.tenant_id = c.tenant_id and a.id = c.account_id
+            where c.tenant_id = $1 and c.id = $2
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = contactId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken)
+            ? (true, reader.IsDBNull(0) ? null : reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1))
+            : (false, null, null);
+    }
 }
