@@ -31,29 +31,18 @@ public sealed class EngagementCompliancePart : ICyclePart
 
     public async Task<IReadOnlyDictionary<string, decimal>> MeasureAsync(CycleContext context, CancellationToken cancellationToken)
     {
-        await using var command = context.Database.DataSource.CreateCommand("""
-            select count(*),
-                   count(*) filter (where compliance_status = 'compliant'),
-                   count(*) filter (where compliance_status = 'due_soon'),
-                   count(*) filter (where compliance_status = 'overdue')
-            from public.engagement_clocks where tenant_id = $1
-            """);
-        command.Parameters.Add(new() { Value = context.TenantId });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        var total = reader.GetInt64(0);
+        var (total, dueSoon, overdue) = await EngagementStore.ClockCountsAsync(context.Database.DataSource, context.TenantId, cancellationToken);
         var metrics = new Dictionary<string, decimal>(StringComparer.Ordinal)
         {
             ["clocks"] = total,
-            ["due_soon"] = reader.GetInt64(2),
-            ["overdue"] = reader.GetInt64(3),
+            ["due_soon"] = dueSoon,
+            ["overdue"] = overdue,
         };
         if (total > 0)
         {
-            metrics["compliance_pct"] = Math.Round(100m * (total - reader.GetInt64(3)) / total, 2);
+            metrics["compliance_pct"] = Math.Round(100m * (total - overdue) / total, 2);
         }
 
-        await reader.CloseAsync();
         // Flows since the tenant's previous run began (an hour ago when there is none): clocks that fell overdue
         // and are still overdue, and clocks a touch brought back.
         await using var movement = context.Database.DataSource.CreateCommand("""

@@ -29,20 +29,12 @@ public sealed class OrderPart(int maxOrdersPerCycle = OrderPart.MaxOrdersPerCycl
 
     public async Task<IReadOnlyDictionary<string, decimal>> MeasureAsync(CycleContext context, CancellationToken cancellationToken)
     {
-        await using var command = context.Database.DataSource.CreateCommand("""
-            select count(*) filter (where q.status = 'pending'),
-                   count(*) filter (where q.status = 'needs_approval'),
-                   (select count(*) from public.order_processing_exceptions e where e.tenant_id = $1 and e.resolution_status in ('open', 'in_review'))
-            from public.order_processing_queue q where q.tenant_id = $1
-            """);
-        command.Parameters.Add(new() { Value = context.TenantId });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
+        var (pending, needsApproval, openExceptions) = await OrderStore.CycleCountsAsync(context.Database.DataSource, context.TenantId, cancellationToken);
         var metrics = new Dictionary<string, decimal>(StringComparer.Ordinal)
         {
-            ["pending"] = reader.GetInt64(0),
-            ["needs_approval"] = reader.GetInt64(1),
-            ["open_exceptions"] = reader.GetInt64(2),
+            ["pending"] = pending,
+            ["needs_approval"] = needsApproval,
+            ["open_exceptions"] = openExceptions,
         };
         if (_passes.TryGetValue(context, out var pass))
         {

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using Hourglass.Policies;
 using Hourglass.Storage;
+using Hourglass.Tenancy;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -57,15 +58,7 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
     /// <summary>Entries waiting on an approval a person has now decided go back to pending, to be decided again with it.</summary>
     public async Task<int> RequeueDecidedApprovalsAsync(Guid? tenantId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            update public.order_processing_queue q set status = 'pending', updated_at = hourglass.now()
-            where q.status = 'needs_approval' and ($1::uuid is null or q.tenant_id = $1)
-              and exists (select 1 from public.cards k
-                          where k.tenant_id = q.tenant_id and k.kind = 'approval' and k.status in ('done', 'dismissed')
-                            and k.payload ->> 'action_key' = 'order-release/' || q.id::text and k.completed_at >= q.updated_at)
-            """);
-        command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-        return await command.ExecuteNonQueryAsync(cancellationToken);
+        return await OrderStore.RequeueDecidedApprovalsAsync(dataSource, tenantId, cancellationToken);
     }
 
     /// <summary>Claims and processes one batch (of one tenant, or of any). Returns what it did; Claimed 0 means the queue is empty.</summary>
@@ -149,11 +142,9 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
 
     private sealed record TenantFacts(string SettingsText, string TimeZoneId, OrderSettings Settings, TimeZoneInfo Zone);
 
-    internal const string ClaimSql = """
-        select c.queue_id, c.tenant_id, c.order_id, c.claim_token, c.auto_fix_attempts, c.max_auto_fix_attempts,
-               c.credit_override_by, c.credit_override_reason, (select hourglass.now())
-        from public.claim_orders($1, $2, $3, $4) c
-        """;
+    // The statements live in their stores (docs/development.md, "Where SQL goes"); named here as the order benchmark's
+    // same-work baseline sends them.
+    internal const string ClaimSql = OrderStore.ClaimSql;
 
     // The clock comes with the claim: hourglass.now() in the same statement is the claim's own time (the frozen
     // clock in tests), and every timestamp the batch writes is that time.
@@ -186,69 +177,17 @@ public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOp
     // price rules are those of the lines' products). Each statement reads its own snapshot (READ COMMITTED), as
     // separate queries would; all of them after the claim committed, so a change to an order after that re-queues it
     // and voids the claim (the write is fenced on it).
-    internal const string TenantsSql = "select t.id, t.settings::text, t.timezone from public.tenants t where t.id = any($1)";
+    internal const string TenantsSql = TenancyStore.TenantSettingsSql;
 
-    // The policy in force per tenant; its text only when this process has not parsed that version yet.
-    internal const string PoliciesSql = """
-        select k.tenant_id, d.version, d.created_by, d.created_at, case when d.version = k.known then null else d.document::text end
-        from unnest($1::uuid[], $2::integer[]) as k(tenant_id, known)
-        cross join lateral (select p.version, p.created_by, p.created_at, p.document from public.tenant_policy_documents p
-                            where p.tenant_id = k.tenant_id order by p.version desc limit 1) d
-        """;
+    internal const string PoliciesSql = PolicyStore.InForceBatchSql;
 
-    internal const string RequirementsSql = """
-        select tenant_id, rule_key, description, condition::text, severity from public.order_requirement_rules
-        where tenant_id = any($1) and active order by rule_key
-        """;
+    internal const string RequirementsSql = OrderStore.RequirementsSql;
 
-    // The batch's lines with their products (an unknown product has none).
-    internal const string LinesSql = """
-        select l.order_id, l.id, l.product_id, l.quantity, l.unit_price, l.discount_pct, l.tenant_id,
-               p.sku, p.name, p.list_price, p.unit_cost, p.active
-        from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, order_id)
-        join public.order_lines l on l.tenant_id = x.tenant_id and l.order_id = x.order_id
-        left join public.products p on p.tenant_id = l.tenant_id and p.id = l.product_id
-        order by l.order_id, l.created_at, l.id
-        """;
+    internal const string LinesSql = OrderStore.LinesSql;
 
-    // Rules for all products, then the rules of the products on the batch's lines, by (tenant, product) pairs: each
-    // an index lookup (idx_price_rules_tenant_product), whatever the catalog's size (the statements are prepared,
-    // and a generic plan knows nothing about the arrays' sizes).
-    internal const string PriceRulesSql = """
-        select r.tenant_id, r.id, r.name, r.product_id, r.account_id, r.tier, r.currency, r.min_quantity, r.unit_price, r.discount_pct,
-               r.valid_from, r.valid_to, r.priority
-        from public.price_rules r where r.tenant_id = any($3) and r.product_id is null and r.active
-        union all
-        select r.tenant_id, r.id, r.name, r.product_id, r.account_id, r.tier, r.currency, r.min_quantity, r.unit_price, r.discount_pct,
-               r.valid_from, r.valid_to, r.priority
-        from (select distinct l.tenant_id, l.product_id
-              from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, order_id)
-              join public.order_lines l on l.tenant_id = x.tenant_id and l.order_id = x.order_id
-              where l.product_id is not null) b
-        join public.price_rules r on r.tenant_id = b.tenant_id and r.product_id = b.product_id
-        where r.active
-        """;
+    internal const string PriceRulesSql = OrderStore.PriceRulesSql;
 
-    // The orders with their accounts, the account's other open orders (idx_orders_tenant_account_open) and a decided approval.
-    internal const string OrdersSql = """
-        select q.id, o.status, o.currency, o.po_number, o.ship_to::text, o.requested_ship_date,
-               (coalesce(o.placed_at, o.created_at) at time zone t.timezone)::date, o.subtotal, o.total, o.shipping_amount, o.tax_amount,
-               a.id, a.name, a.tier, a.credit_limit, a.requires_po, a.default_ship_to::text, a.open_balance, a.credit_hold,
-               coalesce((select sum(x.total) from public.orders x
-                         where x.tenant_id = o.tenant_id and x.account_id = o.account_id and x.id <> o.id
-                           and x.status in ('placed', 'validated', 'on_hold')), 0),
-               ap.decision, ap.decided_by
-        from unnest($1::uuid[]) c(id)
-        join public.order_processing_queue q on q.id = c.id
-        join public.orders o on o.tenant_id = q.tenant_id and o.id = q.order_id
-        join public.accounts a on a.tenant_id = o.tenant_id and a.id = o.account_id
-        join public.tenants t on t.id = q.tenant_id
-        left join lateral (
-          select k.payload -> 'approval' ->> 'decision' as decision, k.completed_by as decided_by from public.cards k
-          where k.tenant_id = q.tenant_id and k.kind = 'approval' and k.status in ('done', 'dismissed')
-            and k.payload ->> 'action_key' = 'order-release/' || q.id::text
-          order by k.completed_at desc limit 1) ap on true
-        """;
+    internal const string OrdersSql = OrderStore.OrdersSql;
 
     private async Task<List<(OrderSnapshot Snapshot, PolicyVersion Policy, TimeZoneInfo Zone)>> LoadAsync(NpgsqlConnection connection, List<Claim> claims,
         CancellationToken cancellationToken)

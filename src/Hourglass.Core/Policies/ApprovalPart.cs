@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
+using Hourglass.Engagement;
 using Npgsql;
 
 namespace Hourglass.Policies;
@@ -23,12 +24,7 @@ public sealed class ApprovalPart : ICyclePart
         {
             await context.Database.InTransactionAsync(async (connection, transaction) =>
             {
-                await using var expire = new NpgsqlCommand("""
-                    update public.cards set status = 'expired', updated_at = hourglass.now()
-                    where tenant_id = $1 and kind = 'approval' and status = 'open' and due_at < hourglass.now()
-                    """, connection, transaction);
-                expire.Parameters.Add(new() { Value = context.TenantId });
-                await expire.ExecuteNonQueryAsync(cancellationToken);
+                await EngagementStore.ExpireApprovalCardsAsync(connection, transaction, context.TenantId, cancellationToken);
             }, cancellationToken);
         }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Hourglass.Cycles;
+using Hourglass.Engagement;
 using Npgsql;
 
 namespace Hourglass.Policies;
@@ -98,31 +99,10 @@ public sealed class DocumentPolicyEnforcer(NpgsqlDataSource dataSource) : IPolic
             return facts;
         }
 
-        await using var command = dataSource.CreateCommand("""
-            select s.id, k.timezone, a.timezone,
-                   case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
-                        when k.do_not_contact then 'the contact is marked do-not-contact'
-                        when a.do_not_contact then 'the account is marked do-not-contact' end,
-                   coalesce(a.credit_hold, false),
-                   exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
-                             and o.entity_id = s.id)
-                   or exists (select 1 from public.message_outbox m where m.tenant_id = $1 and m.status in ('pending', 'sending')
-                             and (m.payload ->> 'target_id') = s.id::text),
-                   (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
-            from unnest($2::uuid[]) s(id)
-            left join public.contacts k on k.tenant_id = $1 and k.id = s.id
-            left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
-            """);
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = subjects });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var row in await EngagementStore.SubjectFactsAsync(dataSource, tenantId, subjects, cancellationToken))
         {
-            var (zone, source) = Zone(reader.IsDBNull(1) ? null : reader.GetString(1), "contact")
-                                 ?? Zone(reader.IsDBNull(2) ? null : reader.GetString(2), "account")
-                                 ?? (tenantZone, "tenant");
-            facts[reader.GetGuid(0)] = new TargetFacts(zone, source, reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetBoolean(4),
-                reader.GetBoolean(5), reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6));
+            var (zone, source) = Zone(row.ContactZone, "contact") ?? Zone(row.AccountZone, "account") ?? (tenantZone, "tenant");
+            facts[row.Id] = new TargetFacts(zone, source, row.Refusal, row.CreditHold, row.Pending, row.LastTouchAt);
         }
 
         return facts;

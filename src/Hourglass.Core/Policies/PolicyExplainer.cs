@@ -1,3 +1,4 @@
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Policies;
@@ -16,9 +17,7 @@ public static class PolicyExplainer
         CancellationToken cancellationToken = default)
     {
         var policy = await PolicyStore.InForceAsync(dataSource, tenantId, cancellationToken);
-        await using var zoneCommand = dataSource.CreateCommand("select timezone from public.tenants where id = $1");
-        zoneCommand.Parameters.Add(new() { Value = tenantId });
-        var zoneId = await zoneCommand.ExecuteScalarAsync(cancellationToken) as string ?? throw new HourglassException($"tenant {tenantId} does not exist");
+        var zoneId = await TenancyStore.TimezoneAsync(dataSource, tenantId, cancellationToken) ?? throw new HourglassException($"tenant {tenantId} does not exist");
         var tenantZone = TimeZoneInfo.TryFindSystemTimeZoneById(zoneId, out var zone) ? zone : TimeZoneInfo.Utc;
 
         var history = new PolicyHistory();

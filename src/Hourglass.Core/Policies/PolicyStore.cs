@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Hourglass.Storage;
+using Hourglass.Tenancy;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -78,13 +80,9 @@ public static class PolicyStore
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         // Saves for one tenant queue behind each other: the version numbers have no gaps and no races.
-        await using (var lockTenant = new NpgsqlCommand("select id from public.tenants where id = $1 for update", connection, transaction))
+        if (!await TenancyStore.LockTenantAsync(connection, transaction, tenantId, cancellationToken))
         {
-            lockTenant.Parameters.Add(new() { Value = tenantId });
-            if (await lockTenant.ExecuteScalarAsync(cancellationToken) is null)
-            {
-                throw new HourglassException($"tenant {tenantId} does not exist");
-            }
+            throw new HourglassException($"tenant {tenantId} does not exist");
         }
 
         var current = (await ReadAsync(connection, transaction, tenantId, null, cancellationToken))?.Number ?? 0;
@@ -107,4 +105,122 @@ public static class PolicyStore
         await transaction.CommitAsync(cancellationToken);
         return new PolicyVersion(document, $"v{current + 1}", current + 1, author, new DateTimeOffset(createdAt, TimeSpan.Zero));
     }
+
+    /// <summary>A tenant's saved versions, newest first.</summary>
+    internal static async Task<IReadOnlyList<PolicyHistoryEntry>> HistoryAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select version, created_at, created_by, coalesce(comment, ''), jsonb_array_length(coalesce(document -> 'rules', '[]'))
+            from public.tenant_policy_documents where tenant_id = $1 order by version desc
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<PolicyHistoryEntry>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetInt32(0), reader.GetFieldValue<DateTimeOffset>(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>A tenant's recorded violations since <paramref name="from"/>, newest first, optionally of one rule, severity or decision.</summary>
+    internal static async Task<IReadOnlyList<PolicyViolationRow>> ViolationsAsync(NpgsqlDataSource dataSource, Guid tenantId, DateTimeOffset from,
+        string? rule, string? severity, string? decision, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select created_at, policy_key, severity, decision, action_type, coalesce(message, ''), coalesce(policy_version, ''), blocked
+            from public.agent_policy_violations
+            where tenant_id = $1 and created_at >= $2 and ($3::text is null or policy_key = $3)
+              and ($4::text is null or severity = $4) and ($5::text is null or decision = $5)
+            order by created_at desc, id limit $6
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = from.ToUniversalTime() });
+        command.Parameters.Add(new() { Value = (object?)rule ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = (object?)severity ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = (object?)decision ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = limit });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<PolicyViolationRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetFieldValue<DateTimeOffset>(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4),
+                reader.GetString(5), reader.GetString(6), reader.GetBoolean(7)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Violations of the 24 hours up to <paramref name="now"/>, (now - 24 h, now] as the policy caps count them, per tenant and severity.</summary>
+    internal static Task<IReadOnlyList<(Guid TenantId, string Severity, long Count, long Blocked)>> ViolationCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, DateTimeOffset now, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select t.id, v.severity, count(*), count(*) filter (where v.blocked)
+            from public.tenants t
+            join public.agent_policy_violations v on v.tenant_id = t.id and v.created_at > $2 - interval '24 hours' and v.created_at <= $2
+            where ($1::uuid is null or t.id = $1)
+            group by t.id, v.severity
+            """, tenantId, now), r => (r.GetGuid(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), cancellationToken);
+
+    /// <summary>The version in force as JSON (version, document, created_by, created_at), or null when none is saved.</summary>
+    internal static Task<string?> InForceJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select json_build_object('version', version, 'document', document, 'created_by', created_by, 'created_at', created_at)::text
+            from public.tenant_policy_documents where tenant_id = $1 order by version desc limit 1
+            """, cancellationToken, tenantId);
+
+    /// <summary>A page of a tenant's violations, optionally of one rule, severity and decision.</summary>
+    internal static Task<JsonPage> ViolationsPageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, PageRequest page,
+        string? rule, string? severity, string? decision, CancellationToken cancellationToken) =>
+        StoreReads.PageAsync(connection, transaction, """
+            select id, run_id, policy_key, rule_kind, action_type, action, decision, severity, blocked, message, policy_version, created_at
+            from public.agent_policy_violations
+            where tenant_id = $1 and ($4::text is null or policy_key = $4) and ($5::text is null or severity = $5) and ($6::text is null or decision = $6)
+            """, tenantId, page, cancellationToken, rule, severity, decision);
+
+    /// <summary>Records one finding of a decision; a finding already recorded for the same action key and rule is kept as it was.</summary>
+    internal static async Task RecordViolationAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, PolicyViolationRecord v,
+        CancellationToken cancellationToken)
+    {
+        await using var insert = new NpgsqlCommand("""
+            insert into public.agent_policy_violations (tenant_id, run_id, policy_key, rule_kind, action_type, action, action_key, decision,
+              severity, blocked, message, policy_version, created_at)
+            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            on conflict (tenant_id, action_key, policy_key) where action_key is not null do nothing
+            """, connection, transaction);
+        insert.Parameters.Add(new() { Value = v.TenantId });
+        insert.Parameters.Add(new() { Value = v.RunId });
+        insert.Parameters.Add(new() { Value = v.PolicyKey });
+        insert.Parameters.Add(new() { Value = v.RuleKind });
+        insert.Parameters.Add(new() { Value = v.ActionType });
+        insert.Parameters.Add(new() { Value = v.ActionJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+        insert.Parameters.Add(new() { Value = v.ActionKey });
+        insert.Parameters.Add(new() { Value = v.Decision });
+        insert.Parameters.Add(new() { Value = v.Severity });
+        insert.Parameters.Add(new() { Value = v.Blocked });
+        insert.Parameters.Add(new() { Value = v.Message });
+        insert.Parameters.Add(new() { Value = v.PolicyVersion });
+        insert.Parameters.Add(new() { Value = v.CreatedAt });
+        await insert.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    // The policy in force per tenant; its text only when this process has not parsed that version yet.
+    internal const string InForceBatchSql = """
+        select k.tenant_id, d.version, d.created_by, d.created_at, case when d.version = k.known then null else d.document::text end
+        from unnest($1::uuid[], $2::integer[]) as k(tenant_id, known)
+        cross join lateral (select p.version, p.created_by, p.created_at, p.document from public.tenant_policy_documents p
+                            where p.tenant_id = k.tenant_id order by p.version desc limit 1) d
+        """;
 }
+
+/// <summary>One saved policy version: its number, when and by whom, the comment and how many rules it has.</summary>
+internal sealed record PolicyHistoryEntry(int Version, DateTimeOffset CreatedAt, string CreatedBy, string Comment, int Rules);
+
+/// <summary>One recorded policy violation.</summary>
+internal sealed record PolicyViolationRow(DateTimeOffset CreatedAt, string PolicyKey, string Severity, string Decision, string ActionType,
+    string Message, string PolicyVersion, bool Blocked);
+
+/// <summary>One finding of a policy decision, as recorded in <c>agent_policy_violations</c>.</summary>
+internal sealed record PolicyViolationRecord(Guid TenantId, Guid RunId, string PolicyKey, string RuleKind, string ActionType, string ActionJson,
+    string ActionKey, string Decision, string Severity, bool Blocked, string Message, string PolicyVersion, DateTimeOffset CreatedAt);

@@ -7,8 +7,10 @@ using Hourglass.Cycles;
 using Hourglass.Engagement;
 using Hourglass.Imports;
 using Hourglass.Insights;
+using Hourglass.Orders;
 using Hourglass.Policies;
 using Hourglass.Storage;
+using Hourglass.Tenancy;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
@@ -52,21 +54,11 @@ internal static class ApiEndpoints
 
         api.MapGet("/tenants", (HttpContext http, CancellationToken cancellationToken) => Run(dataSource, http, async s =>
             // No tenant filter at all: row-level security alone decides which tenants a caller sees.
-            ApiSession.Json(await s.JsonAsync("""
-                select coalesce(json_agg(t order by t.name, t.id), '[]')::text from (
-                  select t.id, t.name, t.timezone, t.created_at,
-                         (select m.role from public.tenant_members m where m.tenant_id = t.id and m.user_id = (select auth.uid())) as role,
-                         hourglass.current_capabilities(t.id) as capabilities
-                  from public.tenants t) t
-                """, http.RequestAborted))))
+            ApiSession.Json(await TenancyStore.TenantsJsonAsync(s.Connection, s.Transaction, http.RequestAborted))))
             .WithName("ListTenants").WithSummary("The tenants the caller is a member of, with the caller's role and capabilities in each");
 
         api.MapGet("/me/cards", (HttpContext http, string? status) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync("""
-                select coalesce(json_agg(c order by c.due_at nulls last, c.id), '[]')::text from (
-                  select id, tenant_id, kind, title, body, status, entity_type, entity_id, due_at, created_at from public.cards
-                  where status = coalesce($1, 'open') order by due_at nulls last, id limit 200) c
-                """, http.RequestAborted, status))))
+            ApiSession.Json(await EngagementStore.MyCardsJsonAsync(s.Connection, s.Transaction, status, http.RequestAborted))))
             .WithName("ListMyCards").WithSummary("Open cards across every tenant the caller belongs to");
 
         var tenant = api.MapGroup("/tenants/{tenantId:guid}").AddEndpointFilter(async (context, next) =>
@@ -233,14 +225,7 @@ internal static class ApiEndpoints
     private static void MapEngagement(RouteGroupBuilder tenant, NpgsqlDataSource dataSource, ApiBodyLimit batchLimit)
     {
         tenant.MapGet("/engagement/queue", (Guid tenantId, HttpContext http, int? top) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync("""
-                select coalesce(json_agg(x), '[]')::text from (
-                  select q.*, coalesce(k.name, a.name) as name
-                  from public.engagement_queue($1, $2) q
-                  left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
-                  left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id) x
-                """,
-                http.RequestAborted, tenantId, top ?? 20))))
+            ApiSession.Json(await TenancyStore.NamedEngagementQueueJsonAsync(s.Connection, s.Transaction, tenantId, top ?? 20, http.RequestAborted))))
             .WithName("EngagementQueue").WithSummary("Who is due, most urgent first, each with the reason for its place");
 
         tenant.MapPost("/touches", (Guid tenantId, HttpContext http, JsonBody<JsonElement> body, [FromQuery(Name = "on_error")] string? onError) => Run(dataSource, http, async s =>
@@ -254,17 +239,13 @@ internal static class ApiEndpoints
     private static void MapCards(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
         tenant.MapGet("/cards", (Guid tenantId, HttpContext http, string? kind, string? status, int? limit, string? cursor) => Run(dataSource, http, s =>
-            PageAsync(s, http, """
-                select id, kind, title, body, status, entity_type, entity_id, run_id, assignee_user_id, due_at, completed_at, completed_by, payload, created_at
-                from public.cards where tenant_id = $1 and ($4::text is null or kind = $4) and ($5::text is null or status = $5)
-                """, tenantId, limit, cursor, kind, status)))
+            PageAsync(http, limit, cursor, page => EngagementStore.CardsPageAsync(s.Connection, s.Transaction, tenantId, page, kind, status, http.RequestAborted))))
             .WithName("ListCards").WithSummary("Cards: touch tasks, approvals, exception reviews");
 
         tenant.MapPost("/cards/{cardId:guid}/complete", (Guid tenantId, Guid cardId, HttpContext http, JsonBody<CardAction?> body) => Run(dataSource, http, async s =>
         {
-            await using var command = s.Command("select public.complete_touch_card($1, $2, $3) where exists (select 1 from public.cards where id = $1 and tenant_id = $4)",
-                cardId, body.Value?.TouchType ?? "call", body.Value?.Notes, tenantId);
-            return await command.ExecuteScalarAsync(http.RequestAborted) is Guid clock ? Results.Json(new { clock_id = clock }) : ApiSession.NotFound("the card");
+            return await EngagementStore.CompleteTouchCardAsync(s.Connection, s.Transaction, tenantId, cardId, body.Value?.TouchType ?? "call", body.Value?.Notes,
+                http.RequestAborted) is { } clock ? Results.Json(new { clock_id = clock }) : ApiSession.NotFound("the card");
         }))
             .WithName("CompleteCard").WithSummary("A person made the touch: the card is done and the touch recorded");
 
@@ -272,9 +253,8 @@ internal static class ApiEndpoints
         {
             tenant.MapPost($"/cards/{{cardId:guid}}/{verb}", (Guid tenantId, Guid cardId, HttpContext http, JsonBody<CardAction?> body) => Run(dataSource, http, async s =>
             {
-                await using var command = s.Command("select public.decide_approval($1, $2, $3) where exists (select 1 from public.cards where id = $1 and tenant_id = $4)",
-                    cardId, approve, body.Value?.Notes, tenantId);
-                return await command.ExecuteScalarAsync(http.RequestAborted) is string outcome ? Results.Json(new { outcome }) : ApiSession.NotFound("the card");
+                return await EngagementStore.DecideApprovalAsync(s.Connection, s.Transaction, tenantId, cardId, approve, body.Value?.Notes, http.RequestAborted)
+                    is { } outcome ? Results.Json(new { outcome }) : ApiSession.NotFound("the card");
             }))
                 .WithName(approve ? "ApproveCard" : "RejectCard")
                 .WithSummary(approve ? "Approve the held action: it runs next cycle if the policy still allows it" : "Reject the held action");
@@ -282,9 +262,8 @@ internal static class ApiEndpoints
 
         tenant.MapPost("/cards/{cardId:guid}/dismiss", (Guid tenantId, Guid cardId, HttpContext http, JsonBody<CardAction?> body) => Run(dataSource, http, async s =>
         {
-            await using var command = s.Command("select public.dismiss_card($1, $2) where exists (select 1 from public.cards where id = $1 and tenant_id = $3)",
-                cardId, body.Value?.Notes, tenantId);
-            return await command.ExecuteScalarAsync(http.RequestAborted) is string ? Results.NoContent() : ApiSession.NotFound("the card");
+            return await EngagementStore.DismissCardAsync(s.Connection, s.Transaction, tenantId, cardId, body.Value?.Notes, http.RequestAborted) is not null
+                ? Results.NoContent() : ApiSession.NotFound("the card");
         }))
             .WithName("DismissCard").WithSummary("Dismiss an open touch task or notice");
     }
@@ -295,10 +274,7 @@ internal static class ApiEndpoints
     {
         tenant.MapGet("/policy", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
         {
-            var saved = await s.JsonAsync("""
-                select json_build_object('version', version, 'document', document, 'created_by', created_by, 'created_at', created_at)::text
-                from public.tenant_policy_documents where tenant_id = $1 order by version desc limit 1
-                """, http.RequestAborted, tenantId);
+            var saved = await PolicyStore.InForceJsonAsync(s.Connection, s.Transaction, tenantId, http.RequestAborted);
             if (saved is not null)
             {
                 http.Response.Headers.ETag = $"\"{JsonNode.Parse(saved)!["version"]}\"";
@@ -372,11 +348,8 @@ internal static class ApiEndpoints
             .WithName("ExplainPolicy").WithSummary("Evaluate a hypothetical action against the policy and explain every rule's verdict");
 
         tenant.MapGet("/violations", (Guid tenantId, HttpContext http, string? rule, string? severity, string? decision, int? limit, string? cursor) =>
-            Run(dataSource, http, s => PageAsync(s, http, """
-                select id, run_id, policy_key, rule_kind, action_type, action, decision, severity, blocked, message, policy_version, created_at
-                from public.agent_policy_violations
-                where tenant_id = $1 and ($4::text is null or policy_key = $4) and ($5::text is null or severity = $5) and ($6::text is null or decision = $6)
-                """, tenantId, limit, cursor, rule, severity, decision)))
+            Run(dataSource, http, s => PageAsync(http, limit, cursor,
+                page => PolicyStore.ViolationsPageAsync(s.Connection, s.Transaction, tenantId, page, rule, severity, decision, http.RequestAborted))))
             .WithName("ListViolations").WithSummary("Policy violations, newest first, filtered by rule, severity, decision");
 
         tenant.MapGet("/violations/trends", (Guid tenantId, HttpContext http, int? days) => Run(dataSource, http, async s =>
@@ -391,44 +364,36 @@ internal static class ApiEndpoints
     private static void MapOrders(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
         tenant.MapGet("/orders/queue", (Guid tenantId, HttpContext http, string? status, int? limit, string? cursor) => Run(dataSource, http, s =>
-            PageAsync(s, http, """
-                select id, order_id, status, pricing_status, credit_status, requirements_status, auto_fix_attempts, validation_results, processed_at, created_at
-                from public.order_processing_queue where tenant_id = $1 and ($4::text is null or status = $4)
-                """, tenantId, limit, cursor, status)))
+            PageAsync(http, limit, cursor, page => OrderStore.QueuePageAsync(s.Connection, s.Transaction, tenantId, page, status, http.RequestAborted))))
             .WithName("OrderQueue").WithSummary("The order processing queue with each order's checks");
 
         tenant.MapGet("/orders/exceptions", (Guid tenantId, HttpContext http, string? status, int? limit, string? cursor) => Run(dataSource, http, s =>
-            PageAsync(s, http, """
-                select id, queue_id, order_id, exception_type, severity, details, resolution_status, resolved_by, resolved_at, resolution_notes, created_at
-                from public.order_processing_exceptions where tenant_id = $1 and ($4::text is null or resolution_status = $4)
-                """, tenantId, limit, cursor, status)))
+            PageAsync(http, limit, cursor, page => OrderStore.ExceptionsPageAsync(s.Connection, s.Transaction, tenantId, page, status, http.RequestAborted))))
             .WithName("OrderExceptions").WithSummary("Order exceptions and where they are in their workflow");
 
         tenant.MapPost("/orders/exceptions/{exceptionId:guid}/{step}", (Guid tenantId, Guid exceptionId, string step, HttpContext http, JsonBody<CardAction?> body) =>
             Run(dataSource, http, async s =>
             {
-                var sql = step switch
+                var outcome = step switch
                 {
-                    "review" => "select public.review_order_exception($1) where exists (select 1 from public.order_processing_exceptions where id = $1 and tenant_id = $2)",
-                    "resolve" or "dismiss" => "select public.resolve_order_exception($1, $3, $4) where exists (select 1 from public.order_processing_exceptions where id = $1 and tenant_id = $2)",
+                    "review" => OrderStore.ReviewExceptionAsync(s.Connection, s.Transaction, tenantId, exceptionId, http.RequestAborted),
+                    "resolve" or "dismiss" => OrderStore.ResolveExceptionAsync(s.Connection, s.Transaction, tenantId, exceptionId,
+                        step == "resolve" ? "resolved" : "dismissed", body.Value?.Notes, http.RequestAborted),
                     _ => null,
                 };
-                if (sql is null)
+                if (outcome is null)
                 {
                     return ApiSession.NotFound($"the step '{step}' (review, resolve or dismiss)");
                 }
 
-                await using var command = s.Command(sql, exceptionId, tenantId, step == "resolve" ? "resolved" : "dismissed", body.Value?.Notes);
-                return await command.ExecuteScalarAsync(http.RequestAborted) is string outcome ? Results.Json(new { outcome }) : ApiSession.NotFound("the exception");
+                return await outcome is { } done ? Results.Json(new { outcome = done }) : ApiSession.NotFound("the exception");
             }))
             .WithName("OrderExceptionStep").WithSummary("review, resolve (re-validates the order) or dismiss an exception; resolve and dismiss need notes");
 
         tenant.MapPost("/orders/{orderId:guid}/override-credit", (Guid tenantId, Guid orderId, HttpContext http, JsonBody<ReasonBody> body) => Run(dataSource, http, async s =>
         {
-            await using var command = s.Command(
-                "select public.override_order_credit($1, $2) where exists (select 1 from public.order_processing_queue where order_id = $1 and tenant_id = $3)",
-                orderId, body.Value!.Reason, tenantId);
-            return await command.ExecuteScalarAsync(http.RequestAborted) is string outcome ? Results.Json(new { outcome }) : ApiSession.NotFound("the order's queue entry");
+            return await OrderStore.OverrideCreditAsync(s.Connection, s.Transaction, tenantId, orderId, body.Value!.Reason, http.RequestAborted) is { } outcome
+                ? Results.Json(new { outcome }) : ApiSession.NotFound("the order's queue entry");
         }))
             .WithName("OverrideCredit").WithSummary("Pass the order's credit check on a person's word, with a reason; the order is re-validated (capability override_credit)");
     }
@@ -458,12 +423,7 @@ internal static class ApiEndpoints
     private static void MapMembers(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
         tenant.MapGet("/members", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync("""
-                select coalesce(json_agg(m order by m.role, m.user_id), '[]')::text from (
-                  select m.user_id, m.role, r.capabilities, m.created_at
-                  from public.tenant_members m join public.tenant_roles r on r.tenant_id = m.tenant_id and r.role = m.role
-                  where m.tenant_id = $1) m
-                """, http.RequestAborted, tenantId))))
+            ApiSession.Json(await TenancyStore.MembersJsonAsync(s.Connection, s.Transaction, tenantId, http.RequestAborted))))
             .WithName("ListMembers").WithSummary("The tenant's members, each with their role and its capabilities");
 
         tenant.MapPut("/members/{userId:guid}", (Guid tenantId, Guid userId, HttpContext http, JsonBody<RoleBody> body) => Run(dataSource, http, async s =>
@@ -481,11 +441,7 @@ internal static class ApiEndpoints
             .WithName("RemoveMember").WithSummary("Remove a member (capability manage_members; a tenant keeps its last owner)");
 
         tenant.MapGet("/roles", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync("""
-                select coalesce(json_agg(r order by r.role), '[]')::text from (
-                  select role, capabilities, description, (select count(*) from public.tenant_members m where m.tenant_id = r.tenant_id and m.role = r.role) as members
-                  from public.tenant_roles r where r.tenant_id = $1) r
-                """, http.RequestAborted, tenantId))))
+            ApiSession.Json(await TenancyStore.RolesJsonAsync(s.Connection, s.Transaction, tenantId, http.RequestAborted))))
             .WithName("ListRoles").WithSummary("The tenant's roles and what each may do");
 
         tenant.MapPut("/roles/{role}", (Guid tenantId, string role, HttpContext http, JsonBody<RoleDefinition> body) => Run(dataSource, http, async s =>
@@ -559,44 +515,20 @@ internal static class ApiEndpoints
 
     // A page of rows, newest first. The inner query selects created_at and id and filters on tenant_id = $1; $2, $3
     // are the cursor and $4… the extra parameters. limit and cursor were checked (ApiInput).
-    private static async Task<IResult> PageAsync(ApiSession s, HttpContext http, string inner, Guid tenantId, int? limit, string? cursor, params object?[] extra)
+    // Runs, reflections and patterns still hand their page query in here (their stores are Cycles' and Insights').
+    private static Task<IResult> PageAsync(ApiSession s, HttpContext http, string inner, Guid tenantId, int? limit, string? cursor, params object?[] extra) =>
+        PageAsync(http, limit, cursor, page => StoreReads.PageAsync(s.Connection, s.Transaction, inner, tenantId, page, http.RequestAborted, extra));
+
+    // A page from a store, newest first, with the cursor of the next one: {"items":[…],"next_cursor":"…"|null}.
+    private static async Task<IResult> PageAsync(HttpContext http, int? limit, string? cursor, Func<PageRequest, Task<JsonPage>> read)
     {
         if (ApiSession.ReadCursor(cursor, out var at, out var id) is { } problem)
         {
             return ApiSession.Invalid("cursor", problem);
         }
 
-        var size = limit ?? 50;
-        var sql = $"""
-            select to_json(x)::text, x.created_at, x.id from ({inner}) x
-            where (x.created_at, x.id) < ($2, $3)
-            order by x.created_at desc, x.id desc limit {size + 1}
-            """;
-        await using var command = s.Command(sql, [tenantId, at, id, .. extra]);
-        var items = new StringBuilder("[");
-        var count = 0;
-        string? next = null;
-        await using (var reader = await command.ExecuteReaderAsync(http.RequestAborted))
-        {
-            while (await reader.ReadAsync(http.RequestAborted))
-            {
-                if (++count > size)
-                {
-                    break;
-                }
-
-                if (count > 1)
-                {
-                    items.Append(',');
-                }
-
-                items.Append(reader.GetString(0));
-                next = ApiSession.Cursor(reader.GetFieldValue<DateTimeOffset>(1), reader.GetGuid(2));
-            }
-        }
-
-        items.Append(']');
-        var more = count > size;
-        return ApiSession.Json($"{{\"items\":{items},\"next_cursor\":{(more ? JsonSerializer.Serialize(next) : "null")}}}");
+        var page = await read(new PageRequest(at, id, limit ?? 50));
+        var next = page.Next is { } key ? JsonSerializer.Serialize(ApiSession.Cursor(key.At, key.Id)) : "null";
+        return ApiSession.Json($"{{\"items\":[{string.Join(',', page.Items)}],\"next_cursor\":{next}}}");
     }
 }

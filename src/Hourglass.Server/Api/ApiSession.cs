@@ -3,6 +3,7 @@ using System.Text;
 using System.Threading.RateLimiting;
 using Hourglass.Cycles;
 using Hourglass.Storage;
+using Hourglass.Tenancy;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -49,8 +50,7 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
     /// <summary>Whether the caller may see the tenant: under RLS another tenant's row does not exist for them.</summary>
     public async Task<bool> CanSeeTenantAsync(Guid tenantId, CancellationToken cancellationToken)
     {
-        await using var command = Command("select exists (select 1 from public.tenants where id = $1)", tenantId);
-        return await command.ExecuteScalarAsync(cancellationToken) is true;
+        return await TenancyStore.TenantVisibleAsync(Connection, Transaction, tenantId, cancellationToken);
     }
 
     /// <summary>
@@ -61,20 +61,14 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
     /// </summary>
     public async Task<IResult?> RequireAsync(Guid tenantId, string capability, CancellationToken cancellationToken)
     {
-        await using var command = Command("""
-            select $2 = any (hourglass.current_capabilities($1)),
-                   (select m.role from public.tenant_members m where m.tenant_id = $1 and m.user_id = (select auth.uid())),
-                   (select string_agg(r.role, ', ' order by r.role) from public.tenant_roles r where r.tenant_id = $1 and $2 = any (r.capabilities))
-            """, tenantId, capability);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        if (reader.GetBoolean(0))
+        var (has, role, holders) = await TenancyStore.CapabilityAsync(Connection, Transaction, tenantId, capability, cancellationToken);
+        if (has)
         {
             return null;
         }
 
-        var role = reader.IsDBNull(1) ? "none" : reader.GetString(1);
-        var holders = reader.IsDBNull(2) ? "none" : reader.GetString(2);
+        role ??= "none";
+        holders ??= "none";
         return Forbidden($"your role '{role}' lacks the capability '{capability}'; roles that have it: {holders}");
     }
 

@@ -1,9 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using Hourglass.Engagement;
 using Hourglass.Engagement.Outbox;
 using Microsoft.Extensions.Logging;
-using Npgsql;
-using NpgsqlTypes;
 
 namespace Hourglass.Server.Cli;
 
@@ -67,36 +66,9 @@ internal static class ChannelCommands
             // A replace: the channel becomes exactly what this command says. The optional settings the previous one had and
             // this one leaves out (a TLS pin, a login, a secret) are read in the same statement (the CTE sees the row as it
             // was) and named below, so none is dropped without a word.
-            await using var upsert = target.DataSource.CreateCommand("""
-                with previous as (
-                  select c.smtp_username, c.secret_ref, c.smtp_tls_pin_sha256 from public.message_channels c where c.tenant_id = $1 and c.channel = $2
-                )
-                insert into public.message_channels (tenant_id, channel, enabled, webhook_url, smtp_host, smtp_port, smtp_security, smtp_username,
-                                                     smtp_from, secret_ref, smtp_tls_pin_sha256)
-                values ($1, $2, true, $3, $4, $5, $6, $7, $8, $9, $10)
-                on conflict (tenant_id, channel) do update
-                set enabled = true, webhook_url = excluded.webhook_url, smtp_host = excluded.smtp_host, smtp_port = excluded.smtp_port,
-                    smtp_security = excluded.smtp_security, smtp_username = excluded.smtp_username, smtp_from = excluded.smtp_from,
-                    secret_ref = excluded.secret_ref, smtp_tls_pin_sha256 = excluded.smtp_tls_pin_sha256, updated_at = hourglass.now()
-                returning array_remove(array[
-                  case when (select p.smtp_tls_pin_sha256 from previous p) is not null and smtp_tls_pin_sha256 is null
-                       then 'the TLS pin (sha256:' || (select p.smtp_tls_pin_sha256 from previous p) || ')' end,
-                  case when (select p.smtp_username from previous p) is not null and smtp_username is null
-                       then 'the login ' || (select p.smtp_username from previous p) end,
-                  case when (select p.secret_ref from previous p) is not null and secret_ref is null
-                       then 'the secret ref ' || (select p.secret_ref from previous p) end], null)
-                """);
-            upsert.Parameters.Add(new() { Value = tenantId });
-            upsert.Parameters.Add(new() { Value = row.Channel });
-            upsert.Parameters.Add(Text(row.WebhookUrl));
-            upsert.Parameters.Add(Text(row.SmtpHost));
-            upsert.Parameters.Add(new() { Value = (object?)row.SmtpPort ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
-            upsert.Parameters.Add(Text(row.SmtpSecurity));
-            upsert.Parameters.Add(Text(row.SmtpUsername));
-            upsert.Parameters.Add(Text(row.SmtpFrom));
-            upsert.Parameters.Add(Text(row.SecretRef));
-            upsert.Parameters.Add(Text(row.SmtpTlsPin));
-            var dropped = (string[])(await upsert.ExecuteScalarAsync(cancellationToken))!;
+            var dropped = await EngagementStore.ReplaceMessageChannelAsync(target.DataSource, tenantId, new(row.Channel, Enabled: true,
+                row.WebhookUrl, row.SmtpHost, row.SmtpPort, row.SmtpSecurity, row.SmtpUsername, row.SmtpFrom, row.SecretRef, row.SmtpTlsPin),
+                cancellationToken);
             Console.WriteLine($"Tenant {tenantId}: {row.Channel} channel set and enabled ({Destination(row)}).");
             if (dropped.Length > 0)
             {
@@ -121,21 +93,11 @@ internal static class ChannelCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
-            await using var query = target.DataSource.CreateCommand("""
-                select channel, enabled, webhook_url, smtp_host, smtp_port, smtp_security, smtp_username, smtp_from, secret_ref, smtp_tls_pin_sha256
-                from public.message_channels where tenant_id = $1 order by channel
-                """);
-            query.Parameters.Add(new() { Value = tenantId });
             var lines = new List<string[]> { new[] { "channel", "enabled", "destination", "security", "secret ref" } };
-            await using (var reader = await query.ExecuteReaderAsync(cancellationToken))
+            foreach (var c in await EngagementStore.MessageChannelsAsync(target.DataSource, tenantId, cancellationToken))
             {
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
-                    var row = new ChannelRow(reader.GetString(0), Text(2), Text(3), reader.IsDBNull(4) ? null : reader.GetInt32(4), reader.GetString(5),
-                        Text(6), Text(7), Text(8), Text(9));
-                    lines.Add([row.Channel, reader.GetBoolean(1) ? "yes" : "no", Destination(row), Security(row), row.SecretRef ?? "-"]);
-                }
+                var row = new ChannelRow(c.Channel, c.WebhookUrl, c.SmtpHost, c.SmtpPort, c.SmtpSecurity, c.SmtpUsername, c.SmtpFrom, c.SecretRef, c.SmtpTlsPin);
+                lines.Add([row.Channel, c.Enabled ? "yes" : "no", Destination(row), Security(row), row.SecretRef ?? "-"]);
             }
 
             if (lines.Count == 1)
@@ -166,11 +128,7 @@ internal static class ChannelCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
-            await using var update = target.DataSource.CreateCommand(
-                "update public.message_channels set enabled = false, updated_at = hourglass.now() where tenant_id = $1 and channel = $2");
-            update.Parameters.Add(new() { Value = tenantId });
-            update.Parameters.Add(new() { Value = name });
-            if (await update.ExecuteNonQueryAsync(cancellationToken) == 0)
+            if (!await EngagementStore.DisableMessageChannelAsync(target.DataSource, tenantId, name, cancellationToken))
             {
                 throw new HourglassException($"--channel: tenant {tenantId} has no {name} channel");
             }
@@ -338,6 +296,4 @@ internal static class ChannelCommands
     private static string Security(ChannelRow row) => row.Channel == MessageChannel.Webhook
         ? (row.WebhookUrl is { } url && url.StartsWith("https:", StringComparison.OrdinalIgnoreCase) ? "https" : "http")
         : row.SmtpTlsPin is { } pin ? $"{row.SmtpSecurity}, pinned sha256:{pin}" : row.SmtpSecurity;
-
-    private static NpgsqlParameter Text(string? value) => new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Hourglass.Cycles;
+using Hourglass.Tenancy;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -163,15 +164,7 @@ internal static class CycleCommands
 
     internal static async Task<Guid> ResolveTenantAsync(NpgsqlDataSource dataSource, string idOrName, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(
-            "select id from public.tenants where id::text = $1 or name = $1 order by (id::text = $1) desc limit 2");
-        command.Parameters.Add(new() { Value = idOrName.Trim() });
-        var ids = new List<Guid>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            ids.Add(reader.GetGuid(0));
-        }
+        var ids = await TenancyStore.TenantIdsByIdOrNameAsync(dataSource, idOrName.Trim(), cancellationToken);
 
         return ids.Count switch
         {

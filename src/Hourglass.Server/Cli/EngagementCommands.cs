@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Hourglass.Engagement;
 using Hourglass.Imports;
+using Hourglass.Tenancy;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -86,22 +87,14 @@ internal static class EngagementCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
-            await using var query = target.DataSource.CreateCommand("""
-                select q.entity_type, coalesce(k.name, a.name), q.compliance_status, q.next_touch_due, q.priority_score, coalesce(q.priority_reason, '')
-                from public.engagement_queue($1, $2) q
-                left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
-                left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id
-                """);
-            query.Parameters.Add(new() { Value = tenantId });
-            query.Parameters.Add(new() { Value = parse.GetValue(top) });
-            await using var reader = await query.ExecuteReaderAsync(cancellationToken);
+            var queue = await TenancyStore.NamedEngagementQueueAsync(target.DataSource, tenantId, parse.GetValue(top), cancellationToken);
             Console.WriteLine($"{"#",3}  {"who",-32} {"status",-9} {"due",-17} {"priority",8}  why");
             var place = 0;
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var entry in queue)
             {
-                var who = $"{reader.GetString(0)} {(reader.IsDBNull(1) ? "?" : reader.GetString(1))}";
+                var who = $"{entry.EntityType} {entry.Name ?? "?"}";
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{++place,3}  {who,-32} {reader.GetString(2),-9} {reader.GetFieldValue<DateTimeOffset>(3):yyyy-MM-dd HH:mm} {reader.GetDecimal(4),8:0.#}  {reader.GetString(5)}"));
+                    $"{++place,3}  {who,-32} {entry.ComplianceStatus,-9} {entry.NextTouchDue:yyyy-MM-dd HH:mm} {entry.PriorityScore,8:0.#}  {entry.PriorityReason}"));
             }
 
             if (place == 0)

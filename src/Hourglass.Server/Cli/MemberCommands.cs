@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Hourglass.Tenancy;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
@@ -38,18 +39,9 @@ internal static class MemberCommands
         var command = new Command("list", "List the tenant's members, with each one's role and what it may do.") { tenant };
         command.SetAction((parse, cancellationToken) => WithTenantAsync(parse, options, loggers, tenant, cancellationToken, async (dataSource, tenantId) =>
         {
-            await using var query = Command(dataSource, """
-                select m.user_id, m.role, array_to_string(r.capabilities, ', '), m.created_at
-                from public.tenant_members m join public.tenant_roles r on r.tenant_id = m.tenant_id and r.role = m.role
-                where m.tenant_id = $1 order by m.role, m.user_id
-                """, tenantId);
-            await using var reader = await query.ExecuteReaderAsync(cancellationToken);
-            var rows = new List<string[]>();
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                rows.Add([reader.GetGuid(0).ToString(), reader.GetString(1), reader.GetString(2),
-                          reader.GetFieldValue<DateTimeOffset>(3).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)]);
-            }
+            var rows = (await TenancyStore.MembersAsync(dataSource, tenantId, cancellationToken))
+                .Select(m => new[] { m.UserId.ToString(), m.Role, m.Capabilities, m.Since.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) })
+                .ToList();
 
             Print(["user", "role", "capabilities", "since"], rows, "The tenant has no members.");
         }));
@@ -95,17 +87,9 @@ internal static class MemberCommands
         var command = new Command("list", "List the tenant's roles, their capabilities and how many members have each.") { tenant };
         command.SetAction((parse, cancellationToken) => WithTenantAsync(parse, options, loggers, tenant, cancellationToken, async (dataSource, tenantId) =>
         {
-            await using var query = Command(dataSource, """
-                select r.role, array_to_string(r.capabilities, ', '), coalesce(r.description, ''),
-                       (select count(*) from public.tenant_members m where m.tenant_id = r.tenant_id and m.role = r.role)
-                from public.tenant_roles r where r.tenant_id = $1 order by r.role
-                """, tenantId);
-            await using var reader = await query.ExecuteReaderAsync(cancellationToken);
-            var rows = new List<string[]>();
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                rows.Add([reader.GetString(0), reader.GetInt64(3).ToString(CultureInfo.InvariantCulture), reader.GetString(1), reader.GetString(2)]);
-            }
+            var rows = (await TenancyStore.RolesAsync(dataSource, tenantId, cancellationToken))
+                .Select(r => new[] { r.Role, r.Members.ToString(CultureInfo.InvariantCulture), r.Capabilities, r.Description })
+                .ToList();
 
             Print(["role", "members", "capabilities", "description"], rows, "The tenant has no roles.");
         }));

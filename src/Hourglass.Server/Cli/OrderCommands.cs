@@ -114,12 +114,7 @@ internal static class OrderCommands
     private static async Task<OrderPassResult[]> DrainWithProgressAsync(DatabaseTarget target, IReadOnlyList<OrderProcessor> processors, Guid? tenantId, int limit,
         CancellationToken cancellationToken)
     {
-        await using var waiting = target.DataSource.CreateCommand("""
-            select count(*) from public.order_processing_queue
-            where ($1::uuid is null or tenant_id = $1) and (status = 'pending' or (status = 'processing' and claimed_until < hourglass.now()))
-            """);
-        waiting.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-        var expected = Math.Min((long)(await waiting.ExecuteScalarAsync(cancellationToken))!, limit);
+        var expected = Math.Min(await OrderStore.ClaimableCountAsync(target.DataSource, tenantId, cancellationToken), limit);
         var processed = 0L;
         return await AnsiConsole.Progress()
             .AutoClear(true)
@@ -154,25 +149,13 @@ internal static class OrderCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
-            await using var query = target.DataSource.CreateCommand("""
-                select q.order_id, coalesce(o.po_number, '-'), a.name, o.total, o.currency, q.status, q.pricing_status, q.credit_status, q.requirements_status,
-                       q.auto_fix_attempts, coalesce(q.validation_results ->> 'approval', '')
-                from public.order_processing_queue q
-                join public.orders o on o.tenant_id = q.tenant_id and o.id = q.order_id
-                join public.accounts a on a.tenant_id = o.tenant_id and a.id = o.account_id
-                where q.tenant_id = $1 and ($2::text is null or q.status = $2)
-                order by q.status, q.priority desc, q.created_at limit 200
-                """);
-            query.Parameters.Add(new() { Value = tenantId });
-            query.Parameters.Add(new() { Value = (object?)parse.GetValue(status) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            await using var reader = await query.ExecuteReaderAsync(cancellationToken);
             Console.WriteLine($"{"order",-36}  {"po",-10} {"account",-20} {"total",12}  {"status",-14} {"pricing",-8} {"credit",-8} {"reqs",-8} fixes");
             var rows = 0;
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var q in await OrderStore.QueueAsync(target.DataSource, tenantId, parse.GetValue(status), 200, cancellationToken))
             {
                 rows++;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{reader.GetGuid(0)}  {reader.GetString(1),-10} {Truncate(reader.GetString(2), 20),-20} {reader.GetDecimal(3),9:0.00} {reader.GetString(4)}  {reader.GetString(5),-14} {reader.GetString(6),-8} {reader.GetString(7),-8} {reader.GetString(8),-8} {reader.GetInt32(9)}"));
+                    $"{q.OrderId}  {q.PoNumber,-10} {Truncate(q.Account, 20),-20} {q.Total,9:0.00} {q.Currency}  {q.Status,-14} {q.PricingStatus,-8} {q.CreditStatus,-8} {q.RequirementsStatus,-8} {q.AutoFixAttempts}"));
             }
 
             if (rows == 0)
@@ -195,22 +178,12 @@ internal static class OrderCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
-            await using var query = target.DataSource.CreateCommand("""
-                select e.id, e.order_id, e.exception_type, e.severity, e.resolution_status, coalesce(e.details ->> 'message', ''),
-                       coalesce(e.resolved_by, ''), coalesce(e.resolution_notes, '')
-                from public.order_processing_exceptions e
-                where e.tenant_id = $1 and (e.resolution_status in ('open', 'in_review') or ($2 and e.updated_at > hourglass.now() - interval '30 days'))
-                order by e.resolution_status not in ('open', 'in_review'), e.created_at
-                """);
-            query.Parameters.Add(new() { Value = tenantId });
-            query.Parameters.Add(new() { Value = parse.GetValue(all) });
-            await using var reader = await query.ExecuteReaderAsync(cancellationToken);
             var rows = 0;
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var e in await OrderStore.ExceptionsAsync(target.DataSource, tenantId, parse.GetValue(all), cancellationToken))
             {
                 rows++;
-                Console.WriteLine($"{reader.GetGuid(0)}  order {reader.GetGuid(1)}  {reader.GetString(2)} ({reader.GetString(3)})  [{reader.GetString(4)}{(reader.GetString(6).Length > 0 ? $" by {reader.GetString(6)}: {reader.GetString(7)}" : "")}]");
-                Console.WriteLine($"    {reader.GetString(5)}");
+                Console.WriteLine($"{e.Id}  order {e.OrderId}  {e.ExceptionType} ({e.Severity})  [{e.ResolutionStatus}{(e.ResolvedBy.Length > 0 ? $" by {e.ResolvedBy}: {e.ResolutionNotes}" : "")}]");
+                Console.WriteLine($"    {e.Message}");
             }
 
             if (rows == 0)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Hourglass.Engagement;
 using Hourglass.Policies;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -117,18 +118,12 @@ internal static class PolicyCommands
             using var loggerFactory = loggers(parse);
             var (target, tenantId) = await OpenAsync(parse, options, loggerFactory, tenant, cancellationToken);
             await using var _ = target;
-            await using var query = target.DataSource.CreateCommand("""
-                select version, created_at, created_by, coalesce(comment, ''), jsonb_array_length(coalesce(document -> 'rules', '[]'))
-                from public.tenant_policy_documents where tenant_id = $1 order by version desc
-                """);
-            query.Parameters.Add(new() { Value = tenantId });
-            await using var reader = await query.ExecuteReaderAsync(cancellationToken);
             var any = false;
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var v in await PolicyStore.HistoryAsync(target.DataSource, tenantId, cancellationToken))
             {
                 any = true;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"v{reader.GetInt32(0),-4} {reader.GetFieldValue<DateTimeOffset>(1):yyyy-MM-dd HH:mm}  {reader.GetString(2),-20} {reader.GetInt32(4),3} rules  {reader.GetString(3)}"));
+                    $"v{v.Version,-4} {v.CreatedAt:yyyy-MM-dd HH:mm}  {v.CreatedBy,-20} {v.Rules,3} rules  {v.Comment}"));
             }
 
             if (!any)
@@ -231,26 +226,14 @@ internal static class PolicyCommands
             using var loggerFactory = loggers(parse);
             var (target, tenantId) = await OpenAsync(parse, options, loggerFactory, tenant, cancellationToken);
             await using var _ = target;
-            await using var query = target.DataSource.CreateCommand("""
-                select created_at, policy_key, severity, decision, action_type, coalesce(message, ''), coalesce(policy_version, ''), blocked
-                from public.agent_policy_violations
-                where tenant_id = $1 and created_at >= $2 and ($3::text is null or policy_key = $3)
-                  and ($4::text is null or severity = $4) and ($5::text is null or decision = $5)
-                order by created_at desc, id limit $6
-                """);
-            query.Parameters.Add(new() { Value = tenantId });
-            query.Parameters.Add(new() { Value = from.ToUniversalTime() });
-            query.Parameters.Add(new() { Value = (object?)parse.GetValue(rule) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            query.Parameters.Add(new() { Value = (object?)parse.GetValue(severity) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            query.Parameters.Add(new() { Value = (object?)parse.GetValue(decision) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            query.Parameters.Add(new() { Value = parse.GetValue(limit) });
-            await using var reader = await query.ExecuteReaderAsync(cancellationToken);
+            var violations = await PolicyStore.ViolationsAsync(target.DataSource, tenantId, from, parse.GetValue(rule), parse.GetValue(severity),
+                parse.GetValue(decision), parse.GetValue(limit), cancellationToken);
             var count = 0;
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var v in violations)
             {
                 count++;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{reader.GetFieldValue<DateTimeOffset>(0):yyyy-MM-dd HH:mm}  {reader.GetString(2),-8} {reader.GetString(3),-16} {reader.GetString(1),-22} {reader.GetString(4),-14} {reader.GetString(6),-8} {(reader.GetBoolean(7) ? "blocked" : "allowed")}  {reader.GetString(5)}"));
+                    $"{v.CreatedAt:yyyy-MM-dd HH:mm}  {v.Severity,-8} {v.Decision,-16} {v.PolicyKey,-22} {v.ActionType,-14} {v.PolicyVersion,-8} {(v.Blocked ? "blocked" : "allowed")}  {v.Message}"));
             }
 
             if (count == 0)
@@ -306,24 +289,15 @@ internal static class PolicyCommands
             using var loggerFactory = loggers(parse);
             var (target, tenantId) = await OpenAsync(parse, options, loggerFactory, tenant, cancellationToken);
             await using var _ = target;
-            await using var query = target.DataSource.CreateCommand("""
-                select id, status, title, coalesce(body, ''), due_at, coalesce(completed_by, ''), coalesce(payload -> 'approval' ->> 'decision', '')
-                from public.cards
-                where tenant_id = $1 and kind = 'approval' and (status = 'open' or ($2 and updated_at > hourglass.now() - interval '30 days'))
-                order by status <> 'open', due_at, id
-                """);
-            query.Parameters.Add(new() { Value = tenantId });
-            query.Parameters.Add(new() { Value = parse.GetValue(all) });
-            await using var reader = await query.ExecuteReaderAsync(cancellationToken);
             var count = 0;
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var card in await EngagementStore.ApprovalCardsAsync(target.DataSource, tenantId, parse.GetValue(all), cancellationToken))
             {
                 count++;
-                var state = reader.GetString(1) == "open"
-                    ? string.Create(CultureInfo.InvariantCulture, $"open, expires {reader.GetFieldValue<DateTimeOffset>(4):yyyy-MM-dd HH:mm} UTC")
-                    : $"{reader.GetString(1)} {reader.GetString(6)} {reader.GetString(5)}".TrimEnd();
-                Console.WriteLine($"{reader.GetGuid(0)}  {reader.GetString(2)}  [{state}]");
-                Console.WriteLine($"    {reader.GetString(3)}");
+                var state = card.Status == "open"
+                    ? string.Create(CultureInfo.InvariantCulture, $"open, expires {card.DueAt:yyyy-MM-dd HH:mm} UTC")
+                    : $"{card.Status} {card.Decision} {card.CompletedBy}".TrimEnd();
+                Console.WriteLine($"{card.Id}  {card.Title}  [{state}]");
+                Console.WriteLine($"    {card.Body}");
             }
 
             if (count == 0)

@@ -2,6 +2,9 @@ using System.CommandLine;
 using System.Data;
 using System.Globalization;
 using System.Text;
+using Hourglass.Engagement;
+using Hourglass.Orders;
+using Hourglass.Policies;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
@@ -545,95 +548,52 @@ internal static class StatusCommand
             }
 
             // Compliance as the engagement part measures it for "what moved" (EngagementCompliancePart).
-            await reader.EachAsync("""
-                select c.tenant_id, count(*), count(*) filter (where c.compliance_status = 'compliant'),
-                       count(*) filter (where c.compliance_status = 'due_soon'), count(*) filter (where c.compliance_status = 'overdue')
-                from public.engagement_clocks c where ($1::uuid is null or c.tenant_id = $1) group by c.tenant_id
-                """,
-                r => snapshot.Engagement[r.GetGuid(0)] = new EngagementCounts(r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4)), cancellationToken);
+            foreach (var c in await EngagementStore.ComplianceCountsAsync(connection, transaction, tenantId, cancellationToken))
+            {
+                snapshot.Engagement[c.TenantId] = new EngagementCounts(c.Clocks, c.Compliant, c.DueSoon, c.Overdue);
+            }
 
             // Open approval cards (an approval past its due time can no longer be decided; the next cycle expires it).
-            await reader.EachAsync("""
-                select t.id, a.open, a.past_due, a.next_due
-                from public.tenants t
-                cross join lateral (
-                  select count(*) as open, count(*) filter (where k.due_at <= $2) as past_due, min(k.due_at) filter (where k.due_at > $2) as next_due
-                  from public.cards k where k.tenant_id = t.id and k.status = 'open' and k.kind = 'approval') a
-                where ($1::uuid is null or t.id = $1) and a.open > 0
-                """,
-                r => snapshot.Approvals[r.GetGuid(0)] = new ApprovalCounts(r.GetInt64(1), r.GetInt64(2), r.IsDBNull(3) ? null : r.GetFieldValue<DateTimeOffset>(3)),
-                cancellationToken, snapshot.Now);
+            foreach (var a in await EngagementStore.OpenApprovalCountsAsync(connection, transaction, tenantId, snapshot.Now, cancellationToken))
+            {
+                snapshot.Approvals[a.TenantId] = new ApprovalCounts(a.Open, a.PastDue, a.NextDueAt);
+            }
 
             // Violations of the last 24 hours, (now - 24 h, now], as the rolling windows of the policy caps count.
-            await reader.EachAsync("""
-                select t.id, v.severity, count(*), count(*) filter (where v.blocked)
-                from public.tenants t
-                join public.agent_policy_violations v on v.tenant_id = t.id and v.created_at > $2 - interval '24 hours' and v.created_at <= $2
-                where ($1::uuid is null or t.id = $1)
-                group by t.id, v.severity
-                """,
-                r => Slot(snapshot.Violations, r.GetGuid(0))[r.GetString(1)] = (r.GetInt64(2), r.GetInt64(3)), cancellationToken, snapshot.Now);
-
-            await reader.EachAsync("""
-                select q.tenant_id, q.status, count(*) from public.order_processing_queue q
-                where ($1::uuid is null or q.tenant_id = $1) group by q.tenant_id, q.status
-                """,
-                r => Slot(snapshot.Queue, r.GetGuid(0))[r.GetString(1)] = r.GetInt64(2), cancellationToken);
-
-            await reader.EachAsync("""
-                select e.tenant_id, e.exception_type, count(*) filter (where e.resolution_status = 'open'), count(*) filter (where e.resolution_status = 'in_review')
-                from public.order_processing_exceptions e
-                where ($1::uuid is null or e.tenant_id = $1) and e.resolution_status in ('open', 'in_review')
-                group by e.tenant_id, e.exception_type
-                order by e.tenant_id, e.exception_type
-                """,
-                r =>
-                {
-                    if (!snapshot.Exceptions.TryGetValue(r.GetGuid(0), out var list))
-                    {
-                        snapshot.Exceptions[r.GetGuid(0)] = list = [];
-                    }
-
-                    list.Add(new ExceptionCounts(r.GetString(1), r.GetInt64(2), r.GetInt64(3)));
-                },
-                cancellationToken);
-
-            // All tenants: the queued messages only (idx_message_outbox_due, whatever the history of sent ones); one
-            // tenant: every status (idx_message_outbox_tenant_status).
-            await reader.EachAsync(tenantId is null
-                ? """
-                  select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
-                  from public.message_outbox m
-                  where m.status in ('pending', 'sending')
-                  group by m.tenant_id, m.status
-                  """
-                : """
-                  select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
-                  from public.message_outbox m
-                  where m.tenant_id = $1
-                  group by m.tenant_id, m.status
-                  """,
-                r => Slot(snapshot.Messages, r.GetGuid(0))[r.GetString(1)] = (r.GetInt64(2), r.GetInt64(3)), cancellationToken);
-
-            if (tenantId is not null)
+            foreach (var v in await PolicyStore.ViolationCountsAsync(connection, transaction, tenantId, snapshot.Now, cancellationToken))
             {
-                await reader.EachAsync("""
-                    select m.suppressed_code, count(*), max(m.suppressed_at), (array_agg(m.suppressed_reason order by m.suppressed_at desc))[1]
-                    from public.message_outbox m
-                    where m.tenant_id = $1 and m.status = 'suppressed'
-                    group by m.suppressed_code
-                    order by m.suppressed_code
-                    """,
-                    r =>
-                    {
-                        if (!snapshot.Suppressed.TryGetValue(tenantId.Value, out var list))
-                        {
-                            snapshot.Suppressed[tenantId.Value] = list = [];
-                        }
+                Slot(snapshot.Violations, v.TenantId)[v.Severity] = (v.Count, v.Blocked);
+            }
 
-                        list.Add(new SuppressedCounts(r.GetString(0), r.GetInt64(1), r.GetFieldValue<DateTimeOffset>(2), r.GetString(3)));
-                    },
-                    cancellationToken);
+            foreach (var q in await OrderStore.QueueCountsAsync(connection, transaction, tenantId, cancellationToken))
+            {
+                Slot(snapshot.Queue, q.TenantId)[q.Status] = q.Count;
+            }
+
+            foreach (var e in await OrderStore.OpenExceptionCountsAsync(connection, transaction, tenantId, cancellationToken))
+            {
+                if (!snapshot.Exceptions.TryGetValue(e.TenantId, out var list))
+                {
+                    snapshot.Exceptions[e.TenantId] = list = [];
+                }
+
+                list.Add(new ExceptionCounts(e.Type, e.Open, e.InReview));
+            }
+
+            foreach (var m in await EngagementStore.OutboxCountsAsync(connection, transaction, tenantId, cancellationToken))
+            {
+                Slot(snapshot.Messages, m.TenantId)[m.Status] = (m.Count, m.Held);
+            }
+
+            if (tenantId is { } one)
+            {
+                snapshot.Suppressed[one] = (await EngagementStore.SuppressedCountsAsync(connection, transaction, one, cancellationToken))
+                    .Select(s => new SuppressedCounts(s.Code, s.Count, s.LastAt, s.LastReason))
+                    .ToList();
+                if (snapshot.Suppressed[one].Count == 0)
+                {
+                    snapshot.Suppressed.Remove(one);
+                }
             }
 
             await transaction.CommitAsync(cancellationToken);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Engagement.Outbox;
@@ -128,24 +129,7 @@ internal sealed class MessageHandler : IActionHandler
     private static async Task<(bool EmailEnabled, string? WebhookUrl)> EnabledChannelsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
         Guid tenantId, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(
-            "select channel, webhook_url from public.message_channels where tenant_id = $1 and enabled", connection, transaction);
-        command.Parameters.Add(new() { Value = tenantId });
-        var (email, webhook) = (false, (string?)null);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            if (reader.GetString(0) == MessageChannel.Email)
-            {
-                email = true;
-            }
-            else
-            {
-                webhook = reader.GetString(1);
-            }
-        }
-
-        return (email, webhook);
+        return await EngagementStore.EnabledChannelsAsync(connection, transaction, tenantId, cancellationToken);
     }
 
     private sealed record Contact(string? Email, string? DoNotContactReason);
@@ -153,23 +137,13 @@ internal sealed class MessageHandler : IActionHandler
     private static async Task<Contact> ReadContactAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, Guid contactId,
         CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            select c.email,
-                   case when c.opted_out_at is not null then 'the contact opted out'
-                        when c.do_not_contact then 'the contact is marked do-not-contact'
-                        when a.do_not_contact then 'the contact''s account is marked do-not-contact' end
-            from public.contacts c left join public.accounts a on a.tenant_id = c.tenant_id and a.id = c.account_id
-            where c.tenant_id = $1 and c.id = $2
-            """, connection, transaction);
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = contactId });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
+        var (found, email, reason) = await TenancyStore.ContactReachAsync(connection, transaction, tenantId, contactId, cancellationToken);
+        if (!found)
         {
             throw new InvalidMessageException("target_id", $"contact {contactId} does not exist in tenant {tenantId}");
         }
 
-        return new Contact(reader.IsDBNull(0) ? null : reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1));
+        return new Contact(email, reason);
     }
 
     private static string? Text(JsonObject payload, string key) =>

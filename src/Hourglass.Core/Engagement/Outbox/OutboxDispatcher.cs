@@ -385,24 +385,7 @@ internal sealed partial class OutboxDispatcher
 
         // The attempt number fences the update: if our claim lapsed and another dispatcher took the message, its
         // attempts moved on and this changes nothing; the attempt row below still records what we did.
-        var update = new NpgsqlBatchCommand("""
-            update public.message_outbox m
-            set status = $4,
-                sent_at = case when $4 = 'sent' then hourglass.now() end,
-                provider_message_id = coalesce($5, m.provider_message_id),
-                last_error = coalesce($6, m.last_error),
-                next_attempt_at = case when $4 = 'pending' then hourglass.now() + $7 else m.next_attempt_at end,
-                claimed_until = null,
-                updated_at = hourglass.now()
-            where m.id = $1 and m.status = 'sending' and m.claimed_by = $2 and m.attempts = $3
-            """);
-        update.Parameters.Add(new() { Value = message.Id });
-        update.Parameters.Add(new() { Value = _options.WorkerId });
-        update.Parameters.Add(new() { Value = message.Attempt });
-        update.Parameters.Add(new() { Value = status });
-        update.Parameters.Add(new() { Value = (object?)result.ProviderMessageId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        update.Parameters.Add(new() { Value = (object?)result.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        update.Parameters.Add(new() { Value = (object?)delay ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Interval });
+        var update = EngagementStore.RecordSendCommand(message.Id, _options.WorkerId, message.Attempt, status, result.ProviderMessageId, result.Error, delay);
         batch.BatchCommands.Add(update);
 
         if (status == "sent" && TouchOf(message) is { } touch)
@@ -410,17 +393,7 @@ internal sealed partial class OutboxDispatcher
             batch.BatchCommands.Add(touch);
         }
 
-        var attempt = new NpgsqlBatchCommand("""
-            insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, response_code, worker_id)
-            values ($1, $2, $3, hourglass.now(), $4, $5, $6, $7)
-            """);
-        attempt.Parameters.Add(new() { Value = message.TenantId });
-        attempt.Parameters.Add(new() { Value = message.Id });
-        attempt.Parameters.Add(new() { Value = message.Attempt });
-        attempt.Parameters.Add(new() { Value = outcome });
-        attempt.Parameters.Add(new() { Value = (object?)result.Error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        attempt.Parameters.Add(new() { Value = (object?)result.ResponseCode ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
-        attempt.Parameters.Add(new() { Value = _options.WorkerId });
+        var attempt = EngagementStore.AttemptCommand(message.TenantId, message.Id, message.Attempt, outcome, result.Error, result.ResponseCode, _options.WorkerId);
         batch.BatchCommands.Add(attempt);
 
         await batch.ExecuteNonQueryAsync(cancellationToken);
@@ -445,21 +418,7 @@ internal sealed partial class OutboxDispatcher
             return null;
         }
 
-        var touch = new NpgsqlBatchCommand("""
-            select public.update_engagement_clock($1, $2, $3, $4, 'agent')
-            where exists (select 1 from public.message_outbox m
-                          where m.id = $5 and m.status = 'sent' and m.claimed_by = $6 and m.attempts = $7)
-              and (exists (select 1 from public.contacts k where $2 = 'contact' and k.tenant_id = $1 and k.id = $3)
-                   or exists (select 1 from public.accounts a where $2 = 'account' and a.tenant_id = $1 and a.id = $3))
-            """);
-        touch.Parameters.Add(new() { Value = message.TenantId });
-        touch.Parameters.Add(new() { Value = targetType });
-        touch.Parameters.Add(new() { Value = targetId });
-        touch.Parameters.Add(new() { Value = message.Channel });
-        touch.Parameters.Add(new() { Value = message.Id });
-        touch.Parameters.Add(new() { Value = _options.WorkerId });
-        touch.Parameters.Add(new() { Value = message.Attempt });
-        return touch;
+        return EngagementStore.SentTouchCommand(message.TenantId, targetType, targetId, message.Channel, message.Id, _options.WorkerId, message.Attempt);
     }
 
     // A message whose final attempt's claim lapsed (its dispatcher died mid-send) gets no further attempt: it fails,

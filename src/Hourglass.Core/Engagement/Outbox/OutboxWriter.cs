@@ -16,22 +16,6 @@ internal static class OutboxWriter
         CancellationToken cancellationToken)
     {
         message.Validate();
-        await using var command = new NpgsqlCommand("""
-            insert into public.message_outbox (tenant_id, idempotency_key, channel, destination, subject, body, payload, run_id,
-              max_attempts, next_attempt_at, created_at, updated_at)
-            values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, 8), hourglass.now(), hourglass.now(), hourglass.now())
-            on conflict (tenant_id, idempotency_key) do nothing
-            returning id
-            """, connection, transaction);
-        command.Parameters.Add(new() { Value = message.TenantId });
-        command.Parameters.Add(new() { Value = message.IdempotencyKey });
-        command.Parameters.Add(new() { Value = message.Channel });
-        command.Parameters.Add(new() { Value = message.Destination.Trim() });
-        command.Parameters.Add(new() { Value = (object?)message.Subject ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        command.Parameters.Add(new() { Value = message.Body });
-        command.Parameters.Add(CycleEngine.Json(message.Payload ?? []));
-        command.Parameters.Add(new() { Value = (object?)message.RunId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-        command.Parameters.Add(new() { Value = (object?)message.MaxAttempts ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
-        return await command.ExecuteScalarAsync(cancellationToken) as Guid?;
+        return await EngagementStore.EnqueueMessageAsync(connection, transaction, message, cancellationToken);
     }
 }

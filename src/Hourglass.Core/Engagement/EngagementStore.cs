@@ -1,0 +1,414 @@
+using Hourglass.Cycles;
+using Hourglass.Engagement.Outbox;
+using Hourglass.Storage;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Hourglass.Engagement;
+
+/// <summary>A tenant's message channel as stored: where it sends, how it signs in, the name of its secret's variable.</summary>
+internal sealed record MessageChannelSettings(string Channel, bool Enabled, string? WebhookUrl, string? SmtpHost, int? SmtpPort, string SmtpSecurity,
+    string? SmtpUsername, string? SmtpFrom, string? SecretRef, string? SmtpTlsPin);
+
+/// <summary>An approval card: its state, what it asks, until when, and who decided what.</summary>
+internal sealed record ApprovalCardRow(Guid Id, string Status, string Title, string Body, DateTimeOffset DueAt, string CompletedBy, string Decision);
+
+/// <summary>An approval card to open for an action a policy holds: what it asks, for whom, from which run, and its payload (with the action key).</summary>
+internal sealed record ApprovalCardRequest(Guid TenantId, string Title, string Body, string? EntityType, Guid? EntityId, Guid RunId, DateTimeOffset Now,
+    int DefaultTtlHours, string PayloadJson);
+
+/// <summary>What the policies know of a contact or account (see <see cref="EngagementStore.SubjectFactsAsync"/>).</summary>
+internal sealed record SubjectFactsRow(Guid Id, string? ContactZone, string? AccountZone, string? Refusal, bool CreditHold, bool Pending,
+    DateTimeOffset? LastTouchAt);
+
+/// <summary>
+/// The only code that names the engagement tables in SQL: clocks and frequency rules, <c>cards</c>, message
+/// channels, the outbox and its attempts, and <c>monitoring_engagement_compliance</c>
+/// (docs/development.md, "Where SQL goes").
+/// </summary>
+internal static class EngagementStore
+{
+    /// <summary>A tenant's open approval cards (and with <paramref name="alsoClosed"/> those closed in the last 30 days), open first.</summary>
+    public static async Task<IReadOnlyList<ApprovalCardRow>> ApprovalCardsAsync(NpgsqlDataSource dataSource, Guid tenantId, bool alsoClosed,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select id, status, title, coalesce(body, ''), due_at, coalesce(completed_by, ''), coalesce(payload -> 'approval' ->> 'decision', '')
+            from public.cards
+            where tenant_id = $1 and kind = 'approval' and (status = 'open' or ($2 and updated_at > hourglass.now() - interval '30 days'))
+            order by status <> 'open', due_at, id
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = alsoClosed });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<ApprovalCardRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetFieldValue<DateTimeOffset>(4),
+                reader.GetString(5), reader.GetString(6)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// Makes the tenant's channel exactly <paramref name="channel"/> (enabled), and returns the optional settings the
+    /// previous one had and this one leaves out (a TLS pin, a login, a secret), so none is dropped without a word.
+    /// </summary>
+    public static async Task<string[]> ReplaceMessageChannelAsync(NpgsqlDataSource dataSource, Guid tenantId, MessageChannelSettings channel,
+        CancellationToken cancellationToken)
+    {
+        // The CTE sees the row as it was before the upsert (a data-modifying statement's snapshot).
+        await using var command = dataSource.CreateCommand("""
+            with previous as (
+              select c.smtp_username, c.secret_ref, c.smtp_tls_pin_sha256 from public.message_channels c where c.tenant_id = $1 and c.channel = $2
+            )
+            insert into public.message_channels (tenant_id, channel, enabled, webhook_url, smtp_host, smtp_port, smtp_security, smtp_username,
+                                                 smtp_from, secret_ref, smtp_tls_pin_sha256)
+            values ($1, $2, true, $3, $4, $5, $6, $7, $8, $9, $10)
+            on conflict (tenant_id, channel) do update
+            set enabled = true, webhook_url = excluded.webhook_url, smtp_host = excluded.smtp_host, smtp_port = excluded.smtp_port,
+                smtp_security = excluded.smtp_security, smtp_username = excluded.smtp_username, smtp_from = excluded.smtp_from,
+                secret_ref = excluded.secret_ref, smtp_tls_pin_sha256 = excluded.smtp_tls_pin_sha256, updated_at = hourglass.now()
+            returning array_remove(array[
+              case when (select p.smtp_tls_pin_sha256 from previous p) is not null and smtp_tls_pin_sha256 is null
+                   then 'the TLS pin (sha256:' || (select p.smtp_tls_pin_sha256 from previous p) || ')' end,
+              case when (select p.smtp_username from previous p) is not null and smtp_username is null
+                   then 'the login ' || (select p.smtp_username from previous p) end,
+              case when (select p.secret_ref from previous p) is not null and secret_ref is null
+                   then 'the secret ref ' || (select p.secret_ref from previous p) end], null)
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = channel.Channel });
+        command.Parameters.Add(Text(channel.WebhookUrl));
+        command.Parameters.Add(Text(channel.SmtpHost));
+        command.Parameters.Add(new() { Value = (object?)channel.SmtpPort ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        command.Parameters.Add(Text(channel.SmtpSecurity));
+        command.Parameters.Add(Text(channel.SmtpUsername));
+        command.Parameters.Add(Text(channel.SmtpFrom));
+        command.Parameters.Add(Text(channel.SecretRef));
+        command.Parameters.Add(Text(channel.SmtpTlsPin));
+        return (string[])(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>A tenant's channels by name.</summary>
+    public static async Task<IReadOnlyList<MessageChannelSettings>> MessageChannelsAsync(NpgsqlDataSource dataSource, Guid tenantId,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select channel, enabled, webhook_url, smtp_host, smtp_port, smtp_security, smtp_username, smtp_from, secret_ref, smtp_tls_pin_sha256
+            from public.message_channels where tenant_id = $1 order by channel
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        var rows = new List<MessageChannelSettings>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+            rows.Add(new(reader.GetString(0), reader.GetBoolean(1), Text(2), Text(3), reader.IsDBNull(4) ? null : reader.GetInt32(4), reader.GetString(5),
+                Text(6), Text(7), Text(8), Text(9)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Switches a tenant's channel off, keeping its settings; false when the tenant has no such channel.</summary>
+    public static async Task<bool> DisableMessageChannelAsync(NpgsqlDataSource dataSource, Guid tenantId, string channel, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "update public.message_channels set enabled = false, updated_at = hourglass.now() where tenant_id = $1 and channel = $2");
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = channel });
+        return await command.ExecuteNonQueryAsync(cancellationToken) > 0;
+    }
+
+    private static NpgsqlParameter Text(string? value) => new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
+
+    /// <summary>Per tenant (or the one given): clocks, and how many are compliant, due soon and overdue.</summary>
+    public static Task<IReadOnlyList<(Guid TenantId, long Clocks, long Compliant, long DueSoon, long Overdue)>> ComplianceCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select c.tenant_id, count(*), count(*) filter (where c.compliance_status = 'compliant'),
+                   count(*) filter (where c.compliance_status = 'due_soon'), count(*) filter (where c.compliance_status = 'overdue')
+            from public.engagement_clocks c where ($1::uuid is null or c.tenant_id = $1) group by c.tenant_id
+            """, tenantId), r => (r.GetGuid(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4)), cancellationToken);
+
+    /// <summary>
+    /// Per tenant with open approval cards: how many, how many past due at <paramref name="now"/> (they can no longer
+    /// be decided; the next cycle expires them), and the next one due.
+    /// </summary>
+    public static Task<IReadOnlyList<(Guid TenantId, long Open, long PastDue, DateTimeOffset? NextDueAt)>> OpenApprovalCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, DateTimeOffset now, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select t.id, a.open, a.past_due, a.next_due
+            from public.tenants t
+            cross join lateral (
+              select count(*) as open, count(*) filter (where k.due_at <= $2) as past_due, min(k.due_at) filter (where k.due_at > $2) as next_due
+              from public.cards k where k.tenant_id = t.id and k.status = 'open' and k.kind = 'approval') a
+            where ($1::uuid is null or t.id = $1) and a.open > 0
+            """, tenantId, now), r => (r.GetGuid(0), r.GetInt64(1), r.GetInt64(2), r.IsDBNull(3) ? (DateTimeOffset?)null : r.GetFieldValue<DateTimeOffset>(3)),
+            cancellationToken);
+
+    /// <summary>
+    /// Outbox messages per tenant and status, and how many are held. All tenants: the queued ones only
+    /// (idx_message_outbox_due, whatever the history of sent ones); one tenant: every status (idx_message_outbox_tenant_status).
+    /// </summary>
+    public static Task<IReadOnlyList<(Guid TenantId, string Status, long Count, long Held)>> OutboxCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, tenantId is null
+            ? """
+              select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
+              from public.message_outbox m
+              where m.status in ('pending', 'sending')
+              group by m.tenant_id, m.status
+              """
+            : """
+              select m.tenant_id, m.status, count(*), count(*) filter (where m.held_reason is not null)
+              from public.message_outbox m
+              where m.tenant_id = $1
+              group by m.tenant_id, m.status
+              """, tenantId), r => (r.GetGuid(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), cancellationToken);
+
+    /// <summary>A tenant's suppressed messages by code: how many, the last time and the last reason.</summary>
+    public static Task<IReadOnlyList<(string Code, long Count, DateTimeOffset LastAt, string LastReason)>> SuppressedCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select m.suppressed_code, count(*), max(m.suppressed_at), (array_agg(m.suppressed_reason order by m.suppressed_at desc))[1]
+            from public.message_outbox m
+            where m.tenant_id = $1 and m.status = 'suppressed'
+            group by m.suppressed_code
+            order by m.suppressed_code
+            """, tenantId), r => (r.GetString(0), r.GetInt64(1), r.GetFieldValue<DateTimeOffset>(2), r.GetString(3)), cancellationToken);
+
+    /// <summary>Cards in <paramref name="status"/> (open by default) across every tenant the connection's role sees, at most 200, as JSON.</summary>
+    public static Task<string?> MyCardsJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string? status, CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select coalesce(json_agg(c order by c.due_at nulls last, c.id), '[]')::text from (
+              select id, tenant_id, kind, title, body, status, entity_type, entity_id, due_at, created_at from public.cards
+              where status = coalesce($1, 'open') order by due_at nulls last, id limit 200) c
+            """, cancellationToken, status);
+
+    /// <summary>A page of a tenant's cards, optionally of one kind and status.</summary>
+    public static Task<JsonPage> CardsPageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, PageRequest page, string? kind,
+        string? status, CancellationToken cancellationToken) =>
+        StoreReads.PageAsync(connection, transaction, """
+            select id, kind, title, body, status, entity_type, entity_id, run_id, assignee_user_id, due_at, completed_at, completed_by, payload, created_at
+            from public.cards where tenant_id = $1 and ($4::text is null or kind = $4) and ($5::text is null or status = $5)
+            """, tenantId, page, cancellationToken, kind, status);
+
+    /// <summary><c>complete_touch_card</c> on the tenant's card: the clock it touched, or null when the tenant has no such card.</summary>
+    public static async Task<Guid?> CompleteTouchCardAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid cardId,
+        string touchType, string? notes, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<Guid?>(connection, transaction,
+            "select public.complete_touch_card($1, $2, $3) where exists (select 1 from public.cards where id = $1 and tenant_id = $4)",
+            cancellationToken, cardId, touchType, notes, tenantId);
+
+    /// <summary><c>decide_approval</c> on the tenant's card: the outcome, or null when the tenant has no such card.</summary>
+    public static Task<string?> DecideApprovalAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid cardId, bool approve,
+        string? notes, CancellationToken cancellationToken) =>
+        StoreReads.ScalarAsync<string>(connection, transaction,
+            "select public.decide_approval($1, $2, $3) where exists (select 1 from public.cards where id = $1 and tenant_id = $4)",
+            cancellationToken, cardId, approve, notes, tenantId);
+
+    /// <summary><c>dismiss_card</c> on the tenant's card: the outcome, or null when the tenant has no such card.</summary>
+    public static Task<string?> DismissCardAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid cardId, string? notes,
+        CancellationToken cancellationToken) =>
+        StoreReads.ScalarAsync<string>(connection, transaction,
+            "select public.dismiss_card($1, $2) where exists (select 1 from public.cards where id = $1 and tenant_id = $3)",
+            cancellationToken, cardId, notes, tenantId);
+
+    /// <summary>
+    /// Opens an approval card due after the tenant's <c>approval_ttl_hours</c> (or <see cref="ApprovalCardRequest.DefaultTtlHours"/>);
+    /// an open card for the same action key is kept as it is.
+    /// </summary>
+    public static async Task OpenApprovalCardAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, ApprovalCardRequest card,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, run_id, due_at, payload, created_at, updated_at)
+            values ($1, 'approval', $2, $3, $4, $5, $6, $7 + make_interval(hours => hourglass.tenant_setting_int($1, 'approval_ttl_hours', $8)), $9, $7, $7)
+            on conflict (tenant_id, (payload ->> 'action_key')) where kind = 'approval' and status = 'open' do nothing
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = card.TenantId });
+        command.Parameters.Add(new() { Value = card.Title });
+        command.Parameters.Add(new() { Value = card.Body });
+        command.Parameters.Add(new() { Value = (object?)card.EntityType ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = (object?)card.EntityId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        command.Parameters.Add(new() { Value = card.RunId });
+        command.Parameters.Add(new() { Value = card.Now });
+        command.Parameters.Add(new() { Value = card.DefaultTtlHours });
+        command.Parameters.Add(new() { Value = card.PayloadJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Expires the tenant's open approval cards past their due time (they can no longer be decided).</summary>
+    public static async Task ExpireApprovalCardsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            update public.cards set status = 'expired', updated_at = hourglass.now()
+            where tenant_id = $1 and kind = 'approval' and status = 'open' and due_at < hourglass.now()
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// What the policies need to know of each contact or account in <paramref name="subjects"/>: its own and its
+    /// account's time zone, why it may not be contacted, a credit hold, whether a card or message for it is still open,
+    /// and its last touch.
+    /// </summary>
+    public static Task<IReadOnlyList<SubjectFactsRow>> SubjectFactsAsync(NpgsqlDataSource dataSource, Guid tenantId, Guid[] subjects,
+        CancellationToken cancellationToken)
+    {
+        var command = dataSource.CreateCommand("""
+            select s.id, k.timezone, a.timezone,
+                   case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
+                        when k.do_not_contact then 'the contact is marked do-not-contact'
+                        when a.do_not_contact then 'the account is marked do-not-contact' end,
+                   coalesce(a.credit_hold, false),
+                   exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
+                             and o.entity_id = s.id)
+                   or exists (select 1 from public.message_outbox m where m.tenant_id = $1 and m.status in ('pending', 'sending')
+                             and (m.payload ->> 'target_id') = s.id::text),
+                   (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
+            from unnest($2::uuid[]) s(id)
+            left join public.contacts k on k.tenant_id = $1 and k.id = s.id
+            left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = subjects });
+        return StoreReads.ListAsync(command, r => new SubjectFactsRow(r.GetGuid(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2),
+            r.IsDBNull(3) ? null : r.GetString(3), r.GetBoolean(4), r.GetBoolean(5), r.IsDBNull(6) ? null : r.GetFieldValue<DateTimeOffset>(6)), cancellationToken);
+    }
+
+    /// <summary>A tenant's clocks: how many, and how many are due soon and overdue.</summary>
+    public static async Task<(long Clocks, long DueSoon, long Overdue)> ClockCountsAsync(NpgsqlDataSource dataSource, Guid tenantId,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select count(*),
+                   count(*) filter (where compliance_status = 'due_soon'),
+                   count(*) filter (where compliance_status = 'overdue')
+            from public.engagement_clocks where tenant_id = $1
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+    }
+
+    /// <summary>Inserts a message into the outbox, due now; returns its id, or null when the key was already enqueued.</summary>
+    public static async Task<Guid?> EnqueueMessageAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, NewMessage message,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            insert into public.message_outbox (tenant_id, idempotency_key, channel, destination, subject, body, payload, run_id,
+              max_attempts, next_attempt_at, created_at, updated_at)
+            values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, 8), hourglass.now(), hourglass.now(), hourglass.now())
+            on conflict (tenant_id, idempotency_key) do nothing
+            returning id
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = message.TenantId });
+        command.Parameters.Add(new() { Value = message.IdempotencyKey });
+        command.Parameters.Add(new() { Value = message.Channel });
+        command.Parameters.Add(new() { Value = message.Destination.Trim() });
+        command.Parameters.Add(new() { Value = (object?)message.Subject ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = message.Body });
+        command.Parameters.Add(CycleEngine.Json(message.Payload ?? []));
+        command.Parameters.Add(new() { Value = (object?)message.RunId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        command.Parameters.Add(new() { Value = (object?)message.MaxAttempts ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        return await command.ExecuteScalarAsync(cancellationToken) as Guid?;
+    }
+
+    /// <summary>Whether the tenant's email channel is enabled, and its enabled webhook's URL.</summary>
+    public static async Task<(bool EmailEnabled, string? WebhookUrl)> EnabledChannelsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
+        Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "select channel, webhook_url from public.message_channels where tenant_id = $1 and enabled", connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        var (email, webhook) = (false, (string?)null);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            if (reader.GetString(0) == MessageChannel.Email)
+            {
+                email = true;
+            }
+            else
+            {
+                webhook = reader.GetString(1);
+            }
+        }
+
+        return (email, webhook);
+    }
+
+    /// <summary>
+    /// The dispatcher's record of a send (a statement of its batch): the message's new status, fenced on the claim —
+    /// if the claim lapsed and another dispatcher took the message, its attempts moved on and this changes nothing.
+    /// </summary>
+    public static NpgsqlBatchCommand RecordSendCommand(Guid messageId, string workerId, int attempt, string status, string? providerMessageId, string? error,
+        TimeSpan? delay)
+    {
+        var update = new NpgsqlBatchCommand("""
+            update public.message_outbox m
+            set status = $4,
+                sent_at = case when $4 = 'sent' then hourglass.now() end,
+                provider_message_id = coalesce($5, m.provider_message_id),
+                last_error = coalesce($6, m.last_error),
+                next_attempt_at = case when $4 = 'pending' then hourglass.now() + $7 else m.next_attempt_at end,
+                claimed_until = null,
+                updated_at = hourglass.now()
+            where m.id = $1 and m.status = 'sending' and m.claimed_by = $2 and m.attempts = $3
+            """);
+        update.Parameters.Add(new() { Value = messageId });
+        update.Parameters.Add(new() { Value = workerId });
+        update.Parameters.Add(new() { Value = attempt });
+        update.Parameters.Add(new() { Value = status });
+        update.Parameters.Add(new() { Value = (object?)providerMessageId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        update.Parameters.Add(new() { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        update.Parameters.Add(new() { Value = (object?)delay ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Interval });
+        return update;
+    }
+
+    /// <summary>The dispatcher's attempt row (a statement of its batch): what it did, whether or not its claim still held.</summary>
+    public static NpgsqlBatchCommand AttemptCommand(Guid tenantId, Guid messageId, int attempt, string outcome, string? error, int? responseCode, string workerId)
+    {
+        var command = new NpgsqlBatchCommand("""
+            insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, response_code, worker_id)
+            values ($1, $2, $3, hourglass.now(), $4, $5, $6, $7)
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = messageId });
+        command.Parameters.Add(new() { Value = attempt });
+        command.Parameters.Add(new() { Value = outcome });
+        command.Parameters.Add(new() { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = (object?)responseCode ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        command.Parameters.Add(new() { Value = workerId });
+        return command;
+    }
+
+    /// <summary>
+    /// The touch a sent message makes (a statement of its batch, after <see cref="RecordSendCommand"/>): the target's
+    /// clock moves only if that update marked the message sent under this attempt and the contact or account still exists.
+    /// </summary>
+    public static NpgsqlBatchCommand SentTouchCommand(Guid tenantId, string targetType, Guid targetId, string channel, Guid messageId, string workerId, int attempt)
+    {
+        var touch = new NpgsqlBatchCommand("""
+            select public.update_engagement_clock($1, $2, $3, $4, 'agent')
+            where exists (select 1 from public.message_outbox m
+                          where m.id = $5 and m.status = 'sent' and m.claimed_by = $6 and m.attempts = $7)
+              and (exists (select 1 from public.contacts k where $2 = 'contact' and k.tenant_id = $1 and k.id = $3)
+                   or exists (select 1 from public.accounts a where $2 = 'account' and a.tenant_id = $1 and a.id = $3))
+            """);
+        touch.Parameters.Add(new() { Value = tenantId });
+        touch.Parameters.Add(new() { Value = targetType });
+        touch.Parameters.Add(new() { Value = targetId });
+        touch.Parameters.Add(new() { Value = channel });
+        touch.Parameters.Add(new() { Value = messageId });
+        touch.Parameters.Add(new() { Value = workerId });
+        touch.Parameters.Add(new() { Value = attempt });
+        return touch;
+    }
+}

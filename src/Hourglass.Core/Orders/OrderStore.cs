@@ -1,0 +1,234 @@
+using Hourglass.Storage;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Hourglass.Orders;
+
+/// <summary>One entry of a tenant's order queue, with the order's PO number, account and total.</summary>
+internal sealed record OrderQueueRow(Guid OrderId, string PoNumber, string Account, decimal Total, string Currency, string Status,
+    string PricingStatus, string CreditStatus, string RequirementsStatus, int AutoFixAttempts, string Approval);
+
+/// <summary>One order exception: what went wrong, how bad, and how (and by whom) it was resolved.</summary>
+internal sealed record OrderExceptionRow(Guid Id, Guid OrderId, string ExceptionType, string Severity, string ResolutionStatus, string Message,
+    string ResolvedBy, string ResolutionNotes);
+
+/// <summary>
+/// The only code that names the order tables in SQL: <c>orders</c>, <c>order_lines</c>, the processing queue, its
+/// exceptions and fixes, requirement and price rules, <c>products</c> and <c>monitoring_order_throughput</c>
+/// (docs/development.md, "Where SQL goes").
+/// </summary>
+internal static class OrderStore
+{
+    /// <summary>How many queue entries a processor could claim now (pending, or processing with an expired claim).</summary>
+    public static async Task<long> ClaimableCountAsync(NpgsqlDataSource dataSource, Guid? tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select count(*) from public.order_processing_queue
+            where ($1::uuid is null or tenant_id = $1) and (status = 'pending' or (status = 'processing' and claimed_until < hourglass.now()))
+            """);
+        command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>A tenant's queue (optionally one status), by status, priority and age, at most <paramref name="limit"/> entries.</summary>
+    public static async Task<IReadOnlyList<OrderQueueRow>> QueueAsync(NpgsqlDataSource dataSource, Guid tenantId, string? status, int limit,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select q.order_id, coalesce(o.po_number, '-'), a.name, o.total, o.currency, q.status, q.pricing_status, q.credit_status, q.requirements_status,
+                   q.auto_fix_attempts, coalesce(q.validation_results ->> 'approval', '')
+            from public.order_processing_queue q
+            join public.orders o on o.tenant_id = q.tenant_id and o.id = q.order_id
+            join public.accounts a on a.tenant_id = o.tenant_id and a.id = o.account_id
+            where q.tenant_id = $1 and ($2::text is null or q.status = $2)
+            order by q.status, q.priority desc, q.created_at limit $3
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = (object?)status ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = limit });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<OrderQueueRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetDecimal(3), reader.GetString(4), reader.GetString(5),
+                reader.GetString(6), reader.GetString(7), reader.GetString(8), reader.GetInt32(9), reader.GetString(10)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>A tenant's open and in-review exceptions (and with <paramref name="alsoClosed"/> those closed in the last 30 days), open first.</summary>
+    public static async Task<IReadOnlyList<OrderExceptionRow>> ExceptionsAsync(NpgsqlDataSource dataSource, Guid tenantId, bool alsoClosed,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select e.id, e.order_id, e.exception_type, e.severity, e.resolution_status, coalesce(e.details ->> 'message', ''),
+                   coalesce(e.resolved_by, ''), coalesce(e.resolution_notes, '')
+            from public.order_processing_exceptions e
+            where e.tenant_id = $1 and (e.resolution_status in ('open', 'in_review') or ($2 and e.updated_at > hourglass.now() - interval '30 days'))
+            order by e.resolution_status not in ('open', 'in_review'), e.created_at
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = alsoClosed });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<OrderExceptionRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetString(5),
+                reader.GetString(6), reader.GetString(7)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Queue entries per tenant (or the one given) and status.</summary>
+    public static Task<IReadOnlyList<(Guid TenantId, string Status, long Count)>> QueueCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select q.tenant_id, q.status, count(*) from public.order_processing_queue q
+            where ($1::uuid is null or q.tenant_id = $1) group by q.tenant_id, q.status
+            """, tenantId), r => (r.GetGuid(0), r.GetString(1), r.GetInt64(2)), cancellationToken);
+
+    /// <summary>Open and in-review exceptions per tenant and type, by tenant and type.</summary>
+    public static Task<IReadOnlyList<(Guid TenantId, string Type, long Open, long InReview)>> OpenExceptionCountsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid? tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.ForTenant(connection, transaction, """
+            select e.tenant_id, e.exception_type, count(*) filter (where e.resolution_status = 'open'), count(*) filter (where e.resolution_status = 'in_review')
+            from public.order_processing_exceptions e
+            where ($1::uuid is null or e.tenant_id = $1) and e.resolution_status in ('open', 'in_review')
+            group by e.tenant_id, e.exception_type
+            order by e.tenant_id, e.exception_type
+            """, tenantId), r => (r.GetGuid(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)), cancellationToken);
+
+    /// <summary>A page of a tenant's queue, optionally in one status, with each order's checks.</summary>
+    public static Task<JsonPage> QueuePageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, PageRequest page, string? status,
+        CancellationToken cancellationToken) =>
+        StoreReads.PageAsync(connection, transaction, """
+            select id, order_id, status, pricing_status, credit_status, requirements_status, auto_fix_attempts, validation_results, processed_at, created_at
+            from public.order_processing_queue where tenant_id = $1 and ($4::text is null or status = $4)
+            """, tenantId, page, cancellationToken, status);
+
+    /// <summary>A page of a tenant's exceptions, optionally in one resolution status.</summary>
+    public static Task<JsonPage> ExceptionsPageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, PageRequest page,
+        string? status, CancellationToken cancellationToken) =>
+        StoreReads.PageAsync(connection, transaction, """
+            select id, queue_id, order_id, exception_type, severity, details, resolution_status, resolved_by, resolved_at, resolution_notes, created_at
+            from public.order_processing_exceptions where tenant_id = $1 and ($4::text is null or resolution_status = $4)
+            """, tenantId, page, cancellationToken, status);
+
+    /// <summary><c>review_order_exception</c> on the tenant's exception: the outcome, or null when the tenant has no such exception.</summary>
+    public static Task<string?> ReviewExceptionAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid exceptionId,
+        CancellationToken cancellationToken) =>
+        StoreReads.ScalarAsync<string>(connection, transaction,
+            "select public.review_order_exception($1) where exists (select 1 from public.order_processing_exceptions where id = $1 and tenant_id = $2)",
+            cancellationToken, exceptionId, tenantId);
+
+    /// <summary>
+    /// <c>resolve_order_exception</c> (<paramref name="resolution"/> resolved or dismissed) on the tenant's exception: the
+    /// outcome, or null when the tenant has no such exception.
+    /// </summary>
+    public static Task<string?> ResolveExceptionAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid exceptionId,
+        string resolution, string? notes, CancellationToken cancellationToken) =>
+        StoreReads.ScalarAsync<string>(connection, transaction,
+            "select public.resolve_order_exception($1, $3, $4) where exists (select 1 from public.order_processing_exceptions where id = $1 and tenant_id = $2)",
+            cancellationToken, exceptionId, tenantId, resolution, notes);
+
+    /// <summary><c>override_order_credit</c> on the tenant's queued order: the outcome, or null when the tenant has no such queue entry.</summary>
+    public static Task<string?> OverrideCreditAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid orderId, string? reason,
+        CancellationToken cancellationToken) =>
+        StoreReads.ScalarAsync<string>(connection, transaction,
+            "select public.override_order_credit($1, $2) where exists (select 1 from public.order_processing_queue where order_id = $1 and tenant_id = $3)",
+            cancellationToken, orderId, reason, tenantId);
+
+    /// <summary>What a cycle measures of a tenant's orders: pending and waiting-for-approval entries, open and in-review exceptions.</summary>
+    public static async Task<(long Pending, long NeedsApproval, long OpenExceptions)> CycleCountsAsync(NpgsqlDataSource dataSource, Guid tenantId,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select count(*) filter (where q.status = 'pending'),
+                   count(*) filter (where q.status = 'needs_approval'),
+                   (select count(*) from public.order_processing_exceptions e where e.tenant_id = $1 and e.resolution_status in ('open', 'in_review'))
+            from public.order_processing_queue q where q.tenant_id = $1
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+    }
+
+    // The processor's statements (OrderProcessor: the claim, then one batch of reads); it prepares and runs them itself
+    // in one round trip, so they are kept here as text.
+    internal const string ClaimSql = """
+        select c.queue_id, c.tenant_id, c.order_id, c.claim_token, c.auto_fix_attempts, c.max_auto_fix_attempts,
+               c.credit_override_by, c.credit_override_reason, (select hourglass.now())
+        from public.claim_orders($1, $2, $3, $4) c
+        """;
+
+    internal const string RequirementsSql = """
+        select tenant_id, rule_key, description, condition::text, severity from public.order_requirement_rules
+        where tenant_id = any($1) and active order by rule_key
+        """;
+
+    // The batch's lines with their products (an unknown product has none).
+    internal const string LinesSql = """
+        select l.order_id, l.id, l.product_id, l.quantity, l.unit_price, l.discount_pct, l.tenant_id,
+               p.sku, p.name, p.list_price, p.unit_cost, p.active
+        from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, order_id)
+        join public.order_lines l on l.tenant_id = x.tenant_id and l.order_id = x.order_id
+        left join public.products p on p.tenant_id = l.tenant_id and p.id = l.product_id
+        order by l.order_id, l.created_at, l.id
+        """;
+
+    // Rules for all products, then the rules of the products on the batch's lines, by (tenant, product) pairs: each
+    // an index lookup (idx_price_rules_tenant_product), whatever the catalog's size (the statements are prepared,
+    // and a generic plan knows nothing about the arrays' sizes).
+    internal const string PriceRulesSql = """
+        select r.tenant_id, r.id, r.name, r.product_id, r.account_id, r.tier, r.currency, r.min_quantity, r.unit_price, r.discount_pct,
+               r.valid_from, r.valid_to, r.priority
+        from public.price_rules r where r.tenant_id = any($3) and r.product_id is null and r.active
+        union all
+        select r.tenant_id, r.id, r.name, r.product_id, r.account_id, r.tier, r.currency, r.min_quantity, r.unit_price, r.discount_pct,
+               r.valid_from, r.valid_to, r.priority
+        from (select distinct l.tenant_id, l.product_id
+              from unnest($1::uuid[], $2::uuid[]) as x(tenant_id, order_id)
+              join public.order_lines l on l.tenant_id = x.tenant_id and l.order_id = x.order_id
+              where l.product_id is not null) b
+        join public.price_rules r on r.tenant_id = b.tenant_id and r.product_id = b.product_id
+        where r.active
+        """;
+
+    // The orders with their accounts, the account's other open orders (idx_orders_tenant_account_open) and a decided approval.
+    internal const string OrdersSql = """
+        select q.id, o.status, o.currency, o.po_number, o.ship_to::text, o.requested_ship_date,
+               (coalesce(o.placed_at, o.created_at) at time zone t.timezone)::date, o.subtotal, o.total, o.shipping_amount, o.tax_amount,
+               a.id, a.name, a.tier, a.credit_limit, a.requires_po, a.default_ship_to::text, a.open_balance, a.credit_hold,
+               coalesce((select sum(x.total) from public.orders x
+                         where x.tenant_id = o.tenant_id and x.account_id = o.account_id and x.id <> o.id
+                           and x.status in ('placed', 'validated', 'on_hold')), 0),
+               ap.decision, ap.decided_by
+        from unnest($1::uuid[]) c(id)
+        join public.order_processing_queue q on q.id = c.id
+        join public.orders o on o.tenant_id = q.tenant_id and o.id = q.order_id
+        join public.accounts a on a.tenant_id = o.tenant_id and a.id = o.account_id
+        join public.tenants t on t.id = q.tenant_id
+        left join lateral (
+          select k.payload -> 'approval' ->> 'decision' as decision, k.completed_by as decided_by from public.cards k
+          where k.tenant_id = q.tenant_id and k.kind = 'approval' and k.status in ('done', 'dismissed')
+            and k.payload ->> 'action_key' = 'order-release/' || q.id::text
+          order by k.completed_at desc limit 1) ap on true
+        """;
+
+    /// <summary>Entries waiting on an approval a person has now decided go back to pending, to be decided again with it.</summary>
+    public static async Task<int> RequeueDecidedApprovalsAsync(NpgsqlDataSource dataSource, Guid? tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            update public.order_processing_queue q set status = 'pending', updated_at = hourglass.now()
+            where q.status = 'needs_approval' and ($1::uuid is null or q.tenant_id = $1)
+              and exists (select 1 from public.cards k
+                          where k.tenant_id = q.tenant_id and k.kind = 'approval' and k.status in ('done', 'dismissed')
+                            and k.payload ->> 'action_key' = 'order-release/' || q.id::text and k.completed_at >= q.updated_at)
+            """);
+        command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,202 @@
+using Hourglass.Storage;
+using Npgsql;
+
+namespace Hourglass.Tenancy;
+
+/// <summary>A member of a tenant, with what their role may do.</summary>
+internal sealed record TenantMemberRow(Guid UserId, string Role, string Capabilities, DateTimeOffset Since);
+
+/// <summary>A tenant's role, its capabilities and how many members hold it.</summary>
+internal sealed record TenantRoleRow(string Role, string Capabilities, string Description, long Members);
+
+/// <summary>One place in a tenant's touch queue, with the contact's or account's name.</summary>
+internal sealed record NamedQueueEntry(string EntityType, string? Name, string ComplianceStatus, DateTimeOffset NextTouchDue,
+    decimal PriorityScore, string PriorityReason);
+
+/// <summary>
+/// The only code that names the tenancy tables in SQL: <c>tenants</c>, <c>tenant_members</c>, <c>tenant_roles</c>,
+/// <c>accounts</c>, <c>contacts</c>, <c>hourglass.function_capabilities</c> and <c>hourglass.timezones</c>
+/// (docs/development.md, "Where SQL goes").
+/// </summary>
+internal static class TenancyStore
+{
+    /// <summary>
+    /// Locks the tenant's row until <paramref name="transaction"/> ends, so writes that number per tenant (policy
+    /// versions) queue behind each other; false when the tenant does not exist.
+    /// </summary>
+    public static async Task<bool> LockTenantAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("select id from public.tenants where id = $1 for update", connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        return await command.ExecuteScalarAsync(cancellationToken) is not null;
+    }
+
+    /// <summary>The tenants whose id or exact name is <paramref name="idOrName"/>: the id match first, at most two.</summary>
+    public static async Task<IReadOnlyList<Guid>> TenantIdsByIdOrNameAsync(NpgsqlDataSource dataSource, string idOrName, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "select id from public.tenants where id::text = $1 or name = $1 order by (id::text = $1) desc limit 2");
+        command.Parameters.Add(new() { Value = idOrName });
+        var ids = new List<Guid>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            ids.Add(reader.GetGuid(0));
+        }
+
+        return ids;
+    }
+
+    /// <summary>A tenant's members by role, then user.</summary>
+    public static async Task<IReadOnlyList<TenantMemberRow>> MembersAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select m.user_id, m.role, array_to_string(r.capabilities, ', '), m.created_at
+            from public.tenant_members m join public.tenant_roles r on r.tenant_id = m.tenant_id and r.role = m.role
+            where m.tenant_id = $1 order by m.role, m.user_id
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<TenantMemberRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>A tenant's roles by name, each with how many members hold it.</summary>
+    public static async Task<IReadOnlyList<TenantRoleRow>> RolesAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select r.role, array_to_string(r.capabilities, ', '), coalesce(r.description, ''),
+                   (select count(*) from public.tenant_members m where m.tenant_id = r.tenant_id and m.role = r.role)
+            from public.tenant_roles r where r.tenant_id = $1 order by r.role
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<TenantRoleRow>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// The first <paramref name="top"/> places of <c>engagement_queue</c> (Engagement's function) with each contact's
+    /// or account's name, which only this store reads.
+    /// </summary>
+    public static async Task<IReadOnlyList<NamedQueueEntry>> NamedEngagementQueueAsync(NpgsqlDataSource dataSource, Guid tenantId, int top,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select q.entity_type, coalesce(k.name, a.name), q.compliance_status, q.next_touch_due, q.priority_score, coalesce(q.priority_reason, '')
+            from public.engagement_queue($1, $2) q
+            left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+            left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = top });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<NamedQueueEntry>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2),
+                reader.GetFieldValue<DateTimeOffset>(3), reader.GetDecimal(4), reader.GetString(5)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>The tenants the connection's role sees (row-level security alone decides), with the caller's role and capabilities in each.</summary>
+    public static Task<string?> TenantsJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select coalesce(json_agg(t order by t.name, t.id), '[]')::text from (
+              select t.id, t.name, t.timezone, t.created_at,
+                     (select m.role from public.tenant_members m where m.tenant_id = t.id and m.user_id = (select auth.uid())) as role,
+                     hourglass.current_capabilities(t.id) as capabilities
+              from public.tenants t) t
+            """, cancellationToken);
+
+    /// <summary>Whether the tenant's row is visible to the connection's role: under RLS another tenant's row does not exist.</summary>
+    public static async Task<bool> TenantVisibleAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<bool>(connection, transaction, "select exists (select 1 from public.tenants where id = $1)", cancellationToken, tenantId);
+
+    /// <summary>Whether the caller's role in the tenant has <paramref name="capability"/>, the caller's role, and the roles that have it.</summary>
+    public static async Task<(bool Has, string? Role, string? Holders)> CapabilityAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        Guid tenantId, string capability, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            select $2 = any (hourglass.current_capabilities($1)),
+                   (select m.role from public.tenant_members m where m.tenant_id = $1 and m.user_id = (select auth.uid())),
+                   (select string_agg(r.role, ', ' order by r.role) from public.tenant_roles r where r.tenant_id = $1 and $2 = any (r.capabilities))
+            """, tenantId, capability);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetBoolean(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+    }
+
+    /// <summary>The first <paramref name="top"/> places of <c>engagement_queue</c>, each with its contact's or account's name, as JSON.</summary>
+    public static Task<string?> NamedEngagementQueueJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int top,
+        CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select coalesce(json_agg(x), '[]')::text from (
+              select q.*, coalesce(k.name, a.name) as name
+              from public.engagement_queue($1, $2) q
+              left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+              left join public.accounts a on q.entity_type = 'account' and a.tenant_id = $1 and a.id = q.entity_id) x
+            """, cancellationToken, tenantId, top);
+
+    /// <summary>A tenant's members, each with their role and its capabilities, as JSON.</summary>
+    public static Task<string?> MembersJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select coalesce(json_agg(m order by m.role, m.user_id), '[]')::text from (
+              select m.user_id, m.role, r.capabilities, m.created_at
+              from public.tenant_members m join public.tenant_roles r on r.tenant_id = m.tenant_id and r.role = m.role
+              where m.tenant_id = $1) m
+            """, cancellationToken, tenantId);
+
+    /// <summary>A tenant's roles, what each may do and how many members hold it, as JSON.</summary>
+    public static Task<string?> RolesJsonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.JsonAsync(connection, transaction, """
+            select coalesce(json_agg(r order by r.role), '[]')::text from (
+              select role, capabilities, description, (select count(*) from public.tenant_members m where m.tenant_id = r.tenant_id and m.role = r.role) as members
+              from public.tenant_roles r where r.tenant_id = $1) r
+            """, cancellationToken, tenantId);
+
+    /// <summary>The tenant's IANA time zone, or null when there is no such tenant.</summary>
+    public static async Task<string?> TimezoneAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("select timezone from public.tenants where id = $1");
+        command.Parameters.Add(new() { Value = tenantId });
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    /// <summary>Tenants' settings and time zones, <c>$1</c> their ids (the order processor's batch reads it).</summary>
+    internal const string TenantSettingsSql = "select t.id, t.settings::text, t.timezone from public.tenants t where t.id = any($1)";
+
+    /// <summary>Whether the contact exists, its email, and why it may not be contacted (opted out, do-not-contact, its account's do-not-contact).</summary>
+    public static async Task<(bool Found, string? Email, string? DoNotContactReason)> ContactReachAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
+        Guid tenantId, Guid contactId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            select c.email,
+                   case when c.opted_out_at is not null then 'the contact opted out'
+                        when c.do_not_contact then 'the contact is marked do-not-contact'
+                        when a.do_not_contact then 'the contact''s account is marked do-not-contact' end
+            from public.contacts c left join public.accounts a on a.tenant_id = c.tenant_id and a.id = c.account_id
+            where c.tenant_id = $1 and c.id = $2
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = contactId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken)
+            ? (true, reader.IsDBNull(0) ? null : reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1))
+            : (false, null, null);
+    }
+}
