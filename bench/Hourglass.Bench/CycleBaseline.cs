@@ -52,7 +52,7 @@ internal sealed record CycleDocuments(
 /// </summary>
 internal sealed class CycleBaseline
 {
-    // CycleWorker.ReapAbandonedAsync, once per pass.
+    // AbandonedRunReaper.ReapAsync, once per pass.
     private const string ReapSql = """
         with abandoned as (
           update public.agent_autonomous_runs r

@@ -138,6 +138,9 @@ public sealed record PauseState(bool Global, DateTimeOffset? Since, string? By, 
         return $"{what}{since} by {By ?? "someone unrecorded"}: {Reason ?? "no reason given"}";
     }
 
+    /// <summary>Why an action this switch holds was blocked, as the Act output records it.</summary>
+    internal string BlockReason => $"paused: {(Global ? "all tenants" : "this tenant")} ({Reason ?? "no reason given"})";
+
     /// <summary>The command that lifts this switch.</summary>
     public string ResumeCommand(Guid tenantId) => Global ? "hourglass resume" : $"hourglass resume --tenant {tenantId}";
 }
