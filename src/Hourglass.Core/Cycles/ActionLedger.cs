@@ -10,6 +10,28 @@ namespace Hourglass.Cycles;
 /// </summary>
 internal sealed class ActionLedger(NpgsqlDataSource dataSource)
 {
+    /// <summary>The ledger's table, for statements over many tables (ANALYZE) that name it.</summary>
+    internal const string Table = "public.agent_actions";
+
+    // Peaks of succeeded actions, checked from the ledger independently of the policy enforcer: every succeeded action
+    // against the others of its window (t − window, t], as the policy counts them. (t − 24 h, t] is [t − 24 h + 1 µs, t]:
+    // timestamps have microsecond resolution.
+
+    /// <summary>The most messages one tenant sent in any 24 hours. One column.</summary>
+    internal const string PeakDailyMessagesSql = """
+        select coalesce(max(n), 0) from (
+          select count(*) over (partition by tenant_id order by completed_at range between interval '23:59:59.999999' preceding and current row) as n
+          from public.agent_actions where kind = 'send_message' and status = 'succeeded') x
+        """;
+
+    /// <summary>The most touches (messages and touch tasks) one contact of one tenant got in any 7 days. One column.</summary>
+    internal const string PeakWeeklyTouchesPerContactSql = """
+        select coalesce(max(n), 0) from (
+          select count(*) over (partition by tenant_id, target_id order by completed_at
+                                range between interval '6 days 23:59:59.999999' preceding and current row) as n
+          from public.agent_actions where kind in ('send_message', 'touch_task') and status = 'succeeded') x
+        """;
+
     /// <summary>Actions that succeeded since <paramref name="since"/> in hours other than <paramref name="hour"/> (the day's budget).</summary>
     public async Task<int> CountSucceededSinceAsync(Guid tenantId, DateTimeOffset since, DateTimeOffset hour, CancellationToken cancellationToken)
     {

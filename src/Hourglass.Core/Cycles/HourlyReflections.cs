@@ -59,4 +59,25 @@ internal static class HourlyReflections
 
         return result;
     }
+
+    /// <summary>The summary of the tenant's latest hour, if it has one.</summary>
+    public static async Task<string?> LatestSummaryAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "select summary from public.agent_hourly_reflections where tenant_id = $1 order by hour_bucket desc limit 1");
+        command.Parameters.Add(new() { Value = tenantId });
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    /// <summary>A tenant's hourly reflections as the API lists them ($1 tenant), run in the API's session; the caller pages.</summary>
+    internal const string ApiListSql = """
+        select id, run_id, run_ids, hour_bucket, what_we_did, what_moved, what_got_blocked, what_we_will_try_next, hypotheses, summary, created_at
+        from public.agent_hourly_reflections where tenant_id = $1
+        """;
+
+    /// <summary>The tenant's latest hour ($1 tenant): hour, how many runs it rolls up (at least one), summary.</summary>
+    internal const string LatestSql = """
+        select f.hour_bucket, greatest(pg_catalog.cardinality(f.run_ids), 1), f.summary
+        from public.agent_hourly_reflections f where f.tenant_id = $1 order by f.hour_bucket desc limit 1
+        """;
 }

@@ -170,6 +170,128 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
         return reaped;
     }
 
+    /// <summary>The summary of a run's reflection, if it has one.</summary>
+    public async Task<string?> SummaryAsync(Guid runId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("select reflect_output ->> 'summary' from public.agent_autonomous_runs where id = $1");
+        command.Parameters.Add(new() { Value = runId });
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    /// <summary>The runs' table, for statements over many tables (ANALYZE) that name it.</summary>
+    internal const string Table = "public.agent_autonomous_runs";
+
+    /// <summary>How many runs (all tenants) are in each status.</summary>
+    public async Task<SortedDictionary<string, long>> CountByStatusAsync(CancellationToken cancellationToken)
+    {
+        var runs = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        await using var command = dataSource.CreateCommand("select status, count(*) from public.agent_autonomous_runs group by status");
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            runs[reader.GetString(0)] = reader.GetInt64(1);
+        }
+
+        return runs;
+    }
+
+    /// <summary>The runs' mean time per phase (plan, act, react, reflect), per part of Plan, and for policy in Act, in milliseconds.</summary>
+    public async Task<Dictionary<string, double>> MeanPhaseMillisecondsAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select p.key, avg((p.value ->> 'ms')::double precision)
+            from public.agent_autonomous_runs r, jsonb_each(r.cycle_metrics -> 'phases') p
+            where jsonb_typeof(r.cycle_metrics -> 'phases') = 'object'
+            group by p.key
+            union all
+            select 'plan: ' || p.key, avg(p.value::text::double precision)
+            from public.agent_autonomous_runs r, jsonb_each(r.plan_output -> 'part_ms') p
+            where jsonb_typeof(r.plan_output -> 'part_ms') = 'object'
+            group by p.key
+            union all
+            select 'act: policy', avg((r.act_output ->> 'policy_ms')::double precision)
+            from public.agent_autonomous_runs r where r.act_output ? 'policy_ms'
+            order by 1
+            """);
+        var phases = new Dictionary<string, double>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            phases[reader.GetString(0)] = reader.IsDBNull(1) ? 0 : Math.Round(reader.GetDouble(1), 1);
+        }
+
+        return phases;
+    }
+
+    // Reads run in the caller's session (the API's role and row-level security, the status command's one snapshot), so
+    // they are kept here as statements; $n are documented on each.
+
+    /// <summary>A tenant's runs as the API lists them ($1 tenant); the caller adds paging on (created_at, id).</summary>
+    internal const string ApiListSql = """
+        select id, status, trigger, scheduled_for, started_at, completed_at, actions_planned, actions_taken, actions_blocked, error,
+               reflect_output ->> 'summary' as summary, created_at
+        from public.agent_autonomous_runs where tenant_id = $1
+        """;
+
+    /// <summary>One run, whole, as JSON text ($1 tenant, $2 run).</summary>
+    internal const string ApiGetSql = "select to_json(r)::text from public.agent_autonomous_runs r where r.tenant_id = $1 and r.id = $2";
+
+    /// <summary>
+    /// Per worker: cycles started in the last hour before $3 (dry runs left out) by status ($2 every status, so each tenant
+    /// and status is an index probe on idx_autonomous_runs_tenant_status), the claims it holds at $3, and its last start.
+    /// Columns: worker, runs, completed, partial, failed, skipped, abandoned, running, claims, last_started_at.
+    /// </summary>
+    internal const string WorkerActivitySql = """
+        with runs as (
+          select r.worker_id, r.status, r.started_at
+          from public.tenants t
+          cross join pg_catalog.unnest($2::text[]) s(status)
+          cross join lateral (
+            select x.worker_id, x.status, x.started_at from public.agent_autonomous_runs x
+            where x.tenant_id = t.id and x.status = s.status and x.started_at > $3 - interval '1 hour' and not x.dry_run) r
+        ), claims as (
+          select c.claimed_by as worker_id, count(*) as claims from public.agent_tenant_schedules c
+          where c.claimed_by is not null and c.claimed_until > $3 group by c.claimed_by
+        ), activity as (
+          select coalesce(r.worker_id, '') as worker_id, count(*) as runs,
+                 count(*) filter (where r.status = 'completed') as completed, count(*) filter (where r.status = 'partial') as partial,
+                 count(*) filter (where r.status = 'failed') as failed, count(*) filter (where r.status = 'skipped') as skipped,
+                 count(*) filter (where r.status = 'abandoned') as abandoned, count(*) filter (where r.status = 'running') as running,
+                 max(r.started_at) as last_started_at
+          from runs r group by coalesce(r.worker_id, '')
+        )
+        select coalesce(a.worker_id, c.worker_id), coalesce(a.runs, 0), coalesce(a.completed, 0), coalesce(a.partial, 0), coalesce(a.failed, 0),
+               coalesce(a.skipped, 0), coalesce(a.abandoned, 0), coalesce(a.running, 0), coalesce(c.claims, 0), a.last_started_at
+        from activity a full join claims c on c.worker_id = a.worker_id
+        order by a.last_started_at desc nulls last, 1
+        """;
+
+    /// <summary>The columns of a run summary: tenant, status, trigger, started, completed, planned, taken, blocked, error, dry run, worker.</summary>
+    private const string SummaryColumns = "x.tenant_id, x.status, x.trigger, x.started_at, x.completed_at, x.actions_planned, x.actions_taken, " +
+                                          "x.actions_blocked, x.error, x.dry_run, x.worker_id";
+
+    /// <summary>
+    /// Each tenant's last real run (dry runs are what-ifs, not cycles): the newest of its newest run in each status ($2 every
+    /// status), for one tenant ($1) or all ($1 null). Columns: <see cref="SummaryColumns"/>.
+    /// </summary>
+    internal const string LastRunPerTenantSql = $"""
+        select {SummaryColumns}
+        from public.tenants t
+        cross join lateral (
+          select l.* from pg_catalog.unnest($2::text[]) s(status)
+          cross join lateral (
+            select * from public.agent_autonomous_runs r
+            where r.tenant_id = t.id and r.status = s.status and not r.dry_run
+            order by r.started_at desc limit 1) l
+          order by l.started_at desc limit 1) x
+        where ($1::uuid is null or t.id = $1)
+        """;
+
+    /// <summary>A tenant's ten newest runs ($1 tenant), dry runs included. Columns: <see cref="SummaryColumns"/>.</summary>
+    internal const string RecentRunsSql = $"""
+        select {SummaryColumns} from public.agent_autonomous_runs x where x.tenant_id = $1 order by x.started_at desc limit 10
+        """;
+
     internal static NpgsqlParameter Json(JsonNode? node) => JsonbParameter.From(node);
 }
 

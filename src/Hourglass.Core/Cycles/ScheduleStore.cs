@@ -114,4 +114,27 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
         var zone = TimeZoneInfo.TryFindSystemTimeZoneById(reader.GetString(0), out var found) ? found : TimeZoneInfo.Utc;
         return new TenantLimits(zone, reader.GetInt32(1), reader.GetInt32(2));
     }
+
+    /// <summary>
+    /// The schedule of the tenant aliased <c>t</c> in the enclosing statement, as a JSON object (null without one): a
+    /// scalar subquery the API embeds in its tenant document.
+    /// </summary>
+    internal const string ScheduleJsonOfTenantT = """
+        (select json_build_object('cron', c.cron, 'timezone', c.timezone, 'next_due_at', c.next_due_at, 'paused', c.paused,
+                'paused_reason', c.paused_reason, 'max_actions_per_cycle', c.max_actions_per_cycle, 'max_actions_per_day', c.max_actions_per_day)
+         from public.agent_tenant_schedules c where c.tenant_id = t.id)
+        """;
+
+    /// <summary>
+    /// Every tenant with its schedule ($1 one tenant, or null for all), as the status command shows it; the claim only while
+    /// it lasts past $2. Columns: id, name, tenant zone, cron, schedule zone, next due, paused, reason, by, at, consecutive
+    /// failures, auto-pause threshold, claimed by.
+    /// </summary>
+    internal const string StatusSql = """
+        select t.id, t.name, t.timezone, s.cron, s.timezone, s.next_due_at, s.paused, s.paused_reason, s.paused_by, s.paused_at,
+               s.consecutive_failures, s.auto_pause_after_failures, case when s.claimed_until > $2 then s.claimed_by end
+        from public.tenants t join public.agent_tenant_schedules s on s.tenant_id = t.id
+        where ($1::uuid is null or t.id = $1)
+        order by t.name, t.id
+        """;
 }

@@ -103,6 +103,9 @@ public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider? tim
             : null;
     }
 
+    /// <summary>The global kill switch as the status command reads it in its snapshot. Columns: paused, reason, set at, set by.</summary>
+    internal const string GlobalSwitchSql = "select paused, reason, set_at, set_by from hourglass.agent_control where singleton";
+
     private static string Reason(string reason) =>
         string.IsNullOrWhiteSpace(reason) ? throw new HourglassException("reason: say why you pause (it is shown to everyone who looks)") : reason.Trim();
 

@@ -107,10 +107,10 @@ public sealed class Simulator
             {
                 await TimedAsync("analyze", async () =>
                 {
-                    await using var analyze = _dataSource.CreateCommand("""
-                        analyze public.warehouse_events, public.agent_actions, public.cards, public.message_outbox, public.engagement_clocks,
+                    await using var analyze = _dataSource.CreateCommand($"""
+                        analyze public.warehouse_events, {ActionLedger.Table}, public.cards, public.message_outbox, public.engagement_clocks,
                           public.orders, public.order_lines, public.order_processing_queue, public.strategy_attributions, public.client_patterns,
-                          public.agent_autonomous_runs
+                          {RunsStore.Table}
                         """);
                     await analyze.ExecuteNonQueryAsync(cancellationToken);
                 });

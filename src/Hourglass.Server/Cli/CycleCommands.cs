@@ -190,9 +190,7 @@ internal static class CycleCommands
             Console.WriteLine($"  {result.Error}");
         }
 
-        await using var command = dataSource.CreateCommand("select reflect_output ->> 'summary' from public.agent_autonomous_runs where id = $1");
-        command.Parameters.Add(new() { Value = result.RunId });
-        if (await command.ExecuteScalarAsync(cancellationToken) is string summary)
+        if (await new RunsStore(dataSource).SummaryAsync(result.RunId, cancellationToken) is { } summary)
         {
             Console.WriteLine($"  {summary}");
         }

@@ -131,7 +131,7 @@ internal static class HourglassCommands
         var worker = CycleComposition.CreateWorker(target.DataSource, TimeProvider.System, summaries: Narrative.FromEnvironment(loggers), loggers: loggers);
         var cycle = await worker.RunManualAsync(demo.TenantId, dryRun: false, hour: null, cancellationToken);
         Console.WriteLine($"Cycle: run {cycle.RunId} {cycle.Status}");
-        if (await ScalarAsync(target, "select summary from public.agent_hourly_reflections where tenant_id = $1 order by hour_bucket desc limit 1", demo.TenantId, cancellationToken) is string summary)
+        if (await HourlyReflections.LatestSummaryAsync(target.DataSource, demo.TenantId, cancellationToken) is { } summary)
         {
             Console.WriteLine($"  {summary}");
         }
