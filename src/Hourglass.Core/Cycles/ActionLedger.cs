@@ -35,43 +35,51 @@ internal sealed class ActionLedger(NpgsqlDataSource dataSource)
     /// <summary>Actions that succeeded since <paramref name="since"/> in hours other than <paramref name="hour"/> (the day's budget).</summary>
     public async Task<int> CountSucceededSinceAsync(Guid tenantId, DateTimeOffset since, DateTimeOffset hour, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            select count(*) from public.agent_actions
-            where tenant_id = $1 and status = 'succeeded' and completed_at >= $2 and hour_bucket <> $3
-            """);
+        await using var command = dataSource.CreateCommand(CountSucceededSinceSql);
         command.Parameters.Add(new() { Value = tenantId });
         command.Parameters.Add(new() { Value = since.ToUniversalTime() });
         command.Parameters.Add(new() { Value = hour });
         return (int)(long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
+    /// <summary>Succeeded actions of tenant $1 since $2 in hours other than $3.</summary>
+    internal const string CountSucceededSinceSql = """
+        select count(*) from public.agent_actions
+        where tenant_id = $1 and status = 'succeeded' and completed_at >= $2 and hour_bucket <> $3
+        """;
+
+    /// <summary>The status of tenant $1's key $2, its row locked.</summary>
+    internal const string SucceededForUpdateSql = "select status from public.agent_actions where tenant_id = $1 and idempotency_key = $2 for update";
+
     /// <summary>Whether the key already succeeded, locking its row (if any) for the rest of the transaction.</summary>
     public static async Task<bool> SucceededForUpdateAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, string key,
         CancellationToken cancellationToken)
     {
-        await using var existing = new NpgsqlCommand(
-            "select status from public.agent_actions where tenant_id = $1 and idempotency_key = $2 for update", connection, transaction);
+        await using var existing = new NpgsqlCommand(SucceededForUpdateSql, connection, transaction);
         existing.Parameters.Add(new() { Value = tenantId });
         existing.Parameters.Add(new() { Value = key });
         return await existing.ExecuteScalarAsync(cancellationToken) is string status && status == ActionStatus.Succeeded.Name();
     }
 
     /// <summary>Records an attempt at the key in the caller's transaction; a key already succeeded is left as it is.</summary>
+    /// <summary>Records an attempt at a key; a key already succeeded is left as it is.</summary>
+    internal const string RecordSql = """
+        insert into public.agent_actions as a (tenant_id, run_id, idempotency_key, hour_bucket, kind, target_type, target_id,
+          priority, reason, payload, decision, status, result, error, completed_at)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        on conflict (tenant_id, idempotency_key) do update set
+          run_id = excluded.run_id, decision = excluded.decision, status = excluded.status, result = excluded.result,
+          error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1,
+          previous_attempts = a.previous_attempts || jsonb_build_array(jsonb_build_object('run_id', a.run_id, 'status', a.status,
+            'decision', a.decision, 'result', a.result, 'error', a.error, 'completed_at', a.completed_at))
+        where a.status <> 'succeeded'
+        """;
+
     public static async Task RecordAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CycleContext context, ProposedAction action,
         string key, string? decision, ActionStatus status, JsonObject? result, string? error, DateTimeOffset completedAt,
         CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            insert into public.agent_actions as a (tenant_id, run_id, idempotency_key, hour_bucket, kind, target_type, target_id,
-              priority, reason, payload, decision, status, result, error, completed_at)
-            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-            on conflict (tenant_id, idempotency_key) do update set
-              run_id = excluded.run_id, decision = excluded.decision, status = excluded.status, result = excluded.result,
-              error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1,
-              previous_attempts = a.previous_attempts || jsonb_build_array(jsonb_build_object('run_id', a.run_id, 'status', a.status,
-                'decision', a.decision, 'result', a.result, 'error', a.error, 'completed_at', a.completed_at))
-            where a.status <> 'succeeded'
-            """, connection, transaction);
+        await using var command = new NpgsqlCommand(RecordSql, connection, transaction);
         command.Parameters.Add(new() { Value = context.TenantId });
         command.Parameters.Add(new() { Value = context.RunId });
         command.Parameters.Add(new() { Value = key });

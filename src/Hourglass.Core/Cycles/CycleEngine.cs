@@ -235,9 +235,9 @@ public sealed partial class CycleEngine
             var key = action.IdempotencyKey(context.HourBucket);
 
             // The kill switches are read before every side effect, so a pause takes effect mid-cycle.
-            if (await _control.ReadPauseAsync(context.TenantId, cancellationToken) is { } pause)
+            if (await _control.ReadBlockReasonAsync(context.TenantId, cancellationToken) is { } pause)
             {
-                outcomes.Add(new ActionOutcome(action, key, ActionStatus.Blocked, null, null, pause.BlockReason));
+                outcomes.Add(new ActionOutcome(action, key, ActionStatus.Blocked, null, null, pause));
                 continue;
             }
 

@@ -39,10 +39,7 @@ internal static class HourlyReflections
     public static async Task<Dictionary<string, decimal>> PreviousMetricsAsync(NpgsqlDataSource dataSource, Guid tenantId, DateTimeOffset hour,
         CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            select what_moved from public.agent_hourly_reflections
-            where tenant_id = $1 and hour_bucket < $2 order by hour_bucket desc limit 1
-            """);
+        await using var command = dataSource.CreateCommand(PreviousMetricsSql);
         command.Parameters.Add(new() { Value = tenantId });
         command.Parameters.Add(new() { Value = hour });
         var result = new Dictionary<string, decimal>(StringComparer.Ordinal);
@@ -59,6 +56,12 @@ internal static class HourlyReflections
 
         return result;
     }
+
+    /// <summary>The what_moved of tenant $1's latest hour before $2.</summary>
+    internal const string PreviousMetricsSql = """
+        select what_moved from public.agent_hourly_reflections
+        where tenant_id = $1 and hour_bucket < $2 order by hour_bucket desc limit 1
+        """;
 
     /// <summary>The summary of the tenant's latest hour, if it has one.</summary>
     public static async Task<string?> LatestSummaryAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)

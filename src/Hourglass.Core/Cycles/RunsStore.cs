@@ -24,6 +24,24 @@ internal sealed record ReapedRun(Guid TenantId);
 /// </summary>
 internal sealed class RunsStore(NpgsqlDataSource dataSource)
 {
+    /// <summary>Inserts a running run and returns its id (a fenced batch).</summary>
+    internal const string StartSql = """
+        insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, worker_id, lock_token, cycle_metrics)
+        values ($1, 'running', $2, $3, $4, $5, $6, $7) returning id
+        """;
+
+    /// <summary>Saves Plan's output and the phase timings ($1 run, $2 output, $3 phases).</summary>
+    internal const string SavePlanSql =
+        "update public.agent_autonomous_runs set plan_output = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1";
+
+    /// <summary>Saves Act's output and the phase timings.</summary>
+    internal const string SaveActSql =
+        "update public.agent_autonomous_runs set act_output = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1";
+
+    /// <summary>Saves React's output and the phase timings.</summary>
+    internal const string SaveReactSql =
+        "update public.agent_autonomous_runs set react_output = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1";
+
     /// <summary>Inserts the run as 'running' under the lease and returns its id.</summary>
     public async Task<Guid> StartAsync(FencedDatabase database, CycleRequest request, long? leaseToken, DateTimeOffset startedAt,
         CancellationToken cancellationToken)
@@ -36,12 +54,8 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
             ["hour_bucket"] = CycleSchedule.HourBucket(request.ScheduledFor).ToString("O"),
             ["covered_hours"] = new JsonArray((request.CoveredHours ?? [request.ScheduledFor]).Select(h => (JsonNode)h.ToUniversalTime().ToString("O")).ToArray()),
         };
-        var command = new NpgsqlBatchCommand("""
-            insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, worker_id, lock_token, cycle_metrics)
-            values ($1, $2, $3, $4, $5, $6, $7, $8) returning id
-            """);
+        var command = new NpgsqlBatchCommand(StartSql);
         command.Parameters.Add(new() { Value = request.TenantId });
-        command.Parameters.Add(new() { Value = RunStatus.Running.Name() });
         command.Parameters.Add(new() { Value = request.Trigger.Name() });
         command.Parameters.Add(new() { Value = request.ScheduledFor });
         command.Parameters.Add(new() { Value = startedAt });
@@ -58,9 +72,9 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
         // One statement per column: the column is chosen here, never from input.
         var command = new NpgsqlBatchCommand(phase switch
         {
-            RunPhase.Plan => "update public.agent_autonomous_runs set plan_output = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1",
-            RunPhase.Act => "update public.agent_autonomous_runs set act_output = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1",
-            RunPhase.React => "update public.agent_autonomous_runs set react_output = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1",
+            RunPhase.Plan => SavePlanSql,
+            RunPhase.Act => SaveActSql,
+            RunPhase.React => SaveReactSql,
             _ => throw new ArgumentOutOfRangeException(nameof(phase), phase, null),
         });
         command.Parameters.Add(new() { Value = runId });
@@ -73,12 +87,7 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
     public async Task FinishAsync(FencedDatabase database, Guid runId, RunStatus status, string? error, JsonObject? reflection,
         RunCounts counts, JsonObject phases, DateTimeOffset completedAt, CancellationToken cancellationToken)
     {
-        var command = new NpgsqlBatchCommand("""
-            update public.agent_autonomous_runs
-            set status = $2, error = $3, reflect_output = $4, completed_at = $5, actions_planned = $6, actions_taken = $7,
-                actions_blocked = $8, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $9::jsonb)
-            where id = $1 and status = 'running'
-            """);
+        var command = new NpgsqlBatchCommand(FinishSql);
         command.Parameters.Add(new() { Value = runId });
         command.Parameters.Add(new() { Value = status.Name() });
         command.Parameters.Add(new() { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
@@ -90,6 +99,14 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
         command.Parameters.Add(Json(phases));
         await database.ExecuteAsync(command, cancellationToken);
     }
+
+    /// <summary>Ends a running run: status, error, reflection, counts, phase timings (a fenced batch).</summary>
+    internal const string FinishSql = """
+        update public.agent_autonomous_runs
+        set status = $2, error = $3, reflect_output = $4, completed_at = $5, actions_planned = $6, actions_taken = $7,
+            actions_blocked = $8, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $9::jsonb)
+        where id = $1 and status = 'running'
+        """;
 
     /// <summary>Records an occurrence that did not run (an overlap, a bad schedule) as a 'skipped' run with the reason.</summary>
     public async Task RecordSkippedAsync(Guid tenantId, DateTimeOffset scheduledFor, CycleTrigger trigger, string workerId, string reason,
@@ -117,16 +134,19 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
     /// <summary>When the tenant's last real, finished run (other than <paramref name="exceptRunId"/>) started: React's "since".</summary>
     public async Task<DateTimeOffset?> LastFinishedStartAsync(Guid tenantId, Guid exceptRunId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            select started_at from public.agent_autonomous_runs
-            where tenant_id = $1 and id <> $2 and status in ('completed', 'partial') and not dry_run
-            order by started_at desc
-            limit 1
-            """);
+        await using var command = dataSource.CreateCommand(LastFinishedStartSql);
         command.Parameters.Add(new() { Value = tenantId });
         command.Parameters.Add(new() { Value = exceptRunId });
         return await command.ExecuteScalarAsync(cancellationToken) is DateTime last ? new DateTimeOffset(last) : null;
     }
+
+    /// <summary>React's "since": when the tenant's last real, finished run other than $2 started ($1 tenant).</summary>
+    internal const string LastFinishedStartSql = """
+        select started_at from public.agent_autonomous_runs
+        where tenant_id = $1 and id <> $2 and status in ('completed', 'partial') and not dry_run
+        order by started_at desc
+        limit 1
+        """;
 
     /// <summary>
     /// Marks runs left 'running' whose lease has expired (or passed on) 'abandoned', releases their tenants' claims so
@@ -135,30 +155,7 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
     /// </summary>
     public async Task<IReadOnlyList<ReapedRun>> ReapAbandonedAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            with abandoned as (
-              update public.agent_autonomous_runs r
-              set status = 'abandoned', completed_at = $1,
-                  error = format('abandoned: worker %s stopped renewing its lease (token %s) before the cycle finished', r.worker_id, r.lock_token)
-              where r.status = 'running' and r.lock_token is not null
-                and not exists (
-                  select 1 from public.agent_tenant_locks l
-                  where l.tenant_id = r.tenant_id and l.lock_type = 'autonomous_cycle' and l.lock_token = r.lock_token
-                    and l.expires_at > hourglass.now())
-              returning r.tenant_id, r.worker_id)
-            update public.agent_tenant_schedules s
-            set claimed_by = null, claimed_until = null, consecutive_failures = s.consecutive_failures + 1,
-                paused = s.paused or s.consecutive_failures + 1 >= s.auto_pause_after_failures,
-                paused_at = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures then $1 else s.paused_at end,
-                paused_by = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures then 'hourglass' else s.paused_by end,
-                paused_reason = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures
-                  then format('automatically paused after %s consecutive failed or abandoned cycles', s.consecutive_failures + 1)
-                  else s.paused_reason end,
-                updated_at = $1
-            from abandoned a
-            where s.tenant_id = a.tenant_id and (s.claimed_by is null or s.claimed_by = a.worker_id)
-            returning s.tenant_id
-            """);
+        await using var command = dataSource.CreateCommand(ReapSql);
         command.Parameters.Add(new() { Value = now });
         var reaped = new List<ReapedRun>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -169,6 +166,32 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
 
         return reaped;
     }
+
+    /// <summary>Marks abandoned runs and gives their tenants back ($1 now); returns the tenants.</summary>
+    internal const string ReapSql = """
+        with abandoned as (
+          update public.agent_autonomous_runs r
+          set status = 'abandoned', completed_at = $1,
+              error = format('abandoned: worker %s stopped renewing its lease (token %s) before the cycle finished', r.worker_id, r.lock_token)
+          where r.status = 'running' and r.lock_token is not null
+            and not exists (
+              select 1 from public.agent_tenant_locks l
+              where l.tenant_id = r.tenant_id and l.lock_type = 'autonomous_cycle' and l.lock_token = r.lock_token
+                and l.expires_at > hourglass.now())
+          returning r.tenant_id, r.worker_id)
+        update public.agent_tenant_schedules s
+        set claimed_by = null, claimed_until = null, consecutive_failures = s.consecutive_failures + 1,
+            paused = s.paused or s.consecutive_failures + 1 >= s.auto_pause_after_failures,
+            paused_at = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures then $1 else s.paused_at end,
+            paused_by = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures then 'hourglass' else s.paused_by end,
+            paused_reason = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures
+              then format('automatically paused after %s consecutive failed or abandoned cycles', s.consecutive_failures + 1)
+              else s.paused_reason end,
+            updated_at = $1
+        from abandoned a
+        where s.tenant_id = a.tenant_id and (s.claimed_by is null or s.claimed_by = a.worker_id)
+        returning s.tenant_id
+        """;
 
     /// <summary>The summary of a run's reflection, if it has one.</summary>
     public async Task<string?> SummaryAsync(Guid runId, CancellationToken cancellationToken)

@@ -20,21 +20,7 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
     /// <summary>Claims up to <paramref name="limit"/> due, unpaused, unclaimed tenants with FOR UPDATE SKIP LOCKED.</summary>
     public async Task<IReadOnlyList<DueTenant>> ClaimDueAsync(string workerId, int limit, int leaseMinutes, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            with due as (
-              select s.tenant_id from public.agent_tenant_schedules s
-              where s.next_due_at <= hourglass.now() and not s.paused
-                and (s.claimed_until is null or s.claimed_until <= hourglass.now())
-                and not (select c.paused from hourglass.agent_control c where c.singleton)
-              order by s.next_due_at
-              limit $2
-              for update of s skip locked)
-            update public.agent_tenant_schedules s
-            set claimed_by = $1, claimed_until = hourglass.now() + make_interval(mins => $3), updated_at = hourglass.now()
-            from due, public.tenants t
-            where s.tenant_id = due.tenant_id and t.id = s.tenant_id
-            returning s.tenant_id, s.cron, coalesce(s.timezone, t.timezone), s.next_due_at
-            """);
+        await using var command = dataSource.CreateCommand(ClaimDueSql);
         command.Parameters.Add(new() { Value = workerId });
         command.Parameters.Add(new() { Value = limit });
         command.Parameters.Add(new() { Value = leaseMinutes });
@@ -48,6 +34,23 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
         return claimed;
     }
 
+    /// <summary>Claims up to $2 due tenants for worker $1 for $3 minutes.</summary>
+    internal const string ClaimDueSql = """
+        with due as (
+          select s.tenant_id from public.agent_tenant_schedules s
+          where s.next_due_at <= hourglass.now() and not s.paused
+            and (s.claimed_until is null or s.claimed_until <= hourglass.now())
+            and not (select c.paused from hourglass.agent_control c where c.singleton)
+          order by s.next_due_at
+          limit $2
+          for update of s skip locked)
+        update public.agent_tenant_schedules s
+        set claimed_by = $1, claimed_until = hourglass.now() + make_interval(mins => $3), updated_at = hourglass.now()
+        from due, public.tenants t
+        where s.tenant_id = due.tenant_id and t.id = s.tenant_id
+        returning s.tenant_id, s.cron, coalesce(s.timezone, t.timezone), s.next_due_at
+        """;
+
     /// <summary>
     /// Advances the schedule past a cycle and releases the claim. Failures count towards the automatic pause; the claim
     /// guard keeps a worker that lost its claim from overwriting its successor's state. Returns the pause reason when
@@ -56,23 +59,7 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
     public async Task<string?> CompleteClaimAsync(Guid tenantId, string workerId, DateTimeOffset? scheduledFor, DateTimeOffset nextDue, bool failed,
         string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            update public.agent_tenant_schedules s
-            set last_scheduled_for = coalesce($3, s.last_scheduled_for),
-                next_due_at = $4,
-                claimed_by = null,
-                claimed_until = null,
-                consecutive_failures = case when $5 then s.consecutive_failures + 1 else 0 end,
-                paused = s.paused or ($5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures),
-                paused_at = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures then $6 else s.paused_at end,
-                paused_by = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures then 'hourglass' else s.paused_by end,
-                paused_reason = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures
-                  then format('automatically paused after %s consecutive failed cycles; last error: %s', s.consecutive_failures + 1, coalesce($7, 'unknown'))
-                  else s.paused_reason end,
-                updated_at = $6
-            where s.tenant_id = $1 and s.claimed_by = $2
-            returning s.paused, s.paused_reason
-            """);
+        await using var command = dataSource.CreateCommand(CompleteClaimSql);
         command.Parameters.Add(new() { Value = tenantId });
         command.Parameters.Add(new() { Value = workerId });
         command.Parameters.Add(new() { Value = (object?)scheduledFor ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
@@ -85,6 +72,25 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
             ? (reader.IsDBNull(1) ? "" : reader.GetString(1))
             : null;
     }
+
+    /// <summary>Advances tenant $1's schedule and releases worker $2's claim.</summary>
+    internal const string CompleteClaimSql = """
+        update public.agent_tenant_schedules s
+        set last_scheduled_for = coalesce($3, s.last_scheduled_for),
+            next_due_at = $4,
+            claimed_by = null,
+            claimed_until = null,
+            consecutive_failures = case when $5 then s.consecutive_failures + 1 else 0 end,
+            paused = s.paused or ($5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures),
+            paused_at = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures then $6 else s.paused_at end,
+            paused_by = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures then 'hourglass' else s.paused_by end,
+            paused_reason = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures
+              then format('automatically paused after %s consecutive failed cycles; last error: %s', s.consecutive_failures + 1, coalesce($7, 'unknown'))
+              else s.paused_reason end,
+            updated_at = $6
+        where s.tenant_id = $1 and s.claimed_by = $2
+        returning s.paused, s.paused_reason
+        """;
 
     /// <summary>Gives a claimed tenant back at once (a worker shutting down mid-cycle).</summary>
     public async Task ReleaseClaimAsync(Guid tenantId, string workerId, CancellationToken cancellationToken)
@@ -99,11 +105,7 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
     /// <summary>The tenant's time zone and action budgets (defaults where it has no schedule row).</summary>
     public async Task<TenantLimits> LimitsAsync(Guid tenantId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            select t.timezone, coalesce(s.max_actions_per_cycle, 50), coalesce(s.max_actions_per_day, 500)
-            from public.tenants t left join public.agent_tenant_schedules s on s.tenant_id = t.id
-            where t.id = $1
-            """);
+        await using var command = dataSource.CreateCommand(LimitsSql);
         command.Parameters.Add(new() { Value = tenantId });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
@@ -114,6 +116,13 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
         var zone = TimeZoneInfo.TryFindSystemTimeZoneById(reader.GetString(0), out var found) ? found : TimeZoneInfo.Utc;
         return new TenantLimits(zone, reader.GetInt32(1), reader.GetInt32(2));
     }
+
+    /// <summary>Tenant $1's time zone and budgets.</summary>
+    internal const string LimitsSql = """
+        select t.timezone, coalesce(s.max_actions_per_cycle, 50), coalesce(s.max_actions_per_day, 500)
+        from public.tenants t left join public.agent_tenant_schedules s on s.tenant_id = t.id
+        where t.id = $1
+        """;
 
     /// <summary>
     /// The schedule of the tenant aliased <c>t</c> in the enclosing statement, as a JSON object (null without one): a

@@ -30,6 +30,25 @@ public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider? tim
             where tenant_id = $1 returning tenant_id
             """, cancellationToken, Reason(reason), by, _time.GetUtcNow());
 
+    /// <summary>
+    /// Pauses a tenant inside the caller's transaction (a critical policy finding pauses it together with the action that
+    /// found it); a tenant already paused keeps its first reason.
+    /// </summary>
+    internal static async Task PauseInTransactionAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, string by,
+        string reason, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using var pause = new NpgsqlCommand("""
+            update public.agent_tenant_schedules
+            set paused = true, paused_at = $2, paused_by = $4, updated_at = $2, paused_reason = $3
+            where tenant_id = $1 and not paused
+            """, connection, transaction);
+        pause.Parameters.Add(new() { Value = tenantId });
+        pause.Parameters.Add(new() { Value = at });
+        pause.Parameters.Add(new() { Value = reason });
+        pause.Parameters.Add(new() { Value = by });
+        await pause.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     /// <summary>Resumes a tenant: failures are forgotten and it is next due at its next occurrence (paused hours are not caught up).</summary>
     public async Task ResumeTenantAsync(Guid tenantId, CancellationToken cancellationToken)
     {
@@ -93,6 +112,28 @@ public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider? tim
             : null;
     }
 
+    /// <summary>
+    /// Why an action of tenant $1 is blocked by a kill switch now ('paused: all tenants (…)' or 'paused: this tenant (…)'),
+    /// or null: one short row, read before every side effect of a cycle.
+    /// </summary>
+    internal const string BlockReasonSql = """
+        select case
+          when c.paused then 'paused: all tenants (' || coalesce(c.reason, 'no reason given') || ')'
+          when s.paused then 'paused: this tenant (' || coalesce(s.paused_reason, 'no reason given') || ')'
+        end
+        from hourglass.agent_control c
+        left join public.agent_tenant_schedules s on s.tenant_id = $1
+        where c.singleton
+        """;
+
+    /// <summary>Why an action of <paramref name="tenantId"/> is blocked by a kill switch now, or null when neither is on.</summary>
+    public async Task<string?> ReadBlockReasonAsync(Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(BlockReasonSql);
+        command.Parameters.Add(new() { Value = tenantId });
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
     /// <summary>The global kill switch, when it is on.</summary>
     public async Task<PauseState?> ReadGlobalPauseAsync(CancellationToken cancellationToken)
     {
@@ -140,9 +181,6 @@ public sealed record PauseState(bool Global, DateTimeOffset? Since, string? By, 
         var since = Since is { } at ? string.Create(CultureInfo.InvariantCulture, $" since {at.UtcDateTime:yyyy-MM-dd HH:mm} UTC") : "";
         return $"{what}{since} by {By ?? "someone unrecorded"}: {Reason ?? "no reason given"}";
     }
-
-    /// <summary>Why an action this switch holds was blocked, as the Act output records it.</summary>
-    internal string BlockReason => $"paused: {(Global ? "all tenants" : "this tenant")} ({Reason ?? "no reason given"})";
 
     /// <summary>The command that lifts this switch.</summary>
     public string ResumeCommand(Guid tenantId) => Global ? "hourglass resume" : $"hourglass resume --tenant {tenantId}";
