@@ -9,7 +9,7 @@ namespace Hourglass.Cycles;
 /// claims so the tenants run again at once, and counts them as failures (a tenant that keeps killing workers gets
 /// paused). Every worker reaps at the start of each pass; the work is one statement in <see cref="RunsStore"/>.
 /// </summary>
-public sealed partial class AbandonedRunReaper
+internal sealed partial class AbandonedRunReaper
 {
     private readonly RunsStore _runs;
     private readonly TimeProvider _time;
