@@ -184,6 +184,9 @@ internal sealed class CycleBaseline
         where tenant_id = $1 and status = 'succeeded' and kind in ('touch_task', 'send_message')
           and completed_at > $2 - interval '7 days' and completed_at <= $2
           and ($3::timestamptz is null or hour_bucket <> $3)
+          and not (kind = 'send_message' and (coalesce(result ->> 'suppressed' = 'true', false) or exists (
+            select 1 from public.message_outbox m
+            where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled'))))
         order by completed_at
         """;
 
