@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Hourglass.Cycles;
 using Hourglass.Insights;
 using Npgsql;
 using NpgsqlTypes;
@@ -43,7 +44,8 @@ internal sealed record CycleDocuments(
 /// Engagement, Touches and Orders, the touch handler, the document policy enforcer), in the same order, with the same
 /// transactions and batches (a fenced single statement is one batch of the fence and the statement), on one
 /// connection held for the whole run, tenants one after another. Each statement's time is summed by name, to show
-/// where a cycle's time goes. The SQL texts are copied from src/Hourglass.Core (Cycles, Insights, Orders, Policies,
+/// where a cycle's time goes. The Cycles statements are the stores' own constants (RunsStore, ScheduleStore, ActionLedger,
+/// HourlyReflections, TenantControl); the other parts' texts are copied from src/Hourglass.Core (Insights, Orders, Policies,
 /// Engagement); the benchmark compares what this class sends with what the worker sends (Npgsql's trace) and fails
 /// when they differ. What it does not do: fold events into detector states, decide orders, or evaluate policies in
 /// memory. The benchmark's hours bring no new events and no new orders (the loader processed them), which this class
@@ -52,67 +54,23 @@ internal sealed record CycleDocuments(
 /// </summary>
 internal sealed class CycleBaseline
 {
-    // CycleWorker.ReapAbandonedAsync, once per pass.
-    private const string ReapSql = """
-        with abandoned as (
-          update public.agent_autonomous_runs r
-          set status = 'abandoned', completed_at = $1,
-              error = format('abandoned: worker %s stopped renewing its lease (token %s) before the cycle finished', r.worker_id, r.lock_token)
-          where r.status = 'running' and r.lock_token is not null
-            and not exists (
-              select 1 from public.agent_tenant_locks l
-              where l.tenant_id = r.tenant_id and l.lock_type = 'autonomous_cycle' and l.lock_token = r.lock_token
-                and l.expires_at > hourglass.now())
-          returning r.tenant_id, r.worker_id)
-        update public.agent_tenant_schedules s
-        set claimed_by = null, claimed_until = null, consecutive_failures = s.consecutive_failures + 1,
-            paused = s.paused or s.consecutive_failures + 1 >= s.auto_pause_after_failures,
-            paused_at = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures then $1 else s.paused_at end,
-            paused_by = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures then 'hourglass' else s.paused_by end,
-            paused_reason = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures
-              then format('automatically paused after %s consecutive failed or abandoned cycles', s.consecutive_failures + 1)
-              else s.paused_reason end,
-            updated_at = $1
-        from abandoned a
-        where s.tenant_id = a.tenant_id and (s.claimed_by is null or s.claimed_by = a.worker_id)
-        returning s.tenant_id
-        """;
+    // AbandonedRunReaper.ReapAsync, once per pass.
+    private const string ReapSql = RunsStore.ReapSql;
 
-    // CycleWorker.ClaimDueAsync, once per pass.
-    private const string ClaimSql = """
-        with due as (
-          select s.tenant_id from public.agent_tenant_schedules s
-          where s.next_due_at <= hourglass.now() and not s.paused
-            and (s.claimed_until is null or s.claimed_until <= hourglass.now())
-            and not (select c.paused from hourglass.agent_control c where c.singleton)
-          order by s.next_due_at
-          limit $2
-          for update of s skip locked)
-        update public.agent_tenant_schedules s
-        set claimed_by = $1, claimed_until = hourglass.now() + make_interval(mins => $3), updated_at = hourglass.now()
-        from due, public.tenants t
-        where s.tenant_id = due.tenant_id and t.id = s.tenant_id
-        returning s.tenant_id, s.cron, coalesce(s.timezone, t.timezone), s.next_due_at
-        """;
+    // ScheduleStore.ClaimDueAsync, once per pass.
+    private const string ClaimSql = ScheduleStore.ClaimDueSql;
 
     // TenantLease.TryAcquireAsync.
     private const string AcquireSql = "select public.acquire_tenant_lease($1, $2, 'autonomous_cycle', $3)";
 
-    // CycleEngine.LoadTenantAsync.
-    private const string LoadTenantSql = """
-        select t.timezone, coalesce(s.max_actions_per_cycle, 50), coalesce(s.max_actions_per_day, 500)
-        from public.tenants t left join public.agent_tenant_schedules s on s.tenant_id = t.id
-        where t.id = $1
-        """;
+    // ScheduleStore.LimitsAsync.
+    private const string LoadTenantSql = ScheduleStore.LimitsSql;
 
     // FencedDatabase: first in every fenced transaction, and first in every fenced single-statement batch.
     private const string AssertSql = "select public.assert_lock_token($1, $2)";
 
-    // CycleEngine.StartRunAsync (a fenced batch).
-    private const string InsertRunSql = """
-        insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, worker_id, lock_token, cycle_metrics)
-        values ($1, 'running', $2, $3, $4, $5, $6, $7) returning id
-        """;
+    // RunsStore.StartAsync (a fenced batch).
+    private const string InsertRunSql = RunsStore.StartSql;
 
     // Plan, Insights: InsightsEngine.RunAsync (frontier, clock, tenant zone; per detector its watermark, its pages of
     // events, the watermark written when it moved), then InsightsPart's attribute_strategy_outcomes.
@@ -189,18 +147,12 @@ internal sealed class CycleBaseline
     private const int OrderBatchSize = 100;
     private const int OrderVisibilitySeconds = 300;
 
-    private const string CountActionsSql = """
-        select count(*) from public.agent_actions
-        where tenant_id = $1 and status = 'succeeded' and completed_at >= $2 and hour_bucket <> $3
-        """;
+    private const string CountActionsSql = ActionLedger.CountSucceededSinceSql;
 
-    // CycleEngine.SavePhaseAsync after Plan, Act and React (a fenced batch); the engine fills in the column from its constants.
-    private const string SavePhaseTemplate =
-        "update public.agent_autonomous_runs set {column} = $2, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $3::jsonb) where id = $1";
-
-    private static readonly string s_savePlanSql = SavePhaseTemplate.Replace("{column}", "plan_output", StringComparison.Ordinal);
-    private static readonly string s_saveActSql = SavePhaseTemplate.Replace("{column}", "act_output", StringComparison.Ordinal);
-    private static readonly string s_saveReactSql = SavePhaseTemplate.Replace("{column}", "react_output", StringComparison.Ordinal);
+    // RunsStore.SavePhaseAsync after Plan, Act and React (a fenced batch).
+    private static readonly string s_savePlanSql = RunsStore.SavePlanSql;
+    private static readonly string s_saveActSql = RunsStore.SaveActSql;
+    private static readonly string s_saveReactSql = RunsStore.SaveReactSql;
 
     // Act, once: DocumentPolicyEnforcer.PrepareAsync (the policy in force, the week's touches, the targets' facts).
     private const string PolicySql = """
@@ -216,6 +168,9 @@ internal sealed class CycleBaseline
         where tenant_id = $1 and status = 'succeeded' and kind in ('touch_task', 'send_message')
           and completed_at > $2 - interval '7 days' and completed_at <= $2
           and ($3::timestamptz is null or hour_bucket <> $3)
+          and not (kind = 'send_message' and (coalesce(result ->> 'suppressed' = 'true', false) or exists (
+            select 1 from public.message_outbox m
+            where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled'))))
         order by completed_at
         """;
 
@@ -235,19 +190,11 @@ internal sealed class CycleBaseline
         left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
         """;
 
-    // Act, per action: CycleEngine.ReadPauseAsync, then ExecuteOnceAsync's fenced transaction: the ledger row
+    // Act, per action: TenantControl.ReadBlockReasonAsync, then ExecuteOnceAsync's fenced transaction: the ledger row
     // locked, TouchTaskHandler's card, the ledger upsert.
-    private const string PauseSql = """
-        select case
-          when c.paused then 'paused: all tenants (' || coalesce(c.reason, 'no reason given') || ')'
-          when s.paused then 'paused: this tenant (' || coalesce(s.paused_reason, 'no reason given') || ')'
-        end
-        from hourglass.agent_control c
-        left join public.agent_tenant_schedules s on s.tenant_id = $1
-        where c.singleton
-        """;
+    private const string PauseSql = TenantControl.BlockReasonSql;
 
-    private const string LedgerLockSql = "select status from public.agent_actions where tenant_id = $1 and idempotency_key = $2 for update";
+    private const string LedgerLockSql = ActionLedger.SucceededForUpdateSql;
 
     private const string CardSql = """
         insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, run_id, assignee_user_id, due_at, payload)
@@ -256,26 +203,10 @@ internal sealed class CycleBaseline
         returning id
         """;
 
-    private const string LedgerSql = """
-        insert into public.agent_actions as a (tenant_id, run_id, idempotency_key, hour_bucket, kind, target_type, target_id,
-          priority, reason, payload, decision, status, result, error, completed_at)
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-        on conflict (tenant_id, idempotency_key) do update set
-          run_id = excluded.run_id, decision = excluded.decision, status = excluded.status, result = excluded.result,
-          error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1,
-          previous_attempts = a.previous_attempts || jsonb_build_array(jsonb_build_object('run_id', a.run_id, 'status', a.status,
-            'decision', a.decision, 'result', a.result, 'error', a.error, 'completed_at', a.completed_at))
-        where a.status <> 'succeeded'
-        """;
+    private const string LedgerSql = ActionLedger.RecordSql;
 
-    // React: CycleEngine.ReactAsync, then InsightsPart.ReactAsync (the only part that reacts).
-    private const string PreviousRunSql = """
-        select started_at from public.agent_autonomous_runs
-        where tenant_id = $1 and id <> $2 and status in ('completed', 'partial')
-          and coalesce((cycle_metrics ->> 'dry_run')::boolean, false) = false
-        order by started_at desc
-        limit 1
-        """;
+    // React: RunsStore.LastFinishedStartAsync, then InsightsPart.ReactAsync (the only part that reacts).
+    private const string PreviousRunSql = RunsStore.LastFinishedStartSql;
 
     private const string PatternsSql = InsightsStore.ConfirmedPatternsSql;
 
@@ -307,46 +238,17 @@ internal sealed class CycleBaseline
         from public.order_processing_queue q where q.tenant_id = $1
         """;
 
-    private const string PreviousMetricsSql = """
-        select what_moved from public.agent_hourly_reflections
-        where tenant_id = $1 and hour_bucket < $2 order by hour_bucket desc limit 1
-        """;
+    private const string PreviousMetricsSql = HourlyReflections.PreviousMetricsSql;
 
-    private const string ReflectionSql = """
-        insert into public.agent_hourly_reflections as r (tenant_id, run_id, hour_bucket, runs)
-        values ($1, $2, $3, jsonb_build_object($2::text, $4::jsonb))
-        on conflict (tenant_id, hour_bucket) do update set runs = r.runs || excluded.runs
-        where not r.runs ? $2::text
-        """;
+    private const string ReflectionSql = HourlyReflections.AddRunSql;
 
-    // CycleEngine.FinishRunAsync (a fenced batch).
-    private const string FinishSql = """
-        update public.agent_autonomous_runs
-        set status = $2, error = $3, reflect_output = $4, completed_at = $5, actions_planned = $6, actions_taken = $7,
-            actions_blocked = $8, cycle_metrics = cycle_metrics || jsonb_build_object('phases', $9::jsonb)
-        where id = $1 and status = 'running'
-        """;
+    // RunsStore.FinishAsync (a fenced batch).
+    private const string FinishSql = RunsStore.FinishSql;
 
-    // TenantLease.DisposeAsync and CycleWorker.CompleteClaimAsync.
+    // TenantLease.DisposeAsync and ScheduleStore.CompleteClaimAsync.
     private const string ReleaseSql = "select public.release_tenant_lock($1, $2)";
 
-    private const string CompleteSql = """
-        update public.agent_tenant_schedules s
-        set last_scheduled_for = coalesce($3, s.last_scheduled_for),
-            next_due_at = $4,
-            claimed_by = null,
-            claimed_until = null,
-            consecutive_failures = case when $5 then s.consecutive_failures + 1 else 0 end,
-            paused = s.paused or ($5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures),
-            paused_at = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures then $6 else s.paused_at end,
-            paused_by = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures then 'hourglass' else s.paused_by end,
-            paused_reason = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures
-              then format('automatically paused after %s consecutive failed cycles; last error: %s', s.consecutive_failures + 1, coalesce($7, 'unknown'))
-              else s.paused_reason end,
-            updated_at = $6
-        where s.tenant_id = $1 and s.claimed_by = $2
-        returning s.paused, s.paused_reason
-        """;
+    private const string CompleteSql = ScheduleStore.CompleteClaimSql;
 
     /// <summary>The statements in the order a cycle runs them (per pass: reap, claim), for the per-statement table.</summary>
     public static readonly string[] StatementOrder =

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Storage;
 using Npgsql;
@@ -175,7 +176,7 @@ internal static class CycleBenchmark
             }
         }, CancellationToken.None);
 
-        var worker = new CycleWorker(scale.Engine, new CycleWorkerOptions { WorkerId = workerId });
+        var worker = new CycleWorker(scale.DataSource, TimeProvider.System, scale.Engine, new CycleWorkerOptions { WorkerId = workerId });
         double seconds;
         try
         {
@@ -466,7 +467,7 @@ internal static class CycleBenchmark
             {
                 await MakeDueAsync(Standard, cancellationToken);
                 worker = await StatementTrace.RecordAsync(() =>
-                    RunWorkerAsync(new CycleWorker(Engine, new CycleWorkerOptions { WorkerId = workerId, MaxConcurrentCycles = 1, LeaseMinutes = LeaseMinutes }), cancellationToken));
+                    RunWorkerAsync(new CycleWorker(DataSource, TimeProvider.System, Engine, new CycleWorkerOptions { WorkerId = workerId, MaxConcurrentCycles = 1, LeaseMinutes = LeaseMinutes }), cancellationToken));
             }
             finally
             {
@@ -608,10 +609,10 @@ internal static class CycleBenchmark
             var seconds = variant switch
             {
                 Variant.Baseline => await Bench.TimeAsync(() => Baselines[workload]!.RunAsync(DataSource, workerId, cancellationToken)),
-                Variant.WorkerOne => await RunWorkerAsync(Worker(Engine, workerId, 1), cancellationToken),
-                Variant.WorkerFour => await RunWorkerAsync(Worker(Engine, workerId, 4), cancellationToken),
-                Variant.WorkerOneNoReset => await RunWorkerAsync(Worker(NoResetEngine, workerId, 1), cancellationToken),
-                Variant.WorkerFourNoReset => await RunWorkerAsync(Worker(NoResetEngine, workerId, 4), cancellationToken),
+                Variant.WorkerOne => await RunWorkerAsync(Worker(DataSource, Engine, workerId, 1), cancellationToken),
+                Variant.WorkerFour => await RunWorkerAsync(Worker(DataSource, Engine, workerId, 4), cancellationToken),
+                Variant.WorkerOneNoReset => await RunWorkerAsync(Worker(_noReset, NoResetEngine, workerId, 1), cancellationToken),
+                Variant.WorkerFourNoReset => await RunWorkerAsync(Worker(_noReset, NoResetEngine, workerId, 4), cancellationToken),
                 _ => await Bench.TimeAsync(() => OneActTransaction!.RunAsync(DataSource, workerId, cancellationToken)),
             };
             var cycles = await VerifyAsync(workerId, slice.Length, cancellationToken);
@@ -623,8 +624,9 @@ internal static class CycleBenchmark
             return (cycles, seconds);
         }
 
-        private static CycleWorker Worker(CycleEngine engine, string workerId, int maxConcurrentCycles) =>
-            new(engine, new CycleWorkerOptions { WorkerId = workerId, MaxConcurrentCycles = maxConcurrentCycles, LeaseMinutes = LeaseMinutes });
+        // The worker claims and leases on the same pool its engine runs on (the no-reset variants measure that pool).
+        private static CycleWorker Worker(NpgsqlDataSource dataSource, CycleEngine engine, string workerId, int maxConcurrentCycles) =>
+            new(dataSource, TimeProvider.System, engine, new CycleWorkerOptions { WorkerId = workerId, MaxConcurrentCycles = maxConcurrentCycles, LeaseMinutes = LeaseMinutes });
 
         // Every tenant ran and every run completed. (An hour turning during a run makes finished tenants due
         // again; their second cycles are real cycles and are counted.) Returns the cycles run.

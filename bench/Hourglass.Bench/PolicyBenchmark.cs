@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Policies;
 using Npgsql;
@@ -780,7 +781,7 @@ internal static class PolicyBenchmark
         {
             await PrepareBusyHourAsync(admin, dataSource, tenants, cancellationToken);
             var workerId = round == 0 ? "bench-policies-warm-up" : $"bench-policies-r{round}";
-            var worker = new CycleWorker(engine, new CycleWorkerOptions { WorkerId = workerId, MaxConcurrentCycles = 1, LeaseMinutes = 2 });
+            var worker = new CycleWorker(dataSource, TimeProvider.System, engine, new CycleWorkerOptions { WorkerId = workerId, MaxConcurrentCycles = 1, LeaseMinutes = 2 });
             var wall = new Dictionary<Guid, double>();
             // Tenant order rotates round by round.
             for (var i = 0; i < tenants.Length; i++)

@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -32,26 +30,42 @@ public sealed record CycleWorkerOptions
     public int MaxListedCatchUpHours { get; init; } = 168;
 }
 
-/// <summary>A claimed, due tenant.</summary>
-internal sealed record DueTenant(Guid TenantId, string Cron, string TimeZone, DateTimeOffset NextDueAt);
-
 /// <summary>
 /// The worker loop: find due tenants, claim them with FOR UPDATE SKIP LOCKED (so N workers on N machines
 /// share the tenants through PostgreSQL alone), and run each cycle under a fenced lease. It also applies the
 /// scheduler's rules: catch-up after downtime, overlap skips, the kill switches, automatic pause after
-/// repeated failures, and the reaping of runs left behind by dead workers.
+/// repeated failures; each pass starts with the <see cref="AbandonedRunReaper"/>. Claims go through
+/// <see cref="ScheduleStore"/>, skips through <see cref="RunsStore"/>, the cycle itself through the engine.
 /// </summary>
 public sealed partial class CycleWorker
 {
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly TimeProvider _time;
     private readonly CycleEngine _engine;
     private readonly CycleWorkerOptions _options;
+    private readonly ScheduleStore _schedules;
+    private readonly RunsStore _runs;
+    private readonly TenantControl _control;
+    private readonly AbandonedRunReaper _reaper;
     private readonly ILogger _logger;
 
-    public CycleWorker(CycleEngine engine, CycleWorkerOptions? options = null, ILogger<CycleWorker>? logger = null)
+    /// <param name="dataSource">Where the worker claims tenants and takes leases (the engine may be given the same).</param>
+    /// <param name="time">The worker's clock: waits, lease renewals and the times it records.</param>
+    /// <param name="engine">Runs each claimed cycle.</param>
+    /// <param name="options">Worker id, lease length, concurrency.</param>
+    /// <param name="logger">Where the worker logs.</param>
+    public CycleWorker(NpgsqlDataSource dataSource, TimeProvider time, CycleEngine engine, CycleWorkerOptions? options = null,
+        ILogger<CycleWorker>? logger = null)
     {
+        _dataSource = dataSource;
+        _time = time;
         _engine = engine;
         _options = options ?? new CycleWorkerOptions();
+        _schedules = new ScheduleStore(dataSource);
+        _runs = new RunsStore(dataSource);
+        _control = new TenantControl(dataSource, time);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _reaper = new AbandonedRunReaper(dataSource, time, _logger);
     }
 
     public string WorkerId => _options.WorkerId;
@@ -60,10 +74,6 @@ public sealed partial class CycleWorker
     public DateTimeOffset? LastPassAt { get; private set; }
 
     public TimeSpan PollInterval => _options.PollInterval;
-
-    private NpgsqlDataSource DataSource => _engine.DataSource;
-
-    private TimeProvider Time => _engine.Time;
 
     /// <summary>Runs until cancelled: each pass reaps, claims and runs; an idle pass waits a poll interval.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
@@ -83,13 +93,13 @@ public sealed partial class CycleWorker
                 handled = 0;
             }
 
-            LastPassAt = Time.GetUtcNow();
+            LastPassAt = _time.GetUtcNow();
 
             if (handled == 0)
             {
                 try
                 {
-                    await Task.Delay(_options.PollInterval, Time, cancellationToken);
+                    await Task.Delay(_options.PollInterval, _time, cancellationToken);
                 }
                 catch (OperationCanceledException)
                 {
@@ -104,8 +114,9 @@ public sealed partial class CycleWorker
     /// <summary>One pass: reap abandoned runs, claim due tenants, run their cycles. Returns how many were handled.</summary>
     public async Task<int> RunOnceAsync(CancellationToken cancellationToken)
     {
-        await ReapAbandonedAsync(cancellationToken);
-        var claimed = await ClaimDueAsync(cancellationToken);
+        await _reaper.ReapAsync(cancellationToken);
+        var claimed = await _schedules.ClaimDueAsync(WorkerId, Math.Max(1, _options.MaxClaimedPerPass ?? _options.MaxConcurrentCycles * 2),
+            _options.LeaseMinutes, cancellationToken);
         await Parallel.ForEachAsync(claimed, new ParallelOptions
         {
             MaxDegreeOfParallelism = _options.MaxConcurrentCycles,
@@ -121,7 +132,7 @@ public sealed partial class CycleWorker
     /// <exception cref="TenantPausedException">A real run of a tenant held by a kill switch (its own or the global one).</exception>
     public async Task<CycleResult> RunManualAsync(Guid tenantId, bool dryRun, DateTimeOffset? hour, CancellationToken cancellationToken)
     {
-        var scheduledFor = CycleSchedule.HourBucket(hour ?? Time.GetUtcNow());
+        var scheduledFor = CycleSchedule.HourBucket(hour ?? _time.GetUtcNow());
         var request = new CycleRequest(tenantId, scheduledFor, CycleTrigger.Manual, WorkerId, DryRun: dryRun);
         if (dryRun)
         {
@@ -130,21 +141,21 @@ public sealed partial class CycleWorker
 
         // A kill switch refuses a real run outright, rather than recording a run whose every action is blocked. A pause
         // that lands after this check still blocks each remaining action before its side effect (CycleEngine's Act).
-        if (await new TenantControl(DataSource, Time).ReadPauseAsync(tenantId, cancellationToken) is { } pause)
+        if (await _control.ReadPauseAsync(tenantId, cancellationToken) is { } pause)
         {
             throw new TenantPausedException(tenantId, pause, "A manual run");
         }
 
-        await using var lease = await TenantLease.TryAcquireAsync(DataSource, Time, tenantId, WorkerId, _options.LeaseMinutes, cancellationToken)
+        await using var lease = await TenantLease.TryAcquireAsync(_dataSource, _time, tenantId, WorkerId, _options.LeaseMinutes, cancellationToken)
             ?? throw new HourglassException(
-                $"tenant {tenantId} has a cycle running ({await TenantLease.DescribeHolderAsync(DataSource, tenantId, cancellationToken) ?? "lease held"}); try again when it ends");
+                $"tenant {tenantId} has a cycle running ({await TenantLease.DescribeHolderAsync(_dataSource, tenantId, cancellationToken) ?? "lease held"}); try again when it ends");
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lease.Lost);
         return await _engine.RunAsync(request, lease.Token, linked.Token);
     }
 
     private async Task RunClaimedAsync(DueTenant due, CancellationToken cancellationToken)
     {
-        var now = Time.GetUtcNow();
+        var now = _time.GetUtcNow();
         CycleSchedule schedule;
         try
         {
@@ -170,10 +181,10 @@ public sealed partial class CycleWorker
         var trigger = missed.Count > 1 ? CycleTrigger.CatchUp : CycleTrigger.Schedule;
         var request = new CycleRequest(due.TenantId, scheduledFor, trigger, WorkerId, missed.Take(_options.MaxListedCatchUpHours).ToList());
 
-        var lease = await TenantLease.TryAcquireAsync(DataSource, Time, due.TenantId, WorkerId, _options.LeaseMinutes, cancellationToken);
+        var lease = await TenantLease.TryAcquireAsync(_dataSource, _time, due.TenantId, WorkerId, _options.LeaseMinutes, cancellationToken);
         if (lease is null)
         {
-            var holder = await TenantLease.DescribeHolderAsync(DataSource, due.TenantId, cancellationToken);
+            var holder = await TenantLease.DescribeHolderAsync(_dataSource, due.TenantId, cancellationToken);
             await RecordSkippedAsync(due.TenantId, scheduledFor, trigger, $"overlap: a cycle is still running ({holder ?? "lease held"})", cancellationToken);
             await CompleteClaimAsync(due.TenantId, scheduledFor, schedule.NextAfter(now), failed: false, null, cancellationToken);
             return;
@@ -200,162 +211,37 @@ public sealed partial class CycleWorker
             {
                 // Shutting down mid-cycle: give the tenant back at once. The lease is released below, so the
                 // next worker's reaper marks the interrupted run abandoned and runs the hour again.
-                await ReleaseClaimAsync(due.TenantId);
+                await _schedules.ReleaseClaimAsync(due.TenantId, WorkerId, CancellationToken.None);
                 throw;
             }
         }
 
         // Occurrences that came due while this cycle ran are skipped, and the skip is recorded.
-        var finished = Time.GetUtcNow();
+        var finished = _time.GetUtcNow();
         foreach (var overlapped in schedule.Between(scheduledFor.AddTicks(1), finished, 24))
         {
             await RecordSkippedAsync(due.TenantId, overlapped, CycleTrigger.Schedule,
                 $"overlap: the cycle for {scheduledFor:yyyy-MM-dd HH:mm}Z (run {result.RunId}) was still running", cancellationToken);
         }
 
-        await CompleteClaimAsync(due.TenantId, scheduledFor, schedule.NextAfter(finished), result.Status == "failed", result.Error, cancellationToken);
-    }
-
-    // Whether a tenant is due and whether a claim or lease has expired is judged by the database's clock
-    // (hourglass.now()): the one clock all workers share, whatever each machine's own clock says.
-    private async Task<IReadOnlyList<DueTenant>> ClaimDueAsync(CancellationToken cancellationToken)
-    {
-        await using var command = DataSource.CreateCommand("""
-            with due as (
-              select s.tenant_id from public.agent_tenant_schedules s
-              where s.next_due_at <= hourglass.now() and not s.paused
-                and (s.claimed_until is null or s.claimed_until <= hourglass.now())
-                and not (select c.paused from hourglass.agent_control c where c.singleton)
-              order by s.next_due_at
-              limit $2
-              for update of s skip locked)
-            update public.agent_tenant_schedules s
-            set claimed_by = $1, claimed_until = hourglass.now() + make_interval(mins => $3), updated_at = hourglass.now()
-            from due, public.tenants t
-            where s.tenant_id = due.tenant_id and t.id = s.tenant_id
-            returning s.tenant_id, s.cron, coalesce(s.timezone, t.timezone), s.next_due_at
-            """);
-        command.Parameters.Add(new() { Value = WorkerId });
-        command.Parameters.Add(new() { Value = Math.Max(1, _options.MaxClaimedPerPass ?? _options.MaxConcurrentCycles * 2) });
-        command.Parameters.Add(new() { Value = _options.LeaseMinutes });
-        var claimed = new List<DueTenant>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            claimed.Add(new DueTenant(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3)));
-        }
-
-        return claimed;
+        await CompleteClaimAsync(due.TenantId, scheduledFor, schedule.NextAfter(finished), result.RunStatus == RunStatus.Failed, result.Error, cancellationToken);
     }
 
     // Advances the schedule past this cycle and releases the claim. Failures count towards the automatic
     // pause; the claim guard keeps a worker that lost its claim from overwriting its successor's state.
     private async Task CompleteClaimAsync(Guid tenantId, DateTimeOffset? scheduledFor, DateTimeOffset nextDue, bool failed, string? error, CancellationToken cancellationToken)
     {
-        await using var command = DataSource.CreateCommand("""
-            update public.agent_tenant_schedules s
-            set last_scheduled_for = coalesce($3, s.last_scheduled_for),
-                next_due_at = $4,
-                claimed_by = null,
-                claimed_until = null,
-                consecutive_failures = case when $5 then s.consecutive_failures + 1 else 0 end,
-                paused = s.paused or ($5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures),
-                paused_at = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures then $6 else s.paused_at end,
-                paused_by = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures then 'hourglass' else s.paused_by end,
-                paused_reason = case when not s.paused and $5 and s.consecutive_failures + 1 >= s.auto_pause_after_failures
-                  then format('automatically paused after %s consecutive failed cycles; last error: %s', s.consecutive_failures + 1, coalesce($7, 'unknown'))
-                  else s.paused_reason end,
-                updated_at = $6
-            where s.tenant_id = $1 and s.claimed_by = $2
-            returning s.paused, s.paused_reason
-            """);
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = WorkerId });
-        command.Parameters.Add(new() { Value = (object?)scheduledFor ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
-        command.Parameters.Add(new() { Value = nextDue });
-        command.Parameters.Add(new() { Value = failed });
-        command.Parameters.Add(new() { Value = Time.GetUtcNow() });
-        command.Parameters.Add(new() { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (await reader.ReadAsync(cancellationToken) && reader.GetBoolean(0) && failed)
+        if (await _schedules.CompleteClaimAsync(tenantId, WorkerId, scheduledFor, nextDue, failed, error, _time.GetUtcNow(), cancellationToken) is { } reason)
         {
-            LogTenantPaused(_logger, tenantId, reader.IsDBNull(1) ? "" : reader.GetString(1));
+            LogTenantPaused(_logger, tenantId, reason);
         }
-    }
-
-    private async Task ReleaseClaimAsync(Guid tenantId)
-    {
-        await using var command = DataSource.CreateCommand(
-            "update public.agent_tenant_schedules set claimed_by = null, claimed_until = null where tenant_id = $1 and claimed_by = $2");
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = WorkerId });
-        await command.ExecuteNonQueryAsync(CancellationToken.None);
     }
 
     private async Task RecordSkippedAsync(Guid tenantId, DateTimeOffset scheduledFor, CycleTrigger trigger, string reason, CancellationToken cancellationToken)
     {
-        await using var command = DataSource.CreateCommand("""
-            insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, completed_at, worker_id, error, cycle_metrics)
-            values ($1, 'skipped', $2, $3, $4, $4, $5, $6, $7)
-            """);
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = CycleEngine.TriggerName(trigger) });
-        command.Parameters.Add(new() { Value = scheduledFor });
-        command.Parameters.Add(new() { Value = Time.GetUtcNow() });
-        command.Parameters.Add(new() { Value = WorkerId });
-        command.Parameters.Add(new() { Value = reason });
-        command.Parameters.Add(CycleEngine.Json(new JsonObject
-        {
-            ["skip_reason"] = reason,
-            ["hour_bucket"] = CycleSchedule.HourBucket(scheduledFor).ToString("O", CultureInfo.InvariantCulture),
-        }));
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await _runs.RecordSkippedAsync(tenantId, scheduledFor, trigger, WorkerId, reason, _time.GetUtcNow(), cancellationToken);
         CycleTelemetry.Cycles.Add(1, new KeyValuePair<string, object?>("status", "skipped"));
         LogSkipped(_logger, tenantId, reason);
-    }
-
-    /// <summary>
-    /// Marks runs left 'running' by a dead worker 'abandoned' once their lease has expired, releases their
-    /// claims so the tenants run again at once, and counts them as failures (a tenant that keeps killing
-    /// workers gets paused).
-    /// </summary>
-    public async Task<int> ReapAbandonedAsync(CancellationToken cancellationToken)
-    {
-        await using var command = DataSource.CreateCommand("""
-            with abandoned as (
-              update public.agent_autonomous_runs r
-              set status = 'abandoned', completed_at = $1,
-                  error = format('abandoned: worker %s stopped renewing its lease (token %s) before the cycle finished', r.worker_id, r.lock_token)
-              where r.status = 'running' and r.lock_token is not null
-                and not exists (
-                  select 1 from public.agent_tenant_locks l
-                  where l.tenant_id = r.tenant_id and l.lock_type = 'autonomous_cycle' and l.lock_token = r.lock_token
-                    and l.expires_at > hourglass.now())
-              returning r.tenant_id, r.worker_id)
-            update public.agent_tenant_schedules s
-            set claimed_by = null, claimed_until = null, consecutive_failures = s.consecutive_failures + 1,
-                paused = s.paused or s.consecutive_failures + 1 >= s.auto_pause_after_failures,
-                paused_at = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures then $1 else s.paused_at end,
-                paused_by = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures then 'hourglass' else s.paused_by end,
-                paused_reason = case when not s.paused and s.consecutive_failures + 1 >= s.auto_pause_after_failures
-                  then format('automatically paused after %s consecutive failed or abandoned cycles', s.consecutive_failures + 1)
-                  else s.paused_reason end,
-                updated_at = $1
-            from abandoned a
-            where s.tenant_id = a.tenant_id and (s.claimed_by is null or s.claimed_by = a.worker_id)
-            returning s.tenant_id
-            """);
-        command.Parameters.Add(new() { Value = Time.GetUtcNow() });
-        var reaped = 0;
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            reaped++;
-            CycleTelemetry.Cycles.Add(1, new KeyValuePair<string, object?>("status", "abandoned"));
-            LogReaped(_logger, reader.GetGuid(0));
-        }
-
-        return reaped;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Worker {WorkerId} started")]
@@ -375,7 +261,4 @@ public sealed partial class CycleWorker
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Tenant {TenantId} paused: {Reason}")]
     private static partial void LogTenantPaused(ILogger logger, Guid tenantId, string reason);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Marked an abandoned run of tenant {TenantId}; it runs again now")]
-    private static partial void LogReaped(ILogger logger, Guid tenantId);
 }

@@ -33,42 +33,54 @@ internal static class HourlyReflections
     }
 
     /// <summary>
-    /// A run's own reflection as its hour keeps it: who and when (run_id, trigger, started_at), the reflection's lists
-    /// (each entry tagged with the run's id, so the hour's concatenated lists say which run did what), numbers and
-    /// summary, and the parts' observations (insights).
+    /// The "after" of every number in the tenant's latest reflection before <paramref name="hour"/>: the "before" of this
+    /// hour's what_moved.
     /// </summary>
-    public static JsonObject Entry(CycleContext context, JsonObject reflection, JsonObject moved, JsonNode? insights)
+    public static async Task<Dictionary<string, decimal>> PreviousMetricsAsync(NpgsqlDataSource dataSource, Guid tenantId, DateTimeOffset hour,
+        CancellationToken cancellationToken)
     {
-        var runId = context.RunId.ToString();
-        return new JsonObject
+        await using var command = dataSource.CreateCommand(PreviousMetricsSql);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = hour });
+        var result = new Dictionary<string, decimal>(StringComparer.Ordinal);
+        if (await command.ExecuteScalarAsync(cancellationToken) is string json && JsonNode.Parse(json) is JsonObject moved)
         {
-            ["run_id"] = runId,
-            ["trigger"] = CycleEngine.TriggerName(context.Trigger),
-            ["started_at"] = context.Now.ToUniversalTime().ToString("O"),
-            ["what_we_did"] = Tagged(reflection["what_we_did"], runId),
-            ["what_moved"] = moved.DeepClone(),
-            ["what_got_blocked"] = Tagged(reflection["what_got_blocked"], runId),
-            ["what_we_will_try_next"] = Tagged(reflection["what_we_will_try_next"], runId),
-            ["hypotheses"] = Tagged(reflection["hypotheses"], runId),
-            ["insights"] = insights?.DeepClone(),
-            ["summary"] = reflection["summary"]?.DeepClone(),
-        };
-    }
-
-    private static JsonArray Tagged(JsonNode? list, string runId)
-    {
-        var tagged = new JsonArray();
-        foreach (var item in list as JsonArray ?? [])
-        {
-            var copy = item?.DeepClone();
-            if (copy is JsonObject entry)
+            foreach (var (name, node) in moved)
             {
-                entry["run_id"] = runId;
+                if (node?["after"] is JsonValue after && after.TryGetValue<decimal>(out var value))
+                {
+                    result[name] = value;
+                }
             }
-
-            tagged.Add(copy);
         }
 
-        return tagged;
+        return result;
     }
+
+    /// <summary>The what_moved of tenant $1's latest hour before $2.</summary>
+    internal const string PreviousMetricsSql = """
+        select what_moved from public.agent_hourly_reflections
+        where tenant_id = $1 and hour_bucket < $2 order by hour_bucket desc limit 1
+        """;
+
+    /// <summary>The summary of the tenant's latest hour, if it has one.</summary>
+    public static async Task<string?> LatestSummaryAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "select summary from public.agent_hourly_reflections where tenant_id = $1 order by hour_bucket desc limit 1");
+        command.Parameters.Add(new() { Value = tenantId });
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    /// <summary>A tenant's hourly reflections as the API lists them ($1 tenant), run in the API's session; the caller pages.</summary>
+    internal const string ApiListSql = """
+        select id, run_id, run_ids, hour_bucket, what_we_did, what_moved, what_got_blocked, what_we_will_try_next, hypotheses, summary, created_at
+        from public.agent_hourly_reflections where tenant_id = $1
+        """;
+
+    /// <summary>The tenant's latest hour ($1 tenant): hour, how many runs it rolls up (at least one), summary.</summary>
+    internal const string LatestSql = """
+        select f.hour_bucket, greatest(pg_catalog.cardinality(f.run_ids), 1), f.summary
+        from public.agent_hourly_reflections f where f.tenant_id = $1 order by f.hour_bucket desc limit 1
+        """;
 }

@@ -30,6 +30,25 @@ public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider? tim
             where tenant_id = $1 returning tenant_id
             """, cancellationToken, Reason(reason), by, _time.GetUtcNow());
 
+    /// <summary>
+    /// Pauses a tenant inside the caller's transaction (a critical policy finding pauses it together with the action that
+    /// found it); a tenant already paused keeps its first reason.
+    /// </summary>
+    internal static async Task PauseInTransactionAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, string by,
+        string reason, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        await using var pause = new NpgsqlCommand("""
+            update public.agent_tenant_schedules
+            set paused = true, paused_at = $2, paused_by = $4, updated_at = $2, paused_reason = $3
+            where tenant_id = $1 and not paused
+            """, connection, transaction);
+        pause.Parameters.Add(new() { Value = tenantId });
+        pause.Parameters.Add(new() { Value = at });
+        pause.Parameters.Add(new() { Value = reason });
+        pause.Parameters.Add(new() { Value = by });
+        await pause.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     /// <summary>Resumes a tenant: failures are forgotten and it is next due at its next occurrence (paused hours are not caught up).</summary>
     public async Task ResumeTenantAsync(Guid tenantId, CancellationToken cancellationToken)
     {
@@ -93,6 +112,28 @@ public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider? tim
             : null;
     }
 
+    /// <summary>
+    /// Why an action of tenant $1 is blocked by a kill switch now ('paused: all tenants (…)' or 'paused: this tenant (…)'),
+    /// or null: one short row, read before every side effect of a cycle.
+    /// </summary>
+    internal const string BlockReasonSql = """
+        select case
+          when c.paused then 'paused: all tenants (' || coalesce(c.reason, 'no reason given') || ')'
+          when s.paused then 'paused: this tenant (' || coalesce(s.paused_reason, 'no reason given') || ')'
+        end
+        from hourglass.agent_control c
+        left join public.agent_tenant_schedules s on s.tenant_id = $1
+        where c.singleton
+        """;
+
+    /// <summary>Why an action of <paramref name="tenantId"/> is blocked by a kill switch now, or null when neither is on.</summary>
+    public async Task<string?> ReadBlockReasonAsync(Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(BlockReasonSql);
+        command.Parameters.Add(new() { Value = tenantId });
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
     /// <summary>The global kill switch, when it is on.</summary>
     public async Task<PauseState?> ReadGlobalPauseAsync(CancellationToken cancellationToken)
     {
@@ -102,6 +143,9 @@ public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider? tim
             ? new PauseState(true, reader.GetFieldValue<DateTimeOffset>(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3))
             : null;
     }
+
+    /// <summary>The global kill switch as the status command reads it in its snapshot. Columns: paused, reason, set at, set by.</summary>
+    internal const string GlobalSwitchSql = "select paused, reason, set_at, set_by from hourglass.agent_control where singleton";
 
     private static string Reason(string reason) =>
         string.IsNullOrWhiteSpace(reason) ? throw new HourglassException("reason: say why you pause (it is shown to everyone who looks)") : reason.Trim();

@@ -314,7 +314,7 @@ internal static class EngagementStore
         command.Parameters.Add(new() { Value = message.Destination.Trim() });
         command.Parameters.Add(new() { Value = (object?)message.Subject ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         command.Parameters.Add(new() { Value = message.Body });
-        command.Parameters.Add(CycleEngine.Json(message.Payload ?? []));
+        command.Parameters.Add(JsonbParameter.From(message.Payload ?? []));
         command.Parameters.Add(new() { Value = (object?)message.RunId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         command.Parameters.Add(new() { Value = (object?)message.MaxAttempts ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
         return await command.ExecuteScalarAsync(cancellationToken) as Guid?;

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Hourglass.Cycles;
 using Hourglass.Insights;
 using Hourglass.Policies;
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -230,7 +231,7 @@ public sealed class TouchTaskHandler : IActionHandler
             Value = DateTimeOffset.TryParse((string?)payload["next_touch_due"], System.Globalization.CultureInfo.InvariantCulture,
                 System.Globalization.DateTimeStyles.AssumeUniversal, out var due) ? due.ToUniversalTime() : context.Now,
         });
-        command.Parameters.Add(CycleEngine.Json(payload));
+        command.Parameters.Add(JsonbParameter.From(payload));
         var cardId = await command.ExecuteScalarAsync(cancellationToken);
         return new JsonObject { ["card_id"] = cardId?.ToString(), ["already_open"] = cardId is null };
     }

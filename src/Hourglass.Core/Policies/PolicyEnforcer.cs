@@ -1,4 +1,5 @@
 using Hourglass.Cycles;
+using Npgsql;
 
 namespace Hourglass.Policies;
 
@@ -18,7 +19,7 @@ public sealed record PolicyFinding(string RuleId, string RuleKind, PolicyVerdict
 }
 
 /// <summary>The decision with the rules that made it and the version of the policy document in force.</summary>
-public sealed record PolicyDecision(PolicyVerdict Verdict, IReadOnlyList<string> DeterminingRules, string? Message, string PolicyVersion)
+public sealed record PolicyDecision(PolicyVerdict Verdict, IReadOnlyList<string> DeterminingRules, string? Message, string PolicyVersion) : IActionDecision
 {
     public bool Permits => Verdict is PolicyVerdict.Allow or PolicyVerdict.Warn;
 
@@ -34,14 +35,23 @@ public sealed record PolicyDecision(PolicyVerdict Verdict, IReadOnlyList<string>
     };
 }
 
-/// <summary>The single entry point every action passes before its handler runs.</summary>
-public interface IPolicyEnforcer
+/// <summary>
+/// The single entry point every action passes before its handler runs: the cycle's <see cref="IActionPolicy"/> as the
+/// Policies part implements it. Its decisions leave their records (PolicyRecords) in the action's transaction.
+/// </summary>
+public interface IPolicyEnforcer : IActionPolicy
 {
-    /// <summary>Called once before a cycle's actions are evaluated, with all of them: a chance to load what they need in one go.</summary>
-    Task PrepareAsync(CycleContext context, IReadOnlyList<ProposedAction> actions, CancellationToken cancellationToken) => Task.CompletedTask;
-
     /// <summary>Decides one action. An action it permits counts, from then on, against the cycle's caps and budgets.</summary>
     Task<PolicyDecision> EvaluateAsync(CycleContext context, ProposedAction action, CancellationToken cancellationToken);
+
+    async Task<IActionDecision> IActionPolicy.DecideAsync(CycleContext context, ProposedAction action, CancellationToken cancellationToken) =>
+        await EvaluateAsync(context, action, cancellationToken);
+
+    Task IActionPolicy.RecordAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CycleContext context, ProposedAction action,
+        string key, IActionDecision decision, CancellationToken cancellationToken) =>
+        decision is PolicyDecision policyDecision
+            ? PolicyRecords.WriteAsync(connection, transaction, context, action, key, policyDecision, cancellationToken)
+            : Task.CompletedTask;
 }
 
 /// <summary>Allows everything: for tests and tools that exercise the cycle without policies.</summary>

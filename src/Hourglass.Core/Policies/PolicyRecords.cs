@@ -43,16 +43,9 @@ internal static class PolicyRecords
 
         if (decision.Findings.FirstOrDefault(f => f.Severity == PolicySeverity.Critical) is { } critical)
         {
-            await using var pause = new NpgsqlCommand("""
-                update public.agent_tenant_schedules
-                set paused = true, paused_at = $2, paused_by = 'policy', updated_at = $2,
-                    paused_reason = $3
-                where tenant_id = $1 and not paused
-                """, connection, transaction);
-            pause.Parameters.Add(new() { Value = context.TenantId });
-            pause.Parameters.Add(new() { Value = context.Now });
-            pause.Parameters.Add(new() { Value = $"critical policy violation: rule '{critical.RuleId}' ({decision.PolicyVersion}) on {action.Kind}: {critical.Message}" });
-            await pause.ExecuteNonQueryAsync(cancellationToken);
+            await TenantControl.PauseInTransactionAsync(connection, transaction, context.TenantId, "policy",
+                $"critical policy violation: rule '{critical.RuleId}' ({decision.PolicyVersion}) on {action.Kind}: {critical.Message}", context.Now,
+                cancellationToken);
         }
 
         if (decision.Verdict == PolicyVerdict.RequireApproval)

@@ -1,3 +1,4 @@
+using Hourglass.Cycles;
 using Hourglass.Insights;
 using Npgsql;
 
@@ -145,20 +146,10 @@ internal sealed class SimulationRecorder(SimWorld world)
         var tenants = world.Tenants.ToDictionary(t => t.Id);
         var names = world.Tenants.ToDictionary(t => t.Id, t => t.Name);
 
-        // Caps, checked from the ledger independently of the enforcer: every succeeded action against the others
-        // of its window (t − window, t], as the policy counts them.
-        // (t − 24 h, t] is [t − 24 h + 1 µs, t]: timestamps have microsecond resolution.
-        var emailPeak = await PeakAsync(dataSource, """
-            select coalesce(max(n), 0) from (
-              select count(*) over (partition by tenant_id order by completed_at range between interval '23:59:59.999999' preceding and current row) as n
-              from public.agent_actions where kind = 'send_message' and status = 'succeeded') x
-            """, cancellationToken);
-        var contactPeak = await PeakAsync(dataSource, """
-            select coalesce(max(n), 0) from (
-              select count(*) over (partition by tenant_id, target_id order by completed_at
-                                    range between interval '6 days 23:59:59.999999' preceding and current row) as n
-              from public.agent_actions where kind in ('send_message', 'touch_task') and status = 'succeeded') x
-            """, cancellationToken);
+        // Caps, checked from the ledger independently of the enforcer (ActionLedger says how the windows are counted).
+        var emailPeak = await PeakAsync(dataSource, ActionLedger.PeakDailyMessagesSql, cancellationToken);
+        var contactPeak = await PeakAsync(dataSource, ActionLedger.PeakWeeklyTouchesPerContactSql, cancellationToken);
+        // The outbox's own record of what was sent, by the same 24-hour window.
         var sentPeak = await PeakAsync(dataSource, """
             select coalesce(max(n), 0) from (
               select count(*) over (partition by tenant_id order by sent_at range between interval '23:59:59.999999' preceding and current row) as n
@@ -213,15 +204,7 @@ internal sealed class SimulationRecorder(SimWorld world)
             }
         }
 
-        var runs = new SortedDictionary<string, long>(StringComparer.Ordinal);
-        await using (var command = dataSource.CreateCommand("select status, count(*) from public.agent_autonomous_runs group by status"))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                runs[reader.GetString(0)] = reader.GetInt64(1);
-            }
-        }
+        var runs = await new RunsStore(dataSource).CountByStatusAsync(cancellationToken);
 
         var estimates = new List<StrategyEstimate>();
         await using (var command = dataSource.CreateCommand(InsightsStore.StrategyEstimatesSql))
@@ -305,32 +288,8 @@ internal sealed class SimulationRecorder(SimWorld world)
     }
 
     /// <summary>The runs' mean time per phase (plan, act, react, reflect), per part of Plan, and for policy in Act, in milliseconds.</summary>
-    public async Task<IReadOnlyDictionary<string, double>> PhaseMillisecondsAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand("""
-            select p.key, avg((p.value ->> 'ms')::double precision)
-            from public.agent_autonomous_runs r, jsonb_each(r.cycle_metrics -> 'phases') p
-            where jsonb_typeof(r.cycle_metrics -> 'phases') = 'object'
-            group by p.key
-            union all
-            select 'plan: ' || p.key, avg(p.value::text::double precision)
-            from public.agent_autonomous_runs r, jsonb_each(r.plan_output -> 'part_ms') p
-            where jsonb_typeof(r.plan_output -> 'part_ms') = 'object'
-            group by p.key
-            union all
-            select 'act: policy', avg((r.act_output ->> 'policy_ms')::double precision)
-            from public.agent_autonomous_runs r where r.act_output ? 'policy_ms'
-            order by 1
-            """);
-        var phases = new Dictionary<string, double>(StringComparer.Ordinal);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            phases[reader.GetString(0)] = reader.IsDBNull(1) ? 0 : Math.Round(reader.GetDouble(1), 1);
-        }
-
-        return phases;
-    }
+    public async Task<IReadOnlyDictionary<string, double>> PhaseMillisecondsAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken) =>
+        await new RunsStore(dataSource).MeanPhaseMillisecondsAsync(cancellationToken);
 
     private static double Rate(double part, double whole) => whole == 0 ? 0 : Math.Round(part / whole, 4);
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Engagement.Outbox;
 using Microsoft.Extensions.Logging;
@@ -51,15 +52,14 @@ public sealed class Simulator
         await SimulationSeeder.SeedAsync(_dataSource, _world, cancellationToken);
         var seeded = stopwatch.Elapsed;
 
-        var engine = CycleComposition.CreateEngine(_dataSource, _clock, loggers: _loggers);
-        var worker = new CycleWorker(engine, new CycleWorkerOptions
+        var worker = CycleComposition.CreateWorker(_dataSource, _clock, new CycleWorkerOptions
         {
             WorkerId = "simulator",
             MaxConcurrentCycles = _options.Concurrency,
             // The only worker: every due tenant in one pass, so the cycles run back to back.
             MaxClaimedPerPass = _options.Tenants,
             LeaseMinutes = 5,
-        }, _loggers.CreateLogger<CycleWorker>());
+        }, loggers: _loggers);
         var dispatcher = new OutboxDispatcher(_dataSource, [new SimulatedTransport(this)],
             new OutboxDispatcherOptions { WorkerId = "simulator:outbox", BatchSize = 500, MaxParallelSends = _options.Concurrency }, _ => null, _clock,
             new Random(unchecked((int)_options.Seed)), _loggers.CreateLogger<OutboxDispatcher>());
@@ -107,10 +107,10 @@ public sealed class Simulator
             {
                 await TimedAsync("analyze", async () =>
                 {
-                    await using var analyze = _dataSource.CreateCommand("""
-                        analyze public.warehouse_events, public.agent_actions, public.cards, public.message_outbox, public.engagement_clocks,
+                    await using var analyze = _dataSource.CreateCommand($"""
+                        analyze public.warehouse_events, {ActionLedger.Table}, public.cards, public.message_outbox, public.engagement_clocks,
                           public.orders, public.order_lines, public.order_processing_queue, public.strategy_attributions, public.client_patterns,
-                          public.agent_autonomous_runs
+                          {RunsStore.Table}
                         """);
                     await analyze.ExecuteNonQueryAsync(cancellationToken);
                 });

@@ -85,11 +85,9 @@ internal static class ApiEndpoints
     private static void MapTenant(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
         tenant.MapGet("", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync("""
+            ApiSession.Json(await s.JsonAsync($"""
                 select json_build_object('id', t.id, 'name', t.name, 'timezone', t.timezone, 'settings', t.settings,
-                  'schedule', (select json_build_object('cron', c.cron, 'timezone', c.timezone, 'next_due_at', c.next_due_at, 'paused', c.paused,
-                               'paused_reason', c.paused_reason, 'max_actions_per_cycle', c.max_actions_per_cycle, 'max_actions_per_day', c.max_actions_per_day)
-                               from public.agent_tenant_schedules c where c.tenant_id = t.id))::text
+                  'schedule', {ScheduleStore.ScheduleJsonOfTenantT})::text
                 from public.tenants t where t.id = $1
                 """, http.RequestAborted, tenantId))))
             .WithName("GetTenant").WithSummary("The tenant, its settings and its schedule");
@@ -142,23 +140,16 @@ internal static class ApiEndpoints
     private static void MapRuns(RouteGroupBuilder tenant, NpgsqlDataSource dataSource, CycleWorker? worker)
     {
         tenant.MapGet("/runs", (Guid tenantId, HttpContext http, int? limit, string? cursor) => Run(dataSource, http, s =>
-            PageAsync(s, http, """
-                select id, status, trigger, scheduled_for, started_at, completed_at, actions_planned, actions_taken, actions_blocked, error,
-                       reflect_output ->> 'summary' as summary, created_at
-                from public.agent_autonomous_runs where tenant_id = $1
-                """, tenantId, limit, cursor)))
+            PageAsync(s, http, RunsStore.ApiListSql, tenantId, limit, cursor)))
             .WithName("ListRuns").WithSummary("Cycle runs, newest first");
 
         tenant.MapGet("/runs/{runId:guid}", (Guid tenantId, Guid runId, HttpContext http) => Run(dataSource, http, async s =>
-            await s.JsonAsync("select to_json(r)::text from public.agent_autonomous_runs r where r.tenant_id = $1 and r.id = $2", http.RequestAborted, tenantId, runId)
+            await s.JsonAsync(RunsStore.ApiGetSql, http.RequestAborted, tenantId, runId)
                 is { } json ? ApiSession.Json(json) : ApiSession.NotFound("the run")))
             .WithName("GetRun").WithSummary("One run with its plan, act, react and reflect output");
 
         tenant.MapGet("/reflections", (Guid tenantId, HttpContext http, int? limit, string? cursor) => Run(dataSource, http, s =>
-            PageAsync(s, http, """
-                select id, run_id, run_ids, hour_bucket, what_we_did, what_moved, what_got_blocked, what_we_will_try_next, hypotheses, summary, created_at
-                from public.agent_hourly_reflections where tenant_id = $1
-                """, tenantId, limit, cursor)))
+            PageAsync(s, http, HourlyReflections.ApiListSql, tenantId, limit, cursor)))
             .WithName("ListReflections").WithSummary("Hourly reflections, newest first: each the roll-up of every run of its hour (run_ids)");
 
         tenant.MapPost("/runs", (Guid tenantId, HttpContext http, JsonBody<RunRequest?> body) => Run(dataSource, http, async s =>

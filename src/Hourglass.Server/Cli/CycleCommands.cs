@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Tenancy;
 using Microsoft.Extensions.Logging;
@@ -46,10 +47,9 @@ internal static class CycleCommands
             var maxConcurrent = Positive(parse.GetValue(concurrency), "--concurrency");
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            var worker = new CycleWorker(
-                CycleComposition.CreateEngine(target.DataSource, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory),
+            var worker = CycleComposition.CreateWorker(target.DataSource, TimeProvider.System,
                 new CycleWorkerOptions { LeaseMinutes = leaseMinutes, PollInterval = TimeSpan.FromSeconds(pollSeconds), MaxConcurrentCycles = maxConcurrent },
-                loggerFactory.CreateLogger<CycleWorker>());
+                Narrative.FromEnvironment(loggerFactory), loggerFactory);
             Console.WriteLine($"Worker {worker.WorkerId} on {target.Description}; Ctrl+C stops it.");
             var dispatch = CycleComposition.CreateDispatcherLoop(target.DataSource, worker.WorkerId, loggerFactory);
             await Task.WhenAll(worker.RunAsync(cancellationToken), dispatch(cancellationToken));
@@ -81,7 +81,7 @@ internal static class CycleCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenant = await ResolveTenantAsync(target.DataSource, parse.GetValue(s_tenant)!, cancellationToken);
-            var worker = new CycleWorker(CycleComposition.CreateEngine(target.DataSource, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory), logger: loggerFactory.CreateLogger<CycleWorker>());
+            var worker = CycleComposition.CreateWorker(target.DataSource, TimeProvider.System, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory);
             var result = await worker.RunManualAsync(tenant, parse.GetValue(dryRun), at, cancellationToken);
             await PrintRunAsync(target.DataSource, result, cancellationToken);
             return result.Status == "failed" ? 1 : 0;
@@ -183,9 +183,7 @@ internal static class CycleCommands
             Console.WriteLine($"  {result.Error}");
         }
 
-        await using var command = dataSource.CreateCommand("select reflect_output ->> 'summary' from public.agent_autonomous_runs where id = $1");
-        command.Parameters.Add(new() { Value = result.RunId });
-        if (await command.ExecuteScalarAsync(cancellationToken) is string summary)
+        if (await new RunsStore(dataSource).SummaryAsync(result.RunId, cancellationToken) is { } summary)
         {
             Console.WriteLine($"  {summary}");
         }

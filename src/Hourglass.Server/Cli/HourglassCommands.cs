@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Demo;
 using Hourglass.Storage;
@@ -127,10 +128,10 @@ internal static class HourglassCommands
                           $"(refresh_engagement_compliance changed {demo.ClocksChangedByRefresh})");
 
         // One cycle for the demo tenant, as the worker would run it at the top of the hour.
-        var worker = new CycleWorker(CycleComposition.CreateEngine(target.DataSource, summaries: Narrative.FromEnvironment(loggers), loggers: loggers), logger: loggers.CreateLogger<CycleWorker>());
+        var worker = CycleComposition.CreateWorker(target.DataSource, TimeProvider.System, summaries: Narrative.FromEnvironment(loggers), loggers: loggers);
         var cycle = await worker.RunManualAsync(demo.TenantId, dryRun: false, hour: null, cancellationToken);
         Console.WriteLine($"Cycle: run {cycle.RunId} {cycle.Status}");
-        if (await ScalarAsync(target, "select summary from public.agent_hourly_reflections where tenant_id = $1 order by hour_bucket desc limit 1", demo.TenantId, cancellationToken) is string summary)
+        if (await HourlyReflections.LatestSummaryAsync(target.DataSource, demo.TenantId, cancellationToken) is { } summary)
         {
             Console.WriteLine($"  {summary}");
         }

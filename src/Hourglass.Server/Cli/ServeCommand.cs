@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Server.Api;
 using Microsoft.AspNetCore.Builder;
@@ -57,9 +58,7 @@ internal static class ServeCommand
             await using var workerPool = parse.GetValue(noWorker) ? null : target.CreatePool("worker", workerPoolSize);
             var worker = workerPool is null
                 ? null
-                : new CycleWorker(
-                    CycleComposition.CreateEngine(workerPool, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory),
-                    logger: loggerFactory.CreateLogger<CycleWorker>());
+                : CycleComposition.CreateWorker(workerPool, TimeProvider.System, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory);
 
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();

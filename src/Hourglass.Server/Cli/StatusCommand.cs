@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Data;
 using System.Globalization;
 using System.Text;
+using Hourglass.Cycles;
 using Hourglass.Engagement;
 using Hourglass.Orders;
 using Hourglass.Policies;
@@ -21,10 +22,9 @@ namespace Hourglass.Server.Cli;
 /// </summary>
 internal static class StatusCommand
 {
-    // Every run status (agent_autonomous_runs' CHECK): the last run is found per status through
-    // idx_autonomous_runs_tenant_status (tenant_id, status, started_at desc), a handful of index probes per tenant
-    // instead of reading every run a tenant ever had.
-    private static readonly string[] s_runStatuses = ["running", "completed", "partial", "failed", "abandoned", "skipped"];
+    // Every run status: the last run is found per status through idx_autonomous_runs_tenant_status (tenant_id, status,
+    // started_at desc), a handful of index probes per tenant instead of reading every run a tenant ever had.
+    private static readonly string[] s_runStatuses = Enum.GetValues<RunStatus>().Select(s => s.Name()).ToArray();
     private static readonly string[] s_queueStatuses = ["pending", "processing", "validated", "needs_approval", "exception", "cancelled"];
     private static readonly string[] s_severities = ["info", "warning", "error", "critical"];
     private static readonly string[] s_messageStatuses = ["pending", "sending", "sent", "failed", "cancelled", "suppressed"];
@@ -474,77 +474,29 @@ internal static class StatusCommand
             await reader.ExecuteAsync("set transaction read only", cancellationToken);
 
             await reader.EachAsync("select hourglass.now()", r => snapshot.Now = r.GetFieldValue<DateTimeOffset>(0), cancellationToken);
-            await reader.EachAsync("select paused, reason, set_at, set_by from hourglass.agent_control where singleton",
+            await reader.EachAsync(TenantControl.GlobalSwitchSql,
                 r => snapshot.Control = new GlobalControl(r.GetBoolean(0), Text(r, 1), r.GetFieldValue<DateTimeOffset>(2), Text(r, 3)), cancellationToken);
 
             // Workers: every cycle started in the last hour (dry runs are what-ifs, not cycles), whatever tenant, by the
             // worker that ran it; and the claims each holds now. Probed per tenant and status on idx_autonomous_runs_tenant_status.
-            await reader.EachAsync("""
-                with runs as (
-                  select r.worker_id, r.status, r.started_at
-                  from public.tenants t
-                  cross join pg_catalog.unnest($2::text[]) s(status)
-                  cross join lateral (
-                    select x.worker_id, x.status, x.started_at from public.agent_autonomous_runs x
-                    where x.tenant_id = t.id and x.status = s.status and x.started_at > $3 - interval '1 hour'
-                      and not coalesce((x.cycle_metrics ->> 'dry_run')::boolean, false)) r
-                ), claims as (
-                  select c.claimed_by as worker_id, count(*) as claims from public.agent_tenant_schedules c
-                  where c.claimed_by is not null and c.claimed_until > $3 group by c.claimed_by
-                ), activity as (
-                  select coalesce(r.worker_id, '') as worker_id, count(*) as runs,
-                         count(*) filter (where r.status = 'completed') as completed, count(*) filter (where r.status = 'partial') as partial,
-                         count(*) filter (where r.status = 'failed') as failed, count(*) filter (where r.status = 'skipped') as skipped,
-                         count(*) filter (where r.status = 'abandoned') as abandoned, count(*) filter (where r.status = 'running') as running,
-                         max(r.started_at) as last_started_at
-                  from runs r group by coalesce(r.worker_id, '')
-                )
-                select coalesce(a.worker_id, c.worker_id), coalesce(a.runs, 0), coalesce(a.completed, 0), coalesce(a.partial, 0), coalesce(a.failed, 0),
-                       coalesce(a.skipped, 0), coalesce(a.abandoned, 0), coalesce(a.running, 0), coalesce(c.claims, 0), a.last_started_at
-                from activity a full join claims c on c.worker_id = a.worker_id
-                order by a.last_started_at desc nulls last, 1
-                """,
+            await reader.EachAsync(RunsStore.WorkerActivitySql,
                 r => snapshot.Workers.Add(new WorkerActivity(r.GetString(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5),
                     r.GetInt64(6), r.GetInt64(7), r.GetInt64(8), r.IsDBNull(9) ? null : r.GetFieldValue<DateTimeOffset>(9))),
                 cancellationToken, (object)s_runStatuses, snapshot.Now);
 
-            await reader.EachAsync("""
-                select t.id, t.name, t.timezone, s.cron, s.timezone, s.next_due_at, s.paused, s.paused_reason, s.paused_by, s.paused_at,
-                       s.consecutive_failures, s.auto_pause_after_failures, case when s.claimed_until > $2 then s.claimed_by end
-                from public.tenants t join public.agent_tenant_schedules s on s.tenant_id = t.id
-                where ($1::uuid is null or t.id = $1)
-                order by t.name, t.id
-                """,
+            await reader.EachAsync(ScheduleStore.StatusSql,
                 r => snapshot.Tenants.Add(new TenantState(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetString(3), Text(r, 4), r.GetFieldValue<DateTimeOffset>(5),
                     r.GetBoolean(6), Text(r, 7), Text(r, 8), r.IsDBNull(9) ? null : r.GetFieldValue<DateTimeOffset>(9), r.GetInt32(10), r.GetInt32(11), Text(r, 12))),
                 cancellationToken, snapshot.Now);
 
             // A tenant's last run: the newest of its newest run in each status. Dry runs are what-ifs, not cycles.
-            const string RunColumns = "x.tenant_id, x.status, x.trigger, x.started_at, x.completed_at, x.actions_planned, x.actions_taken, x.actions_blocked, " +
-                                      "x.error, coalesce((x.cycle_metrics ->> 'dry_run')::boolean, false), x.worker_id";
-            await reader.EachAsync($"""
-                select {RunColumns.Replace("x.", "l.", StringComparison.Ordinal)}
-                from public.tenants t
-                cross join lateral (
-                  select x.* from pg_catalog.unnest($2::text[]) s(status)
-                  cross join lateral (
-                    select * from public.agent_autonomous_runs r
-                    where r.tenant_id = t.id and r.status = s.status and not coalesce((r.cycle_metrics ->> 'dry_run')::boolean, false)
-                    order by r.started_at desc limit 1) x
-                  order by x.started_at desc limit 1) l
-                where ($1::uuid is null or t.id = $1)
-                """,
+            await reader.EachAsync(RunsStore.LastRunPerTenantSql,
                 r => snapshot.LastRuns[r.GetGuid(0)] = ReadRun(r), cancellationToken, (object)s_runStatuses);
 
             if (tenantId is not null)
             {
-                await reader.EachAsync($"""
-                    select {RunColumns} from public.agent_autonomous_runs x where x.tenant_id = $1 order by x.started_at desc limit 10
-                    """, r => snapshot.RecentRuns.Add(ReadRun(r)), cancellationToken);
-                await reader.EachAsync("""
-                    select f.hour_bucket, greatest(pg_catalog.cardinality(f.run_ids), 1), f.summary
-                    from public.agent_hourly_reflections f where f.tenant_id = $1 order by f.hour_bucket desc limit 1
-                    """, r => snapshot.LastReflection = new ReflectionSummary(r.GetFieldValue<DateTimeOffset>(0), r.GetInt32(1), Text(r, 2)), cancellationToken);
+                await reader.EachAsync(RunsStore.RecentRunsSql, r => snapshot.RecentRuns.Add(ReadRun(r)), cancellationToken);
+                await reader.EachAsync(HourlyReflections.LatestSql, r => snapshot.LastReflection = new ReflectionSummary(r.GetFieldValue<DateTimeOffset>(0), r.GetInt32(1), Text(r, 2)), cancellationToken);
             }
 
             // Compliance as the engagement part measures it for "what moved" (EngagementCompliancePart).

@@ -1,3 +1,4 @@
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.IntegrationTests.Infrastructure;
 using Hourglass.IntegrationTests.Security;
@@ -190,7 +191,7 @@ public sealed class MonitoringViewTests(DatabaseFixture fixture) : IClassFixture
     public async Task RealCycles_CountedAsTheWorkerRecordedThem()
     {
         var (tenant, _) = await TenantAsync("UTC");
-        var worker = new CycleWorker(CycleComposition.CreateEngine(Db.DataSource), new CycleWorkerOptions { WorkerId = "monitoring-worker" });
+        var worker = CycleComposition.CreateWorker(Db.DataSource, TimeProvider.System, new CycleWorkerOptions { WorkerId = "monitoring-worker" });
 
         var dry = await worker.RunManualAsync(tenant, dryRun: true, hour: null, default);
         var first = await worker.RunManualAsync(tenant, dryRun: false, hour: null, default);

@@ -32,6 +32,7 @@ public sealed class CycleEngineTests : IAsyncLifetime
 
         Assert.Equal(("completed", 2, 2, 0), (result.Status, result.ActionsPlanned, result.ActionsTaken, result.ActionsBlocked));
         var row = await RunRowAsync(result.RunId);
+        Assert.False((bool)row["dry_run"]!);
         Assert.Equal(2, row["plan_output"]!["proposals"]!.AsArray().Count);
         Assert.Equal(2, row["act_output"]!["actions"]!.AsArray().Count(a => (string?)a!["status"] == "succeeded"));
         Assert.NotNull(row["react_output"]);
@@ -108,7 +109,7 @@ public sealed class CycleEngineTests : IAsyncLifetime
         var denied = Guid.NewGuid();
         _h.Part.Targets[tenant] = [Guid.NewGuid(), denied];
         var policy = new DenyTargetsPolicy(denied);
-        var worker = new CycleWorker(new CycleEngine(_h.Fixture.DataSource, [_h.Part], [_h.Handler], policy, time: _h.Clock),
+        var worker = new CycleWorker(_h.Fixture.DataSource, _h.Clock, new CycleEngine(_h.Fixture.DataSource, [_h.Part], [_h.Handler], policy, time: _h.Clock),
             new CycleWorkerOptions { WorkerId = "w1" });
 
         var result = await worker.RunManualAsync(tenant, dryRun: true, hour: s_start.AddDays(-3), default);
@@ -116,6 +117,7 @@ public sealed class CycleEngineTests : IAsyncLifetime
         Assert.Equal("completed", result.Status);
         var row = await RunRowAsync(result.RunId);
         Assert.True((bool)row["cycle_metrics"]!["dry_run"]!);
+        Assert.True((bool)row["dry_run"]!);
         Assert.Equal(s_start.AddDays(-3), DateTimeOffset.Parse((string)row["scheduled_for"]!, System.Globalization.CultureInfo.InvariantCulture));
         var actions = row["act_output"]!["actions"]!.AsArray();
         Assert.Equal(["would_run", "blocked"], actions.Select(a => (string)a!["status"]!));

@@ -47,7 +47,7 @@ internal sealed class CycleHarness
         new(Fixture.DataSource, [Part, .. extraParts], [Handler], time: time ?? Clock);
 
     public CycleWorker Worker(string name, TimeProvider? time = null, int maxConcurrent = 4) =>
-        new(Engine(time), new CycleWorkerOptions { WorkerId = name, LeaseMinutes = 2, MaxConcurrentCycles = maxConcurrent });
+        new(Fixture.DataSource, time ?? Clock, Engine(time), new CycleWorkerOptions { WorkerId = name, LeaseMinutes = 2, MaxConcurrentCycles = maxConcurrent });
 
     /// <summary>Creates a tenant due at <paramref name="firstDue"/>.</summary>
     public async Task<Guid> TenantAsync(DateTimeOffset firstDue, string timezone = "UTC", string cron = CycleSchedule.Hourly)

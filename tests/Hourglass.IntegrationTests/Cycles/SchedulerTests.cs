@@ -60,7 +60,7 @@ public sealed class SchedulerTests : IAsyncLifetime
         var shared = _h.Worker("shared", maxConcurrent: 1);
         Assert.Equal(2, await shared.RunOnceAsync(default));
 
-        var alone = new CycleWorker(_h.Engine(), new CycleWorkerOptions { WorkerId = "alone", LeaseMinutes = 2, MaxConcurrentCycles = 1, MaxClaimedPerPass = 5 });
+        var alone = new CycleWorker(_h.Fixture.DataSource, _h.Clock, _h.Engine(), new CycleWorkerOptions { WorkerId = "alone", LeaseMinutes = 2, MaxConcurrentCycles = 1, MaxClaimedPerPass = 5 });
         Assert.Equal(3, await alone.RunOnceAsync(default));
         Assert.Equal(0, await alone.RunOnceAsync(default));
         Assert.Equal(5L, await _h.Db.ScalarAsync("select count(*) from public.agent_autonomous_runs where status = 'completed'"));

@@ -1,3 +1,4 @@
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Engagement;
 using Hourglass.IntegrationTests.Cycles;
@@ -121,7 +122,7 @@ public sealed class TouchCycleTests : IAsyncLifetime
 
         // A queue depth of 2: the two most urgent have cards, so the third must still be proposed.
         var engine = new CycleEngine(_database.DataSource, [new TouchTaskPart(queueDepth: 2)], [new TouchTaskHandler()], time: _h.Clock);
-        var result = await new CycleWorker(engine, new CycleWorkerOptions { WorkerId = "depth" }).RunManualAsync(tenant, true, null, default);
+        var result = await new CycleWorker(_database.DataSource, _h.Clock, engine, new CycleWorkerOptions { WorkerId = "depth" }).RunManualAsync(tenant, true, null, default);
 
         var plan = (string)(await Db.ScalarAsync("select plan_output::text from public.agent_autonomous_runs where id = $1", result.RunId))!;
         Assert.Contains(contacts[2].ToString(), plan, StringComparison.Ordinal);
@@ -207,7 +208,7 @@ public sealed class TouchCycleTests : IAsyncLifetime
     }
 
     private CycleWorker Worker() =>
-        new(CycleComposition.CreateEngine(_database.DataSource, _h.Clock), new CycleWorkerOptions { WorkerId = "touch-worker" });
+        CycleComposition.CreateWorker(_database.DataSource, _h.Clock, new CycleWorkerOptions { WorkerId = "touch-worker" });
 
     // A tenant whose account (owned by a member) has contacts last touched so they are the given days overdue,
     // touched in one transaction each so the account's clock ends up as overdue as the most recent.

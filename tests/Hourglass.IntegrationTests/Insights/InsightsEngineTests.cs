@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Insights;
 using Hourglass.IntegrationTests.Cycles;
@@ -198,7 +199,7 @@ public sealed class InsightsEngineTests : IAsyncLifetime
 
         await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1", tenant, s_now.AddDays(-2).AddHours(-1));
         var harness = new CycleHarness(_database, s_now);
-        var run = await new CycleWorker(CycleComposition.CreateEngine(_database.DataSource, harness.Clock), new CycleWorkerOptions { WorkerId = "insights" })
+        var run = await CycleComposition.CreateWorker(_database.DataSource, harness.Clock, new CycleWorkerOptions { WorkerId = "insights" })
             .RunManualAsync(tenant, false, null, default);
 
         Assert.Equal("completed", run.Status);

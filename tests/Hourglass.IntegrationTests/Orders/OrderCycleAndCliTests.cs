@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.IntegrationTests.Cycles;
 using Hourglass.IntegrationTests.Infrastructure;
@@ -27,7 +28,7 @@ public sealed class OrderCycleAndCliTests : IAsyncLifetime
         var fixable = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)], total: 3m);
         var broken = await _w.PlaceAsync((_w.Widget, 0m, 10m, 0m));
         var harness = new CycleHarness(_database, OrderWorld.Now);
-        var worker = new CycleWorker(CycleComposition.CreateEngine(_database.DataSource, harness.Clock), new CycleWorkerOptions { WorkerId = "orders-cycle" });
+        var worker = CycleComposition.CreateWorker(_database.DataSource, harness.Clock, new CycleWorkerOptions { WorkerId = "orders-cycle" });
 
         var dry = await worker.RunManualAsync(_w.Tenant, dryRun: true, hour: null, default);
         Assert.Equal("pending", (await _w.QueueAsync(clean)).Status);

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.IntegrationTests.Cycles;
 using Hourglass.IntegrationTests.Infrastructure;
@@ -299,7 +300,7 @@ public sealed class PolicyCycleTests : IAsyncLifetime
         var target = Guid.NewGuid();
         _h.Part.Targets[tenant] = [target];
         var engine = new CycleEngine(_database.DataSource, [_h.Part], [_h.Handler], new DocumentPolicyEnforcer(_database.DataSource), time: _h.Clock);
-        var worker = new CycleWorker(engine, new CycleWorkerOptions { WorkerId = "kinds" });
+        var worker = new CycleWorker(_database.DataSource, _h.Clock, engine, new CycleWorkerOptions { WorkerId = "kinds" });
 
         var denied = await worker.RunManualAsync(tenant, false, null, default);
         await SavePolicyAsync(tenant, """{"schema": "hourglass.policy/v1", "default_decision": "allow", "actions": ["touch_task"]}""");
@@ -326,7 +327,7 @@ public sealed class PolicyCycleTests : IAsyncLifetime
     }
 
     private CycleWorker Worker() =>
-        new(CycleComposition.CreateEngine(_database.DataSource, _h.Clock), new CycleWorkerOptions { WorkerId = "policy-worker" });
+        CycleComposition.CreateWorker(_database.DataSource, _h.Clock, new CycleWorkerOptions { WorkerId = "policy-worker" });
 
     private async Task SavePolicyAsync(Guid tenant, string json) => await PolicyStore.SaveAsync(_database.DataSource, tenant, json, "test", null);
 

@@ -1,4 +1,5 @@
 using Hourglass.Cycles;
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 

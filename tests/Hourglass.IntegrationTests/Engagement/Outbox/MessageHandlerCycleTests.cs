@@ -84,7 +84,7 @@ public sealed class MessageHandlerCycleTests : IAsyncLifetime
     }
 
     private CycleWorker Worker() =>
-        new(new CycleEngine(_database.DataSource, [_part], [new MessageHandler()], time: _clock), new CycleWorkerOptions { WorkerId = "outbox-cycle" });
+        new(_database.DataSource, _clock, new CycleEngine(_database.DataSource, [_part], [new MessageHandler()], time: _clock), new CycleWorkerOptions { WorkerId = "outbox-cycle" });
 
     private async Task<Guid> ContactAsync(Guid tenant, Guid account, string name, string? email, bool optedOut = false) =>
         (Guid)(await Db.ScalarAsync(

@@ -1,3 +1,4 @@
+using Hourglass.Cycles;
 using Hourglass.Engagement;
 using Hourglass.Engagement.Outbox;
 using Hourglass.Insights;
@@ -7,11 +8,12 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
-namespace Hourglass.Cycles;
+namespace Hourglass.Composition;
 
 /// <summary>
 /// The parts, handlers and enforcer a production cycle runs with. Adding a kind of action means adding its
-/// proposer and handler here, not editing the engine.
+/// proposer and handler here, not editing the engine. Composition sits above every part and Cycles (it is the one
+/// place that names them all), so Cycles itself imports no part.
 /// </summary>
 public static class CycleComposition
 {
@@ -22,6 +24,14 @@ public static class CycleComposition
         ICyclePart[] parts = [new InsightsPart(), new ApprovalPart(), new EngagementCompliancePart(), new TouchTaskPart(), new OrderPart()];
         IActionHandler[] handlers = [new TouchTaskHandler(), new MessageHandler()];
         return new CycleEngine(dataSource, parts, handlers, new DocumentPolicyEnforcer(dataSource), summaries, time, loggers.CreateLogger<CycleEngine>());
+    }
+
+    /// <summary>A worker that runs the production engine, both on <paramref name="dataSource"/> and <paramref name="time"/>.</summary>
+    public static CycleWorker CreateWorker(
+        NpgsqlDataSource dataSource, TimeProvider time, CycleWorkerOptions? options = null, ISummaryWriter? summaries = null, ILoggerFactory? loggers = null)
+    {
+        loggers ??= NullLoggerFactory.Instance;
+        return new CycleWorker(dataSource, time, CreateEngine(dataSource, time, summaries, loggers), options, loggers.CreateLogger<CycleWorker>());
     }
 
     /// <summary>The dispatcher that delivers the message outbox (webhooks and email), next to a worker.</summary>

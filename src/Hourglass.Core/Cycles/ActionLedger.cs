@@ -1,0 +1,100 @@
+using System.Text.Json.Nodes;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Hourglass.Cycles;
+
+/// <summary>
+/// The action ledger: the one place that names <c>agent_actions</c> in SQL. One row per (tenant, idempotency key); a
+/// key recorded as succeeded is never run or overwritten again, and every earlier attempt is kept in previous_attempts.
+/// </summary>
+internal sealed class ActionLedger(NpgsqlDataSource dataSource)
+{
+    /// <summary>The ledger's table, for statements over many tables (ANALYZE) that name it.</summary>
+    internal const string Table = "public.agent_actions";
+
+    // Peaks of succeeded actions, checked from the ledger independently of the policy enforcer: every succeeded action
+    // against the others of its window (t − window, t], as the policy counts them. (t − 24 h, t] is [t − 24 h + 1 µs, t]:
+    // timestamps have microsecond resolution.
+
+    /// <summary>The most messages one tenant sent in any 24 hours. One column.</summary>
+    internal const string PeakDailyMessagesSql = """
+        select coalesce(max(n), 0) from (
+          select count(*) over (partition by tenant_id order by completed_at range between interval '23:59:59.999999' preceding and current row) as n
+          from public.agent_actions where kind = 'send_message' and status = 'succeeded') x
+        """;
+
+    /// <summary>The most touches (messages and touch tasks) one contact of one tenant got in any 7 days. One column.</summary>
+    internal const string PeakWeeklyTouchesPerContactSql = """
+        select coalesce(max(n), 0) from (
+          select count(*) over (partition by tenant_id, target_id order by completed_at
+                                range between interval '6 days 23:59:59.999999' preceding and current row) as n
+          from public.agent_actions where kind in ('send_message', 'touch_task') and status = 'succeeded') x
+        """;
+
+    /// <summary>Actions that succeeded since <paramref name="since"/> in hours other than <paramref name="hour"/> (the day's budget).</summary>
+    public async Task<int> CountSucceededSinceAsync(Guid tenantId, DateTimeOffset since, DateTimeOffset hour, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(CountSucceededSinceSql);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = since.ToUniversalTime() });
+        command.Parameters.Add(new() { Value = hour });
+        return (int)(long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>Succeeded actions of tenant $1 since $2 in hours other than $3.</summary>
+    internal const string CountSucceededSinceSql = """
+        select count(*) from public.agent_actions
+        where tenant_id = $1 and status = 'succeeded' and completed_at >= $2 and hour_bucket <> $3
+        """;
+
+    /// <summary>The status of tenant $1's key $2, its row locked.</summary>
+    internal const string SucceededForUpdateSql = "select status from public.agent_actions where tenant_id = $1 and idempotency_key = $2 for update";
+
+    /// <summary>Whether the key already succeeded, locking its row (if any) for the rest of the transaction.</summary>
+    public static async Task<bool> SucceededForUpdateAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, string key,
+        CancellationToken cancellationToken)
+    {
+        await using var existing = new NpgsqlCommand(SucceededForUpdateSql, connection, transaction);
+        existing.Parameters.Add(new() { Value = tenantId });
+        existing.Parameters.Add(new() { Value = key });
+        return await existing.ExecuteScalarAsync(cancellationToken) is string status && status == ActionStatus.Succeeded.Name();
+    }
+
+    /// <summary>Records an attempt at the key in the caller's transaction; a key already succeeded is left as it is.</summary>
+    /// <summary>Records an attempt at a key; a key already succeeded is left as it is.</summary>
+    internal const string RecordSql = """
+        insert into public.agent_actions as a (tenant_id, run_id, idempotency_key, hour_bucket, kind, target_type, target_id,
+          priority, reason, payload, decision, status, result, error, completed_at)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        on conflict (tenant_id, idempotency_key) do update set
+          run_id = excluded.run_id, decision = excluded.decision, status = excluded.status, result = excluded.result,
+          error = excluded.error, completed_at = excluded.completed_at, attempts = a.attempts + 1,
+          previous_attempts = a.previous_attempts || jsonb_build_array(jsonb_build_object('run_id', a.run_id, 'status', a.status,
+            'decision', a.decision, 'result', a.result, 'error', a.error, 'completed_at', a.completed_at))
+        where a.status <> 'succeeded'
+        """;
+
+    public static async Task RecordAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CycleContext context, ProposedAction action,
+        string key, string? decision, ActionStatus status, JsonObject? result, string? error, DateTimeOffset completedAt,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(RecordSql, connection, transaction);
+        command.Parameters.Add(new() { Value = context.TenantId });
+        command.Parameters.Add(new() { Value = context.RunId });
+        command.Parameters.Add(new() { Value = key });
+        command.Parameters.Add(new() { Value = context.HourBucket });
+        command.Parameters.Add(new() { Value = action.Kind });
+        command.Parameters.Add(new() { Value = (object?)action.TargetType ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = (object?)action.TargetId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        command.Parameters.Add(new() { Value = action.Priority });
+        command.Parameters.Add(new() { Value = action.Reason });
+        command.Parameters.Add(RunsStore.Json(action.Payload ?? []));
+        command.Parameters.Add(new() { Value = (object?)decision ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = status.Name() });
+        command.Parameters.Add(RunsStore.Json(result));
+        command.Parameters.Add(new() { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = completedAt });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

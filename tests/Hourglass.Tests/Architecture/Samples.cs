@@ -1,0 +1,35 @@
+// Samples for NamespaceLayersTests: a lower namespace that uses a higher one, and two parts that use each other.
+
+namespace Hourglass.Tests.Architecture.Samples.High
+{
+    public sealed class Top
+    {
+        public int Value { get; init; }
+    }
+}
+
+namespace Hourglass.Tests.Architecture.Samples.Low
+{
+    public static class UsesHigh
+    {
+        public static int Read(High.Top top) => top.Value;
+    }
+}
+
+namespace Hourglass.Tests.Architecture.Samples.PartA
+{
+    public static class UsesB
+    {
+        public static int Read(PartB.UsesA b) => b.Value;
+    }
+}
+
+namespace Hourglass.Tests.Architecture.Samples.PartB
+{
+    public sealed class UsesA
+    {
+        public int Value { get; init; }
+
+        public static int Call() => PartA.UsesB.Read(new UsesA());
+    }
+}
