@@ -1448,6 +1448,8 @@ CREATE OR REPLACE FUNCTION hourglass.advance_event_frontier(p_gap_timeout interv
  LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
+-- p_gap_timeout is kept for callers of this signature and not read: a gap is passed once its writers have ended.
+-- @plpgsql_check_options: extra_warnings = off
 declare
   v_start bigint;
   v_safe bigint;
@@ -1883,7 +1885,7 @@ CREATE OR REPLACE FUNCTION hourglass.guard_client_pattern()
  SET search_path TO ''
 AS $function$
 declare
-  v_refused text[] := '{}';
+  v_refused text[] := '{}'::text[];
 begin
   if new.pattern_data is distinct from old.pattern_data then v_refused := v_refused || 'pattern_data'::text; end if;
   if new.confidence is distinct from old.confidence then v_refused := v_refused || 'confidence'::text; end if;
@@ -1922,7 +1924,7 @@ CREATE OR REPLACE FUNCTION hourglass.guard_engagement_clock()
  SET search_path TO ''
 AS $function$
 declare
-  v_refused text[] := '{}';
+  v_refused text[] := '{}'::text[];
   v_frequency record;
 begin
   if tg_op = 'INSERT' then
@@ -2013,7 +2015,7 @@ CREATE OR REPLACE FUNCTION hourglass.guard_order_queue_entry()
  SET search_path TO ''
 AS $function$
 declare
-  v_refused text[] := '{}';
+  v_refused text[] := '{}'::text[];
   v_claim boolean;
   v_reset boolean;
 begin
@@ -2090,7 +2092,7 @@ CREATE OR REPLACE FUNCTION hourglass.guard_success_strategy()
  SET search_path TO ''
 AS $function$
 declare
-  v_refused text[] := '{}';
+  v_refused text[] := '{}'::text[];
 begin
   if tg_op = 'INSERT' then
     if new.effectiveness_score <> 0
@@ -2423,7 +2425,7 @@ CREATE OR REPLACE FUNCTION hourglass.reflection_rollup(p_hour timestamp with tim
 AS $function$
 declare
   v_entry jsonb;
-  v_runs jsonb[] := '{}';
+  v_runs jsonb[] := '{}'::jsonb[];
   v_taken integer;
 begin
   what_we_did := '[]';
