@@ -83,7 +83,7 @@ internal static class HourglassCommands
 
     private static Command BuildDatabaseCommand()
     {
-        var db = new Command("db", "Manage the embedded PostgreSQL cluster.");
+        var db = new Command("db", "Manage the embedded PostgreSQL cluster; write the schema as migrated.");
 
         var start = new Command("start", "Start the embedded cluster (if not running) and print its connection string; it keeps running.");
         start.SetAction(async (parse, cancellationToken) =>
@@ -107,6 +107,7 @@ internal static class HourglassCommands
             return 0;
         });
         db.Subcommands.Add(stop);
+        db.Subcommands.Add(SchemaCommand.Build(Options, CreateLoggers));
         return db;
     }
 
