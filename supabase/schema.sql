@@ -229,7 +229,8 @@ create table public.agent_autonomous_runs (
   error text,
   worker_id text,
   lock_token bigint,
-  created_at timestamp with time zone default now() not null
+  created_at timestamp with time zone default now() not null,
+  dry_run boolean generated always as (COALESCE(((cycle_metrics -> 'dry_run'::text) = 'true'::jsonb), false)) stored not null
 );
 alter table public.agent_autonomous_runs add constraint agent_autonomous_runs_actions_blocked_check CHECK ((actions_blocked >= 0));
 alter table public.agent_autonomous_runs add constraint agent_autonomous_runs_actions_planned_check CHECK ((actions_planned >= 0));
@@ -252,6 +253,7 @@ create policy tenant_isolation on public.agent_autonomous_runs as permissive for
   with check ((tenant_id = ANY (( SELECT hourglass.current_tenant_ids() AS current_tenant_ids)::uuid[])));
 grant delete, insert, select, update on table public.agent_autonomous_runs to service_role;
 grant select on table public.agent_autonomous_runs to authenticated;
+comment on column public.agent_autonomous_runs.dry_run is 'True for a dry run (plan and policy decisions only, no side effects). Generated from cycle_metrics.dry_run.';
 
 -- table public.agent_hourly_reflections
 create table public.agent_hourly_reflections (
