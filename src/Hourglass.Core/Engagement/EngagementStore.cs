@@ -13,14 +13,6 @@ internal sealed record MessageChannelSettings(string Channel, bool Enabled, stri
 /// <summary>An approval card: its state, what it asks, until when, and who decided what.</summary>
 internal sealed record ApprovalCardRow(Guid Id, string Status, string Title, string Body, DateTimeOffset DueAt, string CompletedBy, string Decision);
 
-/// <summary>An approval card to open for an action a policy holds: what it asks, for whom, from which run, and its payload (with the action key).</summary>
-internal sealed record ApprovalCardRequest(Guid TenantId, string Title, string Body, string? EntityType, Guid? EntityId, Guid RunId, DateTimeOffset Now,
-    int DefaultTtlHours, string PayloadJson);
-
-/// <summary>What the policies know of a contact or account (see <see cref="EngagementStore.SubjectFactsAsync"/>).</summary>
-internal sealed record SubjectFactsRow(Guid Id, string? ContactZone, string? AccountZone, string? Refusal, bool CreditHold, bool Pending,
-    DateTimeOffset? LastTouchAt);
-
 /// <summary>
 /// The only code that names the engagement tables in SQL: clocks and frequency rules, <c>cards</c>, message
 /// channels, the outbox and its attempts, and <c>monitoring_engagement_compliance</c>
@@ -216,70 +208,6 @@ internal static class EngagementStore
         StoreReads.ScalarAsync<string>(connection, transaction,
             "select public.dismiss_card($1, $2) where exists (select 1 from public.cards where id = $1 and tenant_id = $3)",
             cancellationToken, cardId, notes, tenantId);
-
-    /// <summary>
-    /// Opens an approval card due after the tenant's <c>approval_ttl_hours</c> (or <see cref="ApprovalCardRequest.DefaultTtlHours"/>);
-    /// an open card for the same action key is kept as it is.
-    /// </summary>
-    public static async Task OpenApprovalCardAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, ApprovalCardRequest card,
-        CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand("""
-            insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, run_id, due_at, payload, created_at, updated_at)
-            values ($1, 'approval', $2, $3, $4, $5, $6, $7 + make_interval(hours => hourglass.tenant_setting_int($1, 'approval_ttl_hours', $8)), $9, $7, $7)
-            on conflict (tenant_id, (payload ->> 'action_key')) where kind = 'approval' and status = 'open' do nothing
-            """, connection, transaction);
-        command.Parameters.Add(new() { Value = card.TenantId });
-        command.Parameters.Add(new() { Value = card.Title });
-        command.Parameters.Add(new() { Value = card.Body });
-        command.Parameters.Add(new() { Value = (object?)card.EntityType ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        command.Parameters.Add(new() { Value = (object?)card.EntityId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-        command.Parameters.Add(new() { Value = card.RunId });
-        command.Parameters.Add(new() { Value = card.Now });
-        command.Parameters.Add(new() { Value = card.DefaultTtlHours });
-        command.Parameters.Add(new() { Value = card.PayloadJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
-    /// <summary>Expires the tenant's open approval cards past their due time (they can no longer be decided).</summary>
-    public static async Task ExpireApprovalCardsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand("""
-            update public.cards set status = 'expired', updated_at = hourglass.now()
-            where tenant_id = $1 and kind = 'approval' and status = 'open' and due_at < hourglass.now()
-            """, connection, transaction);
-        command.Parameters.Add(new() { Value = tenantId });
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
-    /// <summary>
-    /// What the policies need to know of each contact or account in <paramref name="subjects"/>: its own and its
-    /// account's time zone, why it may not be contacted, a credit hold, whether a card or message for it is still open,
-    /// and its last touch.
-    /// </summary>
-    public static Task<IReadOnlyList<SubjectFactsRow>> SubjectFactsAsync(NpgsqlDataSource dataSource, Guid tenantId, Guid[] subjects,
-        CancellationToken cancellationToken)
-    {
-        var command = dataSource.CreateCommand("""
-            select s.id, k.timezone, a.timezone,
-                   case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
-                        when k.do_not_contact then 'the contact is marked do-not-contact'
-                        when a.do_not_contact then 'the account is marked do-not-contact' end,
-                   coalesce(a.credit_hold, false),
-                   exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
-                             and o.entity_id = s.id)
-                   or exists (select 1 from public.message_outbox m where m.tenant_id = $1 and m.status in ('pending', 'sending')
-                             and (m.payload ->> 'target_id') = s.id::text),
-                   (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
-            from unnest($2::uuid[]) s(id)
-            left join public.contacts k on k.tenant_id = $1 and k.id = s.id
-            left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
-            """);
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = subjects });
-        return StoreReads.ListAsync(command, r => new SubjectFactsRow(r.GetGuid(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2),
-            r.IsDBNull(3) ? null : r.GetString(3), r.GetBoolean(4), r.GetBoolean(5), r.IsDBNull(6) ? null : r.GetFieldValue<DateTimeOffset>(6)), cancellationToken);
-    }
 
     /// <summary>A tenant's clocks: how many, and how many are due soon and overdue.</summary>
     public static async Task<(long Clocks, long DueSoon, long Overdue)> ClockCountsAsync(NpgsqlDataSource dataSource, Guid tenantId,

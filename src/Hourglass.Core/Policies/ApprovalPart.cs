@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
-using Hourglass.Engagement;
 using Npgsql;
 
 namespace Hourglass.Policies;
@@ -24,7 +23,7 @@ public sealed class ApprovalPart : ICyclePart
         {
             await context.Database.InTransactionAsync(async (connection, transaction) =>
             {
-                await EngagementStore.ExpireApprovalCardsAsync(connection, transaction, context.TenantId, cancellationToken);
+                await ApprovalCardStore.ExpireApprovalCardsAsync(connection, transaction, context.TenantId, cancellationToken);
             }, cancellationToken);
         }
 

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using Hourglass.Cycles;
-using Hourglass.Engagement;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Policies;
@@ -99,7 +99,7 @@ public sealed class DocumentPolicyEnforcer(NpgsqlDataSource dataSource) : IPolic
             return facts;
         }
 
-        foreach (var row in await EngagementStore.SubjectFactsAsync(dataSource, tenantId, subjects, cancellationToken))
+        foreach (var row in await TenancyStore.SubjectFactsAsync(dataSource, tenantId, subjects, cancellationToken))
         {
             var (zone, source) = Zone(row.ContactZone, "contact") ?? Zone(row.AccountZone, "account") ?? (tenantZone, "tenant");
             facts[row.Id] = new TargetFacts(zone, source, row.Refusal, row.CreditHold, row.Pending, row.LastTouchAt);

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
-using Hourglass.Engagement;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -51,7 +50,7 @@ internal static class PolicyRecords
         if (decision.Verdict == PolicyVerdict.RequireApproval)
         {
             var name = (string?)action.Payload?["name"];
-            await EngagementStore.OpenApprovalCardAsync(connection, transaction, new ApprovalCardRequest(context.TenantId,
+            await ApprovalCardStore.OpenApprovalCardAsync(connection, transaction, new ApprovalCardRequest(context.TenantId,
                 $"Approve: {action.Kind.Replace('_', ' ')}{(name is null ? "" : $" for {name}")}",
                 $"Needs approval: {decision.Message}. Why the agent proposed it: {action.Reason}.{Draft(action)}",
                 action.TargetType, action.TargetId, context.RunId, context.Now, DefaultApprovalTtlHours,

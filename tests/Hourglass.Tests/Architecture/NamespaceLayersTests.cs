@@ -10,6 +10,8 @@ public sealed class NamespaceLayersTests
 {
     private static readonly NamespaceLayers s_core = new(
         ["Hourglass.Storage"],
+        // Shared by every part: the import pipeline and the host CRM's own tables (tenants, members, accounts, contacts).
+        ["Hourglass.Imports", "Hourglass.Tenancy"],
         ["Hourglass.Cycles"],
         ["Hourglass.Engagement", "Hourglass.Orders", "Hourglass.Insights", "Hourglass.Policies"],
         ["Hourglass.Composition", "Hourglass.Simulation", "Hourglass.Demo"]);
