@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
+using Hourglass.Engagement;
 using Hourglass.Insights;
 using Npgsql;
 using NpgsqlTypes;
@@ -214,13 +215,7 @@ internal sealed class CycleBaseline
     // CycleEngine.PreviousMetricsAsync, then the reflection (a fenced batch).
     private const string InsightsMeasureSql = InsightsStore.MeasuresSql;
 
-    private const string MeasureSql = """
-        select count(*),
-               count(*) filter (where compliance_status = 'compliant'),
-               count(*) filter (where compliance_status = 'due_soon'),
-               count(*) filter (where compliance_status = 'overdue')
-        from public.engagement_clocks where tenant_id = $1
-        """;
+    private const string MeasureSql = EngagementStore.ClockCountsSql;
 
     private const string MovementSql = """
         select m.newly_overdue, m.recovered

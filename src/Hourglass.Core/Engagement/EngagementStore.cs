@@ -209,16 +209,19 @@ internal static class EngagementStore
             "select public.dismiss_card($1, $2) where exists (select 1 from public.cards where id = $1 and tenant_id = $3)",
             cancellationToken, cardId, notes, tenantId);
 
+    /// <summary>A tenant's clocks: how many, how many due soon and how many overdue (the cycle's Reflect measures it).</summary>
+    internal const string ClockCountsSql = """
+        select count(*),
+               count(*) filter (where compliance_status = 'due_soon'),
+               count(*) filter (where compliance_status = 'overdue')
+        from public.engagement_clocks where tenant_id = $1
+        """;
+
     /// <summary>A tenant's clocks: how many, and how many are due soon and overdue.</summary>
     public static async Task<(long Clocks, long DueSoon, long Overdue)> ClockCountsAsync(NpgsqlDataSource dataSource, Guid tenantId,
         CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            select count(*),
-                   count(*) filter (where compliance_status = 'due_soon'),
-                   count(*) filter (where compliance_status = 'overdue')
-            from public.engagement_clocks where tenant_id = $1
-            """);
+        await using var command = dataSource.CreateCommand(ClockCountsSql);
         command.Parameters.Add(new() { Value = tenantId });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
