@@ -364,8 +364,8 @@ internal static class CycleBenchmark
             DataSource = new NpgsqlDataSourceBuilder(builder.ConnectionString) { Name = database }.Build();
             builder.NoResetOnClose = true;
             _noReset = new NpgsqlDataSourceBuilder(builder.ConnectionString) { Name = database + "-noreset" }.Build();
-            Engine = CycleComposition.CreateEngine(DataSource);
-            NoResetEngine = CycleComposition.CreateEngine(_noReset);
+            Engine = CycleComposition.CreateEngine(DataSource, TimeProvider.System);
+            NoResetEngine = CycleComposition.CreateEngine(_noReset, TimeProvider.System);
         }
 
         public NpgsqlDataSource DataSource { get; }

@@ -775,7 +775,7 @@ internal static class PolicyBenchmark
             historyRows = await Bench.ScalarAsync<long>(connection, "select count(*) from public.agent_actions where run_id is null", cancellationToken);
         }
 
-        var engine = CycleComposition.CreateEngine(dataSource);
+        var engine = CycleComposition.CreateEngine(dataSource, TimeProvider.System);
         var runs = new List<CycleRun>();
         for (var round = 0; round <= CycleRounds; round++)
         {

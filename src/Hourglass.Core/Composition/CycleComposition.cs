@@ -18,12 +18,12 @@ namespace Hourglass.Composition;
 public static class CycleComposition
 {
     public static CycleEngine CreateEngine(
-        NpgsqlDataSource dataSource, TimeProvider? time = null, ISummaryWriter? summaries = null, ILoggerFactory? loggers = null)
+        NpgsqlDataSource dataSource, TimeProvider time, ISummaryWriter? summaries = null, ILoggerFactory? loggers = null)
     {
         loggers ??= NullLoggerFactory.Instance;
         ICyclePart[] parts = [new InsightsPart(), new ApprovalPart(), new EngagementCompliancePart(), new TouchTaskPart(), new OrderPart()];
         IActionHandler[] handlers = [new TouchTaskHandler(), new MessageHandler()];
-        return new CycleEngine(dataSource, parts, handlers, new DocumentPolicyEnforcer(dataSource), summaries, time, loggers.CreateLogger<CycleEngine>());
+        return new CycleEngine(dataSource, parts, handlers, time, new DocumentPolicyEnforcer(dataSource), summaries, loggers.CreateLogger<CycleEngine>());
     }
 
     /// <summary>A worker that runs the production engine, both on <paramref name="dataSource"/> and <paramref name="time"/>.</summary>
@@ -35,12 +35,12 @@ public static class CycleComposition
     }
 
     /// <summary>The dispatcher that delivers the message outbox (webhooks and email), next to a worker.</summary>
-    public static Func<CancellationToken, Task> CreateDispatcherLoop(NpgsqlDataSource dataSource, string workerId, ILoggerFactory? loggers = null)
+    public static Func<CancellationToken, Task> CreateDispatcherLoop(NpgsqlDataSource dataSource, string workerId, TimeProvider time, ILoggerFactory? loggers = null)
     {
         loggers ??= NullLoggerFactory.Instance;
         var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) });
         var options = new OutboxDispatcherOptions { WorkerId = workerId + ":outbox" };
-        var dispatcher = new OutboxDispatcher(dataSource, OutboxDispatcher.DefaultTransports(http, options), options,
+        var dispatcher = new OutboxDispatcher(dataSource, OutboxDispatcher.DefaultTransports(http, options, time), time, options,
             logger: loggers.CreateLogger<OutboxDispatcher>());
         return async cancellationToken =>
         {

@@ -46,16 +46,16 @@ public sealed partial class CycleEngine
         NpgsqlDataSource dataSource,
         IEnumerable<ICyclePart> parts,
         IEnumerable<IActionHandler> handlers,
+        TimeProvider time,
         IActionPolicy? policy = null,
         ISummaryWriter? summaries = null,
-        TimeProvider? time = null,
         ILogger<CycleEngine>? logger = null)
     {
         _dataSource = dataSource;
         _parts = parts.ToList();
         _handlers = handlers.ToDictionary(h => h.Kind, StringComparer.Ordinal);
         _policy = policy ?? new PermitEverything();
-        _time = time ?? TimeProvider.System;
+        _time = time;
         _runs = new RunsStore(dataSource);
         _ledger = new ActionLedger(dataSource);
         _schedules = new ScheduleStore(dataSource);

@@ -7,9 +7,9 @@ namespace Hourglass.Cycles;
 /// The operator's levers on the scheduler: a tenant's schedule, and the kill switches (all tenants, or one).
 /// Schedules are validated here, on save, naming the bad field; the database keeps only valid ones.
 /// </summary>
-public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider? time = null)
+public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider time)
 {
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly TimeProvider _time = time;
 
     /// <summary>Sets a tenant's cron and time zone (null: the tenant's own) and when it is next due.</summary>
     public async Task<DateTimeOffset> SetScheduleAsync(Guid tenantId, string cron, string? timeZone, CancellationToken cancellationToken)

@@ -71,12 +71,12 @@ public sealed partial class ApiAuth
     private readonly TokenValidationParameters _parameters;
 
     /// <summary>HS256 with <paramref name="secret"/> only, audience <c>authenticated</c>: tests and tools.</summary>
-    public ApiAuth(byte[] secret, TimeProvider? time = null)
+    public ApiAuth(byte[] secret, TimeProvider time)
         : this(new ApiAuthSettings { Secret = secret }, null, time)
     {
     }
 
-    internal ApiAuth(ApiAuthSettings settings, JwksKeys? jwks, TimeProvider? time = null)
+    internal ApiAuth(ApiAuthSettings settings, JwksKeys? jwks, TimeProvider time)
     {
         _settings = settings;
         Jwks = jwks;
@@ -86,7 +86,7 @@ public sealed partial class ApiAuth
             throw new ArgumentException("a JWT secret or a JWKS is required", nameof(settings));
         }
 
-        var clock = time ?? TimeProvider.System;
+        var clock = time;
         _parameters = new TokenValidationParameters
         {
             ClockSkew = settings.ClockSkew,
@@ -144,7 +144,7 @@ public sealed partial class ApiAuth
     /// The settings from the environment (docs/operations.md), with the JWKS read once; null when no key source is set
     /// (the API is then off). Throws <see cref="HourglassException"/> with one line naming the variable that is wrong.
     /// </summary>
-    internal static async Task<ApiAuth?> FromEnvironmentAsync(HttpClient http, ILoggerFactory loggers, CancellationToken cancellationToken)
+    internal static async Task<ApiAuth?> FromEnvironmentAsync(HttpClient http, TimeProvider time, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var logger = loggers.CreateLogger("Hourglass.Api");
         var secretText = Variable(ApiAuthSettings.SecretVariable);
@@ -181,12 +181,12 @@ public sealed partial class ApiAuth
                 throw new HourglassException($"{ApiAuthSettings.JwksUrlVariable}: '{url}' is not an https URL (e.g. https://<project-ref>.supabase.co/auth/v1/.well-known/jwks.json; plain http only on loopback)");
             }
 
-            jwks = JwksKeys.FromUrl(uri, http, refresh, logger: logger);
+            jwks = JwksKeys.FromUrl(uri, http, refresh, time, logger);
             await jwks.LoadAsync(ApiAuthSettings.JwksUrlVariable, cancellationToken);
         }
         else if (file is not null)
         {
-            jwks = JwksKeys.FromFile(Path.GetFullPath(file), refresh, logger: logger);
+            jwks = JwksKeys.FromFile(Path.GetFullPath(file), refresh, time, logger);
             await jwks.LoadAsync(ApiAuthSettings.JwksFileVariable, cancellationToken);
         }
 
@@ -196,7 +196,7 @@ public sealed partial class ApiAuth
             Audiences = List(ApiAuthSettings.AudienceVariable) is { Count: > 0 } audiences ? audiences : ["authenticated"],
             Issuers = List(ApiAuthSettings.IssuerVariable),
         };
-        return new ApiAuth(settings, jwks);
+        return new ApiAuth(settings, jwks, time);
     }
 
     /// <summary>The caller, or why not (for the 401's detail). Never throws for anything the token holds.</summary>

@@ -107,7 +107,7 @@ internal static class ApiEndpoints
                 return ApiSession.Invalid("pause_reason", "is required to pause: say why");
             }
 
-            var control = new TenantControl(dataSource);
+            var control = new TenantControl(dataSource, ProductClock.Time);
             if (patch.Cron is not null)
             {
                 try
@@ -325,7 +325,7 @@ internal static class ApiEndpoints
             var action = new PolicyAction(request.Kind, request.ContactId ?? request.AccountId,
                 request.Kind switch { "touch_task" => "task", "send_message" => request.Channel ?? "email", _ => request.Channel },
                 request.ContactId, request.AccountId, request.OrderValue, request.PriceChangePct, request.DiscountChangePct);
-            var explanation = await PolicyExplainer.ExplainAsync(dataSource, tenantId, action, request.At ?? DateTimeOffset.UtcNow, http.RequestAborted);
+            var explanation = await PolicyExplainer.ExplainAsync(dataSource, tenantId, action, request.At ?? ProductClock.Time.GetUtcNow(), http.RequestAborted);
             return Results.Json(new
             {
                 decision = explanation.Decision.VerdictName,

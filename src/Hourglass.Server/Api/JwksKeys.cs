@@ -52,7 +52,7 @@ internal sealed partial class JwksKeys
     public long Fetches => Interlocked.Read(ref _fetches);
 
     /// <summary>Keys served over HTTP(S). The client is the caller's; it should time out in seconds.</summary>
-    public static JwksKeys FromUrl(Uri url, HttpClient http, JwksRefresh refresh, TimeProvider? time = null, ILogger? logger = null) =>
+    public static JwksKeys FromUrl(Uri url, HttpClient http, JwksRefresh refresh, TimeProvider time, ILogger? logger = null) =>
         new(url.ToString(), async cancellationToken =>
         {
             using var response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
@@ -71,17 +71,17 @@ internal sealed partial class JwksKeys
             var buffer = new char[MaxBytes + 1];
             var length = await reader.ReadBlockAsync(buffer, cancellationToken);
             return length > MaxBytes ? throw new HourglassException($"the response is larger than {MaxBytes} bytes") : new string(buffer, 0, length);
-        }, refresh, time ?? TimeProvider.System, logger ?? NullLogger.Instance);
+        }, refresh, time, logger ?? NullLogger.Instance);
 
     /// <summary>Keys in a file, read again on the same schedule (replace the file to rotate).</summary>
-    public static JwksKeys FromFile(string path, JwksRefresh refresh, TimeProvider? time = null, ILogger? logger = null) =>
+    public static JwksKeys FromFile(string path, JwksRefresh refresh, TimeProvider time, ILogger? logger = null) =>
         new(path, async cancellationToken =>
         {
             var info = new FileInfo(path);
             return !info.Exists ? throw new HourglassException("no such file")
                 : info.Length > MaxBytes ? throw new HourglassException($"the file is larger than {MaxBytes} bytes")
                 : await File.ReadAllTextAsync(path, cancellationToken);
-        }, refresh, time ?? TimeProvider.System, logger ?? NullLogger.Instance);
+        }, refresh, time, logger ?? NullLogger.Instance);
 
     /// <summary>
     /// Reads the set at start-up. Throws <see cref="HourglassException"/> with one line naming <paramref name="setting"/>

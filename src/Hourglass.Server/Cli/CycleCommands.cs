@@ -47,11 +47,11 @@ internal static class CycleCommands
             var maxConcurrent = Positive(parse.GetValue(concurrency), "--concurrency");
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            var worker = CycleComposition.CreateWorker(target.DataSource, TimeProvider.System,
+            var worker = CycleComposition.CreateWorker(target.DataSource, ProductClock.Time,
                 new CycleWorkerOptions { LeaseMinutes = leaseMinutes, PollInterval = TimeSpan.FromSeconds(pollSeconds), MaxConcurrentCycles = maxConcurrent },
                 Narrative.FromEnvironment(loggerFactory), loggerFactory);
             Console.WriteLine($"Worker {worker.WorkerId} on {target.Description}; Ctrl+C stops it.");
-            var dispatch = CycleComposition.CreateDispatcherLoop(target.DataSource, worker.WorkerId, loggerFactory);
+            var dispatch = CycleComposition.CreateDispatcherLoop(target.DataSource, worker.WorkerId, ProductClock.Time, loggerFactory);
             await Task.WhenAll(worker.RunAsync(cancellationToken), dispatch(cancellationToken));
             return 0;
         });
@@ -81,7 +81,7 @@ internal static class CycleCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenant = await ResolveTenantAsync(target.DataSource, parse.GetValue(s_tenant)!, cancellationToken);
-            var worker = CycleComposition.CreateWorker(target.DataSource, TimeProvider.System, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory);
+            var worker = CycleComposition.CreateWorker(target.DataSource, ProductClock.Time, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory);
             var result = await worker.RunManualAsync(tenant, parse.GetValue(dryRun), at, cancellationToken);
             await PrintRunAsync(target.DataSource, result, cancellationToken);
             return result.Status == "failed" ? 1 : 0;
@@ -97,7 +97,7 @@ internal static class CycleCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            var control = new TenantControl(target.DataSource);
+            var control = new TenantControl(target.DataSource, ProductClock.Time);
             if (parse.GetValue(s_optionalTenant) is { } name)
             {
                 var tenant = await ResolveTenantAsync(target.DataSource, name, cancellationToken);
@@ -122,7 +122,7 @@ internal static class CycleCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            var control = new TenantControl(target.DataSource);
+            var control = new TenantControl(target.DataSource, ProductClock.Time);
             if (parse.GetValue(s_optionalTenant) is { } name)
             {
                 var tenant = await ResolveTenantAsync(target.DataSource, name, cancellationToken);
@@ -150,7 +150,7 @@ internal static class CycleCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenant = await ResolveTenantAsync(target.DataSource, parse.GetValue(s_tenant)!, cancellationToken);
-            var next = await new TenantControl(target.DataSource).SetScheduleAsync(tenant, parse.GetValue(cron)!, parse.GetValue(zone), cancellationToken);
+            var next = await new TenantControl(target.DataSource, ProductClock.Time).SetScheduleAsync(tenant, parse.GetValue(cron)!, parse.GetValue(zone), cancellationToken);
             Console.WriteLine($"Tenant {tenant}: next cycle at {next:yyyy-MM-dd HH:mm} UTC.");
             return 0;
         });

@@ -129,7 +129,7 @@ internal static class HourglassCommands
                           $"(refresh_engagement_compliance changed {demo.ClocksChangedByRefresh})");
 
         // One cycle for the demo tenant, as the worker would run it at the top of the hour.
-        var worker = CycleComposition.CreateWorker(target.DataSource, TimeProvider.System, summaries: Narrative.FromEnvironment(loggers), loggers: loggers);
+        var worker = CycleComposition.CreateWorker(target.DataSource, ProductClock.Time, summaries: Narrative.FromEnvironment(loggers), loggers: loggers);
         var cycle = await worker.RunManualAsync(demo.TenantId, dryRun: false, hour: null, cancellationToken);
         Console.WriteLine($"Cycle: run {cycle.RunId} {cycle.Status}");
         if (await HourlyReflections.LatestSummaryAsync(target.DataSource, demo.TenantId, cancellationToken) is { } summary)

@@ -50,7 +50,7 @@ internal static class OrderCommands
             Guid? tenantId = parse.GetValue(tenant) is { } name ? await CycleCommands.ResolveTenantAsync(target.DataSource, name, cancellationToken) : null;
 
             // The kill switches hold the processor too (claim_orders skips paused tenants): say so instead of a bare "0 processed".
-            var control = new TenantControl(target.DataSource);
+            var control = new TenantControl(target.DataSource, ProductClock.Time);
             var pause = tenantId is { } one ? await control.ReadPauseAsync(one, cancellationToken) : await control.ReadGlobalPauseAsync(cancellationToken);
             if (pause is not null)
             {

@@ -153,7 +153,7 @@ internal static class PolicyCommands
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var when = DateTimeOffset.UtcNow;
+            var when = ProductClock.Time.GetUtcNow();
             if (parse.GetValue(at) is { } text && !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out when))
             {
                 throw new HourglassException($"--at: '{text}' is not a timestamp (e.g. 2026-12-01T09:30:00Z)");
@@ -210,7 +210,7 @@ internal static class PolicyCommands
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var from = DateTimeOffset.UtcNow.AddDays(-7);
+            var from = ProductClock.Time.GetUtcNow().AddDays(-7);
             if (parse.GetValue(since) is { } text && !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out from))
             {
                 throw new HourglassException($"--since: '{text}' is not a date or timestamp (e.g. 2026-12-01)");

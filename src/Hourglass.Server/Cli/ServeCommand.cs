@@ -49,7 +49,7 @@ internal static class ServeCommand
             var rateLimits = ApiRateLimitSettings.FromEnvironment();
             var workerPoolSize = WorkerPoolSize();
             using var jwksHttp = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-            var auth = await ApiAuth.FromEnvironmentAsync(jwksHttp, loggerFactory, cancellationToken);
+            var auth = await ApiAuth.FromEnvironmentAsync(jwksHttp, ProductClock.Time, loggerFactory, cancellationToken);
 
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             // Two pools: API load (one tenant's batches, say) cannot take the connections the worker's cycles and
@@ -58,7 +58,7 @@ internal static class ServeCommand
             await using var workerPool = parse.GetValue(noWorker) ? null : target.CreatePool("worker", workerPoolSize);
             var worker = workerPool is null
                 ? null
-                : CycleComposition.CreateWorker(workerPool, TimeProvider.System, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory);
+                : CycleComposition.CreateWorker(workerPool, ProductClock.Time, summaries: Narrative.FromEnvironment(loggerFactory), loggers: loggerFactory);
 
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
@@ -115,7 +115,7 @@ internal static class ServeCommand
             if (worker is not null)
             {
                 background.Add(worker.RunAsync(cancellationToken));
-                background.Add(CycleComposition.CreateDispatcherLoop(workerPool!, worker.WorkerId, loggerFactory)(cancellationToken));
+                background.Add(CycleComposition.CreateDispatcherLoop(workerPool!, worker.WorkerId, ProductClock.Time, loggerFactory)(cancellationToken));
             }
 
             if (auth?.Jwks is { } jwks)
@@ -186,7 +186,7 @@ internal static class ServeCommand
         }
 
         var heartbeatFresh = worker is null
-            || (worker.LastPassAt is { } last && DateTimeOffset.UtcNow - last < 3 * worker.PollInterval + TimeSpan.FromMinutes(5));
+            || (worker.LastPassAt is { } last && ProductClock.Time.GetUtcNow() - last < 3 * worker.PollInterval + TimeSpan.FromMinutes(5));
         var healthy = database == "ok" && heartbeatFresh;
         var body = new Dictionary<string, object?>
         {

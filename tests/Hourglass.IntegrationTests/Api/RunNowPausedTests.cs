@@ -34,7 +34,7 @@ public sealed class RunNowPausedTests : IAsyncLifetime
         await using var server = await ApiServer.StartAsync(_database.ConnectionString, worker: true);
         var token = ApiServer.UserToken(_owner);
         var path = $"/api/v1/tenants/{_tenant}/runs";
-        var control = new TenantControl(Db.DataSource);
+        var control = new TenantControl(Db.DataSource, TimeProvider.System);
 
         await control.PauseTenantAsync(_tenant, "quarter close", "ops", default);
         var tenantPaused = await server.SendAsync(HttpMethod.Post, path, token, """{"dry_run": false}""");

@@ -231,7 +231,7 @@ public sealed class ChannelCommandTests : IAsyncLifetime
     private OutboxDispatcher Dispatcher(Dictionary<string, string> secrets)
     {
         var options = new OutboxDispatcherOptions { WorkerId = "cli-test", SendTimeout = TimeSpan.FromSeconds(10) };
-        return new OutboxDispatcher(_database.DataSource, OutboxDispatcher.DefaultTransports(_http, options), options, name => secrets.GetValueOrDefault(name));
+        return new OutboxDispatcher(_database.DataSource, OutboxDispatcher.DefaultTransports(_http, options, TimeProvider.System), TimeProvider.System, options, name => secrets.GetValueOrDefault(name));
     }
 
     private async Task<Guid> EnqueueAsync(NewMessage message)

@@ -109,7 +109,7 @@ public sealed class CycleEngineTests : IAsyncLifetime
         var denied = Guid.NewGuid();
         _h.Part.Targets[tenant] = [Guid.NewGuid(), denied];
         var policy = new DenyTargetsPolicy(denied);
-        var worker = new CycleWorker(_h.Fixture.DataSource, _h.Clock, new CycleEngine(_h.Fixture.DataSource, [_h.Part], [_h.Handler], policy, time: _h.Clock),
+        var worker = new CycleWorker(_h.Fixture.DataSource, _h.Clock, new CycleEngine(_h.Fixture.DataSource, [_h.Part], [_h.Handler], _h.Clock, policy),
             new CycleWorkerOptions { WorkerId = "w1" });
 
         var result = await worker.RunManualAsync(tenant, dryRun: true, hour: s_start.AddDays(-3), default);

@@ -185,7 +185,7 @@ public sealed class DashboardTests(DashboardFixture fixture) : IClassFixture<Das
         try
         {
             // A token the server did not sign: the API's problem shows in the page and the sign-in form stays.
-            await SignInAsync(page, new ApiAuth("not-the-server-secret-0123456789abcdef"u8.ToArray()).Sign(Claims(seed.UserB)));
+            await SignInAsync(page, new ApiAuth("not-the-server-secret-0123456789abcdef"u8.ToArray(), TimeProvider.System).Sign(Claims(seed.UserB)));
             await Expect(page.Locator("#errors")).ToContainTextAsync("Unauthorized");
             await Expect(page.Locator("#errors [data-testid=error-detail]")).ToContainTextAsync("the token's signature is not valid");
             await Expect(page.Locator("#signin")).ToBeVisibleAsync();

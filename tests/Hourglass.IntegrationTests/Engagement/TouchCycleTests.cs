@@ -121,7 +121,7 @@ public sealed class TouchCycleTests : IAsyncLifetime
         }
 
         // A queue depth of 2: the two most urgent have cards, so the third must still be proposed.
-        var engine = new CycleEngine(_database.DataSource, [new TouchTaskPart(queueDepth: 2)], [new TouchTaskHandler()], time: _h.Clock);
+        var engine = new CycleEngine(_database.DataSource, [new TouchTaskPart(queueDepth: 2)], [new TouchTaskHandler()], _h.Clock);
         var result = await new CycleWorker(_database.DataSource, _h.Clock, engine, new CycleWorkerOptions { WorkerId = "depth" }).RunManualAsync(tenant, true, null, default);
 
         var plan = (string)(await Db.ScalarAsync("select plan_output::text from public.agent_autonomous_runs where id = $1", result.RunId))!;

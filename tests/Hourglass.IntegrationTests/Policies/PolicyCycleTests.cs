@@ -135,7 +135,7 @@ public sealed class PolicyCycleTests : IAsyncLifetime
             """);
         await Worker().RunManualAsync(tenant, false, null, default);
         var card = (await OpenApprovalAsync(tenant))!.Value;
-        var control = new TenantControl(_database.DataSource);
+        var control = new TenantControl(_database.DataSource, TimeProvider.System);
 
         // Paused, then approved: neither the scheduler nor a manual run executes it.
         await control.PauseTenantAsync(tenant, "quarter close", "ops", default);
@@ -299,7 +299,7 @@ public sealed class PolicyCycleTests : IAsyncLifetime
         var tenant = await Db.CreateTenantAsync();
         var target = Guid.NewGuid();
         _h.Part.Targets[tenant] = [target];
-        var engine = new CycleEngine(_database.DataSource, [_h.Part], [_h.Handler], new DocumentPolicyEnforcer(_database.DataSource), time: _h.Clock);
+        var engine = new CycleEngine(_database.DataSource, [_h.Part], [_h.Handler], _h.Clock, new DocumentPolicyEnforcer(_database.DataSource));
         var worker = new CycleWorker(_database.DataSource, _h.Clock, engine, new CycleWorkerOptions { WorkerId = "kinds" });
 
         var denied = await worker.RunManualAsync(tenant, false, null, default);

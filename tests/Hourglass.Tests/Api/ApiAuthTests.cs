@@ -251,7 +251,7 @@ public sealed class ApiAuthTests : IDisposable
     [Fact]
     public async Task AuthenticateAsync_OtherSecret_SignatureNotValid()
     {
-        var forged = new ApiAuth(Encoding.UTF8.GetBytes("another-secret-0123456789abcdefghijkl")).Sign(User());
+        var forged = new ApiAuth(Encoding.UTF8.GetBytes("another-secret-0123456789abcdefghijkl"), _time).Sign(User());
 
         Assert.Equal("the token's signature is not valid", await RefusedAsync(Hs256(), forged));
     }

@@ -67,21 +67,21 @@ internal sealed partial class OutboxDispatcher
 
     // secrets resolves a channel's secret_ref (default: the worker's environment variable of that name); random is
     // the backoff's jitter, seeded to make a schedule reproducible.
-    public OutboxDispatcher(NpgsqlDataSource dataSource, IEnumerable<IMessageTransport> transports, OutboxDispatcherOptions? options = null,
-        Func<string, string?>? secrets = null, TimeProvider? time = null, Random? random = null, ILogger? logger = null)
+    public OutboxDispatcher(NpgsqlDataSource dataSource, IEnumerable<IMessageTransport> transports, TimeProvider time,
+        OutboxDispatcherOptions? options = null, Func<string, string?>? secrets = null, Random? random = null, ILogger? logger = null)
     {
         _dataSource = dataSource;
         _transports = transports.ToDictionary(t => t.Channel, StringComparer.Ordinal);
         _options = options ?? new OutboxDispatcherOptions();
         _secrets = secrets ?? Environment.GetEnvironmentVariable;
-        _time = time ?? TimeProvider.System;
+        _time = time;
         _random = random ?? new Random();
         _logger = logger ?? NullLogger.Instance;
     }
 
     /// <summary>The production transports: signed webhooks over <paramref name="http"/> and SMTP through MailKit.</summary>
-    public static IMessageTransport[] DefaultTransports(HttpClient http, OutboxDispatcherOptions options, TimeProvider? time = null) =>
-        [new WebhookTransport(http, time ?? TimeProvider.System, options.SendTimeout), new SmtpTransport(options.SendTimeout)];
+    public static IMessageTransport[] DefaultTransports(HttpClient http, OutboxDispatcherOptions options, TimeProvider time) =>
+        [new WebhookTransport(http, time, options.SendTimeout), new SmtpTransport(options.SendTimeout)];
 
     /// <summary>Dispatches until cancelled, waiting <see cref="OutboxDispatcherOptions.PollInterval"/> when nothing is due.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)

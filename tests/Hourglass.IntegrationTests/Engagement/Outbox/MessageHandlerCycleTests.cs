@@ -62,7 +62,7 @@ public sealed class MessageHandlerCycleTests : IAsyncLifetime
         await Worker().RunManualAsync(tenant, false, null, default);
         Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.message_outbox where tenant_id = $1", tenant));
 
-        await new OutboxDispatcher(_database.DataSource, [new SmtpTransport(TimeSpan.FromSeconds(10))], time: _clock, random: new Random(1))
+        await new OutboxDispatcher(_database.DataSource, [new SmtpTransport(TimeSpan.FromSeconds(10))], _clock, random: new Random(1))
             .DispatchOnceAsync(default);
         Assert.Equal("pat@client.example", Assert.Single(smtp.Accepted).To.Mailboxes.Single().Address);
     }
@@ -84,7 +84,7 @@ public sealed class MessageHandlerCycleTests : IAsyncLifetime
     }
 
     private CycleWorker Worker() =>
-        new(_database.DataSource, _clock, new CycleEngine(_database.DataSource, [_part], [new MessageHandler()], time: _clock), new CycleWorkerOptions { WorkerId = "outbox-cycle" });
+        new(_database.DataSource, _clock, new CycleEngine(_database.DataSource, [_part], [new MessageHandler()], _clock), new CycleWorkerOptions { WorkerId = "outbox-cycle" });
 
     private async Task<Guid> ContactAsync(Guid tenant, Guid account, string name, string? email, bool optedOut = false) =>
         (Guid)(await Db.ScalarAsync(

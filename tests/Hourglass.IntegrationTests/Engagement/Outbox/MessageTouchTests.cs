@@ -32,7 +32,7 @@ public sealed class MessageTouchTests : IAsyncLifetime
         var (tenant, account, contact) = await OverdueContactAsync();
         var message = await EnqueueAsync(tenant, contact, "k-sent");
 
-        await new OutboxDispatcher(_database.DataSource, [new Answering(DeliveryResult.Success(250, "q1"))], Options(), time: _clock).DispatchOnceAsync(default);
+        await new OutboxDispatcher(_database.DataSource, [new Answering(DeliveryResult.Success(250, "q1"))], _clock, Options()).DispatchOnceAsync(default);
 
         Assert.Equal("sent", await Db.ScalarAsync("select status from public.message_outbox where id = $1", message));
         Assert.Equal(s_t0.UtcDateTime, await Db.ScalarAsync("select last_touch_at from public.engagement_clocks where entity_id = $1", contact));
@@ -51,7 +51,7 @@ public sealed class MessageTouchTests : IAsyncLifetime
         var before = await Db.ScalarAsync("select last_touch_at from public.engagement_clocks where entity_id = $1", contact);
         var message = await EnqueueAsync(tenant, contact, "k-refused");
 
-        await new OutboxDispatcher(_database.DataSource, [new Answering(DeliveryResult.PermanentFailure("550 no such user", 550))], Options(), time: _clock)
+        await new OutboxDispatcher(_database.DataSource, [new Answering(DeliveryResult.PermanentFailure("550 no such user", 550))], _clock, Options())
             .DispatchOnceAsync(default);
 
         Assert.Equal("failed", await Db.ScalarAsync("select status from public.message_outbox where id = $1", message));

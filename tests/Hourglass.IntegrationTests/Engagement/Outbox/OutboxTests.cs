@@ -185,8 +185,8 @@ public sealed class OutboxTests : IAsyncLifetime
         }
 
         var gate = new GatedTransport(new WebhookTransport(_http, _clock, TimeSpan.FromSeconds(10)), parallel);
-        var dispatcher = new OutboxDispatcher(_database.DataSource, [gate], Options("parallel") with { MaxParallelSends = parallel },
-            s_secrets.GetValueOrDefault, _clock, new Random(1));
+        var dispatcher = new OutboxDispatcher(_database.DataSource, [gate], _clock, Options("parallel") with { MaxParallelSends = parallel },
+            s_secrets.GetValueOrDefault, new Random(1));
         Assert.Equal(8, await dispatcher.DispatchOnceAsync(default));
 
         // Each send waits until `parallel` sends are in flight (or a second passes): a dispatcher sending one at a time
@@ -211,7 +211,7 @@ public sealed class OutboxTests : IAsyncLifetime
         // transport cancels the dispatcher's token, as a kill would end it. Its claim stays in the database.
         using var dying = new CancellationTokenSource();
         var crashing = new DyingTransport(new WebhookTransport(_http, _clock, TimeSpan.FromSeconds(10)), dying);
-        var first = new OutboxDispatcher(_database.DataSource, [crashing], Options("dies"), s_secrets.GetValueOrDefault, _clock, new Random(1));
+        var first = new OutboxDispatcher(_database.DataSource, [crashing], _clock, Options("dies"), s_secrets.GetValueOrDefault, new Random(1));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.DispatchOnceAsync(dying.Token));
         Assert.Equal(("sending", 1), await StateAsync(id));
 
@@ -268,7 +268,7 @@ public sealed class OutboxTests : IAsyncLifetime
 
         using var dying = new CancellationTokenSource();
         var first = new OutboxDispatcher(_database.DataSource, [new DyingTransport(new SmtpTransport(TimeSpan.FromSeconds(10)), dying)],
-            Options("dies"), s_secrets.GetValueOrDefault, _clock, new Random(1));
+            _clock, Options("dies"), s_secrets.GetValueOrDefault, new Random(1));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.DispatchOnceAsync(dying.Token));
         await AdvanceAsync(TimeSpan.FromHours(1));
         await DrainAsync(Dispatcher("survivor"));
@@ -315,8 +315,8 @@ public sealed class OutboxTests : IAsyncLifetime
     }
 
     private OutboxDispatcher Dispatcher(string name, int batchSize = 20) =>
-        new(_database.DataSource, OutboxDispatcher.DefaultTransports(_http, Options(name), _clock), Options(name) with { BatchSize = batchSize },
-            s_secrets.GetValueOrDefault, _clock, new Random(42));
+        new(_database.DataSource, OutboxDispatcher.DefaultTransports(_http, Options(name), _clock), _clock, Options(name) with { BatchSize = batchSize },
+            s_secrets.GetValueOrDefault, new Random(42));
 
     private static OutboxDispatcherOptions Options(string name) => new()
     {

@@ -54,7 +54,7 @@ public sealed class SendTimeCheckTests : IAsyncLifetime
         // A message that already failed once, waiting for its backoff: the pause must not touch its attempts or its retry time.
         await Db.ExecuteAsync("update public.message_outbox set attempts = 1, last_error = 'HTTP 503', next_attempt_at = $2 where id = $1", hook, s_t0.AddMinutes(-1));
         var before = await RowsAsync(paused);
-        await new TenantControl(Db.DataSource).PauseTenantAsync(paused, "customer asked us to stop", "ops", default);
+        await new TenantControl(Db.DataSource, TimeProvider.System).PauseTenantAsync(paused, "customer asked us to stop", "ops", default);
         var control = await EnqueueAsync(Webhook(other, "k-other", receiver.Url));
 
         var dispatcher = Dispatcher();
@@ -72,7 +72,7 @@ public sealed class SendTimeCheckTests : IAsyncLifetime
         Assert.Equal(before, await RowsAsync(paused));
         Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.message_outbox_attempts where tenant_id = $1", paused));
 
-        await new TenantControl(Db.DataSource).ResumeTenantAsync(paused, default);
+        await new TenantControl(Db.DataSource, TimeProvider.System).ResumeTenantAsync(paused, default);
         await dispatcher.DispatchOnceAsync(default);
 
         Assert.Equal(new Dictionary<string, int> { [control.ToString()] = 1, [hook.ToString()] = 1 }, receiver.AcceptedById());
@@ -95,7 +95,7 @@ public sealed class SendTimeCheckTests : IAsyncLifetime
             where id = $1
             """, b, s_t0.AddMinutes(-5));
         var before = (await RowsAsync(first), await RowsAsync(second));
-        await new TenantControl(Db.DataSource).PauseAllAsync("incident 42", "ops", default);
+        await new TenantControl(Db.DataSource, TimeProvider.System).PauseAllAsync("incident 42", "ops", default);
 
         var dispatcher = Dispatcher();
         for (var pass = 0; pass < 3; pass++)
@@ -107,7 +107,7 @@ public sealed class SendTimeCheckTests : IAsyncLifetime
         Assert.Empty(receiver.Deliveries);
         Assert.Equal(before, (await RowsAsync(first), await RowsAsync(second)));
 
-        await new TenantControl(Db.DataSource).ResumeAllAsync("ops", default);
+        await new TenantControl(Db.DataSource, TimeProvider.System).ResumeAllAsync("ops", default);
         await dispatcher.DispatchOnceAsync(default);
 
         Assert.Equal([a.ToString()], receiver.Deliveries.Select(d => d.Id));
@@ -262,7 +262,7 @@ public sealed class SendTimeCheckTests : IAsyncLifetime
     }
 
     private OutboxDispatcher Dispatcher() =>
-        new(Db.DataSource, OutboxDispatcher.DefaultTransports(_http, Options, _clock), Options, s_secrets.GetValueOrDefault, _clock, new Random(7));
+        new(Db.DataSource, OutboxDispatcher.DefaultTransports(_http, Options, _clock), _clock, Options, s_secrets.GetValueOrDefault, new Random(7));
 
     private static OutboxDispatcherOptions Options => new()
     {

@@ -181,8 +181,8 @@ public sealed class SmtpSecurityTests : IAsyncLifetime
             VisibilityTimeout = TimeSpan.FromMinutes(2),
             SendTimeout = TimeSpan.FromSeconds(10),
         };
-        return new OutboxDispatcher(_database.DataSource, OutboxDispatcher.DefaultTransports(_http, options, _clock), options,
-            name => _secrets.GetValueOrDefault(name), _clock, new Random(7));
+        return new OutboxDispatcher(_database.DataSource, OutboxDispatcher.DefaultTransports(_http, options, _clock), _clock, options,
+            name => _secrets.GetValueOrDefault(name), new Random(7));
     }
 
     private async Task AdvanceAsync(TimeSpan by)

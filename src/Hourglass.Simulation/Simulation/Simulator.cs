@@ -60,8 +60,8 @@ public sealed class Simulator
             MaxClaimedPerPass = _options.Tenants,
             LeaseMinutes = 5,
         }, loggers: _loggers);
-        var dispatcher = new OutboxDispatcher(_dataSource, [new SimulatedTransport(this)],
-            new OutboxDispatcherOptions { WorkerId = "simulator:outbox", BatchSize = 500, MaxParallelSends = _options.Concurrency }, _ => null, _clock,
+        var dispatcher = new OutboxDispatcher(_dataSource, [new SimulatedTransport(this)], _clock,
+            new OutboxDispatcherOptions { WorkerId = "simulator:outbox", BatchSize = 500, MaxParallelSends = _options.Concurrency }, _ => null,
             new Random(unchecked((int)_options.Seed)), _loggers.CreateLogger<OutboxDispatcher>());
 
         var stages = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
