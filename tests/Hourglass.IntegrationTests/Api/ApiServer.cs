@@ -29,8 +29,8 @@ internal sealed class ApiServer : IAsyncDisposable
 {
     public const string Secret = "hourglass-api-tests-jwt-secret-0123456789abcdef";
 
-    private static readonly ApiAuth s_auth = new(Encoding.UTF8.GetBytes(Secret));
-    private static readonly ApiAuth s_otherKey = new(Encoding.UTF8.GetBytes("not-the-project-secret-0123456789abcdefghij"));
+    private static readonly ApiAuth s_auth = new(Encoding.UTF8.GetBytes(Secret), TimeProvider.System);
+    private static readonly ApiAuth s_otherKey = new(Encoding.UTF8.GetBytes("not-the-project-secret-0123456789abcdefghij"), TimeProvider.System);
 
     private readonly Process _process;
 

@@ -279,7 +279,7 @@ public sealed class DashboardFixture : IAsyncLifetime
     private const string Secret = "dashboard-tests-jwt-secret-0123456789abcdef";
 
     private readonly DatabaseFixture _database = new();
-    private readonly ApiAuth _auth = new(System.Text.Encoding.UTF8.GetBytes(Secret));
+    private readonly ApiAuth _auth = new(System.Text.Encoding.UTF8.GetBytes(Secret), TimeProvider.System);
     private Process? _serve;
     private IPlaywright? _playwright;
     private IBrowser? _browser;

@@ -141,7 +141,7 @@ public sealed class OrderWriterTests : IAsyncLifetime
         Assert.All(outcomes, o => Assert.Single(o.Fixes));
 
         // The pause lands between the claim and the write (the processor decided in memory meanwhile).
-        var control = new Hourglass.Cycles.TenantControl(Db.DataSource);
+        var control = new Hourglass.Cycles.TenantControl(Db.DataSource, TimeProvider.System);
         if (global)
         {
             await control.PauseAllAsync("incident 42", "ops", default);
@@ -185,7 +185,7 @@ public sealed class OrderWriterTests : IAsyncLifetime
         var otherOrder = await other.PlaceAsync([(other.Widget, 1m, 10m, 0m)]);
         // One entry whose processor died holding it: a lapsed claim is claimable again, but not under the pause.
         await Db.ExecuteAsProductAsync("update public.order_processing_queue set status = 'processing', claimed_by = 'dead', claimed_until = hourglass.now() - interval '1 hour' where order_id = $1", order);
-        var control = new Hourglass.Cycles.TenantControl(Db.DataSource);
+        var control = new Hourglass.Cycles.TenantControl(Db.DataSource, TimeProvider.System);
         if (global)
         {
             await control.PauseAllAsync("incident 42", "ops", default);
