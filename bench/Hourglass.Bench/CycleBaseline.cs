@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Hourglass.Cycles;
 using Hourglass.Engagement;
 using Hourglass.Insights;
+using Hourglass.Tenancy;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -175,21 +176,7 @@ internal sealed class CycleBaseline
         order by completed_at
         """;
 
-    private const string PolicyFactsSql = """
-        select s.id, k.timezone, a.timezone,
-               case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
-                    when k.do_not_contact then 'the contact is marked do-not-contact'
-                    when a.do_not_contact then 'the account is marked do-not-contact' end,
-               coalesce(a.credit_hold, false),
-               exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
-                         and o.entity_id = s.id)
-               or exists (select 1 from public.message_outbox m where m.tenant_id = $1 and m.status in ('pending', 'sending')
-                         and (m.payload ->> 'target_id') = s.id::text),
-               (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
-        from unnest($2::uuid[]) s(id)
-        left join public.contacts k on k.tenant_id = $1 and k.id = s.id
-        left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
-        """;
+    private const string PolicyFactsSql = TenancyStore.SubjectFactsSql;
 
     // Act, per action: TenantControl.ReadBlockReasonAsync, then ExecuteOnceAsync's fenced transaction: the ledger row
     // locked, TouchTaskHandler's card, the ledger upsert.

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Policies;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -671,20 +672,8 @@ internal static class PolicyBenchmark
 
     private sealed record CycleShare(IReadOnlyList<CycleRun> Runs, double LoadSeconds, long HistoryRows, long Violations, string FactsPlan);
 
-    // DocumentPolicyEnforcer.LoadFactsAsync's query, copied for EXPLAIN (the product sends it from its own connection).
-    private const string FactsSql = """
-        select s.id, k.timezone, a.timezone,
-               case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
-                    when k.do_not_contact then 'the contact is marked do-not-contact'
-                    when a.do_not_contact then 'the account is marked do-not-contact' end,
-               coalesce(a.credit_hold, false),
-               exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
-                         and o.entity_id = s.id),
-               (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
-        from unnest($2::uuid[]) s(id)
-        left join public.contacts k on k.tenant_id = $1 and k.id = s.id
-        left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
-        """;
+    // DocumentPolicyEnforcer.LoadFactsAsync's query, the store's own text, for EXPLAIN (the product sends it from its own connection).
+    private const string FactsSql = TenancyStore.SubjectFactsSql;
 
     // The facts query's plan for one run's 50 targets, in one line: each node with its index and rows (per loop) and loops.
     private static async Task<string> FactsPlanAsync(NpgsqlDataSource dataSource, CycleRun run, CancellationToken cancellationToken)

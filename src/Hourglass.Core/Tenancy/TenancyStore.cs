@@ -24,6 +24,23 @@ internal sealed record NamedQueueEntry(string EntityType, string? Name, string C
 /// </summary>
 internal static class TenancyStore
 {
+    /// <summary>The policies' facts of contacts and accounts (<see cref="SubjectFactsAsync"/>); the benchmarks send it as is.</summary>
+    internal const string SubjectFactsSql = """
+        select s.id, k.timezone, a.timezone,
+               case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
+                    when k.do_not_contact then 'the contact is marked do-not-contact'
+                    when a.do_not_contact then 'the account is marked do-not-contact' end,
+               coalesce(a.credit_hold, false),
+               exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
+                         and o.entity_id = s.id)
+               or exists (select 1 from public.message_outbox m where m.tenant_id = $1 and m.status in ('pending', 'sending')
+                         and (m.payload ->> 'target_id') = s.id::text),
+               (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
+        from unnest($2::uuid[]) s(id)
+        left join public.contacts k on k.tenant_id = $1 and k.id = s.id
+        left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
+        """;
+
     /// <summary>
     /// The statement joins the Engagement part's cards, outbox and clocks to the contacts and accounts it returns rows
     /// for, so it lives here, with the rows' owner (docs/development.md, "Where SQL goes").
@@ -34,21 +51,7 @@ internal static class TenancyStore
     public static Task<IReadOnlyList<SubjectFactsRow>> SubjectFactsAsync(NpgsqlDataSource dataSource, Guid tenantId, Guid[] subjects,
         CancellationToken cancellationToken)
     {
-        var command = dataSource.CreateCommand("""
-            select s.id, k.timezone, a.timezone,
-                   case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
-                        when k.do_not_contact then 'the contact is marked do-not-contact'
-                        when a.do_not_contact then 'the account is marked do-not-contact' end,
-                   coalesce(a.credit_hold, false),
-                   exists (select 1 from public.cards o where o.tenant_id = $1 and o.kind in ('touch_task', 'approval') and o.status = 'open'
-                             and o.entity_id = s.id)
-                   or exists (select 1 from public.message_outbox m where m.tenant_id = $1 and m.status in ('pending', 'sending')
-                             and (m.payload ->> 'target_id') = s.id::text),
-                   (select max(c.last_touch_at) from public.engagement_clocks c where c.tenant_id = $1 and c.entity_id = s.id)
-            from unnest($2::uuid[]) s(id)
-            left join public.contacts k on k.tenant_id = $1 and k.id = s.id
-            left join public.accounts a on a.tenant_id = $1 and a.id = coalesce(k.account_id, s.id)
-            """);
+        var command = dataSource.CreateCommand(SubjectFactsSql);
         command.Parameters.Add(new() { Value = tenantId });
         command.Parameters.Add(new() { Value = subjects });
         return StoreReads.ListAsync(command, r => new SubjectFactsRow(r.GetGuid(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2),

@@ -24,21 +24,7 @@ public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction tr
 
     public ApiCaller Caller { get; } = caller;
 
-    public NpgsqlCommand Command(string sql, params object?[] parameters)
-    {
-        var command = new NpgsqlCommand(sql, Connection, Transaction);
-        foreach (var parameter in parameters)
-        {
-            command.Parameters.Add(parameter switch
-            {
-                null => new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
-                NpgsqlParameter p => p,
-                _ => new NpgsqlParameter { Value = parameter },
-            });
-        }
-
-        return command;
-    }
+    public NpgsqlCommand Command(string sql, params object?[] parameters) => StoreReads.Command(Connection, Transaction, sql, parameters);
 
     /// <summary>A JSON text from a query returning one json value (e.g. <c>json_agg</c>), or null when it returned none.</summary>
     public async Task<string?> JsonAsync(string sql, CancellationToken cancellationToken, params object?[] parameters)
