@@ -5,7 +5,7 @@ namespace Hourglass;
 /// Its message names what was wrong and, where there is one, what to do; the command line prints it alone,
 /// without a stack trace.
 /// </summary>
-public class HourglassException : Exception
+internal class HourglassException : Exception
 {
     public HourglassException(string message) : base(message) { }
 

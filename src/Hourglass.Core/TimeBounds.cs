@@ -8,7 +8,7 @@ namespace Hourglass;
 /// <see cref="Latest"/> (2999-12-31T23:59:59Z). Past them, .NET's years 1–9999 overflow as soon as a cycle adds a day or
 /// converts to a time zone, and Npgsql writes the extremes as ±infinity; no account manager's hour lies there.
 /// </summary>
-public static class TimeBounds
+internal static class TimeBounds
 {
     /// <summary>1970-01-01T00:00:00Z.</summary>
     public static readonly DateTimeOffset Earliest = new(1970, 1, 1, 0, 0, 0, TimeSpan.Zero);

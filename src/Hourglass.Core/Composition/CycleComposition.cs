@@ -15,7 +15,7 @@ namespace Hourglass.Composition;
 /// proposer and handler here, not editing the engine. Composition sits above every part and Cycles (it is the one
 /// place that names them all), so Cycles itself imports no part.
 /// </summary>
-public static class CycleComposition
+internal static class CycleComposition
 {
     public static CycleEngine CreateEngine(
         NpgsqlDataSource dataSource, TimeProvider time, ISummaryWriter? summaries = null, ILoggerFactory? loggers = null)

@@ -3,7 +3,7 @@ using Npgsql;
 namespace Hourglass.Cycles;
 
 /// <summary>What the cycle needs to know of a policy's decision on one action.</summary>
-public interface IActionDecision
+internal interface IActionDecision
 {
     /// <summary>True when the action may run (allowed, perhaps with a warning).</summary>
     bool Permits { get; }
@@ -25,7 +25,7 @@ public interface IActionDecision
 /// The gate every action passes before its handler runs. Cycles owns this contract; the Policies part implements it
 /// (<c>IPolicyEnforcer</c>), so the engine never reaches into Policies.
 /// </summary>
-public interface IActionPolicy
+internal interface IActionPolicy
 {
     /// <summary>Called once before a cycle's actions are decided, with all of them: a chance to load what they need in one go.</summary>
     Task PrepareAsync(CycleContext context, IReadOnlyList<ProposedAction> actions, CancellationToken cancellationToken) => Task.CompletedTask;

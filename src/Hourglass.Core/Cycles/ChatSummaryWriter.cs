@@ -11,7 +11,7 @@ namespace Hourglass.Cycles;
 /// whatever the model says; if the model fails or answers nothing, the template's summary is used, so a
 /// cycle never fails for its narrative.
 /// </summary>
-public sealed partial class ChatSummaryWriter(IChatClient client, ILogger<ChatSummaryWriter>? logger = null) : ISummaryWriter
+internal sealed partial class ChatSummaryWriter(IChatClient client, ILogger<ChatSummaryWriter>? logger = null) : ISummaryWriter
 {
     private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private readonly ILogger _logger = (ILogger?)logger ?? NullLogger.Instance;

@@ -7,7 +7,7 @@ using Npgsql;
 namespace Hourglass.Cycles;
 
 /// <summary>What to run: one tenant, one hour (or a catch-up over several), for real or as a dry run.</summary>
-public sealed record CycleRequest(
+internal sealed record CycleRequest(
     Guid TenantId,
     DateTimeOffset ScheduledFor,
     CycleTrigger Trigger,
@@ -16,7 +16,7 @@ public sealed record CycleRequest(
     bool DryRun = false);
 
 /// <summary>How a cycle ended.</summary>
-public sealed record CycleResult(Guid RunId, RunStatus RunStatus, int ActionsPlanned, int ActionsTaken, int ActionsBlocked, int ActionsFailed, string? Error)
+internal sealed record CycleResult(Guid RunId, RunStatus RunStatus, int ActionsPlanned, int ActionsTaken, int ActionsBlocked, int ActionsFailed, string? Error)
 {
     /// <summary>The status as the run record keeps it (<c>completed</c>, <c>partial</c>, <c>failed</c>).</summary>
     public string Status => RunStatus.Name();
@@ -28,7 +28,7 @@ public sealed record CycleResult(Guid RunId, RunStatus RunStatus, int ActionsPla
 /// reflection is built by <see cref="Reflector"/>; every write is fenced by the lease token. The engine knows no
 /// part's details: parts propose and measure, handlers act, the <see cref="IActionPolicy"/> decides.
 /// </summary>
-public sealed partial class CycleEngine
+internal sealed partial class CycleEngine
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly IReadOnlyList<ICyclePart> _parts;

@@ -4,7 +4,7 @@ using Npgsql;
 namespace Hourglass.Cycles;
 
 /// <summary>How a cycle was started.</summary>
-public enum CycleTrigger
+internal enum CycleTrigger
 {
     Schedule,
     Manual,
@@ -18,7 +18,7 @@ public enum CycleTrigger
 /// <param name="Priority">Higher goes first when budgets cut the plan.</param>
 /// <param name="Reason">Why, in words a person reads in the run record.</param>
 /// <param name="Payload">What the handler needs.</param>
-public sealed record ProposedAction(string Kind, string? TargetType, Guid? TargetId, decimal Priority, string Reason, JsonObject? Payload = null)
+internal sealed record ProposedAction(string Kind, string? TargetType, Guid? TargetId, decimal Priority, string Reason, JsonObject? Payload = null)
 {
     /// <summary>A key fixed elsewhere: an approved action runs under the key it was proposed with.</summary>
     public string? Key { get; init; }
@@ -29,7 +29,7 @@ public sealed record ProposedAction(string Kind, string? TargetType, Guid? Targe
 }
 
 /// <summary>What a part sees of the cycle it takes part in.</summary>
-public sealed class CycleContext
+internal sealed class CycleContext
 {
     internal CycleContext(Guid tenantId, Guid runId, DateTimeOffset hourBucket, DateTimeOffset now, CycleTrigger trigger, bool dryRun,
         TimeZoneInfo tenantZone, FencedDatabase database)
@@ -65,17 +65,17 @@ public sealed class CycleContext
 }
 
 /// <summary>A part's observations in React: what happened since the last cycle, in its terms.</summary>
-public sealed record PartReaction(JsonObject Observations, IReadOnlyList<Hypothesis> Hypotheses);
+internal sealed record PartReaction(JsonObject Observations, IReadOnlyList<Hypothesis> Hypotheses);
 
 /// <summary>A hypothesis for the reflection, with the evidence (event or pattern ids) behind it.</summary>
-public sealed record Hypothesis(string Statement, decimal Confidence, IReadOnlyList<string> EvidenceIds);
+internal sealed record Hypothesis(string Statement, decimal Confidence, IReadOnlyList<string> EvidenceIds);
 
 /// <summary>
 /// One part of the agent in the cycle. A part proposes actions in Plan, observes outcomes in React and
 /// reports the numbers it moves in Reflect; the engine knows nothing else about it. Every member has a
 /// do-nothing default, so a part implements only what it takes part in.
 /// </summary>
-public interface ICyclePart
+internal interface ICyclePart
 {
     string Name { get; }
 
@@ -93,7 +93,7 @@ public interface ICyclePart
 }
 
 /// <summary>Performs one kind of action, inside the fenced transaction that records it.</summary>
-public interface IActionHandler
+internal interface IActionHandler
 {
     string Kind { get; }
 

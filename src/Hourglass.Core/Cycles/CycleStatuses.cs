@@ -1,7 +1,7 @@
 namespace Hourglass.Cycles;
 
 /// <summary>Where a run stands (agent_autonomous_runs.status, a checked text column).</summary>
-public enum RunStatus
+internal enum RunStatus
 {
     Running,
     Completed,
@@ -12,7 +12,7 @@ public enum RunStatus
 }
 
 /// <summary>What became of one planned action (the Act output and, for the first three, agent_actions.status).</summary>
-public enum ActionStatus
+internal enum ActionStatus
 {
     Succeeded,
     Failed,
@@ -29,7 +29,7 @@ public enum ActionStatus
 /// The one mapping between the cycle's enums and the text the database keeps (and checks, see the migrations'
 /// status check constraints); every reader and writer of a status goes through here.
 /// </summary>
-public static class CycleStatuses
+internal static class CycleStatuses
 {
     public static string Name(this RunStatus status) => status switch
     {

@@ -7,7 +7,7 @@ namespace Hourglass.Cycles;
 /// The cycle's metrics and traces, through the BCL's Meter and ActivitySource: OpenTelemetry's .NET SDK
 /// listens to them by name ("Hourglass"), so any exporter (Prometheus, OTLP) picks them up.
 /// </summary>
-public static class CycleTelemetry
+internal static class CycleTelemetry
 {
     public const string Name = "Hourglass";
 

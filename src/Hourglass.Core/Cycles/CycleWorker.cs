@@ -5,7 +5,7 @@ using Npgsql;
 namespace Hourglass.Cycles;
 
 /// <summary>Settings of a worker.</summary>
-public sealed record CycleWorkerOptions
+internal sealed record CycleWorkerOptions
 {
     /// <summary>This worker's name in locks, claims and run records. Default: host:pid:random.</summary>
     public string WorkerId { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..6]}";
@@ -37,7 +37,7 @@ public sealed record CycleWorkerOptions
 /// repeated failures; each pass starts with the <see cref="AbandonedRunReaper"/>. Claims go through
 /// <see cref="ScheduleStore"/>, skips through <see cref="RunsStore"/>, the cycle itself through the engine.
 /// </summary>
-public sealed partial class CycleWorker
+internal sealed partial class CycleWorker
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly TimeProvider _time;

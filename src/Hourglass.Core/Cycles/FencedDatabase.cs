@@ -3,7 +3,7 @@ using Npgsql;
 namespace Hourglass.Cycles;
 
 /// <summary>The cycle's lease passed to another worker (or expired): nothing more may be written.</summary>
-public sealed class LeaseLostException(Guid tenantId, long? token, Exception? inner = null)
+internal sealed class LeaseLostException(Guid tenantId, long? token, Exception? inner = null)
     : HourglassException($"the lease on tenant {tenantId} (fencing token {token}) is no longer ours: the cycle stops without writing", inner!)
 {
     public Guid TenantId { get; } = tenantId;
@@ -15,7 +15,7 @@ public sealed class LeaseLostException(Guid tenantId, long? token, Exception? in
 /// until the transaction ends. A worker that stalls past its lease can therefore never commit after a
 /// successor took over. Without a token (dry runs) transactions are unfenced.
 /// </summary>
-public sealed class FencedDatabase
+internal sealed class FencedDatabase
 {
     /// <summary>SQLSTATE raised by assert_lock_token for a stale token.</summary>
     public const string StaleTokenSqlState = "HG001";

@@ -6,17 +6,17 @@ using Npgsql;
 
 namespace Hourglass.Cycles;
 
-public sealed record ActionFact(string Kind, string? TargetType, Guid? TargetId, string Reason, string Status);
+internal sealed record ActionFact(string Kind, string? TargetType, Guid? TargetId, string Reason, string Status);
 
-public sealed record BlockedFact(string Kind, Guid? TargetId, string Status, string Why, IReadOnlyList<string> Rules);
+internal sealed record BlockedFact(string Kind, Guid? TargetId, string Status, string Why, IReadOnlyList<string> Rules);
 
-public sealed record DeferredFact(string Kind, Guid? TargetId, string Reason, string DeferredBecause);
+internal sealed record DeferredFact(string Kind, Guid? TargetId, string Reason, string DeferredBecause);
 
 /// <summary>
 /// The structured facts of an hour's reflection: what we did, what moved, what got blocked and why, what we
 /// will try next, and hypotheses with their evidence. They are always stored; the summary is written from them.
 /// </summary>
-public sealed record ReflectionFacts(
+internal sealed record ReflectionFacts(
     DateTimeOffset HourBucket,
     IReadOnlyList<ActionFact> WhatWeDid,
     JsonObject WhatMoved,
@@ -26,13 +26,13 @@ public sealed record ReflectionFacts(
     bool DryRun);
 
 /// <summary>Turns the reflection's facts into the readable summary.</summary>
-public interface ISummaryWriter
+internal interface ISummaryWriter
 {
     Task<string> WriteAsync(ReflectionFacts facts, CancellationToken cancellationToken);
 }
 
 /// <summary>The default: a summary from templates, no network, same facts in, same words out.</summary>
-public sealed class TemplateSummaryWriter : ISummaryWriter
+internal sealed class TemplateSummaryWriter : ISummaryWriter
 {
     public Task<string> WriteAsync(ReflectionFacts facts, CancellationToken cancellationToken) => Task.FromResult(Write(facts));
 

@@ -3,7 +3,7 @@ using Cronos;
 namespace Hourglass.Cycles;
 
 /// <summary>A schedule value that cannot be used; <see cref="Field"/> names which.</summary>
-public sealed class InvalidScheduleException(string field, string message) : HourglassException($"{field}: {message}")
+internal sealed class InvalidScheduleException(string field, string message) : HourglassException($"{field}: {message}")
 {
     public string Field { get; } = field;
 }
@@ -14,7 +14,7 @@ public sealed class InvalidScheduleException(string field, string message) : Hou
 /// Occurrences are instants; a cycle's hour is the UTC hour of its occurrence, so no real hour runs twice
 /// and none is lost when clocks go back or forward.
 /// </summary>
-public sealed class CycleSchedule
+internal sealed class CycleSchedule
 {
     /// <summary>Every hour, on the hour: the default.</summary>
     public const string Hourly = "0 * * * *";

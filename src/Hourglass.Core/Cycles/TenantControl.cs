@@ -7,7 +7,7 @@ namespace Hourglass.Cycles;
 /// The operator's levers on the scheduler: a tenant's schedule, and the kill switches (all tenants, or one).
 /// Schedules are validated here, on save, naming the bad field; the database keeps only valid ones.
 /// </summary>
-public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider time)
+internal sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider time)
 {
     private readonly TimeProvider _time = time;
 
@@ -172,7 +172,7 @@ public sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider time
 }
 
 /// <summary>A kill switch that is on: the global one (every tenant) or one tenant's; since when, by whom, and why.</summary>
-public sealed record PauseState(bool Global, DateTimeOffset? Since, string? By, string? Reason)
+internal sealed record PauseState(bool Global, DateTimeOffset? Since, string? By, string? Reason)
 {
     /// <summary>"all tenants are paused (the global kill switch) since … by …: why", or the same for one tenant.</summary>
     public string Describe(Guid tenantId)
@@ -190,7 +190,7 @@ public sealed record PauseState(bool Global, DateTimeOffset? Since, string? By, 
 /// A side effect refused because a kill switch holds the tenant (a manual run, for one): the message says since when,
 /// by whom, why, and how to resume.
 /// </summary>
-public sealed class TenantPausedException(Guid tenantId, PauseState pause, string action)
+internal sealed class TenantPausedException(Guid tenantId, PauseState pause, string action)
     : HourglassException($"{pause.Describe(tenantId)}. {action} would act while the kill switch is on; resume with '{pause.ResumeCommand(tenantId)}' (a dry run, which has no side effects, still works)")
 {
     public Guid TenantId { get; } = tenantId;

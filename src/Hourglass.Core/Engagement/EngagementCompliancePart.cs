@@ -9,7 +9,7 @@ namespace Hourglass.Engagement;
 /// for "what moved" the compliance, the due-soon and overdue counts, and the flows since the previous run:
 /// clocks newly overdue and clocks recovered by a touch.
 /// </summary>
-public sealed class EngagementCompliancePart : ICyclePart
+internal sealed class EngagementCompliancePart : ICyclePart
 {
     public string Name => "engagement";
 

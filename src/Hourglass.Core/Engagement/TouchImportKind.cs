@@ -13,7 +13,7 @@ namespace Hourglass.Engagement;
 /// against the tenant's data, honours idempotency keys and each touch's own time, and writes set-based. See
 /// docs/engagement.md.
 /// </summary>
-public sealed class TouchImportKind : IImportKind<TouchLine, TouchOutcome>
+internal sealed class TouchImportKind : IImportKind<TouchLine, TouchOutcome>
 {
     /// <summary>The most touches one <c>record_touches</c> call takes.</summary>
     public const int MaxBatch = 10_000;

@@ -6,4 +6,4 @@ namespace Hourglass.Engagement;
 /// One line of a touch file: the touch as JSON, or why the line could not be read. LineNumber is 1-based, in the
 /// file (for CSV, the line the record starts on).
 /// </summary>
-public sealed record TouchLine(int LineNumber, JsonObject? Touch, string? Error);
+internal sealed record TouchLine(int LineNumber, JsonObject? Touch, string? Error);

@@ -19,7 +19,7 @@ namespace Hourglass.Engagement;
 /// message to this week gets a touch card instead.
 /// Otherwise — and always for a target no strategy applies to — a touch_task card for the account's owner.
 /// </summary>
-public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDepth) : ICyclePart
+internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDepth) : ICyclePart
 {
     /// <summary>How far down the queue one cycle looks by default; budgets cut it further.</summary>
     public const int DefaultQueueDepth = 200;
@@ -199,7 +199,7 @@ public sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueDep
 }
 
 /// <summary>Creates the touch_task card for the account owner: a person makes the touch and completes the card.</summary>
-public sealed class TouchTaskHandler : IActionHandler
+internal sealed class TouchTaskHandler : IActionHandler
 {
     public string Kind => "touch_task";
 

@@ -10,7 +10,7 @@ namespace Hourglass.Imports;
 /// </summary>
 /// <typeparam name="TLine">One line as the kind holds it until it is written (read, or why it could not be).</typeparam>
 /// <typeparam name="TOutcome">What became of one line.</typeparam>
-public interface IImportKind<TLine, TOutcome>
+internal interface IImportKind<TLine, TOutcome>
     where TOutcome : ImportOutcome
 {
     /// <summary>What the records are called in messages, plural ("events").</summary>

@@ -4,7 +4,7 @@ namespace Hourglass.Imports;
 /// The limits of a file import (<c>touches import</c>, <c>events import</c>), in bytes of UTF-8: the whole input and
 /// each line. Defaults: 1 GiB and 1 MiB — a few million touches or events, and far more than any one of them needs.
 /// </summary>
-public sealed record ImportLimits(long MaxFileBytes, int MaxLineBytes)
+internal sealed record ImportLimits(long MaxFileBytes, int MaxLineBytes)
 {
     public const string FileOption = "--max-file-bytes";
 

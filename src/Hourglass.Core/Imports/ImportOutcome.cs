@@ -8,7 +8,7 @@ namespace Hourglass.Imports;
 /// <see cref="LineNumber"/> is the line's number in its file or batch. A kind adds what it knows of the record (an
 /// event's id, a touch's entity).
 /// </summary>
-public abstract record ImportOutcome(int LineNumber, string Outcome, string? IdempotencyKey, string? Error)
+internal abstract record ImportOutcome(int LineNumber, string Outcome, string? IdempotencyKey, string? Error)
 {
     public const string Recorded = "recorded";
 

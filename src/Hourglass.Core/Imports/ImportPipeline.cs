@@ -10,7 +10,7 @@ namespace Hourglass.Imports;
 /// numbered as in the file, and lines recorded in batches in the caller's transaction, refused as a whole or the bad
 /// ones skipped (docs/imports.md).
 /// </summary>
-public static class ImportPipeline
+internal static class ImportPipeline
 {
     /// <summary>Lines per database call when the caller does not say.</summary>
     public const int DefaultBatchSize = 1_000;

@@ -9,7 +9,7 @@ namespace Hourglass.Imports;
 /// line is held in memory, so <c>/dev/zero</c> or one endless line stops after at most a line's limit. Lines end as
 /// <see cref="StreamReader.ReadLine"/> ends them (<c>\n</c>, <c>\r\n</c> or <c>\r</c>), so line numbers are the readers'.
 /// </summary>
-public sealed class ImportReader(TextReader inner, ImportLimits limits) : TextReader
+internal sealed class ImportReader(TextReader inner, ImportLimits limits) : TextReader
 {
     private readonly char[] _buffer = new char[1 << 16];
     private int _position;

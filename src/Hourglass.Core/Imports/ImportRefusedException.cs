@@ -7,7 +7,7 @@ namespace Hourglass.Imports;
 /// bad line and why; the message names the first twenty, in the words the database functions use when they refuse a
 /// batch themselves.
 /// </summary>
-public sealed class ImportRefusedException(string records, IReadOnlyList<ImportOutcome> rejected, int total)
+internal sealed class ImportRefusedException(string records, IReadOnlyList<ImportOutcome> rejected, int total)
     : HourglassException(Describe(records, rejected, total))
 {
     /// <summary>The rejected lines, in line order.</summary>

@@ -8,7 +8,7 @@ namespace Hourglass.Insights;
 /// when it is stored (<c>client_patterns.pattern_data.state</c> of the detector's state pattern) and is parsed once
 /// when loaded: editing the state as JSON nodes cost about 60 µs an event (docs/benchmarks.md, <c>detection</c>).
 /// </summary>
-public interface IDetectorState
+internal interface IDetectorState
 {
     /// <summary>Writes the state as the JSON object that is stored.</summary>
     void WriteTo(Utf8JsonWriter writer);
@@ -20,7 +20,7 @@ public interface IDetectorState
 /// "sn", "sx", "sy", "sxx", "sxy", "syy"}</c> — the keys the JSON-node detector wrote, so states stored by either
 /// read the same.
 /// </summary>
-public sealed class OrderState : IDetectorState
+internal sealed class OrderState : IDetectorState
 {
     /// <summary>How many order ids are remembered to count an order once, however many of its events arrive.</summary>
     public const int RecentOrdersKept = 32;
@@ -124,7 +124,7 @@ public sealed class OrderState : IDetectorState
 /// "channels": {"email": {"t", "r"}, …}, "last_touch_at", "last_touch_slot", "last_touch_channel",
 /// "last_touch_credited", "reply_times": [≤ 60], "replies_total"}</c> — the keys the JSON-node detector wrote.
 /// </summary>
-public sealed class EngagementState : IDetectorState
+internal sealed class EngagementState : IDetectorState
 {
     /// <summary>Hour-of-week slots: 7 × 24.</summary>
     public const int Slots = 168;
@@ -253,7 +253,7 @@ public sealed class EngagementState : IDetectorState
 }
 
 /// <summary>One channel's touches and the replies credited to them.</summary>
-public sealed class ChannelCounts(string name)
+internal sealed class ChannelCounts(string name)
 {
     public string Name { get; } = name;
 

@@ -5,13 +5,13 @@ using System.Text.Json.Nodes;
 namespace Hourglass.Insights;
 
 /// <summary>A warehouse event as the detectors read it.</summary>
-public sealed record InsightEvent(long Seq, Guid Id, string Type, string? EntityType, Guid? EntityId, DateTimeOffset OccurredAt, JsonElement Payload);
+internal sealed record InsightEvent(long Seq, Guid Id, string Type, string? EntityType, Guid? EntityId, DateTimeOffset OccurredAt, JsonElement Payload);
 
 /// <summary>One pattern as a detector sees it now: its data for people, its confidence in 0..1, the evidence behind it, and whether it holds.</summary>
-public sealed record PatternResult(string PatternType, JsonObject Data, double Confidence, int Evidence, bool Active);
+internal sealed record PatternResult(string PatternType, JsonObject Data, double Confidence, int Evidence, bool Active);
 
 /// <summary>What a detector needs from outside its own state.</summary>
-public interface IDetectorContext
+internal interface IDetectorContext
 {
     /// <summary>The time zone an entity lives in: the contact's, else its account's, else the tenant's.</summary>
     TimeZoneInfo ZoneOf(Guid entityId);
@@ -22,7 +22,7 @@ public interface IDetectorContext
 /// incremental — each run processes only events past the detector's watermark) and evaluates the state into patterns.
 /// Pure: no database here; <see cref="InsightsEngine"/> does the reading and writing.
 /// </summary>
-public interface IPatternDetector
+internal interface IPatternDetector
 {
     /// <summary>The detector's name: its watermark's key.</summary>
     string Name { get; }
@@ -56,7 +56,7 @@ public interface IPatternDetector
 }
 
 /// <summary>A detector over a typed state: the casts between <see cref="IPatternDetector"/>'s states and its own, once.</summary>
-public abstract class PatternDetector<TState> : IPatternDetector where TState : class, IDetectorState, new()
+internal abstract class PatternDetector<TState> : IPatternDetector where TState : class, IDetectorState, new()
 {
     public abstract string Name { get; }
 
@@ -86,7 +86,7 @@ public abstract class PatternDetector<TState> : IPatternDetector where TState : 
 }
 
 /// <summary>Small statistics shared by the detectors.</summary>
-public static class InsightMath
+internal static class InsightMath
 {
     /// <summary>Evidence weight n / (n + k): 0 with no evidence, 0.5 at k, towards 1 with more.</summary>
     public static double Evidence(double n, double k) => n <= 0 ? 0 : n / (n + k);
@@ -131,7 +131,7 @@ public static class InsightMath
 /// BG/NBD's "probability alive", in its simplest form. The pattern's confidence is the risk weighted by the evidence
 /// (the number of intervals), which is what the engagement queue adds to priority.
 /// </summary>
-public sealed class OrderPatternDetector : PatternDetector<OrderState>
+internal sealed class OrderPatternDetector : PatternDetector<OrderState>
 {
     public const double PriorActive = 0.9;
 
@@ -277,7 +277,7 @@ public sealed class OrderPatternDetector : PatternDetector<OrderState>
 /// and engagement decay (replies in the last 30 days against the rate of the 150 days before). A reply counts for the
 /// contact's latest touch within 7 days before it — its slot and its channel.
 /// </summary>
-public sealed class ContactEngagementDetector : PatternDetector<EngagementState>
+internal sealed class ContactEngagementDetector : PatternDetector<EngagementState>
 {
     public static readonly TimeSpan ReplyWindow = TimeSpan.FromDays(7);
 

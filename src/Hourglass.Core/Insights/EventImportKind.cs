@@ -12,7 +12,7 @@ namespace Hourglass.Insights;
 /// is <c>public.ingest_events</c>, under the caller's role and row-level security — the path of a member's session,
 /// the CLI and the API. The trusted bulk path for large files is <see cref="EventIngestion.BulkAsync(NpgsqlConnection, NpgsqlTransaction, Guid, IReadOnlyList{EventLine}, ImportErrorMode, CancellationToken)"/>.
 /// </summary>
-public sealed class EventImportKind : IImportKind<EventLine, EventOutcome>
+internal sealed class EventImportKind : IImportKind<EventLine, EventOutcome>
 {
     /// <summary>The one instance: the kind holds no state.</summary>
     public static readonly EventImportKind Instance = new();

@@ -15,7 +15,7 @@ namespace Hourglass.Insights;
 /// <c>tenant_id</c> itself from its argument, and writes with binary COPY.</item>
 /// </list>
 /// </summary>
-public static class EventIngestion
+internal static class EventIngestion
 {
     /// <summary>The most events one <c>ingest_events</c> call takes.</summary>
     public const int MaxBatchSize = 10_000;

@@ -7,7 +7,7 @@ namespace Hourglass.Insights;
 /// the file (for CSV, the line the record starts on). The JSON is checked when the line is recorded — an unreadable
 /// one comes back rejected with its number — or at once with <see cref="Parse"/>.
 /// </summary>
-public sealed record EventLine(int LineNumber, string? Json, string? Error)
+internal sealed record EventLine(int LineNumber, string? Json, string? Error)
 {
     /// <summary>
     /// Checks one event's JSON text now: an object with the fields of <see cref="EventIngestion.Fields"/>. Text that is

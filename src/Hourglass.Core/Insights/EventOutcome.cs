@@ -7,7 +7,7 @@ namespace Hourglass.Insights;
 /// What happened to one event: <c>recorded</c>, <c>duplicate</c> (its idempotency key was already used for the same
 /// event, whose id <see cref="EventId"/> is) or <c>rejected</c> (with <see cref="ImportOutcome.Error"/>).
 /// </summary>
-public sealed record EventOutcome(int LineNumber, string Outcome, Guid? EventId, string? IdempotencyKey, string? Error)
+internal sealed record EventOutcome(int LineNumber, string Outcome, Guid? EventId, string? IdempotencyKey, string? Error)
     : ImportOutcome(LineNumber, Outcome, IdempotencyKey, Error)
 {
     protected override void WriteKindColumns(Utf8JsonWriter writer)

@@ -6,7 +6,7 @@ using Npgsql;
 namespace Hourglass.Insights;
 
 /// <summary>What one detection run did for a tenant.</summary>
-public sealed record InsightRunResult(long EventsProcessed, int PatternsWritten, long Frontier);
+internal sealed record InsightRunResult(long EventsProcessed, int PatternsWritten, long Frontier);
 
 /// <summary>
 /// Runs the pattern detectors for a tenant, incrementally: each reads only its event types past its watermark, up to
@@ -19,7 +19,7 @@ public sealed record InsightRunResult(long EventsProcessed, int PatternsWritten,
 /// per <c>timeSweepInterval</c> (default 6 hours; an entity with new events is re-evaluated at once): churn risk moves on
 /// the scale of days, and rewriting every account's pattern every hour was most of a quiet cycle's time.
 /// </summary>
-public sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IPatternDetector>? detectors = null, int pageSize = 10_000,
+internal sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<IPatternDetector>? detectors = null, int pageSize = 10_000,
     long checkpointEvents = 1_000_000, TimeSpan? timeSweepInterval = null)
 {
     /// <summary>How often the patterns that move with time alone are re-evaluated for entities without new events.</summary>

@@ -12,7 +12,7 @@ namespace Hourglass.Insights;
 /// last cycle, each with its evidence — the pattern's id and the latest events behind it. For "what moved": active
 /// patterns and the strategies' judged uses.
 /// </summary>
-public sealed class InsightsPart(long maxEventsPerCycle = 500_000) : ICyclePart
+internal sealed class InsightsPart(long maxEventsPerCycle = 500_000) : ICyclePart
 {
     private readonly ConditionalWeakTable<CycleContext, InsightRunResult> _runs = [];
 

@@ -6,7 +6,7 @@ using System.Text.Json.Nodes;
 namespace Hourglass.Insights;
 
 /// <summary>An active success strategy as the planner sees it: what it does, where it applies, and its record.</summary>
-public sealed record Strategy(string Key, string Name, JsonObject AppliesTo, JsonObject ActionTemplate, int UsageCount, int SuccessCount)
+internal sealed record Strategy(string Key, string Name, JsonObject AppliesTo, JsonObject ActionTemplate, int UsageCount, int SuccessCount)
 {
     /// <summary>The Beta posterior's parameters from a uniform prior: successes + 1, failures + 1.</summary>
     public (double Alpha, double Beta) Posterior => (SuccessCount + 1.0, Math.Max(UsageCount - SuccessCount, 0) + 1.0);
@@ -41,7 +41,7 @@ public sealed record Strategy(string Key, string Name, JsonObject AppliesTo, Jso
 }
 
 /// <summary>The strategy chosen for one target, and why.</summary>
-public sealed record StrategyChoice(Strategy Strategy, double Draw, bool Explored)
+internal sealed record StrategyChoice(Strategy Strategy, double Draw, bool Explored)
 {
     public string Reason => Explored
         ? $"strategy '{Strategy.Key}' ({Strategy.SuccessCount}/{Strategy.UsageCount} succeeded; chosen at random to explore)"
@@ -54,7 +54,7 @@ public sealed record StrategyChoice(Strategy Strategy, double Draw, bool Explore
 /// <c>explorationFloor</c> a uniformly random strategy is chosen instead, so none starves. Seeded: the same seed
 /// gives the same choice, so a cycle's choices can be replayed (<see cref="SeedFor"/>).
 /// </summary>
-public static class StrategySelector
+internal static class StrategySelector
 {
     public const double DefaultExplorationFloor = 0.05;
 

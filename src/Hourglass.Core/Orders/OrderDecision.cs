@@ -4,13 +4,13 @@ using Hourglass.Policies;
 namespace Hourglass.Orders;
 
 /// <summary>A fix applied in an attempt, and the policy version that allowed it.</summary>
-public sealed record AppliedFix(int Attempt, OrderFix Fix, string PolicyVersion);
+internal sealed record AppliedFix(int Attempt, OrderFix Fix, string PolicyVersion);
 
 /// <summary>A policy finding met while deciding an order (an auto-fix beyond the ceiling, a release that needs approval).</summary>
-public sealed record OrderPolicyFinding(string ActionKey, string ActionKind, PolicyDecision Decision);
+internal sealed record OrderPolicyFinding(string ActionKey, string ActionKind, PolicyDecision Decision);
 
 /// <summary>What processing decided for one order: Status is <c>validated</c>, <c>needs_approval</c> or <c>exception</c>.</summary>
-public sealed record OrderOutcome(
+internal sealed record OrderOutcome(
     string Status,
     string PricingStatus,
     string CreditStatus,
@@ -30,7 +30,7 @@ public sealed record OrderOutcome(
 /// by the tenant's choice, or the policy's <c>order_release</c> rules: order value, credit hold), or exception for
 /// what could not be fixed. A fix beyond policy is never applied: its issue becomes the exception. Pure.
 /// </summary>
-public static class OrderDecider
+internal static class OrderDecider
 {
     public static OrderOutcome Decide(OrderSnapshot order, PolicyVersion policy, TimeZoneInfo tenantZone, DateTimeOffset now)
     {

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace Hourglass.Orders;
 
 /// <summary>An order line as validated.</summary>
-public sealed record OrderLineData(Guid Id, Guid? ProductId, decimal Quantity, decimal UnitPrice, decimal DiscountPct)
+internal sealed record OrderLineData(Guid Id, Guid? ProductId, decimal Quantity, decimal UnitPrice, decimal DiscountPct)
 {
     /// <summary>The unit price after the line's discount.</summary>
     public decimal NetUnitPrice => UnitPrice * (1 - DiscountPct / 100m);
@@ -11,10 +11,10 @@ public sealed record OrderLineData(Guid Id, Guid? ProductId, decimal Quantity, d
     public decimal Net => Math.Round(Quantity * NetUnitPrice, 2, MidpointRounding.AwayFromZero);
 }
 
-public sealed record ProductData(Guid Id, string Sku, string Name, decimal ListPrice, decimal? UnitCost, bool Active);
+internal sealed record ProductData(Guid Id, string Sku, string Name, decimal ListPrice, decimal? UnitCost, bool Active);
 
 /// <summary>A price rule (table <c>price_rules</c>): a fixed unit price or a discount off list.</summary>
-public sealed record PriceRule(Guid Id, string Name, Guid? ProductId, Guid? AccountId, string? Tier, string Currency, decimal MinQuantity,
+internal sealed record PriceRule(Guid Id, string Name, Guid? ProductId, Guid? AccountId, string? Tier, string Currency, decimal MinQuantity,
     decimal? UnitPrice, decimal? DiscountPct, DateOnly? ValidFrom, DateOnly? ValidTo, int Priority)
 {
     /// <summary>Account over tier over everyone; one product over all products.</summary>
@@ -22,13 +22,13 @@ public sealed record PriceRule(Guid Id, string Name, Guid? ProductId, Guid? Acco
 }
 
 /// <summary>A tenant-defined requirement (table <c>order_requirement_rules</c>).</summary>
-public sealed record RequirementRule(string Key, string Description, JsonObject Condition, string Severity);
+internal sealed record RequirementRule(string Key, string Description, JsonObject Condition, string Severity);
 
-public sealed record AccountData(Guid Id, string Name, string? Tier, decimal? CreditLimit, bool RequiresPo, JsonObject? DefaultShipTo,
+internal sealed record AccountData(Guid Id, string Name, string? Tier, decimal? CreditLimit, bool RequiresPo, JsonObject? DefaultShipTo,
     decimal OpenBalance, bool CreditHold);
 
 /// <summary>The tenant's order settings (tenants.settings), with their defaults.</summary>
-public sealed record OrderSettings(
+internal sealed record OrderSettings(
     string BaseCurrency,
     IReadOnlySet<string> Currencies,
     decimal MinMarginPct,
@@ -83,7 +83,7 @@ public sealed record OrderSettings(
 }
 
 /// <summary>Everything the validators need about one claimed order, loaded in a batch.</summary>
-public sealed record OrderSnapshot(
+internal sealed record OrderSnapshot(
     Guid QueueId,
     Guid TenantId,
     Guid OrderId,

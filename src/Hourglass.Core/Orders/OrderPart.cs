@@ -8,7 +8,7 @@ namespace Hourglass.Orders;
 /// and for "what moved" it reports the queue: pending, needing approval, open exceptions, and what this cycle
 /// validated, fixed and raised. A dry run processes nothing.
 /// </summary>
-public sealed class OrderPart(int maxOrdersPerCycle = OrderPart.MaxOrdersPerCycle) : ICyclePart
+internal sealed class OrderPart(int maxOrdersPerCycle = OrderPart.MaxOrdersPerCycle) : ICyclePart
 {
     public const int MaxOrdersPerCycle = 1_000;
 

@@ -9,7 +9,7 @@ using NpgsqlTypes;
 namespace Hourglass.Orders;
 
 /// <summary>How an order processor claims.</summary>
-public sealed record OrderProcessorOptions
+internal sealed record OrderProcessorOptions
 {
     /// <summary>Written to claimed_by; unique per processor.</summary>
     public string WorkerId { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}:orders";
@@ -26,7 +26,7 @@ public sealed record OrderProcessorOptions
 /// <see cref="Held"/>: entries claimed before their tenant was paused (or the global pause came on) and released
 /// unwritten at the write, which reads the kill switches again.
 /// </remarks>
-public sealed record OrderPassResult(int Claimed, int Validated, int NeedsApproval, int Exceptions, int Fixes, int LostClaims, int Held = 0);
+internal sealed record OrderPassResult(int Claimed, int Validated, int NeedsApproval, int Exceptions, int Fixes, int LostClaims, int Held = 0);
 
 /// <summary>
 /// Processes the order queue in batches, on one connection and three round trips a batch: the claim
@@ -40,7 +40,7 @@ public sealed record OrderPassResult(int Claimed, int Validated, int NeedsApprov
 /// warehouse events. Statements are prepared (once per physical connection). Any number of processors can share the
 /// queue; none processes an order twice at once. Docs: docs/orders.md.
 /// </summary>
-public sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOptions? options = null)
+internal sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOptions? options = null)
 {
     // Parsed policy documents by (tenant, version), and the newest version parsed per tenant: a saved version never
     // changes (tenant_policy_documents is insert-only), so the load asks for a document's text only when a newer

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace Hourglass.Orders;
 
 /// <summary>Which of the three checks an issue belongs to.</summary>
-public enum OrderCheck
+internal enum OrderCheck
 {
     Pricing,
     Credit,
@@ -12,13 +12,13 @@ public enum OrderCheck
 }
 
 /// <summary>A fix the auto-fixer could make for an issue: what changes, from what to what.</summary>
-public sealed record OrderFix(string Type, Guid? LineId, JsonObject Before, JsonObject After, decimal? PriceChangePct = null, decimal? DiscountChangePct = null);
+internal sealed record OrderFix(string Type, Guid? LineId, JsonObject Before, JsonObject After, decimal? PriceChangePct = null, decimal? DiscountChangePct = null);
 
 /// <summary>One thing wrong with an order: its type (the exception type if it is not fixed), check, severity, why, and a fix if there is one.</summary>
-public sealed record OrderIssue(string Type, OrderCheck Check, string Severity, string Message, Guid? LineId = null, OrderFix? Fix = null);
+internal sealed record OrderIssue(string Type, OrderCheck Check, string Severity, string Message, Guid? LineId = null, OrderFix? Fix = null);
 
 /// <summary>The outcome of validating an order once.</summary>
-public sealed record OrderValidation(IReadOnlyList<OrderIssue> Issues, decimal CreditLimit, decimal Exposure, string CreditNote)
+internal sealed record OrderValidation(IReadOnlyList<OrderIssue> Issues, decimal CreditLimit, decimal Exposure, string CreditNote)
 {
     public bool Passes(OrderCheck check) => Issues.All(i => i.Check != check);
 }
@@ -29,7 +29,7 @@ public sealed record OrderValidation(IReadOnlyList<OrderIssue> Issues, decimal C
 /// other open orders + the account's unpaid balance + this order) and requirements (lines, quantities, products,
 /// currency, PO number, ship-to, lead time, and the tenant's own rules). Docs: docs/orders.md.
 /// </summary>
-public static class OrderValidator
+internal static class OrderValidator
 {
     /// <summary>Prices agree when they differ by less than half a cent.</summary>
     public const decimal Tolerance = 0.005m;

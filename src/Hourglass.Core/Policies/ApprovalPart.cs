@@ -10,7 +10,7 @@ namespace Hourglass.Policies;
 /// who approved them. The enforcer checks them again at that moment: an approval satisfies the rules that asked for
 /// it, never a deny — if the policy or the facts changed since, the action is blocked and says why.
 /// </summary>
-public sealed class ApprovalPart : ICyclePart
+internal sealed class ApprovalPart : ICyclePart
 {
     /// <summary>Approved actions go before anything a cycle proposes of its own.</summary>
     public const decimal ApprovedPriority = 1_000_000m;

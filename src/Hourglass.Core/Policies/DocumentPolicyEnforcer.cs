@@ -12,7 +12,7 @@ namespace Hourglass.Policies;
 /// then each decision is in-process (<see cref="PolicyEvaluator"/>). Each permitted action counts at once against
 /// the caps and the budget, so no sequence of actions in a cycle can take a cap past its limit.
 /// </summary>
-public sealed class DocumentPolicyEnforcer(NpgsqlDataSource dataSource) : IPolicyEnforcer
+internal sealed class DocumentPolicyEnforcer(NpgsqlDataSource dataSource) : IPolicyEnforcer
 {
     private readonly ConditionalWeakTable<CycleContext, CycleState> _cycles = [];
 

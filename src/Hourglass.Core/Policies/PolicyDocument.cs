@@ -8,7 +8,7 @@ namespace Hourglass.Policies;
 /// A tenant's policy document, parsed and validated: the action kinds the agent may take, the decision for any
 /// other kind, and the rules. Published schema: docs/policy.schema.json; rule kinds: docs/policies.md.
 /// </summary>
-public sealed class PolicyDocument
+internal sealed class PolicyDocument
 {
     public const string SchemaId = "hourglass.policy/v1";
 

@@ -4,7 +4,7 @@ using Npgsql;
 namespace Hourglass.Policies;
 
 /// <summary>A policy decision on one action.</summary>
-public enum PolicyVerdict
+internal enum PolicyVerdict
 {
     Allow,
     Warn,
@@ -13,13 +13,13 @@ public enum PolicyVerdict
 }
 
 /// <summary>One rule's finding on one action: what it decided, how severe, and why.</summary>
-public sealed record PolicyFinding(string RuleId, string RuleKind, PolicyVerdict Verdict, PolicySeverity Severity, string Message)
+internal sealed record PolicyFinding(string RuleId, string RuleKind, PolicyVerdict Verdict, PolicySeverity Severity, string Message)
 {
     public string SeverityName => Severity.ToString().ToLowerInvariant();
 }
 
 /// <summary>The decision with the rules that made it and the version of the policy document in force.</summary>
-public sealed record PolicyDecision(PolicyVerdict Verdict, IReadOnlyList<string> DeterminingRules, string? Message, string PolicyVersion) : IActionDecision
+internal sealed record PolicyDecision(PolicyVerdict Verdict, IReadOnlyList<string> DeterminingRules, string? Message, string PolicyVersion) : IActionDecision
 {
     public bool Permits => Verdict is PolicyVerdict.Allow or PolicyVerdict.Warn;
 
@@ -39,7 +39,7 @@ public sealed record PolicyDecision(PolicyVerdict Verdict, IReadOnlyList<string>
 /// The single entry point every action passes before its handler runs: the cycle's <see cref="IActionPolicy"/> as the
 /// Policies part implements it. Its decisions leave their records (PolicyRecords) in the action's transaction.
 /// </summary>
-public interface IPolicyEnforcer : IActionPolicy
+internal interface IPolicyEnforcer : IActionPolicy
 {
     /// <summary>Decides one action. An action it permits counts, from then on, against the cycle's caps and budgets.</summary>
     Task<PolicyDecision> EvaluateAsync(CycleContext context, ProposedAction action, CancellationToken cancellationToken);
@@ -55,7 +55,7 @@ public interface IPolicyEnforcer : IActionPolicy
 }
 
 /// <summary>Allows everything: for tests and tools that exercise the cycle without policies.</summary>
-public sealed class AllowAllPolicyEnforcer : IPolicyEnforcer
+internal sealed class AllowAllPolicyEnforcer : IPolicyEnforcer
 {
     private static readonly PolicyDecision s_allow = new(PolicyVerdict.Allow, [], null, "none");
 

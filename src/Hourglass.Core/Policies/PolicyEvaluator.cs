@@ -14,7 +14,7 @@ namespace Hourglass.Policies;
 /// <param name="PriceChangePct">For an auto-fix: the largest change it makes to a line's price, in percent.</param>
 /// <param name="DiscountChangePct">For an auto-fix: the largest change it makes to a line's discount, in percentage points.</param>
 /// <param name="ApprovedBy">Who approved it, when it is an approved action being run.</param>
-public sealed record PolicyAction(
+internal sealed record PolicyAction(
     string Kind,
     Guid? TargetId = null,
     string? Channel = null,
@@ -62,14 +62,14 @@ public sealed record PolicyAction(
 /// <param name="CreditHold">The account is on credit hold.</param>
 /// <param name="HasOpenTouch">An open touch card or approval already stands for the target.</param>
 /// <param name="LastTouchAt">The target's last touch by anyone (its engagement clock).</param>
-public sealed record TargetFacts(TimeZoneInfo Zone, string ZoneSource, string? DoNotContactReason = null, bool CreditHold = false,
+internal sealed record TargetFacts(TimeZoneInfo Zone, string ZoneSource, string? DoNotContactReason = null, bool CreditHold = false,
     bool HasOpenTouch = false, DateTimeOffset? LastTouchAt = null)
 {
     public static TargetFacts None(TimeZoneInfo tenantZone) => new(tenantZone, "tenant");
 }
 
 /// <summary>The touches already made, by tenant, channel and target, to count rolling windows over; and those made this cycle.</summary>
-public sealed class PolicyHistory
+internal sealed class PolicyHistory
 {
     private const string TenantKey = "tenant";
     private readonly Dictionary<string, List<DateTimeOffset>> _times = new(StringComparer.Ordinal);
@@ -174,7 +174,7 @@ public sealed class PolicyHistory
 /// How one rule judged one action, for "explain": Outcome is <c>passed</c>, <c>not_applicable</c>, <c>approved</c>
 /// (its approval was given), or the verdict it returned; Detail says why.
 /// </summary>
-public sealed record RuleTrace(string RuleId, string RuleKind, string Outcome, string Detail);
+internal sealed record RuleTrace(string RuleId, string RuleKind, string Outcome, string Detail);
 
 /// <summary>
 /// The one evaluator every action passes: each rule of the document in force that applies to the action's kind
@@ -183,7 +183,7 @@ public sealed record RuleTrace(string RuleId, string RuleKind, string Outcome, s
 /// rules (as Cedar's and OPA's decision logs record them). A kind the document does not list gets its default
 /// decision. Pure and in-process: the facts come in, nothing is read or written here.
 /// </summary>
-public static class PolicyEvaluator
+internal static class PolicyEvaluator
 {
     public static PolicyDecision Evaluate(PolicyDocument document, string version, PolicyAction action, TargetFacts facts, PolicyHistory history,
         DateTimeOffset now, TimeZoneInfo tenantZone, List<RuleTrace>? trace = null)

@@ -4,14 +4,14 @@ using Npgsql;
 namespace Hourglass.Policies;
 
 /// <summary>A hypothetical action's decision under a tenant's policy, with every rule's verdict and why.</summary>
-public sealed record PolicyExplanation(PolicyVersion Policy, PolicyAction Action, TargetFacts Facts, PolicyDecision Decision, IReadOnlyList<RuleTrace> Trace);
+internal sealed record PolicyExplanation(PolicyVersion Policy, PolicyAction Action, TargetFacts Facts, PolicyDecision Decision, IReadOnlyList<RuleTrace> Trace);
 
 /// <summary>
 /// "What would the policy say if the agent did this now (or at some moment)?" The same evaluator the cycle uses,
 /// with the same facts read from the database: the document in force, the touches of the 7 days before the moment,
 /// and the target's facts. Writes nothing.
 /// </summary>
-public static class PolicyExplainer
+internal static class PolicyExplainer
 {
     public static async Task<PolicyExplanation> ExplainAsync(NpgsqlDataSource dataSource, Guid tenantId, PolicyAction action, DateTimeOffset at,
         CancellationToken cancellationToken = default)

@@ -1,7 +1,7 @@
 namespace Hourglass.Policies;
 
 /// <summary>How bad a finding is. <see cref="Critical"/> pauses the tenant (the kill switch).</summary>
-public enum PolicySeverity
+internal enum PolicySeverity
 {
     Info,
     Warning,
@@ -10,7 +10,7 @@ public enum PolicySeverity
 }
 
 /// <summary>A rolling window: the last hour, 24 hours or 7 × 24 hours before the moment of the decision.</summary>
-public enum PolicyWindow
+internal enum PolicyWindow
 {
     Hour,
     Day,
@@ -18,7 +18,7 @@ public enum PolicyWindow
 }
 
 /// <summary>What a cap counts: all the tenant's touches, one channel's, or one contact's.</summary>
-public enum CapScope
+internal enum CapScope
 {
     Tenant,
     Channel,
@@ -26,7 +26,7 @@ public enum CapScope
 }
 
 /// <summary>One rule of a policy document: its id, kind, what it decides when it applies, and its settings.</summary>
-public sealed record PolicyRule(
+internal sealed record PolicyRule(
     string Id,
     string Kind,
     PolicyVerdict Decision,

@@ -7,13 +7,13 @@ using NpgsqlTypes;
 namespace Hourglass.Policies;
 
 /// <summary>A policy document in force (or saved) and its version: <c>v3</c>, or <c>default</c> for the built-in set.</summary>
-public sealed record PolicyVersion(PolicyDocument Document, string Version, int Number, string? CreatedBy, DateTimeOffset? CreatedAt);
+internal sealed record PolicyVersion(PolicyDocument Document, string Version, int Number, string? CreatedBy, DateTimeOffset? CreatedAt);
 
 /// <summary>
 /// Policy documents in <c>tenant_policy_documents</c>: every save a new version, the highest in force, the built-in
 /// default for a tenant without one. A document is validated before it is saved; a refused one changes nothing.
 /// </summary>
-public static class PolicyStore
+internal static class PolicyStore
 {
     // Parsed documents by (tenant, version): a version never changes once saved.
     private static readonly ConcurrentDictionary<(Guid, int), PolicyDocument> s_parsed = new();

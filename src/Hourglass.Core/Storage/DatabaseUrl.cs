@@ -8,7 +8,7 @@ namespace Hourglass.Storage;
 /// most hosts print it (<c>postgresql://user:password@host:5432/db?sslmode=require</c>), or an Npgsql
 /// keyword string (<c>Host=…;Username=…</c>). Anything else is refused with the reason.
 /// </summary>
-public static class DatabaseUrl
+internal static class DatabaseUrl
 {
     private static readonly Dictionary<string, string> s_queryKeywords = new(StringComparer.OrdinalIgnoreCase)
     {

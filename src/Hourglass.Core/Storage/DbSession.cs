@@ -8,7 +8,7 @@ namespace Hourglass.Storage;
 /// transaction only (<c>set_config(…, true)</c>), so row-level security, not the application, decides
 /// which rows the statement sees, and nothing leaks to the next user of a pooled connection.
 /// </summary>
-public static class DbSession
+internal static class DbSession
 {
     /// <summary>Begins a transaction as an authenticated user (<c>sub</c> = <paramref name="userId"/>).</summary>
     public static Task<NpgsqlTransaction> BeginAsUserAsync(NpgsqlConnection connection, Guid userId, CancellationToken cancellationToken = default) =>

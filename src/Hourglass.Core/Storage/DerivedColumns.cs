@@ -6,7 +6,7 @@ namespace Hourglass.Storage;
 /// is honoured where it has a meaning (a clock's frequency becomes its override) and otherwise refused, naming the
 /// column and what to do instead (docs/schema.md, "Derived columns").
 /// </summary>
-public static class DerivedColumns
+internal static class DerivedColumns
 {
     /// <summary>
     /// SQLSTATE of a refused direct write: PostgreSQL's own <c>generated_always</c> (428C9), the code it gives for a

@@ -10,7 +10,7 @@ using Npgsql;
 namespace Hourglass.Storage;
 
 /// <summary>Where and how the private PostgreSQL cluster lives.</summary>
-public sealed class EmbeddedPostgresOptions
+internal sealed class EmbeddedPostgresOptions
 {
     /// <summary>
     /// The folder the cluster owns: <c>data/</c> (PGDATA), <c>run/</c> (server log), the superuser password
@@ -45,7 +45,7 @@ public sealed class EmbeddedPostgresOptions
 /// initialised on first use, reused after, listening on 127.0.0.1 on a free port with a generated superuser
 /// password (no Unix socket, so no path-length or permission trouble), and stopped cleanly.
 /// </summary>
-public sealed partial class EmbeddedPostgres : IAsyncDisposable
+internal sealed partial class EmbeddedPostgres : IAsyncDisposable
 {
     private const string Superuser = "postgres";
     private readonly ILogger _logger;

@@ -7,7 +7,7 @@ using Npgsql;
 namespace Hourglass.Storage;
 
 /// <summary>One migration file: <c>&lt;14-digit version&gt;_&lt;name&gt;.sql</c>, Supabase's naming.</summary>
-public sealed record Migration(string Version, string Name, string FileName, string Sql)
+internal sealed record Migration(string Version, string Name, string FileName, string Sql)
 {
     private IReadOnlyList<string>? _statements;
 
@@ -16,7 +16,7 @@ public sealed record Migration(string Version, string Name, string FileName, str
 }
 
 /// <summary>Where migrations come from: the copies built into the library, or a folder.</summary>
-public static partial class MigrationSource
+internal static partial class MigrationSource
 {
     /// <summary>The migrations shipped inside this build (from <c>supabase/migrations/</c>).</summary>
     public static IReadOnlyList<Migration> Embedded()
@@ -85,10 +85,10 @@ public static partial class MigrationSource
 }
 
 /// <summary>What a migrate run did.</summary>
-public sealed record MigrationReport(IReadOnlyList<Migration> Applied, IReadOnlyList<string> AlreadyApplied, TimeSpan Elapsed);
+internal sealed record MigrationReport(IReadOnlyList<Migration> Applied, IReadOnlyList<string> AlreadyApplied, TimeSpan Elapsed);
 
 /// <summary>A migration file that failed; nothing of it was kept.</summary>
-public sealed class MigrationFailedException : HourglassException
+internal sealed class MigrationFailedException : HourglassException
 {
     public MigrationFailedException(Migration migration, int statementNumber, string statement, PostgresException inner)
         : base(
@@ -119,7 +119,7 @@ public sealed class MigrationFailedException : HourglassException
 /// <c>supabase_migrations.schema_migrations (version, name, statements)</c> as the Supabase CLI does, so
 /// either tool sees what the other applied. Concurrent runs serialise on an advisory lock.
 /// </summary>
-public sealed partial class Migrator
+internal sealed partial class Migrator
 {
     // pg_advisory_lock key for migrate runs: 'hourglass' as bytes, arbitrary but fixed.
     private const long AdvisoryLockKey = 0x686f7572676c6173;

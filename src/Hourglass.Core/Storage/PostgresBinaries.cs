@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 namespace Hourglass.Storage;
 
 /// <summary>A folder holding the PostgreSQL server programs (initdb, pg_ctl, postgres) and their version.</summary>
-public sealed record PostgresBinaries(string BinDirectory, int MajorVersion, string VersionText, string FoundThrough)
+internal sealed record PostgresBinaries(string BinDirectory, int MajorVersion, string VersionText, string FoundThrough)
 {
     public string InitDb => Path.Combine(BinDirectory, "initdb");
 
@@ -19,7 +19,7 @@ public sealed record PostgresBinaries(string BinDirectory, int MajorVersion, str
 /// newest of those named by <c>pg_config --bindir</c>, found on PATH, or under the distribution folders
 /// (<c>/usr/lib/postgresql/*/bin</c> on Debian and Ubuntu, <c>/usr/pgsql-*/bin</c> on RHEL).
 /// </summary>
-public static partial class PostgresBinaryLocator
+internal static partial class PostgresBinaryLocator
 {
     /// <summary>The environment variable naming a bin folder to use instead of searching.</summary>
     public const string BinDirectoryVariable = "HOURGLASS_PG_BIN";

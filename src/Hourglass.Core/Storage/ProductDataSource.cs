@@ -17,7 +17,7 @@ namespace Hourglass.Storage;
 /// connection. A connection string that sets it either way is left as it is.</item>
 /// </list>
 /// </summary>
-public static class ProductDataSource
+internal static class ProductDataSource
 {
     // MayPrepare is asked a few times a batch; a process has a handful of connection strings, each parsed once.
     private static readonly ConcurrentDictionary<string, bool> s_mayPrepare = new(StringComparer.Ordinal);

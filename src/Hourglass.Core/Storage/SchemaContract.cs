@@ -4,7 +4,7 @@ namespace Hourglass.Storage;
 /// The names fixed by the customer's migration report and the schema contract (design/SCHEMA.md): what
 /// <c>hourglass verify</c> checks and what tests iterate over.
 /// </summary>
-public static class SchemaContract
+internal static class SchemaContract
 {
     /// <summary>The seed's ten tables.</summary>
     public static readonly IReadOnlyList<string> SeedTables =

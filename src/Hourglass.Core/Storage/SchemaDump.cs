@@ -4,14 +4,14 @@ using Npgsql;
 namespace Hourglass.Storage;
 
 /// <summary>One object of the schema as <see cref="SchemaDump"/> writes it: its header (<c>kind name</c>) and its text.</summary>
-public sealed record SchemaObject(string Kind, string Name, string Text)
+internal sealed record SchemaObject(string Kind, string Name, string Text)
 {
     /// <summary>The comment line that opens the object in the dump: <c>-- table public.accounts</c>.</summary>
     public string Header => $"-- {Kind} {Name}";
 }
 
 /// <summary>Where a dump and a committed file part: the first object that differs, and how.</summary>
-public sealed record SchemaDifference(string Object, string Detail);
+internal sealed record SchemaDifference(string Object, string Detail);
 
 /// <summary>
 /// The schema as the migrations leave it, written from the catalogs (not pg_dump, whose output and required version
@@ -22,7 +22,7 @@ public sealed record SchemaDifference(string Object, string Detail);
 /// and OIDs are left out, and so is what only some majors have: not-null constraints as catalog rows (18) and the
 /// MAINTAIN privilege (17). Objects that belong to an extension are left out.
 /// </summary>
-public static class SchemaDump
+internal static class SchemaDump
 {
     /// <summary>The schemas the product owns; <c>auth</c> is Supabase's (stood in for locally) and is left out.</summary>
     public static readonly IReadOnlyList<string> Schemas = ["hourglass", "public"];

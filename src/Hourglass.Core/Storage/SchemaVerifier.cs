@@ -3,10 +3,10 @@ using Npgsql;
 namespace Hourglass.Storage;
 
 /// <summary>One line of the verification report.</summary>
-public sealed record VerificationCheck(string Section, string Subject, bool Passed, string Detail);
+internal sealed record VerificationCheck(string Section, string Subject, bool Passed, string Detail);
 
 /// <summary>The verification report for one database.</summary>
-public sealed record VerificationReport(string Server, IReadOnlyList<VerificationCheck> Checks)
+internal sealed record VerificationReport(string Server, IReadOnlyList<VerificationCheck> Checks)
 {
     public bool Passed => Checks.All(c => c.Passed);
 
@@ -17,7 +17,7 @@ public sealed record VerificationReport(string Server, IReadOnlyList<Verificatio
 /// The customer's verification report for any database: every table with its row count, every function,
 /// every index, RLS enabled with at least one policy on every table, and the service role's bypass.
 /// </summary>
-public sealed class SchemaVerifier
+internal sealed class SchemaVerifier
 {
     private readonly NpgsqlDataSource _dataSource;
 

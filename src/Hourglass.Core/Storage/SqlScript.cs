@@ -5,7 +5,7 @@ namespace Hourglass.Storage;
 /// inside quoted strings (including E'' escapes), quoted identifiers, dollar-quoted bodies and comments do
 /// not end a statement. Statements that hold only comments and white space are dropped.
 /// </summary>
-public static class SqlScript
+internal static class SqlScript
 {
     public static IReadOnlyList<string> Split(string script)
     {

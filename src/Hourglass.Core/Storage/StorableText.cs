@@ -8,7 +8,7 @@ namespace Hourglass.Storage;
 /// 22P05 — for jsonb the whole value, so a batch would fail as one) and an unpaired UTF-16 surrogate (not Unicode: it
 /// has no UTF-8 form, and Npgsql's strict encoder throws). Each is named where it is.
 /// </summary>
-public static class StorableText
+internal static class StorableText
 {
     public const string NulProblem = "holds the character U+0000 (NUL), which PostgreSQL cannot store";
 

@@ -10,7 +10,7 @@ using Microsoft.IdentityModel.Tokens;
 namespace Hourglass.Server.Api;
 
 /// <summary>Who a request is: the role and claims PostgREST would set, from a verified token.</summary>
-public sealed record ApiCaller(string Role, Guid? UserId, IReadOnlyDictionary<string, object> Claims)
+internal sealed record ApiCaller(string Role, Guid? UserId, IReadOnlyDictionary<string, object> Claims)
 {
     public bool IsService => Role == ApiAuth.ServiceRole;
 }
@@ -52,7 +52,7 @@ internal sealed record ApiAuthSettings
 /// token whose <c>role</c> is service_role is not held to the audience and issuer; its signature and lifetime are
 /// checked like any other. Only the holder of the project's signing key can mint one (docs/api.md).
 /// </remarks>
-public sealed partial class ApiAuth
+internal sealed partial class ApiAuth
 {
     public const string ServiceRole = "service_role";
     public const string AuthenticatedRole = "authenticated";

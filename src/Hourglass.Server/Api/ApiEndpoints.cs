@@ -135,7 +135,7 @@ internal static class ApiEndpoints
     }
 
     // Every field optional (defaults, so the OpenAPI document does not mark them required).
-    public sealed record SettingsPatch(string? Cron = null, string? Timezone = null, bool? Paused = null, string? PauseReason = null);
+    internal sealed record SettingsPatch(string? Cron = null, string? Timezone = null, bool? Paused = null, string? PauseReason = null);
 
     private static void MapRuns(RouteGroupBuilder tenant, NpgsqlDataSource dataSource, CycleWorker? worker)
     {
@@ -189,7 +189,7 @@ internal static class ApiEndpoints
             .WithName("RunNow").WithSummary("Run a cycle now (capability run_cycles), or a dry run for now or a past hour (any member)");
     }
 
-    public sealed record RunRequest(bool? DryRun = null, DateTimeOffset? Hour = null);
+    internal sealed record RunRequest(bool? DryRun = null, DateTimeOffset? Hour = null);
 
     // A real run of a paused tenant: 409, saying since when, by whom, why, and how to lift the switch that holds it
     // (the tenant's own through the settings route; the global one only by an operator's 'hourglass resume').
@@ -259,7 +259,7 @@ internal static class ApiEndpoints
             .WithName("DismissCard").WithSummary("Dismiss an open touch task or notice");
     }
 
-    public sealed record CardAction(string? TouchType = null, string? Notes = null);
+    internal sealed record CardAction(string? TouchType = null, string? Notes = null);
 
     private static void MapPolicies(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
@@ -349,7 +349,7 @@ internal static class ApiEndpoints
             .WithName("ViolationTrends").WithSummary("Violations per day in the tenant's time zone by rule, severity and decision");
     }
 
-    public sealed record ExplainRequest(string Kind, Guid? ContactId = null, Guid? AccountId = null, string? Channel = null, decimal? OrderValue = null,
+    internal sealed record ExplainRequest(string Kind, Guid? ContactId = null, Guid? AccountId = null, string? Channel = null, decimal? OrderValue = null,
         decimal? PriceChangePct = null, decimal? DiscountChangePct = null, DateTimeOffset? At = null);
 
     private static void MapOrders(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
@@ -389,7 +389,7 @@ internal static class ApiEndpoints
             .WithName("OverrideCredit").WithSummary("Pass the order's credit check on a person's word, with a reason; the order is re-validated (capability override_credit)");
     }
 
-    public sealed record ReasonBody(string? Reason = null);
+    internal sealed record ReasonBody(string? Reason = null);
 
     private static void MapInsights(RouteGroupBuilder tenant, NpgsqlDataSource dataSource, ApiBodyLimit batchLimit)
     {
@@ -451,9 +451,9 @@ internal static class ApiEndpoints
             .WithName("RemoveRole").WithSummary("Remove a role no member has (capability manage_members)");
     }
 
-    public sealed record RoleBody(string? Role = null);
+    internal sealed record RoleBody(string? Role = null);
 
-    public sealed record RoleDefinition(string[]? Capabilities = null, string? Description = null);
+    internal sealed record RoleDefinition(string[]? Capabilities = null, string? Description = null);
 
     // A batch through the import pipeline (docs/imports.md), each element a line numbered from 1; the outcomes as the
     // batch function returns them, and a refused batch (refuse mode) a 400 naming the lines in the function's words.

@@ -16,7 +16,7 @@ namespace Hourglass.Server.Api;
 /// as PostgREST sets them, so row-level security — not a filter the handler might forget — decides what the
 /// request sees and writes. Committed when the handler succeeds, rolled back otherwise.
 /// </summary>
-public sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction transaction, ApiCaller caller)
+internal sealed class ApiSession(NpgsqlConnection connection, NpgsqlTransaction transaction, ApiCaller caller)
 {
     public NpgsqlConnection Connection { get; } = connection;
 

@@ -9,7 +9,7 @@ namespace Hourglass.Server.Api;
 /// Mints tokens as Supabase Auth does, through Microsoft.IdentityModel: for tests, benchmarks and tools (a short-lived
 /// service token). The key's <c>KeyId</c>, when set, goes into the header as <c>kid</c>.
 /// </summary>
-public static class ApiTokens
+internal static class ApiTokens
 {
     // Times are the caller's to set: a token without exp must stay without one.
     private static readonly JsonWebTokenHandler s_handler = new() { SetDefaultTimesOnTokenCreation = false };

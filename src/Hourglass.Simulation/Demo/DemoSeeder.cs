@@ -4,7 +4,7 @@ using Npgsql;
 namespace Hourglass.Demo;
 
 /// <summary>What the demo tenant holds after seeding.</summary>
-public sealed record DemoSummary(
+internal sealed record DemoSummary(
     Guid TenantId, string TenantName, bool Created, long Accounts, long Contacts, long Products, long Orders,
     long QueuedOrders, long Clocks, long Compliant, long DueSoon, long Overdue, int ClocksChangedByRefresh);
 
@@ -15,7 +15,7 @@ public sealed record DemoSummary(
 /// compliant, some due soon and some overdue. Seeding is deterministic and runs once: a second run finds
 /// the tenant and leaves it as it is.
 /// </summary>
-public sealed class DemoSeeder
+internal sealed class DemoSeeder
 {
     /// <summary>The demo tenant's fixed id.</summary>
     public static readonly Guid TenantId = new("7e5f3a10-0000-4000-8000-00000000d3e0");

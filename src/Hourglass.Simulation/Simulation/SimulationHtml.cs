@@ -8,7 +8,7 @@ namespace Hourglass.Simulation;
 /// The report as one self-contained HTML page: inline SVG charts (no script, no external file), the goals first,
 /// then compliance over time, touches per day against the caps, orders, strategies against the world's truth, cycles.
 /// </summary>
-public static class SimulationHtml
+internal static class SimulationHtml
 {
     private const int Width = 900;
     private const int Height = 220;

@@ -6,7 +6,7 @@ namespace Hourglass.Simulation;
 /// The world <c>hourglass simulate</c> builds and how long it runs. Every setting is checked before anything runs
 /// (<see cref="Validate"/>): an impossible world is refused with every problem named.
 /// </summary>
-public sealed record SimulationOptions
+internal sealed record SimulationOptions
 {
     /// <summary>Seeds every random draw of the world (and, through the tenant ids, the agent's Thompson draws).</summary>
     public long Seed { get; init; } = 42;

@@ -8,7 +8,7 @@ namespace Hourglass.Simulation;
 /// Written as JSON (<see cref="ToJson"/>), as an HTML page with charts (<see cref="SimulationHtml"/>) and summarized in
 /// the terminal by <c>hourglass simulate</c>.
 /// </summary>
-public sealed record SimulationReport(
+internal sealed record SimulationReport(
     SimulationSettings Settings,
     IReadOnlyList<TenantSummary> Tenants,
     IReadOnlyList<SimulationGoal> Goals,
@@ -35,52 +35,52 @@ public sealed record SimulationReport(
     public string DeterministicJson() => (this with { Timing = null }).ToJson();
 }
 
-public sealed record SimulationSettings(
+internal sealed record SimulationSettings(
     long Seed, int Tenants, int ContactsPerTenant, int ContactsPerAccount, int Days, DateTimeOffset Start, int OwnersPerTenant, int DueSoonDays,
     int EmailDailyCap, int ContactWeeklyCap, int ApprovalEveryNthTenant, double FixableShare, double UnfixableShare,
     double MeanDaysBetweenOrders, double ManualTouchesPerContactDay, int Concurrency);
 
-public sealed record TenantSummary(string Name, string TimeZone, bool ApprovesMessages, int Accounts, int Contacts, int OrdersPlanned,
+internal sealed record TenantSummary(string Name, string TimeZone, bool ApprovesMessages, int Accounts, int Contacts, int OrdersPlanned,
     IReadOnlyList<string> Holidays);
 
-public sealed record SimulationGoal(string Key, string Description, string Target, string Reached, bool Met);
+internal sealed record SimulationGoal(string Key, string Description, string Target, string Reached, bool Met);
 
 /// <summary>Hourly share of all clocks (contacts and accounts) past due, before anyone acts in that hour.</summary>
-public sealed record ComplianceResult(int FromDay, double StartShare, double WorstShare, double WorstTenantShare, int HoursOverGoal,
+internal sealed record ComplianceResult(int FromDay, double StartShare, double WorstShare, double WorstTenantShare, int HoursOverGoal,
     OverdueCauses OverdueClockHours, IReadOnlyList<HourPoint> Hourly);
 
 /// <summary>
 /// From <see cref="ComplianceResult.FromDay"/>, the hours clocks spent overdue (one clock overdue for one hour is one),
 /// by what stood for each: an open touch card, an undecided approval, a message not yet sent, or nothing.
 /// </summary>
-public sealed record OverdueCauses(long TouchCardOpen, long ApprovalOpen, long MessageUnsent, long NothingOpen);
+internal sealed record OverdueCauses(long TouchCardOpen, long ApprovalOpen, long MessageUnsent, long NothingOpen);
 
-public sealed record HourPoint(int Hour, double OverdueShare, double WorstTenantShare, long Overdue);
+internal sealed record HourPoint(int Hour, double OverdueShare, double WorstTenantShare, long Overdue);
 
 /// <summary>The caps and the most any rolling window reached, from the ledger (agent actions) and the outbox (messages sent).</summary>
-public sealed record CapResult(int EmailDailyCap, long EmailPeak24h, long SentPeak24h, int ContactWeeklyCap, long ContactPeak7d, long SentOutsideWindow);
+internal sealed record CapResult(int EmailDailyCap, long EmailPeak24h, long SentPeak24h, int ContactWeeklyCap, long ContactPeak7d, long SentOutsideWindow);
 
-public sealed record DayPoint(int Day, int Messages, int Calls, int ManualTouches, int Replies, int Orders);
+internal sealed record DayPoint(int Day, int Messages, int Calls, int ManualTouches, int Replies, int Orders);
 
-public sealed record OrderResult(
+internal sealed record OrderResult(
     long Clean, long CleanReleased, long Fixable, long FixableAutoResolved, long FixableExceptions, long Unfixable, long UnfixableReleased,
     long UnfixableExceptions, long Unprocessed, IReadOnlyList<DefectRow> ByDefect);
 
-public sealed record DefectRow(string Defect, long Placed, long Released, long Fixed, long Exceptions, long Other);
+internal sealed record DefectRow(string Defect, long Placed, long Released, long Fixed, long Exceptions, long Other);
 
 /// <summary>
 /// Per tenant and strategy: the world's true success rate (a reply, or an order within the attribution window) from
 /// <see cref="FromDay"/>, how often the agent chose it, and the agent's own estimate (its posterior mean).
 /// </summary>
-public sealed record StrategyResult(int FromDay, double ChosenToBestRatio, double RealizedSuccessRate, long Touches, IReadOnlyList<TenantStrategies> Tenants);
+internal sealed record StrategyResult(int FromDay, double ChosenToBestRatio, double RealizedSuccessRate, long Touches, IReadOnlyList<TenantStrategies> Tenants);
 
-public sealed record TenantStrategies(string Tenant, IReadOnlyList<StrategyRow> Strategies, string Best, double ChosenRate, double BestRate, double Ratio,
+internal sealed record TenantStrategies(string Tenant, IReadOnlyList<StrategyRow> Strategies, string Best, double ChosenRate, double BestRate, double Ratio,
     long Touches, double RealizedRate);
 
-public sealed record StrategyRow(string Key, double TrueRate, long ChosenAll, long ChosenLate, int AgentUses, int AgentSuccesses, decimal AgentEstimate);
+internal sealed record StrategyRow(string Key, double TrueRate, long ChosenAll, long ChosenLate, int AgentUses, int AgentSuccesses, decimal AgentEstimate);
 
-public sealed record CycleOutcomes(IReadOnlyDictionary<string, long> Runs, int ApprovalsGranted, int ApprovalsRejected);
+internal sealed record CycleOutcomes(IReadOnlyDictionary<string, long> Runs, int ApprovalsGranted, int ApprovalsRejected);
 
 /// <summary>Where the wall time went: seeding, and per stage of the hour loop (seconds); cycles per second of the cycle stage; the cycles' mean phase times (ms).</summary>
-public sealed record SimulationTiming(double TotalSeconds, double SeedSeconds, IReadOnlyDictionary<string, double> StageSeconds, double CyclesPerSecond,
+internal sealed record SimulationTiming(double TotalSeconds, double SeedSeconds, IReadOnlyDictionary<string, double> StageSeconds, double CyclesPerSecond,
     IReadOnlyDictionary<string, double> CyclePhaseMs);

@@ -10,7 +10,7 @@ using Npgsql;
 namespace Hourglass.Simulation;
 
 /// <summary>How far a simulation has come, for a progress bar.</summary>
-public sealed record SimulationProgress(string Stage, int Hour, int Hours);
+internal sealed record SimulationProgress(string Stage, int Hour, int Hours);
 
 /// <summary>
 /// Drives the seeded world through the real cycle engine, the real outbox dispatcher and the real database, one
@@ -21,7 +21,7 @@ public sealed record SimulationProgress(string Stage, int Hour, int Hours);
 /// pass); the outbox is dispatched through a transport that delivers to the simulated contacts.
 /// The database must be empty: the clock it moves is the whole database's.
 /// </summary>
-public sealed class Simulator
+internal sealed class Simulator
 {
     private static readonly TimeSpan s_attributionWindow = TimeSpan.FromDays(7);
     private readonly SimulationOptions _options;

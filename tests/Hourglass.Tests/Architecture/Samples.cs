@@ -33,3 +33,18 @@ namespace Hourglass.Tests.Architecture.Samples.PartB
         public static int Call() => PartA.UsesB.Read(new UsesA());
     }
 }
+
+// Samples for InternalSealedTests: a public type, an open class nothing derives from, a base class and its sealed child.
+
+namespace Hourglass.Tests.Architecture.SurfaceSamples
+{
+#pragma warning disable CA1852 // open on purpose: the samples the checks must name
+    public class ShownToAll;
+
+    internal class OpenLeaf;
+
+    internal class DerivedFrom;
+#pragma warning restore CA1852
+
+    internal sealed class Child : DerivedFrom;
+}

@@ -11,7 +11,7 @@ using NpgsqlTypes;
 namespace Hourglass.Engagement.Outbox;
 
 /// <summary>How a dispatcher claims, sends and retries.</summary>
-public sealed record OutboxDispatcherOptions
+internal sealed record OutboxDispatcherOptions
 {
     /// <summary>Written to claimed_by and to each attempt; unique per dispatcher.</summary>
     public string WorkerId { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}:outbox";

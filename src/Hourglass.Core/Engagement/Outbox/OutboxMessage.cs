@@ -3,14 +3,14 @@ using System.Text.Json.Nodes;
 namespace Hourglass.Engagement.Outbox;
 
 /// <summary>The channels a message can leave by; the same names as the migration's CHECK constraints.</summary>
-public static class MessageChannel
+internal static class MessageChannel
 {
     public const string Webhook = "webhook";
     public const string Email = "email";
 }
 
 /// <summary>A message refused before anything was written: <see cref="Field"/> names the bad input.</summary>
-public sealed class InvalidMessageException(string field, string message) : HourglassException($"{field}: {message}")
+internal sealed class InvalidMessageException(string field, string message) : HourglassException($"{field}: {message}")
 {
     public string Field { get; } = field;
 }
@@ -60,7 +60,7 @@ internal sealed record NewMessage(
 }
 
 /// <summary>The address rules messages and channels share (the executable's <c>channels set</c> checks with them too).</summary>
-public static class MessageAddress
+internal static class MessageAddress
 {
     /// <summary>An absolute http or https URL with a host and no whitespace.</summary>
     public static bool IsHttpUrl(string value) =>
