@@ -9,29 +9,23 @@ namespace Hourglass.IntegrationTests.Api;
 /// saying since when, by whom, why and how to resume (the tenant's own switch through the settings route, the global
 /// one by an operator), and records no run; a dry run still answers 201; after the resume the run goes ahead.
 /// </summary>
-public sealed class RunNowPausedTests : IAsyncLifetime
+public sealed class RunNowPausedTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private Guid _tenant;
     private Guid _owner;
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         _tenant = await Db.CreateTenantAsync("Paused API Tenant");
         _owner = await Db.AddMemberAsync(_tenant, role: "owner");
         // Nothing comes due while the server's worker lives: it only answers "run now".
         await Db.ExecuteAsync("update public.agent_tenant_schedules set next_due_at = now() + interval '30 days'");
     }
 
-    public Task DisposeAsync() => _database.DisposeAsync();
-
     [Fact]
     public async Task RunNow_TenantThenGlobalPause_409ProblemSayingSinceWhyAndHow_DryRun201_ResumedRuns()
     {
-        await using var server = await ApiServer.StartAsync(_database.ConnectionString, worker: true);
+        await using var server = await ApiServer.StartAsync(ConnectionString, worker: true);
         var token = ApiServer.UserToken(_owner);
         var path = $"/api/v1/tenants/{_tenant}/runs";
         var control = new TenantControl(Db.DataSource, TimeProvider.System);

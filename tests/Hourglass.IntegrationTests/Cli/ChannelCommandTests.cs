@@ -6,30 +6,26 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass channels set / list / disable, run as an operator would: what is written, what is shown, what is refused.</summary>
-public sealed class ChannelCommandTests : IAsyncLifetime
+public sealed class ChannelCommandTests : DatabaseTest
 {
     private const string Tenant = "Channel Co";
     private const string WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     private const string SmtpPassword = "correct horse battery staple";
 
-    private readonly DatabaseFixture _database = new();
     private readonly HttpClient _http = new();
     private Guid _tenant;
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         _tenant = await Db.CreateTenantAsync(Tenant);
         // A weekday morning by the database clock: inside the default business hours the dispatcher checks before it sends.
         await Db.FreezeTimeAsync(new DateTimeOffset(2026, 11, 3, 10, 0, 0, TimeSpan.Zero));
     }
 
-    public async Task DisposeAsync()
+    protected override Task TearDownAsync()
     {
         _http.Dispose();
-        await _database.DisposeAsync();
+        return Task.CompletedTask;
     }
 
     [Fact]
@@ -49,7 +45,7 @@ public sealed class ChannelCommandTests : IAsyncLifetime
         // The secrets are in list's environment, as on a worker: list still shows only their names.
         var list = await HourglassProcess.RunAsync(
             new Dictionary<string, string?> { ["ACME_WEBHOOK_SECRET"] = WebhookSecret, ["ACME_SMTP_PASSWORD"] = SmtpPassword },
-            "channels", "list", "--tenant", Tenant, "--database", _database.ConnectionString);
+            "channels", "list", "--tenant", Tenant, "--database", ConnectionString);
         Assert.True(list.ExitCode == 0, list.StandardError);
         var lines = list.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.Equal(["channel", "enabled", "destination", "security", "secret", "ref"], lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries));
@@ -158,7 +154,7 @@ public sealed class ChannelCommandTests : IAsyncLifetime
             """, _tenant);
         var before = await SnapshotAsync();
 
-        var result = await HourglassProcess.RunAsync(["channels", "set", "--tenant", Tenant, .. arguments, "--database", _database.ConnectionString]);
+        var result = await HourglassProcess.RunAsync(["channels", "set", "--tenant", Tenant, .. arguments, "--database", ConnectionString]);
 
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains(expected, result.StandardError, StringComparison.Ordinal);
@@ -174,7 +170,7 @@ public sealed class ChannelCommandTests : IAsyncLifetime
     [InlineData(new[] { "channels", "disable", "--tenant", Tenant, "--channel", "fax" }, "--channel: must be 'webhook' or 'email' (got 'fax')")]
     public async Task OtherBadInput_OneLineNothingWritten(string[] arguments, string expected)
     {
-        var result = await HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);
+        var result = await HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString]);
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains(expected, result.StandardError, StringComparison.Ordinal);
@@ -214,7 +210,7 @@ public sealed class ChannelCommandTests : IAsyncLifetime
 
     private async Task<string> RunOkAsync(params string[] arguments)
     {
-        var result = await HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);
+        var result = await HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString]);
         Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}: {result.StandardError}");
         return result.StandardOutput;
     }
@@ -231,7 +227,7 @@ public sealed class ChannelCommandTests : IAsyncLifetime
     private OutboxDispatcher Dispatcher(Dictionary<string, string> secrets)
     {
         var options = new OutboxDispatcherOptions { WorkerId = "cli-test", SendTimeout = TimeSpan.FromSeconds(10) };
-        return new OutboxDispatcher(_database.DataSource, OutboxDispatcher.DefaultTransports(_http, options, TimeProvider.System), TimeProvider.System, options, name => secrets.GetValueOrDefault(name));
+        return new OutboxDispatcher(DataSource, OutboxDispatcher.DefaultTransports(_http, options, TimeProvider.System), TimeProvider.System, options, name => secrets.GetValueOrDefault(name));
     }
 
     private async Task<Guid> EnqueueAsync(NewMessage message)

@@ -6,40 +6,36 @@ using Npgsql;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass run / schedule / pause / resume as a user runs them, and the optional narrative over HTTP.</summary>
-public sealed class CycleCommandTests : IAsyncLifetime
+public sealed class CycleCommandTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private Guid _tenant;
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _tenant = await _database.Db.CreateTenantAsync("Cli Tenant");
+        _tenant = await Db.CreateTenantAsync("Cli Tenant");
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Run_ByName_CompletesAndPrintsSummary()
     {
-        var result = await HourglassProcess.RunAsync("run", "--tenant", "Cli Tenant", "--database", _database.ConnectionString);
+        var result = await HourglassProcess.RunAsync("run", "--tenant", "Cli Tenant", "--database", ConnectionString);
 
         Assert.True(result.ExitCode == 0, result.StandardOutput + result.StandardError);
         Assert.Contains(": completed; 0 planned", result.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("No actions taken.", result.StandardOutput, StringComparison.Ordinal);
-        Assert.Equal(1L, await _database.Db.ScalarAsync("select count(*) from public.agent_hourly_reflections where tenant_id = $1", _tenant));
+        Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.agent_hourly_reflections where tenant_id = $1", _tenant));
     }
 
     [Fact]
     public async Task Run_DryRunPastHour_RecordedAsDryRunOnly()
     {
         var result = await HourglassProcess.RunAsync("run", "--tenant", _tenant.ToString(), "--dry-run", "--hour", "2026-01-05T09:00Z",
-            "--database", _database.ConnectionString);
+            "--database", ConnectionString);
 
         Assert.True(result.ExitCode == 0, result.StandardOutput + result.StandardError);
         Assert.Contains("Dry run for 2026-01-05 09:00 UTC.", result.StandardOutput, StringComparison.Ordinal);
-        Assert.Equal(0L, await _database.Db.ScalarAsync("select count(*) from public.agent_hourly_reflections where tenant_id = $1", _tenant));
-        Assert.Equal(true, await _database.Db.ScalarAsync("select (cycle_metrics ->> 'dry_run')::boolean from public.agent_autonomous_runs where tenant_id = $1", _tenant));
+        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.agent_hourly_reflections where tenant_id = $1", _tenant));
+        Assert.Equal(true, await Db.ScalarAsync("select (cycle_metrics ->> 'dry_run')::boolean from public.agent_autonomous_runs where tenant_id = $1", _tenant));
     }
 
     [Theory]
@@ -52,32 +48,32 @@ public sealed class CycleCommandTests : IAsyncLifetime
     [InlineData(new[] { "worker", "--concurrency", "0" }, "--concurrency: must be a positive number")]
     public async Task BadInput_OneLineNamingTheFlagNothingWritten(string[] arguments, string expected)
     {
-        var result = await HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);
+        var result = await HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString]);
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains(expected, result.StandardError, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", result.StandardError, StringComparison.Ordinal);
-        Assert.Equal(0L, await _database.Db.ScalarAsync("select count(*) from public.agent_autonomous_runs"));
-        Assert.Equal("0 * * * *", await _database.Db.ScalarAsync("select cron from public.agent_tenant_schedules where tenant_id = $1", _tenant));
-        Assert.Equal(false, await _database.Db.ScalarAsync("select paused from hourglass.agent_control"));
+        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.agent_autonomous_runs"));
+        Assert.Equal("0 * * * *", await Db.ScalarAsync("select cron from public.agent_tenant_schedules where tenant_id = $1", _tenant));
+        Assert.Equal(false, await Db.ScalarAsync("select paused from hourglass.agent_control"));
     }
 
     [Fact]
     public async Task ScheduleThenPauseAndResume_StoredAndShown()
     {
         var schedule = await HourglassProcess.RunAsync("schedule", "--tenant", "Cli Tenant", "--cron", "30 9 * * 1-5", "--timezone", "Asia/Tokyo",
-            "--database", _database.ConnectionString);
+            "--database", ConnectionString);
         Assert.True(schedule.ExitCode == 0, schedule.StandardError);
         Assert.Contains("next cycle at", schedule.StandardOutput, StringComparison.Ordinal);
-        Assert.Equal("30 9 * * 1-5", await _database.Db.ScalarAsync("select cron from public.agent_tenant_schedules where tenant_id = $1", _tenant));
+        Assert.Equal("30 9 * * 1-5", await Db.ScalarAsync("select cron from public.agent_tenant_schedules where tenant_id = $1", _tenant));
 
-        var pause = await HourglassProcess.RunAsync("pause", "--tenant", "Cli Tenant", "--reason", "quarter close", "--database", _database.ConnectionString);
+        var pause = await HourglassProcess.RunAsync("pause", "--tenant", "Cli Tenant", "--reason", "quarter close", "--database", ConnectionString);
         Assert.Equal(0, pause.ExitCode);
-        Assert.Equal("quarter close", await _database.Db.ScalarAsync("select paused_reason from public.agent_tenant_schedules where tenant_id = $1 and paused", _tenant));
+        Assert.Equal("quarter close", await Db.ScalarAsync("select paused_reason from public.agent_tenant_schedules where tenant_id = $1 and paused", _tenant));
 
-        var resume = await HourglassProcess.RunAsync("resume", "--tenant", "Cli Tenant", "--database", _database.ConnectionString);
+        var resume = await HourglassProcess.RunAsync("resume", "--tenant", "Cli Tenant", "--database", ConnectionString);
         Assert.Equal(0, resume.ExitCode);
-        Assert.Equal(false, await _database.Db.ScalarAsync("select paused from public.agent_tenant_schedules where tenant_id = $1", _tenant));
+        Assert.Equal(false, await Db.ScalarAsync("select paused from public.agent_tenant_schedules where tenant_id = $1", _tenant));
     }
 
     [Fact]
@@ -103,12 +99,12 @@ public sealed class CycleCommandTests : IAsyncLifetime
             ["HOURGLASS_LLM_ENDPOINT"] = model.BaseUrl + "/v1",
             ["HOURGLASS_LLM_MODEL"] = "test-model",
             ["HOURGLASS_LLM_API_KEY"] = "test-key",
-        }, "run", "--tenant", "Cli Tenant", "--database", _database.ConnectionString);
+        }, "run", "--tenant", "Cli Tenant", "--database", ConnectionString);
 
         Assert.True(result.ExitCode == 0, result.StandardOutput + result.StandardError);
         Assert.Equal("The agent had nothing to do this hour; compliance held.",
-            await _database.Db.ScalarAsync("select summary from public.agent_hourly_reflections where tenant_id = $1", _tenant));
-        Assert.NotNull(await _database.Db.ScalarAsync("select what_moved from public.agent_hourly_reflections where tenant_id = $1", _tenant));
+            await Db.ScalarAsync("select summary from public.agent_hourly_reflections where tenant_id = $1", _tenant));
+        Assert.NotNull(await Db.ScalarAsync("select what_moved from public.agent_hourly_reflections where tenant_id = $1", _tenant));
         var call = Assert.Single(model.Requests);
         Assert.Equal(("POST", "/v1/chat/completions"), (call.Method, call.Path));
         var request = JsonNode.Parse(call.Body)!;
@@ -126,7 +122,7 @@ public sealed class CycleCommandTests : IAsyncLifetime
         {
             ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.BaseUrl,
             ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
-        }, "run", "--tenant", "Cli Tenant", "--database", _database.ConnectionString);
+        }, "run", "--tenant", "Cli Tenant", "--database", ConnectionString);
 
         Assert.True(result.ExitCode == 0, result.StandardOutput + result.StandardError);
         var traces = collector.Requests.Where(r => r.Path == "/v1/traces").SelectMany(r => r.Body).ToArray();

@@ -3,39 +3,35 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass touch / queue / cards complete, as a user or an outside system runs them.</summary>
-public sealed class EngagementCommandTests : IAsyncLifetime
+public sealed class EngagementCommandTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private Guid _tenant;
     private Guid _contact;
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _tenant = await _database.Db.CreateTenantAsync("Engaged Co");
-        var account = await _database.Db.CreateAccountAsync(_tenant, "Initech");
-        _contact = await _database.Db.CreateContactAsync(_tenant, account, "Milton Waddams");
-        await _database.Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = now() - interval '3 days 1 hour' where tenant_id = $1 and entity_id = $2", _tenant, _contact);
-        await _database.Db.ScalarAsync("select public.refresh_engagement_compliance($1)", _tenant);
+        _tenant = await Db.CreateTenantAsync("Engaged Co");
+        var account = await Db.CreateAccountAsync(_tenant, "Initech");
+        _contact = await Db.CreateContactAsync(_tenant, account, "Milton Waddams");
+        await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = now() - interval '3 days 1 hour' where tenant_id = $1 and entity_id = $2", _tenant, _contact);
+        await Db.ScalarAsync("select public.refresh_engagement_compliance($1)", _tenant);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Queue_ThenOutsideTouch_ContactLeavesTheQueue()
     {
-        var before = await HourglassProcess.RunAsync("queue", "--tenant", "Engaged Co", "--database", _database.ConnectionString);
+        var before = await HourglassProcess.RunAsync("queue", "--tenant", "Engaged Co", "--database", ConnectionString);
         Assert.Equal(0, before.ExitCode);
         Assert.Contains("contact Milton Waddams", before.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("overdue 3 day(s) (+130)", before.StandardOutput, StringComparison.Ordinal);
 
         var touch = await HourglassProcess.RunAsync("touch", "--tenant", "Engaged Co", "--contact", _contact.ToString(), "--type", "email", "--by", "email-sync",
-            "--database", _database.ConnectionString);
+            "--database", ConnectionString);
         Assert.True(touch.ExitCode == 0, touch.StandardError);
 
-        var after = await HourglassProcess.RunAsync("queue", "--tenant", "Engaged Co", "--database", _database.ConnectionString);
+        var after = await HourglassProcess.RunAsync("queue", "--tenant", "Engaged Co", "--database", ConnectionString);
         Assert.Contains("Nobody is due", after.StandardOutput, StringComparison.Ordinal);
-        Assert.Equal("email-sync", await _database.Db.ScalarAsync("select last_touch_by from public.engagement_clocks where entity_id = $1", _contact));
+        Assert.Equal("email-sync", await Db.ScalarAsync("select last_touch_by from public.engagement_clocks where entity_id = $1", _contact));
     }
 
     [Fact]
@@ -43,7 +39,7 @@ public sealed class EngagementCommandTests : IAsyncLifetime
     {
         var at = DateTimeOffset.UtcNow.AddHours(-2).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
         string[] touch = ["touch", "--tenant", "Engaged Co", "--contact", _contact.ToString(), "--type", "call", "--at", at, "--key", "pbx-991",
-            "--database", _database.ConnectionString];
+            "--database", ConnectionString];
 
         var first = await HourglassProcess.RunAsync(touch);
         var second = await HourglassProcess.RunAsync(touch);
@@ -52,7 +48,7 @@ public sealed class EngagementCommandTests : IAsyncLifetime
         Assert.Contains("Touch recorded", first.StandardOutput, StringComparison.Ordinal);
         Assert.Equal(0, second.ExitCode);
         Assert.Contains("Already recorded", second.StandardOutput, StringComparison.Ordinal);
-        Assert.Equal($"1:{at}", await _database.Db.ScalarAsync(
+        Assert.Equal($"1:{at}", await Db.ScalarAsync(
             "select touch_count || ':' || to_char(last_touch_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') from public.engagement_clocks where entity_id = $1", _contact));
     }
 
@@ -68,10 +64,10 @@ public sealed class EngagementCommandTests : IAsyncLifetime
             "contact,not-a-uuid,email,,\n");
         try
         {
-            var refused = await HourglassProcess.RunAsync("touches", "import", "--tenant", "Engaged Co", "--file", file, "--database", _database.ConnectionString);
-            var countAfterRefusal = await _database.Db.ScalarAsync("select touch_count from public.engagement_clocks where entity_id = $1", _contact);
-            var skipped = await HourglassProcess.RunAsync("touches", "import", "--tenant", "Engaged Co", "--file", file, "--on-error", "skip", "--database", _database.ConnectionString);
-            var resent = await HourglassProcess.RunAsync("touches", "import", "--tenant", "Engaged Co", "--file", file, "--on-error", "skip", "--database", _database.ConnectionString);
+            var refused = await HourglassProcess.RunAsync("touches", "import", "--tenant", "Engaged Co", "--file", file, "--database", ConnectionString);
+            var countAfterRefusal = await Db.ScalarAsync("select touch_count from public.engagement_clocks where entity_id = $1", _contact);
+            var skipped = await HourglassProcess.RunAsync("touches", "import", "--tenant", "Engaged Co", "--file", file, "--on-error", "skip", "--database", ConnectionString);
+            var resent = await HourglassProcess.RunAsync("touches", "import", "--tenant", "Engaged Co", "--file", file, "--on-error", "skip", "--database", ConnectionString);
 
             Assert.NotEqual(0, refused.ExitCode);
             Assert.Contains("2 of 3 touches rejected, nothing recorded: line 3: contact", refused.StandardError, StringComparison.Ordinal);
@@ -81,7 +77,7 @@ public sealed class EngagementCommandTests : IAsyncLifetime
             Assert.Contains("3 touch(es) read: 1 recorded, 0 duplicate(s) skipped, 2 rejected.", skipped.StandardOutput, StringComparison.Ordinal);
             Assert.Contains("line 3: contact", skipped.StandardOutput, StringComparison.Ordinal);
             Assert.Contains("1 duplicate(s) skipped", resent.StandardOutput, StringComparison.Ordinal);
-            Assert.Equal(1, await _database.Db.ScalarAsync("select touch_count from public.engagement_clocks where entity_id = $1", _contact));
+            Assert.Equal(1, await Db.ScalarAsync("select touch_count from public.engagement_clocks where entity_id = $1", _contact));
         }
         finally
         {
@@ -95,10 +91,10 @@ public sealed class EngagementCommandTests : IAsyncLifetime
         var line = $$"""{"entity_type":"contact","entity_id":"{{_contact}}","touch_type":"meeting","touch_by":"calendar-sync"}""";
 
         var result = await HourglassProcess.RunAsync(["touches", "import", "--tenant", "Engaged Co", "--file", "-", "--format", "ndjson",
-            "--database", _database.ConnectionString], standardInput: line + "\n");
+            "--database", ConnectionString], standardInput: line + "\n");
 
         Assert.True(result.ExitCode == 0, result.StandardError);
-        Assert.Equal("calendar-sync", await _database.Db.ScalarAsync("select last_touch_by from public.engagement_clocks where entity_id = $1", _contact));
+        Assert.Equal("calendar-sync", await Db.ScalarAsync("select last_touch_by from public.engagement_clocks where entity_id = $1", _contact));
     }
 
     [Theory]
@@ -113,11 +109,11 @@ public sealed class EngagementCommandTests : IAsyncLifetime
     [InlineData(new[] { "cards", "complete", "--card", "6d3c1f4e-0000-4000-8000-000000000000" }, "not found")]
     public async Task BadInput_OneLineNothingTouched(string[] arguments, string expected)
     {
-        var result = await HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);
+        var result = await HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString]);
 
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains(expected, result.StandardError, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", result.StandardError, StringComparison.Ordinal);
-        Assert.Equal(0L, await _database.Db.ScalarAsync("select coalesce(sum(touch_count), 0)::bigint from public.engagement_clocks where tenant_id = $1", _tenant));
+        Assert.Equal(0L, await Db.ScalarAsync("select coalesce(sum(touch_count), 0)::bigint from public.engagement_clocks where tenant_id = $1", _tenant));
     }
 }

@@ -4,23 +4,19 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass events import (both paths, NDJSON and CSV) and events prune, as an operator runs them.</summary>
-public sealed class EventCommandTests : IAsyncLifetime
+public sealed class EventCommandTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private Guid _tenant;
     private Guid _contact;
     private string _at = "";
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _tenant = await _database.Db.CreateTenantAsync("Eventful Co");
-        var account = await _database.Db.CreateAccountAsync(_tenant, "Initech");
-        _contact = await _database.Db.CreateContactAsync(_tenant, account, "Milton Waddams");
+        _tenant = await Db.CreateTenantAsync("Eventful Co");
+        var account = await Db.CreateAccountAsync(_tenant, "Initech");
+        _contact = await Db.CreateContactAsync(_tenant, account, "Milton Waddams");
         _at = DateTimeOffset.UtcNow.AddHours(-1).ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Theory]
     [InlineData(false)]
@@ -34,7 +30,7 @@ public sealed class EventCommandTests : IAsyncLifetime
             """{"event_type":"reply","tenant_id":"6d3c1f4e-0000-4000-8000-000000000000"}""",
             """{"event_type":"meeting" """,
             """{"event_type":"order_placed","idempotency_key":"erp-1"}""");
-        string[] import = ["events", "import", "--tenant", "Eventful Co", "--file", file, .. (bulk ? ["--bulk"] : Array.Empty<string>()), "--database", _database.ConnectionString];
+        string[] import = ["events", "import", "--tenant", "Eventful Co", "--file", file, .. (bulk ? ["--bulk"] : Array.Empty<string>()), "--database", ConnectionString];
         try
         {
             var refused = await HourglassProcess.RunAsync(import);
@@ -53,7 +49,7 @@ public sealed class EventCommandTests : IAsyncLifetime
             Assert.Contains("  line 3: contact", skipped.StandardOutput, StringComparison.Ordinal);
             Assert.Contains("5 event(s) read: 0 recorded, 2 duplicate(s) skipped, 3 rejected.", resent.StandardOutput, StringComparison.Ordinal);
             Assert.Equal(2L, await CountAsync());
-            Assert.Equal("Re: stapler", await _database.Db.ScalarAsync(
+            Assert.Equal("Re: stapler", await Db.ScalarAsync(
                 "select payload ->> 'subject' from public.warehouse_events where tenant_id = $1 and idempotency_key = 'mail-1'", _tenant));
         }
         finally
@@ -75,12 +71,12 @@ public sealed class EventCommandTests : IAsyncLifetime
         try
         {
             var result = await HourglassProcess.RunAsync(["events", "import", "--tenant", _tenant.ToString(), "--file", file, "--on-error", "skip",
-                .. (bulk ? ["--bulk"] : Array.Empty<string>()), "--database", _database.ConnectionString]);
+                .. (bulk ? ["--bulk"] : Array.Empty<string>()), "--database", ConnectionString]);
 
             Assert.Equal(3, result.ExitCode);
             Assert.Contains("3 event(s) read: 2 recorded, 0 duplicate(s) skipped, 1 rejected.", result.StandardOutput, StringComparison.Ordinal);
             Assert.Contains("  line 4: entity_id must be a uuid (got 'not-a-uuid')", result.StandardOutput, StringComparison.Ordinal);
-            Assert.Equal("email-sync|Re: case, the red one;api|", await _database.Db.ScalarAsync("""
+            Assert.Equal("email-sync|Re: case, the red one;api|", await Db.ScalarAsync("""
                 select string_agg(source || '|' || coalesce(payload ->> 'subject', ''), ';' order by idempotency_key desc)
                 from public.warehouse_events where tenant_id = $1
                 """, _tenant));
@@ -97,7 +93,7 @@ public sealed class EventCommandTests : IAsyncLifetime
         var line = $$"""{"event_type":"meeting","entity_type":"contact","entity_id":"{{_contact}}","source":"calendar-sync"}""";
 
         var result = await HourglassProcess.RunAsync(["events", "import", "--tenant", "Eventful Co", "--file", "-", "--format", "ndjson", "--bulk",
-            "--database", _database.ConnectionString], standardInput: line + "\n" + line.Replace("meeting", "call", StringComparison.Ordinal) + "\n");
+            "--database", ConnectionString], standardInput: line + "\n" + line.Replace("meeting", "call", StringComparison.Ordinal) + "\n");
 
         Assert.True(result.ExitCode == 0, result.StandardError);
         Assert.Contains("2 event(s) read: 2 recorded, 0 duplicate(s) skipped, 0 rejected.", result.StandardOutput, StringComparison.Ordinal);
@@ -107,12 +103,12 @@ public sealed class EventCommandTests : IAsyncLifetime
     [Fact]
     public async Task Prune_DeletesPerTheTenantsSettings_PrintsCounts_KeepsReflections()
     {
-        await _database.Db.ExecuteAsync("update public.tenants set settings = '{\"retention_events_days\": 30}' where id = $1", _tenant);
-        await _database.Db.ExecuteAsync("""
+        await Db.ExecuteAsync("update public.tenants set settings = '{\"retention_events_days\": 30}' where id = $1", _tenant);
+        await Db.ExecuteAsync("""
             insert into public.warehouse_events (tenant_id, event_type, occurred_at)
             values ($1, 'reply', now() - interval '31 days'), ($1, 'reply', now() - interval '29 days')
             """, _tenant);
-        await _database.Db.ExecuteAsync("""
+        await Db.ExecuteAsync("""
             with run as (
               insert into public.agent_autonomous_runs (tenant_id, status, started_at, completed_at)
               values ($1, 'completed', now() - interval '100 days', now() - interval '100 days') returning id)
@@ -120,12 +116,12 @@ public sealed class EventCommandTests : IAsyncLifetime
             select $1, run.id, date_trunc('hour', now() - interval '100 days', 'UTC') from run
             """, _tenant);
 
-        var result = await HourglassProcess.RunAsync("events", "prune", "--tenant", "Eventful Co", "--database", _database.ConnectionString);
+        var result = await HourglassProcess.RunAsync("events", "prune", "--tenant", "Eventful Co", "--database", ConnectionString);
 
         Assert.True(result.ExitCode == 0, result.StandardError);
         Assert.Contains("Retention applied: 1 event(s) deleted (older than 30 days), 1 run(s) deleted (older than 90 days); hourly reflections kept.",
             result.StandardOutput, StringComparison.Ordinal);
-        Assert.Equal("1 events, 0 runs, 1 reflections", await _database.Db.ScalarAsync("""
+        Assert.Equal("1 events, 0 runs, 1 reflections", await Db.ScalarAsync("""
             select (select count(*) from public.warehouse_events where tenant_id = $1) || ' events, '
                 || (select count(*) from public.agent_autonomous_runs where tenant_id = $1) || ' runs, '
                 || (select count(*) from public.agent_hourly_reflections where tenant_id = $1 and run_id is null) || ' reflections'
@@ -140,7 +136,7 @@ public sealed class EventCommandTests : IAsyncLifetime
     [InlineData(new[] { "events", "prune", "--tenant", "Nobody Inc" }, "Nobody Inc")]
     public async Task BadInput_OneLineNothingWritten(string[] arguments, string expected)
     {
-        var result = await HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString], standardInput: "");
+        var result = await HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString], standardInput: "");
 
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains(expected, result.StandardError, StringComparison.Ordinal);
@@ -149,7 +145,7 @@ public sealed class EventCommandTests : IAsyncLifetime
     }
 
     private async Task<long> CountAsync() =>
-        (long)(await _database.Db.ScalarAsync("select count(*) from public.warehouse_events where tenant_id = $1", _tenant))!;
+        (long)(await Db.ScalarAsync("select count(*) from public.warehouse_events where tenant_id = $1", _tenant))!;
 
     private static async Task<string> WriteAsync(string extension, params string[] lines)
     {

@@ -10,20 +10,16 @@ namespace Hourglass.IntegrationTests.Cli;
 /// path (touches, events, events --bulk; NDJSON and CSV; a file and standard input). Text PostgreSQL cannot store is
 /// that line's error.
 /// </summary>
-public sealed class ImportLimitTests : IAsyncLifetime
+public sealed class ImportLimitTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private Guid _tenant;
     private Guid _contact;
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _tenant = await _database.Db.CreateTenantAsync("Bounded Co");
-        _contact = await _database.Db.CreateContactAsync(_tenant, await _database.Db.CreateAccountAsync(_tenant, "Initech"), "Pat Doe");
+        _tenant = await Db.CreateTenantAsync("Bounded Co");
+        _contact = await Db.CreateContactAsync(_tenant, await Db.CreateAccountAsync(_tenant, "Initech"), "Pat Doe");
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     public static TheoryData<string, string> Paths => new()
     {
@@ -135,7 +131,7 @@ public sealed class ImportLimitTests : IAsyncLifetime
             AssertOneLineError(refused, $"line {line}: touch_by: holds the character U+0000 (NUL), which PostgreSQL cannot store");
             Assert.Equal(3, skipped.ExitCode);
             Assert.Contains($"  line {line}: touch_by: holds the character U+0000", skipped.StandardOutput, StringComparison.Ordinal);
-            Assert.Equal(1L, await _database.Db.ScalarAsync("select count(*) from public.warehouse_events where tenant_id = $1", _tenant));
+            Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.warehouse_events where tenant_id = $1", _tenant));
         }
         finally
         {
@@ -152,13 +148,13 @@ public sealed class ImportLimitTests : IAsyncLifetime
     }
 
     private async Task AssertNothingWrittenAsync() =>
-        Assert.Equal(0L, await _database.Db.ScalarAsync("select count(*) from public.warehouse_events where tenant_id = $1", _tenant));
+        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.warehouse_events where tenant_id = $1", _tenant));
 
     private Task<HourglassProcess.Result> RunAsync(string command, params string[] arguments) => RunWithInputAsync(command, null, arguments);
 
     private Task<HourglassProcess.Result> RunWithInputAsync(string command, string? standardInput, params string[] arguments)
     {
-        string[] all = [.. command.Split(' '), "--tenant", "Bounded Co", .. arguments, "--database", _database.ConnectionString];
+        string[] all = [.. command.Split(' '), "--tenant", "Bounded Co", .. arguments, "--database", ConnectionString];
         return standardInput is null ? HourglassProcess.RunAsync(all) : HourglassProcess.RunAsync(all, standardInput);
     }
 

@@ -9,20 +9,14 @@ namespace Hourglass.IntegrationTests.Cli;
 /// <c>hourglass run --tenant</c> refuses a paused tenant with the same, exit code 1, recording no run — while a dry
 /// run, which has no side effects, still works.
 /// </summary>
-public sealed class KillSwitchCommandTests : IAsyncLifetime
+public sealed class KillSwitchCommandTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private OrderWorld _w = null!;
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _w = await new OrderWorld(Db, _database).CreateAsync();
+        _w = await new OrderWorld(Db, Database).CreateAsync();
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task OrdersProcess_TenantPaused_ProcessesNothingAndSaysSo()
@@ -60,7 +54,7 @@ public sealed class KillSwitchCommandTests : IAsyncLifetime
     {
         var held = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)], total: 99m);
         await _w.PlaceAsync([(_w.Widget, 2m, 10m, 0m)], total: 99m);
-        var other = await new OrderWorld(Db, _database).CreateAsync();
+        var other = await new OrderWorld(Db, Database).CreateAsync();
         var processed = await other.PlaceAsync([(other.Widget, 1m, 10m, 0m)], total: 99m);
         var name = (string)(await Db.ScalarAsync("select name from public.tenants where id = $1", _w.Tenant))!;
         Assert.Equal(0, (await RunAsync("pause", "--tenant", _w.Tenant.ToString(), "--reason", "quarter close")).ExitCode);
@@ -114,5 +108,5 @@ public sealed class KillSwitchCommandTests : IAsyncLifetime
     }
 
     private Task<HourglassProcess.Result> RunAsync(params string[] arguments) =>
-        HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);
+        HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString]);
 }

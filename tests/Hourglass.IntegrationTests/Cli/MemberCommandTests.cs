@@ -3,22 +3,16 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass members … and roles …, and a decision made with <c>--by</c> a member's id, run as a person runs them.</summary>
-public sealed class MemberCommandTests : IAsyncLifetime
+public sealed class MemberCommandTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private Guid _tenant;
     private Guid _owner;
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         _tenant = await Db.CreateTenantAsync("Roles Co");
         _owner = await Db.AddMemberAsync(_tenant, role: "owner");
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Members_SetListRemove_KeepTheRules()
@@ -91,5 +85,5 @@ public sealed class MemberCommandTests : IAsyncLifetime
     }
 
     private Task<HourglassProcess.Result> RunAsync(params string[] arguments) =>
-        HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);
+        HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString]);
 }

@@ -3,7 +3,7 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass policies … and approvals …, run as a person runs them.</summary>
-public sealed class PolicyCommandTests : IAsyncLifetime
+public sealed class PolicyCommandTests : DatabaseTest
 {
     private const string Policy = """
         {"schema": "hourglass.policy/v1", "actions": ["touch_task", "send_message"],
@@ -13,28 +13,26 @@ public sealed class PolicyCommandTests : IAsyncLifetime
          ]}
         """;
 
-    private readonly DatabaseFixture _database = new();
     private readonly List<string> _files = [];
     private Guid _tenant;
     private Guid _contact;
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _tenant = await _database.Db.CreateTenantAsync("Policy Co");
-        var account = await _database.Db.CreateAccountAsync(_tenant, "Initech");
-        _contact = await _database.Db.CreateContactAsync(_tenant, account, "Bill Lumbergh");
-        await _database.Db.ExecuteAsync("update public.contacts set timezone = 'America/Chicago' where id = $1", _contact);
+        _tenant = await Db.CreateTenantAsync("Policy Co");
+        var account = await Db.CreateAccountAsync(_tenant, "Initech");
+        _contact = await Db.CreateContactAsync(_tenant, account, "Bill Lumbergh");
+        await Db.ExecuteAsync("update public.contacts set timezone = 'America/Chicago' where id = $1", _contact);
     }
 
-    public Task DisposeAsync()
+    protected override Task TearDownAsync()
     {
         foreach (var file in _files)
         {
             File.Delete(file);
         }
 
-        return _database.DisposeAsync();
+        return Task.CompletedTask;
     }
 
     [Fact]
@@ -61,7 +59,7 @@ public sealed class PolicyCommandTests : IAsyncLifetime
         Assert.Contains("Version 1", show.StandardError, StringComparison.Ordinal);
         Assert.Contains("ops@policy.example", history.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("weekday sends", history.StandardOutput, StringComparison.Ordinal);
-        Assert.Equal(1L, await _database.Db.ScalarAsync("select count(*) from public.tenant_policy_documents where tenant_id = $1", _tenant));
+        Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.tenant_policy_documents where tenant_id = $1", _tenant));
     }
 
     [Fact]
@@ -73,7 +71,7 @@ public sealed class PolicyCommandTests : IAsyncLifetime
         var inside = await RunAsync("policies", "explain", "--tenant", "Policy Co", "--kind", "send_message", "--contact", _contact.ToString(), "--at", "2026-11-30T15:30:00Z");
         // 14:30 UTC is 08:30 there: before it opens.
         var before = await RunAsync("policies", "explain", "--tenant", "Policy Co", "--kind", "send_message", "--contact", _contact.ToString(), "--at", "2026-11-30T14:30:00Z");
-        await _database.Db.ExecuteAsync("update public.contacts set opted_out_at = '2026-11-01' where id = $1", _contact);
+        await Db.ExecuteAsync("update public.contacts set opted_out_at = '2026-11-01' where id = $1", _contact);
         var optedOut = await RunAsync("policies", "explain", "--tenant", "Policy Co", "--kind", "touch_task", "--contact", _contact.ToString(), "--at", "2026-11-30T15:30:00Z");
         var unknown = await RunAsync("policies", "explain", "--tenant", "Policy Co", "--kind", "touch_task", "--contact", Guid.NewGuid().ToString());
 
@@ -94,13 +92,13 @@ public sealed class PolicyCommandTests : IAsyncLifetime
     {
         foreach (var (rule, severity, at) in new[] { ("dnc", "error", "2026-11-20T10:00:00Z"), ("dnc", "error", "2026-11-20T11:00:00Z"), ("weekdays", "info", "2026-11-21T10:00:00Z") })
         {
-            await _database.Db.ExecuteAsync("""
+            await Db.ExecuteAsync("""
                 insert into public.agent_policy_violations (tenant_id, policy_key, action_type, decision, severity, message, policy_version, created_at)
                 values ($1, $2, 'send_message', 'deny', $3, 'probe', 'v1', $4::timestamptz)
                 """, _tenant, rule, severity, at);
         }
 
-        await _database.Db.FreezeTimeAsync(new DateTimeOffset(2026, 11, 22, 0, 0, 0, TimeSpan.Zero));
+        await Db.FreezeTimeAsync(new DateTimeOffset(2026, 11, 22, 0, 0, 0, TimeSpan.Zero));
 
         var errors = await RunAsync("policies", "violations", "--tenant", "Policy Co", "--since", "2026-11-01", "--severity", "error");
         var trends = await RunAsync("policies", "trends", "--tenant", "Policy Co", "--days", "7");
@@ -118,7 +116,7 @@ public sealed class PolicyCommandTests : IAsyncLifetime
     [Fact]
     public async Task Approvals_ListApproveReject_WhoIsRecorded_DecidedCardRefused()
     {
-        async Task<Guid> CardAsync(string key) => (Guid)(await _database.Db.ScalarAsync("""
+        async Task<Guid> CardAsync(string key) => (Guid)(await Db.ScalarAsync("""
             insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, due_at, payload)
             values ($1, 'approval', 'Approve: send message for Bill', 'Needs approval: review', 'contact', $2, now() + interval '1 day', jsonb_build_object('action_key', $3::text))
             returning id
@@ -136,8 +134,8 @@ public sealed class PolicyCommandTests : IAsyncLifetime
         Assert.True(approve.ExitCode == 0, approve.StandardError);
         Assert.Contains("approved", approve.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("rejected", reject.StandardOutput, StringComparison.Ordinal);
-        Assert.Equal("done:service:dana", await _database.Db.ScalarAsync("select status || ':' || completed_by from public.cards where id = $1", first));
-        Assert.Equal("dismissed:wrong contact", await _database.Db.ScalarAsync("select status || ':' || (payload -> 'approval' ->> 'note') from public.cards where id = $1", second));
+        Assert.Equal("done:service:dana", await Db.ScalarAsync("select status || ':' || completed_by from public.cards where id = $1", first));
+        Assert.Equal("dismissed:wrong contact", await Db.ScalarAsync("select status || ':' || (payload -> 'approval' ->> 'note') from public.cards where id = $1", second));
         Assert.NotEqual(0, again.ExitCode);
         Assert.Contains("is done, not open", again.StandardError, StringComparison.Ordinal);
         Assert.NotEqual(0, noReason.ExitCode);
@@ -145,7 +143,7 @@ public sealed class PolicyCommandTests : IAsyncLifetime
     }
 
     private Task<HourglassProcess.Result> RunAsync(params string[] arguments) =>
-        HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);
+        HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString]);
 
     private async Task<string> FileAsync(string text)
     {

@@ -6,21 +6,15 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass serve: the worker loop and the health endpoint in one real process on loopback.</summary>
-public sealed class ServeTests : IAsyncLifetime
+public sealed class ServeTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
-
-    public Task InitializeAsync() => _database.InitializeAsync();
-
-    public Task DisposeAsync() => _database.DisposeAsync();
-
     [Fact]
     public async Task Serve_HealthyAndItsWorkerRunsDueTenants()
     {
-        var tenant = await _database.Db.CreateTenantAsync("served tenant");
-        await _database.Db.ExecuteAsync("update public.agent_tenant_schedules set next_due_at = date_trunc('hour', now()) where tenant_id = $1", tenant);
+        var tenant = await Db.CreateTenantAsync("served tenant");
+        await Db.ExecuteAsync("update public.agent_tenant_schedules set next_due_at = date_trunc('hour', now()) where tenant_id = $1", tenant);
         var url = $"http://127.0.0.1:{FreePort()}";
-        using var serve = HourglassProcess.Start(null, "serve", "--urls", url, "--database", _database.ConnectionString);
+        using var serve = HourglassProcess.Start(null, "serve", "--urls", url, "--database", ConnectionString);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         try
         {
@@ -50,7 +44,7 @@ public sealed class ServeTests : IAsyncLifetime
 
             for (var i = 0; i < 100; i++)
             {
-                if ((long)(await _database.Db.ScalarAsync("select count(*) from public.agent_autonomous_runs where tenant_id = $1 and status = 'completed'", tenant))! > 0)
+                if ((long)(await Db.ScalarAsync("select count(*) from public.agent_autonomous_runs where tenant_id = $1 and status = 'completed'", tenant))! > 0)
                 {
                     return;
                 }
@@ -70,7 +64,7 @@ public sealed class ServeTests : IAsyncLifetime
     [Fact]
     public async Task Serve_BadUrls_OneLineError()
     {
-        var result = await HourglassProcess.RunAsync("serve", "--urls", "ftp://127.0.0.1:21", "--database", _database.ConnectionString);
+        var result = await HourglassProcess.RunAsync("serve", "--urls", "ftp://127.0.0.1:21", "--database", ConnectionString);
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains("--urls: 'ftp://127.0.0.1:21' is not an http(s) address", result.StandardError, StringComparison.Ordinal);

@@ -7,21 +7,19 @@ namespace Hourglass.IntegrationTests.Cli;
 /// hourglass status over two seeded tenants: every number it prints is read back from the database here, with
 /// queries of the test's own, and checked against the seeded values besides.
 /// </summary>
-public sealed class StatusCommandTests : IAsyncLifetime
+public sealed class StatusCommandTests : DatabaseTest
 {
     // Brackets: a tenant name is text, never Spectre markup.
     private const string AcmeName = "Acme [East]";
     private const string GlobexName = "Globex";
 
-    private readonly DatabaseFixture _database = new();
     private Guid _acme;
     private Guid _globex;
     private DateTime _reflectionHour;
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        var db = _database.Db;
+        var db = Db;
         _acme = await db.CreateTenantAsync(AcmeName);
         _globex = await db.CreateTenantAsync(GlobexName);
 
@@ -118,12 +116,10 @@ public sealed class StatusCommandTests : IAsyncLifetime
         await db.ExecuteAsync("update hourglass.agent_control set paused = true, reason = 'maintenance window', set_at = now(), set_by = 'cli:ops'");
     }
 
-    public Task DisposeAsync() => _database.DisposeAsync();
-
     [Fact]
     public async Task Status_AllTenants_OneRowEachWithTheDatabasesNumbers()
     {
-        var result = await HourglassProcess.RunAsync("status", "--database", _database.ConnectionString);
+        var result = await HourglassProcess.RunAsync("status", "--database", ConnectionString);
 
         Assert.True(result.ExitCode == 0, result.StandardOutput + result.StandardError);
         Assert.DoesNotContain('\u001b', result.StandardOutput); // redirected: plain text, no ANSI
@@ -181,7 +177,7 @@ public sealed class StatusCommandTests : IAsyncLifetime
     [Fact]
     public async Task Status_OneTenant_DetailTablesWithTheDatabasesNumbers()
     {
-        var result = await HourglassProcess.RunAsync("status", "--tenant", AcmeName, "--database", _database.ConnectionString);
+        var result = await HourglassProcess.RunAsync("status", "--tenant", AcmeName, "--database", ConnectionString);
 
         Assert.True(result.ExitCode == 0, result.StandardOutput + result.StandardError);
         Assert.Contains($"Tenant {AcmeName} ({_acme})", result.StandardOutput, StringComparison.Ordinal);
@@ -240,7 +236,7 @@ public sealed class StatusCommandTests : IAsyncLifetime
     [Fact]
     public async Task Status_PausedTenant_SaysWhyAndWho()
     {
-        var result = await HourglassProcess.RunAsync("status", "--tenant", _globex.ToString(), "--database", _database.ConnectionString);
+        var result = await HourglassProcess.RunAsync("status", "--tenant", _globex.ToString(), "--database", ConnectionString);
 
         Assert.True(result.ExitCode == 0, result.StandardOutput + result.StandardError);
         Assert.Contains("State: PAUSED since ", result.StandardOutput, StringComparison.Ordinal);
@@ -254,7 +250,7 @@ public sealed class StatusCommandTests : IAsyncLifetime
     [Fact]
     public async Task Status_UnknownTenant_OneLineError()
     {
-        var result = await HourglassProcess.RunAsync("status", "--tenant", "No Such Tenant", "--database", _database.ConnectionString);
+        var result = await HourglassProcess.RunAsync("status", "--tenant", "No Such Tenant", "--database", ConnectionString);
 
         Assert.Equal(1, result.ExitCode);
         Assert.Equal("hourglass: --tenant: no tenant has the id or name 'No Such Tenant'", result.StandardError.Trim());
@@ -288,7 +284,7 @@ public sealed class StatusCommandTests : IAsyncLifetime
 
     private async Task<List<string[]>> RowsAsync(string sql, params object[] parameters)
     {
-        await using var command = _database.DataSource.CreateCommand(sql);
+        await using var command = DataSource.CreateCommand(sql);
         foreach (var parameter in parameters)
         {
             command.Parameters.Add(new() { Value = parameter });

@@ -7,21 +7,17 @@ namespace Hourglass.IntegrationTests.Cli;
 /// or 9999 is a one-line error naming the option and the range, before anything runs; a touch's own time before 1970
 /// is that line's error.
 /// </summary>
-public sealed class TimeOptionTests : IAsyncLifetime
+public sealed class TimeOptionTests : DatabaseTest
 {
     private const string Range = "must be from 1970-01-01T00:00:00Z to 2999-12-31T23:59:59Z";
 
-    private readonly DatabaseFixture _database = new();
     private Guid _contact;
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        var tenant = await _database.Db.CreateTenantAsync("Timely Co");
-        _contact = await _database.Db.CreateContactAsync(tenant, await _database.Db.CreateAccountAsync(tenant, "Initech"), "Pat Doe");
+        var tenant = await Db.CreateTenantAsync("Timely Co");
+        _contact = await Db.CreateContactAsync(tenant, await Db.CreateAccountAsync(tenant, "Initech"), "Pat Doe");
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Theory]
     [InlineData("--hour: " + Range + " (got 0001-01-01T00:00:00+00:00)", "run", "--tenant", "Timely Co", "--dry-run", "--hour", "0001-01-01T00:00Z")]
@@ -31,11 +27,11 @@ public sealed class TimeOptionTests : IAsyncLifetime
     [InlineData("--since: " + Range + " (got 0001-01-01T00:00:00+00:00)", "policies", "violations", "--tenant", "Timely Co", "--since", "0001-01-01")]
     public async Task TimeOutOfRange_OneLineNamingTheOptionAndTheRange_NothingRuns(string expected, params string[] arguments)
     {
-        var result = await HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);
+        var result = await HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString]);
 
         Assert.True(result.ExitCode == 1, $"exit {result.ExitCode}: {result.StandardError}");
         Assert.Equal($"hourglass: {expected}", result.StandardError.Trim());
-        Assert.Equal(0L, await _database.Db.ScalarAsync("select count(*) from public.agent_autonomous_runs"));
+        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.agent_autonomous_runs"));
     }
 
     [Fact]
@@ -53,7 +49,7 @@ public sealed class TimeOptionTests : IAsyncLifetime
         foreach (var at in new[] { "1970-01-01T00:00:00Z", "2999-12-31T23:59:59Z" })
         {
             var result = await HourglassProcess.RunAsync("policies", "explain", "--tenant", "Timely Co", "--kind", "send_message", "--contact", _contact.ToString(),
-                "--at", at, "--database", _database.ConnectionString);
+                "--at", at, "--database", ConnectionString);
 
             Assert.True(result.ExitCode == 0, $"--at {at}: exit {result.ExitCode}: {result.StandardError}");
         }
@@ -66,12 +62,12 @@ public sealed class TimeOptionTests : IAsyncLifetime
     public async Task TouchAtOutOfRange_RefusedNamingTheLine_NothingRecorded(string at, string expected)
     {
         var result = await HourglassProcess.RunAsync("touch", "--tenant", "Timely Co", "--contact", _contact.ToString(), "--type", "call", "--at", at,
-            "--database", _database.ConnectionString);
+            "--database", ConnectionString);
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains("line 1: occurred_at", result.StandardError, StringComparison.Ordinal);
         Assert.Contains(expected, result.StandardError, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", result.StandardError, StringComparison.Ordinal);
-        Assert.Equal(0L, await _database.Db.ScalarAsync("select count(*) from public.warehouse_events"));
+        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.warehouse_events"));
     }
 }

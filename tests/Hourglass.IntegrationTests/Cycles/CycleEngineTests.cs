@@ -6,21 +6,17 @@ using Hourglass.Policies;
 namespace Hourglass.IntegrationTests.Cycles;
 
 /// <summary>The cycle engine's phases, records and guarantees: idempotent actions, dry runs, failing handlers.</summary>
-public sealed class CycleEngineTests : IAsyncLifetime
+public sealed class CycleEngineTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_start = new(2026, 6, 2, 14, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
     private CycleHarness _h = null!;
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        await CycleHarness.EnsureSideEffectTableAsync(_database.Db);
-        _h = new CycleHarness(_database, s_start);
+        await CycleHarness.EnsureSideEffectTableAsync(Db);
+        _h = new CycleHarness(Database, s_start);
         await _h.SetTimeAsync(s_start);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Run_EachPhaseStoredWithTimingAndReflectionWritten()

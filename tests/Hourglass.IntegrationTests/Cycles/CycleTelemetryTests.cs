@@ -13,20 +13,15 @@ public sealed class TelemetryCollection
 
 /// <summary>The metrics and traces a cycle emits; alone in its collection, since listeners are process-wide.</summary>
 [Collection(nameof(TelemetryCollection))]
-public sealed class CycleTelemetryTests : IAsyncLifetime
+public sealed class CycleTelemetryTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_start = new(2026, 7, 7, 7, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
-
-    public Task InitializeAsync() => _database.InitializeAsync();
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Cycle_EmitsCountersPhaseDurationsAndTaggedSpans()
     {
-        await CycleHarness.EnsureSideEffectTableAsync(_database.Db);
-        var h = new CycleHarness(_database, s_start);
+        await CycleHarness.EnsureSideEffectTableAsync(Db);
+        var h = new CycleHarness(Database, s_start);
         await h.SetTimeAsync(s_start);
         var tenant = await h.TenantAsync(s_start);
         h.Part.Targets[tenant] = [Guid.NewGuid(), Guid.NewGuid()];

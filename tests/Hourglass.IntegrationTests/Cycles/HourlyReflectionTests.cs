@@ -11,21 +11,17 @@ namespace Hourglass.IntegrationTests.Cycles;
 /// hour's row (each with its own reflection kept), two writes at once both land, a replayed write counts once, a dry
 /// run writes nothing, and the roll-up columns are not writable directly.
 /// </summary>
-public sealed class HourlyReflectionTests : IAsyncLifetime
+public sealed class HourlyReflectionTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_hour = new(2026, 6, 2, 14, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
     private CycleHarness _h = null!;
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        await CycleHarness.EnsureSideEffectTableAsync(_database.Db);
-        _h = new CycleHarness(_database, s_hour.AddHours(-1));
+        await CycleHarness.EnsureSideEffectTableAsync(Db);
+        _h = new CycleHarness(Database, s_hour.AddHours(-1));
         await _h.SetTimeAsync(s_hour.AddHours(-1));
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task ThreeRunsInAnHour_EveryRunsActionsInTheHoursReflection_EachRunKeepsItsOwn()
@@ -111,12 +107,12 @@ public sealed class HourlyReflectionTests : IAsyncLifetime
         var (runA, runB) = (await RunRowAsync(tenant), await RunRowAsync(tenant));
 
         // A writes first and holds its transaction open; B's statement waits on A's row, then merges into it.
-        await using var a = await _database.DataSource.OpenConnectionAsync();
+        await using var a = await DataSource.OpenConnectionAsync();
         await using var txA = await a.BeginTransactionAsync();
         await ExecuteAsync(a, txA, HourlyReflections.AddRun(tenant, runA, s_hour, Entry(runA, "a", 2)));
         var backendA = (int)(await TestDb.ScalarAsync(a, txA, "select pg_backend_pid()"))!;
 
-        await using var b = await _database.DataSource.OpenConnectionAsync();
+        await using var b = await DataSource.OpenConnectionAsync();
         var backendB = (int)(await TestDb.ScalarAsync(b, null, "select pg_backend_pid()"))!;
         var writeB = Task.Run(async () =>
         {
@@ -153,7 +149,7 @@ public sealed class HourlyReflectionTests : IAsyncLifetime
 
         // A retried write of the run's reflection (the same entry again) changes nothing.
         var entry = before["runs"]![run.RunId.ToString()]!.AsObject();
-        await using (var connection = await _database.DataSource.OpenConnectionAsync())
+        await using (var connection = await DataSource.OpenConnectionAsync())
         {
             await ExecuteAsync(connection, null, HourlyReflections.AddRun(tenant, run.RunId, s_hour, entry));
             await ExecuteAsync(connection, null, HourlyReflections.AddRun(tenant, run.RunId, s_hour, Entry(run.RunId, "replayed", 5)));

@@ -3,26 +3,21 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cycles;
 
 /// <summary>Several workers share the tenants through PostgreSQL alone: every hour once, never twice at once.</summary>
-public sealed class MultiWorkerTests : IAsyncLifetime
+public sealed class MultiWorkerTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_start = new(2026, 9, 1, 0, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
-
-    public Task InitializeAsync() => _database.InitializeAsync();
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task ThreeWorkers_200Tenants_24Hours_EachTenantExactly24RunsNeverConcurrent()
     {
-        await CycleHarness.EnsureSideEffectTableAsync(_database.Db);
-        var h = new CycleHarness(_database, s_start);
+        await CycleHarness.EnsureSideEffectTableAsync(Db);
+        var h = new CycleHarness(Database, s_start);
         await h.SetTimeAsync(s_start);
-        await _database.Db.ExecuteAsync("""
+        await Db.ExecuteAsync("""
             insert into public.tenants (name) select 'tenant ' || n from generate_series(1, 200) n;
             update public.agent_tenant_schedules set next_due_at = $1;
             """.Replace("$1", "'2026-09-01 01:00:00+00'", StringComparison.Ordinal));
-        var tenants = (Guid[])(await _database.Db.ScalarAsync("select array_agg(id) from public.tenants"))!;
+        var tenants = (Guid[])(await Db.ScalarAsync("select array_agg(id) from public.tenants"))!;
         foreach (var tenant in tenants)
         {
             h.Part.Targets[tenant] = [tenant];
@@ -48,9 +43,9 @@ public sealed class MultiWorkerTests : IAsyncLifetime
             """);
         Assert.Equal(200, perTenant.Count);
         Assert.All(perTenant, c => Assert.Equal((24L, 24L, 24L), c));
-        Assert.Equal(200L * 24, await _database.Db.ScalarAsync("select count(*) from public.test_side_effects"));
-        Assert.Equal(200L * 24, await _database.Db.ScalarAsync("select count(*) from public.agent_hourly_reflections"));
-        var byWorker = (long[])(await _database.Db.ScalarAsync(
+        Assert.Equal(200L * 24, await Db.ScalarAsync("select count(*) from public.test_side_effects"));
+        Assert.Equal(200L * 24, await Db.ScalarAsync("select count(*) from public.agent_hourly_reflections"));
+        var byWorker = (long[])(await Db.ScalarAsync(
             "select array_agg(n order by worker_id) from (select worker_id, count(*) n from public.agent_autonomous_runs group by worker_id) w"))!;
         Assert.Equal(3, byWorker.Length);
         Assert.All(byWorker, n => Assert.True(n > 0));
@@ -58,7 +53,7 @@ public sealed class MultiWorkerTests : IAsyncLifetime
 
     private async Task<List<(long, long, long)>> CountsAsync(string sql)
     {
-        await using var command = _database.DataSource.CreateCommand(sql);
+        await using var command = DataSource.CreateCommand(sql);
         await using var reader = await command.ExecuteReaderAsync();
         var rows = new List<(long, long, long)>();
         while (await reader.ReadAsync())

@@ -8,21 +8,17 @@ namespace Hourglass.IntegrationTests.Cycles;
 /// The worker and the scheduler's rules against a real database, with the application's and the
 /// database's clocks moved together. Each test gets its own database, since workers claim every due tenant.
 /// </summary>
-public sealed class SchedulerTests : IAsyncLifetime
+public sealed class SchedulerTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_start = new(2026, 4, 14, 8, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
     private CycleHarness _h = null!;
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        await CycleHarness.EnsureSideEffectTableAsync(_database.Db);
-        _h = new CycleHarness(_database, s_start);
+        await CycleHarness.EnsureSideEffectTableAsync(Db);
+        _h = new CycleHarness(Database, s_start);
         await _h.SetTimeAsync(s_start);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Worker_HourByHour_OneScheduledRunAndReflectionPerHour()

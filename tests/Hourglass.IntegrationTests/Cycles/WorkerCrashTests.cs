@@ -3,24 +3,18 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cycles;
 
 /// <summary>A worker process killed mid-cycle loses nothing: its run is marked abandoned and another worker reruns the hour.</summary>
-public sealed class WorkerCrashTests : IAsyncLifetime
+public sealed class WorkerCrashTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
-
-    public Task InitializeAsync() => _database.InitializeAsync();
-
-    public Task DisposeAsync() => _database.DisposeAsync();
-
     [Fact]
     public async Task WorkerKilledMidCycle_RunAbandonedAfterLeaseAndHourRerunByAnotherWorker()
     {
-        var db = _database.Db;
+        var db = Db;
         var tenant = await db.CreateTenantAsync("crash tenant");
         await db.ExecuteAsync("update public.agent_tenant_schedules set next_due_at = date_trunc('hour', now()) where tenant_id = $1", tenant);
 
         // Worker A stalls right after Plan (a failpoint), then is killed with SIGKILL.
         using var doomed = HourglassProcess.Start(new Dictionary<string, string?> { ["HOURGLASS_FAILPOINTS"] = "cycle.after_plan=600000" },
-            "worker", "--lease-minutes", "1", "--poll-seconds", "1", "--database", _database.ConnectionString);
+            "worker", "--lease-minutes", "1", "--poll-seconds", "1", "--database", ConnectionString);
         await WaitForAsync(db, "select count(*) from public.agent_autonomous_runs where status = 'running' and plan_output is not null", tenant);
         doomed.Kill(entireProcessTree: true);
         await doomed.WaitForExitAsync();
@@ -28,7 +22,7 @@ public sealed class WorkerCrashTests : IAsyncLifetime
 
         // Its lease runs out (the database clock moves past it), and worker B takes over at its next look.
         await db.FreezeTimeAsync(DateTimeOffset.UtcNow.AddMinutes(2));
-        using var survivor = HourglassProcess.Start(null, "worker", "--poll-seconds", "1", "--database", _database.ConnectionString);
+        using var survivor = HourglassProcess.Start(null, "worker", "--poll-seconds", "1", "--database", ConnectionString);
         try
         {
             await WaitForAsync(db, "select count(*) from public.agent_autonomous_runs where status = 'completed'", tenant);
@@ -51,13 +45,13 @@ public sealed class WorkerCrashTests : IAsyncLifetime
     [Fact]
     public async Task WorkerProcessFrozenPastLease_SuccessorCompletesAndFrozenWorkerWritesNothingMore()
     {
-        var db = _database.Db;
+        var db = Db;
         var tenant = await db.CreateTenantAsync("stall tenant");
         await db.ExecuteAsync("update public.agent_tenant_schedules set next_due_at = date_trunc('hour', now()) where tenant_id = $1", tenant);
 
         // Worker A pauses 3 s after Plan; while it is there we freeze the whole process (SIGSTOP).
         using var frozen = HourglassProcess.Start(new Dictionary<string, string?> { ["HOURGLASS_FAILPOINTS"] = "cycle.after_plan=3000" },
-            "worker", "--lease-minutes", "1", "--poll-seconds", "1", "--database", _database.ConnectionString);
+            "worker", "--lease-minutes", "1", "--poll-seconds", "1", "--database", ConnectionString);
         try
         {
             await WaitForAsync(db, "select count(*) from public.agent_autonomous_runs where status = 'running' and plan_output is not null", tenant);
@@ -65,7 +59,7 @@ public sealed class WorkerCrashTests : IAsyncLifetime
 
             // A's lease runs out while it is frozen; B reaps A's run and completes the hour.
             await db.FreezeTimeAsync(DateTimeOffset.UtcNow.AddMinutes(2));
-            using (var successor = HourglassProcess.Start(null, "worker", "--poll-seconds", "1", "--database", _database.ConnectionString))
+            using (var successor = HourglassProcess.Start(null, "worker", "--poll-seconds", "1", "--database", ConnectionString))
             {
                 try
                 {
@@ -99,11 +93,11 @@ public sealed class WorkerCrashTests : IAsyncLifetime
     [Fact]
     public async Task WorkerSigTermMidCycle_StopsReleasesTenantAndTheHourRunsAgainAtOnce()
     {
-        var db = _database.Db;
+        var db = Db;
         var tenant = await db.CreateTenantAsync("sigterm tenant");
         await db.ExecuteAsync("update public.agent_tenant_schedules set next_due_at = date_trunc('hour', now()) where tenant_id = $1", tenant);
         using var stopping = HourglassProcess.Start(new Dictionary<string, string?> { ["HOURGLASS_FAILPOINTS"] = "cycle.after_plan=600000" },
-            "worker", "--poll-seconds", "1", "--database", _database.ConnectionString);
+            "worker", "--poll-seconds", "1", "--database", ConnectionString);
         await WaitForAsync(db, "select count(*) from public.agent_autonomous_runs where status = 'running' and plan_output is not null", tenant);
 
         Assert.Equal(0, (await Signal("TERM", stopping.Id)).ExitCode);
@@ -115,7 +109,7 @@ public sealed class WorkerCrashTests : IAsyncLifetime
         // Claim and lease are given back: another worker takes the hour at once, no waiting for expiry.
         Assert.Equal(0L, await db.ScalarAsync("select count(*) from public.agent_tenant_schedules where tenant_id = $1 and claimed_by is not null", tenant));
         Assert.Equal(0L, await db.ScalarAsync("select count(*) from public.agent_tenant_locks where tenant_id = $1", tenant));
-        using var next = HourglassProcess.Start(null, "worker", "--poll-seconds", "1", "--database", _database.ConnectionString);
+        using var next = HourglassProcess.Start(null, "worker", "--poll-seconds", "1", "--database", ConnectionString);
         try
         {
             await WaitForAsync(db, "select count(*) from public.agent_autonomous_runs where status = 'completed'", tenant);

@@ -3,20 +3,16 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Engagement;
 
 /// <summary>Insights' best-time signal in the queue: +20 during the contact's best hour of the week, in its own time zone.</summary>
-public sealed class BestTimeTests : IAsyncLifetime
+public sealed class BestTimeTests : DatabaseTest
 {
     // Tuesday 2026-10-06 14:00 UTC = Tuesday 09:00 in Chicago (CDT, UTC-5): slot (2 - 1) * 24 + 9 = 33.
     private static readonly DateTimeOffset s_now = new(2026, 10, 6, 14, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
     private Guid _tenant;
     private Guid _early;
     private Guid _late;
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_now);
         _tenant = await Db.CreateTenantAsync();
         var account = await Db.CreateAccountAsync(_tenant, "Vandelay");
@@ -29,8 +25,6 @@ public sealed class BestTimeTests : IAsyncLifetime
         await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where entity_type = 'account' and tenant_id = $1", _tenant, s_now.AddDays(30));
         await Db.ScalarAsync("select public.refresh_engagement_compliance($1)", _tenant);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task BestSlotNowInContactsZone_MovesUpWithReason_OtherHoursNot()

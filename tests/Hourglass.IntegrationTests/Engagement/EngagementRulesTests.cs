@@ -4,20 +4,14 @@ using Npgsql;
 namespace Hourglass.IntegrationTests.Engagement;
 
 /// <summary>Clocks for every contact and account, frequency rules, the account roll-up, priority and the queue.</summary>
-public sealed class EngagementRulesTests : IAsyncLifetime
+public sealed class EngagementRulesTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_t0 = new(2026, 2, 2, 10, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_t0);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task NewContactAndAccount_EachGetsAClockDueOneFrequencyLater_RemovedWithThem()

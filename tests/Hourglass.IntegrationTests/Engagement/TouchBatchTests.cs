@@ -10,19 +10,15 @@ namespace Hourglass.IntegrationTests.Engagement;
 /// Touches from outside systems through record_touches / TouchBatch: their own timestamps, idempotency keys, the
 /// refuse and skip modes, and the movement counts a cycle reports.
 /// </summary>
-public sealed class TouchBatchTests : IAsyncLifetime
+public sealed class TouchBatchTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_now = new(2026, 6, 10, 12, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
     private Guid _tenant;
     private Guid _account;
     private Guid _contact;
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_now);
         _tenant = await Db.CreateTenantAsync();
         _account = await Db.CreateAccountAsync(_tenant, "Initrode");
@@ -34,8 +30,6 @@ public sealed class TouchBatchTests : IAsyncLifetime
             """, _tenant, s_now.AddDays(-30));
         await Db.ScalarAsync("select public.refresh_engagement_compliance($1)", _tenant);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Backdated_NextDueRunsFromItsOwnTime_ContactAndAccountRecoveredCounted()
@@ -295,7 +289,7 @@ public sealed class TouchBatchTests : IAsyncLifetime
 
     private async Task<IReadOnlyList<TouchOutcome>> RecordAsync(TouchMode mode, int batchSize, params JsonObject[] touches)
     {
-        await using var connection = await _database.DataSource.OpenConnectionAsync();
+        await using var connection = await DataSource.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
         var outcomes = await ImportPipeline.RecordAsync(TouchImportKind.Instance, connection, transaction, _tenant,
             touches.Select((t, i) => new TouchLine(i + 1, t, null)).ToList(),

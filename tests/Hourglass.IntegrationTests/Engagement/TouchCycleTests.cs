@@ -9,22 +9,16 @@ using Npgsql;
 namespace Hourglass.IntegrationTests.Engagement;
 
 /// <summary>Touches in the cycle: the queue becomes touch cards within budget; completing a card records the touch.</summary>
-public sealed class TouchCycleTests : IAsyncLifetime
+public sealed class TouchCycleTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_t0 = new(2026, 10, 5, 9, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
     private CycleHarness _h = null!;
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _h = new CycleHarness(_database, s_t0);
+        _h = new CycleHarness(Database, s_t0);
         await _h.SetTimeAsync(s_t0);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Cycle_OverdueContacts_TopPrioritiesGetCardsForOwnerRestDeferredNoneDoubled()
@@ -121,8 +115,8 @@ public sealed class TouchCycleTests : IAsyncLifetime
         }
 
         // A queue depth of 2: the two most urgent have cards, so the third must still be proposed.
-        var engine = new CycleEngine(_database.DataSource, [new TouchTaskPart(queueDepth: 2)], [new TouchTaskHandler()], _h.Clock);
-        var result = await new CycleWorker(_database.DataSource, _h.Clock, engine, new CycleWorkerOptions { WorkerId = "depth" }).RunManualAsync(tenant, true, null, default);
+        var engine = new CycleEngine(DataSource, [new TouchTaskPart(queueDepth: 2)], [new TouchTaskHandler()], _h.Clock);
+        var result = await new CycleWorker(DataSource, _h.Clock, engine, new CycleWorkerOptions { WorkerId = "depth" }).RunManualAsync(tenant, true, null, default);
 
         var plan = (string)(await Db.ScalarAsync("select plan_output::text from public.agent_autonomous_runs where id = $1", result.RunId))!;
         Assert.Contains(contacts[2].ToString(), plan, StringComparison.Ordinal);
@@ -208,7 +202,7 @@ public sealed class TouchCycleTests : IAsyncLifetime
     }
 
     private CycleWorker Worker() =>
-        CycleComposition.CreateWorker(_database.DataSource, _h.Clock, new CycleWorkerOptions { WorkerId = "touch-worker" });
+        CycleComposition.CreateWorker(DataSource, _h.Clock, new CycleWorkerOptions { WorkerId = "touch-worker" });
 
     // A tenant whose account (owned by a member) has contacts last touched so they are the given days overdue,
     // touched in one transaction each so the account's clock ends up as overdue as the most recent.

@@ -11,22 +11,18 @@ namespace Hourglass.IntegrationTests.Imports;
 /// rest, idempotency keys honoured within a batch and across batches, and the kind's batch limit. Each kind's own rules
 /// are tested beside it (EventIngestionTests, TouchBatchTests).
 /// </summary>
-public sealed class ImportPipelineTests : IAsyncLifetime
+public sealed class ImportPipelineTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private Guid _tenant;
     private Guid _contact;
 
     public static TheoryData<string> Kinds => new() { "events", "touches" };
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _tenant = await _database.Db.CreateTenantAsync("Contract Co");
-        _contact = await _database.Db.CreateContactAsync(_tenant, await _database.Db.CreateAccountAsync(_tenant, "Initech"), "Pat Doe");
+        _tenant = await Db.CreateTenantAsync("Contract Co");
+        _contact = await Db.CreateContactAsync(_tenant, await Db.CreateAccountAsync(_tenant, "Initech"), "Pat Doe");
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Theory]
     [MemberData(nameof(Kinds))]
@@ -98,7 +94,7 @@ public sealed class ImportPipelineTests : IAsyncLifetime
         where TOutcome : ImportOutcome
     {
         var lines = await ImportPipeline.ReadNdjsonAsync(kind, new StringReader(ndjson));
-        await using var connection = await _database.DataSource.OpenConnectionAsync();
+        await using var connection = await DataSource.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
         var outcomes = await ImportPipeline.RecordAsync(kind, connection, transaction, _tenant, lines, mode, batchSize);
         await transaction.CommitAsync();
@@ -107,5 +103,5 @@ public sealed class ImportPipelineTests : IAsyncLifetime
 
     // Both kinds leave one event per recorded line (a touch is logged as a 'touch' event).
     private async Task<long> WrittenAsync() =>
-        (long)(await _database.Db.ScalarAsync("select count(*) from public.warehouse_events where tenant_id = $1 and idempotency_key like 'k%'", _tenant))!;
+        (long)(await Db.ScalarAsync("select count(*) from public.warehouse_events where tenant_id = $1 and idempotency_key like 'k%'", _tenant))!;
 }

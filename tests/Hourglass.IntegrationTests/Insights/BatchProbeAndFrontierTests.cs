@@ -10,22 +10,16 @@ namespace Hourglass.IntegrationTests.Insights;
 /// would prefer (a planner that thinks joins cheaper hashed a whole table for a small batch); and the event frontier
 /// passes a gap only once every transaction that could still fill it has ended — however long that takes.
 /// </summary>
-public sealed class BatchProbeAndFrontierTests : IAsyncLifetime
+public sealed class BatchProbeAndFrontierTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
     private const int BigTableEvents = 150_000;
     private const int BatchLines = 50;
-    private readonly DatabaseFixture _database = new();
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_now);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task IngestEvents_ResentBatchOverABigTable_ProbesEachLine_WhenThePlannerWouldRatherHash()
@@ -67,11 +61,11 @@ public sealed class BatchProbeAndFrontierTests : IAsyncLifetime
     public async Task Frontier_WriterHoldsItsNumberPastTheTimeout_NotPassedUntilItCommits_ThenItsEventIsRead()
     {
         var (tenant, account) = await TenantAsync("slow writer");
-        var engine = new InsightsEngine(_database.DataSource);
+        var engine = new InsightsEngine(DataSource);
         var start = await AdvanceAsync(TimeSpan.FromSeconds(30));
 
         // An ingestion holds a number below a committed event; with a timeout of zero the old rule passed the gap at once.
-        await using var slow = await _database.DataSource.OpenConnectionAsync();
+        await using var slow = await DataSource.OpenConnectionAsync();
         await using var open = await slow.BeginTransactionAsync();
         var held = (long)(await TestDb.ScalarAsync(slow, open, """
             insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at)
@@ -106,7 +100,7 @@ public sealed class BatchProbeAndFrontierTests : IAsyncLifetime
     {
         var (tenant, account) = await TenantAsync("rollback");
         await AdvanceAsync(TimeSpan.FromSeconds(30));
-        await using (var failed = await _database.DataSource.OpenConnectionAsync())
+        await using (var failed = await DataSource.OpenConnectionAsync())
         await using (var transaction = await failed.BeginTransactionAsync())
         {
             await TestDb.ExecuteAsync(failed, transaction, """
@@ -168,7 +162,7 @@ public sealed class BatchProbeAndFrontierTests : IAsyncLifetime
     // told to avoid nested loops wherever it has another way — as a planner misled by stale statistics does.
     private async Task<(long Buffers, List<string> Outcomes)> MeasureAsync(string sql, Guid tenant, string batch)
     {
-        await using var connection = await _database.DataSource.OpenConnectionAsync();
+        await using var connection = await DataSource.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
         await TestDb.ExecuteAsync(connection, transaction, "set local enable_nestloop = off");
         var outcomes = new List<string>();

@@ -14,10 +14,9 @@ namespace Hourglass.IntegrationTests.Insights;
 /// the trusted bulk path (EventIngestion.BulkAsync, binary COPY as the service role): idempotency keys, bad lines by
 /// number in refuse and skip modes with nothing half-written, times, entities, tenant isolation; and retention.
 /// </summary>
-public sealed class EventIngestionTests : IAsyncLifetime
+public sealed class EventIngestionTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_now = new(2026, 6, 10, 12, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
     private Guid _tenant;
     private Guid _member;
     private Guid _account;
@@ -34,11 +33,8 @@ public sealed class EventIngestionTests : IAsyncLifetime
         Bulk,
     }
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_now);
         _tenant = await Db.CreateTenantAsync();
         _member = await Db.AddMemberAsync(_tenant);
@@ -50,8 +46,6 @@ public sealed class EventIngestionTests : IAsyncLifetime
         _othersContact = await Db.CreateContactAsync(_otherTenant, _othersAccount, "Joanna");
         _othersOrder = await CreateOrderAsync(_otherTenant, _othersAccount);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Theory]
     [InlineData(Route.Rls)]
@@ -397,7 +391,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
             }
         }
 
-        await using var connection = await _database.DataSource.OpenConnectionAsync();
+        await using var connection = await DataSource.OpenConnectionAsync();
         await using var transaction = await DbSession.BeginAsServiceRoleAsync(connection);
         var outcomes = await EventIngestion.BulkAsync(connection, transaction, _tenant,
             ImportPipeline.StreamNdjsonAsync(EventImportKind.Instance, new StringReader(text.ToString())), ImportErrorMode.Skip);
@@ -614,7 +608,7 @@ public sealed class EventIngestionTests : IAsyncLifetime
 
     private async Task<IReadOnlyList<EventOutcome>> BulkAsync(IReadOnlyList<EventLine> lines, ImportErrorMode mode, Guid? tenant = null)
     {
-        await using var connection = await _database.DataSource.OpenConnectionAsync();
+        await using var connection = await DataSource.OpenConnectionAsync();
         await using var transaction = await DbSession.BeginAsServiceRoleAsync(connection);
         var outcomes = await EventIngestion.BulkAsync(connection, transaction, tenant ?? _tenant, lines, mode);
         await transaction.CommitAsync();

@@ -9,20 +9,14 @@ using Npgsql;
 namespace Hourglass.IntegrationTests.Insights;
 
 /// <summary>Detection on a real database: incremental equals full, the commit-safe frontier, the cycle's use of it, and strategy attribution.</summary>
-public sealed class InsightsEngineTests : IAsyncLifetime
+public sealed class InsightsEngineTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_now);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Incremental_InThreeRuns_SamePatternsAsOneFullRun_AndARunWithNothingNewReadsNothing()
@@ -30,7 +24,7 @@ public sealed class InsightsEngineTests : IAsyncLifetime
         var (full, fullAccount, fullContact) = await TenantAsync("full");
         var (step, stepAccount, stepContact) = await TenantAsync("step");
         var history = History().ToList();
-        var engine = new InsightsEngine(_database.DataSource, pageSize: 7);
+        var engine = new InsightsEngine(DataSource, pageSize: 7);
 
         await InsertAsync(full, fullAccount, fullContact, history);
         var fullRun = await engine.RunAsync(full);
@@ -62,8 +56,8 @@ public sealed class InsightsEngineTests : IAsyncLifetime
 
         // Pages of 4 events and a checkpoint every 10: entities written mid-run stay in memory, take more events and
         // are written again, each time with the watermark of what they hold.
-        var once = await new InsightsEngine(_database.DataSource).RunAsync(single);
-        var run = await new InsightsEngine(_database.DataSource, pageSize: 4, checkpointEvents: 10).RunAsync(checkpointed);
+        var once = await new InsightsEngine(DataSource).RunAsync(single);
+        var run = await new InsightsEngine(DataSource, pageSize: 4, checkpointEvents: 10).RunAsync(checkpointed);
 
         Assert.Equal(history.Count, run.EventsProcessed);
         Assert.True(run.PatternsWritten > once.PatternsWritten, $"{run.PatternsWritten} rows written in checkpoints, {once.PatternsWritten} at once");
@@ -105,7 +99,7 @@ public sealed class InsightsEngineTests : IAsyncLifetime
             }
         }
 
-        await new InsightsEngine(_database.DataSource).RunAsync(tenant);
+        await new InsightsEngine(DataSource).RunAsync(tenant);
 
         async Task<object?> BestSlotAsync(Guid contact) => await Db.ScalarAsync(
             "select (pattern_data -> 'best_slots' ->> 0)::int from public.client_patterns where tenant_id = $1 and entity_id = $2 and pattern_type = 'best_time' and is_active",
@@ -127,10 +121,10 @@ public sealed class InsightsEngineTests : IAsyncLifetime
                 tenant, account, s_now.AddDays(-60 + 10 * i));
         }
 
-        var engine = new InsightsEngine(_database.DataSource);
+        var engine = new InsightsEngine(DataSource);
         async Task<(DateTime UpdatedAt, decimal Risk)> ChurnAsync()
         {
-            await using var command = _database.DataSource.CreateCommand(
+            await using var command = DataSource.CreateCommand(
                 "select updated_at, (pattern_data ->> 'risk')::numeric from public.client_patterns where tenant_id = $1 and pattern_type = 'churn_risk'");
             command.Parameters.Add(new() { Value = tenant });
             await using var reader = await command.ExecuteReaderAsync();
@@ -167,10 +161,10 @@ public sealed class InsightsEngineTests : IAsyncLifetime
     public async Task Frontier_StopsBeforeAnUncommittedEvent_UntilItCommits()
     {
         var (tenant, account, _) = await TenantAsync("frontier");
-        var engine = new InsightsEngine(_database.DataSource);
+        var engine = new InsightsEngine(DataSource);
 
         // An ingestion still in flight holds a sequence number below a later, committed event.
-        await using var slow = await _database.DataSource.OpenConnectionAsync();
+        await using var slow = await DataSource.OpenConnectionAsync();
         await using var open = await slow.BeginTransactionAsync();
         await TestDb.ExecuteAsync(slow, open, "insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, occurred_at) values ($1, 'order_placed', 'account', $2, '{\"total\": 5}', $3)",
             tenant, account, s_now.AddDays(-20));
@@ -198,8 +192,8 @@ public sealed class InsightsEngineTests : IAsyncLifetime
         }
 
         await Db.ExecuteAsProductAsync("update public.engagement_clocks set next_touch_due = $2 where tenant_id = $1", tenant, s_now.AddDays(-2).AddHours(-1));
-        var harness = new CycleHarness(_database, s_now);
-        var run = await CycleComposition.CreateWorker(_database.DataSource, harness.Clock, new CycleWorkerOptions { WorkerId = "insights" })
+        var harness = new CycleHarness(Database, s_now);
+        var run = await CycleComposition.CreateWorker(DataSource, harness.Clock, new CycleWorkerOptions { WorkerId = "insights" })
             .RunManualAsync(tenant, false, null, default);
 
         Assert.Equal("completed", run.Status);

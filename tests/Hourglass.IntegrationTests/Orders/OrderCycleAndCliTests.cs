@@ -7,19 +7,15 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Orders;
 
 /// <summary>The order processor inside the tenant's cycle, and the orders commands as a person runs them.</summary>
-public sealed class OrderCycleAndCliTests : IAsyncLifetime
+public sealed class OrderCycleAndCliTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private OrderWorld _w = null!;
 
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _w = await new OrderWorld(_database.Db, _database).CreateAsync();
-        await _database.Db.ExecuteAsync("update public.tenants set name = 'Order Co' where id = $1", _w.Tenant);
+        _w = await new OrderWorld(Db, Database).CreateAsync();
+        await Db.ExecuteAsync("update public.tenants set name = 'Order Co' where id = $1", _w.Tenant);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Cycle_ProcessesItsTenantsQueue_WhatMovedReportsIt_DryRunProcessesNothing()
@@ -27,8 +23,8 @@ public sealed class OrderCycleAndCliTests : IAsyncLifetime
         var clean = await _w.PlaceAsync((_w.Widget, 2m, 10m, 0m));
         var fixable = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)], total: 3m);
         var broken = await _w.PlaceAsync((_w.Widget, 0m, 10m, 0m));
-        var harness = new CycleHarness(_database, OrderWorld.Now);
-        var worker = CycleComposition.CreateWorker(_database.DataSource, harness.Clock, new CycleWorkerOptions { WorkerId = "orders-cycle" });
+        var harness = new CycleHarness(Database, OrderWorld.Now);
+        var worker = CycleComposition.CreateWorker(DataSource, harness.Clock, new CycleWorkerOptions { WorkerId = "orders-cycle" });
 
         var dry = await worker.RunManualAsync(_w.Tenant, dryRun: true, hour: null, default);
         Assert.Equal("pending", (await _w.QueueAsync(clean)).Status);
@@ -36,7 +32,7 @@ public sealed class OrderCycleAndCliTests : IAsyncLifetime
 
         Assert.Equal("completed", run.Status);
         Assert.Equal(["validated", "validated", "exception"], new[] { (await _w.QueueAsync(clean)).Status, (await _w.QueueAsync(fixable)).Status, (await _w.QueueAsync(broken)).Status });
-        var moved = JsonNode.Parse((string)(await _database.Db.ScalarAsync("select what_moved::text from public.agent_hourly_reflections where run_id = $1", run.RunId))!)!;
+        var moved = JsonNode.Parse((string)(await Db.ScalarAsync("select what_moved::text from public.agent_hourly_reflections where run_id = $1", run.RunId))!)!;
         Assert.Equal(2m, moved["orders.validated"]!["after"]!.GetValue<decimal>());
         Assert.Equal(1m, moved["orders.fixes"]!["after"]!.GetValue<decimal>());
         Assert.Equal(1m, moved["orders.open_exceptions"]!["after"]!.GetValue<decimal>());
@@ -47,8 +43,8 @@ public sealed class OrderCycleAndCliTests : IAsyncLifetime
     [Fact]
     public async Task Cli_ProcessQueueExceptions_ThenReviewResolveAndOverride()
     {
-        await _database.Db.ExecuteAsync("update public.tenants set settings = '{\"credit_over_limit\": \"exception\"}' where id = $1", _w.Tenant);
-        var tight = (Guid)(await _database.Db.ScalarAsync("insert into public.accounts (tenant_id, name, credit_limit) values ($1, 'Tight', 15) returning id", _w.Tenant))!;
+        await Db.ExecuteAsync("update public.tenants set settings = '{\"credit_over_limit\": \"exception\"}' where id = $1", _w.Tenant);
+        var tight = (Guid)(await Db.ScalarAsync("insert into public.accounts (tenant_id, name, credit_limit) values ($1, 'Tight', 15) returning id", _w.Tenant))!;
         var broken = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)], po: "PO-9", shipDate: DateOnly.FromDateTime(OrderWorld.Now.UtcDateTime));
         var over = await _w.PlaceAsync([(_w.Widget, 2m, 10m, 0m)], account: tight);
 
@@ -65,7 +61,7 @@ public sealed class OrderCycleAndCliTests : IAsyncLifetime
 
         var leadTime = (await _w.ExceptionsAsync(broken)).Single(e => e.Type == "lead_time").Id;
         Assert.Equal(0, (await RunAsync("orders", "review", "--exception", leadTime.ToString(), "--by", "sam")).ExitCode);
-        await _database.Db.ExecuteAsync("update public.orders set requested_ship_date = requested_ship_date + 10 where id = $1", broken);
+        await Db.ExecuteAsync("update public.orders set requested_ship_date = requested_ship_date + 10 where id = $1", broken);
         var resolve = await RunAsync("orders", "resolve", "--exception", leadTime.ToString(), "--by", "sam", "--notes", "customer agreed to a later date");
         var overrideCredit = await RunAsync("orders", "override-credit", "--order", over.ToString(), "--by", "cfo", "--reason", "prepaid");
         var again = await RunAsync("orders", "process", "--tenant", "Order Co");
@@ -93,5 +89,5 @@ public sealed class OrderCycleAndCliTests : IAsyncLifetime
     }
 
     private Task<HourglassProcess.Result> RunAsync(params string[] arguments) =>
-        HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);
+        HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString]);
 }

@@ -6,20 +6,14 @@ using Npgsql;
 namespace Hourglass.IntegrationTests.Orders;
 
 /// <summary>The order processor end to end on a real database: queue, validators, bounded auto-fix, exceptions, credit.</summary>
-public sealed class OrderProcessingTests : IAsyncLifetime
+public sealed class OrderProcessingTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private OrderWorld _w = null!;
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _w = await new OrderWorld(Db, _database).CreateAsync();
+        _w = await new OrderWorld(Db, Database).CreateAsync();
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Queue_PlacedEnqueued_DraftNot_ChangeRequeues_CancelCancels()
@@ -56,7 +50,7 @@ public sealed class OrderProcessingTests : IAsyncLifetime
         // The processor's own role under it: no re-queue (its fixes would otherwise queue every fixed order again).
         await _w.ProcessAsync();
         Assert.Equal("validated", (await _w.QueueAsync(order)).Status);
-        await using (var connection = await _database.DataSource.OpenConnectionAsync())
+        await using (var connection = await DataSource.OpenConnectionAsync())
         await using (var transaction = await connection.BeginTransactionAsync())
         {
             await TestDb.ScalarAsync(connection, transaction, "select set_config('hourglass.order_processor', 'on', true)");
@@ -381,7 +375,7 @@ public sealed class OrderProcessingTests : IAsyncLifetime
     {
         // One server connection, so what the processor prepared is what the check sees. Max Auto Prepare=0 is how a
         // transaction-mode pooler's connection string reads (Supavisor on 6543 has no prepared statements).
-        var builder = new NpgsqlConnectionStringBuilder(_database.ConnectionString) { MaxPoolSize = 1, MaxAutoPrepare = maxAutoPrepare, NoResetOnClose = true };
+        var builder = new NpgsqlConnectionStringBuilder(ConnectionString) { MaxPoolSize = 1, MaxAutoPrepare = maxAutoPrepare, NoResetOnClose = true };
         await using var source = NpgsqlDataSource.Create(builder.ConnectionString);
         var order = await _w.PlaceAsync((_w.Widget, 3m, 10m, 0m));
 
@@ -405,7 +399,7 @@ public sealed class OrderProcessingTests : IAsyncLifetime
         }
 
         var passes = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => Task.Run(() =>
-            new OrderProcessor(_database.DataSource, new OrderProcessorOptions { WorkerId = $"p{i}", BatchSize = 7 }).DrainAsync(_w.Tenant, null, 10_000, default))));
+            new OrderProcessor(DataSource, new OrderProcessorOptions { WorkerId = $"p{i}", BatchSize = 7 }).DrainAsync(_w.Tenant, null, 10_000, default))));
 
         Assert.Equal(120, passes.Sum(p => p.Claimed));
         Assert.Equal(0, passes.Sum(p => p.LostClaims));
@@ -452,7 +446,7 @@ public sealed class OrderProcessingTests : IAsyncLifetime
     [Fact]
     public async Task TenantPolicyWithoutOrderKinds_DefaultDenyHoldsOrders()
     {
-        await PolicyStore.SaveAsync(_database.DataSource, _w.Tenant, """{"schema": "hourglass.policy/v1", "actions": ["touch_task"]}""", "test", null);
+        await PolicyStore.SaveAsync(DataSource, _w.Tenant, """{"schema": "hourglass.policy/v1", "actions": ["touch_task"]}""", "test", null);
         var order = await _w.PlaceAsync((_w.Widget, 1m, 10m, 0m));
 
         await _w.ProcessAsync();
@@ -466,7 +460,7 @@ public sealed class OrderProcessingTests : IAsyncLifetime
     public async Task SameProcessor_PolicyAndSettingsChangedBetweenBatches_NextBatchUsesThem()
     {
         // One processor instance keeps parsed policies and settings between batches; a change must still count.
-        var processor = new OrderProcessor(_database.DataSource, new OrderProcessorOptions { WorkerId = "long-lived" });
+        var processor = new OrderProcessor(DataSource, new OrderProcessorOptions { WorkerId = "long-lived" });
         var first = await _w.PlaceAsync((_w.Gadget, 1m, 95m, 0m));   // list 100, cost 80: a 5% fix, within the ceiling
         await processor.DrainAsync(_w.Tenant, null, 100, default);
         Assert.Equal(("validated", "fixed"), ((await _w.QueueAsync(first)).Status, (await _w.QueueAsync(first)).Pricing));
@@ -479,7 +473,7 @@ public sealed class OrderProcessingTests : IAsyncLifetime
 
         // A saved policy that never considered orders holds the next one.
         await Db.ExecuteAsync("update public.tenants set settings = '{}' where id = $1", _w.Tenant);
-        await PolicyStore.SaveAsync(_database.DataSource, _w.Tenant, """{"schema": "hourglass.policy/v1", "actions": ["touch_task"]}""", "test", null);
+        await PolicyStore.SaveAsync(DataSource, _w.Tenant, """{"schema": "hourglass.policy/v1", "actions": ["touch_task"]}""", "test", null);
         var third = await _w.PlaceAsync((_w.Widget, 1m, 10m, 0m));
         await processor.DrainAsync(_w.Tenant, null, 100, default);
         Assert.Equal("policy", Assert.Single(await _w.ExceptionsAsync(third)).Type);
@@ -487,7 +481,7 @@ public sealed class OrderProcessingTests : IAsyncLifetime
             "select validation_results::text from public.order_processing_queue where order_id = $1", third), StringComparison.Ordinal);
 
         // And a newer version after that one, too.
-        await PolicyStore.SaveAsync(_database.DataSource, _w.Tenant, """{"schema": "hourglass.policy/v1", "actions": ["order_auto_fix", "order_release"]}""", "test", null);
+        await PolicyStore.SaveAsync(DataSource, _w.Tenant, """{"schema": "hourglass.policy/v1", "actions": ["order_auto_fix", "order_release"]}""", "test", null);
         var fourth = await _w.PlaceAsync((_w.Widget, 1m, 10m, 0m));
         await processor.DrainAsync(_w.Tenant, null, 100, default);
         Assert.Equal("validated", (await _w.QueueAsync(fourth)).Status);

@@ -9,20 +9,14 @@ namespace Hourglass.IntegrationTests.Orders;
 /// The processor's single write statement on a real database: an entry whose claim is no longer ours is skipped
 /// whole inside the same statement that writes the others, and the processor's own writes do not queue orders again.
 /// </summary>
-public sealed class OrderWriterTests : IAsyncLifetime
+public sealed class OrderWriterTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
     private OrderWorld _w = null!;
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _w = await new OrderWorld(Db, _database).CreateAsync();
+        _w = await new OrderWorld(Db, Database).CreateAsync();
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     // Claims the tenant's pending entries as a processor named 'writer' would.
     private async Task<List<(Guid Queue, Guid Order, long Token)>> ClaimAsync()
@@ -181,7 +175,7 @@ public sealed class OrderWriterTests : IAsyncLifetime
     public async Task ClaimOrders_Paused_ReturnsNothingAndLeavesTheQueue_OtherTenantsStillClaimed(bool global)
     {
         var order = await _w.PlaceAsync([(_w.Widget, 1m, 10m, 0m)]);
-        var other = await new OrderWorld(Db, _database).CreateAsync();
+        var other = await new OrderWorld(Db, Database).CreateAsync();
         var otherOrder = await other.PlaceAsync([(other.Widget, 1m, 10m, 0m)]);
         // One entry whose processor died holding it: a lapsed claim is claimable again, but not under the pause.
         await Db.ExecuteAsProductAsync("update public.order_processing_queue set status = 'processing', claimed_by = 'dead', claimed_until = hourglass.now() - interval '1 hour' where order_id = $1", order);

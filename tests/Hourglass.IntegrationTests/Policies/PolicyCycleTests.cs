@@ -13,23 +13,17 @@ namespace Hourglass.IntegrationTests.Policies;
 /// violation with its version, a critical one pauses the tenant, and require_approval becomes an approval a person
 /// decides — an approved action runs in a later cycle after the policy is checked again.
 /// </summary>
-public sealed class PolicyCycleTests : IAsyncLifetime
+public sealed class PolicyCycleTests : DatabaseTest
 {
     // A Monday, 10:00 UTC: inside the default business hours.
     private static readonly DateTimeOffset s_t0 = new(2026, 10, 5, 10, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
     private CycleHarness _h = null!;
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
-        _h = new CycleHarness(_database, s_t0);
+        _h = new CycleHarness(Database, s_t0);
         await _h.SetTimeAsync(s_t0);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Cycle_ContactCapAndWarnRule_ViolationsRecordedWithVersionRuleRunAndKey_NotDoubledOnReplay()
@@ -135,7 +129,7 @@ public sealed class PolicyCycleTests : IAsyncLifetime
             """);
         await Worker().RunManualAsync(tenant, false, null, default);
         var card = (await OpenApprovalAsync(tenant))!.Value;
-        var control = new TenantControl(_database.DataSource, TimeProvider.System);
+        var control = new TenantControl(DataSource, TimeProvider.System);
 
         // Paused, then approved: neither the scheduler nor a manual run executes it.
         await control.PauseTenantAsync(tenant, "quarter close", "ops", default);
@@ -269,14 +263,14 @@ public sealed class PolicyCycleTests : IAsyncLifetime
         var tenant = await Db.CreateTenantAsync();
         await SavePolicyAsync(tenant, """{"schema": "hourglass.policy/v1", "rules": []}""");
 
-        var refused = await Assert.ThrowsAsync<PolicyValidationException>(() => PolicyStore.SaveAsync(_database.DataSource, tenant,
+        var refused = await Assert.ThrowsAsync<PolicyValidationException>(() => PolicyStore.SaveAsync(DataSource, tenant,
             """{"schema": "hourglass.policy/v1", "rules": [{"id": "c", "kind": "cap", "scope": "tenant", "window": "day", "limit": -1}]}""", "t", null));
-        var stale = await Assert.ThrowsAsync<HourglassException>(() => PolicyStore.SaveAsync(_database.DataSource, tenant,
+        var stale = await Assert.ThrowsAsync<HourglassException>(() => PolicyStore.SaveAsync(DataSource, tenant,
             """{"schema": "hourglass.policy/v1"}""", "t", null, expectedVersion: 0));
 
         Assert.Contains("rules[0].limit", refused.Message, StringComparison.Ordinal);
         Assert.Contains("the policy in force is version 1, not 0", stale.Message, StringComparison.Ordinal);
-        var inForce = await PolicyStore.InForceAsync(_database.DataSource, tenant);
+        var inForce = await PolicyStore.InForceAsync(DataSource, tenant);
         Assert.Equal(("v1", 0), (inForce.Version, inForce.Document.Rules.Count));
     }
 
@@ -299,8 +293,8 @@ public sealed class PolicyCycleTests : IAsyncLifetime
         var tenant = await Db.CreateTenantAsync();
         var target = Guid.NewGuid();
         _h.Part.Targets[tenant] = [target];
-        var engine = new CycleEngine(_database.DataSource, [_h.Part], [_h.Handler], _h.Clock, new DocumentPolicyEnforcer(_database.DataSource));
-        var worker = new CycleWorker(_database.DataSource, _h.Clock, engine, new CycleWorkerOptions { WorkerId = "kinds" });
+        var engine = new CycleEngine(DataSource, [_h.Part], [_h.Handler], _h.Clock, new DocumentPolicyEnforcer(DataSource));
+        var worker = new CycleWorker(DataSource, _h.Clock, engine, new CycleWorkerOptions { WorkerId = "kinds" });
 
         var denied = await worker.RunManualAsync(tenant, false, null, default);
         await SavePolicyAsync(tenant, """{"schema": "hourglass.policy/v1", "default_decision": "allow", "actions": ["touch_task"]}""");
@@ -327,9 +321,9 @@ public sealed class PolicyCycleTests : IAsyncLifetime
     }
 
     private CycleWorker Worker() =>
-        CycleComposition.CreateWorker(_database.DataSource, _h.Clock, new CycleWorkerOptions { WorkerId = "policy-worker" });
+        CycleComposition.CreateWorker(DataSource, _h.Clock, new CycleWorkerOptions { WorkerId = "policy-worker" });
 
-    private async Task SavePolicyAsync(Guid tenant, string json) => await PolicyStore.SaveAsync(_database.DataSource, tenant, json, "test", null);
+    private async Task SavePolicyAsync(Guid tenant, string json) => await PolicyStore.SaveAsync(DataSource, tenant, json, "test", null);
 
     // A tenant whose one account has the given number of contacts, all 3+ days overdue (the account too). With
     // email, the contacts have addresses, the tenant an email channel, and a strategy that touches contacts by email.

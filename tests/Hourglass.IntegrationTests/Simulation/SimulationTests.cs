@@ -9,7 +9,7 @@ namespace Hourglass.IntegrationTests.Simulation;
 /// warm-up, no cap exceeded, fixable orders fixed and no unfixable one released, every cycle completed), what the
 /// report says agrees with the database, and a run refuses a database that is not empty.
 /// </summary>
-public sealed class SimulationTests : IAsyncLifetime
+public sealed class SimulationTests : DatabaseTest
 {
     // Two tenants (the second approves every message), 28 days: vacations, two holidays each, and a compliance goal
     // from day 14.
@@ -19,16 +19,10 @@ public sealed class SimulationTests : IAsyncLifetime
         ApprovalEveryNthTenant = 2, MeanDaysBetweenOrders = 8, Concurrency = 1,
     };
 
-    private readonly DatabaseFixture _database = new();
-
-    public Task InitializeAsync() => _database.InitializeAsync();
-
-    public Task DisposeAsync() => _database.DisposeAsync();
-
     [Fact]
     public async Task Run_SmallWorld_InvariantsOfTheGoalsHold()
     {
-        var report = await new Simulator(SmallWorld, _database.DataSource).RunAsync();
+        var report = await new Simulator(SmallWorld, DataSource).RunAsync();
 
         // Compliance: the world starts with a backlog, which is gone by day 14 and stays gone.
         Assert.True(report.Compliance.StartShare > 0.05, $"the world should start with a backlog (got {report.Compliance.StartShare:P1})");
@@ -58,22 +52,22 @@ public sealed class SimulationTests : IAsyncLifetime
         Assert.All(report.Goals.Where(g => g.Key != "strategies"), g => Assert.True(g.Met, $"{g.Key}: {g.Reached}"));
 
         // What the report says agrees with the database.
-        var sent = (long)(await _database.Db.ScalarAsync("select count(*) from public.message_outbox where status = 'sent'"))!;
+        var sent = (long)(await Db.ScalarAsync("select count(*) from public.message_outbox where status = 'sent'"))!;
         Assert.Equal(sent, report.Days.Sum(d => (long)d.Messages));
-        var agentTouches = (long)(await _database.Db.ScalarAsync("select count(*) from public.warehouse_events where event_type = 'touch' and source = 'agent'"))!;
+        var agentTouches = (long)(await Db.ScalarAsync("select count(*) from public.warehouse_events where event_type = 'touch' and source = 'agent'"))!;
         Assert.Equal(sent, agentTouches);
-        Assert.Null(await _database.Db.ScalarAsync("select frozen_at from hourglass.clock_override"));
+        Assert.Null(await Db.ScalarAsync("select frozen_at from hourglass.clock_override"));
     }
 
     [Fact]
     public async Task Run_DatabaseWithTenants_RefusedBeforeAnythingRuns()
     {
-        await _database.Db.CreateTenantAsync("someone else's");
+        await Db.CreateTenantAsync("someone else's");
 
-        var error = await Assert.ThrowsAsync<HourglassException>(() => new Simulator(SmallWorld with { Days = 1 }, _database.DataSource).RunAsync());
+        var error = await Assert.ThrowsAsync<HourglassException>(() => new Simulator(SmallWorld with { Days = 1 }, DataSource).RunAsync());
 
         Assert.Contains("simulate needs an empty database: this one has 1 tenant(s)", error.Message, StringComparison.Ordinal);
-        Assert.Equal(1L, await _database.Db.ScalarAsync("select count(*) from public.tenants"));
+        Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.tenants"));
     }
 
     [Fact]

@@ -13,14 +13,8 @@ namespace Hourglass.IntegrationTests.Storage;
 /// 18; the functions are the same on every major). Where the extension is missing the test fails, naming the package.
 /// </summary>
 [Trait("Category", "PlpgsqlCheck")]
-public sealed class PlpgsqlCheckTests : IAsyncLifetime
+public sealed class PlpgsqlCheckTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
-
-    public Task InitializeAsync() => _database.InitializeAsync();
-
-    public Task DisposeAsync() => _database.DisposeAsync();
-
     [Fact]
     public async Task EveryPlpgsqlFunction_PassesPlpgsqlCheck()
     {
@@ -28,7 +22,7 @@ public sealed class PlpgsqlCheckTests : IAsyncLifetime
 
         var findings = new List<string>();
         var checkedCount = 0;
-        await using (var command = _database.DataSource.CreateCommand("""
+        await using (var command = DataSource.CreateCommand("""
             with functions as (
               select p.oid, p.prorettype = 'trigger'::regtype as is_trigger
               from pg_proc p
@@ -103,7 +97,7 @@ public sealed class PlpgsqlCheckTests : IAsyncLifetime
     public async Task AFunctionWithAWarning_IsReported()
     {
         await InstallAsync();
-        await _database.Db.ExecuteAsync("""
+        await Db.ExecuteAsync("""
             create function hourglass.lint_probe(p_unused integer) returns text[] language plpgsql as $$
             declare
               v_list text[] := '{}';
@@ -113,7 +107,7 @@ public sealed class PlpgsqlCheckTests : IAsyncLifetime
             """);
 
         var messages = new List<string>();
-        await using var command = _database.DataSource.CreateCommand(
+        await using var command = DataSource.CreateCommand(
             "select message from plpgsql_check_function_tb('hourglass.lint_probe(integer)'::regprocedure)");
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())
@@ -127,8 +121,8 @@ public sealed class PlpgsqlCheckTests : IAsyncLifetime
 
     private async Task InstallAsync()
     {
-        var major = (int)(await _database.Db.ScalarAsync("select current_setting('server_version_num')::int / 10000"))!;
-        var available = (bool)(await _database.Db.ScalarAsync(
+        var major = (int)(await Db.ScalarAsync("select current_setting('server_version_num')::int / 10000"))!;
+        var available = (bool)(await Db.ScalarAsync(
             "select exists (select 1 from pg_available_extensions where name = 'plpgsql_check')"))!;
         Assert.True(available,
             $"the plpgsql_check extension is not installed for this PostgreSQL {major}: install Debian's postgresql-{major}-plpgsql-check " +
@@ -136,7 +130,7 @@ public sealed class PlpgsqlCheckTests : IAsyncLifetime
             "leave this test out with --filter \"Category!=PlpgsqlCheck\" as CI does (docs/development.md)");
         try
         {
-            await _database.Db.ExecuteAsync("create extension if not exists plpgsql_check");
+            await Db.ExecuteAsync("create extension if not exists plpgsql_check");
         }
         catch (PostgresException ex)
         {

@@ -8,19 +8,13 @@ namespace Hourglass.IntegrationTests.Storage;
 /// migration changed the schema and the file was not regenerated. CI runs it on PostgreSQL 15, 17 and 18 against the
 /// one committed file, which proves the dump reads the same on each major.
 /// </summary>
-public sealed class SchemaDumpTests : IAsyncLifetime
+public sealed class SchemaDumpTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
-
-    public Task InitializeAsync() => _database.InitializeAsync();
-
-    public Task DisposeAsync() => _database.DisposeAsync();
-
     [Fact]
     public async Task SchemaSql_IsTheSchemaAsMigrated()
     {
         var committed = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot(), SchemaDump.RepositoryPath));
-        var current = SchemaDump.Render(await SchemaDump.ReadAsync(_database.DataSource));
+        var current = SchemaDump.Render(await SchemaDump.ReadAsync(DataSource));
 
         var difference = SchemaDump.Compare(committed, current);
 
@@ -30,9 +24,9 @@ public sealed class SchemaDumpTests : IAsyncLifetime
     [Fact]
     public async Task Dump_HoldsEveryFunctionsCurrentDefinition_Grants_AndTablesParts()
     {
-        var dump = SchemaDump.Render(await SchemaDump.ReadAsync(_database.DataSource));
+        var dump = SchemaDump.Render(await SchemaDump.ReadAsync(DataSource));
 
-        var functions = (long)(await _database.Db.ScalarAsync(
+        var functions = (long)(await Db.ScalarAsync(
             "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname in ('public', 'hourglass')"))!;
         Assert.Equal(functions, dump.Split('\n').Count(l => l.StartsWith("-- function ", StringComparison.Ordinal)));
         Assert.Contains("-- function public.record_touches(uuid,jsonb,text)", dump);
@@ -48,13 +42,13 @@ public sealed class SchemaDumpTests : IAsyncLifetime
     [Fact]
     public async Task Compare_AChangedFunction_NamesItAndTheCommand()
     {
-        var before = SchemaDump.Render(await SchemaDump.ReadAsync(_database.DataSource));
-        await _database.Db.ExecuteAsync("""
+        var before = SchemaDump.Render(await SchemaDump.ReadAsync(DataSource));
+        await Db.ExecuteAsync("""
             create or replace function hourglass.is_iana_timezone(p_name text) returns boolean
             language sql stable set search_path = '' as $$ select false $$
             """);
-        await _database.Db.ExecuteAsync("create table public.schema_dump_probe (id integer primary key)");
-        var after = SchemaDump.Render(await SchemaDump.ReadAsync(_database.DataSource));
+        await Db.ExecuteAsync("create table public.schema_dump_probe (id integer primary key)");
+        var after = SchemaDump.Render(await SchemaDump.ReadAsync(DataSource));
 
         var changed = SchemaDump.Compare(before, after);
         Assert.NotNull(changed);
@@ -63,8 +57,8 @@ public sealed class SchemaDumpTests : IAsyncLifetime
         Assert.Contains("added", message);
         Assert.Contains(SchemaDump.RegenerateCommand, message);
 
-        await _database.Db.ExecuteAsync("drop table public.schema_dump_probe");
-        var functionOnly = SchemaDump.Compare(before, SchemaDump.Render(await SchemaDump.ReadAsync(_database.DataSource)));
+        await Db.ExecuteAsync("drop table public.schema_dump_probe");
+        var functionOnly = SchemaDump.Compare(before, SchemaDump.Render(await SchemaDump.ReadAsync(DataSource)));
         Assert.NotNull(functionOnly);
         Assert.Equal("function hourglass.is_iana_timezone(text)", functionOnly.Object);
         Assert.Contains("LANGUAGE sql", functionOnly.Detail);

@@ -4,18 +4,12 @@ using Hourglass.Storage;
 namespace Hourglass.IntegrationTests.Storage;
 
 /// <summary>hourglass verify passes on a migrated database and names each kind of miss.</summary>
-public sealed class SchemaVerifierTests : IAsyncLifetime
+public sealed class SchemaVerifierTests : DatabaseTest
 {
-    private readonly DatabaseFixture _database = new();
-
-    public Task InitializeAsync() => _database.InitializeAsync();
-
-    public Task DisposeAsync() => _database.DisposeAsync();
-
     [Fact]
     public async Task Verify_MigratedDatabase_EveryCheckPasses()
     {
-        var report = await new SchemaVerifier(_database.DataSource).VerifyAsync(MigrationSource.Embedded());
+        var report = await new SchemaVerifier(DataSource).VerifyAsync(MigrationSource.Embedded());
 
         Assert.True(report.Passed, string.Join("; ", report.Failures.Select(f => $"{f.Section} {f.Subject}: {f.Detail}")));
         Assert.Equal(SchemaContract.AllTables.Count(), report.Checks.Count(c => c.Section == "Tables"));
@@ -27,11 +21,11 @@ public sealed class SchemaVerifierTests : IAsyncLifetime
     [Fact]
     public async Task Verify_RowCounts_Reported()
     {
-        var tenant = await _database.Db.CreateTenantAsync();
-        await _database.Db.CreateAccountAsync(tenant);
-        await _database.Db.CreateAccountAsync(tenant);
+        var tenant = await Db.CreateTenantAsync();
+        await Db.CreateAccountAsync(tenant);
+        await Db.CreateAccountAsync(tenant);
 
-        var report = await new SchemaVerifier(_database.DataSource).VerifyAsync(MigrationSource.Embedded());
+        var report = await new SchemaVerifier(DataSource).VerifyAsync(MigrationSource.Embedded());
 
         Assert.Equal("2 rows", report.Checks.Single(c => c.Section == "Tables" && c.Subject == "accounts").Detail);
     }
@@ -53,9 +47,9 @@ public sealed class SchemaVerifierTests : IAsyncLifetime
     [MemberData(nameof(Breakages))]
     public async Task Verify_SomethingDropped_FailsNamingExactlyIt(string breakage, string[] expectedFailures)
     {
-        await _database.Db.ExecuteAsync(breakage);
+        await Db.ExecuteAsync(breakage);
 
-        var report = await new SchemaVerifier(_database.DataSource).VerifyAsync(MigrationSource.Embedded());
+        var report = await new SchemaVerifier(DataSource).VerifyAsync(MigrationSource.Embedded());
 
         Assert.False(report.Passed);
         Assert.Equal(expectedFailures, report.Failures.Select(f => $"{f.Section}: {f.Subject}"));

@@ -10,24 +10,17 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// process sends it again with the same webhook-id, records it 'sent' once, and logs the lost attempt as
 /// 'claim_expired' — and a receiver that dedupes on webhook-id acts on it once.
 /// </summary>
-public sealed class DispatcherCrashTests : IAsyncLifetime
+public sealed class DispatcherCrashTests : DatabaseTest
 {
     private const string Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     private const string SecretRef = "HG_CRASH_TEST_WEBHOOK_SECRET";
     private static readonly TimeSpan s_waitLimit = TimeSpan.FromSeconds(90);
 
-    private readonly DatabaseFixture _database = new();
-
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         // A weekday morning: inside the default policy's business hours, which the dispatcher checks before each send.
         await Db.FreezeTimeAsync(new DateTimeOffset(2026, 11, 3, 10, 0, 0, TimeSpan.Zero));
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task WorkerKilledAfterSendBeforeRecord_RedeliveredWithSameIdAfterClaimLapses_SentOnce()
@@ -108,7 +101,7 @@ public sealed class DispatcherCrashTests : IAsyncLifetime
             environment["HOURGLASS_FAILPOINTS"] = failpoint;
         }
 
-        return HourglassProcess.Start(environment, "worker", "--poll-seconds", "1", "--database", _database.ConnectionString);
+        return HourglassProcess.Start(environment, "worker", "--poll-seconds", "1", "--database", ConnectionString);
     }
 
     private static void Stop(Process process)

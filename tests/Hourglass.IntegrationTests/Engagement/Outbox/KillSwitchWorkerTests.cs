@@ -12,25 +12,18 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// after the resume; the global pause holds every tenant; what became forbidden while a message waited (an opt-out, a
 /// disabled channel) suppresses it with the reason, shown by <c>hourglass status</c>.
 /// </summary>
-public sealed class KillSwitchWorkerTests : IAsyncLifetime
+public sealed class KillSwitchWorkerTests : DatabaseTest
 {
     private const string Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     private const string SecretRef = "HG_KILLSWITCH_WEBHOOK_SECRET";
     private static readonly TimeSpan s_waitLimit = TimeSpan.FromSeconds(120);
 
-    private readonly DatabaseFixture _database = new();
-
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         // A Tuesday, 10:00 UTC by the database clock: inside the default business hours (tenants in UTC), and no
         // tenant's cycle comes due while it stands still (they are first due at 11:00), so only the dispatcher acts.
         await Db.FreezeTimeAsync(new DateTimeOffset(2026, 11, 3, 10, 0, 0, TimeSpan.Zero));
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Worker_TenantPaused_QueuedMessagesReachNeitherSinkThroughPasses_AttemptsUntouched_ResumedDelivered()
@@ -179,10 +172,10 @@ public sealed class KillSwitchWorkerTests : IAsyncLifetime
 
     private Process StartWorker(int pollSeconds = 1) =>
         HourglassProcess.Start(new Dictionary<string, string?> { [SecretRef] = Secret },
-            "worker", "--poll-seconds", pollSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--database", _database.ConnectionString);
+            "worker", "--poll-seconds", pollSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--database", ConnectionString);
 
     private Task<HourglassProcess.Result> RunAsync(params string[] arguments) =>
-        HourglassProcess.RunAsync([.. arguments, "--database", _database.ConnectionString]);
+        HourglassProcess.RunAsync([.. arguments, "--database", ConnectionString]);
 
     private static void Stop(Process process)
     {
@@ -210,7 +203,7 @@ public sealed class KillSwitchWorkerTests : IAsyncLifetime
         {
             await using var command = Db.DataSource.CreateCommand("""
                 select pid, query_start from pg_catalog.pg_stat_activity
-                where datname = current_database() and pid <> pg_backend_pid() and query = 'COMMIT' and query_start > $1
+                where datname = currentDatabase() and pid <> pg_backend_pid() and query = 'COMMIT' and query_start > $1
                 """);
             command.Parameters.Add(new() { Value = since });
             await using var reader = await command.ExecuteReaderAsync();

@@ -11,22 +11,16 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// replayed hour does not enqueue it again, and contacts nobody can reach, or who must not be contacted, are
 /// reported in the action's result instead of failing it.
 /// </summary>
-public sealed class MessageHandlerCycleTests : IAsyncLifetime
+public sealed class MessageHandlerCycleTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_t0 = new(2026, 11, 3, 10, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
     private readonly FakeTimeProvider _clock = new(s_t0);
     private readonly SendToAll _part = new();
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_t0);
     }
-
-    public Task DisposeAsync() => _database.DisposeAsync();
 
     [Fact]
     public async Task Cycle_SendMessage_EnqueuedWithRunReachableOnlyUnreachableAndOptedOutReported()
@@ -62,7 +56,7 @@ public sealed class MessageHandlerCycleTests : IAsyncLifetime
         await Worker().RunManualAsync(tenant, false, null, default);
         Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.message_outbox where tenant_id = $1", tenant));
 
-        await new OutboxDispatcher(_database.DataSource, [new SmtpTransport(TimeSpan.FromSeconds(10))], _clock, random: new Random(1))
+        await new OutboxDispatcher(DataSource, [new SmtpTransport(TimeSpan.FromSeconds(10))], _clock, random: new Random(1))
             .DispatchOnceAsync(default);
         Assert.Equal("pat@client.example", Assert.Single(smtp.Accepted).To.Mailboxes.Single().Address);
     }
@@ -84,7 +78,7 @@ public sealed class MessageHandlerCycleTests : IAsyncLifetime
     }
 
     private CycleWorker Worker() =>
-        new(_database.DataSource, _clock, new CycleEngine(_database.DataSource, [_part], [new MessageHandler()], _clock), new CycleWorkerOptions { WorkerId = "outbox-cycle" });
+        new(DataSource, _clock, new CycleEngine(DataSource, [_part], [new MessageHandler()], _clock), new CycleWorkerOptions { WorkerId = "outbox-cycle" });
 
     private async Task<Guid> ContactAsync(Guid tenant, Guid account, string name, string? email, bool optedOut = false) =>
         (Guid)(await Db.ScalarAsync(

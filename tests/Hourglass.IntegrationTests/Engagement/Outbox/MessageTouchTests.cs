@@ -10,21 +10,15 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// A message the agent sent is a touch of its target, recorded when it goes out; a message still waiting to go out
 /// counts as an open touch, so the queue and the one-open-touch rule do not ask for the contact again meanwhile.
 /// </summary>
-public sealed class MessageTouchTests : IAsyncLifetime
+public sealed class MessageTouchTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_t0 = new(2027, 3, 1, 9, 0, 0, TimeSpan.Zero);
-    private readonly DatabaseFixture _database = new();
     private readonly FakeTimeProvider _clock = new(s_t0);
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_t0.AddDays(-30));
     }
-
-    public async Task DisposeAsync() => await _database.DisposeAsync();
 
     [Fact]
     public async Task Dispatch_MessageToContactSent_TouchRecordedAtSendTimeForContactAndAccount()
@@ -32,7 +26,7 @@ public sealed class MessageTouchTests : IAsyncLifetime
         var (tenant, account, contact) = await OverdueContactAsync();
         var message = await EnqueueAsync(tenant, contact, "k-sent");
 
-        await new OutboxDispatcher(_database.DataSource, [new Answering(DeliveryResult.Success(250, "q1"))], _clock, Options()).DispatchOnceAsync(default);
+        await new OutboxDispatcher(DataSource, [new Answering(DeliveryResult.Success(250, "q1"))], _clock, Options()).DispatchOnceAsync(default);
 
         Assert.Equal("sent", await Db.ScalarAsync("select status from public.message_outbox where id = $1", message));
         Assert.Equal(s_t0.UtcDateTime, await Db.ScalarAsync("select last_touch_at from public.engagement_clocks where entity_id = $1", contact));
@@ -51,7 +45,7 @@ public sealed class MessageTouchTests : IAsyncLifetime
         var before = await Db.ScalarAsync("select last_touch_at from public.engagement_clocks where entity_id = $1", contact);
         var message = await EnqueueAsync(tenant, contact, "k-refused");
 
-        await new OutboxDispatcher(_database.DataSource, [new Answering(DeliveryResult.PermanentFailure("550 no such user", 550))], _clock, Options())
+        await new OutboxDispatcher(DataSource, [new Answering(DeliveryResult.PermanentFailure("550 no such user", 550))], _clock, Options())
             .DispatchOnceAsync(default);
 
         Assert.Equal("failed", await Db.ScalarAsync("select status from public.message_outbox where id = $1", message));
@@ -68,7 +62,7 @@ public sealed class MessageTouchTests : IAsyncLifetime
         await EnqueueAsync(tenant, contact, "k-waiting");
 
         Assert.Equal(0L, await CandidatesAsync(tenant, contact));
-        var facts = await DocumentPolicyEnforcer.LoadFactsAsync(_database.DataSource, tenant, TimeZoneInfo.Utc, [contact], default);
+        var facts = await DocumentPolicyEnforcer.LoadFactsAsync(DataSource, tenant, TimeZoneInfo.Utc, [contact], default);
         Assert.True(facts[contact].HasOpenTouch, "a message waiting to go out must count as an open touch for the one-open-touch rule");
 
         // Failed for good: the contact is due again, and the queue offers it again.

@@ -13,29 +13,25 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// dispatchers send each message once, and a dispatcher that dies between sending and recording leads to a
 /// redelivery with the same id.
 /// </summary>
-public sealed class OutboxTests : IAsyncLifetime
+public sealed class OutboxTests : DatabaseTest
 {
     private const string Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     private const string SecretRef = "HG_TEST_WEBHOOK_SECRET";
     private static readonly DateTimeOffset s_t0 = new(2026, 11, 2, 9, 0, 0, TimeSpan.Zero);
     private static readonly Dictionary<string, string> s_secrets = new() { [SecretRef] = Secret };
 
-    private readonly DatabaseFixture _database = new();
     private readonly FakeTimeProvider _clock = new(s_t0);
     private readonly HttpClient _http = new(new HttpClientHandler { AllowAutoRedirect = false });
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_t0);
     }
 
-    public async Task DisposeAsync()
+    protected override Task TearDownAsync()
     {
         _http.Dispose();
-        await _database.DisposeAsync();
+        return Task.CompletedTask;
     }
 
     [Fact]
@@ -185,7 +181,7 @@ public sealed class OutboxTests : IAsyncLifetime
         }
 
         var gate = new GatedTransport(new WebhookTransport(_http, _clock, TimeSpan.FromSeconds(10)), parallel);
-        var dispatcher = new OutboxDispatcher(_database.DataSource, [gate], _clock, Options("parallel") with { MaxParallelSends = parallel },
+        var dispatcher = new OutboxDispatcher(DataSource, [gate], _clock, Options("parallel") with { MaxParallelSends = parallel },
             s_secrets.GetValueOrDefault, new Random(1));
         Assert.Equal(8, await dispatcher.DispatchOnceAsync(default));
 
@@ -211,7 +207,7 @@ public sealed class OutboxTests : IAsyncLifetime
         // transport cancels the dispatcher's token, as a kill would end it. Its claim stays in the database.
         using var dying = new CancellationTokenSource();
         var crashing = new DyingTransport(new WebhookTransport(_http, _clock, TimeSpan.FromSeconds(10)), dying);
-        var first = new OutboxDispatcher(_database.DataSource, [crashing], _clock, Options("dies"), s_secrets.GetValueOrDefault, new Random(1));
+        var first = new OutboxDispatcher(DataSource, [crashing], _clock, Options("dies"), s_secrets.GetValueOrDefault, new Random(1));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.DispatchOnceAsync(dying.Token));
         Assert.Equal(("sending", 1), await StateAsync(id));
 
@@ -267,7 +263,7 @@ public sealed class OutboxTests : IAsyncLifetime
         var id = (await EnqueueAsync(Email(tenant, "k-mail-crash", "pat@client.example")))!.Value;
 
         using var dying = new CancellationTokenSource();
-        var first = new OutboxDispatcher(_database.DataSource, [new DyingTransport(new SmtpTransport(TimeSpan.FromSeconds(10)), dying)],
+        var first = new OutboxDispatcher(DataSource, [new DyingTransport(new SmtpTransport(TimeSpan.FromSeconds(10)), dying)],
             _clock, Options("dies"), s_secrets.GetValueOrDefault, new Random(1));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.DispatchOnceAsync(dying.Token));
         await AdvanceAsync(TimeSpan.FromHours(1));
@@ -315,7 +311,7 @@ public sealed class OutboxTests : IAsyncLifetime
     }
 
     private OutboxDispatcher Dispatcher(string name, int batchSize = 20) =>
-        new(_database.DataSource, OutboxDispatcher.DefaultTransports(_http, Options(name), _clock), _clock, Options(name) with { BatchSize = batchSize },
+        new(DataSource, OutboxDispatcher.DefaultTransports(_http, Options(name), _clock), _clock, Options(name) with { BatchSize = batchSize },
             s_secrets.GetValueOrDefault, new Random(42));
 
     private static OutboxDispatcherOptions Options(string name) => new()

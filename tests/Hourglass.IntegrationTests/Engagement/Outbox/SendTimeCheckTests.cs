@@ -14,7 +14,7 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// removed, since the message was queued suppresses it with the reason (never sent, never a touch); outside the send
 /// window it is held until the window opens, then sent.
 /// </summary>
-public sealed class SendTimeCheckTests : IAsyncLifetime
+public sealed class SendTimeCheckTests : DatabaseTest
 {
     private const string Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     private const string SecretRef = "HG_SENDTIME_WEBHOOK_SECRET";
@@ -23,22 +23,18 @@ public sealed class SendTimeCheckTests : IAsyncLifetime
     private static readonly DateTimeOffset s_t0 = new(2026, 11, 3, 10, 0, 0, TimeSpan.Zero);
     private static readonly Dictionary<string, string> s_secrets = new() { [SecretRef] = Secret };
 
-    private readonly DatabaseFixture _database = new();
     private readonly FakeTimeProvider _clock = new(s_t0);
     private readonly HttpClient _http = new(new HttpClientHandler { AllowAutoRedirect = false });
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_t0);
     }
 
-    public async Task DisposeAsync()
+    protected override Task TearDownAsync()
     {
         _http.Dispose();
-        await _database.DisposeAsync();
+        return Task.CompletedTask;
     }
 
     [Fact]

@@ -13,7 +13,7 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// encrypted, authenticated session; a wrong password is a recorded, retried failure; a certificate that is neither
 /// trusted nor pinned is refused before the password or the message leaves.
 /// </summary>
-public sealed class SmtpSecurityTests : IAsyncLifetime
+public sealed class SmtpSecurityTests : DatabaseTest
 {
     private const string PasswordRef = "HG_TEST_SMTP_PASSWORD";
     private const string User = "agent";
@@ -21,25 +21,21 @@ public sealed class SmtpSecurityTests : IAsyncLifetime
     private const string From = "agent@acme.example";
     private static readonly DateTimeOffset s_t0 = new(2026, 11, 2, 9, 0, 0, TimeSpan.Zero);
 
-    private readonly DatabaseFixture _database = new();
     private readonly FakeTimeProvider _clock = new(s_t0);
     private readonly HttpClient _http = new();
     private readonly Dictionary<string, string> _secrets = new() { [PasswordRef] = Password };
     private readonly X509Certificate2 _certificate = LoopbackSmtpServer.CreateSelfSignedCertificate();
 
-    private TestDb Db => _database.Db;
-
-    public async Task InitializeAsync()
+    protected override async Task SeedAsync()
     {
-        await _database.InitializeAsync();
         await Db.FreezeTimeAsync(s_t0);
     }
 
-    public async Task DisposeAsync()
+    protected override Task TearDownAsync()
     {
         _http.Dispose();
         _certificate.Dispose();
-        await _database.DisposeAsync();
+        return Task.CompletedTask;
     }
 
     [Theory]
@@ -181,7 +177,7 @@ public sealed class SmtpSecurityTests : IAsyncLifetime
             VisibilityTimeout = TimeSpan.FromMinutes(2),
             SendTimeout = TimeSpan.FromSeconds(10),
         };
-        return new OutboxDispatcher(_database.DataSource, OutboxDispatcher.DefaultTransports(_http, options, _clock), _clock, options,
+        return new OutboxDispatcher(DataSource, OutboxDispatcher.DefaultTransports(_http, options, _clock), _clock, options,
             name => _secrets.GetValueOrDefault(name), new Random(7));
     }
 
