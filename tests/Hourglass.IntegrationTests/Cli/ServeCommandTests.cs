@@ -6,7 +6,7 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass serve: the worker loop and the health endpoint in one real process on loopback.</summary>
-public sealed class ServeTests : DatabaseTest
+public sealed class ServeCommandTests : DatabaseTest
 {
     [Fact]
     public async Task Serve_HealthyAndItsWorkerRunsDueTenants()

@@ -4,7 +4,7 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass events import (both paths, NDJSON and CSV) and events prune, as an operator runs them.</summary>
-public sealed class EventCommandTests : DatabaseTest
+public sealed class EventCommandsTests : DatabaseTest
 {
     private Guid _tenant;
     private Guid _contact;

@@ -3,7 +3,7 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass members … and roles …, and a decision made with <c>--by</c> a member's id, run as a person runs them.</summary>
-public sealed class MemberCommandTests : DatabaseTest
+public sealed class MemberCommandsTests : DatabaseTest
 {
     private Guid _tenant;
     private Guid _owner;

@@ -11,7 +11,7 @@ namespace Hourglass.IntegrationTests.Cycles;
 /// hour's row (each with its own reflection kept), two writes at once both land, a replayed write counts once, a dry
 /// run writes nothing, and the roll-up columns are not writable directly.
 /// </summary>
-public sealed class HourlyReflectionTests : DatabaseTest
+public sealed class HourlyReflectionsTests : DatabaseTest
 {
     private static readonly DateTimeOffset s_hour = new(2026, 6, 2, 14, 0, 0, TimeSpan.Zero);
     private CycleHarness _h = null!;

@@ -3,7 +3,7 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass policies … and approvals …, run as a person runs them.</summary>
-public sealed class PolicyCommandTests : DatabaseTest
+public sealed class PolicyCommandsTests : DatabaseTest
 {
     private const string Policy = """
         {"schema": "hourglass.policy/v1", "actions": ["touch_task", "send_message"],

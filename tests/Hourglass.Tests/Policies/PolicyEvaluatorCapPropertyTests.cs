@@ -6,7 +6,7 @@ using Hourglass.Policies;
 
 namespace Hourglass.Tests.Policies;
 
-public sealed class PolicyCapPropertyTests
+public sealed class PolicyEvaluatorCapPropertyTests
 {
     private static readonly Guid[] s_contacts =
     [

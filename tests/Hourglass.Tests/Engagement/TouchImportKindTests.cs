@@ -4,7 +4,7 @@ using Hourglass.Engagement;
 namespace Hourglass.Tests.Engagement;
 
 /// <summary>Reading touch files: every bad line is named by its line number and reason, the rest read.</summary>
-public sealed class TouchFileTests
+public sealed class TouchImportKindTests
 {
     [Fact]
     public async Task Ndjson_GoodBadAndBlankLines_LineNumbersFromTheFile()

@@ -6,7 +6,7 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass channels set / list / disable, run as an operator would: what is written, what is shown, what is refused.</summary>
-public sealed class ChannelCommandTests : DatabaseTest
+public sealed class ChannelCommandsTests : DatabaseTest
 {
     private const string Tenant = "Channel Co";
     private const string WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

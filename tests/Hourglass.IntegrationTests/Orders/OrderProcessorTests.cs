@@ -6,7 +6,7 @@ using Npgsql;
 namespace Hourglass.IntegrationTests.Orders;
 
 /// <summary>The order processor end to end on a real database: queue, validators, bounded auto-fix, exceptions, credit.</summary>
-public sealed class OrderProcessingTests : DatabaseTest
+public sealed class OrderProcessorTests : DatabaseTest
 {
     private OrderWorld _w = null!;
 

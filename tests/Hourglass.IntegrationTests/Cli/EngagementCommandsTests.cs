@@ -3,7 +3,7 @@ using Hourglass.IntegrationTests.Infrastructure;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass touch / queue / cards complete, as a user or an outside system runs them.</summary>
-public sealed class EngagementCommandTests : DatabaseTest
+public sealed class EngagementCommandsTests : DatabaseTest
 {
     private Guid _tenant;
     private Guid _contact;

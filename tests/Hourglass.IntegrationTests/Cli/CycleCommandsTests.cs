@@ -6,7 +6,7 @@ using Npgsql;
 namespace Hourglass.IntegrationTests.Cli;
 
 /// <summary>hourglass run / schedule / pause / resume as a user runs them, and the optional narrative over HTTP.</summary>
-public sealed class CycleCommandTests : DatabaseTest
+public sealed class CycleCommandsTests : DatabaseTest
 {
     private Guid _tenant;
 
