@@ -203,7 +203,7 @@ public sealed class KillSwitchWorkerTests : DatabaseTest
         {
             await using var command = Db.DataSource.CreateCommand("""
                 select pid, query_start from pg_catalog.pg_stat_activity
-                where datname = currentDatabase() and pid <> pg_backend_pid() and query = 'COMMIT' and query_start > $1
+                where datname = current_database() and pid <> pg_backend_pid() and query = 'COMMIT' and query_start > $1
                 """);
             command.Parameters.Add(new() { Value = since });
             await using var reader = await command.ExecuteReaderAsync();
