@@ -230,12 +230,5 @@ public sealed class ChannelCommandsTests : DatabaseTest
         return new OutboxDispatcher(DataSource, OutboxDispatcher.DefaultTransports(_http, options, TimeProvider.System), TimeProvider.System, options, name => secrets.GetValueOrDefault(name));
     }
 
-    private async Task<Guid> EnqueueAsync(NewMessage message)
-    {
-        await using var connection = await Db.DataSource.OpenConnectionAsync();
-        await using var transaction = await connection.BeginTransactionAsync();
-        var id = await OutboxWriter.EnqueueAsync(connection, transaction, message, default);
-        await transaction.CommitAsync();
-        return id!.Value;
-    }
+    private async Task<Guid> EnqueueAsync(NewMessage message) => (await Db.EnqueueMessageAsync(message))!.Value;
 }

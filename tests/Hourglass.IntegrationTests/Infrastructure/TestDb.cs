@@ -1,3 +1,4 @@
+using Hourglass.Engagement.Outbox;
 using Hourglass.Storage;
 using Npgsql;
 
@@ -32,6 +33,19 @@ public sealed class TestDb(NpgsqlDataSource dataSource)
         return (Guid)(await ScalarAsync(
             "insert into public.contacts (tenant_id, account_id, name) values ($1, $2, $3) returning id",
             tenantId, (object?)accountId ?? DBNull.Value, name))!;
+    }
+
+    /// <summary>
+    /// Queues <paramref name="message"/> in the outbox in a transaction of its own, as the product's writer does: its id,
+    /// or null when the tenant already has a message under its key.
+    /// </summary>
+    internal async Task<Guid?> EnqueueMessageAsync(NewMessage message)
+    {
+        await using var connection = await DataSource.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        var id = await OutboxWriter.EnqueueAsync(connection, transaction, message, default);
+        await transaction.CommitAsync();
+        return id;
     }
 
     /// <summary>Sets the database clock (hourglass.now()) to a fixed instant.</summary>

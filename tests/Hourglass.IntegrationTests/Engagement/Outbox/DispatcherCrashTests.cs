@@ -135,14 +135,7 @@ public sealed class DispatcherCrashTests : DatabaseTest
         }
     }
 
-    private async Task<Guid> EnqueueAsync(NewMessage message)
-    {
-        await using var connection = await Db.DataSource.OpenConnectionAsync();
-        await using var transaction = await connection.BeginTransactionAsync();
-        var id = await OutboxWriter.EnqueueAsync(connection, transaction, message, default);
-        await transaction.CommitAsync();
-        return id!.Value;
-    }
+    private async Task<Guid> EnqueueAsync(NewMessage message) => (await Db.EnqueueMessageAsync(message))!.Value;
 
     private async Task<(string Status, int Attempts)> StateAsync(Guid id)
     {

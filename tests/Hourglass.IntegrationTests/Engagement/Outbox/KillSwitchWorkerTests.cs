@@ -259,14 +259,7 @@ public sealed class KillSwitchWorkerTests : DatabaseTest
     private static NewMessage Email(Guid tenant, string key, string to, Guid contact) =>
         new(tenant, key, MessageChannel.Email, to, "Renewal", "hello", new JsonObject { ["target_type"] = "contact", ["target_id"] = contact.ToString() });
 
-    private async Task<Guid> EnqueueAsync(NewMessage message)
-    {
-        await using var connection = await Db.DataSource.OpenConnectionAsync();
-        await using var transaction = await connection.BeginTransactionAsync();
-        var id = await OutboxWriter.EnqueueAsync(connection, transaction, message, default);
-        await transaction.CommitAsync();
-        return id!.Value;
-    }
+    private async Task<Guid> EnqueueAsync(NewMessage message) => (await Db.EnqueueMessageAsync(message))!.Value;
 
     private async Task<string> StatusAsync(Guid id) => (string)(await Db.ScalarAsync("select status from public.message_outbox where id = $1", id))!;
 

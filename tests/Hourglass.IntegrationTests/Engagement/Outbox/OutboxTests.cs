@@ -350,14 +350,7 @@ public sealed class OutboxTests : DatabaseTest
 
     private static NewMessage Email(Guid tenant, string key, string to) => new(tenant, key, MessageChannel.Email, to, "Renewal", "hello");
 
-    private async Task<Guid?> EnqueueAsync(NewMessage message)
-    {
-        await using var connection = await Db.DataSource.OpenConnectionAsync();
-        await using var transaction = await connection.BeginTransactionAsync();
-        var id = await OutboxWriter.EnqueueAsync(connection, transaction, message, default);
-        await transaction.CommitAsync();
-        return id;
-    }
+    private Task<Guid?> EnqueueAsync(NewMessage message) => Db.EnqueueMessageAsync(message);
 
     private async Task<Guid> TenantWithWebhookAsync(string url)
     {

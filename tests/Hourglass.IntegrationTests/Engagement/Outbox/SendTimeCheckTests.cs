@@ -319,14 +319,7 @@ public sealed class SendTimeCheckTests : DatabaseTest
     private static JsonObject? Target((string Type, Guid Id)? target) =>
         target is { } t ? new JsonObject { ["target_type"] = t.Type, ["target_id"] = t.Id.ToString() } : null;
 
-    private async Task<Guid> EnqueueAsync(NewMessage message)
-    {
-        await using var connection = await Db.DataSource.OpenConnectionAsync();
-        await using var transaction = await connection.BeginTransactionAsync();
-        var id = await OutboxWriter.EnqueueAsync(connection, transaction, message, default);
-        await transaction.CommitAsync();
-        return id!.Value;
-    }
+    private async Task<Guid> EnqueueAsync(NewMessage message) => (await Db.EnqueueMessageAsync(message))!.Value;
 
     private async Task<(string Status, int Attempts)> StateAsync(Guid id)
     {
