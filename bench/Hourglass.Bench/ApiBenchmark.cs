@@ -5,6 +5,10 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Hourglass.Cycles;
+using Hourglass.Engagement;
+using Hourglass.Policies;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -81,11 +85,12 @@ internal static class ApiBenchmark
         var plain = await InterleavedAsync(http, cardsPath, tokens, "without an index for the list's order", cancellationToken);
         var plans = await PlanAsync(database.DataSource, seeded, cancellationToken);
 
-        // The list pages newest first over (created_at, id); no index of the migrations serves that order, so each page
-        // sorts the tenant's 100,000 cards. The same comparison with such an index, made here for this run only.
+        // The list pages newest first over (created_at, id). When this was written no index of the migrations served that
+        // order and each page sorted the tenant's 100,000 cards, so (b) adds one for this run only; since
+        // 20251226000100_list_indexes.sql the migrations' idx_cards_tenant_created is the same index, and (b) repeats (a).
         await using (var connection = await database.DataSource.OpenConnectionAsync(cancellationToken))
         {
-            await Bench.ExecuteAsync(connection, "create index bench_cards_tenant_created on public.cards (tenant_id, created_at desc, id desc)", cancellationToken);
+            await EngagementStore.CreateCardsListIndexAsync(connection, null, "bench_cards_tenant_created", cancellationToken);
             await Bench.ExecuteAsync(connection, "analyze public.cards", cancellationToken);
         }
 
@@ -241,14 +246,6 @@ internal static class ApiBenchmark
     // The list's statement as the API runs it, explained as each caller (plans only; EXPLAIN runs nothing).
     private static async Task<string> PlanAsync(NpgsqlDataSource dataSource, Seeded seeded, CancellationToken cancellationToken)
     {
-        const string sql = """
-            explain (costs off)
-            select to_json(x)::text, x.created_at, x.id from (
-              select id, kind, title, body, status, entity_type, entity_id, run_id, assignee_user_id, due_at, completed_at, completed_by, payload, created_at
-              from public.cards where tenant_id = $1 and ($4::text is null or kind = $4) and ($5::text is null or status = $5)) x
-            where (x.created_at, x.id) < ($2, $3)
-            order by x.created_at desc, x.id desc limit 51
-            """;
         var plans = new List<string>();
         foreach (var (role, claims) in new[]
                  {
@@ -258,22 +255,8 @@ internal static class ApiBenchmark
         {
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await Storage.DbSession.BeginAsync(connection, role, claims, cancellationToken);
-            await using var command = new NpgsqlCommand(sql, connection, transaction);
-            command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = seeded.BigTenant });
-            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = new DateTimeOffset(9999, 12, 31, 0, 0, 0, TimeSpan.Zero) });
-            command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.Empty });
-            command.Parameters.Add(new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-            command.Parameters.Add(new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-            var lines = new List<string>();
-            await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-            {
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    lines.Add(reader.GetString(0).Trim());
-                }
-            }
-
-            plans.Add($"{role}: {string.Join(" / ", lines)}");
+            var lines = await EngagementStore.ExplainCardsPageAsync(connection, transaction, seeded.BigTenant, 50, cancellationToken);
+            plans.Add($"{role}: {string.Join(" / ", lines.Select(l => l.Trim()))}");
         }
 
         return string.Join("; ", plans);
@@ -284,56 +267,30 @@ internal static class ApiBenchmark
         var clock = Stopwatch.StartNew();
         Console.WriteLine($"  api: {Tenants} tenants, {BigTenantCards:#,0} cards for one and {OtherTenantCards} for each other…");
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.tenants (name) select 'bench tenant ' || pg_catalog.lpad(g::text, 3, '0') from pg_catalog.generate_series(1, $1) g
-            """, cancellationToken, Tenants);
-        var big = await Bench.ScalarAsync<Guid>(connection, "select id from public.tenants where name = 'bench tenant 001'", cancellationToken);
-        var small = await Bench.ScalarAsync<Guid>(connection, "select id from public.tenants where name = 'bench tenant 002'", cancellationToken);
+        // Tenants "bench tenant 001" on: the first is the big one, the second the small one.
+        var tenants = await TenancyStore.InsertNumberedTenantsAsync(connection, null, "bench tenant ", Tenants, 3, cancellationToken);
+        var (big, small) = (tenants[0], tenants[1]);
         var member = Guid.NewGuid();
         var outsider = Guid.NewGuid();
-        await Bench.ExecuteAsync(connection, """
-            insert into public.tenant_members (tenant_id, user_id, role)
-            select t.id, gen_random_uuid(), case when g = 1 then 'owner' else 'member' end
-            from public.tenants t cross join pg_catalog.generate_series(1, $1) g
-            """, cancellationToken, MembersPerTenant);
+        await TenancyStore.InsertMembersOfEveryTenantAsync(connection, null, MembersPerTenant, cancellationToken);
         // The benchmark's user belongs to the big tenant and two others, as people often belong to a few.
-        await Bench.ExecuteAsync(connection, """
-            insert into public.tenant_members (tenant_id, user_id, role)
-            select id, $1, 'member' from public.tenants where name in ('bench tenant 001', 'bench tenant 002', 'bench tenant 003')
-            """, cancellationToken, member);
-        await Bench.ExecuteAsync(connection, "insert into public.tenant_members (tenant_id, user_id, role) values ($1, $2, 'member')", cancellationToken, small, outsider);
+        foreach (var tenant in tenants[..3])
+        {
+            await TenancyStore.InsertMemberAsync(connection, null, tenant, member, "member", cancellationToken);
+        }
 
-        // Cards: every fifth done, every twentieth a notice, one a minute back in time (the list's order); $3 says whether
-        // for the big tenant ($2 cards) or for every other tenant.
-        const string Cards = """
-            insert into public.cards (tenant_id, kind, title, body, status, due_at, completed_at, completed_by, payload, created_at, updated_at)
-            select t.id, case when g % 20 = 0 then 'notice' else 'touch_task' end, 'Touch base with contact ' || g,
-                   'Overdue ' || (g % 9) || ' day(s); tier growth (+15)', case when g % 5 = 0 then 'done' else 'open' end,
-                   now() + (g % 30) * interval '1 day', case when g % 5 = 0 then now() - g * interval '30 seconds' end,
-                   case when g % 5 = 0 then 'user:' || gen_random_uuid() end, pg_catalog.jsonb_build_object('n', g),
-                   now() - g * interval '1 minute', now()
-            from public.tenants t cross join pg_catalog.generate_series(1, $2) g
-            where (t.id = $1) = $3
-            """;
-        await Bench.ExecuteAsync(connection, Cards, cancellationToken, big, BigTenantCards, true);
-        await Bench.ExecuteAsync(connection, Cards, cancellationToken, big, OtherTenantCards, false);
+        await TenancyStore.InsertMemberAsync(connection, null, small, outsider, "member", cancellationToken);
+
+        // Cards: every fifth done, every twentieth a notice, one a minute back in time (the list's order); for the big tenant, then
+        // for every other tenant.
+        await EngagementStore.InsertSampleCardsAsync(connection, null, big, BigTenantCards, true, cancellationToken);
+        await EngagementStore.InsertSampleCardsAsync(connection, null, big, OtherTenantCards, false, cancellationToken);
 
         // Something behind the other routes of the mixed load: a thousand runs and policy violations for the big tenant.
-        await Bench.ExecuteAsync(connection, """
-            insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, completed_at, actions_planned, actions_taken,
-                                                      actions_blocked, worker_id, reflect_output, created_at)
-            select $1, 'completed', 'schedule', pg_catalog.date_trunc('hour', now()) - g * interval '1 hour', now() - g * interval '1 hour',
-                   now() - g * interval '1 hour' + interval '2 seconds', 12, 10, 2, 'bench-worker',
-                   pg_catalog.jsonb_build_object('summary', 'Took 10 actions; 2 blocked.'), now() - g * interval '1 hour'
-            from pg_catalog.generate_series(1, 1000) g
-            """, cancellationToken, big);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.agent_policy_violations (tenant_id, policy_key, rule_kind, action_type, decision, severity, blocked, message, policy_version, created_at)
-            select $1, 'contact-weekly-cap', 'cap', 'touch_task', 'deny', 'warning', true, 'cap reached', 'v1', now() - g * interval '17 minutes'
-            from pg_catalog.generate_series(1, 1000) g
-            """, cancellationToken, big);
+        await RunsStore.InsertCompletedHistoryAsync(connection, null, big, 1000, cancellationToken);
+        await PolicyStore.InsertSampleViolationsAsync(connection, null, big, 1000, cancellationToken);
         await Bench.ExecuteAsync(connection, "vacuum analyze", cancellationToken);
-        var cards = await Bench.ScalarAsync<long>(connection, "select count(*) from public.cards", cancellationToken);
+        var cards = await EngagementStore.CountCardsAsync(connection, null, cancellationToken);
         return new Seeded(big, small, member, outsider, cards, clock.Elapsed.TotalSeconds);
     }
 
@@ -394,8 +351,8 @@ internal static class ApiBenchmark
             $"{Clients} concurrent HttpClient loops in this process (client, server and PostgreSQL share the machine). (a) `GET /api/v1/tenants/{{t}}/cards?limit=50` " +
             "of the big tenant, as a member user (a signed `authenticated` token: role and claims set per transaction, RLS filters) and with the service key " +
             $"(role service_role, BYPASSRLS): {Rounds} rounds of {s_slot.TotalSeconds:0} s per caller, the callers taking turns and each round starting " +
-            $"with the other, after {s_warmUp.TotalSeconds:0} s of warm-up each. (b) the same after `create index … on cards (tenant_id, created_at desc, id desc)` " +
-            "in this database only (no migration has it). Each request is timed from send to the body's last byte. Throughput: requests over all rounds " +
+            $"with the other, after {s_warmUp.TotalSeconds:0} s of warm-up each. (b) the same with an index on the cards in the list's order, (tenant_id, created_at desc, id desc), made " +
+            "in this database only (the migrations' idx_cards_tenant_created is the same index, so (b) now repeats (a)). Each request is timed from send to the body's last byte. Throughput: requests over all rounds " +
             $"/ their time (Runs: each round). (c) {s_mixedLoad.TotalSeconds:0} s of {routeCount} routes in turn (tenants, tenant, cards pages 1 and 2, " +
             "cards by kind, runs, reflections, engagement queue, violations and trends, orders queue and exceptions, patterns, strategies, policy, " +
             "/me/cards, /health; three as the service key), counting every answer that is not 2xx.",

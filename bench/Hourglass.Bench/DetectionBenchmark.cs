@@ -3,7 +3,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hourglass.Cycles;
 using Hourglass.Insights;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -16,6 +18,9 @@ namespace Hourglass.Bench;
 internal static class DetectionBenchmark
 {
     private const string DatabaseName = "hourglass_bench_detection";
+
+    /// <summary>What the accounts', contacts' and orders' ids are computed from (md5 of key, tenant, entity).</summary>
+    private const string Key = "bench-detection";
     private const int Tenants = 20;
     private const int AccountsPerTenant = 200;
     private const int ContactsPerAccount = 10;
@@ -39,74 +44,6 @@ internal static class DetectionBenchmark
     private static readonly TimeSpan s_sampleEvery = TimeSpan.FromMilliseconds(100);
     private static readonly string[] s_zoneIds =
         ["America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London", "Europe/Berlin", "Asia/Tokyo", "Australia/Sydney"];
-
-    // Event g of the log (0-based; $2 the first, $8 how many): tenant g mod 20; its i-th event (i = g div 20) is, by i mod
-    // 10, an order_placed on an account (1 in 10: payload total and order_id), a reply from a contact (2 in 10) or a touch
-    // of a contact (7 in 10: email, call or meeting). Accounts and contacts by a hash of i; every tenth account stops
-    // ordering after 80% of the $9 events of the full log (its orders go to the next account), every seventh account's
-    // order totals grow with g. Times rise with g, evenly over $3 from $4 for the $5 events counted from $7: as events
-    // arrive, all tenants interleaved, each entity's in time order. Ids of accounts and contacts are md5 of their tenant
-    // number and index, as loaded below, so no join is needed.
-    private const string EventsSql = """
-        insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, occurred_at, created_at)
-        select ($1::uuid[])[1 + x.n], x.kind, case x.kind when 'order_placed' then 'account' else 'contact' end,
-               case x.kind when 'order_placed' then pg_catalog.md5(pg_catalog.format('bench-detection-%s-a-%s', x.n, x.account))::uuid
-                    else pg_catalog.md5(pg_catalog.format('bench-detection-%s-c-%s', x.n, x.contact))::uuid end,
-               case x.kind
-                 when 'order_placed' then pg_catalog.jsonb_build_object(
-                   'order_id', pg_catalog.md5('bench-detection-order-' || x.g)::uuid,
-                   'total', pg_catalog.round((50 + pg_catalog.abs(pg_catalog.hashint8(x.i * 5 + 2)) % 500)
-                                             * case when x.account % 7 = 0 then 1 + x.g::numeric / $9 else 1 end, 2))
-                 when 'reply' then pg_catalog.jsonb_build_object('channel', 'email')
-                 else pg_catalog.jsonb_build_object('touch_type', (array['email', 'email', 'email', 'call', 'meeting'])[1 + pg_catalog.abs(pg_catalog.hashint8(x.i * 3 + 2)) % 5],
-                                                    'touch_by', 'agent')
-               end,
-               'bench', $4::timestamptz + (x.g - $7) * ($3::interval / $5), pg_catalog.now()
-        from (
-          select g, g % 20 as n, g / 20 as i,
-                 case when (g / 20) % 10 = 0 then 'order_placed' when (g / 20) % 10 < 3 then 'reply' else 'touch' end as kind,
-                 case when a.a % 10 = 0 and g > 0.8 * $9 then a.a + 1 else a.a end as account,
-                 pg_catalog.abs(pg_catalog.hashint8(g / 20 * 3 + 1)) % $6 as contact
-          from generate_series($2::bigint, $2::bigint + $8 - 1) as g
-          cross join lateral (select pg_catalog.abs(pg_catalog.hashint8(g / 20)) % 200 as a) a
-        ) x
-        order by x.g
-        """;
-
-    // The baseline, reorder cadence and order size: per account, the count of orders, the mean and standard deviation
-    // of the intervals between them (lag over the account's orders) and the least-squares trend of their totals.
-    private const string OrdersBaselineSql = """
-        select count(*), coalesce(sum(y.orders), 0)::bigint from (
-          select x.tenant_id, x.entity_id, count(*) as orders, avg(x.gap_days) as mean_days, stddev_samp(x.gap_days) as sd_days,
-                 regr_slope(x.total, x.days) as slope, regr_r2(x.total, x.days) as r2
-          from (
-            select e.tenant_id, e.entity_id, (e.payload ->> 'total')::float8 as total,
-                   extract(epoch from e.occurred_at) / 86400 as days,
-                   extract(epoch from e.occurred_at - pg_catalog.lag(e.occurred_at) over (partition by e.tenant_id, e.entity_id order by e.seq)) / 86400 as gap_days
-            from public.warehouse_events e
-            where e.event_type in ('order_placed', 'order_validated') and e.entity_type = 'account'
-          ) x
-          group by x.tenant_id, x.entity_id
-        ) y
-        """;
-
-    // The baseline, best time: per contact, touches and replies by hour-of-week slot (ISO weekday - 1) * 24 + hour, in
-    // the contact's zone, else its account's, else the tenant's.
-    private const string ContactsBaselineSql = """
-        select count(*), coalesce(sum(z.touches + z.replies), 0)::bigint from (
-          select e.tenant_id, e.entity_id, s.slot,
-                 count(*) filter (where e.event_type = 'touch') as touches, count(*) filter (where e.event_type = 'reply') as replies
-          from public.warehouse_events e
-          join public.tenants t on t.id = e.tenant_id
-          left join public.contacts k on k.tenant_id = e.tenant_id and k.id = e.entity_id
-          left join public.accounts a on a.tenant_id = k.tenant_id and a.id = k.account_id
-          cross join lateral (select e.occurred_at at time zone coalesce(k.timezone, a.timezone, t.timezone) as local) l
-          cross join lateral (select ((extract(isodow from l.local))::int - 1) * 24 + extract(hour from l.local)::int as slot) s
-          where e.event_type in ('touch', 'reply') and e.entity_type = 'contact'
-          group by e.tenant_id, e.entity_id, s.slot
-        ) z
-        """;
-
 
     private sealed record Load(Guid[] Tenants, double InsertSeconds, double IndexSeconds, double VacuumSeconds, long Events, double TableMegabytes,
         double IndexMegabytes, IReadOnlyList<string> Indexes);
@@ -158,66 +95,27 @@ internal static class DetectionBenchmark
     private static async Task<Load> LoadAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var tenants = new List<Guid>();
-        await using (var command = new NpgsqlCommand("""
-            insert into public.tenants (name, timezone)
-            select pg_catalog.format('bench-detection-%s', g), ($2::text[])[1 + g % 7] from generate_series(0, $1 - 1) g order by g returning id
-            """, connection))
-        {
-            command.Parameters.Add(new() { Value = Tenants });
-            command.Parameters.Add(new() { Value = s_zoneIds });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                tenants.Add(reader.GetGuid(0));
-            }
-        }
-
-        var ids = tenants.ToArray();
-        await Bench.ExecuteAsync(connection,
-            "update public.agent_tenant_schedules set next_due_at = now() + interval '1 year' where tenant_id = any ($1)", cancellationToken, ids);
+        var ids = await TenancyStore.InsertNumberedTenantsInZonesAsync(connection, null, "bench-detection-", Tenants, s_zoneIds, cancellationToken);
+        await ScheduleStore.PostponeAYearAsync(connection, null, ids, cancellationToken);
 
         // Accounts and contacts with ids the event generator can compute; consistent by construction, so the per-row
         // triggers (engagement clocks, which detection does not read, and foreign-key checks) are skipped. Zones: 40% of
         // accounts and 60% of contacts have one of their own.
         await Bench.ExecuteAsync(connection, "set session_replication_role = replica", cancellationToken);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.accounts (id, tenant_id, name, tier, timezone)
-            select pg_catalog.md5(pg_catalog.format('bench-detection-%s-a-%s', t.n - 1, a))::uuid, t.id, pg_catalog.format('Account %s', a), 'gold',
-                   case when a % 5 < 2 then ($3::text[])[1 + (a * 3) % 7] end
-            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(0, $2 - 1) as a
-            """, cancellationToken, ids, AccountsPerTenant, s_zoneIds);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.contacts (id, tenant_id, account_id, name, email, timezone)
-            select pg_catalog.md5(pg_catalog.format('bench-detection-%s-c-%s', t.n - 1, c))::uuid, t.id,
-                   pg_catalog.md5(pg_catalog.format('bench-detection-%s-a-%s', t.n - 1, c / $3))::uuid,
-                   pg_catalog.format('Contact %s', c), pg_catalog.format('c%s@example.com', c),
-                   case when c % 5 < 3 then ($4::text[])[1 + c % 7] end
-            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(0, $2 - 1) as c
-            """, cancellationToken, ids, ContactsPerTenant, ContactsPerAccount, s_zoneIds);
+        await TenancyStore.InsertKeyedAccountsAsync(connection, null, ids, AccountsPerTenant, s_zoneIds, Key, cancellationToken);
+        await TenancyStore.InsertKeyedContactsAsync(connection, null, ids, ContactsPerTenant, ContactsPerAccount, s_zoneIds, Key, cancellationToken);
 
         // The event log, set-based, in chunks of a million. As one does for a bulk load, the table's indexes and primary
         // key are built after it (from their definitions as the migrations made them), and the per-row foreign-key
         // trigger is skipped (replica mode): through every index and trigger, a million events took 33 s here.
-        var indexes = new List<(string Name, string Definition)>();
-        await using (var command = new NpgsqlCommand("""
-            select indexname, indexdef from pg_catalog.pg_indexes
-            where schemaname = 'public' and tablename = 'warehouse_events' and indexname <> 'warehouse_events_pkey' order by indexname
-            """, connection))
-        {
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                indexes.Add((reader.GetString(0), reader.GetString(1)));
-            }
-        }
+        var indexes = await InsightsStore.EventIndexesAsync(connection, null, cancellationToken);
 
         foreach (var (name, _) in indexes)
         {
             await Bench.ExecuteAsync(connection, $"drop index public.{name}", cancellationToken);
         }
 
-        await Bench.ExecuteAsync(connection, "alter table public.warehouse_events drop constraint warehouse_events_pkey", cancellationToken);
+        await InsightsStore.DropEventsPrimaryKeyAsync(connection, null, cancellationToken);
         var start = await Bench.ScalarAsync<DateTime>(connection, $"select now() - interval '{SpanDays + 1} days'", cancellationToken);
         var watch = Stopwatch.StartNew();
         for (var from = 0L; from < Events; from += LoadChunk)
@@ -229,7 +127,7 @@ internal static class DetectionBenchmark
         await Bench.ExecuteAsync(connection, "reset session_replication_role", cancellationToken);
         var insertSeconds = watch.Elapsed.TotalSeconds;
         watch.Restart();
-        await Bench.ExecuteAsync(connection, "alter table public.warehouse_events add constraint warehouse_events_pkey primary key (id)", cancellationToken);
+        await InsightsStore.AddEventsPrimaryKeyAsync(connection, null, cancellationToken);
         foreach (var (_, definition) in indexes)
         {
             await Bench.ExecuteAsync(connection, definition, cancellationToken);
@@ -243,10 +141,10 @@ internal static class DetectionBenchmark
         }
 
         var vacuumSeconds = watch.Elapsed.TotalSeconds;
-        var events = await Bench.ScalarAsync<long>(connection, "select count(*) from public.warehouse_events", cancellationToken);
+        var events = await InsightsStore.CountAllEventsAsync(connection, null, cancellationToken);
         var tableMb = await Bench.ScalarAsync<long>(connection, "select pg_catalog.pg_table_size('public.warehouse_events')", cancellationToken) / 1048576.0;
         var indexMb = await Bench.ScalarAsync<long>(connection, "select pg_catalog.pg_indexes_size('public.warehouse_events')", cancellationToken) / 1048576.0;
-        var maxSeq = await Bench.ScalarAsync<long>(connection, "select max(seq) from public.warehouse_events", cancellationToken);
+        var maxSeq = await InsightsStore.MaxEventSeqAsync(connection, null, cancellationToken);
         if (events != Events || maxSeq != Events)
         {
             throw new HourglassException($"detection: loaded {events:#,0} events (last seq {maxSeq:#,0}), expected {Events:#,0}; the setup is wrong.");
@@ -259,7 +157,7 @@ internal static class DetectionBenchmark
 
     private static Task InsertEventsAsync(NpgsqlConnection connection, Guid[] tenants, long from, long count, long origin, long total, DateTime start,
         TimeSpan span, CancellationToken cancellationToken) =>
-        Bench.ExecuteAsync(connection, EventsSql, cancellationToken, tenants, from, span, start, total, ContactsPerTenant, origin, count, Events);
+        InsightsStore.InsertSyntheticEventsAsync(connection, null, tenants, from, count, origin, total, start, span, ContactsPerTenant, Events, Key, cancellationToken);
 
     // 1% more events: the next tenth of a million, over the last day (after every loaded event), inserted as an
     // ingestion would (indexes and triggers in place).
@@ -385,11 +283,9 @@ internal static class DetectionBenchmark
         {
             var list = events[detector] = [];
             // Ranges of seq numbers holding about a page each, as the engine sizes them.
-            await using (var count = dataSource.CreateCommand("select count(*) from public.warehouse_events where tenant_id = $1 and event_type = any($2)"))
+            await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
             {
-                count.Parameters.Add(new() { Value = tenant });
-                count.Parameters.Add(new() { Value = detector.EventTypes.ToArray() });
-                var share = (long)(await count.ExecuteScalarAsync(cancellationToken))!;
+                var share = await InsightsStore.CountEventsOfTypesAsync(connection, null, tenant, detector.EventTypes.ToArray(), cancellationToken);
                 var span = Math.Max(1, 10_000L * frontier / Math.Max(share, 1));
                 var after = 0L;
                 while (after < frontier)
@@ -407,22 +303,14 @@ internal static class DetectionBenchmark
         // The zones as the engine reads them (InsightsEngine.ZonesAsync): a contact's own, else its account's, else the tenant's.
         var byEntity = new Dictionary<Guid, TimeZoneInfo>();
         var tenantZone = TimeZoneInfo.Utc;
-        await using (var command = dataSource.CreateCommand("""
-            select t.timezone, k.id, coalesce(k.timezone, a.timezone)
-            from public.tenants t
-            left join public.contacts k on k.tenant_id = t.id
-            left join public.accounts a on a.tenant_id = k.tenant_id and a.id = k.account_id
-            where t.id = $1 and (k.id is null or coalesce(k.timezone, a.timezone) is not null)
-            """))
+        await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
-            command.Parameters.Add(new() { Value = tenant });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var (zone, contact, own) in await TenancyStore.ContactZonesAsync(connection, null, tenant, cancellationToken))
             {
-                tenantZone = TimeZoneInfo.FindSystemTimeZoneById(reader.GetString(0));
-                if (!reader.IsDBNull(1))
+                tenantZone = TimeZoneInfo.FindSystemTimeZoneById(zone);
+                if (contact is { } id)
                 {
-                    byEntity[reader.GetGuid(1)] = TimeZoneInfo.FindSystemTimeZoneById(reader.GetString(2));
+                    byEntity[id] = TimeZoneInfo.FindSystemTimeZoneById(own!);
                 }
             }
         }
@@ -474,9 +362,7 @@ internal static class DetectionBenchmark
         {
             // A page as the engine reads it once it has sized its ranges: seq numbers holding about 10,000 of the
             // detector's events for this tenant (its share of the log).
-            var share = await Bench.ScalarAsync<long>(connection,
-                "select count(*) from public.warehouse_events where tenant_id = $1 and event_type = any($2)", cancellationToken, tenant,
-                detector.EventTypes.ToArray());
+            var share = await InsightsStore.CountEventsOfTypesAsync(connection, null, tenant, detector.EventTypes.ToArray(), cancellationToken);
             var upper = Math.Min(frontier, 10_000L * frontier / Math.Max(share, 1));
             // As the engine reads a page (InsightsStore.ReadPageAsync).
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -541,7 +427,7 @@ internal static class DetectionBenchmark
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var watch = Stopwatch.StartNew();
         long accounts, orders, slots, contactEvents;
-        await using (var command = new NpgsqlCommand(OrdersBaselineSql, connection))
+        await using (var command = new NpgsqlCommand(DetectionBaseline.OrdersBaselineSql, connection))
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
             await reader.ReadAsync(cancellationToken);
@@ -550,7 +436,7 @@ internal static class DetectionBenchmark
 
         var ordersSeconds = watch.Elapsed.TotalSeconds;
         watch.Restart();
-        await using (var command = new NpgsqlCommand(ContactsBaselineSql, connection))
+        await using (var command = new NpgsqlCommand(DetectionBaseline.ContactsBaselineSql, connection))
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
             await reader.ReadAsync(cancellationToken);
@@ -571,45 +457,12 @@ internal static class DetectionBenchmark
     private static async Task<IReadOnlyList<string>> CheckFullAsync(NpgsqlDataSource dataSource, Load load, RunResult full, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var watermarks = await Bench.ScalarAsync<long>(connection,
-            "select count(*) from public.insight_detector_state where watermark_seq > 0", cancellationToken);
-        var counted = await Bench.ScalarAsync<long>(connection,
-            "select coalesce(sum(events_processed), 0)::bigint from public.insight_detector_state", cancellationToken);
-        var orderMismatches = await Bench.ScalarAsync<long>(connection, """
-            select count(*) from (
-              select e.tenant_id, e.entity_id, count(*) as orders,
-                     avg(extract(epoch from e.occurred_at - e.previous) / 86400) as mean_days
-              from (select w.tenant_id, w.entity_id, w.occurred_at,
-                           pg_catalog.lag(w.occurred_at) over (partition by w.tenant_id, w.entity_id order by w.seq) as previous
-                    from public.warehouse_events w where w.event_type = 'order_placed') e
-              group by e.tenant_id, e.entity_id
-            ) s
-            full join (select p.tenant_id, p.entity_id, (p.pattern_data ->> 'orders')::float8 as orders,
-                              (p.pattern_data ->> 'mean_interval_days')::float8 as mean_days
-                       from public.client_patterns p where p.pattern_type = 'reorder_cadence') p
-              on p.tenant_id = s.tenant_id and p.entity_id = s.entity_id
-            where p.orders is distinct from s.orders or pg_catalog.abs(coalesce(p.mean_days, 0) - coalesce(s.mean_days, 0)) > 0.006
-            """, cancellationToken);
-        var touchMismatches = await Bench.ScalarAsync<long>(connection, """
-            select count(*) from (
-              select w.tenant_id, w.entity_id, count(*) as touches from public.warehouse_events w where w.event_type = 'touch' group by 1, 2
-            ) s
-            full join (select p.tenant_id, p.entity_id, (p.pattern_data ->> 'touches')::float8 as touches
-                       from public.client_patterns p where p.pattern_type = 'best_time') p
-              on p.tenant_id = s.tenant_id and p.entity_id = s.entity_id
-            where coalesce(p.touches, 0) is distinct from coalesce(s.touches, 0)
-            """, cancellationToken);
-        await using var patterns = new NpgsqlCommand("""
-            select pattern_type, count(*), count(*) filter (where is_active) from public.client_patterns group by 1 order by 1
-            """, connection);
-        var byType = new List<string>();
-        await using (var reader = await patterns.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                byType.Add($"{reader.GetString(0)} {reader.GetInt64(1):#,0} ({reader.GetInt64(2):#,0} active)");
-            }
-        }
+        var watermarks = await InsightsStore.MovedWatermarksAsync(connection, null, cancellationToken);
+        var counted = await InsightsStore.EventsProcessedAsync(connection, null, cancellationToken);
+        var orderMismatches = await Bench.ScalarAsync<long>(connection, DetectionBaseline.OrderMismatchesSql, cancellationToken);
+        var touchMismatches = await Bench.ScalarAsync<long>(connection, DetectionBaseline.TouchMismatchesSql, cancellationToken);
+        var byType = (await InsightsStore.PatternCountsAsync(connection, null, cancellationToken))
+            .Select(p => $"{p.Type} {p.Count:#,0} ({p.Active:#,0} active)").ToList();
 
         var stateMb = await Bench.ScalarAsync<long>(connection, "select pg_catalog.pg_total_relation_size('public.client_patterns')", cancellationToken) / 1048576.0;
         if (full.EventsProcessed != load.Events || counted != load.Events || watermarks != 2L * Tenants || orderMismatches != 0 || touchMismatches != 0)
@@ -635,14 +488,8 @@ internal static class DetectionBenchmark
         CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var counted = await Bench.ScalarAsync<long>(connection,
-            "select coalesce(sum(events_processed), 0)::bigint from public.insight_detector_state", cancellationToken);
-        var behind = await Bench.ScalarAsync<long>(connection, """
-            select count(*) from public.insight_detector_state d
-            where d.watermark_seq < (select max(w.seq) from public.warehouse_events w where w.tenant_id = d.tenant_id
-                                       and w.event_type = any (case d.detector when 'orders' then array['order_placed', 'order_validated']
-                                                                               else array['touch', 'reply'] end))
-            """, cancellationToken);
+        var counted = await InsightsStore.EventsProcessedAsync(connection, null, cancellationToken);
+        var behind = await InsightsStore.WatermarksBehindAsync(connection, null, cancellationToken);
         if (incremental.EventsProcessed != NewEvents || counted != load.Events + NewEvents || frontier.Seq != load.Events + NewEvents || behind != 0)
         {
             throw new HourglassException(

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
+using Hourglass.Cycles;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -80,9 +82,7 @@ internal static class FairnessBenchmark
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
             // The top of the current hour: an hourly cron's occurrence, the hour after the tenants' history.
-            await Bench.ExecuteAsync(connection,
-                "update public.agent_tenant_schedules set next_due_at = pg_catalog.date_trunc('hour', hourglass.now(), 'UTC') where tenant_id = any ($1)",
-                cancellationToken, workerTenants);
+            await ScheduleStore.MakeDueThisHourAsync(connection, null, workerTenants, cancellationToken);
         }
 
         // The worker polls every 10 s when idle: wait for its first cycle so both windows see it cycling.
@@ -106,8 +106,7 @@ internal static class FairnessBenchmark
         // What this variant's worker left is put out of the way: the next variant's worker is to cycle its own tenants.
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
-            await Bench.ExecuteAsync(connection, "update public.agent_tenant_schedules set next_due_at = now() + interval '1 year' where tenant_id = any ($1)",
-                cancellationToken, workerTenants);
+            await ScheduleStore.PostponeAYearAsync(connection, null, workerTenants, cancellationToken);
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -125,8 +124,7 @@ internal static class FairnessBenchmark
         var to = await NowAsync(dataSource, cancellationToken);
         var cycles = await CyclesAsync(dataSource, workerTenants, from, to, cancellationToken);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var dueLeft = await Bench.ScalarAsync<long>(connection,
-            "select count(*) from public.agent_tenant_schedules where tenant_id = any ($1) and next_due_at <= now()", cancellationToken, workerTenants);
+        var dueLeft = await ScheduleStore.CountDueAsync(connection, null, workerTenants, cancellationToken);
         return new Window(latencies, failures, cycles, seconds, dueLeft);
     }
 
@@ -140,10 +138,7 @@ internal static class FairnessBenchmark
     private static async Task<long> CyclesAsync(NpgsqlDataSource dataSource, Guid[] tenants, DateTime from, DateTime to, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return await Bench.ScalarAsync<long>(connection, """
-            select count(*) from public.agent_autonomous_runs
-            where tenant_id = any ($1) and status = 'completed' and trigger = 'schedule' and completed_at >= $2 and completed_at < $3
-            """, cancellationToken, tenants, from, to);
+        return await RunsStore.CountCompletedScheduledAsync(connection, null, tenants, from, to, cancellationToken);
     }
 
     // Readers loops, each sending one read every s_readEvery (paced, so a slow answer does not thin the load): the quiet
@@ -263,25 +258,16 @@ internal static class FairnessBenchmark
         var (flood, quiet) = (standard[0], standard[1]);
         var floodMember = Guid.NewGuid();
         Guid[] quietMembers = [Guid.NewGuid(), Guid.NewGuid()];
-        await Bench.ExecuteAsync(connection, "insert into public.tenant_members (tenant_id, user_id, role) values ($1, $2, 'member')", cancellationToken, flood, floodMember);
+        await TenancyStore.InsertMemberAsync(connection, null, flood, floodMember, "member", cancellationToken);
         foreach (var member in quietMembers)
         {
-            await Bench.ExecuteAsync(connection, "insert into public.tenant_members (tenant_id, user_id, role) values ($1, $2, 'member')", cancellationToken, quiet, member);
+            await TenancyStore.InsertMemberAsync(connection, null, quiet, member, "member", cancellationToken);
         }
 
-        var contacts = new List<Guid>();
-        await using (var command = new NpgsqlCommand("select id from public.contacts where tenant_id = $1 order by id", connection))
-        {
-            command.Parameters.Add(new() { Value = flood });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                contacts.Add(reader.GetGuid(0));
-            }
-        }
+        var contacts = await TenancyStore.ContactIdsAsync(connection, null, flood, cancellationToken);
 
         await Bench.ExecuteAsync(connection, "vacuum analyze", cancellationToken);
-        return new Seeded(flood, quiet, floodMember, quietMembers, workers, [.. contacts], clock.Elapsed.TotalSeconds);
+        return new Seeded(flood, quiet, floodMember, quietMembers, workers, contacts, clock.Elapsed.TotalSeconds);
     }
 
     private static double Percentile(IEnumerable<double> values, double q)

@@ -3,7 +3,9 @@ using System.Globalization;
 using System.Text;
 using Hourglass.Imports;
 using Hourglass.Insights;
+using Hourglass.Orders;
 using Hourglass.Storage;
+using Hourglass.Tenancy;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -12,8 +14,8 @@ namespace Hourglass.Bench;
 /// <summary>
 /// Events ingested per second. The trusted bulk path (<c>EventIngestion.BulkAsync</c>, binary COPY as the service
 /// role, as <c>hourglass events import --bulk</c> runs it) against <c>psql \copy</c> of the same rows into the same table;
-/// and the RLS path (<c>public.ingest_events</c> as an authenticated member) against a raw batched INSERT in the same
-/// member's session.
+/// and the RLS path (<c>public.ingest_events</c> as an authenticated member) against a raw batched INSERT of the same rows
+/// as the service role (a member may not write <c>warehouse_events</c> but through the function).
 /// </summary>
 internal static class IngestBenchmark
 {
@@ -21,13 +23,22 @@ internal static class IngestBenchmark
     private const int Accounts = 1_000;
     private const int Contacts = 10_000;
     private const int Orders = 5_000;
-    private const int BulkEvents = 1_000_000;
-    private const int BulkWarmUpEvents = 100_000;
+    /// <summary>What the issue asks for, and the default.</summary>
+    private const int IssueEvents = 1_000_000;
+
+    /// <summary>The variable that sets fewer (or more) bulk events, for a quicker run: a multiple of 50,000.</summary>
+    private const string EventsVariable = "HOURGLASS_BENCH_INGEST_EVENTS";
+
+    /// <summary>The bulk events; a tenth of them for the bulk warm-up and for each RLS variant.</summary>
+    private static readonly int BulkEvents = int.TryParse(Environment.GetEnvironmentVariable(EventsVariable), NumberStyles.None, CultureInfo.InvariantCulture,
+        out var events) && events >= 50_000 && events % 50_000 == 0 ? events : IssueEvents;
+
+    private static readonly int BulkWarmUpEvents = BulkEvents / 10;
     private const int BulkRounds = 3;
-    private const int RlsEvents = 100_000;
+    private static readonly int RlsEvents = BulkEvents / 10;
     private const int RlsBatchSize = 1_000;
     private const int RlsRounds = 5;
-    private const int RlsBatchesPerRound = RlsEvents / RlsBatchSize / RlsRounds;
+    private static readonly int RlsBatchesPerRound = RlsEvents / RlsBatchSize / RlsRounds;
     private const double Goal = 0.8;
     private const string Source = "bench";
 
@@ -63,7 +74,7 @@ internal static class IngestBenchmark
     {
         RlsVariant.Function => "(f) ingest_events(tenant, jsonb, 'skip') as the member, one call per batch",
         RlsVariant.RecordApi => "(g) ImportPipeline.RecordAsync with EventImportKind as the member, one transaction per batch",
-        _ => "(h) baseline: one raw INSERT … SELECT FROM unnest(arrays) per batch, as the member",
+        _ => "(h) baseline: one raw INSERT … SELECT FROM unnest(arrays) per batch, as the service role",
     };
 
     private static string Tag(BulkVariant variant) => ((char)('a' + (int)variant)).ToString();
@@ -310,7 +321,11 @@ internal static class IngestBenchmark
         CancellationToken cancellationToken)
     {
         var from = batch * RlsBatchSize;
-        await using var transaction = await DbSession.BeginAsUserAsync(session, member, cancellationToken);
+        // A member writes events only through ingest_events (issue 15 took their INSERT on warehouse_events away: 42501), so the
+        // raw baseline runs as the trusted service role, which RLS does not hold up either: (f)/(h) is all the member path costs.
+        await using var transaction = variant == RlsVariant.Baseline
+            ? await DbSession.BeginAsServiceRoleAsync(session, cancellationToken)
+            : await DbSession.BeginAsUserAsync(session, member, cancellationToken);
         var recorded = 0;
         switch (variant)
         {
@@ -380,7 +395,7 @@ internal static class IngestBenchmark
             $"one member. Bulk: {BulkEvents:#,0} events of that tenant — 60% on a contact (reply, email_opened, meeting), 20% on an account " +
             "(meeting), 15% on an order (order_placed), 5% on none (note) — each with its own idempotency key, a small JSON payload and an " +
             "occurred_at within the 30 days before the run; written once as NDJSON (for the bulk path) and as CSV (for psql). Every bulk " +
-            $"run starts from an empty warehouse_events (TRUNCATE, CHECKPOINT) and ends with its commit; {BulkRounds} rounds, the variants in " +
+            $"run starts from an emptied warehouse_events (truncated, then a CHECKPOINT) and ends with its commit; {BulkRounds} rounds, the variants in " +
             $"rotating order, after a warm-up of {BulkWarmUpEvents:#,0} events each. (a) is what `hourglass events import --bulk` does: " +
             $"in chunks of {EventBulkBatch.ChunkSize:#,0} lines, each read from the file and checked on another thread while the one before is " +
             "written: look up the chunk's entities, probe its keys, one binary COPY straight into warehouse_events; as the service role, " +
@@ -390,9 +405,11 @@ internal static class IngestBenchmark
             "same kind of ids (version 7, increasing, made by the bulk path's own generator), as the database owner; (e) the same " +
             "without ids, so each row takes gen_random_uuid(). Checked: every variant left the same rows (compared by key: type, entity, " +
             $"payload, source, time). RLS: {RlsEvents:#,0} events per variant, the same mix, in batches of {RlsBatchSize:#,0}, each its own " +
-            "transaction as the member (hourglass.DbSession: role authenticated, JWT claims), on one connection; " +
+            "transaction, (f) and (g) as the member (hourglass.DbSession: role authenticated, JWT claims), (h) as the service role, on one connection; " +
             $"{RlsRounds} rounds of {RlsBatchesPerRound} batches, rotating. (f) sends a prebuilt JSON array; (g) is the C# API from the " +
-            "file's lines; (h) sends six arrays and one INSERT, without validation, keys or outcomes. Value: the median of the runs; " +
+            "file's lines; (h) sends six arrays and one INSERT, without validation, keys or outcomes, as the service role: a member may not " +
+            "write warehouse_events itself (only ingest_events writes it for them), so the baseline is the same rows written raw by the trusted role, " +
+            "and (f)/(h) is what the member's path costs in all (validation, keys, outcomes, RLS). Value: the median of the runs; " +
             "Runs: each run's events/s.",
             measurements,
             "(a)/(d) events/s, bulk path from the file vs psql \\copy",
@@ -413,25 +430,12 @@ internal static class IngestBenchmark
 
     private static async Task<(Guid Tenant, Guid Member)> LoadAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        var tenant = await Bench.ScalarAsync<Guid>(connection, "insert into public.tenants (name) values ('bench-ingest') returning id", cancellationToken);
+        var tenant = await TenancyStore.InsertTenantAsync(connection, null, "bench-ingest", cancellationToken);
         var member = Guid.CreateVersion7();
-        await Bench.ExecuteAsync(connection, "insert into public.tenant_members (tenant_id, user_id) values ($1, $2)", cancellationToken, tenant, member);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.accounts (tenant_id, name) select $1, pg_catalog.format('account-%s', pg_catalog.lpad(a::text, 5, '0'))
-            from generate_series(1, $2) a
-            """, cancellationToken, tenant, Accounts);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.contacts (tenant_id, account_id, name)
-            select $1, (select a.id from public.accounts a where a.tenant_id = $1 and a.name = pg_catalog.format('account-%s', pg_catalog.lpad((1 + c % $3)::text, 5, '0'))),
-                   pg_catalog.format('contact-%s', pg_catalog.lpad(c::text, 6, '0'))
-            from generate_series(1, $2) c
-            """, cancellationToken, tenant, Contacts, Accounts);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.orders (tenant_id, account_id, po_number)
-            select $1, (select a.id from public.accounts a where a.tenant_id = $1 and a.name = pg_catalog.format('account-%s', pg_catalog.lpad((1 + o % $3)::text, 5, '0'))),
-                   pg_catalog.format('po-%s', pg_catalog.lpad(o::text, 6, '0'))
-            from generate_series(1, $2) o
-            """, cancellationToken, tenant, Orders, Accounts);
+        await TenancyStore.InsertMemberAsync(connection, null, tenant, member, "member", cancellationToken);
+        await TenancyStore.InsertNamedAccountsAsync(connection, null, tenant, Accounts, cancellationToken);
+        await TenancyStore.InsertContactsOfNamedAccountsAsync(connection, null, tenant, Contacts, Accounts, cancellationToken);
+        await OrderStore.InsertOrdersOfNamedAccountsAsync(connection, null, tenant, Orders, Accounts, cancellationToken);
         foreach (var table in new[] { "tenants", "tenant_members", "accounts", "contacts", "orders", "engagement_clocks" })
         {
             await Bench.ExecuteAsync(connection, $"vacuum analyze public.{table}", cancellationToken);
@@ -444,9 +448,9 @@ internal static class IngestBenchmark
     private static async Task<EventSet> EventsAsync(NpgsqlConnection connection, Guid tenant, DateTime end, string prefix, int count,
         CancellationToken cancellationToken)
     {
-        var contacts = await IdsAsync(connection, "select id from public.contacts where tenant_id = $1 order by name", tenant, cancellationToken);
-        var accounts = await IdsAsync(connection, "select id from public.accounts where tenant_id = $1 order by name", tenant, cancellationToken);
-        var orders = await IdsAsync(connection, "select id from public.orders where tenant_id = $1 order by po_number", tenant, cancellationToken);
+        var contacts = await TenancyStore.ContactIdsByNameAsync(connection, null, tenant, cancellationToken);
+        var accounts = await TenancyStore.AccountIdsByNameAsync(connection, null, tenant, cancellationToken);
+        var orders = await OrderStore.OrderIdsByPoNumberAsync(connection, null, tenant, cancellationToken);
         var set = new EventSet
         {
             Ndjson = new string[count],
@@ -461,11 +465,11 @@ internal static class IngestBenchmark
         {
             var (type, entityType, entityId, payload) = (i % 20) switch
             {
-                < 12 => ((i / 20 % 3) switch { 0 => "reply", 1 => "email_opened", _ => "meeting" }, "contact", contacts[(int)((long)i * 7919 % contacts.Count)],
+                < 12 => ((i / 20 % 3) switch { 0 => "reply", 1 => "email_opened", _ => "meeting" }, "contact", contacts[(int)((long)i * 7919 % contacts.Length)],
                     string.Create(CultureInfo.InvariantCulture, $$"""{"channel":"email","thread":{{i % 977}}}""")),
-                < 16 => ("meeting", "account", accounts[(int)((long)i * 104_729 % accounts.Count)],
+                < 16 => ("meeting", "account", accounts[(int)((long)i * 104_729 % accounts.Length)],
                     string.Create(CultureInfo.InvariantCulture, $$"""{"minutes":{{15 + (i % 4 * 15)}},"with":"owner"}""")),
-                < 19 => ("order_placed", "order", orders[(int)((long)i * 15_485_863 % orders.Count)],
+                < 19 => ("order_placed", "order", orders[(int)((long)i * 15_485_863 % orders.Length)],
                     string.Create(CultureInfo.InvariantCulture, $$"""{"total":{{i % 5_000}}.50,"currency":"USD"}""")),
                 _ => ("note", (string?)null, (Guid?)null, """{"text":"imported"}"""),
             };
@@ -479,20 +483,6 @@ internal static class IngestBenchmark
         }
 
         return set;
-    }
-
-    private static async Task<List<Guid>> IdsAsync(NpgsqlConnection connection, string sql, Guid tenant, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenant });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var ids = new List<Guid>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            ids.Add(reader.GetGuid(0));
-        }
-
-        return ids;
     }
 
     /// <summary>The files of one event set: NDJSON for the bulk path, CSV (with and without ids) for psql.</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -15,35 +16,6 @@ internal static class LockBenchmark
     private const int Rounds = 5;
     private static readonly TimeSpan s_warmUp = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan s_measure = TimeSpan.FromSeconds(5);
-
-    // What acquire_tenant_lease runs after its checks (20251217000000_autonomous_agent_system.sql), with the
-    // defaults acquire_tenant_lock passes: lock type 'autonomous_cycle', 30 minutes. Keep in step with it.
-    // The function reads hourglass.now() once into a variable; the materialized CTE does the same here.
-    private const string DeleteExpiredSql = """
-        delete from public.agent_tenant_locks l
-        where (l.tenant_id, l.lock_type) in (
-          select e.tenant_id, e.lock_type from public.agent_tenant_locks e
-          where e.tenant_id = $1 and e.expires_at <= hourglass.now()
-          for update skip locked)
-        """;
-
-    private const string InsertLockSql = """
-        with clock as materialized (select hourglass.now() as now)
-        insert into public.agent_tenant_locks as l (tenant_id, lock_type, locked_by, locked_at, expires_at, lock_token)
-        select $1, 'autonomous_cycle', $2, clock.now, clock.now + pg_catalog.make_interval(mins => 30), 0 from clock
-        on conflict (tenant_id, lock_type) do nothing
-        """;
-
-    // The function draws the token only when its insert won (IF NOT FOUND). A batch cannot branch, so the
-    // row must still carry the placeholder token 0 and our name: a row another holder won is left alone.
-    private const string DrawTokenSql = """
-        update public.agent_tenant_locks l
-        set lock_token = pg_catalog.nextval('public.agent_tenant_lock_token_seq'::regclass)
-        where l.tenant_id = $1 and l.lock_type = 'autonomous_cycle' and l.locked_by = $2 and l.lock_token = 0
-        returning l.lock_token
-        """;
-
-    private const string ReleaseSql = "delete from public.agent_tenant_locks l where l.tenant_id = $1 and l.locked_by = $2";
 
     private enum Variant
     {
@@ -108,19 +80,7 @@ internal static class LockBenchmark
     private static async Task<Guid[][]> CreateTenantsAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var command = new NpgsqlCommand(
-            "insert into public.tenants (name) select pg_catalog.format('bench-locks-%s', g) from generate_series(1, $1) g returning id",
-            connection);
-        command.Parameters.Add(new() { Value = Clients * TenantsPerClient });
-        var ids = new List<Guid>();
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                ids.Add(reader.GetGuid(0));
-            }
-        }
-
+        var ids = await TenancyStore.InsertNumberedTenantsAsync(connection, null, "bench-locks-", Clients * TenantsPerClient, 1, cancellationToken);
         return ids.Chunk(TenantsPerClient).ToArray();
     }
 
@@ -211,13 +171,13 @@ internal static class LockBenchmark
         {
             BatchCommands =
             {
-                new NpgsqlBatchCommand(DeleteExpiredSql) { Parameters = { new NpgsqlParameter<Guid>() } },
-                new NpgsqlBatchCommand(InsertLockSql) { Parameters = { new NpgsqlParameter<Guid>(), new NpgsqlParameter<string> { TypedValue = holder } } },
-                new NpgsqlBatchCommand(DrawTokenSql) { Parameters = { new NpgsqlParameter<Guid>(), new NpgsqlParameter<string> { TypedValue = holder } } },
+                new NpgsqlBatchCommand(LockBaseline.DeleteExpiredSql) { Parameters = { new NpgsqlParameter<Guid>() } },
+                new NpgsqlBatchCommand(LockBaseline.InsertLockSql) { Parameters = { new NpgsqlParameter<Guid>(), new NpgsqlParameter<string> { TypedValue = holder } } },
+                new NpgsqlBatchCommand(LockBaseline.DrawTokenSql) { Parameters = { new NpgsqlParameter<Guid>(), new NpgsqlParameter<string> { TypedValue = holder } } },
             },
         };
         await acquire.PrepareAsync(cancellationToken);
-        var release = await PrepareAsync(connection, ReleaseSql, cancellationToken,
+        var release = await PrepareAsync(connection, LockBaseline.ReleaseSql, cancellationToken,
             new NpgsqlParameter<Guid>(), new NpgsqlParameter<string> { TypedValue = holder });
         return async (tenant, _) =>
         {

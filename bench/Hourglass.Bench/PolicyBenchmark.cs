@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Hourglass.Composition;
 using Hourglass.Cycles;
+using Hourglass.Engagement;
 using Hourglass.Policies;
 using Hourglass.Tenancy;
 using Npgsql;
@@ -679,9 +680,7 @@ internal static class PolicyBenchmark
     private static async Task<string> FactsPlanAsync(NpgsqlDataSource dataSource, CycleRun run, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var subjects = await Bench.ScalarAsync<Guid[]>(connection,
-            "select array_agg((a ->> 'target_id')::uuid) from public.agent_autonomous_runs r, jsonb_array_elements(r.act_output -> 'actions') a where r.id = $1",
-            cancellationToken, run.RunId);
+        var subjects = await RunsStore.ActTargetsAsync(connection, null, run.RunId, cancellationToken);
         await using var command = new NpgsqlCommand($"explain (analyze, buffers, format json) {FactsSql}", connection);
         command.Parameters.Add(new() { Value = run.Tenant });
         command.Parameters.Add(new() { Value = subjects });
@@ -726,27 +725,9 @@ internal static class PolicyBenchmark
             tenants = await LoadTenantsAsync(connection, cancellationToken);
             // Contacts in zones of their own (40%) and some do-not-contact (2%); a week of the agent's touches (the
             // ledger the enforcer loads: 200 a day, not in the last hour), none of them made by a run of this benchmark.
-            await Bench.ExecuteAsync(connection, """
-                update public.contacts set timezone = ($2::text[])[1 + pg_catalog.abs(pg_catalog.hashtext(id::text)) % 7]
-                where tenant_id = any ($1) and pg_catalog.abs(pg_catalog.hashtext(id::text)) % 10 < 4
-                """, cancellationToken, tenants, s_zoneIds);
-            await Bench.ExecuteAsync(connection, """
-                update public.contacts set do_not_contact = true
-                where tenant_id = any ($1) and pg_catalog.abs(pg_catalog.hashtext(id::text || 'dnc')) % 50 = 0
-                """, cancellationToken, tenants);
-            await Bench.ExecuteAsync(connection, """
-                insert into public.agent_actions (tenant_id, idempotency_key, hour_bucket, kind, target_type, target_id, priority, reason, payload,
-                  decision, status, result, completed_at, created_at)
-                select c.tenant_id, pg_catalog.format('bench-history-%s', h.g), pg_catalog.date_trunc('hour', h.at, 'UTC'), 'touch_task', 'contact',
-                       c.id, 50, 'overdue', pg_catalog.jsonb_build_object('account_id', c.account_id), 'allow', 'succeeded',
-                       pg_catalog.jsonb_build_object('card_id', gen_random_uuid()), h.at, h.at
-                from (select t.id as tenant_id, g, (g * 7919) % $3 as n,
-                             now() - interval '1 hour' - ((g * 104729) % 1000000) / 1000000.0 * (interval '7 days' - interval '1 hour') as at
-                      from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as g) h
-                join (select k.tenant_id, k.id, k.account_id, pg_catalog.row_number() over (partition by k.tenant_id order by k.id) - 1 as n
-                      from public.contacts k where k.tenant_id = any ($1)) c on c.tenant_id = h.tenant_id and c.n = h.n
-                order by h.at
-                """, cancellationToken, tenants, HistoryPerTenant, CycleBenchData.StandardContacts);
+            await TenancyStore.SetSomeContactZonesAsync(connection, null, tenants, s_zoneIds, cancellationToken);
+            await TenancyStore.SetSomeContactsDoNotContactAsync(connection, null, tenants, cancellationToken);
+            await ActionLedger.InsertTouchHistoryAsync(connection, null, tenants, HistoryPerTenant, CycleBenchData.StandardContacts, cancellationToken);
             foreach (var tenant in tenants)
             {
                 await PolicyStore.SaveAsync(dataSource, tenant, json, "bench", "policies benchmark", 0, cancellationToken);
@@ -761,7 +742,7 @@ internal static class PolicyBenchmark
         var historyRows = 0L;
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
-            historyRows = await Bench.ScalarAsync<long>(connection, "select count(*) from public.agent_actions where run_id is null", cancellationToken);
+            historyRows = await ActionLedger.CountWithoutRunAsync(connection, null, cancellationToken);
         }
 
         var engine = CycleComposition.CreateEngine(dataSource, TimeProvider.System);
@@ -797,7 +778,7 @@ internal static class PolicyBenchmark
         long violations;
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
-            violations = await Bench.ScalarAsync<long>(connection, "select count(*) from public.agent_policy_violations", cancellationToken);
+            violations = await PolicyStore.CountViolationsAsync(connection, null, cancellationToken);
         }
 
         return new CycleShare(runs, loadSeconds, historyRows, violations, await FactsPlanAsync(dataSource, runs[^1], cancellationToken));
@@ -809,43 +790,12 @@ internal static class PolicyBenchmark
     // contacts' due dates spread over one 21-day cycle from 2 days overdue to 19 ahead, as in `cycles`.
     private static async Task<Guid[]> LoadTenantsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        var ids = new List<Guid>();
-        await using (var command = new NpgsqlCommand(
-            "insert into public.tenants (name) select pg_catalog.format('bench-policies-%s', g) from generate_series(1, $1) g order by g returning id",
-            connection))
-        {
-            command.Parameters.Add(new() { Value = CycleTenants });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                ids.Add(reader.GetGuid(0));
-            }
-        }
-
-        var tenants = ids.ToArray();
-        await Bench.ExecuteAsync(connection,
-            "update public.agent_tenant_schedules set next_due_at = now() + interval '1 year' where tenant_id = any ($1)", cancellationToken, tenants);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.accounts (tenant_id, name, tier, segment)
-            select t.id, pg_catalog.format('Account %s', a), 'gold', 'smb'
-            from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as a
-            """, cancellationToken, tenants, CycleBenchData.StandardAccounts);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.contacts (tenant_id, account_id, name, email)
-            select a.tenant_id, a.id, pg_catalog.format('%s person %s', a.name, c), pg_catalog.format('p%s@example.com', c)
-            from public.accounts a cross join generate_series(1, $2) as c
-            where a.tenant_id = any ($1)
-            order by a.tenant_id, a.id, c
-            """, cancellationToken, tenants, CycleBenchData.StandardContactsPerAccount);
-        await Bench.ExecuteAsync(connection, """
-            update public.engagement_clocks k
-            set next_touch_due = now() - interval '2 days' + ((x.n - 1) + x.t::float8 / $3) * (interval '21 days' / $2),
-                created_at = now() - interval '30 days', updated_at = now() - interval '30 days'
-            from (select c.id, pg_catalog.row_number() over (partition by c.tenant_id order by c.entity_id) as n, t.n as t
-                  from public.engagement_clocks c join unnest($1::uuid[]) with ordinality as t (id, n) on t.id = c.tenant_id
-                  where c.entity_type = 'contact') x
-            where k.id = x.id
-            """, cancellationToken, tenants, CycleBenchData.StandardContacts, CycleTenants);
+        var tenants = await TenancyStore.InsertNumberedTenantsAsync(connection, null, "bench-policies-", CycleTenants, 1, cancellationToken);
+        await ScheduleStore.PostponeAYearAsync(connection, null, tenants, cancellationToken);
+        await TenancyStore.InsertGoldAccountsAsync(connection, null, tenants, CycleBenchData.StandardAccounts, cancellationToken);
+        await TenancyStore.InsertContactsPerAccountAsync(connection, null, tenants, CycleBenchData.StandardContactsPerAccount, ContactLayout.ByAccountId,
+            cancellationToken);
+        await EngagementStore.SpreadContactClocksAsync(connection, null, tenants, CycleBenchData.StandardContacts, cancellationToken);
         return tenants;
     }
 
@@ -866,12 +816,10 @@ internal static class PolicyBenchmark
                 await Bench.ExecuteAsync(connection, "select hourglass.thaw_time()", CancellationToken.None);
             }
 
-            await Bench.ExecuteAsync(connection,
-                "delete from public.agent_hourly_reflections where tenant_id = any ($1) and hour_bucket >= pg_catalog.date_trunc('hour', now(), 'UTC')",
-                cancellationToken, tenants);
-            await Bench.ExecuteAsync(connection, "delete from public.agent_actions where tenant_id = any ($1) and run_id is not null", cancellationToken, tenants);
-            await Bench.ExecuteAsync(connection, "delete from public.agent_policy_violations where tenant_id = any ($1)", cancellationToken, tenants);
-            await Bench.ExecuteAsync(connection, "delete from public.cards where tenant_id = any ($1) and kind in ('touch_task', 'approval')", cancellationToken, tenants);
+            await HourlyReflections.DeleteThisHourAsync(connection, null, tenants, cancellationToken);
+            await ActionLedger.DeleteRunActionsAsync(connection, null, tenants, cancellationToken);
+            await PolicyStore.DeleteViolationsAsync(connection, null, tenants, cancellationToken);
+            await EngagementStore.DeleteTouchAndApprovalCardsAsync(connection, null, tenants, cancellationToken);
             await Bench.ExecuteAsync(connection,
                 "vacuum analyze public.cards, public.agent_actions, public.agent_policy_violations, public.agent_autonomous_runs, " +
                 "public.agent_hourly_reflections, public.engagement_clocks, public.agent_tenant_schedules, public.agent_tenant_locks",
@@ -890,23 +838,15 @@ internal static class PolicyBenchmark
         var rows = new List<(Guid Id, Guid Tenant, DateTimeOffset Started, DateTimeOffset Hour, JsonObject Act, JsonObject Phases, int Planned, int Taken, int Blocked)>();
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
-            await using var command = new NpgsqlCommand("""
-                select id, tenant_id, started_at, scheduled_for, act_output::text, (cycle_metrics -> 'phases')::text, actions_planned, actions_taken,
-                       actions_blocked, status
-                from public.agent_autonomous_runs where worker_id = $1
-                """, connection);
-            command.Parameters.Add(new() { Value = workerId });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var run in await RunsStore.RunsOfWorkerAsync(connection, null, workerId, cancellationToken))
             {
-                if (reader.GetString(9) != "completed")
+                if (run.Status != "completed")
                 {
-                    throw new HourglassException($"policies: run {reader.GetGuid(0)} is '{reader.GetString(9)}'; the numbers are not valid.");
+                    throw new HourglassException($"policies: run {run.Id} is '{run.Status}'; the numbers are not valid.");
                 }
 
-                rows.Add((reader.GetGuid(0), reader.GetGuid(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetFieldValue<DateTimeOffset>(3),
-                    JsonNode.Parse(reader.GetString(4))!.AsObject(), JsonNode.Parse(reader.GetString(5))!.AsObject(),
-                    reader.GetInt32(6), reader.GetInt32(7), reader.GetInt32(8)));
+                rows.Add((run.Id, run.Tenant, run.Started, run.Hour, JsonNode.Parse(run.Act)!.AsObject(), JsonNode.Parse(run.Phases)!.AsObject(),
+                    run.Planned, run.Taken, run.Blocked));
             }
         }
 

@@ -2,6 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Hourglass.Engagement;
+using Hourglass.Insights;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -30,27 +33,6 @@ internal static class QueueBenchmark
     private const double OverdueShare = 0.03;
     private const double DueSoonShare = 0.07;
 
-    // The queue as engagement_queue returns it (20251219000000_engagement_engine.sql), as plain SQL.
-    private const string FunctionBodySql = """
-        select c.id, c.entity_type, c.entity_id, a.id, a.owner_user_id, c.compliance_status, c.days_overdue, c.next_touch_due,
-               c.priority_score, c.priority_reason
-        from public.engagement_clocks c
-        left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
-        left join public.accounts a on a.tenant_id = c.tenant_id and a.id = case c.entity_type when 'account' then c.entity_id else k.account_id end
-        where c.tenant_id = $1 and c.compliance_status <> 'compliant'
-        order by c.priority_score desc, c.next_touch_due, c.id
-        limit $2
-        """;
-
-    // The baseline: the tenant's top clocks straight off idx_engagement_clocks_tenant_queue, no joins, no tie-break.
-    private const string BareSql = """
-        select id, entity_type, entity_id, compliance_status, days_overdue, next_touch_due, priority_score, priority_reason
-        from public.engagement_clocks
-        where tenant_id = $1 and compliance_status <> 'compliant'
-        order by priority_score desc
-        limit $2
-        """;
-
     private enum Variant
     {
         Function,
@@ -71,8 +53,8 @@ internal static class QueueBenchmark
     private static string Sql(Variant variant) => variant switch
     {
         Variant.Function => "select * from public.engagement_queue($1, $2)",
-        Variant.Bare => BareSql,
-        Variant.FunctionSql => FunctionBodySql,
+        Variant.Bare => QueueBaseline.BareSql,
+        Variant.FunctionSql => QueueBaseline.FunctionBodySql,
         _ => "select * from public.engagement_queue($1, $2) q",
     };
 
@@ -84,8 +66,7 @@ internal static class QueueBenchmark
         var tenant = load.Tenants[Tenants / 2];
 
         await using var connection = await database.DataSource.OpenConnectionAsync(cancellationToken);
-        var queued = await Bench.ScalarAsync<long>(connection,
-            "select count(*) from public.engagement_clocks where tenant_id = $1 and compliance_status <> 'compliant'", cancellationToken, tenant);
+        var queued = await EngagementStore.NotCompliantClocksAsync(connection, null, tenant, cancellationToken);
         var sameAnswer = await CheckSameAnswerAsync(connection, tenant, cancellationToken);
 
         var commands = new Dictionary<Variant, NpgsqlCommand>();
@@ -231,74 +212,21 @@ internal static class QueueBenchmark
         Console.WriteLine($"  queue: loading {Tenants} tenants x {ClocksPerTenant:#,0} clocks…");
         var watch = Stopwatch.StartNew();
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var tenants = new List<Guid>();
-        await using (var command = new NpgsqlCommand(
-            "insert into public.tenants (name) select pg_catalog.format('bench-queue-%s', g) from generate_series(1, $1) g order by g returning id",
-            connection))
-        {
-            command.Parameters.Add(new() { Value = Tenants });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                tenants.Add(reader.GetGuid(0));
-            }
-        }
-
-        var ids = tenants.ToArray();
+        var ids = await TenancyStore.InsertNumberedTenantsAsync(connection, null, "bench-queue-", Tenants, 1, cancellationToken);
         // The rows are consistent by construction, so the per-row triggers (the clock each would get, the foreign key
         // checks) are skipped; the clocks are written below in one statement.
         await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         {
             await Bench.ExecuteAsync(connection, "set local session_replication_role = replica", cancellationToken);
-            await Bench.ExecuteAsync(connection, """
-                insert into public.accounts (tenant_id, name, tier, segment, owner_user_id)
-                select t.id, pg_catalog.format('Account %s', a),
-                       case when a % 10 = 0 then 'strategic' when a % 10 in (1, 4, 7) then 'growth' else 'standard' end,
-                       case when a % 4 = 0 then 'enterprise' else 'smb' end,
-                       pg_catalog.md5(t.id::text || (a % 25)::text)::uuid
-                from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as a
-                order by a, t.n
-                """, cancellationToken, ids, AccountsPerTenant);
-            await Bench.ExecuteAsync(connection, """
-                insert into public.contacts (tenant_id, account_id, name, email)
-                select a.tenant_id, a.id, pg_catalog.format('%s person %s', a.name, c), pg_catalog.format('p%s@example.com', c)
-                from public.accounts a cross join generate_series(1, $2) as c
-                where a.tenant_id = any ($1)
-                order by c, a.name, a.tenant_id
-                """, cancellationToken, ids, ContactsPerAccount);
+            await TenancyStore.InsertTieredAccountsInterleavedAsync(connection, transaction, ids, AccountsPerTenant, cancellationToken);
+            await TenancyStore.InsertContactsPerAccountAsync(connection, transaction, ids, ContactsPerAccount, ContactLayout.Interleaved, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
 
         // Clock k of a tenant (by id, so at random) gets fraction f; rows go in interleaved across tenants, as
         // clocks created over time would lie.
-        await Bench.ExecuteAsync(connection, $"""
-            insert into public.engagement_clocks (tenant_id, entity_type, entity_id, last_touch_at, last_touch_type, last_touch_by,
-                                                  next_touch_due, touch_count, created_at, updated_at)
-            select x.tenant_id, x.entity_type, x.id, d.due - interval '21 days', 'email', 'bench', d.due, 1 + x.k % 12,
-                   pg_catalog.now() - interval '400 days', pg_catalog.now() - interval '1 day'
-            from (
-              select e.tenant_id, e.entity_type, e.id, pg_catalog.row_number() over (partition by e.tenant_id order by e.id) as k
-              from (select a.tenant_id, 'account' as entity_type, a.id from public.accounts a where a.tenant_id = any ($1)
-                    union all
-                    select c.tenant_id, 'contact', c.id from public.contacts c where c.tenant_id = any ($1)) e
-            ) x
-            cross join lateral (select ((x.k * 7919) % $2) / $2::float8 as f) p
-            cross join lateral (select case
-                when p.f < {Invariant(OverdueShare)} then pg_catalog.now() - (p.f / {Invariant(OverdueShare)}) * interval '10 days'
-                when p.f < {Invariant(OverdueShare + DueSoonShare)}
-                  then pg_catalog.now() + ((p.f - {Invariant(OverdueShare)}) / {Invariant(DueSoonShare)}) * interval '3 days'
-                else pg_catalog.now() + interval '3 days'
-                  + ((p.f - {Invariant(OverdueShare + DueSoonShare)}) / {Invariant(1 - OverdueShare - DueSoonShare)}) * interval '18 days'
-              end as due) d
-            order by x.k, x.tenant_id
-            """, cancellationToken, ids, ClocksPerTenant);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.client_patterns (tenant_id, entity_type, entity_id, pattern_type, confidence, evidence_count)
-            select x.tenant_id, 'account', x.id, 'churn_risk', 0.3 + (x.k / 25 % 7) / 10.0, 3
-            from (select a.tenant_id, a.id, pg_catalog.row_number() over (partition by a.tenant_id order by a.id) as k
-                  from public.accounts a where a.tenant_id = any ($1)) x
-            where x.k % 25 = 0
-            """, cancellationToken, ids);
+        await EngagementStore.InsertSteadyStateClocksAsync(connection, null, ids, ClocksPerTenant, OverdueShare, DueSoonShare, cancellationToken);
+        await InsightsStore.InsertChurnRiskPatternsAsync(connection, null, ids, cancellationToken);
         await VacuumAnalyzeAsync(connection, cancellationToken);
 
         var refreshed = 0L;
@@ -316,21 +244,10 @@ internal static class QueueBenchmark
         await VacuumAnalyzeAsync(connection, cancellationToken);
         var seconds = watch.Elapsed.TotalSeconds;
 
-        await using var counts = new NpgsqlCommand("""
-            select count(*),
-                   count(*) filter (where compliance_status <> 'compliant'),
-                   count(*) filter (where compliance_status = 'overdue'),
-                   count(*) filter (where compliance_status = 'due_soon'),
-                   count(*) filter (where priority_reason like '%churn risk%'),
-                   (select count(*) from public.accounts) + (select count(*) from public.contacts),
-                   count(*) filter (where compliance_status <> 'compliant' and (priority_score <= 0 or priority_reason is null))
-            from public.engagement_clocks
-            """, connection);
-        await using var reader2 = await counts.ExecuteReaderAsync(cancellationToken);
-        await reader2.ReadAsync(cancellationToken);
-        var load = new Load(ids, reader2.GetInt64(0), reader2.GetInt64(1), reader2.GetInt64(2), reader2.GetInt64(3), reader2.GetInt64(4), refreshed, seconds);
-        var entities = reader2.GetInt64(5);
-        var unranked = reader2.GetInt64(6);
+        var census = await EngagementStore.ClockCensusAsync(connection, null, cancellationToken);
+        var load = new Load(ids, census.Clocks, census.NotCompliant, census.Overdue, census.DueSoon, census.ChurnRisk, refreshed, seconds);
+        var entities = census.Entities;
+        var unranked = census.Unranked;
         const long expected = (long)Tenants * ClocksPerTenant;
         if (load.Clocks != expected || entities != expected)
         {
@@ -348,8 +265,6 @@ internal static class QueueBenchmark
         Console.WriteLine($"  queue: loaded in {seconds:0} s ({load.NonCompliant:#,0} not compliant)");
         return load;
     }
-
-    private static string Invariant(double value) => value.ToString("0.0###", CultureInfo.InvariantCulture);
 
     private static async Task VacuumAnalyzeAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
@@ -379,8 +294,8 @@ internal static class QueueBenchmark
         }
 
         var function = await RowsAsync(Sql(Variant.Function), 8);
-        var plain = await RowsAsync(FunctionBodySql, 8);
-        var bare = await RowsAsync(BareSql, 6);
+        var plain = await RowsAsync(QueueBaseline.FunctionBodySql, 8);
+        var bare = await RowsAsync(QueueBaseline.BareSql, 6);
         if (function.Count != Limit || !function.SequenceEqual(plain) || !function.Select(r => r.Priority).SequenceEqual(bare.Select(r => r.Priority)))
         {
             throw new HourglassException(
@@ -432,11 +347,11 @@ internal static class QueueBenchmark
     private static async Task<Plans> PlansAsync(NpgsqlDataSource dataSource, Guid tenant, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var custom = await ExplainAsync(connection, $"explain (analyze, buffers, format json) {FunctionBodySql}", tenant, cancellationToken);
-        var bare = await ExplainAsync(connection, $"explain (analyze, buffers, format json) {BareSql}", tenant, cancellationToken);
+        var custom = await ExplainAsync(connection, $"explain (analyze, buffers, format json) {QueueBaseline.FunctionBodySql}", tenant, cancellationToken);
+        var bare = await ExplainAsync(connection, $"explain (analyze, buffers, format json) {QueueBaseline.BareSql}", tenant, cancellationToken);
 
         // The tenant id is a Guid of ours, not input: safe to inline where PREPARE / EXECUTE cannot take parameters.
-        await Bench.ExecuteAsync(connection, $"prepare bench_queue_generic (uuid, integer) as {FunctionBodySql}", cancellationToken);
+        await Bench.ExecuteAsync(connection, $"prepare bench_queue_generic (uuid, integer) as {QueueBaseline.FunctionBodySql}", cancellationToken);
         await Bench.ExecuteAsync(connection, "set plan_cache_mode = force_generic_plan", cancellationToken);
         var generic = await ExplainAsync(connection,
             $"explain (analyze, buffers, format json) execute bench_queue_generic ('{tenant}', {Limit})", null, cancellationToken);
@@ -480,7 +395,7 @@ internal static class QueueBenchmark
             }
 
             await Bench.ExecuteAsync(connection, "set auto_explain.log_min_duration = -1", cancellationToken);
-            var nested = notices.Select(ParseAutoExplain).FirstOrDefault(p => p is { } plan && plan.Query.Contains("from public.engagement_clocks c", StringComparison.Ordinal));
+            var nested = notices.Select(ParseAutoExplain).FirstOrDefault(p => p is { } plan && plan.Query.Contains(QueueBaseline.FunctionBodyMarker, StringComparison.Ordinal));
             inFunction = nested is { } found ? $"{found.Shape}; {found.Duration}" : $"not captured ({notices.Count} notices)";
         }
         finally

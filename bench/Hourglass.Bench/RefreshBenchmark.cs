@@ -1,4 +1,6 @@
 using System.Globalization;
+using Hourglass.Engagement;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -21,37 +23,6 @@ internal static class RefreshBenchmark
     private static readonly DateTime s_t1 = s_t0.AddMinutes(75);
     private static readonly DateTime s_firstDue = s_t0.AddDays(-2);
     private static readonly TimeSpan s_dueStep = TimeSpan.FromDays(21) / (Tenants * ClocksPerTenant);
-
-    // The function's own rule, evaluated at $1 with the default due_soon_days (3; the bench tenants set none).
-    private const string NewStatusSql = """
-        case
-          when c.next_touch_due < $1 then 'overdue'
-          when c.next_touch_due <= $1 + interval '3 days' then 'due_soon'
-          else 'compliant'
-        end
-        """;
-
-    private const string NewDaysOverdueSql = """
-        case
-          when c.next_touch_due < $1 then pg_catalog.floor(extract(epoch from ($1 - c.next_touch_due)) / 86400)::integer
-          else 0
-        end
-        """;
-
-    // The baseline's input: the rows whose values at $1 differ from what they hold, with their new values.
-    private const string CreateChangedSetSql = $"""
-        create temp table bench_changed as
-        select c.id, {NewStatusSql} as new_status, {NewDaysOverdueSql} as new_days_overdue
-        from public.engagement_clocks c
-        where c.tenant_id = any ($2)
-          and (c.compliance_status, c.days_overdue) is distinct from ({NewStatusSql}, {NewDaysOverdueSql})
-        """;
-
-    private const string UpdateEveryRowSql = $"""
-        update public.engagement_clocks c
-        set compliance_status = {NewStatusSql}, days_overdue = {NewDaysOverdueSql}, updated_at = $1
-        where c.tenant_id = any ($2)
-        """;
 
     public static async Task<BenchReport> RunAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
@@ -77,13 +48,10 @@ internal static class RefreshBenchmark
         await Bench.ExecuteAsync(connection, "vacuum analyze public.engagement_clocks", cancellationToken);
 
         // The baseline's input, computed before any timing: the rows that change between T0 and T1 and their new values.
-        await Bench.ExecuteAsync(connection, CreateChangedSetSql, cancellationToken, s_t1, tenants);
+        await Bench.ExecuteAsync(connection, RefreshBaseline.CreateChangedSetSql, cancellationToken, s_t1, tenants);
         await Bench.ExecuteAsync(connection, "analyze bench_changed", cancellationToken);
         var changed = await Bench.ScalarAsync<long>(connection, "select count(*) from bench_changed", cancellationToken);
-        var candidates = await Bench.ScalarAsync<long>(connection, """
-            select count(*) from public.engagement_clocks c
-            where c.tenant_id = any ($2) and (c.next_touch_due <= $1 + interval '3 days' or c.compliance_status <> 'compliant')
-            """, cancellationToken, s_t1, tenants);
+        var candidates = await EngagementStore.RefreshCandidatesAsync(connection, null, tenants, s_t1, cancellationToken);
         if (changed < totalClocks / 200 || changed > totalClocks / 50)
         {
             throw new HourglassException($"refresh: {changed} of {totalClocks} clocks change between T0 and T1, not ~1%; the setup is wrong.");
@@ -173,31 +141,14 @@ internal static class RefreshBenchmark
     private static async Task<Guid[]> LoadAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         Console.WriteLine($"  refresh: loading {Tenants * ClocksPerTenant:#,0} engagement clocks…");
-        var tenants = new List<Guid>();
-        await using (var command = new NpgsqlCommand(
-            "insert into public.tenants (name) select pg_catalog.format('bench-refresh-%s', g) from generate_series(1, $1) g returning id",
-            connection))
-        {
-            command.Parameters.Add(new() { Value = Tenants });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                tenants.Add(reader.GetGuid(0));
-            }
-        }
+        var tenants = await TenancyStore.InsertNumberedTenantsAsync(connection, null, "bench-refresh-", Tenants, 1, cancellationToken);
 
         // Clock k of tenant n is due at first_due + ((k - 1) * tenants + (n - 1)) * step: each tenant's clocks
         // cover the whole cycle, and all clocks together are evenly spaced. No FK from clocks to contacts, so
         // entity ids are random. Rows go in tenant by tenant, as clocks created over time would cluster.
-        await Bench.ExecuteAsync(connection, """
-            insert into public.engagement_clocks (tenant_id, entity_type, entity_id, next_touch_due, created_at, updated_at)
-            select t.id, 'contact', gen_random_uuid(), $2 + ((k - 1) * $4 + (t.n - 1)) * $3, $5, $5
-            from unnest($1::uuid[]) with ordinality as t (id, n)
-            cross join generate_series(1, $6) as k
-            order by t.n, k
-            """, cancellationToken, tenants.ToArray(), s_firstDue, s_dueStep, Tenants, s_t0.AddDays(-30), ClocksPerTenant);
+        await EngagementStore.InsertEvenlyDueClocksAsync(connection, null, tenants, s_firstDue, s_dueStep, s_t0.AddDays(-30), ClocksPerTenant, cancellationToken);
         await Bench.ExecuteAsync(connection, "vacuum analyze public.engagement_clocks", cancellationToken);
-        return tenants.ToArray();
+        return tenants;
     }
 
     private static Task FreezeAsync(NpgsqlConnection connection, DateTime at, CancellationToken cancellationToken) =>
@@ -227,11 +178,10 @@ internal static class RefreshBenchmark
     private static async Task<(long Returned, long TuplesUpdated)> RefreshInOneTransactionAsync(
         NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken)
     {
-        const string updatedSql = "select n_tup_upd from pg_stat_xact_user_tables where relid = 'public.engagement_clocks'::regclass";
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var before = await Bench.ScalarAsync<long>(connection, updatedSql, cancellationToken);
+        var before = await EngagementStore.ClocksUpdatedInTransactionAsync(connection, transaction, cancellationToken);
         var returned = await RefreshAllAsync(connection, tenants, s_t1, cancellationToken);
-        var after = await Bench.ScalarAsync<long>(connection, updatedSql, cancellationToken);
+        var after = await EngagementStore.ClocksUpdatedInTransactionAsync(connection, transaction, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return (returned, after - before);
     }
@@ -248,19 +198,14 @@ internal static class RefreshBenchmark
 
     private static async Task<long> UpdateChangedRowsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            update public.engagement_clocks c
-            set compliance_status = x.new_status, days_overdue = x.new_days_overdue, updated_at = $1
-            from bench_changed x
-            where c.id = x.id
-            """, connection);
+        await using var command = new NpgsqlCommand(RefreshBaseline.UpdateChangedRowsSql, connection);
         command.Parameters.Add(new() { Value = s_t1 });
         return await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static async Task<long> UpdateEveryRowAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(UpdateEveryRowSql, connection);
+        await using var command = new NpgsqlCommand(RefreshBaseline.UpdateEveryRowSql, connection);
         command.Parameters.Add(new() { Value = s_t1 });
         command.Parameters.Add(new() { Value = tenants });
         return await command.ExecuteNonQueryAsync(cancellationToken);

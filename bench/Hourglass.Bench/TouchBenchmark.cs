@@ -4,6 +4,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hourglass.Imports;
 using Hourglass.Engagement;
+using Hourglass.Insights;
+using Hourglass.Tenancy;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -42,69 +44,10 @@ internal static class TouchBenchmark
     {
         Variant.Function => "(a) record_touches(tenant, jsonb, 'skip'), one call and commit per batch",
         Variant.TouchBatchApi => "(b) ImportPipeline.RecordAsync with TouchImportKind (C#), Skip mode, one transaction per batch",
-        _ => "(c) baseline: one INSERT into warehouse_events + one UPDATE of engagement_clocks per batch",
+        _ => TouchBaseline.Label,
     };
 
     private static string Tag(Variant variant) => ((char)('a' + (int)variant)).ToString();
-
-    // "A newer touch": the batch's latest touch for the clock is later than its last touch (record_touches' n.newer).
-    private const string Newer = "p.latest > coalesce(c.last_touch_at, '-infinity'::timestamptz)";
-    private const string NewDue = "p.latest + pg_catalog.make_interval(days => c.touch_frequency_days)";
-
-    // The least SQL that does what record_touches writes for valid, new touches of contacts: the touch log with its
-    // idempotency keys (a key already taken is skipped), and each touched contact's and account's clock — the latest
-    // touch moves it forward, an older one only counts; back within cadence it is compliant. No validation, no
-    // per-line outcomes, no missing clocks or touch cards, no refresh of clocks still due; the due-soon window is
-    // the default 3 days (the bench tenants set none).
-    private const string BaselineSql = $"""
-        with input as (
-          select i.entity_id, i.occurred_at, i.idempotency_key, i.touch_type, i.line
-          from unnest($2::uuid[], $3::timestamptz[], $4::text[], $5::text[]) with ordinality as i (entity_id, occurred_at, idempotency_key, touch_type, line)
-        ), events as (
-          insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at)
-          select $1, 'touch', 'contact', i.entity_id, pg_catalog.jsonb_build_object('touch_type', i.touch_type, 'touch_by', $6::text),
-                 $7, i.idempotency_key, i.occurred_at
-          from input i
-          on conflict (tenant_id, idempotency_key) where idempotency_key is not null do nothing
-          returning idempotency_key
-        ), per_clock as (
-          select t.entity_type, t.entity_id, pg_catalog.count(*) as touches, pg_catalog.max(i.occurred_at) as latest,
-                 (pg_catalog.array_agg(i.touch_type order by i.occurred_at desc, i.line desc))[1] as touch_type
-          from input i
-          join events e on e.idempotency_key = i.idempotency_key
-          join public.contacts k on k.tenant_id = $1 and k.id = i.entity_id
-          cross join lateral (values ('contact', i.entity_id), ('account', k.account_id)) t (entity_type, entity_id)
-          where t.entity_id is not null
-          group by t.entity_type, t.entity_id
-        )
-        update public.engagement_clocks c
-        set last_touch_at = case when {Newer} then p.latest else c.last_touch_at end,
-            last_touch_type = case when {Newer} then p.touch_type else c.last_touch_type end,
-            last_touch_by = case when {Newer} then $6::text else c.last_touch_by end,
-            last_card_id = case when {Newer} then null else c.last_card_id end,
-            next_touch_due = case when {Newer} then {NewDue} else c.next_touch_due end,
-            touch_count = c.touch_count + p.touches,
-            compliance_status = case when {Newer} and {NewDue} > pg_catalog.now() + interval '3 days' then 'compliant' else c.compliance_status end,
-            days_overdue = case when {Newer} and {NewDue} > pg_catalog.now() + interval '3 days' then 0 else c.days_overdue end,
-            priority_score = case when {Newer} and {NewDue} > pg_catalog.now() + interval '3 days' then 0 else c.priority_score end,
-            priority_reason = case when {Newer} and {NewDue} > pg_catalog.now() + interval '3 days' then null else c.priority_reason end,
-            recovered_at = case when {Newer} and c.next_touch_due < pg_catalog.now() and {NewDue} >= pg_catalog.now()
-                                then pg_catalog.now() else c.recovered_at end,
-            updated_at = pg_catalog.now()
-        from per_clock p
-        where c.tenant_id = $1 and c.entity_type = p.entity_type and c.entity_id = p.entity_id
-        """;
-
-    // Every clock of a tenant as a string that does not depend on ids: equal for two tenants that ended in the same state.
-    private const string FingerprintSql = """
-        select pg_catalog.md5(pg_catalog.string_agg(pg_catalog.concat_ws('|', c.entity_type, coalesce(k.name, a.name), c.last_touch_at,
-                 c.last_touch_type, c.last_touch_by, c.next_touch_due, c.touch_count, c.compliance_status, c.days_overdue, c.priority_score),
-                 ',' order by c.entity_type, coalesce(k.name, a.name)))
-        from public.engagement_clocks c
-        left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
-        left join public.accounts a on c.entity_type = 'account' and a.tenant_id = c.tenant_id and a.id = c.entity_id
-        where c.tenant_id = $1
-        """;
 
     /// <summary>One tenant's 100,000 touches in the three forms the variants send, batch by batch.</summary>
     private sealed class TouchStream
@@ -127,10 +70,10 @@ internal static class TouchBenchmark
         var names = new[] { "bench-touches-warmup", "bench-touches-a", "bench-touches-b", "bench-touches-c" };
         var tenants = await LoadAsync(connection, names, cancellationToken);
         var loadSeconds = watch.Elapsed.TotalSeconds;
-        var before = await Bench.ScalarAsync<string>(connection, FingerprintSql, cancellationToken, tenants[1]);
+        var before = await EngagementStore.ClocksFingerprintAsync(connection, null, tenants[1], cancellationToken);
         foreach (var tenant in tenants.Skip(2))
         {
-            if (await Bench.ScalarAsync<string>(connection, FingerprintSql, cancellationToken, tenant) != before)
+            if (await EngagementStore.ClocksFingerprintAsync(connection, null, tenant, cancellationToken) != before)
             {
                 throw new HourglassException("touches: the measured tenants do not start in the same state; the comparison is not valid.");
             }
@@ -239,56 +182,18 @@ internal static class TouchBenchmark
         var tenants = new List<Guid>();
         foreach (var name in names)
         {
-            tenants.Add(await Bench.ScalarAsync<Guid>(connection, "insert into public.tenants (name) values ($1) returning id", cancellationToken, name));
+            tenants.Add(await TenancyStore.InsertTenantAsync(connection, null, name, cancellationToken));
         }
 
         var ids = tenants.ToArray();
         var t0 = await Bench.ScalarAsync<DateTime>(connection, "select pg_catalog.now()", cancellationToken);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.accounts (tenant_id, name, tier, segment, owner_user_id)
-            select t.id, pg_catalog.format('Account %s', a),
-                   case when a % 10 = 0 then 'strategic' when a % 10 in (1, 4, 7) then 'growth' else 'standard' end,
-                   case when a % 4 = 0 then 'enterprise' else 'smb' end, pg_catalog.md5((a % 25)::text)::uuid
-            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as a
-            order by t.n, a
-            """, cancellationToken, ids, Accounts);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.contacts (tenant_id, account_id, name, email)
-            select a.tenant_id, a.id, pg_catalog.format('%s person %s', a.name, c), pg_catalog.format('p%s@example.com', c)
-            from public.accounts a cross join generate_series(1, $2) as c
-            where a.tenant_id = any ($1)
-            order by a.tenant_id, a.name, c
-            """, cancellationToken, ids, ContactsPerAccount);
+        await TenancyStore.InsertTieredAccountsAsync(connection, null, ids, Accounts, cancellationToken);
+        await TenancyStore.InsertContactsPerAccountAsync(connection, null, ids, ContactsPerAccount, ContactLayout.ByAccountName, cancellationToken);
 
         // The clocks the triggers made, moved to where a tenant in steady state has them: clock k (by entity name, so the
         // same in every tenant) takes fraction f = k x 7919 mod 11,000 / 11,000 of the cycle.
-        await Bench.ExecuteAsync(connection, """
-            update public.engagement_clocks c
-            set next_touch_due = d.due, last_touch_at = d.due - interval '21 days', last_touch_type = 'email', last_touch_by = 'bench',
-                touch_count = 1 + x.k % 12, created_at = $2 - interval '400 days', updated_at = $2 - interval '1 day'
-            from (
-              select c.id, pg_catalog.row_number() over (partition by c.tenant_id order by c.entity_type, coalesce(k.name, a.name)) as k
-              from public.engagement_clocks c
-              left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
-              left join public.accounts a on c.entity_type = 'account' and a.tenant_id = c.tenant_id and a.id = c.entity_id
-              where c.tenant_id = any ($1)
-            ) x
-            cross join lateral (select ((x.k * 7919) % $3) / $3::float8 as f) p
-            cross join lateral (select case
-                when p.f < 0.03 then $2 - (p.f / 0.03) * interval '10 days'
-                when p.f < 0.10 then $2 + ((p.f - 0.03) / 0.07) * interval '3 days'
-                else $2 + interval '3 days' + ((p.f - 0.10) / 0.90) * interval '18 days'
-              end as due) d
-            where c.id = x.id
-            """, cancellationToken, ids, t0, Clocks);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at)
-            select c.tenant_id, 'touch', 'contact', c.id, pg_catalog.jsonb_build_object('touch_type', 'email', 'touch_by', 'email-sync'),
-                   'email-sync', pg_catalog.format('history-%s-%s', c.name, h), $2 - h * interval '3 days' - interval '2 hours'
-            from public.contacts c cross join generate_series(1, $3) as h
-            where c.tenant_id = any ($1)
-            order by h, c.tenant_id, c.name
-            """, cancellationToken, ids, t0, HistoryPerContact);
+        await EngagementStore.SpreadClocksByNameAsync(connection, null, ids, t0, Clocks, cancellationToken);
+        await InsightsStore.InsertTouchHistoryAsync(connection, null, ids, t0, HistoryPerContact, cancellationToken);
         foreach (var tenant in ids)
         {
             await Bench.ExecuteAsync(connection, "select public.refresh_engagement_compliance($1)", cancellationToken, tenant);
@@ -305,16 +210,7 @@ internal static class TouchBenchmark
     // Touch i of the stream: contact (i x 7919 mod 10,000) by name, key "<prefix>-i", occurred_at within the hour before end.
     private static async Task<TouchStream> StreamAsync(NpgsqlConnection connection, Guid tenant, DateTime end, string prefix, CancellationToken cancellationToken)
     {
-        var contacts = new List<Guid>(Contacts);
-        await using (var command = new NpgsqlCommand("select id from public.contacts where tenant_id = $1 order by name", connection))
-        {
-            command.Parameters.Add(new() { Value = tenant });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                contacts.Add(reader.GetGuid(0));
-            }
-        }
+        var contacts = await TenancyStore.ContactIdsByNameAsync(connection, null, tenant, cancellationToken);
 
         var json = new string[Batches];
         var lines = new TouchLine[Batches][];
@@ -387,7 +283,7 @@ internal static class TouchBenchmark
             default:
             {
                 var (ids, at, keys, types) = stream.Arrays[batch];
-                await using var command = new NpgsqlCommand(BaselineSql, connection);
+                await using var command = new NpgsqlCommand(TouchBaseline.BaselineSql, connection);
                 command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = stream.Tenant });
                 command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = ids });
                 command.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = at, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
@@ -421,16 +317,12 @@ internal static class TouchBenchmark
         var fingerprints = new List<string>();
         foreach (var tenant in tenants.Skip(1))
         {
-            var events = await Bench.ScalarAsync<long>(connection,
-                "select count(*) from public.warehouse_events where tenant_id = $1 and event_type = 'touch' and idempotency_key like 'touch-%'",
-                cancellationToken, tenant);
-            var counted = await Bench.ScalarAsync<long>(connection,
-                "select sum(touch_count)::bigint from public.engagement_clocks where tenant_id = $1", cancellationToken, tenant);
+            var events = await InsightsStore.CountTouchEventsByKeyAsync(connection, null, tenant, "touch-%", cancellationToken);
+            var counted = await EngagementStore.TouchesCountedAsync(connection, null, tenant, cancellationToken);
             var start = await Bench.ScalarAsync<long>(connection, """
                 select sum(1 + k % 12)::bigint from generate_series(1, $1) as k
                 """, cancellationToken, Clocks);
-            var compliant = await Bench.ScalarAsync<long>(connection,
-                "select count(*) from public.engagement_clocks where tenant_id = $1 and compliance_status = 'compliant'", cancellationToken, tenant);
+            var compliant = await EngagementStore.CompliantClocksAsync(connection, null, tenant, cancellationToken);
             if (events != Touches || counted - start != 2L * Touches || compliant != Clocks)
             {
                 throw new HourglassException(
@@ -438,7 +330,7 @@ internal static class TouchBenchmark
                     $"(expected {2 * Touches:#,0}) and {compliant:#,0} of {Clocks:#,0} are compliant; the numbers are not valid.");
             }
 
-            fingerprints.Add(await Bench.ScalarAsync<string>(connection, FingerprintSql, cancellationToken, tenant));
+            fingerprints.Add(await EngagementStore.ClocksFingerprintAsync(connection, null, tenant, cancellationToken));
         }
 
         if (fingerprints.Distinct().Count() != 1 || fingerprints[0] == before)
@@ -530,7 +422,7 @@ internal static class TouchBenchmark
         return text switch
         {
             _ when text.Contains("from hourglass.touch_batch_lines", StringComparison.Ordinal) => "validation (touch_batch_lines)",
-            _ when text.StartsWith("insert into public.engagement_clocks", StringComparison.Ordinal) =>
+            _ when text.StartsWith(TouchBaseline.MissingClocksMarker, StringComparison.Ordinal) =>
                 "recreating missing clocks (INSERT … engagement_frequency(), which wrote no row)",
             _ when text.StartsWith("with events as", StringComparison.Ordinal) => "the write (events, clocks, cards)",
             _ => null,

@@ -97,4 +97,37 @@ internal sealed class ActionLedger(NpgsqlDataSource dataSource)
         command.Parameters.Add(new() { Value = completedAt });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    // Seeding and inspection (benchmarks): one method per statement, on the caller's connection and transaction
+
+    /// <summary>
+    /// A week of the agent's touches made by no run (the history a policy reads): <paramref name="perTenant"/> succeeded touch_task
+    /// rows per tenant, row g on the tenant's contact (g x 7919) mod <paramref name="contactsPerTenant"/> (by id), at a time spread over
+    /// the week before the last hour; rows by time.
+    /// </summary>
+    public static Task<int> InsertTouchHistoryAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, int perTenant,
+        int contactsPerTenant, CancellationToken cancellationToken) =>
+        Storage.StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.agent_actions (tenant_id, idempotency_key, hour_bucket, kind, target_type, target_id, priority, reason, payload,
+              decision, status, result, completed_at, created_at)
+            select c.tenant_id, pg_catalog.format('bench-history-%s', h.g), pg_catalog.date_trunc('hour', h.at, 'UTC'), 'touch_task', 'contact',
+                   c.id, 50, 'overdue', pg_catalog.jsonb_build_object('account_id', c.account_id), 'allow', 'succeeded',
+                   pg_catalog.jsonb_build_object('card_id', gen_random_uuid()), h.at, h.at
+            from (select t.id as tenant_id, g, (g * 7919) % $3 as n,
+                         now() - interval '1 hour' - ((g * 104729) % 1000000) / 1000000.0 * (interval '7 days' - interval '1 hour') as at
+                  from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as g) h
+            join (select k.tenant_id, k.id, k.account_id, pg_catalog.row_number() over (partition by k.tenant_id order by k.id) - 1 as n
+                  from public.contacts k where k.tenant_id = any ($1)) c on c.tenant_id = h.tenant_id and c.n = h.n
+            order by h.at
+            """, cancellationToken, tenants, perTenant, contactsPerTenant);
+
+    /// <summary>The ledger's rows made by no run (history).</summary>
+    public static async Task<long> CountWithoutRunAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        await Storage.StoreReads.ScalarAsync<long>(connection, transaction, "select count(*) from public.agent_actions where run_id is null", cancellationToken);
+
+    /// <summary>The tenants' ledger rows made by runs, removed (the history of no run stays).</summary>
+    public static Task<int> DeleteRunActionsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants,
+        CancellationToken cancellationToken) =>
+        Storage.StoreReads.ExecuteAsync(connection, transaction, "delete from public.agent_actions where tenant_id = any ($1) and run_id is not null",
+            cancellationToken, tenants);
 }

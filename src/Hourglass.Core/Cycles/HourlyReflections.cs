@@ -83,4 +83,13 @@ internal static class HourlyReflections
         select f.hour_bucket, greatest(pg_catalog.cardinality(f.run_ids), 1), f.summary
         from public.agent_hourly_reflections f where f.tenant_id = $1 order by f.hour_bucket desc limit 1
         """;
+
+    // Seeding and inspection (benchmarks): one method per statement, on the caller's connection and transaction
+
+    /// <summary>The tenants' reflections of the current hour (UTC) and later, removed.</summary>
+    public static Task<int> DeleteThisHourAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants,
+        CancellationToken cancellationToken) =>
+        Storage.StoreReads.ExecuteAsync(connection, transaction,
+            "delete from public.agent_hourly_reflections where tenant_id = any ($1) and hour_bucket >= pg_catalog.date_trunc('hour', now(), 'UTC')",
+            cancellationToken, tenants);
 }

@@ -316,6 +316,46 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
         """;
 
     internal static NpgsqlParameter Json(JsonNode? node) => JsonbParameter.From(node);
+
+    // Seeding and inspection (benchmarks): one method per statement, on the caller's connection and transaction
+
+    /// <summary>The tenants' scheduled runs completed in [<paramref name="from"/>, <paramref name="to"/>).</summary>
+    public static async Task<long> CountCompletedScheduledAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, DateTime from,
+        DateTime to, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction, """
+            select count(*) from public.agent_autonomous_runs
+            where tenant_id = any ($1) and status = 'completed' and trigger = 'schedule' and completed_at >= $2 and completed_at < $3
+            """, cancellationToken, tenants, from, to);
+
+    /// <summary><paramref name="count"/> completed hourly runs of the tenant, one an hour back from now (10 actions taken, 2 blocked each).</summary>
+    public static Task<int> InsertCompletedHistoryAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int count,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, completed_at, actions_planned, actions_taken,
+                                                      actions_blocked, worker_id, reflect_output, created_at)
+            select $1, 'completed', 'schedule', pg_catalog.date_trunc('hour', now()) - g * interval '1 hour', now() - g * interval '1 hour',
+                   now() - g * interval '1 hour' + interval '2 seconds', 12, 10, 2, 'bench-worker',
+                   pg_catalog.jsonb_build_object('summary', 'Took 10 actions; 2 blocked.'), now() - g * interval '1 hour'
+            from pg_catalog.generate_series(1, $2) g
+            """, cancellationToken, tenantId, count);
+
+    /// <summary>The targets of the actions a run's Act phase recorded, in order (null when the run has none).</summary>
+    public static async Task<Guid[]?> ActTargetsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid runId,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<Guid[]>(connection, transaction,
+            "select array_agg((a ->> 'target_id')::uuid) from public.agent_autonomous_runs r, jsonb_array_elements(r.act_output -> 'actions') a where r.id = $1",
+            cancellationToken, runId);
+
+    /// <summary>The runs of one worker: id, tenant, start, hour, the Act phase's output and the cycle's phases (JSON), counts and status.</summary>
+    public static Task<IReadOnlyList<(Guid Id, Guid Tenant, DateTimeOffset Started, DateTimeOffset Hour, string Act, string Phases, int Planned, int Taken,
+        int Blocked, string Status)>> RunsOfWorkerAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string workerId,
+        CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.Command(connection, transaction, """
+            select id, tenant_id, started_at, scheduled_for, act_output::text, (cycle_metrics -> 'phases')::text, actions_planned, actions_taken,
+                   actions_blocked, status
+            from public.agent_autonomous_runs where worker_id = $1
+            """, workerId), r => (r.GetGuid(0), r.GetGuid(1), r.GetFieldValue<DateTimeOffset>(2), r.GetFieldValue<DateTimeOffset>(3), r.GetString(4),
+            r.GetString(5), r.GetInt32(6), r.GetInt32(7), r.GetInt32(8), r.GetString(9)), cancellationToken);
 }
 
 /// <summary>A finished run's action counts.</summary>

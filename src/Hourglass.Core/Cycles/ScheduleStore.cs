@@ -146,4 +146,25 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
         where ($1::uuid is null or t.id = $1)
         order by t.name, t.id
         """;
+
+    // Seeding and inspection (benchmarks): one method per statement, on the caller's connection and transaction
+
+    /// <summary>Puts the tenants' next cycle a year from now, out of the worker's way.</summary>
+    public static Task<int> PostponeAYearAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants,
+        CancellationToken cancellationToken) =>
+        Storage.StoreReads.ExecuteAsync(connection, transaction,
+            "update public.agent_tenant_schedules set next_due_at = now() + interval '1 year' where tenant_id = any ($1)", cancellationToken, tenants);
+
+    /// <summary>Makes the tenants due at the top of the current hour (UTC, by the database's clock), as an hourly cron's occurrence.</summary>
+    public static Task<int> MakeDueThisHourAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants,
+        CancellationToken cancellationToken) =>
+        Storage.StoreReads.ExecuteAsync(connection, transaction,
+            "update public.agent_tenant_schedules set next_due_at = pg_catalog.date_trunc('hour', hourglass.now(), 'UTC') where tenant_id = any ($1)",
+            cancellationToken, tenants);
+
+    /// <summary>How many of the tenants are due now.</summary>
+    public static async Task<long> CountDueAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants,
+        CancellationToken cancellationToken) =>
+        await Storage.StoreReads.ScalarAsync<long>(connection, transaction,
+            "select count(*) from public.agent_tenant_schedules where tenant_id = any ($1) and next_due_at <= now()", cancellationToken, tenants);
 }

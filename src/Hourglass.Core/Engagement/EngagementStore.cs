@@ -183,10 +183,13 @@ internal static class EngagementStore
     /// <summary>A page of a tenant's cards, optionally of one kind and status.</summary>
     public static Task<JsonPage> CardsPageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, PageRequest page, string? kind,
         string? status, CancellationToken cancellationToken) =>
-        StoreReads.PageAsync(connection, transaction, """
-            select id, kind, title, body, status, entity_type, entity_id, run_id, assignee_user_id, due_at, completed_at, completed_by, payload, created_at
-            from public.cards where tenant_id = $1 and ($4::text is null or kind = $4) and ($5::text is null or status = $5)
-            """, tenantId, page, cancellationToken, kind, status);
+        StoreReads.PageAsync(connection, transaction, CardsPageSql, tenantId, page, cancellationToken, kind, status);
+
+    /// <summary>The rows <see cref="CardsPageAsync"/> pages: a tenant's cards ($1), optionally of kind $4 and status $5.</summary>
+    internal const string CardsPageSql = """
+        select id, kind, title, body, status, entity_type, entity_id, run_id, assignee_user_id, due_at, completed_at, completed_by, payload, created_at
+        from public.cards where tenant_id = $1 and ($4::text is null or kind = $4) and ($5::text is null or status = $5)
+        """;
 
     /// <summary><c>complete_touch_card</c> on the tenant's card: the clock it touched, or null when the tenant has no such card.</summary>
     public static async Task<Guid?> CompleteTouchCardAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid cardId,
@@ -342,4 +345,202 @@ internal static class EngagementStore
         touch.Parameters.Add(new() { Value = attempt });
         return touch;
     }
+
+    // Seeding and inspection (benchmarks): one method per statement, on the caller's connection and transaction
+
+    /// <summary>
+    /// <paramref name="perTenant"/> contact clocks per tenant (random entity ids: clocks have no foreign key to contacts), clock k of
+    /// tenant n due at <paramref name="firstDue"/> + ((k - 1) x tenants + (n - 1)) x <paramref name="dueStep"/>, so each tenant's clocks
+    /// cover the whole span and all are evenly spaced; rows tenant by tenant, created and updated at <paramref name="createdAt"/>.
+    /// </summary>
+    public static Task<int> InsertEvenlyDueClocksAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, DateTime firstDue,
+        TimeSpan dueStep, DateTime createdAt, int perTenant, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.engagement_clocks (tenant_id, entity_type, entity_id, next_touch_due, created_at, updated_at)
+            select t.id, 'contact', gen_random_uuid(), $2 + ((k - 1) * $4 + (t.n - 1)) * $3, $5, $5
+            from unnest($1::uuid[]) with ordinality as t (id, n)
+            cross join generate_series(1, $6) as k
+            order by t.n, k
+            """, cancellationToken, tenants, firstDue, dueStep, tenants.Length, createdAt, perTenant);
+
+    /// <summary>The tenants' clocks a refresh at <paramref name="at"/> visits: due within 3 days of it, or not compliant.</summary>
+    public static async Task<long> RefreshCandidatesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, DateTime at,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction, """
+            select count(*) from public.engagement_clocks c
+            where c.tenant_id = any ($2) and (c.next_touch_due <= $1 + interval '3 days' or c.compliance_status <> 'compliant')
+            """, cancellationToken, at, tenants);
+
+    /// <summary>The clock rows the current transaction has updated so far (<c>pg_stat_xact_user_tables.n_tup_upd</c>).</summary>
+    public static async Task<long> ClocksUpdatedInTransactionAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction,
+            "select n_tup_upd from pg_stat_xact_user_tables where relid = 'public.engagement_clocks'::regclass", cancellationToken);
+
+    /// <summary>
+    /// Spreads the contacts' clocks (made by the schema's triggers) of each tenant, by entity id, over one 21-day cycle from 2 days
+    /// overdue; $2 contacts per tenant, the tenants (their place in <paramref name="tenants"/>) offset by a fraction of a slot.
+    /// </summary>
+    public static Task<int> SpreadContactClocksAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, int contactsPerTenant,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            update public.engagement_clocks k
+            set next_touch_due = now() - interval '2 days' + ((x.n - 1) + x.t::float8 / $3) * (interval '21 days' / $2),
+                created_at = now() - interval '30 days', updated_at = now() - interval '30 days'
+            from (select c.id, pg_catalog.row_number() over (partition by c.tenant_id order by c.entity_id) as n, t.n as t
+                  from public.engagement_clocks c join unnest($1::uuid[]) with ordinality as t (id, n) on t.id = c.tenant_id
+                  where c.entity_type = 'contact') x
+            where k.id = x.id
+            """, cancellationToken, tenants, contactsPerTenant, tenants.Length);
+
+    /// <summary>
+    /// A clock for every account and contact of the tenants, in steady state: clock k (by entity id) takes fraction
+    /// f = (k x 7919 mod <paramref name="perTenant"/>) / <paramref name="perTenant"/>; the first <paramref name="overdueShare"/> overdue by
+    /// up to 10 days, the next <paramref name="dueSoonShare"/> due within 3 days, the rest over the next 18; rows interleaved across
+    /// tenants, as clocks created over time would lie.
+    /// </summary>
+    public static Task<int> InsertSteadyStateClocksAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, int perTenant,
+        double overdueShare, double dueSoonShare, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.engagement_clocks (tenant_id, entity_type, entity_id, last_touch_at, last_touch_type, last_touch_by,
+                                                  next_touch_due, touch_count, created_at, updated_at)
+            select x.tenant_id, x.entity_type, x.id, d.due - interval '21 days', 'email', 'bench', d.due, 1 + x.k % 12,
+                   pg_catalog.now() - interval '400 days', pg_catalog.now() - interval '1 day'
+            from (
+              select e.tenant_id, e.entity_type, e.id, pg_catalog.row_number() over (partition by e.tenant_id order by e.id) as k
+              from (select a.tenant_id, 'account' as entity_type, a.id from public.accounts a where a.tenant_id = any ($1)
+                    union all
+                    select c.tenant_id, 'contact', c.id from public.contacts c where c.tenant_id = any ($1)) e
+            ) x
+            cross join lateral (select ((x.k * 7919) % $2) / $2::float8 as f) p
+            cross join lateral (select case
+                when p.f < $3::float8 then pg_catalog.now() - (p.f / $3::float8) * interval '10 days'
+                when p.f < $3::float8 + $4::float8
+                  then pg_catalog.now() + ((p.f - $3::float8) / $4::float8) * interval '3 days'
+                else pg_catalog.now() + interval '3 days'
+                  + ((p.f - ($3::float8 + $4::float8)) / (1 - $3::float8 - $4::float8)) * interval '18 days'
+              end as due) d
+            order by x.k, x.tenant_id
+            """, cancellationToken, tenants, perTenant, overdueShare, dueSoonShare);
+
+    /// <summary>
+    /// Every clock: all, not compliant, overdue, due soon, ranked for a churn risk; the accounts and contacts there are; and the
+    /// not-compliant clocks without a rank (score 0 or no reason).
+    /// </summary>
+    public static async Task<(long Clocks, long NotCompliant, long Overdue, long DueSoon, long ChurnRisk, long Entities, long Unranked)> ClockCensusAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        (await StoreReads.ListAsync(StoreReads.Command(connection, transaction, """
+            select count(*),
+                   count(*) filter (where compliance_status <> 'compliant'),
+                   count(*) filter (where compliance_status = 'overdue'),
+                   count(*) filter (where compliance_status = 'due_soon'),
+                   count(*) filter (where priority_reason like '%churn risk%'),
+                   (select count(*) from public.accounts) + (select count(*) from public.contacts),
+                   count(*) filter (where compliance_status <> 'compliant' and (priority_score <= 0 or priority_reason is null))
+            from public.engagement_clocks
+            """), r => (r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)), cancellationToken))[0];
+
+    /// <summary>The tenant's clocks that are not compliant (what its queue holds).</summary>
+    public static async Task<long> NotCompliantClocksAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction,
+            "select count(*) from public.engagement_clocks where tenant_id = $1 and compliance_status <> 'compliant'", cancellationToken, tenantId);
+
+    /// <summary>The tenant's compliant clocks.</summary>
+    public static async Task<long> CompliantClocksAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction,
+            "select count(*) from public.engagement_clocks where tenant_id = $1 and compliance_status = 'compliant'", cancellationToken, tenantId);
+
+    /// <summary>The touches the tenant's clocks have counted, in all.</summary>
+    public static async Task<long> TouchesCountedAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction,
+            "select sum(touch_count)::bigint from public.engagement_clocks where tenant_id = $1", cancellationToken, tenantId);
+
+    /// <summary>
+    /// Moves the clocks the triggers made to where a tenant in steady state has them: clock k (by entity type and name, so the
+    /// same in every tenant) takes fraction f = k x 7919 mod <paramref name="clocks"/> / <paramref name="clocks"/> of the cycle from
+    /// <paramref name="now"/>: 3% overdue by up to 10 days, 7% due within 3 days, the rest over the next 18; one touch 21 days before due.
+    /// </summary>
+    public static Task<int> SpreadClocksByNameAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, DateTime now, int clocks,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            update public.engagement_clocks c
+            set next_touch_due = d.due, last_touch_at = d.due - interval '21 days', last_touch_type = 'email', last_touch_by = 'bench',
+                touch_count = 1 + x.k % 12, created_at = $2 - interval '400 days', updated_at = $2 - interval '1 day'
+            from (
+              select c.id, pg_catalog.row_number() over (partition by c.tenant_id order by c.entity_type, coalesce(k.name, a.name)) as k
+              from public.engagement_clocks c
+              left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
+              left join public.accounts a on c.entity_type = 'account' and a.tenant_id = c.tenant_id and a.id = c.entity_id
+              where c.tenant_id = any ($1)
+            ) x
+            cross join lateral (select ((x.k * 7919) % $3) / $3::float8 as f) p
+            cross join lateral (select case
+                when p.f < 0.03 then $2 - (p.f / 0.03) * interval '10 days'
+                when p.f < 0.10 then $2 + ((p.f - 0.03) / 0.07) * interval '3 days'
+                else $2 + interval '3 days' + ((p.f - 0.10) / 0.90) * interval '18 days'
+              end as due) d
+            where c.id = x.id
+            """, cancellationToken, tenants, now, clocks);
+
+    /// <summary>
+    /// Every clock of a tenant as one digest that does not depend on ids (entities by type and name): equal for two tenants
+    /// whose clocks ended in the same state (empty when it has none).
+    /// </summary>
+    public static async Task<string> ClocksFingerprintAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<string>(connection, transaction, """
+            select pg_catalog.md5(pg_catalog.string_agg(pg_catalog.concat_ws('|', c.entity_type, coalesce(k.name, a.name), c.last_touch_at,
+                     c.last_touch_type, c.last_touch_by, c.next_touch_due, c.touch_count, c.compliance_status, c.days_overdue, c.priority_score),
+                     ',' order by c.entity_type, coalesce(k.name, a.name)))
+            from public.engagement_clocks c
+            left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
+            left join public.accounts a on c.entity_type = 'account' and a.tenant_id = c.tenant_id and a.id = c.entity_id
+            where c.tenant_id = $1
+            """, cancellationToken, tenantId) ?? "";
+
+    /// <summary>
+    /// <paramref name="count"/> cards for tenant <paramref name="tenantId"/> (<paramref name="forTenant"/>) or for every other tenant:
+    /// every fifth done, every twentieth a notice, one a minute back in time.
+    /// </summary>
+    public static Task<int> InsertSampleCardsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int count, bool forTenant,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.cards (tenant_id, kind, title, body, status, due_at, completed_at, completed_by, payload, created_at, updated_at)
+            select t.id, case when g % 20 = 0 then 'notice' else 'touch_task' end, 'Touch base with contact ' || g,
+                   'Overdue ' || (g % 9) || ' day(s); tier growth (+15)', case when g % 5 = 0 then 'done' else 'open' end,
+                   now() + (g % 30) * interval '1 day', case when g % 5 = 0 then now() - g * interval '30 seconds' end,
+                   case when g % 5 = 0 then 'user:' || gen_random_uuid() end, pg_catalog.jsonb_build_object('n', g),
+                   now() - g * interval '1 minute', now()
+            from public.tenants t cross join pg_catalog.generate_series(1, $2) g
+            where (t.id = $1) = $3
+            """, cancellationToken, tenantId, count, forTenant);
+
+    /// <summary>All cards of every tenant.</summary>
+    public static async Task<long> CountCardsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction, "select count(*) from public.cards", cancellationToken);
+
+    /// <summary>
+    /// A what-if the migrations do not make: an index <paramref name="name"/> in the card list's order (tenant, newest first), for a
+    /// benchmark to compare the list with and without it.
+    /// </summary>
+    public static Task<int> CreateCardsListIndexAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction,
+            $"create index {SqlIdentifier.Quote(name)} on public.cards (tenant_id, created_at desc, id desc)", cancellationToken);
+
+    /// <summary>The plan (EXPLAIN, costs off; runs nothing) of <see cref="CardsPageAsync"/>'s first page, in the caller's session: one line each.</summary>
+    public static async Task<IReadOnlyList<string>> ExplainCardsPageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        int size, CancellationToken cancellationToken) =>
+        await StoreReads.ListAsync(StoreReads.Command(connection, transaction, "explain (costs off) " + StoreReads.PageSql(CardsPageSql, size),
+            new NpgsqlParameter<Guid> { TypedValue = tenantId }, new NpgsqlParameter<DateTimeOffset> { TypedValue = new DateTimeOffset(9999, 12, 31, 0, 0, 0, TimeSpan.Zero) },
+            new NpgsqlParameter<Guid> { TypedValue = Guid.Empty }, null, null), r => r.GetString(0), cancellationToken);
+
+    /// <summary>The tenants' open and closed touch and approval cards, removed.</summary>
+    public static Task<int> DeleteTouchAndApprovalCardsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "delete from public.cards where tenant_id = any ($1) and kind in ('touch_task', 'approval')",
+            cancellationToken, tenants);
 }

@@ -319,4 +319,135 @@ internal static class InsightsStore
         cross join lateral jsonb_to_record(j) as e(event_type text, entity_type text, entity_id uuid, payload jsonb, source text,
           idempotency_key text, occurred_at timestamptz)
         """;
+
+    // Seeding and inspection (benchmarks): one method per statement, on the caller's connection and transaction
+
+    /// <summary>
+    /// A synthetic event log, set-based: events <paramref name="from"/> … + <paramref name="count"/> - 1 (g, 0-based) of one of
+    /// <paramref name="total"/>. Event g is the tenant g mod (the tenants' count)'s i-th (i = g div tenants); by i mod 10 an
+    /// order_placed on an account (1 in 10: payload total and order_id), a reply from a contact (2 in 10) or a touch of a
+    /// contact (7 in 10: email, call or meeting). Accounts (of 200) and contacts (of <paramref name="contactsPerTenant"/>) by a hash
+    /// of i, their ids as <see cref="Tenancy.TenancyStore.InsertKeyedAccountsAsync"/> makes them from <paramref name="key"/>; every
+    /// tenth account stops ordering after 80% of <paramref name="fullLog"/> events (its orders go to the next), every seventh's
+    /// totals grow with g. Times rise with g, evenly over <paramref name="span"/> from <paramref name="start"/> for
+    /// <paramref name="total"/> events counted from <paramref name="origin"/>: all tenants interleaved, each entity's in time order.
+    /// </summary>
+    public static Task<int> InsertSyntheticEventsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, long from, long count,
+        long origin, long total, DateTime start, TimeSpan span, int contactsPerTenant, long fullLog, string key, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, occurred_at, created_at)
+            select ($1::uuid[])[1 + x.n], x.kind, case x.kind when 'order_placed' then 'account' else 'contact' end,
+                   case x.kind when 'order_placed' then pg_catalog.md5(pg_catalog.format('%s-%s-a-%s', $10, x.n, x.account))::uuid
+                        else pg_catalog.md5(pg_catalog.format('%s-%s-c-%s', $10, x.n, x.contact))::uuid end,
+                   case x.kind
+                     when 'order_placed' then pg_catalog.jsonb_build_object(
+                       'order_id', pg_catalog.md5($10 || '-order-' || x.g)::uuid,
+                       'total', pg_catalog.round((50 + pg_catalog.abs(pg_catalog.hashint8(x.i * 5 + 2)) % 500)
+                                                 * case when x.account % 7 = 0 then 1 + x.g::numeric / $9 else 1 end, 2))
+                     when 'reply' then pg_catalog.jsonb_build_object('channel', 'email')
+                     else pg_catalog.jsonb_build_object('touch_type', (array['email', 'email', 'email', 'call', 'meeting'])[1 + pg_catalog.abs(pg_catalog.hashint8(x.i * 3 + 2)) % 5],
+                                                        'touch_by', 'agent')
+                   end,
+                   'bench', $4::timestamptz + (x.g - $7) * ($3::interval / $5), pg_catalog.now()
+            from (
+              select g, g % $11::integer as n, g / $11::integer as i,
+                     case when (g / $11::integer) % 10 = 0 then 'order_placed'
+                          when (g / $11::integer) % 10 < 3 then 'reply' else 'touch' end as kind,
+                     case when a.a % 10 = 0 and g > 0.8 * $9 then a.a + 1 else a.a end as account,
+                     pg_catalog.abs(pg_catalog.hashint8(g / $11::integer * 3 + 1)) % $6 as contact
+              from generate_series($2::bigint, $2::bigint + $8 - 1) as g
+              cross join lateral (select pg_catalog.abs(pg_catalog.hashint8(g / $11::integer)) % 200 as a) a
+            ) x
+            order by x.g
+            """, cancellationToken, tenants, from, span, start, total, contactsPerTenant, origin, count, fullLog, key, tenants.Length);
+
+    /// <summary>The events' secondary indexes (all but the primary key), by name: (name, definition), to drop before a bulk load and build after.</summary>
+    public static Task<IReadOnlyList<(string Name, string Definition)>> EventIndexesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.Command(connection, transaction, """
+            select indexname, indexdef from pg_catalog.pg_indexes
+            where schemaname = 'public' and tablename = 'warehouse_events' and indexname <> 'warehouse_events_pkey' order by indexname
+            """), r => (r.GetString(0), r.GetString(1)), cancellationToken);
+
+    /// <summary>Drops the events' primary key (before a bulk load; <see cref="AddEventsPrimaryKeyAsync"/> puts it back).</summary>
+    public static Task<int> DropEventsPrimaryKeyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "alter table public.warehouse_events drop constraint warehouse_events_pkey", cancellationToken);
+
+    /// <summary>The events' primary key, as the migrations made it.</summary>
+    public static Task<int> AddEventsPrimaryKeyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "alter table public.warehouse_events add constraint warehouse_events_pkey primary key (id)",
+            cancellationToken);
+
+    /// <summary>Every event of every tenant.</summary>
+    public static async Task<long> CountAllEventsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction, "select count(*) from public.warehouse_events", cancellationToken);
+
+    /// <summary>The last event's seq (0 when there is none).</summary>
+    public static async Task<long> MaxEventSeqAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction, "select max(seq) from public.warehouse_events", cancellationToken);
+
+    /// <summary>A tenant's events of the types <paramref name="types"/>.</summary>
+    public static async Task<long> CountEventsOfTypesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, string[] types,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction,
+            "select count(*) from public.warehouse_events where tenant_id = $1 and event_type = any($2)", cancellationToken, tenantId, types);
+
+    /// <summary>A tenant's touch events whose key is like <paramref name="keyLike"/>.</summary>
+    public static async Task<long> CountTouchEventsByKeyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, string keyLike,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction,
+            "select count(*) from public.warehouse_events where tenant_id = $1 and event_type = 'touch' and idempotency_key like $2",
+            cancellationToken, tenantId, keyLike);
+
+    /// <summary>
+    /// <paramref name="perContact"/> past email touches of every contact of the tenants, one every 3 days back from 2 hours before
+    /// <paramref name="now"/>, keyed <c>history-&lt;contact name&gt;-h</c>; rows by age, then tenant and contact.
+    /// </summary>
+    public static Task<int> InsertTouchHistoryAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, DateTime now,
+        int perContact, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at)
+            select c.tenant_id, 'touch', 'contact', c.id, pg_catalog.jsonb_build_object('touch_type', 'email', 'touch_by', 'email-sync'),
+                   'email-sync', pg_catalog.format('history-%s-%s', c.name, h), $2 - h * interval '3 days' - interval '2 hours'
+            from public.contacts c cross join generate_series(1, $3) as h
+            where c.tenant_id = any ($1)
+            order by h, c.tenant_id, c.name
+            """, cancellationToken, tenants, now, perContact);
+
+    /// <summary>The detectors' watermarks that have moved (past seq 0).</summary>
+    public static async Task<long> MovedWatermarksAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction, "select count(*) from public.insight_detector_state where watermark_seq > 0",
+            cancellationToken);
+
+    /// <summary>The events the detectors' watermarks count as processed, in all.</summary>
+    public static async Task<long> EventsProcessedAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction,
+            "select coalesce(sum(events_processed), 0)::bigint from public.insight_detector_state", cancellationToken);
+
+    /// <summary>The detectors' watermarks that stand before their tenant's last event of the types the detector reads.</summary>
+    public static async Task<long> WatermarksBehindAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction, """
+            select count(*) from public.insight_detector_state d
+            where d.watermark_seq < (select max(w.seq) from public.warehouse_events w where w.tenant_id = d.tenant_id
+                                       and w.event_type = any (case d.detector when 'orders' then array['order_placed', 'order_validated']
+                                                                               else array['touch', 'reply'] end))
+            """, cancellationToken);
+
+    /// <summary>The patterns of each type: (type, all, active), by type.</summary>
+    public static Task<IReadOnlyList<(string Type, long Count, long Active)>> PatternCountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.Command(connection, transaction, """
+            select pattern_type, count(*), count(*) filter (where is_active) from public.client_patterns group by 1 order by 1
+            """), r => (r.GetString(0), r.GetInt64(1), r.GetInt64(2)), cancellationToken);
+
+    /// <summary>A churn_risk pattern (3 pieces of evidence, confidence 0.3 to 0.9) for every 25th account of the tenants, by id.</summary>
+    public static Task<int> InsertChurnRiskPatternsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.client_patterns (tenant_id, entity_type, entity_id, pattern_type, confidence, evidence_count)
+            select x.tenant_id, 'account', x.id, 'churn_risk', 0.3 + (x.k / 25 % 7) / 10.0, 3
+            from (select a.tenant_id, a.id, pg_catalog.row_number() over (partition by a.tenant_id order by a.id) as k
+                  from public.accounts a where a.tenant_id = any ($1)) x
+            where x.k % 25 = 0
+            """, cancellationToken, tenants);
 }

@@ -231,4 +231,24 @@ internal static class OrderStore
         command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         return await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    // Seeding and inspection (benchmarks): one method per statement, on the caller's connection and transaction
+
+    /// <summary>
+    /// <paramref name="count"/> orders of one tenant numbered <c>po-000001</c> on, order o for account <c>account-</c>(1 + o mod
+    /// <paramref name="accounts"/>) (<see cref="Tenancy.TenancyStore.InsertNamedAccountsAsync"/>).
+    /// </summary>
+    public static Task<int> InsertOrdersOfNamedAccountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int count,
+        int accounts, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.orders (tenant_id, account_id, po_number)
+            select $1, (select a.id from public.accounts a where a.tenant_id = $1 and a.name = pg_catalog.format('account-%s', pg_catalog.lpad((1 + o % $3)::text, 5, '0'))),
+                   pg_catalog.format('po-%s', pg_catalog.lpad(o::text, 6, '0'))
+            from generate_series(1, $2) o
+            """, cancellationToken, tenantId, count, accounts);
+
+    /// <summary>A tenant's orders' ids, by PO number.</summary>
+    public static Task<Guid[]> OrderIdsByPoNumberAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        CancellationToken cancellationToken) =>
+        StoreReads.GuidsAsync(connection, transaction, "select id from public.orders where tenant_id = $1 order by po_number", cancellationToken, tenantId);
 }

@@ -212,6 +212,26 @@ internal static class PolicyStore
         cross join lateral (select p.version, p.created_by, p.created_at, p.document from public.tenant_policy_documents p
                             where p.tenant_id = k.tenant_id order by p.version desc limit 1) d
         """;
+
+    // Seeding and inspection (benchmarks): one method per statement, on the caller's connection and transaction
+
+    /// <summary><paramref name="count"/> blocked weekly-cap violations of the tenant, one every 17 minutes back from now.</summary>
+    internal static Task<int> InsertSampleViolationsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int count,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.agent_policy_violations (tenant_id, policy_key, rule_kind, action_type, decision, severity, blocked, message, policy_version, created_at)
+            select $1, 'contact-weekly-cap', 'cap', 'touch_task', 'deny', 'warning', true, 'cap reached', 'v1', now() - g * interval '17 minutes'
+            from pg_catalog.generate_series(1, $2) g
+            """, cancellationToken, tenantId, count);
+
+    /// <summary>Every violation of every tenant.</summary>
+    internal static async Task<long> CountViolationsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction, "select count(*) from public.agent_policy_violations", cancellationToken);
+
+    /// <summary>The tenants' violations, removed.</summary>
+    internal static Task<int> DeleteViolationsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "delete from public.agent_policy_violations where tenant_id = any ($1)", cancellationToken, tenants);
 }
 
 /// <summary>One saved policy version: its number, when and by whom, the comment and how many rules it has.</summary>

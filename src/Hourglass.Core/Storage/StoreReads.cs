@@ -77,11 +77,7 @@ internal static class StoreReads
     public static async Task<JsonPage> PageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string inner, Guid tenantId, PageRequest page,
         CancellationToken cancellationToken, params object?[] extra)
     {
-        var sql = $"""
-            select to_json(x)::text, x.created_at, x.id from ({inner}) x
-            where (x.created_at, x.id) < ($2, $3)
-            order by x.created_at desc, x.id desc limit {page.Size + 1}
-            """;
+        var sql = PageSql(inner, page.Size);
         await using var command = Command(connection, transaction, sql, [tenantId, page.After, page.AfterId, .. extra]);
         var items = new List<string>();
         (DateTimeOffset At, Guid Id)? last = null;
@@ -99,4 +95,29 @@ internal static class StoreReads
 
         return new JsonPage(items, null);
     }
+
+    /// <summary>
+    /// The statement <see cref="PageAsync"/> sends for a page of <paramref name="size"/> rows of <paramref name="inner"/>: one row
+    /// more than the page, to know whether more follow.
+    /// </summary>
+    public static string PageSql(string inner, int size) => $"""
+        select to_json(x)::text, x.created_at, x.id from ({inner}) x
+        where (x.created_at, x.id) < ($2, $3)
+        order by x.created_at desc, x.id desc limit {size + 1}
+        """;
+
+    // Seeding and inspection (simulator, demo, benchmarks): statements run for their effect or their ids
+
+    /// <summary>Runs a statement whose parameters are <paramref name="parameters"/> in order; the rows it touched.</summary>
+    public static async Task<int> ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken,
+        params object?[] parameters)
+    {
+        await using var command = Command(connection, transaction, sql, parameters);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>The first column of every row, a uuid, in the order the statement returns them.</summary>
+    public static async Task<Guid[]> GuidsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken,
+        params object?[] parameters) =>
+        [.. await ListAsync(Command(connection, transaction, sql, parameters), r => r.GetGuid(0), cancellationToken)];
 }

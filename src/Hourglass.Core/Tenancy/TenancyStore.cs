@@ -237,4 +237,221 @@ internal static class TenancyStore
             ? (true, reader.IsDBNull(0) ? null : reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1))
             : (false, null, null);
     }
+
+    // Seeding and inspection (benchmarks): one method per statement, on the caller's connection and transaction
+
+    /// <summary>
+    /// <paramref name="count"/> tenants named <paramref name="prefix"/> and their number (1 … count, zero-padded to
+    /// <paramref name="digits"/>); their ids in number order.
+    /// </summary>
+    public static Task<Guid[]> InsertNumberedTenantsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string prefix, int count, int digits,
+        CancellationToken cancellationToken) =>
+        StoreReads.GuidsAsync(connection, transaction, """
+            insert into public.tenants (name)
+            select $1 || pg_catalog.lpad(g::text, greatest($3, pg_catalog.length(g::text)), '0') from pg_catalog.generate_series(1, $2) g order by g
+            returning id
+            """, cancellationToken, prefix, count, digits);
+
+    /// <summary>As <see cref="InsertNumberedTenantsAsync"/>, tenant g in zone g of <paramref name="zones"/> (round robin); ids in number order.</summary>
+    public static Task<Guid[]> InsertNumberedTenantsInZonesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string prefix, int count,
+        string[] zones, CancellationToken cancellationToken) =>
+        StoreReads.GuidsAsync(connection, transaction, """
+            insert into public.tenants (name, timezone)
+            select $1 || g, ($3::text[])[1 + (g - 1) % pg_catalog.cardinality($3::text[])] from pg_catalog.generate_series(1, $2) g order by g
+            returning id
+            """, cancellationToken, prefix, count, zones);
+
+    /// <summary>One tenant named <paramref name="name"/>; its id.</summary>
+    public static async Task<Guid> InsertTenantAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name, CancellationToken cancellationToken) =>
+        (await StoreReads.GuidsAsync(connection, transaction, "insert into public.tenants (name) values ($1) returning id", cancellationToken, name))[0];
+
+    /// <summary>Makes <paramref name="userId"/> a member of the tenant in <paramref name="role"/>.</summary>
+    public static Task<int> InsertMemberAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid userId, string role,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "insert into public.tenant_members (tenant_id, user_id, role) values ($1, $2, $3)",
+            cancellationToken, tenantId, userId, role);
+
+    /// <summary><paramref name="perTenant"/> new users in every tenant: the first its owner, the others members.</summary>
+    public static Task<int> InsertMembersOfEveryTenantAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, int perTenant,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.tenant_members (tenant_id, user_id, role)
+            select t.id, gen_random_uuid(), case when g = 1 then 'owner' else 'member' end
+            from public.tenants t cross join pg_catalog.generate_series(1, $1) g
+            """, cancellationToken, perTenant);
+
+    /// <summary><paramref name="count"/> accounts of one tenant named <c>account-00001</c> on.</summary>
+    public static Task<int> InsertNamedAccountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int count,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.accounts (tenant_id, name) select $1, pg_catalog.format('account-%s', pg_catalog.lpad(a::text, 5, '0'))
+            from generate_series(1, $2) a
+            """, cancellationToken, tenantId, count);
+
+    /// <summary>
+    /// <paramref name="count"/> contacts of one tenant named <c>contact-000001</c> on, contact c at account <c>1 + c mod accounts</c>
+    /// of <see cref="InsertNamedAccountsAsync"/>.
+    /// </summary>
+    public static Task<int> InsertContactsOfNamedAccountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int count,
+        int accounts, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.contacts (tenant_id, account_id, name)
+            select $1, (select a.id from public.accounts a where a.tenant_id = $1 and a.name = pg_catalog.format('account-%s', pg_catalog.lpad((1 + c % $3)::text, 5, '0'))),
+                   pg_catalog.format('contact-%s', pg_catalog.lpad(c::text, 6, '0'))
+            from generate_series(1, $2) c
+            """, cancellationToken, tenantId, count, accounts);
+
+    /// <summary>
+    /// <paramref name="perTenant"/> gold accounts in each tenant with ids computed from <paramref name="key"/>, the tenant's
+    /// place in <paramref name="tenants"/> and the account's number (md5 of <c>key-n-a-i</c>, both from 0); 40% in a zone of
+    /// <paramref name="zones"/>. For a load with per-row triggers off (replica mode): the ids let the caller skip joins.
+    /// </summary>
+    public static Task<int> InsertKeyedAccountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, int perTenant,
+        string[] zones, string key, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.accounts (id, tenant_id, name, tier, timezone)
+            select pg_catalog.md5(pg_catalog.format('%s-%s-a-%s', $4, t.n - 1, a))::uuid, t.id, pg_catalog.format('Account %s', a), 'gold',
+                   case when a % 5 < 2 then ($3::text[])[1 + (a * 3) % 7] end
+            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(0, $2 - 1) as a
+            """, cancellationToken, tenants, perTenant, zones, key);
+
+    /// <summary>
+    /// <paramref name="perTenant"/> contacts in each tenant, ids as <see cref="InsertKeyedAccountsAsync"/>'s (<c>key-n-c-i</c>), contact i at
+    /// account i / <paramref name="perAccount"/>; 60% in a zone of <paramref name="zones"/>.
+    /// </summary>
+    public static Task<int> InsertKeyedContactsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, int perTenant,
+        int perAccount, string[] zones, string key, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.contacts (id, tenant_id, account_id, name, email, timezone)
+            select pg_catalog.md5(pg_catalog.format('%s-%s-c-%s', $5, t.n - 1, c))::uuid, t.id,
+                   pg_catalog.md5(pg_catalog.format('%s-%s-a-%s', $5, t.n - 1, c / $3))::uuid,
+                   pg_catalog.format('Contact %s', c), pg_catalog.format('c%s@example.com', c),
+                   case when c % 5 < 3 then ($4::text[])[1 + c % 7] end
+            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(0, $2 - 1) as c
+            """, cancellationToken, tenants, perTenant, perAccount, zones, key);
+
+    /// <summary><paramref name="perTenant"/> gold SMB accounts <c>Account 1</c> on in each tenant.</summary>
+    public static Task<int> InsertGoldAccountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, int perTenant,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.accounts (tenant_id, name, tier, segment)
+            select t.id, pg_catalog.format('Account %s', a), 'gold', 'smb'
+            from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as a
+            """, cancellationToken, tenants, perTenant);
+
+    /// <summary>
+    /// Accounts <c>Account 1</c> on in each tenant with tiers (10% strategic, 30% growth), segments (25% enterprise) and 25 owners,
+    /// an owner per tenant and account number mod 25; rows interleaved across tenants (account number, then tenant).
+    /// </summary>
+    public static Task<int> InsertTieredAccountsInterleavedAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, int perTenant,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.accounts (tenant_id, name, tier, segment, owner_user_id)
+            select t.id, pg_catalog.format('Account %s', a),
+                   case when a % 10 = 0 then 'strategic' when a % 10 in (1, 4, 7) then 'growth' else 'standard' end,
+                   case when a % 4 = 0 then 'enterprise' else 'smb' end,
+                   pg_catalog.md5(t.id::text || (a % 25)::text)::uuid
+            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as a
+            order by a, t.n
+            """, cancellationToken, tenants, perTenant);
+
+    /// <summary>
+    /// As <see cref="InsertTieredAccountsInterleavedAsync"/>, the 25 owners the same in every tenant and the rows tenant by tenant.
+    /// </summary>
+    public static Task<int> InsertTieredAccountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, int perTenant,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            insert into public.accounts (tenant_id, name, tier, segment, owner_user_id)
+            select t.id, pg_catalog.format('Account %s', a),
+                   case when a % 10 = 0 then 'strategic' when a % 10 in (1, 4, 7) then 'growth' else 'standard' end,
+                   case when a % 4 = 0 then 'enterprise' else 'smb' end, pg_catalog.md5((a % 25)::text)::uuid
+            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as a
+            order by t.n, a
+            """, cancellationToken, tenants, perTenant);
+
+    /// <summary>
+    /// <paramref name="perAccount"/> contacts <c>&lt;account&gt; person 1</c> on at every account of the tenants, in the order
+    /// <paramref name="layout"/> says.
+    /// </summary>
+    public static Task<int> InsertContactsPerAccountAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, int perAccount,
+        ContactLayout layout, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, layout switch
+        {
+            ContactLayout.ByAccountId => """
+                insert into public.contacts (tenant_id, account_id, name, email)
+                select a.tenant_id, a.id, pg_catalog.format('%s person %s', a.name, c), pg_catalog.format('p%s@example.com', c)
+                from public.accounts a cross join generate_series(1, $2) as c
+                where a.tenant_id = any ($1)
+                order by a.tenant_id, a.id, c
+                """,
+            ContactLayout.ByAccountName => """
+                insert into public.contacts (tenant_id, account_id, name, email)
+                select a.tenant_id, a.id, pg_catalog.format('%s person %s', a.name, c), pg_catalog.format('p%s@example.com', c)
+                from public.accounts a cross join generate_series(1, $2) as c
+                where a.tenant_id = any ($1)
+                order by a.tenant_id, a.name, c
+                """,
+            _ => """
+                insert into public.contacts (tenant_id, account_id, name, email)
+                select a.tenant_id, a.id, pg_catalog.format('%s person %s', a.name, c), pg_catalog.format('p%s@example.com', c)
+                from public.accounts a cross join generate_series(1, $2) as c
+                where a.tenant_id = any ($1)
+                order by c, a.name, a.tenant_id
+                """,
+        }, cancellationToken, tenants, perAccount);
+
+    /// <summary>Gives 40% of the tenants' contacts (by a hash of their id) a zone of <paramref name="zones"/>.</summary>
+    public static Task<int> SetSomeContactZonesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants, string[] zones,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            update public.contacts set timezone = ($2::text[])[1 + pg_catalog.abs(pg_catalog.hashtext(id::text)) % 7]
+            where tenant_id = any ($1) and pg_catalog.abs(pg_catalog.hashtext(id::text)) % 10 < 4
+            """, cancellationToken, tenants, zones);
+
+    /// <summary>Marks 2% of the tenants' contacts (by a hash of their id) do-not-contact.</summary>
+    public static Task<int> SetSomeContactsDoNotContactAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, """
+            update public.contacts set do_not_contact = true
+            where tenant_id = any ($1) and pg_catalog.abs(pg_catalog.hashtext(id::text || 'dnc')) % 50 = 0
+            """, cancellationToken, tenants);
+
+    /// <summary>A tenant's contacts' ids, by name.</summary>
+    public static Task<Guid[]> ContactIdsByNameAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.GuidsAsync(connection, transaction, "select id from public.contacts where tenant_id = $1 order by name", cancellationToken, tenantId);
+
+    /// <summary>A tenant's contacts' ids, in id order.</summary>
+    public static Task<Guid[]> ContactIdsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.GuidsAsync(connection, transaction, "select id from public.contacts where tenant_id = $1 order by id", cancellationToken, tenantId);
+
+    /// <summary>A tenant's accounts' ids, by name.</summary>
+    public static Task<Guid[]> AccountIdsByNameAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.GuidsAsync(connection, transaction, "select id from public.accounts where tenant_id = $1 order by name", cancellationToken, tenantId);
+
+    /// <summary>
+    /// The tenant's zone and each of its contacts that has a zone of its own or its account's (the engine's zones for the
+    /// best-time detector): rows (tenant zone, contact id, contact zone); a tenant with no such contact gives one row with nulls.
+    /// </summary>
+    public static Task<IReadOnlyList<(string TenantZone, Guid? Contact, string? Zone)>> ContactZonesAsync(NpgsqlConnection connection,
+        NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.Command(connection, transaction, """
+            select t.timezone, k.id, coalesce(k.timezone, a.timezone)
+            from public.tenants t
+            left join public.contacts k on k.tenant_id = t.id
+            left join public.accounts a on a.tenant_id = k.tenant_id and a.id = k.account_id
+            where t.id = $1 and (k.id is null or coalesce(k.timezone, a.timezone) is not null)
+            """, tenantId), r => (r.GetString(0), r.IsDBNull(1) ? (Guid?)null : r.GetGuid(1), r.IsDBNull(2) ? null : r.GetString(2)), cancellationToken);
+}
+
+/// <summary>How <see cref="TenancyStore.InsertContactsPerAccountAsync"/> lays the contacts out in the table.</summary>
+internal enum ContactLayout
+{
+    /// <summary>Tenant by tenant, account by account (by id).</summary>
+    ByAccountId,
+
+    /// <summary>Tenant by tenant, account by account (by name).</summary>
+    ByAccountName,
+
+    /// <summary>Interleaved: contact number, then account name, then tenant.</summary>
+    Interleaved,
 }
