@@ -231,4 +231,125 @@ internal static class OrderStore
         command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         return await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    // Seeding (simulator, demo, benchmarks): bulk loads. The COPY loads write their rows by one binary COPY on the
+    // caller's connection, in its transaction; the tables' triggers derive what they derive from an insert (a placed
+    // order's queue entry).
+
+    /// <summary>A product to load.</summary>
+    internal sealed record ProductLoad(Guid Id, Guid TenantId, string Sku, string Name, decimal ListPrice, decimal? UnitCost);
+
+    /// <summary>A price rule to load: a discount for every product, for the accounts of one tier.</summary>
+    internal sealed record TierDiscountLoad(Guid TenantId, string Name, string Tier, decimal DiscountPct);
+
+    /// <summary>An order to load; what is null is left unset (SQL null).</summary>
+    internal sealed record OrderLoad(Guid Id, Guid TenantId, Guid AccountId, Guid? ContactId, string Status, string? PoNumber, string? ShipTo,
+        DateOnly? RequestedShipDate, string Currency, DateTimeOffset? PlacedAt, decimal Subtotal, decimal Total);
+
+    /// <summary>An order line to load.</summary>
+    internal sealed record OrderLineLoad(Guid TenantId, Guid OrderId, Guid? ProductId, decimal Quantity, decimal UnitPrice, decimal DiscountPct);
+
+    /// <summary>Loads products; returns how many.</summary>
+    public static Task<ulong> LoadProductsAsync(NpgsqlConnection connection, IEnumerable<ProductLoad> products, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.products (id, tenant_id, sku, name, list_price, unit_cost) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric],
+            products, p => [p.Id, p.TenantId, p.Sku, p.Name, p.ListPrice, p.UnitCost], cancellationToken);
+
+    /// <summary>Loads tier discounts (price rules for every product); returns how many.</summary>
+    public static Task<ulong> LoadTierDiscountsAsync(NpgsqlConnection connection, IEnumerable<TierDiscountLoad> rules, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.price_rules (tenant_id, name, tier, discount_pct) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Numeric], rules, r => [r.TenantId, r.Name, r.Tier, r.DiscountPct],
+            cancellationToken);
+
+    /// <summary>Loads orders (a placed one is queued by the schema's trigger); returns how many.</summary>
+    public static Task<ulong> LoadOrdersAsync(NpgsqlConnection connection, IEnumerable<OrderLoad> orders, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, """
+            copy public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at, subtotal, total)
+            from stdin (format binary)
+            """,
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Jsonb,
+             NpgsqlDbType.Date, NpgsqlDbType.Text, NpgsqlDbType.TimestampTz, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric],
+            orders, o => [o.Id, o.TenantId, o.AccountId, o.ContactId, o.Status, o.PoNumber, o.ShipTo, o.RequestedShipDate, o.Currency, o.PlacedAt,
+                o.Subtotal, o.Total], cancellationToken);
+
+    /// <summary>Loads order lines (each queues its placed order again, by the schema's trigger); returns how many.</summary>
+    public static Task<ulong> LoadOrderLinesAsync(NpgsqlConnection connection, IEnumerable<OrderLineLoad> lines, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.order_lines (tenant_id, order_id, product_id, quantity, unit_price, discount_pct) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric],
+            lines, l => [l.TenantId, l.OrderId, l.ProductId, l.Quantity, l.UnitPrice, l.DiscountPct], cancellationToken);
+
+    /// <summary>Sets the queue priority of each of a tenant's orders in <paramref name="orderIds"/> to the matching <paramref name="priorities"/>.</summary>
+    public static async Task<int> SetQueuePrioritiesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid[] orderIds,
+        int[] priorities, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            update public.order_processing_queue q set priority = x.priority
+            from unnest($2::uuid[], $3::int[]) x(order_id, priority)
+            where q.tenant_id = $1 and q.order_id = x.order_id
+            """, tenantId, orderIds, priorities);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Inserts a tenant's orders as drafts (not queued yet), each asked to ship 14 days after it was placed (the date in
+    /// the session's time zone); <see cref="PlaceOrdersAsync"/> places them once their lines are in.
+    /// </summary>
+    public static async Task InsertDraftOrdersAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid[] ids,
+        Guid[] accountIds, Guid?[] contactIds, string?[] poNumbers, string?[] shipTos, DateTimeOffset[] placedAt, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            insert into public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at)
+            select o.id, $1, o.account_id, o.contact_id, 'draft', o.po, o.ship_to::jsonb, (o.placed_at + interval '14 days')::date, 'USD', o.placed_at
+            from unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[]) o(id, account_id, contact_id, po, ship_to, placed_at)
+            """, tenantId, ids, accountIds, contactIds, poNumbers, shipTos, placedAt);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Inserts a tenant's order lines, without discount.</summary>
+    public static async Task InsertOrderLinesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid[] orderIds,
+        Guid[] productIds, decimal[] quantities, decimal[] prices, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price, discount_pct)
+            select $1, l.order_id, l.product_id, l.quantity, l.price, 0
+            from unnest($2::uuid[], $3::uuid[], $4::numeric[], $5::numeric[]) l(order_id, product_id, quantity, price)
+            """, tenantId, orderIds, productIds, quantities, prices);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Places a tenant's draft orders with their subtotals and totals (the schema's trigger queues them).</summary>
+    public static async Task PlaceOrdersAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid[] ids, decimal[] subtotals,
+        decimal[] totals, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            update public.orders o set status = 'placed', subtotal = x.subtotal, total = x.total
+            from unnest($2::uuid[], $3::numeric[], $4::numeric[]) x(id, subtotal, total)
+            where o.tenant_id = $1 and o.id = x.id
+            """, tenantId, ids, subtotals, totals);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>A tenant's products, orders and pending queue entries: how many of each.</summary>
+    public static async Task<(long Products, long Orders, long Pending)> CatalogCountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            select (select count(*) from public.products where tenant_id = $1),
+                   (select count(*) from public.orders where tenant_id = $1),
+                   (select count(*) from public.order_processing_queue where tenant_id = $1 and status = 'pending')
+            """, tenantId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+    }
+
+    /// <summary>What became of every queued order: its status, whether it has an exception, and how many fixes were applied to it.</summary>
+    public static Task<IReadOnlyList<(Guid OrderId, string Status, bool HasException, long Fixes)>> QueueOutcomesAsync(NpgsqlDataSource dataSource,
+        CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(dataSource.CreateCommand("""
+            select q.order_id, q.status,
+                   exists (select 1 from public.order_processing_exceptions e where e.tenant_id = q.tenant_id and e.order_id = q.order_id),
+                   (select count(*) from public.order_processing_fixes f where f.tenant_id = q.tenant_id and f.order_id = q.order_id)
+            from public.order_processing_queue q
+            """), r => (r.GetGuid(0), r.GetString(1), r.GetBoolean(2), r.GetInt64(3)), cancellationToken);
 }

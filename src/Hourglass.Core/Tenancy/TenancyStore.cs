@@ -1,5 +1,6 @@
 using Hourglass.Storage;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace Hourglass.Tenancy;
 
@@ -236,5 +237,66 @@ internal static class TenancyStore
         return await reader.ReadAsync(cancellationToken)
             ? (true, reader.IsDBNull(0) ? null : reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1))
             : (false, null, null);
+    }
+
+    // Seeding (simulator, demo, benchmarks): bulk loads. Each writes its rows by one binary COPY on the caller's
+    // connection, in its transaction; the tables' triggers derive what they derive from an insert.
+
+    /// <summary>A tenant to load: its id, name, IANA time zone and settings (a JSON object).</summary>
+    internal sealed record TenantLoad(Guid Id, string Name, string Timezone, string Settings);
+
+    /// <summary>A member to load: who, in which tenant, with which role.</summary>
+    internal sealed record MemberLoad(Guid TenantId, Guid UserId, string Role);
+
+    /// <summary>An account to load; what is null is left unset (SQL null), as an insert that does not name the column.</summary>
+    internal sealed record AccountLoad(Guid Id, Guid TenantId, string Name, string? Tier = null, string? Segment = null, Guid? OwnerUserId = null,
+        decimal? CreditLimit = null, int? PaymentTermsDays = null, string? Timezone = null, bool RequiresPo = false, string? DefaultShipTo = null);
+
+    /// <summary>A contact to load; what is null is left unset (SQL null).</summary>
+    internal sealed record ContactLoad(Guid Id, Guid TenantId, Guid? AccountId, string Name, string? Email = null, string? Phone = null,
+        string? Timezone = null);
+
+    /// <summary>How many tenants the database holds.</summary>
+    public static async Task<long> TenantCountAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction, "select count(*) from public.tenants", cancellationToken);
+
+    /// <summary>Loads tenants (their schedules and roles come from the schema's triggers); returns how many.</summary>
+    public static Task<ulong> LoadTenantsAsync(NpgsqlConnection connection, IEnumerable<TenantLoad> tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.tenants (id, name, timezone, settings) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Jsonb], tenants,
+            t => [t.Id, t.Name, t.Timezone, t.Settings], cancellationToken);
+
+    /// <summary>Loads tenant members; returns how many.</summary>
+    public static Task<ulong> LoadMembersAsync(NpgsqlConnection connection, IEnumerable<MemberLoad> members, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.tenant_members (tenant_id, user_id, role) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text], members, m => [m.TenantId, m.UserId, m.Role], cancellationToken);
+
+    /// <summary>Loads accounts (each gets its engagement clock from the schema's trigger); returns how many.</summary>
+    public static Task<ulong> LoadAccountsAsync(NpgsqlConnection connection, IEnumerable<AccountLoad> accounts, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, """
+            copy public.accounts (id, tenant_id, name, tier, segment, owner_user_id, credit_limit, payment_terms_days, timezone, requires_po, default_ship_to)
+            from stdin (format binary)
+            """,
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Uuid, NpgsqlDbType.Numeric,
+             NpgsqlDbType.Integer, NpgsqlDbType.Text, NpgsqlDbType.Boolean, NpgsqlDbType.Jsonb],
+            accounts, a => [a.Id, a.TenantId, a.Name, a.Tier, a.Segment, a.OwnerUserId, a.CreditLimit, a.PaymentTermsDays, a.Timezone, a.RequiresPo,
+                a.DefaultShipTo], cancellationToken);
+
+    /// <summary>Loads contacts (each gets its engagement clock from the schema's trigger); returns how many.</summary>
+    public static Task<ulong> LoadContactsAsync(NpgsqlConnection connection, IEnumerable<ContactLoad> contacts, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.contacts (id, tenant_id, account_id, name, email, phone, timezone) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text],
+            contacts, c => [c.Id, c.TenantId, c.AccountId, c.Name, c.Email, c.Phone, c.Timezone], cancellationToken);
+
+    /// <summary>A tenant's accounts and contacts: how many of each.</summary>
+    public static async Task<(long Accounts, long Contacts)> CrmCountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            select (select count(*) from public.accounts where tenant_id = $1), (select count(*) from public.contacts where tenant_id = $1)
+            """, tenantId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1));
     }
 }
