@@ -295,6 +295,21 @@ internal static class OrderBenchData
         return seconds;
     }
 
+    /// <summary>The ids of a run's orders.</summary>
+    public static async Task<Guid[]> RunOrderIdsAsync(NpgsqlConnection connection, int run, CancellationToken cancellationToken)
+    {
+        var ids = new List<Guid>();
+        await using var command = new NpgsqlCommand("select order_id from bench.order_plan where run = $1", connection);
+        command.Parameters.Add(new() { Value = run });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            ids.Add(reader.GetGuid(0));
+        }
+
+        return [.. ids];
+    }
+
     /// <summary>A run's plan for the same-work baseline: each order's kind (an index into <see cref="Kinds"/>).</summary>
     public static async Task<Dictionary<Guid, int>> LoadPlanAsync(NpgsqlConnection connection, int run, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -146,4 +147,17 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
         where ($1::uuid is null or t.id = $1)
         order by t.name, t.id
         """;
+
+    // Seeding (simulator, demo, benchmarks): the benchmarks move schedules.
+
+    /// <summary>Makes the tenants due at the top of the current hour by the database clock (an hourly cron's occurrence).</summary>
+    public static Task<int> DueThisHourAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null,
+            "update public.agent_tenant_schedules set next_due_at = pg_catalog.date_trunc('hour', hourglass.now(), 'UTC') where tenant_id = any ($1)",
+            cancellationToken, tenants);
+
+    /// <summary>Moves the tenants' schedules a year out of the way.</summary>
+    public static Task<int> PostponeAYearAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null,
+            "update public.agent_tenant_schedules set next_due_at = now() + interval '1 year' where tenant_id = any ($1)", cancellationToken, tenants);
 }

@@ -489,4 +489,51 @@ internal static class EngagementStore
             from public.cards where status = 'open' and kind in ('touch_task', 'approval')
             """), r => (r.GetGuid(0), r.GetGuid(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? (Guid?)null : r.GetGuid(4),
             r.IsDBNull(5) ? null : r.GetString(5)), cancellationToken);
+
+    /// <summary>
+    /// Spreads each tenant's contact clocks over one cadence: clock k (by contact id) of tenant n (its place in
+    /// <paramref name="tenants"/>) is due at now - <paramref name="overdueSpan"/> + (k - 1 + n / tenants) x
+    /// <paramref name="step"/>, created 30 days ago. An upsert: the schema's trigger has already given each contact a clock.
+    /// </summary>
+    public static Task<int> SpreadContactClocksAsync(NpgsqlConnection connection, Guid[] tenants, TimeSpan overdueSpan, TimeSpan step,
+        CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.engagement_clocks as k (tenant_id, entity_type, entity_id, next_touch_due, created_at, updated_at)
+            select c.tenant_id, 'contact', c.id,
+                   now() - $2 + ((pg_catalog.row_number() over (partition by c.tenant_id order by c.id) - 1) + t.n::float8 / $4) * $3,
+                   now() - interval '30 days', now() - interval '30 days'
+            from public.contacts c
+            join unnest($1::uuid[]) with ordinality as t (id, n) on t.id = c.tenant_id
+            order by t.n
+            on conflict (tenant_id, entity_type, entity_id) do update
+              set next_touch_due = excluded.next_touch_due, created_at = excluded.created_at, updated_at = excluded.updated_at
+            """, cancellationToken, tenants, overdueSpan, step, tenants.Length);
+
+    /// <summary>How many of the tenants' clocks are due soon or overdue and have no open touch card.</summary>
+    public static async Task<long> UncardedDueClockCountAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null, """
+            select count(*) from public.engagement_clocks c
+            where c.tenant_id = any ($1) and c.compliance_status <> 'compliant'
+              and not exists (select 1 from public.cards k where k.tenant_id = c.tenant_id and k.kind = 'touch_task' and k.status = 'open'
+                              and k.entity_type = c.entity_type and k.entity_id = c.entity_id)
+            """, cancellationToken, tenants);
+
+    /// <summary>Deletes the tenants' touch cards: all of them, or with <paramref name="onlyCycleMade"/> those a cycle made.</summary>
+    public static Task<int> DeleteTouchCardsAsync(NpgsqlConnection connection, Guid[] tenants, bool onlyCycleMade, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null,
+            onlyCycleMade
+                ? "delete from public.cards where tenant_id = any ($1) and kind = 'touch_task' and run_id is not null"
+                : "delete from public.cards where tenant_id = any ($1) and kind = 'touch_task'",
+            cancellationToken, tenants);
+
+    /// <summary>Opens a touch card, made two hours ago, for each of the tenants' clocks due soon or overdue that has none.</summary>
+    public static Task<int> OpenEarlierTouchCardsAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, due_at, created_at, updated_at)
+            select c.tenant_id, 'touch_task', 'Touch base', 'Made in an earlier hour.', c.entity_type, c.entity_id, c.next_touch_due,
+                   now() - interval '2 hours', now() - interval '2 hours'
+            from public.engagement_clocks c
+            where c.tenant_id = any ($1) and c.compliance_status <> 'compliant'
+            on conflict (tenant_id, entity_type, entity_id) where kind = 'touch_task' and status = 'open' do nothing
+            """, cancellationToken, tenants);
 }

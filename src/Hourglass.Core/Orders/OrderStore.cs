@@ -352,4 +352,57 @@ internal static class OrderStore
                    (select count(*) from public.order_processing_fixes f where f.tenant_id = q.tenant_id and f.order_id = q.order_id)
             from public.order_processing_queue q
             """), r => (r.GetGuid(0), r.GetString(1), r.GetBoolean(2), r.GetInt64(3)), cancellationToken);
+
+    /// <summary>How many price rules the database holds (every tenant's).</summary>
+    public static async Task<long> PriceRuleCountAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null, "select count(*) from public.price_rules", cancellationToken);
+
+    /// <summary>Orders and lines on record (every tenant's), and orders per account: the mean and the most.</summary>
+    public static async Task<(long Orders, long Lines, decimal MeanPerAccount, long MostPerAccount)> OrderHistorySizeAsync(NpgsqlConnection connection,
+        CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, null, """
+            select (select count(*) from public.orders), (select count(*) from public.order_lines), avg(c), max(c)
+            from (select count(*) as c from public.orders group by tenant_id, account_id) x
+            """);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1), reader.GetDecimal(2), reader.GetInt64(3));
+    }
+
+    // The benchmarks' synthetic rows, made in the database (generate_series), one statement each.
+
+    /// <summary>Makes <paramref name="perTenant"/> products <c>SKU-n</c> (list 10 x n, cost 6 x n) in each tenant.</summary>
+    public static Task<int> GenerateProductsAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.products (tenant_id, sku, name, list_price, unit_cost)
+            select t.id, pg_catalog.format('SKU-%s', p), pg_catalog.format('Product %s', p), 10 * p, 6 * p
+            from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as p
+            """, cancellationToken, tenants, perTenant);
+
+    /// <summary>Places one order (300.00, PO from the account's name) for every account of the tenants, half an hour ago.</summary>
+    public static Task<int> GenerateAccountOrdersAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.orders (tenant_id, account_id, status, po_number, placed_at, subtotal, total)
+            select a.tenant_id, a.id, 'placed', 'PO-' || a.name, now() - interval '30 minutes', 300, 300
+            from public.accounts a where a.tenant_id = any ($1)
+            """, cancellationToken, tenants);
+
+    /// <summary>Gives every order of the tenants lines 1 … <paramref name="lines"/>: line k is k of product <c>SKU-k</c> at its list price.</summary>
+    public static Task<int> GenerateOrderLinesAsync(NpgsqlConnection connection, Guid[] tenants, int lines, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price)
+            select o.tenant_id, o.id, p.id, k, p.list_price
+            from public.orders o cross join generate_series(1, $2) as k
+            join public.products p on p.tenant_id = o.tenant_id and p.sku = 'SKU-' || k
+            where o.tenant_id = any ($1)
+            """, cancellationToken, tenants, lines);
+
+    /// <summary>Queues every order of the tenants not queued yet, at priority 0.</summary>
+    public static Task<int> QueueAllOrdersAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.order_processing_queue (tenant_id, order_id, priority)
+            select o.tenant_id, o.id, 0 from public.orders o where o.tenant_id = any ($1)
+            on conflict (tenant_id, order_id) do nothing
+            """, cancellationToken, tenants);
 }

@@ -212,6 +212,15 @@ public static class PolicyStore
         cross join lateral (select p.version, p.created_by, p.created_at, p.document from public.tenant_policy_documents p
                             where p.tenant_id = k.tenant_id order by p.version desc limit 1) d
         """;
+
+    // Seeding (simulator, demo, benchmarks): what the benchmarks check.
+
+    /// <summary>How many violations were recorded of actions on the orders in <paramref name="orderIds"/> (the action's <c>order_id</c>).</summary>
+    public static async Task<long> OrderViolationCountAsync(NpgsqlConnection connection, Guid[] orderIds, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null, """
+            select count(*) from public.agent_policy_violations v
+            join unnest($1::uuid[]) o(id) on o.id = (v.action ->> 'order_id')::uuid
+            """, cancellationToken, orderIds);
 }
 
 /// <summary>One saved policy version: its number, when and by whom, the comment and how many rules it has.</summary>

@@ -299,4 +299,43 @@ internal static class TenancyStore
         await reader.ReadAsync(cancellationToken);
         return (reader.GetInt64(0), reader.GetInt64(1));
     }
+
+    // The benchmarks' synthetic rows, made in the database (generate_series), one statement each.
+
+    /// <summary>Creates tenants named <c>prefix-first</c> … <c>prefix-last</c> (defaults otherwise); returns their ids.</summary>
+    public static async Task<Guid[]> CreateNumberedTenantsAsync(NpgsqlConnection connection, string prefix, int first, int last,
+        CancellationToken cancellationToken)
+    {
+        var rows = await StoreReads.ListAsync(StoreReads.Command(connection, null,
+            "insert into public.tenants (name) select pg_catalog.format('%s-%s', $1::text, g) from generate_series($2, $3) g returning id",
+            prefix, first, last), r => r.GetGuid(0), cancellationToken);
+        return [.. rows];
+    }
+
+    /// <summary>Makes <paramref name="perTenant"/> accounts <c>Account n</c> (tier gold, segment smb) in each tenant.</summary>
+    public static Task<int> GenerateAccountsAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.accounts (tenant_id, name, tier, segment)
+            select t.id, pg_catalog.format('Account %s', a), 'gold', 'smb'
+            from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as a
+            """, cancellationToken, tenants, perTenant);
+
+    /// <summary>Makes <paramref name="perAccount"/> contacts <c>(account) person n</c> for every account of the tenants.</summary>
+    public static Task<int> GenerateAccountContactsAsync(NpgsqlConnection connection, Guid[] tenants, int perAccount, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.contacts (tenant_id, account_id, name, email)
+            select a.tenant_id, a.id, pg_catalog.format('%s person %s', a.name, c), pg_catalog.format('p%s@example.com', c)
+            from public.accounts a cross join generate_series(1, $2) as c
+            where a.tenant_id = any ($1)
+            order by a.tenant_id, a.id, c
+            """, cancellationToken, tenants, perAccount);
+
+    /// <summary>Makes <paramref name="perTenant"/> contacts <c>person n</c> without an account in each tenant.</summary>
+    public static Task<int> GenerateContactsAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.contacts (tenant_id, name, email)
+            select t.id, pg_catalog.format('person %s', c), pg_catalog.format('p%s@example.com', c)
+            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as c
+            order by t.n, c
+            """, cancellationToken, tenants, perTenant);
 }
