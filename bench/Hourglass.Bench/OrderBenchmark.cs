@@ -211,7 +211,7 @@ internal static class OrderBenchmark
         else
         {
             outcome = await OrderBenchData.CheckProcessedAsync(connection, run, orders, label, cancellationToken);
-            violations = await PolicyStore.OrderViolationCountAsync(connection, await OrderBenchData.RunOrderIdsAsync(connection, run, cancellationToken),
+            violations = await PolicyStore.OrderViolationCountAsync(connection, (await OrderBenchData.RunOrdersAsync(connection, run, cancellationToken)).OrderIds,
                 cancellationToken);
         }
 

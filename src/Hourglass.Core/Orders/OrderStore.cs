@@ -244,10 +244,15 @@ internal static class OrderStore
 
     /// <summary>An order to load; what is null is left unset (SQL null).</summary>
     internal sealed record OrderLoad(Guid Id, Guid TenantId, Guid AccountId, Guid? ContactId, string Status, string? PoNumber, string? ShipTo,
-        DateOnly? RequestedShipDate, string Currency, DateTimeOffset? PlacedAt, decimal Subtotal, decimal Total);
+        DateOnly? RequestedShipDate, string Currency, DateTimeOffset? PlacedAt, decimal Subtotal, decimal Total, decimal ShippingAmount = 0m,
+        decimal TaxAmount = 0m);
 
     /// <summary>An order line to load.</summary>
     internal sealed record OrderLineLoad(Guid TenantId, Guid OrderId, Guid? ProductId, decimal Quantity, decimal UnitPrice, decimal DiscountPct);
+
+    /// <summary>A price rule to load; what is null is left unset (SQL null).</summary>
+    internal sealed record PriceRuleLoad(Guid TenantId, string Name, Guid? ProductId, Guid? AccountId, string? Tier, decimal MinQuantity, decimal? UnitPrice,
+        decimal? DiscountPct, DateOnly? ValidFrom, DateOnly? ValidTo, int Priority);
 
     /// <summary>Loads products; returns how many.</summary>
     public static Task<ulong> LoadProductsAsync(NpgsqlConnection connection, IEnumerable<ProductLoad> products, CancellationToken cancellationToken) =>
@@ -264,13 +269,52 @@ internal static class OrderStore
     /// <summary>Loads orders (a placed one is queued by the schema's trigger); returns how many.</summary>
     public static Task<ulong> LoadOrdersAsync(NpgsqlConnection connection, IEnumerable<OrderLoad> orders, CancellationToken cancellationToken) =>
         BulkCopy.ImportAsync(connection, """
-            copy public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at, subtotal, total)
+            copy public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at, subtotal, total,
+                                shipping_amount, tax_amount)
+            from stdin (format binary)
+            """, s_orderTypes, orders, OrderValues, cancellationToken);
+
+    /// <summary>
+    /// Loads orders as of <paramref name="at"/> (their created and updated times); returns how many. Under the caller's
+    /// <c>session_replication_role = replica</c> the triggers do not fire (a bulk load of rows consistent by construction).
+    /// </summary>
+    public static Task<ulong> LoadOrdersAsOfAsync(NpgsqlConnection connection, IEnumerable<OrderLoad> orders, DateTimeOffset at,
+        CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, """
+            copy public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at, subtotal, total,
+                                shipping_amount, tax_amount, created_at, updated_at)
+            from stdin (format binary)
+            """, [.. s_orderTypes, NpgsqlDbType.TimestampTz, NpgsqlDbType.TimestampTz], orders, o => [.. OrderValues(o), at, at], cancellationToken);
+
+    private static readonly NpgsqlDbType[] s_orderTypes =
+    [
+        NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Jsonb,
+        NpgsqlDbType.Date, NpgsqlDbType.Text, NpgsqlDbType.TimestampTz, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric,
+    ];
+
+    private static object?[] OrderValues(OrderLoad o) =>
+        [o.Id, o.TenantId, o.AccountId, o.ContactId, o.Status, o.PoNumber, o.ShipTo, o.RequestedShipDate, o.Currency, o.PlacedAt, o.Subtotal, o.Total,
+         o.ShippingAmount, o.TaxAmount];
+
+    /// <summary>Loads price rules (active, in USD); returns how many.</summary>
+    public static Task<ulong> LoadPriceRulesAsync(NpgsqlConnection connection, IEnumerable<PriceRuleLoad> rules, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, """
+            copy public.price_rules (tenant_id, name, product_id, account_id, tier, min_quantity, unit_price, discount_pct, valid_from, valid_to, priority)
             from stdin (format binary)
             """,
-            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Jsonb,
-             NpgsqlDbType.Date, NpgsqlDbType.Text, NpgsqlDbType.TimestampTz, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric],
-            orders, o => [o.Id, o.TenantId, o.AccountId, o.ContactId, o.Status, o.PoNumber, o.ShipTo, o.RequestedShipDate, o.Currency, o.PlacedAt,
-                o.Subtotal, o.Total], cancellationToken);
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric,
+             NpgsqlDbType.Numeric, NpgsqlDbType.Date, NpgsqlDbType.Date, NpgsqlDbType.Integer],
+            rules, r => [r.TenantId, r.Name, r.ProductId, r.AccountId, r.Tier, r.MinQuantity, r.UnitPrice, r.DiscountPct, r.ValidFrom, r.ValidTo, r.Priority],
+            cancellationToken);
+
+    /// <summary>Loads order lines, each created at its own time; under the caller's <c>session_replication_role = replica</c> no trigger fires.</summary>
+    public static Task<ulong> LoadOrderLinesAsOfAsync(NpgsqlConnection connection, IEnumerable<(OrderLineLoad Line, DateTimeOffset CreatedAt)> lines,
+        CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection,
+            "copy public.order_lines (tenant_id, order_id, product_id, quantity, unit_price, discount_pct, created_at) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric, NpgsqlDbType.TimestampTz],
+            lines, x => [x.Line.TenantId, x.Line.OrderId, x.Line.ProductId, x.Line.Quantity, x.Line.UnitPrice, x.Line.DiscountPct, x.CreatedAt],
+            cancellationToken);
 
     /// <summary>Loads order lines (each queues its placed order again, by the schema's trigger); returns how many.</summary>
     public static Task<ulong> LoadOrderLinesAsync(NpgsqlConnection connection, IEnumerable<OrderLineLoad> lines, CancellationToken cancellationToken) =>
@@ -405,4 +449,75 @@ internal static class OrderStore
             select o.tenant_id, o.id, 0 from public.orders o where o.tenant_id = any ($1)
             on conflict (tenant_id, order_id) do nothing
             """, cancellationToken, tenants);
+
+    // The benchmarks' runs of orders: placed as a host would, checked, retired. Orders are named by (tenant, order) pairs.
+
+    /// <summary>One order's outcome: its queue entry (status, unclaimed, processed), its own status, its fixes and exceptions, and its outcome events.</summary>
+    internal sealed record OrderOutcome(Guid OrderId, string? QueueStatus, bool Unclaimed, bool Processed, string? OrderStatus, long Fixes, string? FixTypes,
+        string? ExceptionTypes, long OutcomeEvents, long FixEvents);
+
+    /// <summary>Places the draft orders as a host would: one update to placed (now), whose per-row trigger queues each; returns how many.</summary>
+    public static Task<int> PlaceDraftsAsync(NpgsqlConnection connection, Guid[] tenantIds, Guid[] orderIds, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            update public.orders o set status = 'placed', placed_at = pg_catalog.now(), updated_at = pg_catalog.now()
+            from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id) where o.tenant_id = p.tenant_id and o.id = p.order_id
+            """, cancellationToken, tenantIds, orderIds);
+
+    /// <summary>How many of the orders have a queue entry in <paramref name="status"/>.</summary>
+    public static async Task<long> QueuedInStatusCountAsync(NpgsqlConnection connection, Guid[] tenantIds, Guid[] orderIds, string status,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null, """
+            select count(*) from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id)
+            join public.order_processing_queue q on q.tenant_id = p.tenant_id and q.order_id = p.order_id
+            where q.status = $3
+            """, cancellationToken, tenantIds, orderIds, status);
+
+    /// <summary>How many queue entries wait (pending or processing), every tenant's.</summary>
+    public static async Task<long> WaitingCountAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null,
+            "select count(*) from public.order_processing_queue where status in ('pending', 'processing')", cancellationToken);
+
+    /// <summary>Marks the orders fulfilled (shipped), in the caller's transaction.</summary>
+    public static Task<int> FulfilAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] tenantIds, Guid[] orderIds,
+        CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, transaction, """
+            update public.orders o set status = 'fulfilled'
+            from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id) where o.tenant_id = p.tenant_id and o.id = p.order_id
+            """, cancellationToken, tenantIds, orderIds);
+
+    /// <summary>Dismisses the orders' open and in-review exceptions (now, by <paramref name="by"/>, with <paramref name="notes"/>), in the caller's transaction.</summary>
+    public static Task<int> DismissOpenExceptionsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] tenantIds, Guid[] orderIds,
+        string by, string notes, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, transaction, """
+            update public.order_processing_exceptions e
+            set resolution_status = 'dismissed', resolved_by = $3, resolved_at = pg_catalog.now(), resolution_notes = $4
+            from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id)
+            where e.tenant_id = p.tenant_id and e.order_id = p.order_id and e.resolution_status in ('open', 'in_review')
+            """, cancellationToken, tenantIds, orderIds, by, notes);
+
+    /// <summary>
+    /// Each order's outcome: its queue entry, its status, its fixes (how many; their types by attempt, comma-separated), its
+    /// exceptions' types, and its outcome events in <c>warehouse_events</c> (validated, needs approval, or an exception with
+    /// pricing) and fix events.
+    /// </summary>
+    public static Task<IReadOnlyList<OrderOutcome>> OutcomesAsync(NpgsqlConnection connection, Guid[] tenantIds, Guid[] orderIds,
+        CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.Command(connection, null, """
+            select p.order_id, q.status, q.claimed_by is null, q.processed_at is not null, o.status, f.n, f.types, x.types, e.outcomes, e.fixed
+            from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id)
+            left join public.order_processing_queue q on q.tenant_id = p.tenant_id and q.order_id = p.order_id
+            left join public.orders o on o.tenant_id = p.tenant_id and o.id = p.order_id
+            cross join lateral (select count(*) as n, pg_catalog.string_agg(z.fix_type, ',' order by z.attempt, z.fix_type) as types
+                                from public.order_processing_fixes z where z.tenant_id = p.tenant_id and z.order_id = p.order_id) f
+            cross join lateral (select pg_catalog.string_agg(z.exception_type, ',' order by z.exception_type) as types
+                                from public.order_processing_exceptions z where z.tenant_id = p.tenant_id and z.order_id = p.order_id) x
+            cross join lateral (select count(*) filter (where z.event_type in ('order_validated', 'order_needs_approval')
+                                                          or (z.event_type = 'order_exception' and z.payload ? 'pricing')) as outcomes,
+                                       count(*) filter (where z.event_type = 'order_fixed') as fixed
+                                from public.warehouse_events z
+                                where z.tenant_id = p.tenant_id and z.entity_type = 'order' and z.entity_id = p.order_id) e
+            """, tenantIds, orderIds),
+            r => new OrderOutcome(r.GetGuid(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) || r.GetBoolean(2), !r.IsDBNull(3) && r.GetBoolean(3),
+                r.IsDBNull(4) ? null : r.GetString(4), r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7),
+                r.GetInt64(8), r.GetInt64(9)), cancellationToken);
 }

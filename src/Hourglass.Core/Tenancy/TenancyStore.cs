@@ -250,7 +250,8 @@ internal static class TenancyStore
 
     /// <summary>An account to load; what is null is left unset (SQL null), as an insert that does not name the column.</summary>
     internal sealed record AccountLoad(Guid Id, Guid TenantId, string Name, string? Tier = null, string? Segment = null, Guid? OwnerUserId = null,
-        decimal? CreditLimit = null, int? PaymentTermsDays = null, string? Timezone = null, bool RequiresPo = false, string? DefaultShipTo = null);
+        decimal? CreditLimit = null, int? PaymentTermsDays = null, string? Timezone = null, bool RequiresPo = false, string? DefaultShipTo = null,
+        decimal OpenBalance = 0m);
 
     /// <summary>A contact to load; what is null is left unset (SQL null).</summary>
     internal sealed record ContactLoad(Guid Id, Guid TenantId, Guid? AccountId, string Name, string? Email = null, string? Phone = null,
@@ -274,13 +275,14 @@ internal static class TenancyStore
     /// <summary>Loads accounts (each gets its engagement clock from the schema's trigger); returns how many.</summary>
     public static Task<ulong> LoadAccountsAsync(NpgsqlConnection connection, IEnumerable<AccountLoad> accounts, CancellationToken cancellationToken) =>
         BulkCopy.ImportAsync(connection, """
-            copy public.accounts (id, tenant_id, name, tier, segment, owner_user_id, credit_limit, payment_terms_days, timezone, requires_po, default_ship_to)
+            copy public.accounts (id, tenant_id, name, tier, segment, owner_user_id, credit_limit, payment_terms_days, timezone, requires_po, default_ship_to,
+                                  open_balance)
             from stdin (format binary)
             """,
             [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Uuid, NpgsqlDbType.Numeric,
-             NpgsqlDbType.Integer, NpgsqlDbType.Text, NpgsqlDbType.Boolean, NpgsqlDbType.Jsonb],
+             NpgsqlDbType.Integer, NpgsqlDbType.Text, NpgsqlDbType.Boolean, NpgsqlDbType.Jsonb, NpgsqlDbType.Numeric],
             accounts, a => [a.Id, a.TenantId, a.Name, a.Tier, a.Segment, a.OwnerUserId, a.CreditLimit, a.PaymentTermsDays, a.Timezone, a.RequiresPo,
-                a.DefaultShipTo], cancellationToken);
+                a.DefaultShipTo, a.OpenBalance], cancellationToken);
 
     /// <summary>Loads contacts (each gets its engagement clock from the schema's trigger); returns how many.</summary>
     public static Task<ulong> LoadContactsAsync(NpgsqlConnection connection, IEnumerable<ContactLoad> contacts, CancellationToken cancellationToken) =>
