@@ -68,6 +68,9 @@ internal static class OrderBenchData
               account_id uuid, tier text, min_quantity numeric not null, unit_price numeric, discount_pct numeric, valid_from date, valid_to date,
               priority integer not null)
             """,
+            // As public.price_rules is indexed (idx_price_rules_tenant_product, idx_price_rules_tenant_account): the line plan looks rules up here.
+            "create index on bench.rule_plan (tenant_id, product_id)",
+            "create index on bench.rule_plan (tenant_id, account_id)",
             """
             create unlogged table bench.line_plan (order_id uuid not null, line integer not null, tenant_id uuid not null, product_id uuid not null,
               quantity numeric not null, unit_price numeric not null, discount_pct numeric not null, expected_price numeric not null,
@@ -166,7 +169,7 @@ internal static class OrderBenchData
 
         await OrderStore.LoadPriceRulesAsync(connection, rules, cancellationToken);
 
-        foreach (var table in new[] { "public.tenants", "public.accounts", "public.products", "public.price_rules", "bench.tenants", "bench.accounts", "bench.products" })
+        foreach (var table in new[] { "public.tenants", "public.accounts", "public.products", "public.price_rules", "bench.tenants", "bench.accounts", "bench.products", "bench.rule_plan" })
         {
             await Bench.ExecuteAsync(connection, $"vacuum analyze {table}", cancellationToken);
         }
