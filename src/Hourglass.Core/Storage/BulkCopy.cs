@@ -32,19 +32,27 @@ internal static class BulkCopy
             await importer.StartRowAsync(cancellationToken);
             for (var i = 0; i < columns.Length; i++)
             {
-                if (columns[i] is null)
-                {
-                    await importer.WriteNullAsync(cancellationToken);
-                }
-                else
-                {
-                    await importer.WriteAsync(columns[i], types[i], cancellationToken);
-                }
+                await WriteAsync(importer, columns[i], types[i], cancellationToken);
             }
         }
 
         return await importer.CompleteAsync(cancellationToken);
     }
+
+    // Each value written as its own type (Write<Guid>, Write<string> …), not as object: measured on the orders benchmark's
+    // load, the typed writes take about two thirds of the time.
+    private static Task WriteAsync(NpgsqlBinaryImporter importer, object? value, NpgsqlDbType type, CancellationToken cancellationToken) => value switch
+    {
+        null => importer.WriteNullAsync(cancellationToken),
+        Guid v => importer.WriteAsync(v, type, cancellationToken),
+        string v => importer.WriteAsync(v, type, cancellationToken),
+        decimal v => importer.WriteAsync(v, type, cancellationToken),
+        int v => importer.WriteAsync(v, type, cancellationToken),
+        bool v => importer.WriteAsync(v, type, cancellationToken),
+        DateTimeOffset v => importer.WriteAsync(v, type, cancellationToken),
+        DateOnly v => importer.WriteAsync(v, type, cancellationToken),
+        _ => importer.WriteAsync(value, type, cancellationToken),
+    };
 
     /// <summary>Runs one statement whose parameters are <paramref name="parameters"/> in order; returns the rows it changed.</summary>
     public static async Task<int> ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken,
