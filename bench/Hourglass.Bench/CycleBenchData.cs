@@ -1,5 +1,8 @@
+using Hourglass.Cycles;
+using Hourglass.Engagement;
 using Hourglass.Insights;
 using Hourglass.Orders;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -57,50 +60,14 @@ internal static class CycleBenchData
     public static async Task<Guid[]> LoadStandardAsync(NpgsqlConnection connection, int count, CancellationToken cancellationToken)
     {
         var tenants = await CreateTenantsAsync(connection, "bench-cycles-standard", count, cancellationToken);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.accounts (tenant_id, name, tier, segment)
-            select t.id, pg_catalog.format('Account %s', a), 'gold', 'smb'
-            from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as a
-            """, cancellationToken, tenants, StandardAccounts);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.contacts (tenant_id, account_id, name, email)
-            select a.tenant_id, a.id, pg_catalog.format('%s person %s', a.name, c), pg_catalog.format('p%s@example.com', c)
-            from public.accounts a cross join generate_series(1, $2) as c
-            where a.tenant_id = any ($1)
-            order by a.tenant_id, a.id, c
-            """, cancellationToken, tenants, StandardContactsPerAccount);
+        await TenancyStore.GenerateAccountsAsync(connection, tenants, StandardAccounts, cancellationToken);
+        await TenancyStore.GenerateAccountContactsAsync(connection, tenants, StandardContactsPerAccount, cancellationToken);
         await LoadClocksAsync(connection, tenants, StandardContacts, cancellationToken);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.products (tenant_id, sku, name, list_price, unit_cost)
-            select t.id, pg_catalog.format('SKU-%s', p), pg_catalog.format('Product %s', p), 10 * p, 6 * p
-            from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as p
-            """, cancellationToken, tenants, StandardProducts);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.orders (tenant_id, account_id, status, po_number, placed_at, subtotal, total)
-            select a.tenant_id, a.id, 'placed', 'PO-' || a.name, now() - interval '30 minutes', 300, 300
-            from public.accounts a where a.tenant_id = any ($1)
-            """, cancellationToken, tenants);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price)
-            select o.tenant_id, o.id, p.id, k, p.list_price
-            from public.orders o cross join generate_series(1, $2) as k
-            join public.products p on p.tenant_id = o.tenant_id and p.sku = 'SKU-' || k
-            where o.tenant_id = any ($1)
-            """, cancellationToken, tenants, LinesPerOrder);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.order_processing_queue (tenant_id, order_id, priority)
-            select o.tenant_id, o.id, 0 from public.orders o where o.tenant_id = any ($1)
-            on conflict (tenant_id, order_id) do nothing
-            """, cancellationToken, tenants);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at)
-            select t.id,
-                   (array['order_placed', 'order_shipped', 'contact_touched', 'invoice_paid', 'quote_viewed'])[1 + e % 5],
-                   'contact', gen_random_uuid(), pg_catalog.jsonb_build_object('sequence', e, 'amount', e % 97),
-                   'bench', pg_catalog.format('bench-%s-%s', t.n, e), now() - e * interval '1 day' / $2
-            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as e
-            order by t.n, e
-            """, cancellationToken, tenants, StandardEventsPerDay);
+        await OrderStore.GenerateProductsAsync(connection, tenants, StandardProducts, cancellationToken);
+        await OrderStore.GenerateAccountOrdersAsync(connection, tenants, cancellationToken);
+        await OrderStore.GenerateOrderLinesAsync(connection, tenants, LinesPerOrder, cancellationToken);
+        await OrderStore.QueueAllOrdersAsync(connection, tenants, cancellationToken);
+        await InsightsStore.GenerateEventsAsync(connection, tenants, StandardEventsPerDay, cancellationToken);
         await LoadHistoryAsync(connection, tenants, cancellationToken);
         return tenants;
     }
@@ -109,12 +76,7 @@ internal static class CycleBenchData
     public static async Task<Guid[]> LoadSmallAsync(NpgsqlConnection connection, int count, int firstNumber, CancellationToken cancellationToken)
     {
         var tenants = await CreateTenantsAsync(connection, "bench-cycles-small", count, cancellationToken, firstNumber);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.contacts (tenant_id, name, email)
-            select t.id, pg_catalog.format('person %s', c), pg_catalog.format('p%s@example.com', c)
-            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as c
-            order by t.n, c
-            """, cancellationToken, tenants, SmallContacts);
+        await TenancyStore.GenerateContactsAsync(connection, tenants, SmallContacts, cancellationToken);
         await LoadClocksAsync(connection, tenants, SmallContacts, cancellationToken);
         await LoadHistoryAsync(connection, tenants, cancellationToken);
         return tenants;
@@ -139,7 +101,7 @@ internal static class CycleBenchData
         // behind events that another tenant's run would then find.
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
-            var last = await Bench.ScalarAsync<long>(connection, "select coalesce(max(seq), 0) from public.warehouse_events", cancellationToken);
+            var last = await InsightsStore.LastEventSeqAsync(connection, cancellationToken);
             for (var attempt = 0; await Bench.ScalarAsync<long>(connection, "select hourglass.advance_event_frontier()", cancellationToken) < last; attempt++)
             {
                 if (attempt == 100)
@@ -175,25 +137,8 @@ internal static class CycleBenchData
         NpgsqlConnection connection, string prefix, int count, CancellationToken cancellationToken, int firstNumber = 1)
     {
         // The trigger gives each a schedule due at the next full hour; push it out of the way until a round makes it due.
-        var ids = new List<Guid>();
-        await using (var command = new NpgsqlCommand(
-            "insert into public.tenants (name) select pg_catalog.format('%s-%s', $1::text, g) from generate_series($2, $3) g returning id",
-            connection))
-        {
-            command.Parameters.Add(new() { Value = prefix });
-            command.Parameters.Add(new() { Value = firstNumber });
-            command.Parameters.Add(new() { Value = firstNumber + count - 1 });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                ids.Add(reader.GetGuid(0));
-            }
-        }
-
-        var tenants = ids.ToArray();
-        await Bench.ExecuteAsync(connection,
-            "update public.agent_tenant_schedules set next_due_at = now() + interval '1 year' where tenant_id = any ($1)",
-            cancellationToken, tenants);
+        var tenants = await TenancyStore.CreateNumberedTenantsAsync(connection, prefix, firstNumber, firstNumber + count - 1, cancellationToken);
+        await ScheduleStore.PostponeAYearAsync(connection, tenants, cancellationToken);
         return tenants;
     }
 
@@ -203,40 +148,12 @@ internal static class CycleBenchData
     // hour ago would have. An upsert: the schema's trigger has already given each new contact a clock, due one
     // frequency after its creation.
     private static Task LoadClocksAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
-        Bench.ExecuteAsync(connection, """
-            insert into public.engagement_clocks as k (tenant_id, entity_type, entity_id, next_touch_due, created_at, updated_at)
-            select c.tenant_id, 'contact', c.id,
-                   now() - $2 + ((pg_catalog.row_number() over (partition by c.tenant_id order by c.id) - 1) + t.n::float8 / $4) * $3,
-                   now() - interval '30 days', now() - interval '30 days'
-            from public.contacts c
-            join unnest($1::uuid[]) with ordinality as t (id, n) on t.id = c.tenant_id
-            order by t.n
-            on conflict (tenant_id, entity_type, entity_id) do update
-              set next_touch_due = excluded.next_touch_due, created_at = excluded.created_at, updated_at = excluded.updated_at
-            """, cancellationToken, tenants, s_overdueSpan, s_cycle / perTenant, tenants.Length);
+        EngagementStore.SpreadContactClocksAsync(connection, tenants, s_overdueSpan, s_cycle / perTenant, cancellationToken);
 
     // A day of hourly history per tenant: completed runs and their reflections, with the engine's JSON shapes.
     private static async Task LoadHistoryAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken)
     {
-        await Bench.ExecuteAsync(connection, """
-            insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, completed_at,
-              plan_output, act_output, react_output, reflect_output, cycle_metrics, worker_id, lock_token)
-            select t.id, 'completed', 'schedule', h.hour, h.hour + interval '1 second', h.hour + interval '1.05 seconds',
-                   $3::jsonb, $4::jsonb, $5::jsonb,
-                   pg_catalog.jsonb_build_object('what_moved', $6::jsonb, 'what_we_did', '[]'::jsonb, 'summary', 'No actions taken.'),
-                   pg_catalog.jsonb_build_object('dry_run', false, 'hour_bucket', h.hour, 'covered_hours', pg_catalog.jsonb_build_array(h.hour),
-                     'phases', '{"plan": {"ms": 1.2}, "act": {"ms": 0.1}, "react": {"ms": 4.5}, "reflect": {"ms": 2.3}}'::jsonb),
-                   'bench-history', 0
-            from unnest($1::uuid[]) with ordinality as t (id, n)
-            cross join lateral (select pg_catalog.date_trunc('hour', now(), 'UTC') - pg_catalog.make_interval(hours => g) as hour
-                                from generate_series(1, $2) g) as h
-            order by t.n, h.hour
-            """, cancellationToken, tenants, HistoryHours, PlanOutput, ActOutput, ReactOutput, WhatMoved);
-        await Bench.ExecuteAsync(connection, """
-            insert into public.agent_hourly_reflections (tenant_id, run_id, hour_bucket, what_moved, insights, summary)
-            select r.tenant_id, r.id, r.scheduled_for, $2::jsonb, ($3::jsonb) -> 'parts', 'Hour: no actions taken.'
-            from public.agent_autonomous_runs r
-            where r.tenant_id = any ($1) and r.worker_id = 'bench-history'
-            """, cancellationToken, tenants, WhatMoved, ReactOutput);
+        await RunsStore.GenerateHistoryAsync(connection, tenants, HistoryHours, PlanOutput, ActOutput, ReactOutput, WhatMoved, cancellationToken);
+        await HourlyReflections.GenerateHistoryAsync(connection, tenants, WhatMoved, ReactOutput, cancellationToken);
     }
 }

@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using Hourglass.Composition;
 using Hourglass.Cycles;
+using Hourglass.Engagement;
 using Hourglass.Storage;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -261,7 +263,7 @@ internal static class CycleBenchmark
             $"{CycleBenchData.LinesPerOrder} lines each, all queued in order_processing_queue, and one day of warehouse_events " +
             $"({CycleBenchData.StandardEventsPerDay}). The other tenants are small ({CycleBenchData.SmallContacts} contacts) and not due. Every " +
             $"tenant has {CycleBenchData.HistoryHours} hours of history (completed runs and reflections). Loaded set-based " +
-            $"(`insert … select generate_series`; contacts get their clocks from the schema's trigger); then, untimed, the standard tenants' backlog " +
+            $"(`insert … select generate_series`, through the stores; the schema's trigger gives contacts their clocks); then, untimed, the standard tenants' backlog " +
             "is processed as their first cycles would: every queued order decided and written by the order processor, and the detectors run over " +
             "every event (which also makes their time sweep, due again after 6 hours); then VACUUM ANALYZE: " +
             $"{F(thousand.LoadSeconds, "0")} s, and {F(tenThousand.LoadSeconds, "0")} s for the copy and the extra tenants. The measured hours " +
@@ -435,7 +437,7 @@ internal static class CycleBenchmark
                 }
 
                 await CycleBenchData.SettleAsync(connection, cancellationToken);
-                scale.Tenants = (int)await Bench.ScalarAsync<long>(connection, "select count(*) from public.tenants", cancellationToken);
+                scale.Tenants = (int)await TenancyStore.TenantCountAsync(connection, null, cancellationToken);
                 scale.LoadSeconds = watch.Elapsed.TotalSeconds;
                 Console.WriteLine($"  cycles: {scale.Tenants:#,0} tenants in {database} after {scale.LoadSeconds:0} s");
                 return scale;
@@ -478,8 +480,7 @@ internal static class CycleBenchmark
 
             await using (var connection = await DataSource.OpenConnectionAsync(cancellationToken))
             {
-                var run = await Bench.ScalarAsync<Guid>(connection,
-                    "select id from public.agent_autonomous_runs where worker_id = $1 order by actions_taken desc limit 1", cancellationToken, workerId);
+                var run = await RunsStore.BusiestRunAsync(connection, workerId, cancellationToken);
                 var documents = await CycleDocuments.ReadAsync(connection, run, cancellationToken);
                 Baselines[workload] = new CycleBaseline(documents, LeaseMinutes, claimLimit: 2);
                 if (workload == Workload.Busy)
@@ -527,16 +528,8 @@ internal static class CycleBenchmark
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
             // As the cycle's refresh would leave them now.
             await Bench.ExecuteAsync(connection, "select sum(public.refresh_engagement_compliance(t)) from unnest($1::uuid[]) t", cancellationToken, Standard);
-            var waiting = await Bench.ScalarAsync<long>(connection, """
-                select count(*) from public.engagement_clocks c
-                where c.tenant_id = any ($1) and c.compliance_status <> 'compliant'
-                  and not exists (select 1 from public.cards k where k.tenant_id = c.tenant_id and k.kind = 'touch_task' and k.status = 'open'
-                                  and k.entity_type = c.entity_type and k.entity_id = c.entity_id)
-                """, cancellationToken, Standard);
-            var proposed = await Bench.ScalarAsync<long>(connection, """
-                select coalesce(sum(pg_catalog.jsonb_array_length(plan_output -> 'proposals')), 0)::bigint from public.agent_autonomous_runs
-                where worker_id = 'bench-cycles-quiet-warm-up'
-                """, cancellationToken);
+            var waiting = await EngagementStore.UncardedDueClockCountAsync(connection, Standard, cancellationToken);
+            var proposed = await RunsStore.ProposalCountAsync(connection, "bench-cycles-quiet-warm-up", cancellationToken);
             return $"quiet hour: the {StandardTenants} cycles proposed {proposed:#,0} touches; after such a refresh {waiting:#,0} clocks need a touch " +
                 "and have no open card (they came due soon this hour): every one of them is proposed, though the 200 most urgent all have open cards";
         }
@@ -559,25 +552,12 @@ internal static class CycleBenchmark
                 await Bench.ExecuteAsync(connection, "select hourglass.thaw_time()", CancellationToken.None);
             }
 
-            await Bench.ExecuteAsync(connection, """
-                delete from public.agent_hourly_reflections where tenant_id = any ($1) and hour_bucket >= pg_catalog.date_trunc('hour', now(), 'UTC')
-                """, cancellationToken, tenants);
-            await Bench.ExecuteAsync(connection, "delete from public.agent_actions where tenant_id = any ($1)", cancellationToken, tenants);
-            await Bench.ExecuteAsync(connection,
-                workload == Workload.Busy
-                    ? "delete from public.cards where tenant_id = any ($1) and kind = 'touch_task'"
-                    : "delete from public.cards where tenant_id = any ($1) and kind = 'touch_task' and run_id is not null",
-                cancellationToken, tenants);
+            await HourlyReflections.DeleteFromThisHourAsync(connection, tenants, cancellationToken);
+            await ActionLedger.DeleteAllAsync(connection, tenants, cancellationToken);
+            await EngagementStore.DeleteTouchCardsAsync(connection, tenants, onlyCycleMade: workload != Workload.Busy, cancellationToken);
             if (workload == Workload.Quiet)
             {
-                await Bench.ExecuteAsync(connection, """
-                    insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, due_at, created_at, updated_at)
-                    select c.tenant_id, 'touch_task', 'Touch base', 'Made in an earlier hour.', c.entity_type, c.entity_id, c.next_touch_due,
-                           now() - interval '2 hours', now() - interval '2 hours'
-                    from public.engagement_clocks c
-                    where c.tenant_id = any ($1) and c.compliance_status <> 'compliant'
-                    on conflict (tenant_id, entity_type, entity_id) where kind = 'touch_task' and status = 'open' do nothing
-                    """, cancellationToken, tenants);
+                await EngagementStore.OpenEarlierTouchCardsAsync(connection, tenants, cancellationToken);
             }
         }
 
@@ -597,9 +577,7 @@ internal static class CycleBenchmark
         public async Task MakeDueAsync(Guid[] tenants, CancellationToken cancellationToken)
         {
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
-            await Bench.ExecuteAsync(connection,
-                "update public.agent_tenant_schedules set next_due_at = pg_catalog.date_trunc('hour', hourglass.now(), 'UTC') where tenant_id = any ($1)",
-                cancellationToken, tenants);
+            await ScheduleStore.DueThisHourAsync(connection, tenants, cancellationToken);
         }
 
         public async Task<(long Cycles, double Seconds)> RunSliceAsync(Workload workload, Variant variant, string workerId, Guid[] slice,
@@ -619,8 +597,7 @@ internal static class CycleBenchmark
 
             // Out of the way until the next round, even if the hour turns.
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
-            await Bench.ExecuteAsync(connection,
-                "update public.agent_tenant_schedules set next_due_at = now() + interval '1 year' where tenant_id = any ($1)", cancellationToken, slice);
+            await ScheduleStore.PostponeAYearAsync(connection, slice, cancellationToken);
             return (cycles, seconds);
         }
 
@@ -633,20 +610,12 @@ internal static class CycleBenchmark
         public async Task<long> VerifyAsync(string workerId, int expected, CancellationToken cancellationToken)
         {
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
-            await using var command = new NpgsqlCommand("""
-                select count(*) filter (where status = 'completed'), count(*) filter (where status <> 'completed'), count(distinct tenant_id),
-                       pg_catalog.string_agg(distinct status || coalesce(': ' || error, ''), '; ') filter (where status <> 'completed')
-                from public.agent_autonomous_runs where worker_id = $1
-                """, connection);
-            command.Parameters.Add(new() { Value = workerId });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            await reader.ReadAsync(cancellationToken);
-            var (completed, other, tenants) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+            var (completed, other, tenants, failures) = await RunsStore.WorkerOutcomeAsync(connection, workerId, cancellationToken);
             if (other > 0 || tenants != expected || completed < expected)
             {
                 throw new HourglassException(
                     $"cycles: {workerId} in {_database} ran {tenants} of {expected} tenants: {completed} runs completed, {other} did not " +
-                    $"({(reader.IsDBNull(3) ? "none" : reader.GetString(3))}); the numbers are not valid.");
+                    $"({failures ?? "none"}); the numbers are not valid.");
             }
 
             return completed;
@@ -660,18 +629,9 @@ internal static class CycleBenchmark
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
             foreach (var workload in Enum.GetValues<Workload>())
             {
-                await using var command = new NpgsqlCommand("""
-                    select count(*), avg(actions_taken)::float8,
-                           avg((cycle_metrics -> 'phases' -> 'plan' ->> 'ms')::float8), avg((cycle_metrics -> 'phases' -> 'act' ->> 'ms')::float8),
-                           avg((cycle_metrics -> 'phases' -> 'react' ->> 'ms')::float8), avg((cycle_metrics -> 'phases' -> 'reflect' ->> 'ms')::float8),
-                           avg(extract(epoch from completed_at - started_at) * 1000)::float8
-                    from public.agent_autonomous_runs where worker_id like $1
-                    """, connection);
-                command.Parameters.Add(new() { Value = $"bench-cycles-{workload.ToString().ToLowerInvariant()}-w1-r%" });
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                await reader.ReadAsync(cancellationToken);
-                result[workload] = new EnginePhases(reader.GetInt64(0), reader.GetDouble(1), reader.GetDouble(2), reader.GetDouble(3),
-                    reader.GetDouble(4), reader.GetDouble(5), reader.GetDouble(6));
+                var (runs, actions, plan, act, react, reflect, total) = await RunsStore.WorkersPhaseMeansAsync(connection,
+                    $"bench-cycles-{workload.ToString().ToLowerInvariant()}-w1-r%", cancellationToken);
+                result[workload] = new EnginePhases(runs, actions, plan, act, react, reflect, total);
             }
 
             return result;

@@ -1,4 +1,8 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Hourglass.Orders;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Bench;
@@ -60,6 +64,14 @@ internal static class OrderBenchData
             """,
             "create index on bench.order_plan (run)",
             """
+            create table bench.rule_plan (n integer generated always as identity primary key, tenant_id uuid not null, name text not null, product_id uuid,
+              account_id uuid, tier text, min_quantity numeric not null, unit_price numeric, discount_pct numeric, valid_from date, valid_to date,
+              priority integer not null)
+            """,
+            // As public.price_rules is indexed (idx_price_rules_tenant_product, idx_price_rules_tenant_account): the line plan looks rules up here.
+            "create index on bench.rule_plan (tenant_id, product_id)",
+            "create index on bench.rule_plan (tenant_id, account_id)",
+            """
             create unlogged table bench.line_plan (order_id uuid not null, line integer not null, tenant_id uuid not null, product_id uuid not null,
               quantity numeric not null, unit_price numeric not null, discount_pct numeric not null, expected_price numeric not null,
               primary key (order_id, line))
@@ -75,53 +87,54 @@ internal static class OrderBenchData
         }
 
         // Lead time 2 days (the default, stated); credit limits by tier, standard accounts from the tenant's tier map.
-        await Bench.ExecuteAsync(connection, """
-            with t as (
-              insert into public.tenants (name, timezone, settings)
-              select pg_catalog.format('bench-orders-%s', t), (array['UTC', 'America/New_York', 'Europe/Berlin', 'Asia/Tokyo', 'America/Los_Angeles'])[1 + t % 5],
-                     '{"currency": "USD", "lead_time_days": 2, "credit_limits_by_tier": {"standard": 500000}}'::jsonb
-              from generate_series(0, $1 - 1) t
-              returning id, name
-            )
-            insert into bench.tenants select pg_catalog.split_part(t.name, '-', 3)::integer, t.id from t
-            """, cancellationToken, Tenants);
+        string[] zones = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Tokyo", "America/Los_Angeles"];
+        var tenants = Enumerable.Range(0, Tenants).Select(t => new TenancyStore.TenantLoad(Guid.NewGuid(), $"bench-orders-{t}", zones[t % zones.Length],
+            """{"currency": "USD", "lead_time_days": 2, "credit_limits_by_tier": {"standard": 500000}}""")).ToArray();
+        await TenancyStore.LoadTenantsAsync(connection, tenants, cancellationToken);
+        await Bench.ExecuteAsync(connection, "insert into bench.tenants select x.t, x.id from unnest($1::integer[], $2::uuid[]) x (t, id)", cancellationToken,
+            Enumerable.Range(0, Tenants).ToArray(), tenants.Select(t => t.Id).ToArray());
 
         // 10% strategic, 30% growth, 60% standard; 30% require a PO; 90% have a complete default ship-to.
-        await Bench.ExecuteAsync(connection, """
-            with a as (
-              insert into public.accounts (tenant_id, name, tier, credit_limit, requires_po, default_ship_to, open_balance)
-              select t.id, pg_catalog.format('Account %s', pg_catalog.lpad(j::text, 3, '0')),
-                     case when j % 10 = 0 then 'strategic' when j % 10 in (1, 2, 3) then 'growth' else 'standard' end,
-                     case when j % 10 = 0 then 2000000 when j % 10 in (1, 2, 3) then 1000000 end,
-                     j % 10 in (0, 3, 6),
-                     case when j % 10 <> 9 then pg_catalog.jsonb_build_object('line1', pg_catalog.format('%s Industrial Way', j + 1), 'city', 'Springfield',
-                                                                             'postal_code', pg_catalog.lpad((10000 + j)::text, 5, '0'), 'country', 'US') end,
-                     (j * 137) % 50000
-              from bench.tenants t cross join generate_series(0, $1 - 1) j
-              order by j, t.t
-              returning tenant_id, id, name, tier
-            )
-            insert into bench.accounts select a.tenant_id, pg_catalog.substr(a.name, 9)::integer, a.id, a.tier from a
-            """, cancellationToken, AccountsPerTenant);
+        var accounts = new List<TenancyStore.AccountLoad>();
+        for (var j = 0; j < AccountsPerTenant; j++)
+        {
+            var tier = j % 10 == 0 ? "strategic" : j % 10 is 1 or 2 or 3 ? "growth" : "standard";
+            foreach (var tenant in tenants)
+            {
+                accounts.Add(new(Guid.NewGuid(), tenant.Id, $"Account {j:D3}", tier, CreditLimit: tier switch { "strategic" => 2000000m, "growth" => 1000000m, _ => null },
+                    RequiresPo: j % 10 is 0 or 3 or 6,
+                    DefaultShipTo: j % 10 == 9 ? null : new JsonObject
+                    {
+                        ["line1"] = $"{j + 1} Industrial Way", ["city"] = "Springfield",
+                        ["postal_code"] = (10000 + j).ToString("D5", CultureInfo.InvariantCulture), ["country"] = "US",
+                    }.ToJsonString(),
+                    OpenBalance: j * 137 % 50000));
+            }
+        }
 
-        // List prices 5.00-299.99, cost 45-70% of list.
-        await Bench.ExecuteAsync(connection, """
-            with p as (
-              insert into public.products (tenant_id, sku, name, list_price, unit_cost)
-              select t.id, pg_catalog.format('SKU-%s', pg_catalog.lpad(j::text, 4, '0')), pg_catalog.format('Product %s', j), l.price,
-                     pg_catalog.round(l.price * (0.45 + (j % 26) / 100.0), 2)
-              from bench.tenants t cross join generate_series(0, $1 - 1) j
-              cross join lateral (select pg_catalog.round(5 + ((j * 7919) % 29500) / 100.0, 2) as price) l
-              order by j, t.t
-              returning tenant_id, id, sku, list_price
-            )
-            insert into bench.products select p.tenant_id, pg_catalog.substr(p.sku, 5)::integer, p.id, p.list_price from p
-            """, cancellationToken, ProductsPerTenant);
+        await TenancyStore.LoadAccountsAsync(connection, accounts, cancellationToken);
+        await Bench.ExecuteAsync(connection, "insert into bench.accounts select * from unnest($1::uuid[], $2::integer[], $3::uuid[], $4::text[])", cancellationToken,
+            accounts.Select(a => a.TenantId).ToArray(), accounts.Select(a => int.Parse(a.Name[8..], CultureInfo.InvariantCulture)).ToArray(),
+            accounts.Select(a => a.Id).ToArray(), accounts.Select(a => a.Tier!).ToArray());
+
+        // List prices 5.00-299.99, cost 45-70% of list (numeric's round(…, 2): two decimals, half away from zero).
+        var products = new List<(OrderStore.ProductLoad Product, int J)>();
+        for (var j = 0; j < ProductsPerTenant; j++)
+        {
+            var price = Math.Round(5m + j * 7919 % 29500 / 100m, 2, MidpointRounding.AwayFromZero) + 0.00m;
+            var cost = Math.Round(price * (0.45m + j % 26 / 100m), 2, MidpointRounding.AwayFromZero) + 0.00m;
+            products.AddRange(tenants.Select(t => (new OrderStore.ProductLoad(Guid.NewGuid(), t.Id, $"SKU-{j:D4}", $"Product {j}", price, cost), j)));
+        }
+
+        await OrderStore.LoadProductsAsync(connection, products.Select(p => p.Product), cancellationToken);
+        await Bench.ExecuteAsync(connection, "insert into bench.products select * from unnest($1::uuid[], $2::integer[], $3::uuid[], $4::numeric[])", cancellationToken,
+            products.Select(p => p.Product.TenantId).ToArray(), products.Select(p => p.J).ToArray(), products.Select(p => p.Product.Id).ToArray(),
+            products.Select(p => p.Product.ListPrice).ToArray());
 
         // Per tenant: 2 tier discounts, 150 quantity breaks, 200 account prices (one per account, on the account's
         // contract product), 46 promotions of which a third expired, a third not yet valid, a third current.
         await Bench.ExecuteAsync(connection, """
-            insert into public.price_rules (tenant_id, name, product_id, account_id, tier, min_quantity, unit_price, discount_pct, valid_from, valid_to, priority)
+            insert into bench.rule_plan (tenant_id, name, product_id, account_id, tier, min_quantity, unit_price, discount_pct, valid_from, valid_to, priority)
             select t.id, 'strategic tier', null::uuid, null::uuid, 'strategic', 0, null::numeric, 12, null::date, null::date, 0 from bench.tenants t
             union all
             select t.id, 'growth tier', null, null, 'growth', 0, null, 5, null, null, 0 from bench.tenants t
@@ -139,21 +152,29 @@ internal static class OrderBenchData
                    case when p.j % 3 = 2 then 5 else 20 end
             from bench.products p where p.j % 11 = 1
             """, cancellationToken);
+        var rules = new List<OrderStore.PriceRuleLoad>();
+        await using (var command = new NpgsqlCommand("""
+            select tenant_id, name, product_id, account_id, tier, min_quantity, unit_price, discount_pct, valid_from, valid_to, priority
+            from bench.rule_plan order by n
+            """, connection))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                rules.Add(new(reader.GetGuid(0), reader.GetString(1), NullableGuid(reader, 2), NullableGuid(reader, 3), reader.IsDBNull(4) ? null : reader.GetString(4),
+                    reader.GetDecimal(5), NullableDecimal(reader, 6), NullableDecimal(reader, 7), NullableDate(reader, 8), NullableDate(reader, 9),
+                    reader.GetInt32(10)));
+            }
+        }
 
-        foreach (var table in new[] { "public.tenants", "public.accounts", "public.products", "public.price_rules", "bench.tenants", "bench.accounts", "bench.products" })
+        await OrderStore.LoadPriceRulesAsync(connection, rules, cancellationToken);
+
+        foreach (var table in new[] { "public.tenants", "public.accounts", "public.products", "public.price_rules", "bench.tenants", "bench.accounts", "bench.products", "bench.rule_plan" })
         {
             await Bench.ExecuteAsync(connection, $"vacuum analyze {table}", cancellationToken);
         }
 
-        var ids = new List<Guid>();
-        await using var command = new NpgsqlCommand("select id from bench.tenants order by t", connection);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            ids.Add(reader.GetGuid(0));
-        }
-
-        return ids.ToArray();
+        return tenants.Select(t => t.Id).ToArray();
     }
 
     /// <summary>
@@ -172,8 +193,8 @@ internal static class OrderBenchData
             select gen_random_uuid(), r.run, g, t.id, a.id, a.j, k.kind, 1 + bench.h(r.run, g, 1) % 5,
                    {Expected(k => k.Expected)}, (array[{string.Join(", ", Kinds.Select(k => k.Fixes))}])[k.kind + 1],
                    {Expected(k => k.FixTypes)}, {Expected(k => k.ExceptionType)}
-            from unnest($1::integer[], $2::integer[]) r (run, orders)
-            cross join lateral generate_series(1, r.orders) g
+            from unnest($1::integer[], $2::integer[]) r (run, size)
+            cross join lateral generate_series(1, r.size) g
             cross join lateral (select (g * 37) % 100 as c) x
             cross join lateral (select {KindCase()} as kind) k
             join bench.tenants t on t.t = bench.h(r.run, g, 0) % {Tenants}
@@ -185,7 +206,8 @@ internal static class OrderBenchData
 
         // Lines: product at random (line 1 is the account's contract product one time in four), 1-24 units, priced
         // at what the price rules say (the rule that applies: highest priority, most specific, largest quantity break
-        // reached; a discount rule is sent half the time as list price + discount). The defective line is line 1.
+        // reached; a discount rule is sent half the time as list price + discount). The defective line is line 1. The rules are
+        // the catalogue's as planned (every one active, in USD).
         await Bench.ExecuteAsync(connection, """
             insert into bench.line_plan (order_id, line, tenant_id, product_id, quantity, unit_price, discount_pct, expected_price)
             select o.order_id, l, o.tenant_id, p.id, case when o.kind = 5 and l = 1 then 0 else q.quantity end,
@@ -204,8 +226,8 @@ internal static class OrderBenchData
                                        1 + bench.h(o.run, o.n, 20 + l) % 24 as quantity) q
             join bench.products p on p.tenant_id = o.tenant_id and p.j = q.j
             left join lateral (
-              select r.unit_price, r.discount_pct from public.price_rules r
-              where r.tenant_id = o.tenant_id and r.active and r.currency = 'USD'
+              select r.unit_price, r.discount_pct from bench.rule_plan r
+              where r.tenant_id = o.tenant_id
                 and (r.product_id is null or r.product_id = p.id) and (r.account_id is null or r.account_id = o.account_id)
                 and (r.tier is null or r.tier = a.tier) and q.quantity >= r.min_quantity
                 and (r.valid_from is null or r.valid_from <= current_date) and (r.valid_to is null or r.valid_to >= current_date)
@@ -220,35 +242,58 @@ internal static class OrderBenchData
 
         // Orders as the host sends them: totals from its lines (wrong by 10.00 for the wrong-totals kind), 8% tax,
         // shipping 15.00 on two orders in three; ship dates 5-29 days out (none on every fifth order).
+        // Planned here, loaded through the order store's bulk loads.
+        var orders = new List<OrderStore.OrderLoad>();
+        await using (var command = new NpgsqlCommand("""
+            select o.order_id, o.tenant_id, o.account_id,
+                   case when o.kind = 4 then null else pg_catalog.format('PO-%s-%s', o.run, o.n) end,
+                   (case when o.kind <> 3 then pg_catalog.jsonb_build_object('line1', pg_catalog.format('%s Commerce St', o.n), 'city', 'Springfield',
+                                                                              'postal_code', '62701', 'country', 'US')
+                         when o.n % 2 = 0 then null
+                         else pg_catalog.jsonb_build_object('line1', pg_catalog.format('%s Commerce St', o.n), 'postal_code', '62701', 'country', 'US') end)::text,
+                   case when o.kind = 7 then current_date - 1 when o.n % 5 = 0 then null else current_date + 5 + o.n % 25 end,
+                   f.shipping::numeric, f.tax, s.subtotal, s.subtotal + f.shipping + f.tax + case when o.kind = 1 then 10 else 0 end
+            from bench.order_plan o
+            join (select lp.order_id, sum(pg_catalog.round(lp.quantity * lp.unit_price * (1 - lp.discount_pct / 100), 2)) as subtotal
+                  from bench.line_plan lp group by lp.order_id) s on s.order_id = o.order_id
+            cross join lateral (select case when o.n % 3 = 0 then 0 else 15 end as shipping, pg_catalog.round(s.subtotal * 0.08, 2) as tax) f
+            where o.run = any ($1)
+            order by o.run, o.n
+            """, connection))
+        {
+            command.Parameters.Add(new() { Value = runIds });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                orders.Add(new(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), null, "draft", reader.IsDBNull(3) ? null : reader.GetString(3),
+                    reader.IsDBNull(4) ? null : reader.GetString(4), NullableDate(reader, 5), "USD", null, reader.GetDecimal(8), reader.GetDecimal(9),
+                    ShippingAmount: reader.GetDecimal(6), TaxAmount: reader.GetDecimal(7)));
+            }
+        }
+
+        var lines = new List<(OrderStore.OrderLineLoad Line, int Number)>();
+        await using (var command = new NpgsqlCommand("""
+            select lp.tenant_id, lp.order_id, lp.product_id, lp.quantity, lp.unit_price, lp.discount_pct, lp.line
+            from bench.line_plan lp join bench.order_plan o on o.order_id = lp.order_id
+            where o.run = any ($1)
+            order by o.run, o.n, lp.line
+            """, connection))
+        {
+            command.Parameters.Add(new() { Value = runIds });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                lines.Add((new(reader.GetGuid(0), reader.GetGuid(1), reader.GetGuid(2), reader.GetDecimal(3), reader.GetDecimal(4), reader.GetDecimal(5)),
+                    reader.GetInt32(6)));
+            }
+        }
+
         await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         {
             await Bench.ExecuteAsync(connection, "set local session_replication_role = replica", cancellationToken);
-            await Bench.ExecuteAsync(connection, """
-                insert into public.orders (id, tenant_id, account_id, status, po_number, ship_to, requested_ship_date, currency,
-                                           shipping_amount, tax_amount, subtotal, total, created_at, updated_at)
-                select o.order_id, o.tenant_id, o.account_id, 'draft',
-                       case when o.kind = 4 then null else pg_catalog.format('PO-%s-%s', o.run, o.n) end,
-                       case when o.kind <> 3 then pg_catalog.jsonb_build_object('line1', pg_catalog.format('%s Commerce St', o.n), 'city', 'Springfield',
-                                                                                 'postal_code', '62701', 'country', 'US')
-                            when o.n % 2 = 0 then null
-                            else pg_catalog.jsonb_build_object('line1', pg_catalog.format('%s Commerce St', o.n), 'postal_code', '62701', 'country', 'US') end,
-                       case when o.kind = 7 then current_date - 1 when o.n % 5 = 0 then null else current_date + 5 + o.n % 25 end,
-                       'USD', f.shipping, f.tax, s.subtotal, s.subtotal + f.shipping + f.tax + case when o.kind = 1 then 10 else 0 end,
-                       pg_catalog.now(), pg_catalog.now()
-                from bench.order_plan o
-                join (select lp.order_id, sum(pg_catalog.round(lp.quantity * lp.unit_price * (1 - lp.discount_pct / 100), 2)) as subtotal
-                      from bench.line_plan lp group by lp.order_id) s on s.order_id = o.order_id
-                cross join lateral (select case when o.n % 3 = 0 then 0 else 15 end as shipping, pg_catalog.round(s.subtotal * 0.08, 2) as tax) f
-                where o.run = any ($1)
-                order by o.run, o.n
-                """, cancellationToken, runIds);
-            await Bench.ExecuteAsync(connection, """
-                insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price, discount_pct, created_at)
-                select lp.tenant_id, lp.order_id, lp.product_id, lp.quantity, lp.unit_price, lp.discount_pct, pg_catalog.now() + lp.line * interval '1 millisecond'
-                from bench.line_plan lp join bench.order_plan o on o.order_id = lp.order_id
-                where o.run = any ($1)
-                order by o.run, o.n, lp.line
-                """, cancellationToken, runIds);
+            var now = new DateTimeOffset(await Bench.ScalarAsync<DateTime>(connection, "select pg_catalog.now()", cancellationToken), TimeSpan.Zero);
+            await OrderStore.LoadOrdersAsOfAsync(connection, orders, now, cancellationToken);
+            await OrderStore.LoadOrderLinesAsOfAsync(connection, lines.Select(l => (l.Line, now.AddMilliseconds(l.Number))), cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
 
@@ -265,34 +310,39 @@ internal static class OrderBenchData
     /// </summary>
     public static async Task<double> PlaceAsync(NpgsqlConnection connection, int run, int orders, CancellationToken cancellationToken)
     {
+        var (tenantIds, orderIds) = await RunOrdersAsync(connection, run, cancellationToken);
         var watch = Stopwatch.StartNew();
-        await using (var command = new NpgsqlCommand("""
-            update public.orders o set status = 'placed', placed_at = pg_catalog.now(), updated_at = pg_catalog.now()
-            from bench.order_plan p where p.run = $1 and o.tenant_id = p.tenant_id and o.id = p.order_id
-            """, connection))
+        var placed = await OrderStore.PlaceDraftsAsync(connection, tenantIds, orderIds, cancellationToken);
+        if (placed != orders)
         {
-            command.Parameters.Add(new() { Value = run });
-            var placed = await command.ExecuteNonQueryAsync(cancellationToken);
-            if (placed != orders)
-            {
-                throw new HourglassException($"orders: placing run {run} changed {placed:#,0} orders, expected {orders:#,0}.");
-            }
+            throw new HourglassException($"orders: placing run {run} changed {placed:#,0} orders, expected {orders:#,0}.");
         }
 
         var seconds = watch.Elapsed.TotalSeconds;
-        var pending = await Bench.ScalarAsync<long>(connection, """
-            select count(*) from bench.order_plan p
-            join public.order_processing_queue q on q.tenant_id = p.tenant_id and q.order_id = p.order_id
-            where p.run = $1 and q.status = 'pending'
-            """, cancellationToken, run);
-        var waiting = await Bench.ScalarAsync<long>(connection,
-            "select count(*) from public.order_processing_queue where status in ('pending', 'processing')", cancellationToken);
+        var pending = await OrderStore.QueuedInStatusCountAsync(connection, tenantIds, orderIds, "pending", cancellationToken);
+        var waiting = await OrderStore.WaitingCountAsync(connection, cancellationToken);
         if (pending != orders || waiting != orders)
         {
             throw new HourglassException($"orders: after placing run {run}, {pending:#,0} of its orders are queued and {waiting:#,0} entries wait in all; expected {orders:#,0}.");
         }
 
         return seconds;
+    }
+
+    /// <summary>A run's orders, as (tenant, order) pairs in two arrays.</summary>
+    public static async Task<(Guid[] TenantIds, Guid[] OrderIds)> RunOrdersAsync(NpgsqlConnection connection, int run, CancellationToken cancellationToken)
+    {
+        var (tenants, ids) = (new List<Guid>(), new List<Guid>());
+        await using var command = new NpgsqlCommand("select tenant_id, order_id from bench.order_plan where run = $1", connection);
+        command.Parameters.Add(new() { Value = run });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            tenants.Add(reader.GetGuid(0));
+            ids.Add(reader.GetGuid(1));
+        }
+
+        return ([.. tenants], [.. ids]);
     }
 
     /// <summary>A run's plan for the same-work baseline: each order's kind (an index into <see cref="Kinds"/>).</summary>
@@ -317,18 +367,11 @@ internal static class OrderBenchData
     /// </summary>
     public static async Task RetireAsync(NpgsqlConnection connection, int run, CancellationToken cancellationToken)
     {
+        var (tenantIds, orderIds) = await RunOrdersAsync(connection, run, cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await Bench.ExecuteAsync(connection, "set local session_replication_role = replica", cancellationToken);
-        await Bench.ExecuteAsync(connection, """
-            update public.orders o set status = 'fulfilled'
-            from bench.order_plan p where p.run = $1 and o.tenant_id = p.tenant_id and o.id = p.order_id
-            """, cancellationToken, run);
-        await Bench.ExecuteAsync(connection, """
-            update public.order_processing_exceptions e
-            set resolution_status = 'dismissed', resolved_by = 'bench', resolved_at = pg_catalog.now(), resolution_notes = 'bench: run retired'
-            from bench.order_plan p
-            where p.run = $1 and e.tenant_id = p.tenant_id and e.order_id = p.order_id and e.resolution_status in ('open', 'in_review')
-            """, cancellationToken, run);
+        await OrderStore.FulfilAsync(connection, transaction, tenantIds, orderIds, cancellationToken);
+        await OrderStore.DismissOpenExceptionsAsync(connection, transaction, tenantIds, orderIds, "bench", "bench: run retired", cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 
@@ -340,37 +383,32 @@ internal static class OrderBenchData
     public static async Task<(long Validated, long Exceptions, long Fixes)> CheckProcessedAsync(NpgsqlConnection connection, int run, int orders, string label,
         CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            select count(*),
-                   count(*) filter (where q.status is distinct from p.expected_status),
-                   count(*) filter (where q.status in ('pending', 'processing') or q.status is null),
-                   count(*) filter (where o.status is distinct from case p.expected_status when 'validated' then 'validated' else 'on_hold' end),
-                   count(*) filter (where f.n <> p.fixes or f.types is distinct from p.fix_types),
-                   count(*) filter (where x.types is distinct from p.exception_type),
-                   count(*) filter (where e.outcomes <> 1 or e.fixed <> p.fixes),
-                   count(*) filter (where q.status = 'validated'),
-                   count(*) filter (where q.status = 'exception'),
-                   coalesce(sum(f.n), 0)::bigint,
-                   count(*) filter (where q.status = 'needs_approval')
-            from bench.order_plan p
-            left join public.order_processing_queue q on q.tenant_id = p.tenant_id and q.order_id = p.order_id
-            left join public.orders o on o.tenant_id = p.tenant_id and o.id = p.order_id
-            cross join lateral (select count(*) as n, pg_catalog.string_agg(z.fix_type, ',' order by z.attempt, z.fix_type) as types
-                                from public.order_processing_fixes z where z.tenant_id = p.tenant_id and z.order_id = p.order_id) f
-            cross join lateral (select pg_catalog.string_agg(z.exception_type, ',' order by z.exception_type) as types
-                                from public.order_processing_exceptions z where z.tenant_id = p.tenant_id and z.order_id = p.order_id) x
-            cross join lateral (select count(*) filter (where z.event_type in ('order_validated', 'order_needs_approval')
-                                                          or (z.event_type = 'order_exception' and z.payload ? 'pricing')) as outcomes,
-                                       count(*) filter (where z.event_type = 'order_fixed') as fixed
-                                from public.warehouse_events z
-                                where z.tenant_id = p.tenant_id and z.entity_type = 'order' and z.entity_id = p.order_id) e
-            where p.run = $1
-            """, connection);
-        command.Parameters.Add(new() { Value = run });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        var total = reader.GetInt64(0);
-        long[] wrong = [reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6)];
+        var plan = new List<(Guid TenantId, Guid OrderId, string Expected, int Fixes, string? FixTypes, string? ExceptionType)>();
+        await using (var command = new NpgsqlCommand(
+            "select tenant_id, order_id, expected_status, fixes, fix_types, exception_type from bench.order_plan where run = $1", connection))
+        {
+            command.Parameters.Add(new() { Value = run });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                plan.Add((reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetInt32(3), reader.IsDBNull(4) ? null : reader.GetString(4),
+                    reader.IsDBNull(5) ? null : reader.GetString(5)));
+            }
+        }
+
+        var outcomes = (await OrderStore.OutcomesAsync(connection, plan.Select(p => p.TenantId).ToArray(), plan.Select(p => p.OrderId).ToArray(), cancellationToken))
+            .ToDictionary(o => o.OrderId);
+        var pairs = plan.Select(p => (Plan: p, Outcome: outcomes[p.OrderId])).ToList();
+        long total = pairs.Count;
+        long[] wrong =
+        [
+            pairs.Count(x => x.Outcome.QueueStatus != x.Plan.Expected),
+            pairs.Count(x => x.Outcome.QueueStatus is null or "pending" or "processing"),
+            pairs.Count(x => x.Outcome.OrderStatus != (x.Plan.Expected == "validated" ? "validated" : "on_hold")),
+            pairs.Count(x => x.Outcome.Fixes != x.Plan.Fixes || x.Outcome.FixTypes != x.Plan.FixTypes),
+            pairs.Count(x => x.Outcome.ExceptionTypes != x.Plan.ExceptionType),
+            pairs.Count(x => x.Outcome.OutcomeEvents != 1 || x.Outcome.FixEvents != x.Plan.Fixes),
+        ];
         if (total != orders || wrong.Any(w => w > 0))
         {
             throw new HourglassException(
@@ -378,26 +416,28 @@ internal static class OrderBenchData
                 $"not finished {wrong[1]}, order status {wrong[2]}, fixes {wrong[3]}, exceptions {wrong[4]}, outcome or fix events {wrong[5]}; the numbers are not valid.");
         }
 
-        return (reader.GetInt64(7), reader.GetInt64(8), reader.GetInt64(9));
+        return (pairs.LongCount(x => x.Outcome.QueueStatus == "validated"), pairs.LongCount(x => x.Outcome.QueueStatus == "exception"),
+            pairs.Sum(x => x.Outcome.Fixes));
     }
 
     /// <summary>Checks a run the trivial loop drained: every entry validated by it, none left waiting.</summary>
     public static async Task CheckTrivialAsync(NpgsqlConnection connection, int run, int orders, string label, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            select count(*), count(*) filter (where q.status = 'validated' and q.claimed_by is null and q.processed_at is not null),
-                   (select count(*) from public.order_processing_queue where status in ('pending', 'processing'))
-            from bench.order_plan p
-            join public.order_processing_queue q on q.tenant_id = p.tenant_id and q.order_id = p.order_id
-            where p.run = $1
-            """, connection);
-        command.Parameters.Add(new() { Value = run });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        if (reader.GetInt64(0) != orders || reader.GetInt64(1) != orders || reader.GetInt64(2) != 0)
+        var (tenantIds, orderIds) = await RunOrdersAsync(connection, run, cancellationToken);
+        var outcomes = await OrderStore.OutcomesAsync(connection, tenantIds, orderIds, cancellationToken);
+        var queued = outcomes.LongCount(o => o.QueueStatus is not null);
+        var validated = outcomes.LongCount(o => o.QueueStatus == "validated" && o.Unclaimed && o.Processed);
+        var waiting = await OrderStore.WaitingCountAsync(connection, cancellationToken);
+        if (queued != orders || validated != orders || waiting != 0)
         {
             throw new HourglassException(
-                $"orders: {label} (run {run}): {reader.GetInt64(1):#,0} of {reader.GetInt64(0):#,0} entries validated, {reader.GetInt64(2):#,0} still waiting; expected {orders:#,0} and 0.");
+                $"orders: {label} (run {run}): {validated:#,0} of {queued:#,0} entries validated, {waiting:#,0} still waiting; expected {orders:#,0} and 0.");
         }
     }
+
+    private static Guid? NullableGuid(NpgsqlDataReader reader, int column) => reader.IsDBNull(column) ? null : reader.GetGuid(column);
+
+    private static decimal? NullableDecimal(NpgsqlDataReader reader, int column) => reader.IsDBNull(column) ? null : reader.GetDecimal(column);
+
+    private static DateOnly? NullableDate(NpgsqlDataReader reader, int column) => reader.IsDBNull(column) ? null : reader.GetFieldValue<DateOnly>(column);
 }

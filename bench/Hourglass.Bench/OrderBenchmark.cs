@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Hourglass.Orders;
+using Hourglass.Policies;
 using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
@@ -85,7 +86,7 @@ internal static class OrderBenchmark
         var watch = Stopwatch.StartNew();
         Console.WriteLine($"  orders: loading {OrderBenchData.Tenants} tenants x ({OrderBenchData.AccountsPerTenant} accounts, {OrderBenchData.ProductsPerTenant} products)…");
         await OrderBenchData.LoadCatalogAsync(connection, cancellationToken);
-        var rules = await Bench.ScalarAsync<long>(connection, "select count(*) from public.price_rules", cancellationToken);
+        var rules = await OrderStore.PriceRuleCountAsync(connection, cancellationToken);
 
         // Runs 2, 4 and 6 warm up; run 10 + 6 x round + slot is the round's slot-th run; runs 90, 91 and 95 are profiled.
         var runs = new List<(int Run, int Orders)>();
@@ -138,14 +139,9 @@ internal static class OrderBenchmark
     // How much history the exposure sum reads: orders on record per account (drafts of later runs included).
     private static async Task<string> DataFactsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            select (select count(*) from public.orders), (select count(*) from public.order_lines), avg(c), max(c)
-            from (select count(*) as c from public.orders group by tenant_id, account_id) x
-            """, connection);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
+        var (orders, lines, mean, most) = await OrderStore.OrderHistorySizeAsync(connection, cancellationToken);
         return string.Create(CultureInfo.InvariantCulture,
-            $"{reader.GetInt64(0):#,0} orders, {reader.GetInt64(1):#,0} lines; {reader.GetDecimal(2):0} orders on record per account on average, {reader.GetInt64(3):#,0} at most");
+            $"{orders:#,0} orders, {lines:#,0} lines; {mean:0} orders on record per account on average, {most:#,0} at most");
     }
 
     // Places the run's orders (the trigger queues them); vacuums and checkpoints; then times the variant draining
@@ -215,11 +211,8 @@ internal static class OrderBenchmark
         else
         {
             outcome = await OrderBenchData.CheckProcessedAsync(connection, run, orders, label, cancellationToken);
-            violations = await Bench.ScalarAsync<long>(connection, """
-                select count(*) from public.agent_policy_violations v
-                join bench.order_plan p on p.tenant_id = v.tenant_id and p.order_id = (v.action ->> 'order_id')::uuid
-                where p.run = $1
-                """, cancellationToken, run);
+            violations = await PolicyStore.OrderViolationCountAsync(connection, (await OrderBenchData.RunOrdersAsync(connection, run, cancellationToken)).OrderIds,
+                cancellationToken);
         }
 
         await OrderBenchData.RetireAsync(connection, run, cancellationToken);

@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hourglass.Orders;
 using Hourglass.Policies;
+using Hourglass.Tenancy;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -53,9 +54,11 @@ internal sealed class OrderTrace : IDisposable
     private static string Classify(string text) => text switch
     {
         _ when text.Contains("public.claim_orders(", StringComparison.Ordinal) => Phases[0],
-        _ when text.Contains("from public.tenants t where t.id = any($1)", StringComparison.Ordinal) => Phases[1],
+        _ when text.Contains(TenancyStore.TenantSettingsSql, StringComparison.Ordinal) => Phases[1],
         _ when text.Contains("set_config('hourglass.order_processor'", StringComparison.Ordinal) => Phases[2],
-        _ when text.StartsWith("update public.order_processing_queue q set status = 'pending'", StringComparison.Ordinal) => "requeue decided approvals (once per drain)",
+        // OrderStore.RequeueDecidedApprovalsAsync's statement: the only update that looks for entries waiting on an approval.
+        _ when text.StartsWith("update ", StringComparison.Ordinal) && text.Contains("q.status = 'needs_approval'", StringComparison.Ordinal)
+            => "requeue decided approvals (once per drain)",
         _ => text[..Math.Min(60, text.Length)],
     };
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -130,4 +131,10 @@ internal sealed class ActionLedger(NpgsqlDataSource dataSource)
         CancellationToken cancellationToken) =>
         Storage.StoreReads.ExecuteAsync(connection, transaction, "delete from public.agent_actions where tenant_id = any ($1) and run_id is not null",
             cancellationToken, tenants);
+
+    // Seeding (simulator, demo, benchmarks): the benchmarks' reset.
+
+    /// <summary>Deletes every ledger row of the tenants.</summary>
+    public static Task<int> DeleteAllAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, "delete from public.agent_actions where tenant_id = any ($1)", cancellationToken, tenants);
 }

@@ -356,6 +356,75 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
             from public.agent_autonomous_runs where worker_id = $1
             """, workerId), r => (r.GetGuid(0), r.GetGuid(1), r.GetFieldValue<DateTimeOffset>(2), r.GetFieldValue<DateTimeOffset>(3), r.GetString(4),
             r.GetString(5), r.GetInt32(6), r.GetInt32(7), r.GetInt32(8), r.GetString(9)), cancellationToken);
+
+    // Seeding (simulator, demo, benchmarks): the benchmarks' history and what they read of their workers' runs.
+
+    /// <summary>
+    /// A day of hourly history per tenant: <paramref name="hours"/> completed runs (worker <c>bench-history</c>, one per past
+    /// hour) with the given phase outputs and <paramref name="whatMoved"/>, each phase timed as a quiet hour's.
+    /// </summary>
+    public static Task<int> GenerateHistoryAsync(NpgsqlConnection connection, Guid[] tenants, int hours, string planOutput, string actOutput,
+        string reactOutput, string whatMoved, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, completed_at,
+              plan_output, act_output, react_output, reflect_output, cycle_metrics, worker_id, lock_token)
+            select t.id, 'completed', 'schedule', h.hour, h.hour + interval '1 second', h.hour + interval '1.05 seconds',
+                   $3::jsonb, $4::jsonb, $5::jsonb,
+                   pg_catalog.jsonb_build_object('what_moved', $6::jsonb, 'what_we_did', '[]'::jsonb, 'summary', 'No actions taken.'),
+                   pg_catalog.jsonb_build_object('dry_run', false, 'hour_bucket', h.hour, 'covered_hours', pg_catalog.jsonb_build_array(h.hour),
+                     'phases', '{"plan": {"ms": 1.2}, "act": {"ms": 0.1}, "react": {"ms": 4.5}, "reflect": {"ms": 2.3}}'::jsonb),
+                   'bench-history', 0
+            from unnest($1::uuid[]) with ordinality as t (id, n)
+            cross join lateral (select pg_catalog.date_trunc('hour', now(), 'UTC') - pg_catalog.make_interval(hours => g) as hour
+                                from generate_series(1, $2) g) as h
+            order by t.n, h.hour
+            """, cancellationToken, tenants, hours, planOutput, actOutput, reactOutput, whatMoved);
+
+    /// <summary>The worker's run that took the most actions.</summary>
+    public static async Task<Guid> BusiestRunAsync(NpgsqlConnection connection, string workerId, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<Guid>(connection, null,
+            "select id from public.agent_autonomous_runs where worker_id = $1 order by actions_taken desc limit 1", cancellationToken, workerId);
+
+    /// <summary>How many touches the worker's runs proposed (their plans' proposals).</summary>
+    public static async Task<long> ProposalCountAsync(NpgsqlConnection connection, string workerId, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null, """
+            select coalesce(sum(pg_catalog.jsonb_array_length(plan_output -> 'proposals')), 0)::bigint from public.agent_autonomous_runs
+            where worker_id = $1
+            """, cancellationToken, workerId);
+
+    /// <summary>The worker's runs: how many completed, how many did not, over how many tenants, and the others' statuses and errors.</summary>
+    public static async Task<(long Completed, long Other, long Tenants, string? Failures)> WorkerOutcomeAsync(NpgsqlConnection connection, string workerId,
+        CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, null, """
+            select count(*) filter (where status = 'completed'), count(*) filter (where status <> 'completed'), count(distinct tenant_id),
+                   pg_catalog.string_agg(distinct status || coalesce(': ' || error, ''), '; ') filter (where status <> 'completed')
+            from public.agent_autonomous_runs where worker_id = $1
+            """, workerId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetString(3));
+    }
+
+    /// <summary>
+    /// Over the runs of the workers whose id is <c>like</c> <paramref name="workerPattern"/>: how many, their mean actions, the
+    /// engine's mean time per phase (plan, act, react, reflect) and from start to finish, in milliseconds.
+    /// </summary>
+    public static async Task<(long Runs, double Actions, double Plan, double Act, double React, double Reflect, double Total)> WorkersPhaseMeansAsync(
+        NpgsqlConnection connection, string workerPattern, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, null, """
+            select count(*), avg(actions_taken)::float8,
+                   avg((cycle_metrics -> 'phases' -> 'plan' ->> 'ms')::float8), avg((cycle_metrics -> 'phases' -> 'act' ->> 'ms')::float8),
+                   avg((cycle_metrics -> 'phases' -> 'react' ->> 'ms')::float8), avg((cycle_metrics -> 'phases' -> 'reflect' ->> 'ms')::float8),
+                   avg(extract(epoch from completed_at - started_at) * 1000)::float8
+            from public.agent_autonomous_runs where worker_id like $1
+            """, workerPattern);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetDouble(1), reader.GetDouble(2), reader.GetDouble(3), reader.GetDouble(4), reader.GetDouble(5),
+            reader.GetDouble(6));
+    }
 }
 
 /// <summary>A finished run's action counts.</summary>

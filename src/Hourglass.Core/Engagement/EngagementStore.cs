@@ -543,4 +543,198 @@ internal static class EngagementStore
         CancellationToken cancellationToken) =>
         StoreReads.ExecuteAsync(connection, transaction, "delete from public.cards where tenant_id = any ($1) and kind in ('touch_task', 'approval')",
             cancellationToken, tenants);
+
+    // Seeding (simulator, demo, benchmarks): bulk loads, and the simulator's reads of what the agent did.
+
+    /// <summary>A tenant's email channel to load (enabled).</summary>
+    internal sealed record EmailChannelLoad(Guid TenantId, string SmtpHost, int SmtpPort, string SmtpSecurity, string SmtpFrom);
+
+    /// <summary>Loads email channels by one binary COPY on the caller's connection, in its transaction; returns how many.</summary>
+    public static Task<ulong> LoadEmailChannelsAsync(NpgsqlConnection connection, IEnumerable<EmailChannelLoad> channels, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection,
+            "copy public.message_channels (tenant_id, channel, smtp_host, smtp_port, smtp_security, smtp_from) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Integer, NpgsqlDbType.Text, NpgsqlDbType.Text],
+            channels, c => [c.TenantId, "email", c.SmtpHost, c.SmtpPort, c.SmtpSecurity, c.SmtpFrom], cancellationToken);
+
+    /// <summary>
+    /// Sets each contact's clock and its account's to the contact's last touch before now (for an account, its contacts'
+    /// latest): one email by the import, the next touch due one cadence later. The clocks' touch record is the
+    /// product's to write, so the caller's transaction has set <see cref="DerivedColumns.AllowProductWriteSql"/>.
+    /// </summary>
+    public static async Task BackdateFirstTouchesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid[] contactIds,
+        Guid[] accountIds, DateTimeOffset[] touchedAt, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            with touched as (
+              select t.entity_type, t.entity_id, max(t.at) as at
+              from unnest($2::uuid[], $3::uuid[], $4::timestamptz[]) x(contact_id, account_id, at)
+              cross join lateral (values ('contact', x.contact_id, x.at), ('account', x.account_id, x.at)) t(entity_type, entity_id, at)
+              group by t.entity_type, t.entity_id
+            )
+            update public.engagement_clocks c
+            set last_touch_at = t.at, last_touch_type = 'email', last_touch_by = 'import', touch_count = 1,
+                next_touch_due = t.at + make_interval(days => c.touch_frequency_days), created_at = t.at
+            from touched t
+            where c.tenant_id = $1 and c.entity_type = t.entity_type and c.entity_id = t.entity_id
+            """, tenantId, contactIds, accountIds, touchedAt);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Records a touch of each entity (<c>update_engagement_clock</c>, which also touches a contact's account), in the
+    /// given order, by <paramref name="touchedBy"/>: one batch, one round trip, each call after the one before.
+    /// </summary>
+    public static async Task RecordTouchesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        IReadOnlyList<(string EntityType, Guid EntityId, string TouchType)> touches, string touchedBy, CancellationToken cancellationToken)
+    {
+        if (touches.Count == 0)
+        {
+            return;
+        }
+
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        foreach (var (entityType, entityId, touchType) in touches)
+        {
+            var command = new NpgsqlBatchCommand("select public.update_engagement_clock($1, $2, $3, $4, $5)");
+            command.Parameters.Add(new() { Value = tenantId });
+            command.Parameters.Add(new() { Value = entityType });
+            command.Parameters.Add(new() { Value = entityId });
+            command.Parameters.Add(new() { Value = touchType });
+            command.Parameters.Add(new() { Value = touchedBy });
+            batch.BatchCommands.Add(command);
+        }
+
+        await batch.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Moves each entity's last touch and next due date back by its number of days (a touch history before the
+    /// import). The clocks' touch record is the product's to write, so the caller's transaction has set
+    /// <see cref="DerivedColumns.AllowProductWriteSql"/>.
+    /// </summary>
+    public static async Task MoveTouchesBackAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, string[] entityTypes,
+        Guid[] entityIds, int[] days, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            update public.engagement_clocks c
+            set last_touch_at = c.last_touch_at - make_interval(days => x.days),
+                next_touch_due = c.next_touch_due - make_interval(days => x.days)
+            from unnest($2::text[], $3::uuid[], $4::int[]) x(entity_type, entity_id, days)
+            where c.tenant_id = $1 and c.entity_type = x.entity_type and c.entity_id = x.entity_id
+            """, tenantId, entityTypes, entityIds, days);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Per tenant with clocks: how many are overdue at <paramref name="now"/>, how many clocks in all, and of the overdue
+    /// ones how many wait on an open touch card, an open approval, a queued message.
+    /// </summary>
+    public static Task<IReadOnlyList<(Guid TenantId, long Overdue, long Clocks, long Card, long Approval, long Message)>> OverdueByCauseAsync(
+        NpgsqlDataSource dataSource, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        // The overdue clocks first (a few), then what stands for each; the totals by tenant from a count.
+        var command = dataSource.CreateCommand("""
+            with overdue as materialized (
+              select c.tenant_id, c.entity_type, c.entity_id from public.engagement_clocks c where c.next_touch_due < $1
+            ), causes as (
+              select o.tenant_id,
+                     exists (select 1 from public.cards k where k.tenant_id = o.tenant_id and k.entity_type = o.entity_type and k.entity_id = o.entity_id
+                               and k.kind = 'touch_task' and k.status = 'open') as card,
+                     exists (select 1 from public.cards k where k.tenant_id = o.tenant_id and k.entity_type = o.entity_type and k.entity_id = o.entity_id
+                               and k.kind = 'approval' and k.status = 'open') as approval,
+                     exists (select 1 from public.message_outbox m where m.tenant_id = o.tenant_id and m.status in ('pending', 'sending')
+                               and (m.payload ->> 'target_id') = o.entity_id::text) as message
+              from overdue o
+            ), totals as (
+              select c.tenant_id, count(*) as n from public.engagement_clocks c group by c.tenant_id
+            )
+            select t.tenant_id, count(x.tenant_id), t.n, count(*) filter (where x.card), count(*) filter (where x.approval), count(*) filter (where x.message)
+            from totals t left join causes x on x.tenant_id = t.tenant_id
+            group by t.tenant_id, t.n
+            """);
+        command.Parameters.Add(new() { Value = now });
+        return StoreReads.ListAsync(command, r => (r.GetGuid(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5)),
+            cancellationToken);
+    }
+
+    /// <summary>The most messages the outbox records as sent for one tenant in any 24 hours.</summary>
+    public static async Task<long> PeakSentPerDayAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select coalesce(max(n), 0) from (
+              select count(*) over (partition by tenant_id order by sent_at range between interval '23:59:59.999999' preceding and current row) as n
+              from public.message_outbox where status = 'sent') x
+            """);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>How many sent messages went out on a weekend or outside 08:00–18:00 in their contact's time zone (else the tenant's).</summary>
+    public static async Task<long> SentOutsideBusinessHoursAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select count(*) from public.message_outbox m
+            join public.contacts k on k.tenant_id = m.tenant_id and k.id = (m.payload ->> 'target_id')::uuid
+            join public.tenants t on t.id = m.tenant_id
+            where m.status = 'sent'
+              and (extract(isodow from m.sent_at at time zone coalesce(k.timezone, t.timezone)) > 5
+                   or extract(hour from m.sent_at at time zone coalesce(k.timezone, t.timezone)) not between 8 and 17)
+            """);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>Every open touch card and approval: its id, tenant, kind, entity and the strategy it carries out (if any).</summary>
+    public static Task<IReadOnlyList<(Guid Id, Guid TenantId, string Kind, string? EntityType, Guid? EntityId, string? Strategy)>> OpenCardsAsync(
+        NpgsqlDataSource dataSource, CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(dataSource.CreateCommand("""
+            select id, tenant_id, kind, entity_type, entity_id, coalesce(payload ->> 'strategy_key', payload -> 'action' -> 'payload' ->> 'strategy_key')
+            from public.cards where status = 'open' and kind in ('touch_task', 'approval')
+            """), r => (r.GetGuid(0), r.GetGuid(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? (Guid?)null : r.GetGuid(4),
+            r.IsDBNull(5) ? null : r.GetString(5)), cancellationToken);
+
+    /// <summary>
+    /// Spreads each tenant's contact clocks over one cadence: clock k (by contact id) of tenant n (its place in
+    /// <paramref name="tenants"/>) is due at now - <paramref name="overdueSpan"/> + (k - 1 + n / tenants) x
+    /// <paramref name="step"/>, created 30 days ago. An upsert: the schema's trigger has already given each contact a clock.
+    /// </summary>
+    public static Task<int> SpreadContactClocksAsync(NpgsqlConnection connection, Guid[] tenants, TimeSpan overdueSpan, TimeSpan step,
+        CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.engagement_clocks as k (tenant_id, entity_type, entity_id, next_touch_due, created_at, updated_at)
+            select c.tenant_id, 'contact', c.id,
+                   now() - $2 + ((pg_catalog.row_number() over (partition by c.tenant_id order by c.id) - 1) + t.n::float8 / $4) * $3,
+                   now() - interval '30 days', now() - interval '30 days'
+            from public.contacts c
+            join unnest($1::uuid[]) with ordinality as t (id, n) on t.id = c.tenant_id
+            order by t.n
+            on conflict (tenant_id, entity_type, entity_id) do update
+              set next_touch_due = excluded.next_touch_due, created_at = excluded.created_at, updated_at = excluded.updated_at
+            """, cancellationToken, tenants, overdueSpan, step, tenants.Length);
+
+    /// <summary>How many of the tenants' clocks are due soon or overdue and have no open touch card.</summary>
+    public static async Task<long> UncardedDueClockCountAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null, """
+            select count(*) from public.engagement_clocks c
+            where c.tenant_id = any ($1) and c.compliance_status <> 'compliant'
+              and not exists (select 1 from public.cards k where k.tenant_id = c.tenant_id and k.kind = 'touch_task' and k.status = 'open'
+                              and k.entity_type = c.entity_type and k.entity_id = c.entity_id)
+            """, cancellationToken, tenants);
+
+    /// <summary>Deletes the tenants' touch cards: all of them, or with <paramref name="onlyCycleMade"/> those a cycle made.</summary>
+    public static Task<int> DeleteTouchCardsAsync(NpgsqlConnection connection, Guid[] tenants, bool onlyCycleMade, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null,
+            onlyCycleMade
+                ? "delete from public.cards where tenant_id = any ($1) and kind = 'touch_task' and run_id is not null"
+                : "delete from public.cards where tenant_id = any ($1) and kind = 'touch_task'",
+            cancellationToken, tenants);
+
+    /// <summary>Opens a touch card, made two hours ago, for each of the tenants' clocks due soon or overdue that has none.</summary>
+    public static Task<int> OpenEarlierTouchCardsAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, due_at, created_at, updated_at)
+            select c.tenant_id, 'touch_task', 'Touch base', 'Made in an earlier hour.', c.entity_type, c.entity_id, c.next_touch_due,
+                   now() - interval '2 hours', now() - interval '2 hours'
+            from public.engagement_clocks c
+            where c.tenant_id = any ($1) and c.compliance_status <> 'compliant'
+            on conflict (tenant_id, entity_type, entity_id) where kind = 'touch_task' and status = 'open' do nothing
+            """, cancellationToken, tenants);
 }

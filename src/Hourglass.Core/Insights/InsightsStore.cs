@@ -450,4 +450,25 @@ internal static class InsightsStore
                   from public.accounts a where a.tenant_id = any ($1)) x
             where x.k % 25 = 0
             """, cancellationToken, tenants);
+
+    // Seeding (simulator, demo, benchmarks): the benchmarks' synthetic events and their frontier.
+
+    /// <summary>
+    /// A day of <paramref name="perDay"/> events per tenant, evenly spaced back from now: five types in turn, each on a new
+    /// contact, keyed <c>bench-n-e</c> (n the tenant's place in <paramref name="tenants"/>), source <c>bench</c>.
+    /// </summary>
+    public static Task<int> GenerateEventsAsync(NpgsqlConnection connection, Guid[] tenants, int perDay, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at)
+            select t.id,
+                   (array['order_placed', 'order_shipped', 'contact_touched', 'invoice_paid', 'quote_viewed'])[1 + e % 5],
+                   'contact', gen_random_uuid(), pg_catalog.jsonb_build_object('sequence', e, 'amount', e % 97),
+                   'bench', pg_catalog.format('bench-%s-%s', t.n, e), now() - e * interval '1 day' / $2
+            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as e
+            order by t.n, e
+            """, cancellationToken, tenants, perDay);
+
+    /// <summary>The last event's sequence number (0 when there is none).</summary>
+    public static async Task<long> LastEventSeqAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null, "select coalesce(max(seq), 0) from public.warehouse_events", cancellationToken);
 }

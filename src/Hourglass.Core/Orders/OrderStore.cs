@@ -251,4 +251,293 @@ internal static class OrderStore
     public static Task<Guid[]> OrderIdsByPoNumberAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
         CancellationToken cancellationToken) =>
         StoreReads.GuidsAsync(connection, transaction, "select id from public.orders where tenant_id = $1 order by po_number", cancellationToken, tenantId);
+
+    // Seeding (simulator, demo, benchmarks): bulk loads. The COPY loads write their rows by one binary COPY on the
+    // caller's connection, in its transaction; the tables' triggers derive what they derive from an insert (a placed
+    // order's queue entry).
+
+    /// <summary>A product to load.</summary>
+    internal sealed record ProductLoad(Guid Id, Guid TenantId, string Sku, string Name, decimal ListPrice, decimal? UnitCost);
+
+    /// <summary>A price rule to load: a discount for every product, for the accounts of one tier.</summary>
+    internal sealed record TierDiscountLoad(Guid TenantId, string Name, string Tier, decimal DiscountPct);
+
+    /// <summary>An order to load; what is null is left unset (SQL null).</summary>
+    internal sealed record OrderLoad(Guid Id, Guid TenantId, Guid AccountId, Guid? ContactId, string Status, string? PoNumber, string? ShipTo,
+        DateOnly? RequestedShipDate, string Currency, DateTimeOffset? PlacedAt, decimal Subtotal, decimal Total, decimal ShippingAmount = 0m,
+        decimal TaxAmount = 0m);
+
+    /// <summary>An order line to load.</summary>
+    internal sealed record OrderLineLoad(Guid TenantId, Guid OrderId, Guid? ProductId, decimal Quantity, decimal UnitPrice, decimal DiscountPct);
+
+    /// <summary>A price rule to load; what is null is left unset (SQL null).</summary>
+    internal sealed record PriceRuleLoad(Guid TenantId, string Name, Guid? ProductId, Guid? AccountId, string? Tier, decimal MinQuantity, decimal? UnitPrice,
+        decimal? DiscountPct, DateOnly? ValidFrom, DateOnly? ValidTo, int Priority);
+
+    /// <summary>Loads products; returns how many.</summary>
+    public static Task<ulong> LoadProductsAsync(NpgsqlConnection connection, IEnumerable<ProductLoad> products, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.products (id, tenant_id, sku, name, list_price, unit_cost) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric],
+            products, p => [p.Id, p.TenantId, p.Sku, p.Name, p.ListPrice, p.UnitCost], cancellationToken);
+
+    /// <summary>Loads tier discounts (price rules for every product); returns how many.</summary>
+    public static Task<ulong> LoadTierDiscountsAsync(NpgsqlConnection connection, IEnumerable<TierDiscountLoad> rules, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.price_rules (tenant_id, name, tier, discount_pct) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Numeric], rules, r => [r.TenantId, r.Name, r.Tier, r.DiscountPct],
+            cancellationToken);
+
+    /// <summary>Loads orders (a placed one is queued by the schema's trigger); returns how many.</summary>
+    public static Task<ulong> LoadOrdersAsync(NpgsqlConnection connection, IEnumerable<OrderLoad> orders, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, """
+            copy public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at, subtotal, total,
+                                shipping_amount, tax_amount)
+            from stdin (format binary)
+            """, s_orderTypes, orders, OrderValues, cancellationToken);
+
+    /// <summary>
+    /// Loads orders as of <paramref name="at"/> (their created and updated times); returns how many. Under the caller's
+    /// <c>session_replication_role = replica</c> the triggers do not fire (a bulk load of rows consistent by construction).
+    /// </summary>
+    public static Task<ulong> LoadOrdersAsOfAsync(NpgsqlConnection connection, IEnumerable<OrderLoad> orders, DateTimeOffset at,
+        CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, """
+            copy public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at, subtotal, total,
+                                shipping_amount, tax_amount, created_at, updated_at)
+            from stdin (format binary)
+            """, [.. s_orderTypes, NpgsqlDbType.TimestampTz, NpgsqlDbType.TimestampTz], orders, o => [.. OrderValues(o), at, at], cancellationToken);
+
+    private static readonly NpgsqlDbType[] s_orderTypes =
+    [
+        NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Jsonb,
+        NpgsqlDbType.Date, NpgsqlDbType.Text, NpgsqlDbType.TimestampTz, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric,
+    ];
+
+    private static object?[] OrderValues(OrderLoad o) =>
+        [o.Id, o.TenantId, o.AccountId, o.ContactId, o.Status, o.PoNumber, o.ShipTo, o.RequestedShipDate, o.Currency, o.PlacedAt, o.Subtotal, o.Total,
+         o.ShippingAmount, o.TaxAmount];
+
+    /// <summary>Loads price rules (active, in USD); returns how many.</summary>
+    public static Task<ulong> LoadPriceRulesAsync(NpgsqlConnection connection, IEnumerable<PriceRuleLoad> rules, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, """
+            copy public.price_rules (tenant_id, name, product_id, account_id, tier, min_quantity, unit_price, discount_pct, valid_from, valid_to, priority)
+            from stdin (format binary)
+            """,
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric,
+             NpgsqlDbType.Numeric, NpgsqlDbType.Date, NpgsqlDbType.Date, NpgsqlDbType.Integer],
+            rules, r => [r.TenantId, r.Name, r.ProductId, r.AccountId, r.Tier, r.MinQuantity, r.UnitPrice, r.DiscountPct, r.ValidFrom, r.ValidTo, r.Priority],
+            cancellationToken);
+
+    /// <summary>Loads order lines, each created at its own time; under the caller's <c>session_replication_role = replica</c> no trigger fires.</summary>
+    public static Task<ulong> LoadOrderLinesAsOfAsync(NpgsqlConnection connection, IEnumerable<(OrderLineLoad Line, DateTimeOffset CreatedAt)> lines,
+        CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection,
+            "copy public.order_lines (tenant_id, order_id, product_id, quantity, unit_price, discount_pct, created_at) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric, NpgsqlDbType.TimestampTz],
+            lines, x => [x.Line.TenantId, x.Line.OrderId, x.Line.ProductId, x.Line.Quantity, x.Line.UnitPrice, x.Line.DiscountPct, x.CreatedAt],
+            cancellationToken);
+
+    /// <summary>Loads order lines (each queues its placed order again, by the schema's trigger); returns how many.</summary>
+    public static Task<ulong> LoadOrderLinesAsync(NpgsqlConnection connection, IEnumerable<OrderLineLoad> lines, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.order_lines (tenant_id, order_id, product_id, quantity, unit_price, discount_pct) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric, NpgsqlDbType.Numeric],
+            lines, l => [l.TenantId, l.OrderId, l.ProductId, l.Quantity, l.UnitPrice, l.DiscountPct], cancellationToken);
+
+    /// <summary>Sets the queue priority of each of a tenant's orders in <paramref name="orderIds"/> to the matching <paramref name="priorities"/>.</summary>
+    public static async Task<int> SetQueuePrioritiesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid[] orderIds,
+        int[] priorities, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            update public.order_processing_queue q set priority = x.priority
+            from unnest($2::uuid[], $3::int[]) x(order_id, priority)
+            where q.tenant_id = $1 and q.order_id = x.order_id
+            """, tenantId, orderIds, priorities);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Inserts a tenant's orders as drafts (not queued yet), each asked to ship 14 days after it was placed (the date in
+    /// the session's time zone); <see cref="PlaceOrdersAsync"/> places them once their lines are in.
+    /// </summary>
+    public static async Task InsertDraftOrdersAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid[] ids,
+        Guid[] accountIds, Guid?[] contactIds, string?[] poNumbers, string?[] shipTos, DateTimeOffset[] placedAt, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            insert into public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at)
+            select o.id, $1, o.account_id, o.contact_id, 'draft', o.po, o.ship_to::jsonb, (o.placed_at + interval '14 days')::date, 'USD', o.placed_at
+            from unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[]) o(id, account_id, contact_id, po, ship_to, placed_at)
+            """, tenantId, ids, accountIds, contactIds, poNumbers, shipTos, placedAt);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Inserts a tenant's order lines, without discount.</summary>
+    public static async Task InsertOrderLinesAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid[] orderIds,
+        Guid[] productIds, decimal[] quantities, decimal[] prices, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price, discount_pct)
+            select $1, l.order_id, l.product_id, l.quantity, l.price, 0
+            from unnest($2::uuid[], $3::uuid[], $4::numeric[], $5::numeric[]) l(order_id, product_id, quantity, price)
+            """, tenantId, orderIds, productIds, quantities, prices);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Places a tenant's draft orders with their subtotals and totals (the schema's trigger queues them).</summary>
+    public static async Task PlaceOrdersAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid[] ids, decimal[] subtotals,
+        decimal[] totals, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            update public.orders o set status = 'placed', subtotal = x.subtotal, total = x.total
+            from unnest($2::uuid[], $3::numeric[], $4::numeric[]) x(id, subtotal, total)
+            where o.tenant_id = $1 and o.id = x.id
+            """, tenantId, ids, subtotals, totals);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>A tenant's products, orders and pending queue entries: how many of each.</summary>
+    public static async Task<(long Products, long Orders, long Pending)> CatalogCountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            select (select count(*) from public.products where tenant_id = $1),
+                   (select count(*) from public.orders where tenant_id = $1),
+                   (select count(*) from public.order_processing_queue where tenant_id = $1 and status = 'pending')
+            """, tenantId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+    }
+
+    /// <summary>What became of every queued order: its status, whether it has an exception, and how many fixes were applied to it.</summary>
+    public static Task<IReadOnlyList<(Guid OrderId, string Status, bool HasException, long Fixes)>> QueueOutcomesAsync(NpgsqlDataSource dataSource,
+        CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(dataSource.CreateCommand("""
+            select q.order_id, q.status,
+                   exists (select 1 from public.order_processing_exceptions e where e.tenant_id = q.tenant_id and e.order_id = q.order_id),
+                   (select count(*) from public.order_processing_fixes f where f.tenant_id = q.tenant_id and f.order_id = q.order_id)
+            from public.order_processing_queue q
+            """), r => (r.GetGuid(0), r.GetString(1), r.GetBoolean(2), r.GetInt64(3)), cancellationToken);
+
+    /// <summary>How many price rules the database holds (every tenant's).</summary>
+    public static async Task<long> PriceRuleCountAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null, "select count(*) from public.price_rules", cancellationToken);
+
+    /// <summary>Orders and lines on record (every tenant's), and orders per account: the mean and the most.</summary>
+    public static async Task<(long Orders, long Lines, decimal MeanPerAccount, long MostPerAccount)> OrderHistorySizeAsync(NpgsqlConnection connection,
+        CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, null, """
+            select (select count(*) from public.orders), (select count(*) from public.order_lines), avg(c), max(c)
+            from (select count(*) as c from public.orders group by tenant_id, account_id) x
+            """);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1), reader.GetDecimal(2), reader.GetInt64(3));
+    }
+
+    // The benchmarks' synthetic rows, made in the database (generate_series), one statement each.
+
+    /// <summary>Makes <paramref name="perTenant"/> products <c>SKU-n</c> (list 10 x n, cost 6 x n) in each tenant.</summary>
+    public static Task<int> GenerateProductsAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.products (tenant_id, sku, name, list_price, unit_cost)
+            select t.id, pg_catalog.format('SKU-%s', p), pg_catalog.format('Product %s', p), 10 * p, 6 * p
+            from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as p
+            """, cancellationToken, tenants, perTenant);
+
+    /// <summary>Places one order (300.00, PO from the account's name) for every account of the tenants, half an hour ago.</summary>
+    public static Task<int> GenerateAccountOrdersAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.orders (tenant_id, account_id, status, po_number, placed_at, subtotal, total)
+            select a.tenant_id, a.id, 'placed', 'PO-' || a.name, now() - interval '30 minutes', 300, 300
+            from public.accounts a where a.tenant_id = any ($1)
+            """, cancellationToken, tenants);
+
+    /// <summary>Gives every order of the tenants lines 1 … <paramref name="lines"/>: line k is k of product <c>SKU-k</c> at its list price.</summary>
+    public static Task<int> GenerateOrderLinesAsync(NpgsqlConnection connection, Guid[] tenants, int lines, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price)
+            select o.tenant_id, o.id, p.id, k, p.list_price
+            from public.orders o cross join generate_series(1, $2) as k
+            join public.products p on p.tenant_id = o.tenant_id and p.sku = 'SKU-' || k
+            where o.tenant_id = any ($1)
+            """, cancellationToken, tenants, lines);
+
+    /// <summary>Queues every order of the tenants not queued yet, at priority 0.</summary>
+    public static Task<int> QueueAllOrdersAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.order_processing_queue (tenant_id, order_id, priority)
+            select o.tenant_id, o.id, 0 from public.orders o where o.tenant_id = any ($1)
+            on conflict (tenant_id, order_id) do nothing
+            """, cancellationToken, tenants);
+
+    // The benchmarks' runs of orders: placed as a host would, checked, retired. Orders are named by (tenant, order) pairs.
+
+    /// <summary>One order's outcome: its queue entry (status, unclaimed, processed), its own status, its fixes and exceptions, and its outcome events.</summary>
+    internal sealed record OrderOutcome(Guid OrderId, string? QueueStatus, bool Unclaimed, bool Processed, string? OrderStatus, long Fixes, string? FixTypes,
+        string? ExceptionTypes, long OutcomeEvents, long FixEvents);
+
+    /// <summary>Places the draft orders as a host would: one update to placed (now), whose per-row trigger queues each; returns how many.</summary>
+    public static Task<int> PlaceDraftsAsync(NpgsqlConnection connection, Guid[] tenantIds, Guid[] orderIds, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            update public.orders o set status = 'placed', placed_at = pg_catalog.now(), updated_at = pg_catalog.now()
+            from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id) where o.tenant_id = p.tenant_id and o.id = p.order_id
+            """, cancellationToken, tenantIds, orderIds);
+
+    /// <summary>How many of the orders have a queue entry in <paramref name="status"/>.</summary>
+    public static async Task<long> QueuedInStatusCountAsync(NpgsqlConnection connection, Guid[] tenantIds, Guid[] orderIds, string status,
+        CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null, """
+            select count(*) from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id)
+            join public.order_processing_queue q on q.tenant_id = p.tenant_id and q.order_id = p.order_id
+            where q.status = $3
+            """, cancellationToken, tenantIds, orderIds, status);
+
+    /// <summary>How many queue entries wait (pending or processing), every tenant's.</summary>
+    public static async Task<long> WaitingCountAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null,
+            "select count(*) from public.order_processing_queue where status in ('pending', 'processing')", cancellationToken);
+
+    /// <summary>Marks the orders fulfilled (shipped), in the caller's transaction.</summary>
+    public static Task<int> FulfilAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] tenantIds, Guid[] orderIds,
+        CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, transaction, """
+            update public.orders o set status = 'fulfilled'
+            from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id) where o.tenant_id = p.tenant_id and o.id = p.order_id
+            """, cancellationToken, tenantIds, orderIds);
+
+    /// <summary>Dismisses the orders' open and in-review exceptions (now, by <paramref name="by"/>, with <paramref name="notes"/>), in the caller's transaction.</summary>
+    public static Task<int> DismissOpenExceptionsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] tenantIds, Guid[] orderIds,
+        string by, string notes, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, transaction, """
+            update public.order_processing_exceptions e
+            set resolution_status = 'dismissed', resolved_by = $3, resolved_at = pg_catalog.now(), resolution_notes = $4
+            from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id)
+            where e.tenant_id = p.tenant_id and e.order_id = p.order_id and e.resolution_status in ('open', 'in_review')
+            """, cancellationToken, tenantIds, orderIds, by, notes);
+
+    /// <summary>
+    /// Each order's outcome: its queue entry, its status, its fixes (how many; their types by attempt, comma-separated), its
+    /// exceptions' types, and its outcome events in <c>warehouse_events</c> (validated, needs approval, or an exception with
+    /// pricing) and fix events.
+    /// </summary>
+    public static Task<IReadOnlyList<OrderOutcome>> OutcomesAsync(NpgsqlConnection connection, Guid[] tenantIds, Guid[] orderIds,
+        CancellationToken cancellationToken) =>
+        StoreReads.ListAsync(StoreReads.Command(connection, null, """
+            select p.order_id, q.status, q.claimed_by is null, q.processed_at is not null, o.status, f.n, f.types, x.types, e.outcomes, e.fixed
+            from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id)
+            left join public.order_processing_queue q on q.tenant_id = p.tenant_id and q.order_id = p.order_id
+            left join public.orders o on o.tenant_id = p.tenant_id and o.id = p.order_id
+            cross join lateral (select count(*) as n, pg_catalog.string_agg(z.fix_type, ',' order by z.attempt, z.fix_type) as types
+                                from public.order_processing_fixes z where z.tenant_id = p.tenant_id and z.order_id = p.order_id) f
+            cross join lateral (select pg_catalog.string_agg(z.exception_type, ',' order by z.exception_type) as types
+                                from public.order_processing_exceptions z where z.tenant_id = p.tenant_id and z.order_id = p.order_id) x
+            cross join lateral (select count(*) filter (where z.event_type in ('order_validated', 'order_needs_approval')
+                                                          or (z.event_type = 'order_exception' and z.payload ? 'pricing')) as outcomes,
+                                       count(*) filter (where z.event_type = 'order_fixed') as fixed
+                                from public.warehouse_events z
+                                where z.tenant_id = p.tenant_id and z.entity_type = 'order' and z.entity_id = p.order_id) e
+            """, tenantIds, orderIds),
+            r => new OrderOutcome(r.GetGuid(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) || r.GetBoolean(2), !r.IsDBNull(3) && r.GetBoolean(3),
+                r.IsDBNull(4) ? null : r.GetString(4), r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7),
+                r.GetInt64(8), r.GetInt64(9)), cancellationToken);
 }

@@ -232,6 +232,15 @@ internal static class PolicyStore
     internal static Task<int> DeleteViolationsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenants,
         CancellationToken cancellationToken) =>
         StoreReads.ExecuteAsync(connection, transaction, "delete from public.agent_policy_violations where tenant_id = any ($1)", cancellationToken, tenants);
+
+    // Seeding (simulator, demo, benchmarks): what the benchmarks check.
+
+    /// <summary>How many violations were recorded of actions on the orders in <paramref name="orderIds"/> (the action's <c>order_id</c>).</summary>
+    public static async Task<long> OrderViolationCountAsync(NpgsqlConnection connection, Guid[] orderIds, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, null, """
+            select count(*) from public.agent_policy_violations v
+            join unnest($1::uuid[]) o(id) on o.id = (v.action ->> 'order_id')::uuid
+            """, cancellationToken, orderIds);
 }
 
 /// <summary>One saved policy version: its number, when and by whom, the comment and how many rules it has.</summary>

@@ -1,5 +1,6 @@
 using Hourglass.Storage;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace Hourglass.Tenancy;
 
@@ -454,4 +455,106 @@ internal enum ContactLayout
 
     /// <summary>Interleaved: contact number, then account name, then tenant.</summary>
     Interleaved,
+
+    // Seeding (simulator, demo, benchmarks): bulk loads. Each writes its rows by one binary COPY on the caller's
+    // connection, in its transaction; the tables' triggers derive what they derive from an insert.
+
+    /// <summary>A tenant to load: its id, name, IANA time zone and settings (a JSON object).</summary>
+    internal sealed record TenantLoad(Guid Id, string Name, string Timezone, string Settings);
+
+    /// <summary>A member to load: who, in which tenant, with which role.</summary>
+    internal sealed record MemberLoad(Guid TenantId, Guid UserId, string Role);
+
+    /// <summary>An account to load; what is null is left unset (SQL null), as an insert that does not name the column.</summary>
+    internal sealed record AccountLoad(Guid Id, Guid TenantId, string Name, string? Tier = null, string? Segment = null, Guid? OwnerUserId = null,
+        decimal? CreditLimit = null, int? PaymentTermsDays = null, string? Timezone = null, bool RequiresPo = false, string? DefaultShipTo = null,
+        decimal OpenBalance = 0m);
+
+    /// <summary>A contact to load; what is null is left unset (SQL null).</summary>
+    internal sealed record ContactLoad(Guid Id, Guid TenantId, Guid? AccountId, string Name, string? Email = null, string? Phone = null,
+        string? Timezone = null);
+
+    /// <summary>How many tenants the database holds.</summary>
+    public static async Task<long> TenantCountAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<long>(connection, transaction, "select count(*) from public.tenants", cancellationToken);
+
+    /// <summary>Loads tenants (their schedules and roles come from the schema's triggers); returns how many.</summary>
+    public static Task<ulong> LoadTenantsAsync(NpgsqlConnection connection, IEnumerable<TenantLoad> tenants, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.tenants (id, name, timezone, settings) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Jsonb], tenants,
+            t => [t.Id, t.Name, t.Timezone, t.Settings], cancellationToken);
+
+    /// <summary>Loads tenant members; returns how many.</summary>
+    public static Task<ulong> LoadMembersAsync(NpgsqlConnection connection, IEnumerable<MemberLoad> members, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.tenant_members (tenant_id, user_id, role) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text], members, m => [m.TenantId, m.UserId, m.Role], cancellationToken);
+
+    /// <summary>Loads accounts (each gets its engagement clock from the schema's trigger); returns how many.</summary>
+    public static Task<ulong> LoadAccountsAsync(NpgsqlConnection connection, IEnumerable<AccountLoad> accounts, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, """
+            copy public.accounts (id, tenant_id, name, tier, segment, owner_user_id, credit_limit, payment_terms_days, timezone, requires_po, default_ship_to,
+                                  open_balance)
+            from stdin (format binary)
+            """,
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Uuid, NpgsqlDbType.Numeric,
+             NpgsqlDbType.Integer, NpgsqlDbType.Text, NpgsqlDbType.Boolean, NpgsqlDbType.Jsonb, NpgsqlDbType.Numeric],
+            accounts, a => [a.Id, a.TenantId, a.Name, a.Tier, a.Segment, a.OwnerUserId, a.CreditLimit, a.PaymentTermsDays, a.Timezone, a.RequiresPo,
+                a.DefaultShipTo, a.OpenBalance], cancellationToken);
+
+    /// <summary>Loads contacts (each gets its engagement clock from the schema's trigger); returns how many.</summary>
+    public static Task<ulong> LoadContactsAsync(NpgsqlConnection connection, IEnumerable<ContactLoad> contacts, CancellationToken cancellationToken) =>
+        BulkCopy.ImportAsync(connection, "copy public.contacts (id, tenant_id, account_id, name, email, phone, timezone) from stdin (format binary)",
+            [NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Uuid, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text],
+            contacts, c => [c.Id, c.TenantId, c.AccountId, c.Name, c.Email, c.Phone, c.Timezone], cancellationToken);
+
+    /// <summary>A tenant's accounts and contacts: how many of each.</summary>
+    public static async Task<(long Accounts, long Contacts)> CrmCountsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            select (select count(*) from public.accounts where tenant_id = $1), (select count(*) from public.contacts where tenant_id = $1)
+            """, tenantId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    // The benchmarks' synthetic rows, made in the database (generate_series), one statement each.
+
+    /// <summary>Creates tenants named <c>prefix-first</c> … <c>prefix-last</c> (defaults otherwise); returns their ids.</summary>
+    public static async Task<Guid[]> CreateNumberedTenantsAsync(NpgsqlConnection connection, string prefix, int first, int last,
+        CancellationToken cancellationToken)
+    {
+        var rows = await StoreReads.ListAsync(StoreReads.Command(connection, null,
+            "insert into public.tenants (name) select pg_catalog.format('%s-%s', $1::text, g) from generate_series($2, $3) g returning id",
+            prefix, first, last), r => r.GetGuid(0), cancellationToken);
+        return [.. rows];
+    }
+
+    /// <summary>Makes <paramref name="perTenant"/> accounts <c>Account n</c> (tier gold, segment smb) in each tenant.</summary>
+    public static Task<int> GenerateAccountsAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.accounts (tenant_id, name, tier, segment)
+            select t.id, pg_catalog.format('Account %s', a), 'gold', 'smb'
+            from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as a
+            """, cancellationToken, tenants, perTenant);
+
+    /// <summary>Makes <paramref name="perAccount"/> contacts <c>(account) person n</c> for every account of the tenants.</summary>
+    public static Task<int> GenerateAccountContactsAsync(NpgsqlConnection connection, Guid[] tenants, int perAccount, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.contacts (tenant_id, account_id, name, email)
+            select a.tenant_id, a.id, pg_catalog.format('%s person %s', a.name, c), pg_catalog.format('p%s@example.com', c)
+            from public.accounts a cross join generate_series(1, $2) as c
+            where a.tenant_id = any ($1)
+            order by a.tenant_id, a.id, c
+            """, cancellationToken, tenants, perAccount);
+
+    /// <summary>Makes <paramref name="perTenant"/> contacts <c>person n</c> without an account in each tenant.</summary>
+    public static Task<int> GenerateContactsAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
+        BulkCopy.ExecuteAsync(connection, null, """
+            insert into public.contacts (tenant_id, name, email)
+            select t.id, pg_catalog.format('person %s', c), pg_catalog.format('p%s@example.com', c)
+            from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as c
+            order by t.n, c
+            """, cancellationToken, tenants, perTenant);
 }

@@ -1,4 +1,7 @@
+using Hourglass.Engagement;
+using Hourglass.Orders;
 using Hourglass.Storage;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Demo;
@@ -61,11 +64,7 @@ internal sealed class DemoSeeder
         var created = false;
         await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         {
-            await using var exists = new NpgsqlCommand("select 1 from public.tenants where id = $1 for update", connection, transaction)
-            {
-                Parameters = { new() { Value = TenantId } },
-            };
-            if (await exists.ExecuteScalarAsync(cancellationToken) is null)
+            if (!await TenancyStore.LockTenantAsync(connection, transaction, TenantId, cancellationToken))
             {
                 await SeedTenantAsync(connection, transaction, cancellationToken);
                 created = true;
@@ -80,61 +79,60 @@ internal sealed class DemoSeeder
         };
         var changed = (int)(await refresh.ExecuteScalarAsync(cancellationToken))!;
 
-        await using var summary = new NpgsqlCommand("""
-            select
-              (select count(*) from public.accounts where tenant_id = $1),
-              (select count(*) from public.contacts where tenant_id = $1),
-              (select count(*) from public.products where tenant_id = $1),
-              (select count(*) from public.orders where tenant_id = $1),
-              (select count(*) from public.order_processing_queue where tenant_id = $1 and status = 'pending'),
-              (select count(*) from public.engagement_clocks where tenant_id = $1),
-              (select count(*) from public.engagement_clocks where tenant_id = $1 and compliance_status = 'compliant'),
-              (select count(*) from public.engagement_clocks where tenant_id = $1 and compliance_status = 'due_soon'),
-              (select count(*) from public.engagement_clocks where tenant_id = $1 and compliance_status = 'overdue')
-            """, connection)
-        {
-            Parameters = { new() { Value = TenantId } },
-        };
-        await using var reader = await summary.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return new DemoSummary(TenantId, TenantName, created,
-            reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4),
-            reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7), reader.GetInt64(8), changed);
+        // What the tenant holds, read in one snapshot.
+        await using var snapshot = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+        var (accounts, contacts) = await TenancyStore.CrmCountsAsync(connection, snapshot, TenantId, cancellationToken);
+        var (products, orders, queued) = await OrderStore.CatalogCountsAsync(connection, snapshot, TenantId, cancellationToken);
+        var clocks = await EngagementStore.ComplianceCountsAsync(connection, snapshot, TenantId, cancellationToken);
+        var (_, total, compliant, dueSoon, overdue) = clocks.Count == 0 ? (TenantId, 0L, 0L, 0L, 0L) : clocks[0];
+        await snapshot.CommitAsync(cancellationToken);
+        return new DemoSummary(TenantId, TenantName, created, accounts, contacts, products, orders, queued, total, compliant, dueSoon, overdue, changed);
     }
 
+    // The tenant's rows are drawn first, in the order the seed's random stream has always drawn them (so the demo is the
+    // same on every machine and as before), then loaded table by table through the owning stores' bulk loads.
     private static async Task SeedTenantAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         // Deterministic: the same demo on every machine.
         var random = new Random(20251217);
 
-        await ExecuteAsync(connection, transaction,
-            "insert into public.tenants (id, name, timezone, settings) values ($1, $2, 'America/Chicago', '{\"touch_frequency_days\": 21, \"due_soon_days\": 3}')",
-            cancellationToken, TenantId, TenantName);
-        await ExecuteAsync(connection, transaction,
-            "insert into public.tenant_members (tenant_id, user_id, role) values ($1, $2, 'owner')",
-            cancellationToken, TenantId, OwnerUserId);
+        // The order's dates as the database clock (hourglass.now(), which a frozen clock moves) and the session's time zone give them.
+        DateTimeOffset placedAt;
+        DateOnly requestedShipDate;
+        await using (var clock = new NpgsqlCommand("select hourglass.now() - interval '2 hours', (hourglass.now() + interval '10 days')::date", connection, transaction))
+        await using (var reader = await clock.ExecuteReaderAsync(cancellationToken))
+        {
+            await reader.ReadAsync(cancellationToken);
+            placedAt = reader.GetFieldValue<DateTimeOffset>(0);
+            requestedShipDate = reader.GetFieldValue<DateOnly>(1);
+        }
 
         var productIds = new List<(Guid Id, decimal Price)>();
+        var products = new List<OrderStore.ProductLoad>();
         foreach (var (sku, name, price, cost) in s_products)
         {
             var id = DeterministicGuid(random);
             productIds.Add((id, price));
-            await ExecuteAsync(connection, transaction,
-                "insert into public.products (id, tenant_id, sku, name, list_price, unit_cost) values ($1, $2, $3, $4, $5, $6)",
-                cancellationToken, id, TenantId, sku, name, price, cost);
+            products.Add(new(id, TenantId, sku, name, price, cost));
         }
 
+        var accounts = new List<TenancyStore.AccountLoad>();
+        var contacts = new List<TenancyStore.ContactLoad>();
+        var touches = new List<(string EntityType, Guid EntityId, string TouchType)>();
+        var daysAgo = new List<int>();
+        var orders = new List<OrderStore.OrderLoad>();
+        var lines = new List<OrderStore.OrderLineLoad>();
+        var priorities = new List<(Guid OrderId, int Priority)>();
         var tiers = new[] { "strategic", "growth", "standard" };
         var zones = new[] { "America/Chicago", "America/New_York", "America/Los_Angeles", "Europe/London" };
         for (var a = 0; a < s_accountNames.Length; a++)
         {
             var accountId = DeterministicGuid(random);
             var tier = tiers[a % tiers.Length];
-            await ExecuteAsync(connection, transaction, """
-                insert into public.accounts (id, tenant_id, name, tier, segment, owner_user_id, credit_limit, payment_terms_days, timezone)
-                values ($1, $2, $3, $4, $5, $6, $7, 30, $8)
-                """, cancellationToken, accountId, TenantId, s_accountNames[a], tier, a % 2 == 0 ? "manufacturing" : "retail",
-                OwnerUserId, tier == "strategic" ? 50000m : tier == "growth" ? 20000m : 5000m, zones[a % zones.Length]);
+            // One recent order per account; a few carry defects: a stale price, a missing PO (the account requires one), a zero quantity.
+            var defect = a % 4;
+            accounts.Add(new(accountId, TenantId, s_accountNames[a], tier, a % 2 == 0 ? "manufacturing" : "retail", OwnerUserId,
+                tier == "strategic" ? 50000m : tier == "growth" ? 20000m : 5000m, 30, zones[a % zones.Length], RequiresPo: defect == 1));
 
             var contactIds = new List<Guid>();
             for (var c = 0; c < 3 + (a % 3); c++)
@@ -143,41 +141,20 @@ internal sealed class DemoSeeder
                 contactIds.Add(contactId);
                 var first = s_firstNames[random.Next(s_firstNames.Length)];
                 var last = s_lastNames[random.Next(s_lastNames.Length)];
-                await ExecuteAsync(connection, transaction, """
-                    insert into public.contacts (id, tenant_id, account_id, name, email, phone, timezone)
-                    values ($1, $2, $3, $4, $5, $6, $7)
-                    """, cancellationToken, contactId, TenantId, accountId, $"{first} {last}",
+                contacts.Add(new(contactId, TenantId, accountId, $"{first} {last}",
                     $"{first.ToLowerInvariant()}.{last.ToLowerInvariant()}@{s_accountNames[a].Split(' ')[0].ToLowerInvariant().Replace("'", "", StringComparison.Ordinal)}.example",
-                    $"+1-555-01{a:D2}-{c:D2}", zones[(a + c) % zones.Length]);
+                    $"+1-555-01{a:D2}-{c:D2}", zones[(a + c) % zones.Length]));
             }
 
             // Touch history: each contact and the account were last touched 0–30 days ago, so with a 21-day
-            // cadence about a third are due soon or overdue. Moving a recorded touch back in time writes the clocks'
-            // touch record, which only the product may (docs/schema.md): the demo's import is the product's.
-            await ExecuteAsync(connection, transaction, DerivedColumns.AllowProductWriteSql, cancellationToken);
+            // cadence about a third are due soon or overdue.
             foreach (var (entityType, entityId) in contactIds.Select(id => ("contact", id)).Append(("account", accountId)))
             {
-                await ExecuteAsync(connection, transaction,
-                    "select public.update_engagement_clock($1, $2, $3, $4, $5)",
-                    cancellationToken, TenantId, entityType, entityId, random.Next(3) == 0 ? "call" : "email", "demo-import");
-                var daysAgo = random.Next(0, 31);
-                await ExecuteAsync(connection, transaction, """
-                    update public.engagement_clocks
-                    set last_touch_at = last_touch_at - make_interval(days => $4),
-                        next_touch_due = next_touch_due - make_interval(days => $4)
-                    where tenant_id = $1 and entity_type = $2 and entity_id = $3
-                    """, cancellationToken, TenantId, entityType, entityId, daysAgo);
+                touches.Add((entityType, entityId, random.Next(3) == 0 ? "call" : "email"));
+                daysAgo.Add(random.Next(0, 31));
             }
 
-            // One recent order per account; a few carry defects: a stale price, a missing PO, a zero quantity.
             var orderId = DeterministicGuid(random);
-            var defect = a % 4;
-            await ExecuteAsync(connection, transaction, """
-                insert into public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at)
-                values ($1, $2, $3, $4, 'placed', $5, $6::jsonb, (hourglass.now() + interval '10 days')::date, 'USD', hourglass.now() - interval '2 hours')
-                """, cancellationToken, orderId, TenantId, accountId, contactIds[0],
-                defect == 1 ? (object)DBNull.Value : $"PO-{4100 + a}",
-                "{\"line1\": \"100 Commerce Way\", \"city\": \"Springfield\", \"postal_code\": \"62701\", \"country\": \"US\"}");
             var subtotal = 0m;
             for (var l = 0; l < 2 + (a % 3); l++)
             {
@@ -185,25 +162,40 @@ internal sealed class DemoSeeder
                 var quantity = defect == 3 && l == 0 ? 0 : random.Next(1, 20);
                 var unitPrice = defect == 2 && l == 0 ? Math.Round(price * 0.8m, 2) : price;
                 subtotal += quantity * unitPrice;
-                await ExecuteAsync(connection, transaction,
-                    "insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price) values ($1, $2, $3, $4, $5)",
-                    cancellationToken, TenantId, orderId, productId, (decimal)quantity, unitPrice);
+                lines.Add(new(TenantId, orderId, productId, quantity, unitPrice, 0m));
             }
 
-            await ExecuteAsync(connection, transaction,
-                "update public.orders set subtotal = $3, total = $3 where tenant_id = $1 and id = $2",
-                cancellationToken, TenantId, orderId, subtotal);
-            // Placing the order queued it (a trigger); strategic accounts' orders go first.
-            await ExecuteAsync(connection, transaction,
-                "update public.order_processing_queue set priority = $3 where tenant_id = $1 and order_id = $2",
-                cancellationToken, TenantId, orderId, tier == "strategic" ? 10 : 0);
-            if (defect == 1)
-            {
-                // The account requires a PO number, and this order has none.
-                await ExecuteAsync(connection, transaction, "update public.accounts set requires_po = true where tenant_id = $1 and id = $2",
-                    cancellationToken, TenantId, accountId);
-            }
+            orders.Add(new(orderId, TenantId, accountId, contactIds[0], "placed", defect == 1 ? null : $"PO-{4100 + a}",
+                "{\"line1\": \"100 Commerce Way\", \"city\": \"Springfield\", \"postal_code\": \"62701\", \"country\": \"US\"}",
+                requestedShipDate, "USD", placedAt, subtotal, subtotal));
+            // Strategic accounts' orders go first.
+            priorities.Add((orderId, tier == "strategic" ? 10 : 0));
         }
+
+        await TenancyStore.LoadTenantsAsync(connection,
+            [new(TenantId, TenantName, "America/Chicago", """{"touch_frequency_days": 21, "due_soon_days": 3}""")], cancellationToken);
+        await TenancyStore.LoadMembersAsync(connection, [new(TenantId, OwnerUserId, "owner")], cancellationToken);
+        await OrderStore.LoadProductsAsync(connection, products, cancellationToken);
+        await TenancyStore.LoadAccountsAsync(connection, accounts, cancellationToken);
+        await TenancyStore.LoadContactsAsync(connection, contacts, cancellationToken);
+
+        // Touches in the order drawn (a contact's touch is also its account's), then each moved back by its days. Moving a
+        // recorded touch back in time writes the clocks' touch record, which only the product may (docs/schema.md): the
+        // demo's import is the product's.
+        await using (var allow = new NpgsqlCommand(DerivedColumns.AllowProductWriteSql, connection, transaction))
+        {
+            await allow.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await EngagementStore.RecordTouchesAsync(connection, transaction, TenantId, touches, "demo-import", cancellationToken);
+        await EngagementStore.MoveTouchesBackAsync(connection, transaction, TenantId, touches.Select(t => t.EntityType).ToArray(),
+            touches.Select(t => t.EntityId).ToArray(), daysAgo.ToArray(), cancellationToken);
+
+        // Placing an order queues it (a trigger), and so does adding a line.
+        await OrderStore.LoadOrdersAsync(connection, orders, cancellationToken);
+        await OrderStore.LoadOrderLinesAsync(connection, lines, cancellationToken);
+        await OrderStore.SetQueuePrioritiesAsync(connection, transaction, TenantId, priorities.Select(p => p.OrderId).ToArray(),
+            priorities.Select(p => p.Priority).ToArray(), cancellationToken);
     }
 
     private static Guid DeterministicGuid(Random random)
@@ -213,17 +205,5 @@ internal sealed class DemoSeeder
         bytes[7] = (byte)((bytes[7] & 0x0F) | 0x40); // version 4 layout
         bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80);
         return new Guid(bytes);
-    }
-
-    private static async Task ExecuteAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken, params object[] parameters)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        foreach (var parameter in parameters)
-        {
-            command.Parameters.Add(new() { Value = parameter });
-        }
-
-        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 }

@@ -1,5 +1,7 @@
 using Hourglass.Cycles;
+using Hourglass.Engagement;
 using Hourglass.Insights;
+using Hourglass.Orders;
 using Npgsql;
 
 namespace Hourglass.Simulation;
@@ -39,39 +41,15 @@ internal sealed class SimulationRecorder(SimWorld world)
     {
         // Overdue by what stands for the clock: a touch card a person has not done, an approval not decided, a message not
         // sent, or nothing (the agent has not acted) — to see why a clock is late, not only that it is.
-        // The overdue clocks first (a few), then what stands for each; the totals by tenant from a count.
-        await using var command = dataSource.CreateCommand("""
-            with overdue as materialized (
-              select c.tenant_id, c.entity_type, c.entity_id from public.engagement_clocks c where c.next_touch_due < $1
-            ), causes as (
-              select o.tenant_id,
-                     exists (select 1 from public.cards k where k.tenant_id = o.tenant_id and k.entity_type = o.entity_type and k.entity_id = o.entity_id
-                               and k.kind = 'touch_task' and k.status = 'open') as card,
-                     exists (select 1 from public.cards k where k.tenant_id = o.tenant_id and k.entity_type = o.entity_type and k.entity_id = o.entity_id
-                               and k.kind = 'approval' and k.status = 'open') as approval,
-                     exists (select 1 from public.message_outbox m where m.tenant_id = o.tenant_id and m.status in ('pending', 'sending')
-                               and (m.payload ->> 'target_id') = o.entity_id::text) as message
-              from overdue o
-            ), totals as (
-              select c.tenant_id, count(*) as n from public.engagement_clocks c group by c.tenant_id
-            )
-            select t.tenant_id, count(x.tenant_id), t.n, count(*) filter (where x.card), count(*) filter (where x.approval), count(*) filter (where x.message)
-            from totals t left join causes x on x.tenant_id = t.tenant_id
-            group by t.tenant_id, t.n
-            """);
-        command.Parameters.Add(new() { Value = now });
         long overdue = 0, clocks = 0;
         var worst = 0.0;
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var (_, o, n, card, approval, message) in await EngagementStore.OverdueByCauseAsync(dataSource, now, cancellationToken))
         {
-            var (o, n) = (reader.GetInt64(1), reader.GetInt64(2));
             overdue += o;
             clocks += n;
             worst = Math.Max(worst, n == 0 ? 0 : (double)o / n);
             if (hour >= ComplianceFromDay * 24)
             {
-                var (card, approval, message) = (reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
                 _overdueHours[0] += card;
                 _overdueHours[1] += approval;
                 _overdueHours[2] += message;
@@ -150,57 +128,36 @@ internal sealed class SimulationRecorder(SimWorld world)
         var emailPeak = await PeakAsync(dataSource, ActionLedger.PeakDailyMessagesSql, cancellationToken);
         var contactPeak = await PeakAsync(dataSource, ActionLedger.PeakWeeklyTouchesPerContactSql, cancellationToken);
         // The outbox's own record of what was sent, by the same 24-hour window.
-        var sentPeak = await PeakAsync(dataSource, """
-            select coalesce(max(n), 0) from (
-              select count(*) over (partition by tenant_id order by sent_at range between interval '23:59:59.999999' preceding and current row) as n
-              from public.message_outbox where status = 'sent') x
-            """, cancellationToken);
-        var sendsOutsideWindow = await PeakAsync(dataSource, """
-            select count(*) from public.message_outbox m
-            join public.contacts k on k.tenant_id = m.tenant_id and k.id = (m.payload ->> 'target_id')::uuid
-            join public.tenants t on t.id = m.tenant_id
-            where m.status = 'sent'
-              and (extract(isodow from m.sent_at at time zone coalesce(k.timezone, t.timezone)) > 5
-                   or extract(hour from m.sent_at at time zone coalesce(k.timezone, t.timezone)) not between 8 and 17)
-            """, cancellationToken);
+        var sentPeak = await EngagementStore.PeakSentPerDayAsync(dataSource, cancellationToken);
+        var sendsOutsideWindow = await EngagementStore.SentOutsideBusinessHoursAsync(dataSource, cancellationToken);
 
         // Orders: what became of each, by the defect the world gave it.
         var outcomes = new Dictionary<OrderDefect, OrderTally>();
-        await using (var command = dataSource.CreateCommand("""
-            select q.order_id, q.status,
-                   exists (select 1 from public.order_processing_exceptions e where e.tenant_id = q.tenant_id and e.order_id = q.order_id),
-                   (select count(*) from public.order_processing_fixes f where f.tenant_id = q.tenant_id and f.order_id = q.order_id)
-            from public.order_processing_queue q
-            """))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        foreach (var (orderId, status, hasException, fixes) in await OrderStore.QueueOutcomesAsync(dataSource, cancellationToken))
         {
-            while (await reader.ReadAsync(cancellationToken))
+            if (!_orders.TryGetValue(orderId, out var defect))
             {
-                if (!_orders.TryGetValue(reader.GetGuid(0), out var defect))
-                {
-                    continue;
-                }
+                continue;
+            }
 
-                var tally = outcomes.TryGetValue(defect, out var t) ? t : outcomes[defect] = new OrderTally();
-                tally.Placed++;
-                var status = reader.GetString(1);
-                if (status == "validated" && !reader.GetBoolean(2))
-                {
-                    tally.AutoResolved++;
-                    tally.Fixed += reader.GetInt64(3) > 0 ? 1 : 0;
-                }
-                else if (status == "exception")
-                {
-                    tally.Exceptions++;
-                }
-                else if (status is "pending" or "processing")
-                {
-                    tally.Unprocessed++;
-                }
-                else
-                {
-                    tally.Other++;
-                }
+            var tally = outcomes.TryGetValue(defect, out var t) ? t : outcomes[defect] = new OrderTally();
+            tally.Placed++;
+            if (status == "validated" && !hasException)
+            {
+                tally.AutoResolved++;
+                tally.Fixed += fixes > 0 ? 1 : 0;
+            }
+            else if (status == "exception")
+            {
+                tally.Exceptions++;
+            }
+            else if (status is "pending" or "processing")
+            {
+                tally.Unprocessed++;
+            }
+            else
+            {
+                tally.Other++;
             }
         }
 

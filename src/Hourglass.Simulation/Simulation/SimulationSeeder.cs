@@ -1,8 +1,11 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Hourglass.Engagement;
 using Hourglass.Insights;
+using Hourglass.Orders;
 using Hourglass.Policies;
 using Hourglass.Storage;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Simulation;
@@ -20,17 +23,13 @@ internal static class SimulationSeeder
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         {
-            if (await ScalarAsync(connection, transaction, "select count(*) from public.tenants", cancellationToken) is long n and > 0)
+            if (await TenancyStore.TenantCountAsync(connection, transaction, cancellationToken) is var n and > 0)
             {
                 throw new HourglassException(
                     $"simulate needs an empty database: this one has {n} tenant(s). It moves the database clock (hourglass.freeze_time), which would move it for them too");
             }
 
-            foreach (var tenant in world.Tenants)
-            {
-                await SeedTenantAsync(connection, transaction, world, tenant, cancellationToken);
-            }
-
+            await LoadAsync(connection, transaction, world, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
 
@@ -47,78 +46,67 @@ internal static class SimulationSeeder
         await analyze.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static async Task SeedTenantAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, SimWorld world, SimTenant tenant,
-        CancellationToken cancellationToken)
+    // Every tenant's rows, table by table, through the owning stores' bulk loads (one COPY per table for all tenants).
+    private static async Task LoadAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, SimWorld world, CancellationToken cancellationToken)
     {
-        await ExecuteAsync(connection, transaction, "insert into public.tenants (id, name, timezone, settings) values ($1, $2, $3, $4::jsonb)", cancellationToken,
-            tenant.Id, tenant.Name, tenant.ZoneName, $$"""{"due_soon_days": {{world.Options.DueSoonDays}}}""");
-        await ExecuteAsync(connection, transaction, """
-            insert into public.tenant_members (tenant_id, user_id, role) select $1, u, 'member' from unnest($2::uuid[]) u
-            """, cancellationToken, tenant.Id, tenant.Owners.Select(o => o.UserId).ToArray());
-
-        var accounts = tenant.Accounts;
-        await ExecuteAsync(connection, transaction, """
-            insert into public.accounts (id, tenant_id, name, tier, segment, owner_user_id, requires_po, default_ship_to)
-            select a.id, $1, a.name, a.tier, 'distribution', a.owner, a.requires_po,
-                   jsonb_build_object('line1', a.name || ' dock 1', 'city', 'Springfield', 'postal_code', '62701', 'country', 'US')
-            from unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::boolean[]) a(id, name, tier, owner, requires_po)
-            """, cancellationToken, tenant.Id, accounts.Select(a => a.Id).ToArray(), accounts.Select(a => a.Name).ToArray(),
-            accounts.Select(a => a.Tier).ToArray(), accounts.Select(a => a.Owner.UserId).ToArray(), accounts.Select(a => a.RequiresPo).ToArray());
-
-        var contacts = tenant.Contacts;
-        await ExecuteAsync(connection, transaction, """
-            insert into public.contacts (id, tenant_id, account_id, name, email, timezone)
-            select c.id, $1, c.account_id, c.name, c.email, c.timezone
-            from unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[]) c(id, account_id, name, email, timezone)
-            """, cancellationToken, tenant.Id, contacts.Select(c => c.Id).ToArray(), contacts.Select(c => c.Account.Id).ToArray(),
-            contacts.Select(c => c.Name).ToArray(), contacts.Select(c => c.Email).ToArray(), contacts.Select(c => c.ZoneName).ToArray());
+        var tenants = world.Tenants;
+        await TenancyStore.LoadTenantsAsync(connection, tenants.Select(t => new TenancyStore.TenantLoad(t.Id, t.Name, t.ZoneName,
+            $$"""{"due_soon_days": {{world.Options.DueSoonDays}}}""")), cancellationToken);
+        await TenancyStore.LoadMembersAsync(connection,
+            tenants.SelectMany(t => t.Owners.Select(o => new TenancyStore.MemberLoad(t.Id, o.UserId, "member"))), cancellationToken);
+        await TenancyStore.LoadAccountsAsync(connection, tenants.SelectMany(t => t.Accounts.Select(a => new TenancyStore.AccountLoad(a.Id, t.Id, a.Name,
+            a.Tier, "distribution", a.Owner.UserId, RequiresPo: a.RequiresPo, DefaultShipTo: new JsonObject
+            {
+                ["line1"] = a.Name + " dock 1", ["city"] = "Springfield", ["postal_code"] = "62701", ["country"] = "US",
+            }.ToJsonString()))), cancellationToken);
+        await TenancyStore.LoadContactsAsync(connection, tenants.SelectMany(t => t.Contacts.Select(c => new TenancyStore.ContactLoad(c.Id, t.Id,
+            c.Account.Id, c.Name, c.Email, Timezone: c.ZoneName))), cancellationToken);
 
         // Each contact was last touched before the run (the account with its latest contact), next due one cadence later:
         // the clocks' touch record as the product would have written it, so written under its setting (docs/schema.md).
-        await ExecuteAsync(connection, transaction, DerivedColumns.AllowProductWriteSql, cancellationToken);
-        await ExecuteAsync(connection, transaction, """
-            with touched as (
-              select t.entity_type, t.entity_id, max(t.at) as at
-              from unnest($2::uuid[], $3::uuid[], $4::timestamptz[]) x(contact_id, account_id, at)
-              cross join lateral (values ('contact', x.contact_id, x.at), ('account', x.account_id, x.at)) t(entity_type, entity_id, at)
-              group by t.entity_type, t.entity_id
-            )
-            update public.engagement_clocks c
-            set last_touch_at = t.at, last_touch_type = 'email', last_touch_by = 'import', touch_count = 1,
-                next_touch_due = t.at + make_interval(days => c.touch_frequency_days), created_at = t.at
-            from touched t
-            where c.tenant_id = $1 and c.entity_type = t.entity_type and c.entity_id = t.entity_id
-            """, cancellationToken, tenant.Id, contacts.Select(c => c.Id).ToArray(), contacts.Select(c => c.Account.Id).ToArray(),
-            contacts.Select(c => c.InitialTouch).ToArray());
+        await using (var allow = new NpgsqlCommand(DerivedColumns.AllowProductWriteSql, connection, transaction))
+        {
+            await allow.ExecuteNonQueryAsync(cancellationToken);
+        }
 
-        await ExecuteAsync(connection, transaction, """
-            insert into public.products (id, tenant_id, sku, name, list_price, unit_cost)
-            select p.id, $1, p.sku, p.name, p.price, round(p.price * 0.6, 2)
-            from unnest($2::uuid[], $3::text[], $4::text[], $5::numeric[]) p(id, sku, name, price)
-            """, cancellationToken, tenant.Id, SimCatalog.Products.Select((_, i) => ProductId(world, tenant, i)).ToArray(),
-            SimCatalog.Products.Select(p => p.Sku).ToArray(), SimCatalog.Products.Select(p => p.Name).ToArray(),
-            SimCatalog.Products.Select(p => p.ListPrice).ToArray());
-        await ExecuteAsync(connection, transaction,
-            "insert into public.price_rules (tenant_id, name, tier, discount_pct) values ($1, 'Strategic accounts: 10% off', 'strategic', 10)",
-            cancellationToken, tenant.Id);
+        foreach (var tenant in tenants)
+        {
+            await EngagementStore.BackdateFirstTouchesAsync(connection, transaction, tenant.Id, tenant.Contacts.Select(c => c.Id).ToArray(),
+                tenant.Contacts.Select(c => c.Account.Id).ToArray(), tenant.Contacts.Select(c => c.InitialTouch).ToArray(), cancellationToken);
+        }
+
+        // Cost is 60% of list, in cents (numeric's round(…, 2) keeps two decimals: 15.00, not 15.0).
+        await OrderStore.LoadProductsAsync(connection, tenants.SelectMany(t => SimCatalog.Products.Select((p, i) => new OrderStore.ProductLoad(
+            ProductId(world, t, i), t.Id, p.Sku, p.Name, p.ListPrice, Math.Round(p.ListPrice * 0.6m, 2, MidpointRounding.AwayFromZero) + 0.00m))),
+            cancellationToken);
+        await OrderStore.LoadTierDiscountsAsync(connection, tenants.Select(t => new OrderStore.TierDiscountLoad(t.Id, "Strategic accounts: 10% off",
+            "strategic", 10m)), cancellationToken);
 
         // The email channel; the simulator's transport stands in for the relay, so nothing is ever sent anywhere.
-        await ExecuteAsync(connection, transaction, """
-            insert into public.message_channels (tenant_id, channel, smtp_host, smtp_port, smtp_security, smtp_from)
-            values ($1, 'email', 'smtp.sim.invalid', 587, 'starttls', $2)
-            """, cancellationToken, tenant.Id, $"agent@t{tenant.Index + 1}.sim.example");
+        await EngagementStore.LoadEmailChannelsAsync(connection, tenants.Select(t => new EngagementStore.EmailChannelLoad(t.Id, "smtp.sim.invalid", 587,
+            "starttls", $"agent@t{t.Index + 1}.sim.example")), cancellationToken);
 
-        foreach (var strategy in SimWorld.Strategies)
+        foreach (var tenant in tenants)
         {
-            var template = strategy.Kind == "send_message"
-                ? new JsonObject
+            foreach (var strategy in SimWorld.Strategies)
+            {
+                var template = strategy.Kind == "send_message"
+                    ? new JsonObject
+                    {
+                        ["kind"] = "send_message", ["channel"] = "email",
+                        ["subject"] = strategy.Key == "idea-email" ? "An idea for {account}" : "Checking in, {name}",
+                        ["body"] = strategy.Key == "idea-email" ? "Hi {name}, we saw something that could help {account}." : "Hi {name}, how is {account} doing?",
+                    }
+                    : new JsonObject { ["kind"] = "touch_task" };
+                await using var insert = new NpgsqlCommand(InsightsStore.InsertStrategySql, connection, transaction)
                 {
-                    ["kind"] = "send_message", ["channel"] = "email",
-                    ["subject"] = strategy.Key == "idea-email" ? "An idea for {account}" : "Checking in, {name}",
-                    ["body"] = strategy.Key == "idea-email" ? "Hi {name}, we saw something that could help {account}." : "Hi {name}, how is {account} doing?",
-                }
-                : new JsonObject { ["kind"] = "touch_task" };
-            await ExecuteAsync(connection, transaction, InsightsStore.InsertStrategySql, cancellationToken, tenant.Id, strategy.Key, strategy.Name, template.ToJsonString());
+                    Parameters =
+                    {
+                        new() { Value = tenant.Id }, new() { Value = strategy.Key }, new() { Value = strategy.Name }, new() { Value = template.ToJsonString() },
+                    },
+                };
+                await insert.ExecuteNonQueryAsync(cancellationToken);
+            }
         }
     }
 
@@ -170,23 +158,5 @@ internal static class SimulationSeeder
             ["actions"] = new JsonArray("touch_task", "send_message", "order_auto_fix", "order_release"),
             ["rules"] = rules,
         }.ToJsonString();
-    }
-
-    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken,
-        params object?[] values)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        foreach (var value in values)
-        {
-            command.Parameters.Add(new() { Value = value ?? DBNull.Value });
-        }
-
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
-    private static async Task<object?> ScalarAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        return await command.ExecuteScalarAsync(cancellationToken);
     }
 }

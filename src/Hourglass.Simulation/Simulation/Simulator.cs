@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Hourglass.Composition;
 using Hourglass.Cycles;
+using Hourglass.Engagement;
 using Hourglass.Engagement.Outbox;
+using Hourglass.Orders;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -281,46 +283,12 @@ internal sealed class Simulator
             _recorder.OrderPlaced(order);
         }
 
-        await using (var insert = new NpgsqlCommand("""
-            insert into public.orders (id, tenant_id, account_id, contact_id, status, po_number, ship_to, requested_ship_date, currency, placed_at)
-            select o.id, $1, o.account_id, o.contact_id, 'draft', o.po, o.ship_to::jsonb, (o.placed_at + interval '14 days')::date, 'USD', o.placed_at
-            from unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[]) o(id, account_id, contact_id, po, ship_to, placed_at)
-            """, connection, transaction))
-        {
-            insert.Parameters.Add(new() { Value = tenant.Id });
-            insert.Parameters.Add(new() { Value = orders.Select(o => o.Id).ToArray() });
-            insert.Parameters.Add(new() { Value = orders.Select(o => o.Account.Id).ToArray() });
-            insert.Parameters.Add(new() { Value = orders.Select(o => o.Contact?.Id).ToArray() });
-            insert.Parameters.Add(new() { Value = pos.ToArray() });
-            insert.Parameters.Add(new() { Value = shipTos.ToArray() });
-            insert.Parameters.Add(new() { Value = orders.Select(o => o.PlacedAt).ToArray() });
-            await insert.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await using (var lines = new NpgsqlCommand("""
-            insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price, discount_pct)
-            select $1, l.order_id, l.product_id, l.quantity, l.price, 0
-            from unnest($2::uuid[], $3::uuid[], $4::numeric[], $5::numeric[]) l(order_id, product_id, quantity, price)
-            """, connection, transaction))
-        {
-            lines.Parameters.Add(new() { Value = tenant.Id });
-            lines.Parameters.Add(new() { Value = lineOrders.ToArray() });
-            lines.Parameters.Add(new() { Value = lineProducts.ToArray() });
-            lines.Parameters.Add(new() { Value = lineQuantities.ToArray() });
-            lines.Parameters.Add(new() { Value = linePrices.ToArray() });
-            await lines.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await using var place = new NpgsqlCommand("""
-            update public.orders o set status = 'placed', subtotal = x.subtotal, total = x.total
-            from unnest($2::uuid[], $3::numeric[], $4::numeric[]) x(id, subtotal, total)
-            where o.tenant_id = $1 and o.id = x.id
-            """, connection, transaction);
-        place.Parameters.Add(new() { Value = tenant.Id });
-        place.Parameters.Add(new() { Value = orders.Select(o => o.Id).ToArray() });
-        place.Parameters.Add(new() { Value = subtotals.ToArray() });
-        place.Parameters.Add(new() { Value = totals.ToArray() });
-        await place.ExecuteNonQueryAsync(cancellationToken);
+        var ids = orders.Select(o => o.Id).ToArray();
+        await OrderStore.InsertDraftOrdersAsync(connection, transaction, tenant.Id, ids, orders.Select(o => o.Account.Id).ToArray(),
+            orders.Select(o => o.Contact?.Id).ToArray(), pos.ToArray(), shipTos.ToArray(), orders.Select(o => o.PlacedAt).ToArray(), cancellationToken);
+        await OrderStore.InsertOrderLinesAsync(connection, transaction, tenant.Id, lineOrders.ToArray(), lineProducts.ToArray(), lineQuantities.ToArray(),
+            linePrices.ToArray(), cancellationToken);
+        await OrderStore.PlaceOrdersAsync(connection, transaction, tenant.Id, ids, subtotals.ToArray(), totals.ToArray(), cancellationToken);
     }
 
     /// <summary>
@@ -331,17 +299,9 @@ internal sealed class Simulator
     {
         var tenantsById = _world.Tenants.ToDictionary(t => t.Id);
         var cards = new List<(Guid Id, SimTenant Tenant, string Kind, string? EntityType, Guid? EntityId, string? Strategy)>();
-        await using (var command = _dataSource.CreateCommand("""
-            select id, tenant_id, kind, entity_type, entity_id, coalesce(payload ->> 'strategy_key', payload -> 'action' -> 'payload' ->> 'strategy_key')
-            from public.cards where status = 'open' and kind in ('touch_task', 'approval')
-            """))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        foreach (var (id, tenantId, kind, entityType, entityId, strategy) in await EngagementStore.OpenCardsAsync(_dataSource, cancellationToken))
         {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                cards.Add((reader.GetGuid(0), tenantsById[reader.GetGuid(1)], reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
-                    reader.IsDBNull(4) ? null : reader.GetGuid(4), reader.IsDBNull(5) ? null : reader.GetString(5)));
-            }
+            cards.Add((id, tenantsById[tenantId], kind, entityType, entityId, strategy));
         }
 
         // The same order whatever order the database returned them in: the draws depend on the entity, not the row.
