@@ -442,19 +442,6 @@ internal static class TenancyStore
             left join public.accounts a on a.tenant_id = k.tenant_id and a.id = k.account_id
             where t.id = $1 and (k.id is null or coalesce(k.timezone, a.timezone) is not null)
             """, tenantId), r => (r.GetString(0), r.IsDBNull(1) ? (Guid?)null : r.GetGuid(1), r.IsDBNull(2) ? null : r.GetString(2)), cancellationToken);
-}
-
-/// <summary>How <see cref="TenancyStore.InsertContactsPerAccountAsync"/> lays the contacts out in the table.</summary>
-internal enum ContactLayout
-{
-    /// <summary>Tenant by tenant, account by account (by id).</summary>
-    ByAccountId,
-
-    /// <summary>Tenant by tenant, account by account (by name).</summary>
-    ByAccountName,
-
-    /// <summary>Interleaved: contact number, then account name, then tenant.</summary>
-    Interleaved,
 
     // Seeding (simulator, demo, benchmarks): bulk loads. Each writes its rows by one binary COPY on the caller's
     // connection, in its transaction; the tables' triggers derive what they derive from an insert.
@@ -557,4 +544,17 @@ internal enum ContactLayout
             from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as c
             order by t.n, c
             """, cancellationToken, tenants, perTenant);
+}
+
+/// <summary>How <see cref="TenancyStore.InsertContactsPerAccountAsync"/> lays the contacts out in the table.</summary>
+internal enum ContactLayout
+{
+    /// <summary>Tenant by tenant, account by account (by id).</summary>
+    ByAccountId,
+
+    /// <summary>Tenant by tenant, account by account (by name).</summary>
+    ByAccountName,
+
+    /// <summary>Interleaved: contact number, then account name, then tenant.</summary>
+    Interleaved,
 }
