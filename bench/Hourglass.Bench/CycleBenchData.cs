@@ -138,7 +138,7 @@ internal static class CycleBenchData
     {
         // The trigger gives each a schedule due at the next full hour; push it out of the way until a round makes it due.
         var tenants = await TenancyStore.CreateNumberedTenantsAsync(connection, prefix, firstNumber, firstNumber + count - 1, cancellationToken);
-        await ScheduleStore.PostponeAYearAsync(connection, tenants, cancellationToken);
+        await ScheduleStore.PostponeAYearAsync(connection, null, tenants, cancellationToken);
         return tenants;
     }
 
@@ -148,7 +148,7 @@ internal static class CycleBenchData
     // hour ago would have. An upsert: the schema's trigger has already given each new contact a clock, due one
     // frequency after its creation.
     private static Task LoadClocksAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
-        EngagementStore.SpreadContactClocksAsync(connection, tenants, s_overdueSpan, s_cycle / perTenant, cancellationToken);
+        EngagementStore.InsertSpreadContactClocksAsync(connection, tenants, s_overdueSpan, s_cycle / perTenant, cancellationToken);
 
     // A day of hourly history per tenant: completed runs and their reflections, with the engine's JSON shapes.
     private static async Task LoadHistoryAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken)

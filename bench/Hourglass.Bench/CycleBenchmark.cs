@@ -552,7 +552,7 @@ internal static class CycleBenchmark
                 await Bench.ExecuteAsync(connection, "select hourglass.thaw_time()", CancellationToken.None);
             }
 
-            await HourlyReflections.DeleteFromThisHourAsync(connection, tenants, cancellationToken);
+            await HourlyReflections.DeleteThisHourAsync(connection, null, tenants, cancellationToken);
             await ActionLedger.DeleteAllAsync(connection, tenants, cancellationToken);
             await EngagementStore.DeleteTouchCardsAsync(connection, tenants, onlyCycleMade: workload != Workload.Busy, cancellationToken);
             if (workload == Workload.Quiet)
@@ -577,7 +577,7 @@ internal static class CycleBenchmark
         public async Task MakeDueAsync(Guid[] tenants, CancellationToken cancellationToken)
         {
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
-            await ScheduleStore.DueThisHourAsync(connection, tenants, cancellationToken);
+            await ScheduleStore.MakeDueThisHourAsync(connection, null, tenants, cancellationToken);
         }
 
         public async Task<(long Cycles, double Seconds)> RunSliceAsync(Workload workload, Variant variant, string workerId, Guid[] slice,
@@ -597,7 +597,7 @@ internal static class CycleBenchmark
 
             // Out of the way until the next round, even if the hour turns.
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
-            await ScheduleStore.PostponeAYearAsync(connection, slice, cancellationToken);
+            await ScheduleStore.PostponeAYearAsync(connection, null, slice, cancellationToken);
             return (cycles, seconds);
         }
 

@@ -136,5 +136,5 @@ internal sealed class ActionLedger(NpgsqlDataSource dataSource)
 
     /// <summary>Deletes every ledger row of the tenants.</summary>
     public static Task<int> DeleteAllAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, "delete from public.agent_actions where tenant_id = any ($1)", cancellationToken, tenants);
+        StoreReads.ExecuteAsync(connection, null, "delete from public.agent_actions where tenant_id = any ($1)", cancellationToken, tenants);
 }

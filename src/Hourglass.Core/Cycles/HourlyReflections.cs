@@ -99,16 +99,10 @@ internal static class HourlyReflections
     /// <summary>A reflection for each of the tenants' <c>bench-history</c> runs, in its hour, saying no actions were taken.</summary>
     public static Task<int> GenerateHistoryAsync(NpgsqlConnection connection, Guid[] tenants, string whatMoved, string reactOutput,
         CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.agent_hourly_reflections (tenant_id, run_id, hour_bucket, what_moved, insights, summary)
             select r.tenant_id, r.id, r.scheduled_for, $2::jsonb, ($3::jsonb) -> 'parts', 'Hour: no actions taken.'
             from public.agent_autonomous_runs r
             where r.tenant_id = any ($1) and r.worker_id = 'bench-history'
             """, cancellationToken, tenants, whatMoved, reactOutput);
-
-    /// <summary>Deletes the tenants' reflections of the current hour (UTC) and later.</summary>
-    public static Task<int> DeleteFromThisHourAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
-            delete from public.agent_hourly_reflections where tenant_id = any ($1) and hour_bucket >= pg_catalog.date_trunc('hour', now(), 'UTC')
-            """, cancellationToken, tenants);
 }

@@ -365,7 +365,7 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
     /// </summary>
     public static Task<int> GenerateHistoryAsync(NpgsqlConnection connection, Guid[] tenants, int hours, string planOutput, string actOutput,
         string reactOutput, string whatMoved, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.agent_autonomous_runs (tenant_id, status, trigger, scheduled_for, started_at, completed_at,
               plan_output, act_output, react_output, reflect_output, cycle_metrics, worker_id, lock_token)
             select t.id, 'completed', 'schedule', h.hour, h.hour + interval '1 second', h.hour + interval '1.05 seconds',

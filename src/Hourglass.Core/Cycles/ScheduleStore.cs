@@ -168,17 +168,4 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
         CancellationToken cancellationToken) =>
         await Storage.StoreReads.ScalarAsync<long>(connection, transaction,
             "select count(*) from public.agent_tenant_schedules where tenant_id = any ($1) and next_due_at <= now()", cancellationToken, tenants);
-
-    // Seeding (simulator, demo, benchmarks): the benchmarks move schedules.
-
-    /// <summary>Makes the tenants due at the top of the current hour by the database clock (an hourly cron's occurrence).</summary>
-    public static Task<int> DueThisHourAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null,
-            "update public.agent_tenant_schedules set next_due_at = pg_catalog.date_trunc('hour', hourglass.now(), 'UTC') where tenant_id = any ($1)",
-            cancellationToken, tenants);
-
-    /// <summary>Moves the tenants' schedules a year out of the way.</summary>
-    public static Task<int> PostponeAYearAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null,
-            "update public.agent_tenant_schedules set next_due_at = now() + interval '1 year' where tenant_id = any ($1)", cancellationToken, tenants);
 }

@@ -696,9 +696,9 @@ internal static class EngagementStore
     /// <paramref name="tenants"/>) is due at now - <paramref name="overdueSpan"/> + (k - 1 + n / tenants) x
     /// <paramref name="step"/>, created 30 days ago. An upsert: the schema's trigger has already given each contact a clock.
     /// </summary>
-    public static Task<int> SpreadContactClocksAsync(NpgsqlConnection connection, Guid[] tenants, TimeSpan overdueSpan, TimeSpan step,
+    public static Task<int> InsertSpreadContactClocksAsync(NpgsqlConnection connection, Guid[] tenants, TimeSpan overdueSpan, TimeSpan step,
         CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.engagement_clocks as k (tenant_id, entity_type, entity_id, next_touch_due, created_at, updated_at)
             select c.tenant_id, 'contact', c.id,
                    now() - $2 + ((pg_catalog.row_number() over (partition by c.tenant_id order by c.id) - 1) + t.n::float8 / $4) * $3,
@@ -721,7 +721,7 @@ internal static class EngagementStore
 
     /// <summary>Deletes the tenants' touch cards: all of them, or with <paramref name="onlyCycleMade"/> those a cycle made.</summary>
     public static Task<int> DeleteTouchCardsAsync(NpgsqlConnection connection, Guid[] tenants, bool onlyCycleMade, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null,
+        StoreReads.ExecuteAsync(connection, null,
             onlyCycleMade
                 ? "delete from public.cards where tenant_id = any ($1) and kind = 'touch_task' and run_id is not null"
                 : "delete from public.cards where tenant_id = any ($1) and kind = 'touch_task'",
@@ -729,7 +729,7 @@ internal static class EngagementStore
 
     /// <summary>Opens a touch card, made two hours ago, for each of the tenants' clocks due soon or overdue that has none.</summary>
     public static Task<int> OpenEarlierTouchCardsAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, due_at, created_at, updated_at)
             select c.tenant_id, 'touch_task', 'Touch base', 'Made in an earlier hour.', c.entity_type, c.entity_id, c.next_touch_due,
                    now() - interval '2 hours', now() - interval '2 hours'

@@ -458,7 +458,7 @@ internal static class InsightsStore
     /// contact, keyed <c>bench-n-e</c> (n the tenant's place in <paramref name="tenants"/>), source <c>bench</c>.
     /// </summary>
     public static Task<int> GenerateEventsAsync(NpgsqlConnection connection, Guid[] tenants, int perDay, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, idempotency_key, occurred_at)
             select t.id,
                    (array['order_placed', 'order_shipped', 'contact_touched', 'invoice_paid', 'quote_viewed'])[1 + e % 5],

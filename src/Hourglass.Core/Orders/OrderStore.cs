@@ -438,7 +438,7 @@ internal static class OrderStore
 
     /// <summary>Makes <paramref name="perTenant"/> products <c>SKU-n</c> (list 10 x n, cost 6 x n) in each tenant.</summary>
     public static Task<int> GenerateProductsAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.products (tenant_id, sku, name, list_price, unit_cost)
             select t.id, pg_catalog.format('SKU-%s', p), pg_catalog.format('Product %s', p), 10 * p, 6 * p
             from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as p
@@ -446,7 +446,7 @@ internal static class OrderStore
 
     /// <summary>Places one order (300.00, PO from the account's name) for every account of the tenants, half an hour ago.</summary>
     public static Task<int> GenerateAccountOrdersAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.orders (tenant_id, account_id, status, po_number, placed_at, subtotal, total)
             select a.tenant_id, a.id, 'placed', 'PO-' || a.name, now() - interval '30 minutes', 300, 300
             from public.accounts a where a.tenant_id = any ($1)
@@ -454,7 +454,7 @@ internal static class OrderStore
 
     /// <summary>Gives every order of the tenants lines 1 … <paramref name="lines"/>: line k is k of product <c>SKU-k</c> at its list price.</summary>
     public static Task<int> GenerateOrderLinesAsync(NpgsqlConnection connection, Guid[] tenants, int lines, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.order_lines (tenant_id, order_id, product_id, quantity, unit_price)
             select o.tenant_id, o.id, p.id, k, p.list_price
             from public.orders o cross join generate_series(1, $2) as k
@@ -464,7 +464,7 @@ internal static class OrderStore
 
     /// <summary>Queues every order of the tenants not queued yet, at priority 0.</summary>
     public static Task<int> QueueAllOrdersAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.order_processing_queue (tenant_id, order_id, priority)
             select o.tenant_id, o.id, 0 from public.orders o where o.tenant_id = any ($1)
             on conflict (tenant_id, order_id) do nothing
@@ -478,7 +478,7 @@ internal static class OrderStore
 
     /// <summary>Places the draft orders as a host would: one update to placed (now), whose per-row trigger queues each; returns how many.</summary>
     public static Task<int> PlaceDraftsAsync(NpgsqlConnection connection, Guid[] tenantIds, Guid[] orderIds, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             update public.orders o set status = 'placed', placed_at = pg_catalog.now(), updated_at = pg_catalog.now()
             from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id) where o.tenant_id = p.tenant_id and o.id = p.order_id
             """, cancellationToken, tenantIds, orderIds);
@@ -500,7 +500,7 @@ internal static class OrderStore
     /// <summary>Marks the orders fulfilled (shipped), in the caller's transaction.</summary>
     public static Task<int> FulfilAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] tenantIds, Guid[] orderIds,
         CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, transaction, """
+        StoreReads.ExecuteAsync(connection, transaction, """
             update public.orders o set status = 'fulfilled'
             from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id) where o.tenant_id = p.tenant_id and o.id = p.order_id
             """, cancellationToken, tenantIds, orderIds);
@@ -508,7 +508,7 @@ internal static class OrderStore
     /// <summary>Dismisses the orders' open and in-review exceptions (now, by <paramref name="by"/>, with <paramref name="notes"/>), in the caller's transaction.</summary>
     public static Task<int> DismissOpenExceptionsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] tenantIds, Guid[] orderIds,
         string by, string notes, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, transaction, """
+        StoreReads.ExecuteAsync(connection, transaction, """
             update public.order_processing_exceptions e
             set resolution_status = 'dismissed', resolved_by = $3, resolved_at = pg_catalog.now(), resolution_notes = $4
             from unnest($1::uuid[], $2::uuid[]) p (tenant_id, order_id)

@@ -53,12 +53,4 @@ internal static class BulkCopy
         DateOnly v => importer.WriteAsync(v, type, cancellationToken),
         _ => importer.WriteAsync(value, type, cancellationToken),
     };
-
-    /// <summary>Runs one statement whose parameters are <paramref name="parameters"/> in order; returns the rows it changed.</summary>
-    public static async Task<int> ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken,
-        params object?[] parameters)
-    {
-        await using var command = StoreReads.Command(connection, transaction, sql, parameters);
-        return await command.ExecuteNonQueryAsync(cancellationToken);
-    }
 }

@@ -520,7 +520,7 @@ internal static class TenancyStore
 
     /// <summary>Makes <paramref name="perTenant"/> accounts <c>Account n</c> (tier gold, segment smb) in each tenant.</summary>
     public static Task<int> GenerateAccountsAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.accounts (tenant_id, name, tier, segment)
             select t.id, pg_catalog.format('Account %s', a), 'gold', 'smb'
             from unnest($1::uuid[]) as t (id) cross join generate_series(1, $2) as a
@@ -528,7 +528,7 @@ internal static class TenancyStore
 
     /// <summary>Makes <paramref name="perAccount"/> contacts <c>(account) person n</c> for every account of the tenants.</summary>
     public static Task<int> GenerateAccountContactsAsync(NpgsqlConnection connection, Guid[] tenants, int perAccount, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.contacts (tenant_id, account_id, name, email)
             select a.tenant_id, a.id, pg_catalog.format('%s person %s', a.name, c), pg_catalog.format('p%s@example.com', c)
             from public.accounts a cross join generate_series(1, $2) as c
@@ -538,7 +538,7 @@ internal static class TenancyStore
 
     /// <summary>Makes <paramref name="perTenant"/> contacts <c>person n</c> without an account in each tenant.</summary>
     public static Task<int> GenerateContactsAsync(NpgsqlConnection connection, Guid[] tenants, int perTenant, CancellationToken cancellationToken) =>
-        BulkCopy.ExecuteAsync(connection, null, """
+        StoreReads.ExecuteAsync(connection, null, """
             insert into public.contacts (tenant_id, name, email)
             select t.id, pg_catalog.format('person %s', c), pg_catalog.format('p%s@example.com', c)
             from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as c
