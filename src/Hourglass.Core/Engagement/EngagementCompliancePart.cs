@@ -45,20 +45,10 @@ public sealed class EngagementCompliancePart : ICyclePart
 
         // Flows since the tenant's previous run began (an hour ago when there is none): clocks that fell overdue
         // and are still overdue, and clocks a touch brought back.
-        await using var movement = context.Database.DataSource.CreateCommand("""
-            select m.newly_overdue, m.recovered
-            from public.engagement_movement($1, coalesce(
-              (select r.started_at from public.agent_autonomous_runs r
-               where r.tenant_id = $1 and r.id <> $2 and r.status in ('completed', 'partial', 'failed')
-               order by r.started_at desc limit 1),
-              hourglass.now() - interval '1 hour')) m
-            """);
-        movement.Parameters.Add(new() { Value = context.TenantId });
-        movement.Parameters.Add(new() { Value = context.RunId });
-        await using var moved = await movement.ExecuteReaderAsync(cancellationToken);
-        await moved.ReadAsync(cancellationToken);
-        metrics["newly_overdue"] = moved.GetInt64(0);
-        metrics["recovered"] = moved.GetInt64(1);
+        var (newlyOverdue, recovered) = await RunsStore.EngagementMovementSincePreviousRunAsync(context.Database.DataSource, context.TenantId,
+            context.RunId, cancellationToken);
+        metrics["newly_overdue"] = newlyOverdue;
+        metrics["recovered"] = recovered;
         return metrics;
     }
 }

@@ -85,11 +85,7 @@ internal static class ApiEndpoints
     private static void MapTenant(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
         tenant.MapGet("", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync($"""
-                select json_build_object('id', t.id, 'name', t.name, 'timezone', t.timezone, 'settings', t.settings,
-                  'schedule', {ScheduleStore.ScheduleJsonOfTenantT})::text
-                from public.tenants t where t.id = $1
-                """, http.RequestAborted, tenantId))))
+            ApiSession.Json(await s.JsonAsync(ScheduleStore.TenantJsonSql, http.RequestAborted, tenantId))))
             .WithName("GetTenant").WithSummary("The tenant, its settings and its schedule");
 
         tenant.MapPatch("/settings", (Guid tenantId, HttpContext http, JsonBody<SettingsPatch> body) => Run(dataSource, http, async s =>
