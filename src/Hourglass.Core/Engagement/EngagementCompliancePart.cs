@@ -1,5 +1,4 @@
 using Hourglass.Cycles;
-using Npgsql;
 
 namespace Hourglass.Engagement;
 
@@ -20,9 +19,7 @@ public sealed class EngagementCompliancePart : ICyclePart
         {
             await context.Database.InTransactionAsync(async (connection, transaction) =>
             {
-                await using var command = new NpgsqlCommand("select public.refresh_engagement_compliance($1)", connection, transaction);
-                command.Parameters.Add(new() { Value = context.TenantId });
-                await command.ExecuteScalarAsync(cancellationToken);
+                await EngagementStore.RefreshComplianceAsync(connection, transaction, context.TenantId, cancellationToken);
             }, cancellationToken);
         }
 

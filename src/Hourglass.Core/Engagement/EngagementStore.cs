@@ -18,6 +18,9 @@ internal sealed record ApprovalCardRow(Guid Id, string Status, string Title, str
 internal sealed record TouchCardRequest(Guid TenantId, string Title, string Body, string EntityType, Guid EntityId, Guid RunId, Guid? OwnerUserId,
     DateTimeOffset DueAt, JsonObject Payload);
 
+/// <summary>One line of a touch batch as <c>record_touches</c> recorded it: its outcome, the entity, the key, the error.</summary>
+internal sealed record RecordedTouchRow(int Line, string Outcome, string? EntityType, Guid? EntityId, string? IdempotencyKey, string? Error);
+
 /// <summary>A due message locked for the dispatcher, with the time zones, policy version and database clock its send window is judged by.</summary>
 internal sealed record DueMessageRow(Guid Id, Guid TenantId, string TenantZone, string? ContactZone, string? AccountZone, int PolicyVersion,
     DateTimeOffset Now);
@@ -544,4 +547,39 @@ internal static class EngagementStore
             """);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    // The part's own functions: the cycle's refresh, the touch import, the CLI's card completion.
+
+    /// <summary>Refreshes the tenant's clock compliance and priorities (<c>refresh_engagement_compliance</c>), in the caller's transaction.</summary>
+    public static async Task RefreshComplianceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("select public.refresh_engagement_compliance($1)", connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        await command.ExecuteScalarAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Records a batch of touches (<c>record_touches</c>, a JSON array; duplicates skipped) in the caller's transaction: per
+    /// line (1-based, in the array's order) its outcome, entity, idempotency key and error.
+    /// </summary>
+    public static async Task<IReadOnlyList<RecordedTouchRow>> RecordTouchesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
+        string touchesJson, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "select line, outcome, entity_type, entity_id, idempotency_key, error from public.record_touches($1, $2, 'skip')", connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = touchesJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+        var rows = new List<RecordedTouchRow>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new RecordedTouchRow(reader.GetInt32(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+                reader.IsDBNull(3) ? null : reader.GetGuid(3), reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5)));
+        }
+
+        return rows;
+    }
+
+    /// <summary><c>complete_touch_card</c> of card $1 ($2 how, $3 notes), as the CLI runs it; returns the clock it touched.</summary>
+    internal const string CompleteTouchCardSql = "select public.complete_touch_card($1, $2, $3)";
 }

@@ -258,6 +258,17 @@ internal static class OrderStore
             r.GetInt64(5)), cancellationToken);
     }
 
+    // The CLI's calls as the person it acts for (ActingPerson appends who, as the last parameter).
+
+    /// <summary><c>review_order_exception</c> of exception $1 by the person $2 names.</summary>
+    internal const string ReviewExceptionAsSql = "select public.review_order_exception($1, $2)";
+
+    /// <summary><c>resolve_order_exception</c> of exception $1 ($2 resolved or dismissed, $3 notes) by the person $4 names.</summary>
+    internal const string ResolveExceptionAsSql = "select public.resolve_order_exception($1, $2, $3, $4)";
+
+    /// <summary><c>override_order_credit</c> of order $1 ($2 reason) by the person $3 names.</summary>
+    internal const string OverrideCreditAsSql = "select public.override_order_credit($1, $2, $3)";
+
     // The order processor's batch write (OrderWriter: the guard, then this, in one round trip; the processor prepares and
     // runs it itself, so it is kept here as text). Writes the queue, orders, lines, fixes and exceptions, and with them
     // the review and approval cards, the policy violations and the warehouse events of the entries it kept.

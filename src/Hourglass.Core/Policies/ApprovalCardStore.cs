@@ -91,4 +91,10 @@ internal static class ApprovalCardStore
 
         return declined;
     }
+
+    /// <summary>
+    /// <c>decide_approval</c> of card $1 ($2 approve, $3 note) for the person $4 names, run by the CLI as that person
+    /// (<c>ActingPerson</c>); returns the outcome.
+    /// </summary>
+    internal const string DecideApprovalAsSql = "select public.decide_approval($1, $2, $3, $4)";
 }

@@ -212,6 +212,14 @@ public static class PolicyStore
         cross join lateral (select p.version, p.created_by, p.created_at, p.document from public.tenant_policy_documents p
                             where p.tenant_id = k.tenant_id order by p.version desc limit 1) d
         """;
+
+    // Violation trends (policy_violation_trends), run by the API in the caller's session and by the CLI.
+
+    /// <summary>Tenant $1's violations per day (its time zone) by rule, severity and decision over $2 days, as one JSON array.</summary>
+    internal const string ViolationTrendsJsonSql = "select coalesce(json_agg(t), '[]')::text from public.policy_violation_trends($1, $2) t";
+
+    /// <summary>The same as rows. Columns: day, policy_key, severity, decision, violations.</summary>
+    internal const string ViolationTrendsSql = "select day, policy_key, severity, decision, violations from public.policy_violation_trends($1, $2)";
 }
 
 /// <summary>One saved policy version: its number, when and by whom, the comment and how many rules it has.</summary>

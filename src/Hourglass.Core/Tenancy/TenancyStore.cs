@@ -323,4 +323,19 @@ internal static class TenancyStore
                 Text(13), Text(14));
         }, cancellationToken);
     }
+
+    // Members and roles, through the tenant's own functions (the API runs them in the caller's session, the CLI as the
+    // person it acts for): each statement's text, run by the caller on its connection.
+
+    /// <summary>Adds member $2 to tenant $1 with role $3, or changes their role; returns the outcome.</summary>
+    internal const string SetMemberSql = "select public.set_tenant_member($1, $2, $3)";
+
+    /// <summary>Removes member $2 from tenant $1; true when they were one (a tenant keeps its last owner).</summary>
+    internal const string RemoveMemberSql = "select public.remove_tenant_member($1, $2)";
+
+    /// <summary>Defines tenant $1's role $2 by its capabilities $3 (text[]) and description $4; returns the outcome.</summary>
+    internal const string SetRoleSql = "select public.set_tenant_role($1, $2, $3, $4)";
+
+    /// <summary>Removes tenant $1's role $2, which no member may hold; true when it existed.</summary>
+    internal const string RemoveRoleSql = "select public.remove_tenant_role($1, $2)";
 }

@@ -191,7 +191,7 @@ internal static class OrderCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.review_order_exception($1, $2)",
+            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, OrderStore.ReviewExceptionAsSql,
                 [parse.GetValue(exception)], cancellationToken);
             Console.WriteLine($"Exception {parse.GetValue(exception)} is in review.");
             return 0;
@@ -214,7 +214,7 @@ internal static class OrderCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.resolve_order_exception($1, $2, $3, $4)",
+            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, OrderStore.ResolveExceptionAsSql,
                 [parse.GetValue(exception), verb == "resolve" ? "resolved" : "dismissed", parse.GetValue(notes)!], cancellationToken);
             Console.WriteLine(verb == "resolve"
                 ? $"Exception {parse.GetValue(exception)} resolved; the order is queued to be validated again."
@@ -234,7 +234,7 @@ internal static class OrderCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.override_order_credit($1, $2, $3)",
+            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, OrderStore.OverrideCreditAsSql,
                 [parse.GetValue(order), parse.GetValue(reason)!], cancellationToken);
             Console.WriteLine($"Credit overridden for order {parse.GetValue(order)}; it is queued to be validated again.");
             return 0;
