@@ -232,6 +232,7 @@ create table public.agent_autonomous_runs (
   created_at timestamp with time zone default now() not null,
   dry_run boolean generated always as (COALESCE(((cycle_metrics -> 'dry_run'::text) = 'true'::jsonb), false)) stored not null
 );
+alter table public.agent_autonomous_runs add constraint agent_autonomous_runs_act_output_status_check CHECK (((act_output IS NULL) OR (NOT jsonb_path_exists(act_output, '$."actions"[*]?((!(exists (@."status")) || @."status".type() != "string") || !((((@."status" == "succeeded" || @."status" == "failed") || @."status" == "blocked") || @."status" == "already_done") || @."status" == "would_run"))'::jsonpath))));
 alter table public.agent_autonomous_runs add constraint agent_autonomous_runs_actions_blocked_check CHECK ((actions_blocked >= 0));
 alter table public.agent_autonomous_runs add constraint agent_autonomous_runs_actions_planned_check CHECK ((actions_planned >= 0));
 alter table public.agent_autonomous_runs add constraint agent_autonomous_runs_actions_taken_check CHECK ((actions_taken >= 0));
@@ -1410,7 +1411,7 @@ create view public.monitoring_run_success with (security_invoker=true) as
     round(avg(EXTRACT(epoch FROM r.completed_at - r.started_at)) FILTER (WHERE r.status = ANY (ARRAY['completed'::text, 'partial'::text, 'failed'::text])), 3) AS avg_duration_seconds
    FROM public.agent_autonomous_runs r
      JOIN public.tenants t ON t.id = r.tenant_id
-  WHERE (r.cycle_metrics -> 'dry_run'::text) IS DISTINCT FROM 'true'::jsonb
+  WHERE NOT r.dry_run
   GROUP BY r.tenant_id, ((r.started_at AT TIME ZONE t.timezone)::date);
 -- columns: tenant_id uuid, day date, runs bigint, completed bigint, partial bigint, failed bigint, abandoned bigint, skipped bigint, running bigint, success_rate numeric, actions_taken bigint, actions_blocked bigint, avg_duration_seconds numeric
 grant select on table public.monitoring_run_success to authenticated;

@@ -63,7 +63,7 @@ internal static class OrderBaselines
 
     /// <summary>
     /// The same-work baseline: the processor's own statements (<see cref="OrderProcessor.ClaimSql"/>, the six reads of
-    /// its load batch, <see cref="OrderWriter.WriteSql"/>) in the same three round trips on one connection, prepared as
+    /// its load batch, <see cref="OrderStore.WriteSql"/>) in the same three round trips on one connection, prepared as
     /// the processor's are, until nothing is left. Every value read is read; no order is validated: each order's
     /// outcome is its kind in the plan (<paramref name="plan"/>, order id → kind, loaded before the run), and the write
     /// set — one array per column, as the processor's — is filled from it with the values just read (totals, the first

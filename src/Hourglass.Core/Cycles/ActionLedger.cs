@@ -137,4 +137,56 @@ internal sealed class ActionLedger(NpgsqlDataSource dataSource)
     /// <summary>Deletes every ledger row of the tenants.</summary>
     public static Task<int> DeleteAllAsync(NpgsqlConnection connection, Guid[] tenants, CancellationToken cancellationToken) =>
         StoreReads.ExecuteAsync(connection, null, "delete from public.agent_actions where tenant_id = any ($1)", cancellationToken, tenants);
+
+    // The parts' reads of the ledger (statements moved from the touch part and the policy enforcer). A message that never
+    // went out (suppressed when it was enqueued or when it was to be sent, or cancelled) is not counted: they join the
+    // Engagement part's outbox for it.
+
+    /// <summary>
+    /// How many messages on <paramref name="channel"/> (email when a message names none) the tenant's actions sent in
+    /// (<paramref name="from"/>, <paramref name="to"/>]: the touch part's check of a channel's cap.
+    /// </summary>
+    public static async Task<long> SentMessagesOnChannelAsync(NpgsqlDataSource dataSource, Guid tenantId, DateTimeOffset from, DateTimeOffset to, string channel,
+        CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select count(*) from public.agent_actions
+            where tenant_id = $1 and status = 'succeeded' and kind = 'send_message' and completed_at > $2 and completed_at <= $3
+              and coalesce(payload ->> 'channel', 'email') = $4
+              and not (coalesce(result ->> 'suppressed' = 'true', false) or exists (
+                select 1 from public.message_outbox m
+                where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled')))
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = from });
+        command.Parameters.Add(new() { Value = to });
+        command.Parameters.Add(new() { Value = channel });
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>
+    /// The tenant's touches (touch tasks and messages that went out) in the 7 days before <paramref name="now"/>, outside
+    /// the hour <paramref name="excludeHour"/>, oldest first: when, whom, and how ('task' or the message's channel).
+    /// </summary>
+    public static Task<IReadOnlyList<(DateTimeOffset At, Guid? TargetId, string Channel)>> TouchHistoryAsync(NpgsqlDataSource dataSource, Guid tenantId,
+        DateTimeOffset now, DateTimeOffset? excludeHour, CancellationToken cancellationToken)
+    {
+        var command = dataSource.CreateCommand("""
+            select completed_at, target_id,
+                   case kind when 'touch_task' then 'task' else coalesce(payload ->> 'channel', result ->> 'channel', 'email') end
+            from public.agent_actions
+            where tenant_id = $1 and status = 'succeeded' and kind in ('touch_task', 'send_message')
+              and completed_at > $2 - interval '7 days' and completed_at <= $2
+              and ($3::timestamptz is null or hour_bucket <> $3)
+              and not (kind = 'send_message' and (coalesce(result ->> 'suppressed' = 'true', false) or exists (
+                select 1 from public.message_outbox m
+                where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled'))))
+            order by completed_at
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = now });
+        command.Parameters.Add(new() { Value = (object?)excludeHour ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        return StoreReads.ListAsync(command, r => (r.GetFieldValue<DateTimeOffset>(0), r.IsDBNull(1) ? (Guid?)null : r.GetGuid(1), r.GetString(2)),
+            cancellationToken);
+    }
 }

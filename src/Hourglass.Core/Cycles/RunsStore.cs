@@ -425,6 +425,31 @@ internal sealed class RunsStore(NpgsqlDataSource dataSource)
         return (reader.GetInt64(0), reader.GetDouble(1), reader.GetDouble(2), reader.GetDouble(3), reader.GetDouble(4), reader.GetDouble(5),
             reader.GetDouble(6));
     }
+
+    // The parts' reads of the runs (a statement moved from the engagement part).
+
+    /// <summary>
+    /// The engagement part's flows since the tenant's previous run other than <paramref name="runId"/> began (an hour ago
+    /// when there is none): clocks newly overdue and clocks recovered, by <c>engagement_movement</c> (Engagement's function).
+    /// The statement's one table is this store's runs, so it lives here (docs/development.md, "Where SQL goes").
+    /// </summary>
+    public static async Task<(long NewlyOverdue, long Recovered)> EngagementMovementSincePreviousRunAsync(NpgsqlDataSource dataSource, Guid tenantId,
+        Guid runId, CancellationToken cancellationToken)
+    {
+        await using var movement = dataSource.CreateCommand("""
+            select m.newly_overdue, m.recovered
+            from public.engagement_movement($1, coalesce(
+              (select r.started_at from public.agent_autonomous_runs r
+               where r.tenant_id = $1 and r.id <> $2 and r.status in ('completed', 'partial', 'failed')
+               order by r.started_at desc limit 1),
+              hourglass.now() - interval '1 hour')) m
+            """);
+        movement.Parameters.Add(new() { Value = tenantId });
+        movement.Parameters.Add(new() { Value = runId });
+        await using var moved = await movement.ExecuteReaderAsync(cancellationToken);
+        await moved.ReadAsync(cancellationToken);
+        return (moved.GetInt64(0), moved.GetInt64(1));
+    }
 }
 
 /// <summary>A finished run's action counts.</summary>

@@ -126,16 +126,6 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
         """;
 
     /// <summary>
-    /// The schedule of the tenant aliased <c>t</c> in the enclosing statement, as a JSON object (null without one): a
-    /// scalar subquery the API embeds in its tenant document.
-    /// </summary>
-    internal const string ScheduleJsonOfTenantT = """
-        (select json_build_object('cron', c.cron, 'timezone', c.timezone, 'next_due_at', c.next_due_at, 'paused', c.paused,
-                'paused_reason', c.paused_reason, 'max_actions_per_cycle', c.max_actions_per_cycle, 'max_actions_per_day', c.max_actions_per_day)
-         from public.agent_tenant_schedules c where c.tenant_id = t.id)
-        """;
-
-    /// <summary>
     /// Every tenant with its schedule ($1 one tenant, or null for all), as the status command shows it; the claim only while
     /// it lasts past $2. Columns: id, name, tenant zone, cron, schedule zone, next due, paused, reason, by, at, consecutive
     /// failures, auto-pause threshold, claimed by.
@@ -168,4 +158,34 @@ internal sealed class ScheduleStore(NpgsqlDataSource dataSource)
         CancellationToken cancellationToken) =>
         await Storage.StoreReads.ScalarAsync<long>(connection, transaction,
             "select count(*) from public.agent_tenant_schedules where tenant_id = any ($1) and next_due_at <= now()", cancellationToken, tenants);
+
+    // The lease and the API (statements moved from TenantLease and ApiEndpoints).
+
+    /// <summary>
+    /// The lease's renewal of the tenant's claim (a statement of its batch, after <c>renew_tenant_lock</c>): the claim of
+    /// <paramref name="holder"/> lasts <paramref name="minutes"/> more from now.
+    /// </summary>
+    public static NpgsqlBatchCommand ExtendClaimCommand(Guid tenantId, string holder, int minutes) =>
+        new("""
+            update public.agent_tenant_schedules
+            set claimed_until = hourglass.now() + make_interval(mins => $3)
+            where tenant_id = $1 and claimed_by = $2
+            """)
+        {
+            Parameters = { new() { Value = tenantId }, new() { Value = holder }, new() { Value = minutes } },
+        };
+
+    /// <summary>
+    /// The tenant ($1) as the API shows it, one JSON object (no row when the caller cannot see the tenant): its id, name,
+    /// time zone, settings, and its schedule (null without one). It returns the tenant's row with this store's schedule,
+    /// so it lives here; the API runs it in the caller's session.
+    /// </summary>
+    internal const string TenantJsonSql = """
+        select json_build_object('id', t.id, 'name', t.name, 'timezone', t.timezone, 'settings', t.settings,
+          'schedule', (select json_build_object('cron', c.cron, 'timezone', c.timezone, 'next_due_at', c.next_due_at, 'paused', c.paused,
+                               'paused_reason', c.paused_reason, 'max_actions_per_cycle', c.max_actions_per_cycle,
+                               'max_actions_per_day', c.max_actions_per_day)
+                       from public.agent_tenant_schedules c where c.tenant_id = t.id))::text
+        from public.tenants t where t.id = $1
+        """;
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Cycles;
@@ -14,7 +15,7 @@ internal sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider ti
     /// <summary>Sets a tenant's cron and time zone (null: the tenant's own) and when it is next due.</summary>
     public async Task<DateTimeOffset> SetScheduleAsync(Guid tenantId, string cron, string? timeZone, CancellationToken cancellationToken)
     {
-        var tenantZone = await ScalarAsync("select timezone from public.tenants where id = $1", cancellationToken, tenantId) as string
+        var tenantZone = await TenancyStore.TimezoneAsync(dataSource, tenantId, cancellationToken)
             ?? throw new HourglassException($"tenant {tenantId} does not exist");
         var schedule = CycleSchedule.Parse(cron, timeZone ?? tenantZone);
         var next = schedule.NextAfter(_time.GetUtcNow());

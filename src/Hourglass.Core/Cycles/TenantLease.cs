@@ -98,14 +98,7 @@ internal sealed class TenantLease : IAsyncDisposable
         {
             Parameters = { new() { Value = TenantId }, new() { Value = Holder }, new() { Value = Token }, new() { Value = _minutes } },
         });
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-            update public.agent_tenant_schedules
-            set claimed_until = hourglass.now() + make_interval(mins => $3)
-            where tenant_id = $1 and claimed_by = $2
-            """)
-        {
-            Parameters = { new() { Value = TenantId }, new() { Value = Holder }, new() { Value = _minutes } },
-        });
+        batch.BatchCommands.Add(ScheduleStore.ExtendClaimCommand(TenantId, Holder, _minutes));
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return reader.GetBoolean(0);

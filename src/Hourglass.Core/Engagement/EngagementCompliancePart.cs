@@ -1,5 +1,4 @@
 using Hourglass.Cycles;
-using Npgsql;
 
 namespace Hourglass.Engagement;
 
@@ -20,9 +19,7 @@ internal sealed class EngagementCompliancePart : ICyclePart
         {
             await context.Database.InTransactionAsync(async (connection, transaction) =>
             {
-                await using var command = new NpgsqlCommand("select public.refresh_engagement_compliance($1)", connection, transaction);
-                command.Parameters.Add(new() { Value = context.TenantId });
-                await command.ExecuteScalarAsync(cancellationToken);
+                await EngagementStore.RefreshComplianceAsync(connection, transaction, context.TenantId, cancellationToken);
             }, cancellationToken);
         }
 
@@ -45,20 +42,10 @@ internal sealed class EngagementCompliancePart : ICyclePart
 
         // Flows since the tenant's previous run began (an hour ago when there is none): clocks that fell overdue
         // and are still overdue, and clocks a touch brought back.
-        await using var movement = context.Database.DataSource.CreateCommand("""
-            select m.newly_overdue, m.recovered
-            from public.engagement_movement($1, coalesce(
-              (select r.started_at from public.agent_autonomous_runs r
-               where r.tenant_id = $1 and r.id <> $2 and r.status in ('completed', 'partial', 'failed')
-               order by r.started_at desc limit 1),
-              hourglass.now() - interval '1 hour')) m
-            """);
-        movement.Parameters.Add(new() { Value = context.TenantId });
-        movement.Parameters.Add(new() { Value = context.RunId });
-        await using var moved = await movement.ExecuteReaderAsync(cancellationToken);
-        await moved.ReadAsync(cancellationToken);
-        metrics["newly_overdue"] = moved.GetInt64(0);
-        metrics["recovered"] = moved.GetInt64(1);
+        var (newlyOverdue, recovered) = await RunsStore.EngagementMovementSincePreviousRunAsync(context.Database.DataSource, context.TenantId,
+            context.RunId, cancellationToken);
+        metrics["newly_overdue"] = newlyOverdue;
+        metrics["recovered"] = recovered;
         return metrics;
     }
 }

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Hourglass.Cycles;
 using Hourglass.Engagement.Outbox;
 using Hourglass.Storage;
@@ -12,6 +13,17 @@ internal sealed record MessageChannelSettings(string Channel, bool Enabled, stri
 
 /// <summary>An approval card: its state, what it asks, until when, and who decided what.</summary>
 internal sealed record ApprovalCardRow(Guid Id, string Status, string Title, string Body, DateTimeOffset DueAt, string CompletedBy, string Decision);
+
+/// <summary>What the touch part's handler puts on a touch card: for whom, why, from which run, for whom to do, by when.</summary>
+internal sealed record TouchCardRequest(Guid TenantId, string Title, string Body, string EntityType, Guid EntityId, Guid RunId, Guid? OwnerUserId,
+    DateTimeOffset DueAt, JsonObject Payload);
+
+/// <summary>One line of a touch batch as <c>record_touches</c> recorded it: its outcome, the entity, the key, the error.</summary>
+internal sealed record RecordedTouchRow(int Line, string Outcome, string? EntityType, Guid? EntityId, string? IdempotencyKey, string? Error);
+
+/// <summary>A due message locked for the dispatcher, with the time zones, policy version and database clock its send window is judged by.</summary>
+internal sealed record DueMessageRow(Guid Id, Guid TenantId, string TenantZone, string? ContactZone, string? AccountZone, int PolicyVersion,
+    DateTimeOffset Now);
 
 /// <summary>
 /// The only code that names the engagement tables in SQL: clocks and frequency rules, <c>cards</c>, message
@@ -737,4 +749,232 @@ internal static class EngagementStore
             where c.tenant_id = any ($1) and c.compliance_status <> 'compliant'
             on conflict (tenant_id, entity_type, entity_id) where kind = 'touch_task' and status = 'open' do nothing
             """, cancellationToken, tenants);
+
+    // The touch part and the outbox dispatcher (statements moved from TouchTaskHandler and OutboxDispatcher).
+
+    /// <summary>
+    /// Opens a touch card for the target's owner, due at the touch's due time but not before a day from now; returns its
+    /// id, or null when the target already has an open touch card (ON CONFLICT on the one-open-touch index: a card someone
+    /// opened meanwhile is kept, not doubled).
+    /// </summary>
+    public static async Task<Guid?> OpenTouchCardAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, TouchCardRequest card,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, run_id, assignee_user_id, due_at, payload)
+            values ($1, 'touch_task', $2, $3, $4, $5, $6, $7, greatest($8, hourglass.now() + interval '1 day'), $9)
+            on conflict (tenant_id, entity_type, entity_id) where kind = 'touch_task' and status = 'open' do nothing
+            returning id
+            """, connection, transaction);
+        command.Parameters.Add(new() { Value = card.TenantId });
+        command.Parameters.Add(new() { Value = card.Title });
+        command.Parameters.Add(new() { Value = card.Body });
+        command.Parameters.Add(new() { Value = card.EntityType });
+        command.Parameters.Add(new() { Value = card.EntityId });
+        command.Parameters.Add(new() { Value = card.RunId });
+        command.Parameters.Add(new() { Value = (object?)card.OwnerUserId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        command.Parameters.Add(new() { Value = card.DueAt });
+        command.Parameters.Add(JsonbParameter.From(card.Payload));
+        return await command.ExecuteScalarAsync(cancellationToken) as Guid?;
+    }
+
+    // Due messages nobody holds, of tenants under no kill switch: a paused tenant's messages are not even looked at, so
+    // they keep their status, attempts and next_attempt_at exactly as they were (and take no place in the batch).
+    private const string OutboxLockDueSql = """
+        with due as (
+          select m.id, m.tenant_id, m.payload ->> 'target_type' as target_type,
+                 case when m.payload ->> 'target_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                      then (m.payload ->> 'target_id')::uuid end as target_id
+          from public.message_outbox m
+          where m.status in ('pending', 'sending') and m.next_attempt_at <= hourglass.now() and m.attempts < m.max_attempts
+            and not (select c.paused from hourglass.agent_control c where c.singleton)
+            and not exists (select 1 from public.agent_tenant_schedules s where s.tenant_id = m.tenant_id and s.paused)
+          order by m.next_attempt_at
+          limit $1
+          for update of m skip locked
+        )
+        select d.id, d.tenant_id, t.timezone, k.timezone, a.timezone,
+               coalesce((select max(p.version) from public.tenant_policy_documents p where p.tenant_id = d.tenant_id), 0),
+               hourglass.now()
+        from due d
+        join public.tenants t on t.id = d.tenant_id
+        left join public.contacts k on d.target_type = 'contact' and k.tenant_id = d.tenant_id and k.id = d.target_id
+        left join public.accounts a on a.tenant_id = d.tenant_id
+                                   and a.id = case when d.target_type = 'account' then d.target_id else k.account_id end
+        """;
+
+    /// <summary>
+    /// Locks up to <paramref name="limit"/> due messages (<c>FOR UPDATE SKIP LOCKED</c>, in the caller's transaction) of
+    /// tenants under no kill switch, each with what its send window needs: the tenant's, contact's and account's time
+    /// zones, the tenant's policy version in force and the database clock.
+    /// </summary>
+    public static Task<IReadOnlyList<DueMessageRow>> LockDueMessagesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, int limit,
+        CancellationToken cancellationToken)
+    {
+        var command = new NpgsqlCommand(OutboxLockDueSql, connection, transaction);
+        command.Parameters.Add(new() { Value = limit });
+        return StoreReads.ListAsync(command, r => new DueMessageRow(r.GetGuid(0), r.GetGuid(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3),
+            r.IsDBNull(4) ? null : r.GetString(4), r.GetInt32(5), r.GetFieldValue<DateTimeOffset>(6)), cancellationToken);
+    }
+
+    // Row by row, what may happen to each locked message now, all read at this statement's one snapshot: a kill switch
+    // that came on since the lock (or a new policy version, against which the window was not judged) leaves the message
+    // untouched; a contact or account that must not be contacted, or a channel disabled or gone, suppresses it for good,
+    // with the reason; a closed send window holds it (pending, next_attempt_at the opening, attempts unchanged); the rest
+    // are claimed. A message left 'sending' by a dispatcher that died gets its 'claim_expired' attempt whichever way it goes.
+    private const string OutboxClaimCheckedSql = """
+        with facts as (
+          select m.id, m.tenant_id, m.channel, m.status as previous_status, m.claimed_by as previous_holder, i.hold_until, i.hold_reason,
+                 (select c.paused from hourglass.agent_control c where c.singleton) or coalesce(s.paused, false)
+                   or coalesce((select max(p.version) from public.tenant_policy_documents p where p.tenant_id = m.tenant_id), 0) <> i.policy_version
+                   as wait,
+                 case when k.opted_out_at is not null then 'contact_opted_out'
+                      when k.do_not_contact then 'contact_do_not_contact'
+                      when a.do_not_contact then 'account_do_not_contact'
+                      when ch.id is null then 'channel_missing'
+                      when not ch.enabled then 'channel_disabled' end as code,
+                 case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
+                      when k.do_not_contact then 'the contact is marked do-not-contact'
+                      when a.do_not_contact then 'the account is marked do-not-contact'
+                      when ch.id is null then 'the tenant has no ' || m.channel || ' channel (message_channels)'
+                      when not ch.enabled then 'the tenant''s ' || m.channel || ' channel is disabled' end as reason
+          from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::integer[]) as i(id, hold_until, hold_reason, policy_version)
+          join public.message_outbox m on m.id = i.id
+          cross join lateral (
+            select m.payload ->> 'target_type' as type,
+                   case when m.payload ->> 'target_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                        then (m.payload ->> 'target_id')::uuid end as id) t
+          left join public.agent_tenant_schedules s on s.tenant_id = m.tenant_id
+          left join public.contacts k on t.type = 'contact' and k.tenant_id = m.tenant_id and k.id = t.id
+          left join public.accounts a on a.tenant_id = m.tenant_id and a.id = case when t.type = 'account' then t.id else k.account_id end
+          left join public.message_channels ch on ch.tenant_id = m.tenant_id and ch.channel = m.channel
+        ), suppressed as (
+          update public.message_outbox m
+          set status = 'suppressed', suppressed_at = hourglass.now(), suppressed_code = f.code, suppressed_reason = f.reason,
+              held_reason = null, claimed_until = null, updated_at = hourglass.now()
+          from facts f
+          where m.id = f.id and not f.wait and f.code is not null
+          returning m.id, m.tenant_id, m.attempts, f.previous_status, f.previous_holder
+        ), held as (
+          update public.message_outbox m
+          set status = 'pending', next_attempt_at = f.hold_until, held_reason = f.hold_reason, claimed_until = null, updated_at = hourglass.now()
+          from facts f
+          where m.id = f.id and not f.wait and f.code is null and f.hold_until is not null
+          returning m.id, m.tenant_id, m.attempts, f.previous_status, f.previous_holder
+        ), claimed as (
+          update public.message_outbox m
+          set status = 'sending', attempts = m.attempts + 1, claimed_by = $5, claimed_until = hourglass.now() + $6,
+              next_attempt_at = hourglass.now() + $6, held_reason = null, updated_at = hourglass.now()
+          from facts f
+          where m.id = f.id and not f.wait and f.code is null and f.hold_until is null
+          returning m.id, m.tenant_id, m.idempotency_key, m.channel, m.destination, m.subject, m.body, m.payload, m.attempts,
+                    m.max_attempts, m.created_at, f.previous_status, f.previous_holder
+        ), lapsed as (
+          insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, worker_id)
+          select c.tenant_id, c.id, c.attempts - 1, hourglass.now(), 'claim_expired',
+                 'the claim lapsed before a result was recorded: the message may have been sent', c.previous_holder
+          from claimed c where c.previous_status = 'sending'
+          union all
+          select x.tenant_id, x.id, x.attempts, hourglass.now(), 'claim_expired',
+                 'the claim lapsed before a result was recorded: the message may have been sent', x.previous_holder
+          from (select * from suppressed union all select * from held) x where x.previous_status = 'sending'
+        )
+        select c.id, c.tenant_id, c.idempotency_key, c.channel, c.destination, c.subject, c.body, c.payload::text, c.attempts,
+               c.max_attempts, c.created_at,
+               k.channel, k.enabled, k.webhook_url, k.smtp_host, k.smtp_port, k.smtp_security, k.smtp_username, k.smtp_from, k.secret_ref,
+               k.smtp_tls_pin_sha256
+        from claimed c
+        left join public.message_channels k on k.tenant_id = c.tenant_id and k.channel = c.channel
+        """;
+
+    /// <summary>
+    /// Takes the locked messages <paramref name="ids"/> through the send-time checks in one statement (in the caller's
+    /// transaction): leaves, suppresses or holds (until <paramref name="holdUntil"/>, for <paramref name="holdReasons"/>)
+    /// each, or claims it for <paramref name="workerId"/> for <paramref name="visibilityTimeout"/>; returns the claimed
+    /// messages with their channel's settings.
+    /// </summary>
+    public static async Task<List<OutboxMessage>> ClaimCheckedMessagesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] ids,
+        DateTimeOffset?[] holdUntil, string?[] holdReasons, int[] policyVersions, string workerId, TimeSpan visibilityTimeout,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(OutboxClaimCheckedSql, connection, transaction);
+        command.Parameters.Add(new() { Value = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
+        command.Parameters.Add(new() { Value = holdUntil, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new() { Value = holdReasons, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = policyVersions, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
+        command.Parameters.Add(new() { Value = workerId });
+        command.Parameters.Add(new() { Value = visibilityTimeout, NpgsqlDbType = NpgsqlDbType.Interval });
+        var batch = new List<OutboxMessage>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+            var settings = reader.IsDBNull(11) ? null : new ChannelSettings(
+                reader.GetString(11), reader.GetBoolean(12), Text(13), Text(14), reader.IsDBNull(15) ? null : reader.GetInt32(15),
+                reader.GetString(16), Text(17), Text(18), Text(19), Text(20));
+            batch.Add(new OutboxMessage(
+                reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), Text(5), reader.GetString(6),
+                JsonNode.Parse(reader.GetString(7))!.AsObject(), reader.GetInt32(8), reader.GetInt32(9), reader.GetFieldValue<DateTimeOffset>(10),
+                settings));
+        }
+
+        return batch;
+    }
+
+    /// <summary>
+    /// Fails every message whose final attempt's claim lapsed (its dispatcher died mid-send), recording the lapse as its
+    /// attempt; not while its tenant (or every tenant) is paused.
+    /// </summary>
+    public static async Task FailLapsedLastAttemptsAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            with exhausted as (
+              update public.message_outbox m
+              set status = 'failed', claimed_until = null, updated_at = hourglass.now(),
+                  last_error = 'the last attempt''s claim lapsed before a result was recorded: the message may have been sent'
+              where m.status = 'sending' and m.next_attempt_at <= hourglass.now() and m.attempts >= m.max_attempts
+                and not (select c.paused from hourglass.agent_control c where c.singleton)
+                and not exists (select 1 from public.agent_tenant_schedules s where s.tenant_id = m.tenant_id and s.paused)
+              returning m.tenant_id, m.id, m.attempts, m.claimed_by, m.last_error
+            )
+            insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, worker_id)
+            select e.tenant_id, e.id, e.attempts, hourglass.now(), 'claim_expired', e.last_error, e.claimed_by from exhausted e
+            """);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    // The part's own functions: the cycle's refresh, the touch import, the CLI's card completion.
+
+    /// <summary>Refreshes the tenant's clock compliance and priorities (<c>refresh_engagement_compliance</c>), in the caller's transaction.</summary>
+    public static async Task RefreshComplianceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("select public.refresh_engagement_compliance($1)", connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        await command.ExecuteScalarAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Records a batch of touches (<c>record_touches</c>, a JSON array; duplicates skipped) in the caller's transaction: per
+    /// line (1-based, in the array's order) its outcome, entity, idempotency key and error.
+    /// </summary>
+    public static async Task<IReadOnlyList<RecordedTouchRow>> RecordTouchesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
+        string touchesJson, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "select line, outcome, entity_type, entity_id, idempotency_key, error from public.record_touches($1, $2, 'skip')", connection, transaction);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = touchesJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+        var rows = new List<RecordedTouchRow>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new RecordedTouchRow(reader.GetInt32(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+                reader.IsDBNull(3) ? null : reader.GetGuid(3), reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5)));
+        }
+
+        return rows;
+    }
+
+    /// <summary><c>complete_touch_card</c> of card $1 ($2 how, $3 notes), as the CLI runs it; returns the clock it touched.</summary>
+    internal const string CompleteTouchCardSql = "select public.complete_touch_card($1, $2, $3)";
 }

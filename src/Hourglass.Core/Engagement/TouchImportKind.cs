@@ -87,18 +87,10 @@ internal sealed class TouchImportKind : IImportKind<TouchLine, TouchOutcome>
         IReadOnlyList<TouchLine> lines, CancellationToken cancellationToken)
     {
         var array = new JsonArray(lines.Select(l => (JsonNode)l.Touch!.DeepClone()).ToArray());
-        await using var command = new NpgsqlCommand(
-            "select line, outcome, entity_type, entity_id, idempotency_key, error from public.record_touches($1, $2, 'skip')", connection, transaction);
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = array.ToJsonString(), NpgsqlDbType = NpgsqlDbType.Jsonb });
         var outcomes = new List<TouchOutcome>(lines.Count);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var row in await EngagementStore.RecordTouchesAsync(connection, transaction, tenantId, array.ToJsonString(), cancellationToken))
         {
-            var source = lines[reader.GetInt32(0) - 1];
-            outcomes.Add(new TouchOutcome(source.LineNumber, reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
-                reader.IsDBNull(3) ? null : reader.GetGuid(3), reader.IsDBNull(4) ? null : reader.GetString(4),
-                reader.IsDBNull(5) ? null : reader.GetString(5)));
+            outcomes.Add(new TouchOutcome(lines[row.Line - 1].LineNumber, row.Outcome, row.EntityType, row.EntityId, row.IdempotencyKey, row.Error));
         }
 
         return outcomes;

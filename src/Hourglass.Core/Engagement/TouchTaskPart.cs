@@ -2,9 +2,8 @@ using System.Text.Json.Nodes;
 using Hourglass.Cycles;
 using Hourglass.Insights;
 using Hourglass.Policies;
-using Hourglass.Storage;
+using Hourglass.Tenancy;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace Hourglass.Engagement;
 
@@ -35,42 +34,29 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
         // The queue's order (engagement_queue, best-time bonus included), but skipping clocks that already have an
         // open touch card or approval (or a rejection this week) before the limit: filtered after it, a queue whose
         // top 200 all had cards proposed nothing new.
-        await using var command = context.Database.DataSource.CreateCommand("""
-            select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
-                   q.priority_score, coalesce(q.priority_reason, q.compliance_status), coalesce(k.name, a.name), a.tier, a.segment, a.name,
-                   k.timezone, a.timezone
-            from hourglass.touch_candidates($1, $2, true) q
-            left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
-            left join public.accounts a on a.tenant_id = $1 and a.id = q.account_id
-            order by q.priority_score desc, q.next_touch_due, q.clock_id
-            """);
-        command.Parameters.Add(new() { Value = context.TenantId });
-        command.Parameters.Add(new() { Value = queueDepth });
         var proposals = new List<ProposedAction>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var row in await TenancyStore.TouchCandidatesAsync(context.Database.DataSource, context.TenantId, queueDepth, cancellationToken))
         {
-            string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
-            var entityType = reader.GetString(0);
-            var entityId = reader.GetGuid(1);
-            var name = Text(9);
+            var entityType = row.EntityType;
+            var entityId = row.EntityId;
+            var name = row.Name;
             var payload = new JsonObject
             {
-                ["account_id"] = reader.IsDBNull(2) ? null : reader.GetGuid(2).ToString(),
-                ["owner_user_id"] = reader.IsDBNull(3) ? null : reader.GetGuid(3).ToString(),
-                ["compliance_status"] = reader.GetString(4),
-                ["days_overdue"] = reader.GetInt32(5),
-                ["next_touch_due"] = reader.GetFieldValue<DateTimeOffset>(6).ToString("O"),
+                ["account_id"] = row.AccountId?.ToString(),
+                ["owner_user_id"] = row.OwnerUserId?.ToString(),
+                ["compliance_status"] = row.ComplianceStatus,
+                ["days_overdue"] = row.DaysOverdue,
+                ["next_touch_due"] = row.NextTouchDue.ToString("O"),
                 ["name"] = name,
             };
             var kind = "touch_task";
-            var reason = reader.GetString(8);
+            var reason = row.Reason;
             var facts = new Dictionary<string, string?>(StringComparer.Ordinal)
             {
                 ["entity_type"] = entityType,
-                ["tier"] = Text(10),
-                ["segment"] = Text(11),
-                ["compliance_status"] = reader.GetString(4),
+                ["tier"] = row.Tier,
+                ["segment"] = row.Segment,
+                ["compliance_status"] = row.ComplianceStatus,
             };
             // A person declined a message to this target in the last 7 days: no message again so soon, but the touch is still
             // due, so the owner is asked to make it (a touch card, or a strategy that asks for one).
@@ -92,14 +78,14 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
             // Seeded by the touch that is due (the target and its due date), not the hour: the choice stays while the touch
             // waits, so a message chosen at night goes out when the send window opens instead of being drawn again every hour
             // until a strategy the window does not hold back (a touch card) happens to win.
-            var dueAt = reader.GetFieldValue<DateTimeOffset>(6);
+            var dueAt = row.NextTouchDue;
             var choice = StrategySelector.Choose(applicable, new Random(StrategySelector.SeedFor(context.TenantId, entityId, dueAt)));
             if (choice is not null)
             {
                 var template = choice.Strategy.ActionTemplate;
                 kind = (string?)template["kind"] ?? "touch_task";
                 if (policy is not null && kind == "send_message"
-                    && PolicyEvaluator.TimingBlocks(policy, kind, Zone(Text(13), "contact") ?? Zone(Text(14), "account") ?? (context.TenantZone, "tenant"), context.Now,
+                    && PolicyEvaluator.TimingBlocks(policy, kind, Zone(row.ContactZone, "contact") ?? Zone(row.AccountZone, "account") ?? (context.TenantZone, "tenant"), context.Now,
                         context.TenantZone) is not null)
                 {
                     // Not now: the send window or a holiday holds it back. The contact stays in the queue for a later hour.
@@ -111,12 +97,12 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
                 if (kind == "send_message")
                 {
                     payload["channel"] = template["channel"]?.DeepClone();
-                    payload["subject"] = Fill((string?)template["subject"], name, Text(12));
-                    payload["body"] = Fill((string?)template["body"], name, Text(12)) ?? "";
+                    payload["subject"] = Fill((string?)template["subject"], name, row.AccountName);
+                    payload["body"] = Fill((string?)template["body"], name, row.AccountName) ?? "";
                 }
             }
 
-            proposals.Add(new ProposedAction(kind, entityType, entityId, reader.GetDecimal(7), reason, payload));
+            proposals.Add(new ProposedAction(kind, entityType, entityId, row.PriorityScore, reason, payload));
         }
 
         return proposals;
@@ -132,19 +118,9 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
         foreach (var rule in policy.Rules.Where(r => r is { Kind: "cap", Scope: CapScope.Channel, Decision: PolicyVerdict.Deny, Channel: not null }
                                                     && r.AppliesToKind("send_message")))
         {
-            await using var command = context.Database.DataSource.CreateCommand("""
-                select count(*) from public.agent_actions
-                where tenant_id = $1 and status = 'succeeded' and kind = 'send_message' and completed_at > $2 and completed_at <= $3
-                  and coalesce(payload ->> 'channel', 'email') = $4
-                  and not (coalesce(result ->> 'suppressed' = 'true', false) or exists (
-                    select 1 from public.message_outbox m
-                    where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled')))
-                """);
-            command.Parameters.Add(new() { Value = context.TenantId });
-            command.Parameters.Add(new() { Value = context.Now - PolicyEvaluator.Length(rule.Window) });
-            command.Parameters.Add(new() { Value = context.Now });
-            command.Parameters.Add(new() { Value = rule.Channel! });
-            if ((long)(await command.ExecuteScalarAsync(cancellationToken))! >= rule.Limit)
+            var sent = await ActionLedger.SentMessagesOnChannelAsync(context.Database.DataSource, context.TenantId,
+                context.Now - PolicyEvaluator.Length(rule.Window), context.Now, rule.Channel!, cancellationToken);
+            if (sent >= rule.Limit)
             {
                 capped.Add(rule.Channel!);
             }
@@ -154,23 +130,8 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
     }
 
     /// <summary>Contacts and accounts a person declined a message to (a rejected approval) in the last 7 days.</summary>
-    private static async Task<HashSet<Guid>> DeclinedAsync(CycleContext context, CancellationToken cancellationToken)
-    {
-        await using var command = context.Database.DataSource.CreateCommand("""
-            select distinct entity_id from public.cards
-            where tenant_id = $1 and kind = 'approval' and status = 'dismissed' and completed_at > hourglass.now() - interval '7 days'
-              and entity_id is not null
-            """);
-        command.Parameters.Add(new() { Value = context.TenantId });
-        var declined = new HashSet<Guid>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            declined.Add(reader.GetGuid(0));
-        }
-
-        return declined;
-    }
+    private static Task<HashSet<Guid>> DeclinedAsync(CycleContext context, CancellationToken cancellationToken) =>
+        ApprovalCardStore.DeclinedTargetsAsync(context.Database.DataSource, context.TenantId, cancellationToken);
 
     private static async Task<List<Strategy>> ActiveStrategiesAsync(CycleContext context, CancellationToken cancellationToken)
     {
@@ -208,31 +169,12 @@ internal sealed class TouchTaskHandler : IActionHandler
     {
         var payload = action.Payload ?? [];
         var name = (string?)payload["name"] ?? action.TargetType;
-        // ON CONFLICT on the one-open-touch index: a card someone opened meanwhile is kept, not doubled.
-        await using var command = new NpgsqlCommand("""
-            insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, run_id, assignee_user_id, due_at, payload)
-            values ($1, 'touch_task', $2, $3, $4, $5, $6, $7, greatest($8, hourglass.now() + interval '1 day'), $9)
-            on conflict (tenant_id, entity_type, entity_id) where kind = 'touch_task' and status = 'open' do nothing
-            returning id
-            """, connection, transaction);
-        command.Parameters.Add(new() { Value = context.TenantId });
-        command.Parameters.Add(new() { Value = $"Touch base with {name}" });
-        command.Parameters.Add(new() { Value = $"Why now: {action.Reason}." });
-        command.Parameters.Add(new() { Value = action.TargetType! });
-        command.Parameters.Add(new() { Value = action.TargetId!.Value });
-        command.Parameters.Add(new() { Value = context.RunId });
-        command.Parameters.Add(new()
-        {
-            Value = Guid.TryParse((string?)payload["owner_user_id"], out var owner) ? owner : DBNull.Value,
-            NpgsqlDbType = NpgsqlDbType.Uuid,
-        });
-        command.Parameters.Add(new()
-        {
-            Value = DateTimeOffset.TryParse((string?)payload["next_touch_due"], System.Globalization.CultureInfo.InvariantCulture,
+        var cardId = await EngagementStore.OpenTouchCardAsync(connection, transaction, new TouchCardRequest(context.TenantId, $"Touch base with {name}",
+            $"Why now: {action.Reason}.", action.TargetType!, action.TargetId!.Value, context.RunId,
+            Guid.TryParse((string?)payload["owner_user_id"], out var owner) ? owner : null,
+            DateTimeOffset.TryParse((string?)payload["next_touch_due"], System.Globalization.CultureInfo.InvariantCulture,
                 System.Globalization.DateTimeStyles.AssumeUniversal, out var due) ? due.ToUniversalTime() : context.Now,
-        });
-        command.Parameters.Add(JsonbParameter.From(payload));
-        var cardId = await command.ExecuteScalarAsync(cancellationToken);
+            payload), cancellationToken);
         return new JsonObject { ["card_id"] = cardId?.ToString(), ["already_open"] = cardId is null };
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Hourglass.Imports;
+using Hourglass.Tenancy;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -279,22 +280,8 @@ internal sealed class EventBulkBatch
         var found = new HashSet<(string, Guid)>();
         if (wanted.Values.Any(s => s.Count > 0))
         {
-            await using var command = new NpgsqlCommand("""
-                select 'contact', k.id from public.contacts k where k.tenant_id = $1 and k.id = any ($2)
-                union all
-                select 'account', a.id from public.accounts a where a.tenant_id = $1 and a.id = any ($3)
-                union all
-                select 'order', o.id from public.orders o where o.tenant_id = $1 and o.id = any ($4)
-                """, _connection, _transaction);
-            command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = _tenantId });
-            command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = [.. wanted["contact"]] });
-            command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = [.. wanted["account"]] });
-            command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = [.. wanted["order"]] });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                found.Add((reader.GetString(0), reader.GetGuid(1)));
-            }
+            found = await TenancyStore.ExistingEntitiesAsync(_connection, _transaction, _tenantId, [.. wanted["contact"]], [.. wanted["account"]],
+                [.. wanted["order"]], cancellationToken);
         }
 
         for (var i = 0; i < chunk.Count; i++)

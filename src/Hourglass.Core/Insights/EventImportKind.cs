@@ -90,16 +90,11 @@ internal sealed class EventImportKind : IImportKind<EventLine, EventOutcome>
             array.Append(i == 0 ? "" : ",").Append(lines[i].Json);
         }
 
-        await using var command = new NpgsqlCommand(
-            "select line, outcome, event_id, idempotency_key, error from public.ingest_events($1, $2, 'skip')", connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = array.Append(']').ToString(), NpgsqlDbType = NpgsqlDbType.Jsonb });
         var outcomes = new List<EventOutcome>(lines.Count);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var (line, outcome, eventId, key, error) in await InsightsStore.IngestEventsAsync(connection, transaction, tenantId,
+                     array.Append(']').ToString(), cancellationToken))
         {
-            outcomes.Add(new EventOutcome(lines[reader.GetInt32(0) - 1].LineNumber, reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetGuid(2),
-                reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4)));
+            outcomes.Add(new EventOutcome(lines[line - 1].LineNumber, outcome, eventId, key, error));
         }
 
         return outcomes;

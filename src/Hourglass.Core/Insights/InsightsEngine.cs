@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using Hourglass.Tenancy;
 using Npgsql;
 
 namespace Hourglass.Insights;
@@ -223,27 +224,16 @@ internal sealed class InsightsEngine(NpgsqlDataSource dataSource, IReadOnlyList<
                 _byEntity[entity] = null;
             }
 
-            await using var command = dataSource.CreateCommand("""
-                select k.id, coalesce(k.timezone, a.timezone)
-                from public.contacts k
-                left join public.accounts a on a.tenant_id = k.tenant_id and a.id = k.account_id
-                where k.tenant_id = $1 and k.id = any($2) and coalesce(k.timezone, a.timezone) is not null
-                """);
-            command.Parameters.Add(new() { Value = tenantId });
-            command.Parameters.Add(new() { Value = unknown });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var (id, zone) in await TenancyStore.ContactZonesAsync(dataSource, tenantId, unknown, cancellationToken))
             {
-                _byEntity[reader.GetGuid(0)] = Find(reader.GetString(1), _cache);
+                _byEntity[id] = Find(zone, _cache);
             }
         }
     }
 
     private async Task<Zones> ZonesAsync(Guid tenantId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("select timezone from public.tenants where id = $1");
-        command.Parameters.Add(new() { Value = tenantId });
-        var zone = await command.ExecuteScalarAsync(cancellationToken) as string;
+        var zone = await TenancyStore.TimezoneAsync(dataSource, tenantId, cancellationToken);
         return new Zones(dataSource, tenantId, zone is null ? TimeZoneInfo.Utc : Find(zone, []) ?? TimeZoneInfo.Utc);
     }
 

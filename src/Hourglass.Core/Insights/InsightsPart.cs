@@ -27,9 +27,7 @@ internal sealed class InsightsPart(long maxEventsPerCycle = 500_000) : ICyclePar
 
         var result = await new InsightsEngine(context.Database.DataSource).RunAsync(context.TenantId, maxEventsPerCycle, cancellationToken);
         _runs.AddOrUpdate(context, result);
-        await using var attribute = context.Database.DataSource.CreateCommand("select * from public.attribute_strategy_outcomes($1)");
-        attribute.Parameters.Add(new() { Value = context.TenantId });
-        await attribute.ExecuteNonQueryAsync(cancellationToken);
+        await InsightsStore.AttributeStrategyOutcomesAsync(context.Database.DataSource, context.TenantId, cancellationToken);
         return [];
     }
 

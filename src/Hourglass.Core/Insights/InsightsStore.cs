@@ -471,4 +471,46 @@ internal static class InsightsStore
     /// <summary>The last event's sequence number (0 when there is none).</summary>
     public static async Task<long> LastEventSeqAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
         await StoreReads.ScalarAsync<long>(connection, null, "select coalesce(max(seq), 0) from public.warehouse_events", cancellationToken);
+
+    // The part's own functions: event ingestion (the import pipeline), strategy attribution (the cycle), retention (the CLI).
+
+    /// <summary>
+    /// Records a batch of events (<c>ingest_events</c>, a JSON array; duplicates skipped) in the caller's transaction: per
+    /// line (1-based, in the array's order) its outcome, the event's id, its idempotency key and the error.
+    /// </summary>
+    public static async Task<IReadOnlyList<(int Line, string Outcome, Guid? EventId, string? IdempotencyKey, string? Error)>> IngestEventsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, string eventsJson, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "select line, outcome, event_id, idempotency_key, error from public.ingest_events($1, $2, 'skip')", connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = eventsJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+        var rows = new List<(int, string, Guid?, string?, string?)>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add((reader.GetInt32(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetGuid(2),
+                reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Credits the tenant's strategies with the outcomes since their last attribution (<c>attribute_strategy_outcomes</c>).</summary>
+    public static async Task AttributeStrategyOutcomesAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var attribute = dataSource.CreateCommand("select * from public.attribute_strategy_outcomes($1)");
+        attribute.Parameters.Add(new() { Value = tenantId });
+        await attribute.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// <c>apply_retention</c> for tenant $1 (the service role's alone) with the retention it applied: events deleted, runs
+    /// deleted, the events' and the runs' retention in days.
+    /// </summary>
+    internal const string ApplyRetentionSql = """
+        select r.events_deleted, r.runs_deleted,
+               hourglass.tenant_setting_int($1, 'retention_events_days', 730), hourglass.tenant_setting_int($1, 'retention_runs_days', 90)
+        from public.apply_retention($1) r
+        """;
 }

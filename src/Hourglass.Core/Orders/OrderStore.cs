@@ -12,6 +12,9 @@ internal sealed record OrderQueueRow(Guid OrderId, string PoNumber, string Accou
 internal sealed record OrderExceptionRow(Guid Id, Guid OrderId, string ExceptionType, string Severity, string ResolutionStatus, string Message,
     string ResolvedBy, string ResolutionNotes);
 
+/// <summary>A paused tenant's orders waiting for the resume: the tenant, its pause (when, by whom, why) and how many.</summary>
+internal sealed record HeldOrdersRow(Guid TenantId, string TenantName, DateTimeOffset? PausedAt, string? PausedBy, string? PausedReason, long Orders);
+
 /// <summary>
 /// The only code that names the order tables in SQL: <c>orders</c>, <c>order_lines</c>, the processing queue, its
 /// exceptions and fixes, requirement and price rules, <c>products</c> and <c>monitoring_order_throughput</c>
@@ -540,4 +543,147 @@ internal static class OrderStore
             r => new OrderOutcome(r.GetGuid(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) || r.GetBoolean(2), !r.IsDBNull(3) && r.GetBoolean(3),
                 r.IsDBNull(4) ? null : r.GetString(4), r.GetInt64(5), r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7),
                 r.GetInt64(8), r.GetInt64(9)), cancellationToken);
+
+    // Order processor and CLI (statements moved from OrderWriter and OrderCommands).
+
+    /// <summary>
+    /// Per paused tenant (or the one given) with pending or processing entries: its name, when, by whom and why it was
+    /// paused, and how many of its orders wait (paused tenants' orders are not claimed). By tenant name.
+    /// </summary>
+    public static async Task<IReadOnlyList<HeldOrdersRow>> HeldByPauseAsync(NpgsqlDataSource dataSource, Guid? tenantId, CancellationToken cancellationToken)
+    {
+        var command = dataSource.CreateCommand("""
+            select t.id, t.name, s.paused_at, s.paused_by, s.paused_reason, count(*)
+            from public.order_processing_queue q
+            join public.agent_tenant_schedules s on s.tenant_id = q.tenant_id and s.paused
+            join public.tenants t on t.id = q.tenant_id
+            where ($1::uuid is null or q.tenant_id = $1) and q.status in ('pending', 'processing')
+            group by t.id, t.name, s.paused_at, s.paused_by, s.paused_reason
+            order by t.name, t.id
+            """);
+        command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        return await StoreReads.ListAsync(command, r => new HeldOrdersRow(r.GetGuid(0), r.GetString(1),
+            r.IsDBNull(2) ? null : r.GetFieldValue<DateTimeOffset>(2), r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4),
+            r.GetInt64(5)), cancellationToken);
+    }
+
+    // The CLI's calls as the person it acts for (ActingPerson appends who, as the last parameter).
+
+    /// <summary><c>review_order_exception</c> of exception $1 by the person $2 names.</summary>
+    internal const string ReviewExceptionAsSql = "select public.review_order_exception($1, $2)";
+
+    /// <summary><c>resolve_order_exception</c> of exception $1 ($2 resolved or dismissed, $3 notes) by the person $4 names.</summary>
+    internal const string ResolveExceptionAsSql = "select public.resolve_order_exception($1, $2, $3, $4)";
+
+    /// <summary><c>override_order_credit</c> of order $1 ($2 reason) by the person $3 names.</summary>
+    internal const string OverrideCreditAsSql = "select public.override_order_credit($1, $2, $3)";
+
+    // The order processor's batch write (OrderWriter: the guard, then this, in one round trip; the processor prepares and
+    // runs it itself, so it is kept here as text). Writes the queue, orders, lines, fixes and exceptions, and with them
+    // the review and approval cards, the policy violations and the warehouse events of the entries it kept.
+    // kept: an entry is still ours only while it is 'processing' under our worker id and our claim token. One whose
+    // claim lapsed and was taken over, or whose order changed (the trigger put it back to pending), is not updated,
+    // so it is not in kept, and every other write joins kept: nothing of such an entry is written. (status,
+    // claimed_by) is compared as a row, not as two equalities (neither is ever null, so the test is the same): the
+    // statement is prepared, and a generic plan would otherwise read every 'processing' entry through
+    // idx_order_processing_claimed and compare each with every row of r; this way each entry is looked up by its id.
+    // The order rows ride along in kept's RETURNING. An order is rewritten only when something of it changes.
+    // The kill switches are read again here, in the statement that writes (docs/orders.md, "Under a pause"): an entry of
+    // a tenant paused since its claim (or under the global pause) is not kept — none of its fixes, exceptions, cards or
+    // events is written — and is released to pending as it was, to be validated afresh after the resume.
+    // kept is estimated at one row, whatever it holds: every other write either hashes it or drives index lookups
+    // from it. The exceptions to close are looked up per kept entry (LATERAL, kept from being flattened into a plain
+    // join by OFFSET 0; uq_order_exceptions_open_type): joined plainly, the planner scanned every open exception once
+    // per kept entry.
+    internal const string WriteSql = """
+        with kept as (
+          update public.order_processing_queue q
+          set status = r.status, pricing_status = r.pricing, credit_status = r.credit, requirements_status = r.requirements,
+              auto_fix_attempts = r.attempts, validation_results = r.results::jsonb, processed_at = $3, updated_at = $3,
+              claimed_by = null, claimed_until = null
+          from unnest($1::uuid[], $2::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::text[],
+                      $11::text[], $12::numeric[], $13::numeric[], $14::text[], $15::text[])
+               as r(id, token, status, pricing, credit, requirements, attempts, results, host_status, subtotal, total, ship_to, open_types)
+          where q.id = r.id and q.claim_token = r.token and (q.status, q.claimed_by) is not distinct from ('processing', $10)
+            and not (select c.paused from hourglass.agent_control c where c.singleton)
+            and not exists (select 1 from public.agent_tenant_schedules s where s.tenant_id = q.tenant_id and s.paused)
+          returning q.id, q.tenant_id, q.order_id, r.host_status, r.subtotal, r.total, r.ship_to, r.open_types
+        ), released as (
+          update public.order_processing_queue q
+          set status = 'pending', claimed_by = null, claimed_until = null, updated_at = $3
+          from unnest($1::uuid[], $2::bigint[]) as r(id, token)
+          where q.id = r.id and q.claim_token = r.token and (q.status, q.claimed_by) is not distinct from ('processing', $10)
+            and ((select c.paused from hourglass.agent_control c where c.singleton)
+                 or exists (select 1 from public.agent_tenant_schedules s where s.tenant_id = q.tenant_id and s.paused))
+          returning q.id
+        ), repriced as (
+          update public.order_lines l set unit_price = r.unit_price, discount_pct = r.discount_pct
+          from unnest($16::uuid[], $17::uuid[], $18::numeric[], $19::numeric[]) as r(queue_id, id, unit_price, discount_pct)
+          join kept k on k.id = r.queue_id
+          where l.tenant_id = k.tenant_id and l.id = r.id
+        ), orders as (
+          update public.orders o
+          set status = case when o.status in ('placed', 'validated', 'on_hold') then k.host_status else o.status end,
+              subtotal = k.subtotal, total = k.total, ship_to = coalesce(k.ship_to::jsonb, o.ship_to), updated_at = $3
+          from kept k
+          where o.tenant_id = k.tenant_id and o.id = k.order_id
+            and ((o.status in ('placed', 'validated', 'on_hold') and o.status <> k.host_status) or o.subtotal <> k.subtotal or o.total <> k.total
+                 or (k.ship_to is not null and o.ship_to is distinct from k.ship_to::jsonb))
+        ), fixes as (
+          insert into public.order_processing_fixes (tenant_id, queue_id, order_id, attempt, fix_type, order_line_id, before, after, policy_version, created_at)
+          select k.tenant_id, k.id, k.order_id, r.attempt, r.fix_type, r.line_id, r.before::jsonb, r.after::jsonb, r.policy_version, $3
+          from unnest($20::uuid[], $21::integer[], $22::text[], $23::uuid[], $24::text[], $25::text[], $26::text[])
+               as r(queue_id, attempt, fix_type, line_id, before, after, policy_version)
+          join kept k on k.id = r.queue_id
+        ), closed as (
+          update public.order_processing_exceptions e
+          set resolution_status = 'resolved', resolved_by = 'hourglass', resolved_at = $3, updated_at = $3,
+              resolution_notes = 'no longer applies: the order was validated again without it'
+          from kept k
+          cross join lateral (select x.id from public.order_processing_exceptions x
+                              where x.tenant_id = k.tenant_id and x.queue_id = k.id and x.resolution_status in ('open', 'in_review')
+                                and not (x.exception_type = any (string_to_array(k.open_types, ',')))
+                              offset 0) c
+          where e.id = c.id
+        ), opened as (
+          insert into public.order_processing_exceptions (tenant_id, queue_id, order_id, exception_type, severity, details, created_at, updated_at)
+          select k.tenant_id, k.id, k.order_id, r.type, r.severity, r.details::jsonb, $3, $3
+          from unnest($27::uuid[], $28::text[], $29::text[], $30::text[]) as r(queue_id, type, severity, details)
+          join kept k on k.id = r.queue_id
+          on conflict (tenant_id, queue_id, exception_type) where resolution_status in ('open', 'in_review') do nothing
+          returning id, tenant_id, order_id, exception_type, details
+        ), reviews as (
+          insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, payload, created_at, updated_at)
+          select x.tenant_id, 'exception_review', 'Order exception: ' || replace(x.exception_type, '_', ' '), x.details ->> 'message', 'order', x.order_id,
+                 jsonb_build_object('exception_id', x.id, 'exception_type', x.exception_type), $3, $3
+          from opened x
+        ), approvals as (
+          insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, due_at, payload, created_at, updated_at)
+          select k.tenant_id, 'approval', 'Approve order release', r.reason, 'order', k.order_id,
+                 $3 + make_interval(hours => hourglass.tenant_setting_int(k.tenant_id, 'approval_ttl_hours', 72)),
+                 jsonb_build_object('action_key', 'order-release/' || k.id, 'order_approval', jsonb_build_object('queue_id', k.id, 'order_id', k.order_id)),
+                 $3, $3
+          from unnest($31::uuid[], $32::text[]) as r(queue_id, reason)
+          join kept k on k.id = r.queue_id
+          on conflict (tenant_id, (payload ->> 'action_key')) where kind = 'approval' and status = 'open' do nothing
+        ), violations as (
+          insert into public.agent_policy_violations (tenant_id, run_id, policy_key, rule_kind, action_type, action, action_key, decision, severity,
+            blocked, message, policy_version, created_at)
+          select k.tenant_id, $43, r.rule, r.kind, r.action_type, jsonb_build_object('order_id', k.order_id), r.action_key, r.decision, r.severity,
+                 r.blocked, r.message, r.version, $3
+          from unnest($33::uuid[], $34::text[], $35::text[], $36::text[], $37::text[], $38::text[], $39::text[], $40::boolean[], $41::text[], $42::text[])
+               as r(queue_id, rule, kind, action_type, action_key, decision, severity, blocked, message, version)
+          join kept k on k.id = r.queue_id
+          on conflict (tenant_id, action_key, policy_key) where action_key is not null do nothing
+        ), events as (
+          insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, occurred_at)
+          select k.tenant_id, r.type, 'order', k.order_id, r.payload::jsonb, 'order_processor', $3
+          from unnest($44::uuid[], $45::text[], $46::text[]) with ordinality as r(queue_id, type, payload, n)
+          join kept k on k.id = r.queue_id
+          order by r.n
+        )
+        select id, true from kept
+        union all
+        select id, false from released
+        """;
 }

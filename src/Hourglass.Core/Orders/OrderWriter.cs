@@ -7,7 +7,7 @@ using NpgsqlTypes;
 namespace Hourglass.Orders;
 
 /// <summary>
-/// What a batch writes, as one array per column (the rows of <see cref="OrderWriter.WriteSql"/>'s unnests): one row
+/// What a batch writes, as one array per column (the rows of <see cref="OrderStore.WriteSql"/>'s unnests): one row
 /// per order (its queue entry, its host order, the exceptions it keeps open), and rows keyed by queue id for the
 /// repriced lines, fixes, exceptions raised, approval cards, policy violations and warehouse events. The processor
 /// fills it from its decisions; the benchmark's same-work baseline from its plan.
@@ -73,7 +73,7 @@ internal sealed class OrderWriteSet
 
     public int Count => QueueIds.Count;
 
-    /// <summary>The parameters of <see cref="OrderWriter.WriteSql"/>, in order.</summary>
+    /// <summary>The parameters of <see cref="OrderStore.WriteSql"/>, in order.</summary>
     public void AddParameters(NpgsqlParameterCollection p, string workerId, Guid? runId, DateTimeOffset now)
     {
         static NpgsqlParameter Array<T>(List<T> values, NpgsqlDbType type) => new() { Value = values.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | type };
@@ -138,112 +138,6 @@ internal static class OrderWriter
     // the transaction, which is the batch's implicit one.
     public const string GuardSql = "select set_config('hourglass.order_processor', 'on', true)";
 
-    // kept: an entry is still ours only while it is 'processing' under our worker id and our claim token. One whose
-    // claim lapsed and was taken over, or whose order changed (the trigger put it back to pending), is not updated,
-    // so it is not in kept, and every other write joins kept: nothing of such an entry is written. (status,
-    // claimed_by) is compared as a row, not as two equalities (neither is ever null, so the test is the same): the
-    // statement is prepared, and a generic plan would otherwise read every 'processing' entry through
-    // idx_order_processing_claimed and compare each with every row of r; this way each entry is looked up by its id.
-    // The order rows ride along in kept's RETURNING. An order is rewritten only when something of it changes.
-    // The kill switches are read again here, in the statement that writes (docs/orders.md, "Under a pause"): an entry of
-    // a tenant paused since its claim (or under the global pause) is not kept — none of its fixes, exceptions, cards or
-    // events is written — and is released to pending as it was, to be validated afresh after the resume.
-    // kept is estimated at one row, whatever it holds: every other write either hashes it or drives index lookups
-    // from it. The exceptions to close are looked up per kept entry (LATERAL, kept from being flattened into a plain
-    // join by OFFSET 0; uq_order_exceptions_open_type): joined plainly, the planner scanned every open exception once
-    // per kept entry.
-    public const string WriteSql = """
-        with kept as (
-          update public.order_processing_queue q
-          set status = r.status, pricing_status = r.pricing, credit_status = r.credit, requirements_status = r.requirements,
-              auto_fix_attempts = r.attempts, validation_results = r.results::jsonb, processed_at = $3, updated_at = $3,
-              claimed_by = null, claimed_until = null
-          from unnest($1::uuid[], $2::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::integer[], $9::text[],
-                      $11::text[], $12::numeric[], $13::numeric[], $14::text[], $15::text[])
-               as r(id, token, status, pricing, credit, requirements, attempts, results, host_status, subtotal, total, ship_to, open_types)
-          where q.id = r.id and q.claim_token = r.token and (q.status, q.claimed_by) is not distinct from ('processing', $10)
-            and not (select c.paused from hourglass.agent_control c where c.singleton)
-            and not exists (select 1 from public.agent_tenant_schedules s where s.tenant_id = q.tenant_id and s.paused)
-          returning q.id, q.tenant_id, q.order_id, r.host_status, r.subtotal, r.total, r.ship_to, r.open_types
-        ), released as (
-          update public.order_processing_queue q
-          set status = 'pending', claimed_by = null, claimed_until = null, updated_at = $3
-          from unnest($1::uuid[], $2::bigint[]) as r(id, token)
-          where q.id = r.id and q.claim_token = r.token and (q.status, q.claimed_by) is not distinct from ('processing', $10)
-            and ((select c.paused from hourglass.agent_control c where c.singleton)
-                 or exists (select 1 from public.agent_tenant_schedules s where s.tenant_id = q.tenant_id and s.paused))
-          returning q.id
-        ), repriced as (
-          update public.order_lines l set unit_price = r.unit_price, discount_pct = r.discount_pct
-          from unnest($16::uuid[], $17::uuid[], $18::numeric[], $19::numeric[]) as r(queue_id, id, unit_price, discount_pct)
-          join kept k on k.id = r.queue_id
-          where l.tenant_id = k.tenant_id and l.id = r.id
-        ), orders as (
-          update public.orders o
-          set status = case when o.status in ('placed', 'validated', 'on_hold') then k.host_status else o.status end,
-              subtotal = k.subtotal, total = k.total, ship_to = coalesce(k.ship_to::jsonb, o.ship_to), updated_at = $3
-          from kept k
-          where o.tenant_id = k.tenant_id and o.id = k.order_id
-            and ((o.status in ('placed', 'validated', 'on_hold') and o.status <> k.host_status) or o.subtotal <> k.subtotal or o.total <> k.total
-                 or (k.ship_to is not null and o.ship_to is distinct from k.ship_to::jsonb))
-        ), fixes as (
-          insert into public.order_processing_fixes (tenant_id, queue_id, order_id, attempt, fix_type, order_line_id, before, after, policy_version, created_at)
-          select k.tenant_id, k.id, k.order_id, r.attempt, r.fix_type, r.line_id, r.before::jsonb, r.after::jsonb, r.policy_version, $3
-          from unnest($20::uuid[], $21::integer[], $22::text[], $23::uuid[], $24::text[], $25::text[], $26::text[])
-               as r(queue_id, attempt, fix_type, line_id, before, after, policy_version)
-          join kept k on k.id = r.queue_id
-        ), closed as (
-          update public.order_processing_exceptions e
-          set resolution_status = 'resolved', resolved_by = 'hourglass', resolved_at = $3, updated_at = $3,
-              resolution_notes = 'no longer applies: the order was validated again without it'
-          from kept k
-          cross join lateral (select x.id from public.order_processing_exceptions x
-                              where x.tenant_id = k.tenant_id and x.queue_id = k.id and x.resolution_status in ('open', 'in_review')
-                                and not (x.exception_type = any (string_to_array(k.open_types, ',')))
-                              offset 0) c
-          where e.id = c.id
-        ), opened as (
-          insert into public.order_processing_exceptions (tenant_id, queue_id, order_id, exception_type, severity, details, created_at, updated_at)
-          select k.tenant_id, k.id, k.order_id, r.type, r.severity, r.details::jsonb, $3, $3
-          from unnest($27::uuid[], $28::text[], $29::text[], $30::text[]) as r(queue_id, type, severity, details)
-          join kept k on k.id = r.queue_id
-          on conflict (tenant_id, queue_id, exception_type) where resolution_status in ('open', 'in_review') do nothing
-          returning id, tenant_id, order_id, exception_type, details
-        ), reviews as (
-          insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, payload, created_at, updated_at)
-          select x.tenant_id, 'exception_review', 'Order exception: ' || replace(x.exception_type, '_', ' '), x.details ->> 'message', 'order', x.order_id,
-                 jsonb_build_object('exception_id', x.id, 'exception_type', x.exception_type), $3, $3
-          from opened x
-        ), approvals as (
-          insert into public.cards (tenant_id, kind, title, body, entity_type, entity_id, due_at, payload, created_at, updated_at)
-          select k.tenant_id, 'approval', 'Approve order release', r.reason, 'order', k.order_id,
-                 $3 + make_interval(hours => hourglass.tenant_setting_int(k.tenant_id, 'approval_ttl_hours', 72)),
-                 jsonb_build_object('action_key', 'order-release/' || k.id, 'order_approval', jsonb_build_object('queue_id', k.id, 'order_id', k.order_id)),
-                 $3, $3
-          from unnest($31::uuid[], $32::text[]) as r(queue_id, reason)
-          join kept k on k.id = r.queue_id
-          on conflict (tenant_id, (payload ->> 'action_key')) where kind = 'approval' and status = 'open' do nothing
-        ), violations as (
-          insert into public.agent_policy_violations (tenant_id, run_id, policy_key, rule_kind, action_type, action, action_key, decision, severity,
-            blocked, message, policy_version, created_at)
-          select k.tenant_id, $43, r.rule, r.kind, r.action_type, jsonb_build_object('order_id', k.order_id), r.action_key, r.decision, r.severity,
-                 r.blocked, r.message, r.version, $3
-          from unnest($33::uuid[], $34::text[], $35::text[], $36::text[], $37::text[], $38::text[], $39::text[], $40::boolean[], $41::text[], $42::text[])
-               as r(queue_id, rule, kind, action_type, action_key, decision, severity, blocked, message, version)
-          join kept k on k.id = r.queue_id
-          on conflict (tenant_id, action_key, policy_key) where action_key is not null do nothing
-        ), events as (
-          insert into public.warehouse_events (tenant_id, event_type, entity_type, entity_id, payload, source, occurred_at)
-          select k.tenant_id, r.type, 'order', k.order_id, r.payload::jsonb, 'order_processor', $3
-          from unnest($44::uuid[], $45::text[], $46::text[]) with ordinality as r(queue_id, type, payload, n)
-          join kept k on k.id = r.queue_id
-          order by r.n
-        )
-        select id, true from kept
-        union all
-        select id, false from released
-        """;
-
     /// <summary>
     /// Writes the outcomes; returns the queue ids that were still ours (the others were skipped whole). Entries held by a
     /// pause (released to pending, nothing written) go to <paramref name="held"/> when it is given.
@@ -266,7 +160,7 @@ internal static class OrderWriter
         // committed when the last succeeds and rolled back whole if any fails (or the connection breaks first).
         await using var batch = new NpgsqlBatch(connection);
         batch.BatchCommands.Add(new NpgsqlBatchCommand(GuardSql));
-        var write = new NpgsqlBatchCommand(WriteSql);
+        var write = new NpgsqlBatchCommand(OrderStore.WriteSql);
         set.AddParameters(write.Parameters, workerId, runId, now);
         batch.BatchCommands.Add(write);
         if (ProductDataSource.MayPrepare(connection))

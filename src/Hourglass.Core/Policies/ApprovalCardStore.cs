@@ -1,3 +1,4 @@
+using Hourglass.Storage;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -49,4 +50,51 @@ internal static class ApprovalCardStore
         command.Parameters.Add(new() { Value = tenantId });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    // The cycle's reads of approval cards (statements moved from the approval part and the touch part).
+
+    /// <summary>
+    /// The tenant's approval cards a person approved in the last 7 days whose action has not succeeded yet (the ledger's
+    /// <c>agent_actions</c>, by the card's action key), oldest decision first: the card's id, its payload as JSON, who approved.
+    /// </summary>
+    public static Task<IReadOnlyList<(Guid CardId, string PayloadJson, string ApprovedBy)>> ApprovedNotRunAsync(NpgsqlDataSource dataSource, Guid tenantId,
+        CancellationToken cancellationToken)
+    {
+        var command = dataSource.CreateCommand("""
+            select k.id, k.payload::text, k.completed_by
+            from public.cards k
+            where k.tenant_id = $1 and k.kind = 'approval' and k.status = 'done' and k.completed_at > hourglass.now() - interval '7 days'
+              and k.payload -> 'approval' ->> 'decision' = 'approved'
+              and not exists (select 1 from public.agent_actions a
+                              where a.tenant_id = k.tenant_id and a.idempotency_key = k.payload ->> 'action_key' and a.status = 'succeeded')
+            order by k.completed_at
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        return StoreReads.ListAsync(command, r => (r.GetGuid(0), r.GetString(1), r.GetString(2)), cancellationToken);
+    }
+
+    /// <summary>Contacts and accounts a person declined a message to (an approval card dismissed) in the last 7 days.</summary>
+    public static async Task<HashSet<Guid>> DeclinedTargetsAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select distinct entity_id from public.cards
+            where tenant_id = $1 and kind = 'approval' and status = 'dismissed' and completed_at > hourglass.now() - interval '7 days'
+              and entity_id is not null
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        var declined = new HashSet<Guid>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            declined.Add(reader.GetGuid(0));
+        }
+
+        return declined;
+    }
+
+    /// <summary>
+    /// <c>decide_approval</c> of card $1 ($2 approve, $3 note) for the person $4 names, run by the CLI as that person
+    /// (<c>ActingPerson</c>); returns the outcome.
+    /// </summary>
+    internal const string DecideApprovalAsSql = "select public.decide_approval($1, $2, $3, $4)";
 }

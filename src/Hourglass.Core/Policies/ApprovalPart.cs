@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
-using Npgsql;
 
 namespace Hourglass.Policies;
 
@@ -27,34 +26,24 @@ internal sealed class ApprovalPart : ICyclePart
             }, cancellationToken);
         }
 
-        await using var command = context.Database.DataSource.CreateCommand("""
-            select k.id, k.payload::text, k.completed_by
-            from public.cards k
-            where k.tenant_id = $1 and k.kind = 'approval' and k.status = 'done' and k.completed_at > hourglass.now() - interval '7 days'
-              and k.payload -> 'approval' ->> 'decision' = 'approved'
-              and not exists (select 1 from public.agent_actions a
-                              where a.tenant_id = k.tenant_id and a.idempotency_key = k.payload ->> 'action_key' and a.status = 'succeeded')
-            order by k.completed_at
-            """);
-        command.Parameters.Add(new() { Value = context.TenantId });
         var proposals = new List<ProposedAction>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var (cardId, payloadJson, approvedBy) in await ApprovalCardStore.ApprovedNotRunAsync(context.Database.DataSource, context.TenantId,
+                     cancellationToken))
         {
-            if (JsonNode.Parse(reader.GetString(1)) is not JsonObject card || card["action"] is not JsonObject action
+            if (JsonNode.Parse(payloadJson) is not JsonObject card || card["action"] is not JsonObject action
                 || (string?)card["action_key"] is not { } key || (string?)action["kind"] is not { } kind)
             {
                 continue;
             }
 
             var payload = action["payload"] as JsonObject is { } original ? original.DeepClone().AsObject() : [];
-            payload["approval"] = new JsonObject { ["card_id"] = reader.GetGuid(0).ToString(), ["approved_by"] = reader.GetString(2) };
+            payload["approval"] = new JsonObject { ["card_id"] = cardId.ToString(), ["approved_by"] = approvedBy };
             proposals.Add(new ProposedAction(
                 kind,
                 (string?)action["target_type"],
                 Guid.TryParse((string?)action["target_id"], out var target) ? target : null,
                 ApprovedPriority,
-                $"approved by {reader.GetString(2)}: {(string?)action["reason"]}",
+                $"approved by {approvedBy}: {(string?)action["reason"]}",
                 payload)
             {
                 Key = key,

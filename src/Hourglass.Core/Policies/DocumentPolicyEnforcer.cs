@@ -64,25 +64,9 @@ internal sealed class DocumentPolicyEnforcer(NpgsqlDataSource dataSource) : IPol
     public static async Task LoadHistoryAsync(NpgsqlDataSource dataSource, Guid tenantId, DateTimeOffset now, DateTimeOffset? excludeHour,
         PolicyHistory history, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            select completed_at, target_id,
-                   case kind when 'touch_task' then 'task' else coalesce(payload ->> 'channel', result ->> 'channel', 'email') end
-            from public.agent_actions
-            where tenant_id = $1 and status = 'succeeded' and kind in ('touch_task', 'send_message')
-              and completed_at > $2 - interval '7 days' and completed_at <= $2
-              and ($3::timestamptz is null or hour_bucket <> $3)
-              and not (kind = 'send_message' and (coalesce(result ->> 'suppressed' = 'true', false) or exists (
-                select 1 from public.message_outbox m
-                where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled'))))
-            order by completed_at
-            """);
-        command.Parameters.Add(new() { Value = tenantId });
-        command.Parameters.Add(new() { Value = now });
-        command.Parameters.Add(new() { Value = (object?)excludeHour ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var (at, target, channel) in await ActionLedger.TouchHistoryAsync(dataSource, tenantId, now, excludeHour, cancellationToken))
         {
-            history.AddPast(reader.GetString(2), reader.IsDBNull(1) ? null : reader.GetGuid(1), reader.GetFieldValue<DateTimeOffset>(0));
+            history.AddPast(channel, target, at);
         }
     }
 

@@ -241,6 +241,14 @@ internal static class PolicyStore
             select count(*) from public.agent_policy_violations v
             join unnest($1::uuid[]) o(id) on o.id = (v.action ->> 'order_id')::uuid
             """, cancellationToken, orderIds);
+
+    // Violation trends (policy_violation_trends), run by the API in the caller's session and by the CLI.
+
+    /// <summary>Tenant $1's violations per day (its time zone) by rule, severity and decision over $2 days, as one JSON array.</summary>
+    internal const string ViolationTrendsJsonSql = "select coalesce(json_agg(t), '[]')::text from public.policy_violation_trends($1, $2) t";
+
+    /// <summary>The same as rows. Columns: day, policy_key, severity, decision, violations.</summary>
+    internal const string ViolationTrendsSql = "select day, policy_key, severity, decision, violations from public.policy_violation_trends($1, $2)";
 }
 
 /// <summary>One saved policy version: its number, when and by whom, the comment and how many rules it has.</summary>

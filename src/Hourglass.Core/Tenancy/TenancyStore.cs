@@ -19,6 +19,14 @@ internal sealed record NamedQueueEntry(string EntityType, string? Name, string C
     decimal PriorityScore, string PriorityReason);
 
 /// <summary>
+/// A touch the engagement queue proposes (<see cref="TenancyStore.TouchCandidatesAsync"/>): the clock's target and its urgency,
+/// with the names, tier, segment and time zones of its contact and account.
+/// </summary>
+internal sealed record TouchCandidateRow(string EntityType, Guid EntityId, Guid? AccountId, Guid? OwnerUserId, string ComplianceStatus, int DaysOverdue,
+    DateTimeOffset NextTouchDue, decimal PriorityScore, string Reason, string? Name, string? Tier, string? Segment, string? AccountName,
+    string? ContactZone, string? AccountZone);
+
+/// <summary>
 /// The only code that names the tenancy tables in SQL: <c>tenants</c>, <c>tenant_members</c>, <c>tenant_roles</c>,
 /// <c>accounts</c>, <c>contacts</c>, <c>hourglass.function_capabilities</c> and <c>hourglass.timezones</c>
 /// (docs/development.md, "Where SQL goes").
@@ -544,6 +552,99 @@ internal static class TenancyStore
             from unnest($1::uuid[]) with ordinality as t (id, n) cross join generate_series(1, $2) as c
             order by t.n, c
             """, cancellationToken, tenants, perTenant);
+
+    // The parts' reads of contacts and accounts (statements moved from the touch part, the insights engine and the event
+    // import's bulk batch).
+
+    /// <summary>
+    /// The contacts of <paramref name="contactIds"/> that have a time zone, their own or else their account's (the insights
+    /// engine places a contact's events in it).
+    /// </summary>
+    public static Task<IReadOnlyList<(Guid ContactId, string Zone)>> ContactZonesAsync(NpgsqlDataSource dataSource, Guid tenantId, Guid[] contactIds,
+        CancellationToken cancellationToken)
+    {
+        var command = dataSource.CreateCommand("""
+            select k.id, coalesce(k.timezone, a.timezone)
+            from public.contacts k
+            left join public.accounts a on a.tenant_id = k.tenant_id and a.id = k.account_id
+            where k.tenant_id = $1 and k.id = any($2) and coalesce(k.timezone, a.timezone) is not null
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = contactIds });
+        return StoreReads.ListAsync(command, r => (r.GetGuid(0), r.GetString(1)), cancellationToken);
+    }
+
+    /// <summary>
+    /// Which of the given contacts, accounts and orders exist in the tenant, as ("contact" | "account" | "order", id): the
+    /// event import checks every entity a chunk names at once. The statement also reads the Orders part's <c>orders</c>;
+    /// it returns the tenant's CRM entities, so it lives here (docs/development.md, "Where SQL goes").
+    /// </summary>
+    public static async Task<HashSet<(string Type, Guid Id)>> ExistingEntitiesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
+        Guid[] contactIds, Guid[] accountIds, Guid[] orderIds, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            select 'contact', k.id from public.contacts k where k.tenant_id = $1 and k.id = any ($2)
+            union all
+            select 'account', a.id from public.accounts a where a.tenant_id = $1 and a.id = any ($3)
+            union all
+            select 'order', o.id from public.orders o where o.tenant_id = $1 and o.id = any ($4)
+            """, connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
+        command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = contactIds });
+        command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = accountIds });
+        command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = orderIds });
+        var found = new HashSet<(string, Guid)>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            found.Add((reader.GetString(0), reader.GetGuid(1)));
+        }
+
+        return found;
+    }
+
+    /// <summary>
+    /// The first <paramref name="depth"/> touch candidates (<c>hourglass.touch_candidates</c>, Engagement's function: the
+    /// queue's order, skipping clocks that already have an open touch card or approval, or a rejection this week), each
+    /// with its contact's or account's name, tier, segment and time zones, most urgent first.
+    /// </summary>
+    public static Task<IReadOnlyList<TouchCandidateRow>> TouchCandidatesAsync(NpgsqlDataSource dataSource, Guid tenantId, int depth,
+        CancellationToken cancellationToken)
+    {
+        var command = dataSource.CreateCommand("""
+            select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
+                   q.priority_score, coalesce(q.priority_reason, q.compliance_status), coalesce(k.name, a.name), a.tier, a.segment, a.name,
+                   k.timezone, a.timezone
+            from hourglass.touch_candidates($1, $2, true) q
+            left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+            left join public.accounts a on a.tenant_id = $1 and a.id = q.account_id
+            order by q.priority_score desc, q.next_touch_due, q.clock_id
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = depth });
+        return StoreReads.ListAsync(command, r =>
+        {
+            string? Text(int i) => r.IsDBNull(i) ? null : r.GetString(i);
+            return new TouchCandidateRow(r.GetString(0), r.GetGuid(1), r.IsDBNull(2) ? null : r.GetGuid(2), r.IsDBNull(3) ? null : r.GetGuid(3),
+                r.GetString(4), r.GetInt32(5), r.GetFieldValue<DateTimeOffset>(6), r.GetDecimal(7), r.GetString(8), Text(9), Text(10), Text(11), Text(12),
+                Text(13), Text(14));
+        }, cancellationToken);
+    }
+
+    // Members and roles, through the tenant's own functions (the API runs them in the caller's session, the CLI as the
+    // person it acts for): each statement's text, run by the caller on its connection.
+
+    /// <summary>Adds member $2 to tenant $1 with role $3, or changes their role; returns the outcome.</summary>
+    internal const string SetMemberSql = "select public.set_tenant_member($1, $2, $3)";
+
+    /// <summary>Removes member $2 from tenant $1; true when they were one (a tenant keeps its last owner).</summary>
+    internal const string RemoveMemberSql = "select public.remove_tenant_member($1, $2)";
+
+    /// <summary>Defines tenant $1's role $2 by its capabilities $3 (text[]) and description $4; returns the outcome.</summary>
+    internal const string SetRoleSql = "select public.set_tenant_role($1, $2, $3, $4)";
+
+    /// <summary>Removes tenant $1's role $2, which no member may hold; true when it existed.</summary>
+    internal const string RemoveRoleSql = "select public.remove_tenant_role($1, $2)";
 }
 
 /// <summary>How <see cref="TenancyStore.InsertContactsPerAccountAsync"/> lays the contacts out in the table.</summary>

@@ -85,11 +85,7 @@ internal static class ApiEndpoints
     private static void MapTenant(RouteGroupBuilder tenant, NpgsqlDataSource dataSource)
     {
         tenant.MapGet("", (Guid tenantId, HttpContext http) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync($"""
-                select json_build_object('id', t.id, 'name', t.name, 'timezone', t.timezone, 'settings', t.settings,
-                  'schedule', {ScheduleStore.ScheduleJsonOfTenantT})::text
-                from public.tenants t where t.id = $1
-                """, http.RequestAborted, tenantId))))
+            ApiSession.Json(await s.JsonAsync(ScheduleStore.TenantJsonSql, http.RequestAborted, tenantId))))
             .WithName("GetTenant").WithSummary("The tenant, its settings and its schedule");
 
         tenant.MapPatch("/settings", (Guid tenantId, HttpContext http, JsonBody<SettingsPatch> body) => Run(dataSource, http, async s =>
@@ -344,7 +340,7 @@ internal static class ApiEndpoints
             .WithName("ListViolations").WithSummary("Policy violations, newest first, filtered by rule, severity, decision");
 
         tenant.MapGet("/violations/trends", (Guid tenantId, HttpContext http, int? days) => Run(dataSource, http, async s =>
-            ApiSession.Json(await s.JsonAsync("select coalesce(json_agg(t), '[]')::text from public.policy_violation_trends($1, $2) t",
+            ApiSession.Json(await s.JsonAsync(PolicyStore.ViolationTrendsJsonSql,
                 http.RequestAborted, tenantId, days ?? 30))))
             .WithName("ViolationTrends").WithSummary("Violations per day in the tenant's time zone by rule, severity and decision");
     }
@@ -419,14 +415,14 @@ internal static class ApiEndpoints
 
         tenant.MapPut("/members/{userId:guid}", (Guid tenantId, Guid userId, HttpContext http, JsonBody<RoleBody> body) => Run(dataSource, http, async s =>
         {
-            await using var command = s.Command("select public.set_tenant_member($1, $2, $3)", tenantId, userId, body.Value!.Role);
+            await using var command = s.Command(TenancyStore.SetMemberSql, tenantId, userId, body.Value!.Role);
             return Results.Json(new { outcome = (string)(await command.ExecuteScalarAsync(http.RequestAborted))! });
         }))
             .WithName("SetMember").WithSummary("Add a member or change their role (capability manage_members; owners only for the owner role)");
 
         tenant.MapDelete("/members/{userId:guid}", (Guid tenantId, Guid userId, HttpContext http) => Run(dataSource, http, async s =>
         {
-            await using var command = s.Command("select public.remove_tenant_member($1, $2)", tenantId, userId);
+            await using var command = s.Command(TenancyStore.RemoveMemberSql, tenantId, userId);
             return await command.ExecuteScalarAsync(http.RequestAborted) is true ? Results.NoContent() : ApiSession.NotFound("the member");
         }))
             .WithName("RemoveMember").WithSummary("Remove a member (capability manage_members; a tenant keeps its last owner)");
@@ -437,7 +433,7 @@ internal static class ApiEndpoints
 
         tenant.MapPut("/roles/{role}", (Guid tenantId, string role, HttpContext http, JsonBody<RoleDefinition> body) => Run(dataSource, http, async s =>
         {
-            await using var command = s.Command("select public.set_tenant_role($1, $2, $3, $4)", tenantId, role,
+            await using var command = s.Command(TenancyStore.SetRoleSql, tenantId, role,
                 body.Value!.Capabilities ?? [], body.Value.Description);
             return Results.Json(new { outcome = (string)(await command.ExecuteScalarAsync(http.RequestAborted))! });
         }))
@@ -445,7 +441,7 @@ internal static class ApiEndpoints
 
         tenant.MapDelete("/roles/{role}", (Guid tenantId, string role, HttpContext http) => Run(dataSource, http, async s =>
         {
-            await using var command = s.Command("select public.remove_tenant_role($1, $2)", tenantId, role);
+            await using var command = s.Command(TenancyStore.RemoveRoleSql, tenantId, role);
             return await command.ExecuteScalarAsync(http.RequestAborted) is true ? Results.NoContent() : ApiSession.NotFound("the role");
         }))
             .WithName("RemoveRole").WithSummary("Remove a role no member has (capability manage_members)");

@@ -117,7 +117,7 @@ internal static class EngagementCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await using var command = target.DataSource.CreateCommand("select public.complete_touch_card($1, $2, $3)");
+            await using var command = target.DataSource.CreateCommand(EngagementStore.CompleteTouchCardSql);
             command.Parameters.Add(new() { Value = parse.GetValue(card) });
             command.Parameters.Add(new() { Value = parse.GetValue(type)! });
             command.Parameters.Add(new() { Value = (object?)parse.GetValue(notes) ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });

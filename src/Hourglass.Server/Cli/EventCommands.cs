@@ -71,11 +71,7 @@ internal static class EventCommands
             await using var connection = await target.DataSource.OpenConnectionAsync(cancellationToken);
             // apply_retention is the service role's alone.
             await using var transaction = await DbSession.BeginAsServiceRoleAsync(connection, cancellationToken);
-            await using var command = new NpgsqlCommand("""
-                select r.events_deleted, r.runs_deleted,
-                       hourglass.tenant_setting_int($1, 'retention_events_days', 730), hourglass.tenant_setting_int($1, 'retention_runs_days', 90)
-                from public.apply_retention($1) r
-                """, connection, transaction);
+            await using var command = new NpgsqlCommand(InsightsStore.ApplyRetentionSql, connection, transaction);
             command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
             long events, runs;
             int eventDays, runDays;

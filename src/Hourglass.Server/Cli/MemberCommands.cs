@@ -56,7 +56,7 @@ internal static class MemberCommands
         var command = new Command("set", "Add a member, or change a member's role.") { tenant, user, role };
         command.SetAction((parse, cancellationToken) => WithTenantAsync(parse, options, loggers, tenant, cancellationToken, async (dataSource, tenantId) =>
         {
-            await using var set = Command(dataSource, "select public.set_tenant_member($1, $2, $3)", tenantId, parse.GetValue(user), parse.GetValue(role)!);
+            await using var set = Command(dataSource, TenancyStore.SetMemberSql, tenantId, parse.GetValue(user), parse.GetValue(role)!);
             var outcome = (string)(await set.ExecuteScalarAsync(cancellationToken))!;
             Console.WriteLine($"Member {parse.GetValue(user)} {outcome}: role {parse.GetValue(role)}.");
         }));
@@ -70,7 +70,7 @@ internal static class MemberCommands
         var command = new Command("remove", "Remove a member from the tenant (a tenant keeps its last owner).") { tenant, user };
         command.SetAction((parse, cancellationToken) => WithTenantAsync(parse, options, loggers, tenant, cancellationToken, async (dataSource, tenantId) =>
         {
-            await using var remove = Command(dataSource, "select public.remove_tenant_member($1, $2)", tenantId, parse.GetValue(user));
+            await using var remove = Command(dataSource, TenancyStore.RemoveMemberSql, tenantId, parse.GetValue(user));
             if (await remove.ExecuteScalarAsync(cancellationToken) is not true)
             {
                 throw new HourglassException($"--user: {parse.GetValue(user)} is not a member of this tenant");
@@ -111,7 +111,7 @@ internal static class MemberCommands
         command.SetAction((parse, cancellationToken) => WithTenantAsync(parse, options, loggers, tenant, cancellationToken, async (dataSource, tenantId) =>
         {
             var list = parse.GetValue(capabilities)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            await using var set = Command(dataSource, "select public.set_tenant_role($1, $2, $3, $4)", tenantId, parse.GetValue(role)!, list,
+            await using var set = Command(dataSource, TenancyStore.SetRoleSql, tenantId, parse.GetValue(role)!, list,
                 new NpgsqlParameter { Value = (object?)parse.GetValue(description) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
             var outcome = (string)(await set.ExecuteScalarAsync(cancellationToken))!;
             Console.WriteLine($"Role {parse.GetValue(role)} {outcome}.");
@@ -126,7 +126,7 @@ internal static class MemberCommands
         var command = new Command("remove", "Remove a role no member has.") { tenant, role };
         command.SetAction((parse, cancellationToken) => WithTenantAsync(parse, options, loggers, tenant, cancellationToken, async (dataSource, tenantId) =>
         {
-            await using var remove = Command(dataSource, "select public.remove_tenant_role($1, $2)", tenantId, parse.GetValue(role)!);
+            await using var remove = Command(dataSource, TenancyStore.RemoveRoleSql, tenantId, parse.GetValue(role)!);
             if (await remove.ExecuteScalarAsync(cancellationToken) is not true)
             {
                 throw new HourglassException($"--role: the tenant has no role '{parse.GetValue(role)}'");

@@ -4,7 +4,6 @@ using System.Globalization;
 using Hourglass.Cycles;
 using Hourglass.Orders;
 using Microsoft.Extensions.Logging;
-using NpgsqlTypes;
 using Spectre.Console;
 
 namespace Hourglass.Server.Cli;
@@ -88,24 +87,11 @@ internal static class OrderCommands
     // Paused tenants' orders are not claimed: name the tenants and how many orders of theirs wait.
     private static async Task PrintPausedTenantsAsync(DatabaseTarget target, Guid? tenantId, CancellationToken cancellationToken)
     {
-        await using var command = target.DataSource.CreateCommand("""
-            select t.id, t.name, s.paused_at, s.paused_by, s.paused_reason, count(*)
-            from public.order_processing_queue q
-            join public.agent_tenant_schedules s on s.tenant_id = q.tenant_id and s.paused
-            join public.tenants t on t.id = q.tenant_id
-            where ($1::uuid is null or q.tenant_id = $1) and q.status in ('pending', 'processing')
-            group by t.id, t.name, s.paused_at, s.paused_by, s.paused_reason
-            order by t.name, t.id
-            """);
-        command.Parameters.Add(new() { Value = (object?)tenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var held in await OrderStore.HeldByPauseAsync(target.DataSource, tenantId, cancellationToken))
         {
-            var id = reader.GetGuid(0);
-            var pause = new PauseState(false, reader.IsDBNull(2) ? null : reader.GetFieldValue<DateTimeOffset>(2),
-                reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4));
+            var pause = new PauseState(false, held.PausedAt, held.PausedBy, held.PausedReason);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"Held: {reader.GetInt64(5)} order(s) of {reader.GetString(1)}: {pause.Describe(id)}; they wait until '{pause.ResumeCommand(id)}'."));
+                $"Held: {held.Orders} order(s) of {held.TenantName}: {pause.Describe(held.TenantId)}; they wait until '{pause.ResumeCommand(held.TenantId)}'."));
         }
     }
 
@@ -205,7 +191,7 @@ internal static class OrderCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.review_order_exception($1, $2)",
+            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, OrderStore.ReviewExceptionAsSql,
                 [parse.GetValue(exception)], cancellationToken);
             Console.WriteLine($"Exception {parse.GetValue(exception)} is in review.");
             return 0;
@@ -228,7 +214,7 @@ internal static class OrderCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.resolve_order_exception($1, $2, $3, $4)",
+            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, OrderStore.ResolveExceptionAsSql,
                 [parse.GetValue(exception), verb == "resolve" ? "resolved" : "dismissed", parse.GetValue(notes)!], cancellationToken);
             Console.WriteLine(verb == "resolve"
                 ? $"Exception {parse.GetValue(exception)} resolved; the order is queued to be validated again."
@@ -248,7 +234,7 @@ internal static class OrderCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.override_order_credit($1, $2, $3)",
+            await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, OrderStore.OverrideCreditAsSql,
                 [parse.GetValue(order), parse.GetValue(reason)!], cancellationToken);
             Console.WriteLine($"Credit overridden for order {parse.GetValue(order)}; it is queued to be validated again.");
             return 0;

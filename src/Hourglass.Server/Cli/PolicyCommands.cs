@@ -256,7 +256,7 @@ internal static class PolicyCommands
             using var loggerFactory = loggers(parse);
             var (target, tenantId) = await OpenAsync(parse, options, loggerFactory, tenant, cancellationToken);
             await using var _ = target;
-            await using var query = target.DataSource.CreateCommand("select day, policy_key, severity, decision, violations from public.policy_violation_trends($1, $2)");
+            await using var query = target.DataSource.CreateCommand(PolicyStore.ViolationTrendsSql);
             query.Parameters.Add(new() { Value = tenantId });
             query.Parameters.Add(new() { Value = parse.GetValue(days) });
             await using var reader = await query.ExecuteReaderAsync(cancellationToken);
@@ -325,7 +325,7 @@ internal static class PolicyCommands
         {
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
-            var outcome = (string)(await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, "select public.decide_approval($1, $2, $3, $4)",
+            var outcome = (string)(await ActingPerson.CallAsync(target.DataSource, parse.GetValue(by)!, ApprovalCardStore.DecideApprovalAsSql,
                 [parse.GetValue(card), approve, new NpgsqlParameter { Value = (object?)parse.GetValue(note) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text }],
                 cancellationToken))!;
             Console.WriteLine(approve

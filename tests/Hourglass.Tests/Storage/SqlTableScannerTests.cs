@@ -120,4 +120,60 @@ public sealed class SqlTableScannerTests
         Assert.True(map.Tables[1].Pending);
         Assert.Equal("bench/X.cs", Assert.Single(map.Baselines).File);
     }
+
+    // SQL functions a part owns: a call outside the owner's store is caught like a table; its name elsewhere is not a call.
+
+    private static readonly Dictionary<string, TableOwner> s_functionOwners = new(StringComparer.Ordinal)
+    {
+        ["public.orders"] = new("public.orders", "Orders", [OrderStore]),
+        ["public.claim_orders()"] = new("public.claim_orders()", "Orders", [OrderStore]),
+        ["hourglass.touch_candidates()"] = new("hourglass.touch_candidates()", "Engagement", ["src/Hourglass.Core/Engagement/EngagementStore.cs"]),
+    };
+
+    [Theory]
+    [InlineData("select of a call", "class S { const string Sql = \"select public.claim_orders($1, $2, $3, $4)\"; }", "public.claim_orders()")]
+    [InlineData("unqualified public call", "class S { const string Sql = \"select * from claim_orders ($1)\"; }", "public.claim_orders()")]
+    [InlineData("hourglass call in a join", "class S { const string Sql = \"select q.* from hourglass.touch_candidates($1, $2, true) q\"; }", "hourglass.touch_candidates()")]
+    public void Violations_FunctionCalledOutsideItsStore_NamesTheFunction(string kind, string source, string function)
+    {
+        var violation = Assert.Single(TableOwnershipTests.Violations("src/Hourglass.Server/Cli/Planted.cs", source, s_functionOwners));
+
+        Assert.True(violation.Table == function, kind);
+        Assert.Contains($"names {function}, owned by", violation.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("in its store", OrderStore, "class S { const string Sql = \"select c.* from public.claim_orders($1, $2, $3, $4) c\"; }")]
+    [InlineData("with a table of its owner's, in that store", OrderStore, "class S { const string Sql = \"select o.id from public.orders o join claim_orders($1) c on c.order_id = o.id\"; }")]
+    [InlineData("named, not called", "src/X.cs", "class S { const string Sql = \"select 1 from public.tenants where note = 'claim_orders is the claim'\"; }")]
+    [InlineData("inside a SQL string", "src/X.cs", "class S { const string Sql = \"select hourglass.assert_tenant_access($1, 'claim_orders (bulk)') from public.tenants\"; }")]
+    [InlineData("a column of that name", "src/X.cs", "class S { const string Sql = \"select x.claim_orders from public.tenants x\"; }")]
+    [InlineData("not SQL", "src/X.cs", "class S { const string Help = \"Runs claim_orders (the queue's claim).\"; }")]
+    public void Violations_FunctionInItsStoreOrNotCalled_None(string kind, string file, string source)
+    {
+        Assert.True(!TableOwnershipTests.Violations(file, source, s_functionOwners).Any(), kind);
+    }
+
+    [Fact]
+    public void Parse_FunctionRows_ReadAsFunctions()
+    {
+        const string markdown = """
+            <!-- table-owners -->
+            | Table | Owning part | Store file(s) |
+            |---|---|---|
+            | `public.orders` | Orders | `src/A.cs` |
+
+            | Function | Owning part | Store file(s) |
+            |---|---|---|
+            | `public.claim_orders()` | Orders | `src/A.cs` |
+            <!-- /table-owners -->
+            """;
+
+        var map = OwnershipMap.Parse(markdown);
+
+        Assert.Equal("public.orders", Assert.Single(map.Tables).Table);
+        var function = Assert.Single(map.Functions);
+        Assert.True(function.IsFunction);
+        Assert.Equal(["src/A.cs"], function.StoreFiles);
+    }
 }

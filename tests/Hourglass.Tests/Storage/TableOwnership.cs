@@ -6,11 +6,17 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 
 namespace Hourglass.Tests.Storage;
 
-/// <summary>One row of the ownership map: a table, the part that owns it, the files that alone may name it in SQL.</summary>
+/// <summary>
+/// One row of the ownership map: a table (or a SQL function, written <c>schema.name()</c>), the part that owns it, the
+/// files that alone may name it in SQL.
+/// </summary>
 /// <remarks>No store files means the row is pending (its owner has not moved its SQL yet) and is not checked.</remarks>
 internal sealed record TableOwner(string Table, string Part, IReadOnlyList<string> StoreFiles)
 {
     public bool Pending => StoreFiles.Count == 0;
+
+    /// <summary>A SQL function (<c>public.record_touches()</c>): named in SQL when it is called.</summary>
+    public bool IsFunction => Table.EndsWith("()", StringComparison.Ordinal);
 
     /// <summary>The name without its schema: SQL may name <c>public</c> tables unqualified.</summary>
     public string BareName => Table[(Table.IndexOf('.', StringComparison.Ordinal) + 1)..];
@@ -21,10 +27,14 @@ internal sealed record SqlBaseline(string File, string Reason);
 
 /// <summary>
 /// The ownership map kept in docs/development.md between <c>&lt;!-- table-owners --&gt;</c> markers: a markdown
-/// table <c>| Table | Owning part | Store file(s) |</c> and a table <c>| Baseline file | Why |</c>.
+/// table <c>| Table | Owning part | Store file(s) |</c>, a table <c>| Function | Owning part | Store file(s) |</c> (each
+/// function written <c>schema.name()</c>) and a table <c>| Baseline file | Why |</c>.
 /// </summary>
-internal sealed record OwnershipMap(IReadOnlyList<TableOwner> Tables, IReadOnlyList<SqlBaseline> Baselines)
+internal sealed record OwnershipMap(IReadOnlyList<TableOwner> Tables, IReadOnlyList<SqlBaseline> Baselines, IReadOnlyList<TableOwner> Functions)
 {
+    /// <summary>Tables and functions: everything a statement may name that has one owner.</summary>
+    public IEnumerable<TableOwner> Owned => Tables.Concat(Functions);
+
     public const string StartMarker = "<!-- table-owners -->";
     public const string EndMarker = "<!-- /table-owners -->";
 
@@ -38,6 +48,7 @@ internal sealed record OwnershipMap(IReadOnlyList<TableOwner> Tables, IReadOnlyL
         }
 
         var tables = new List<TableOwner>();
+        var functions = new List<TableOwner>();
         var baselines = new List<SqlBaseline>();
         string? header = null;
         foreach (var raw in markdown[(start + StartMarker.Length)..end].Split('\n'))
@@ -61,12 +72,12 @@ internal sealed record OwnershipMap(IReadOnlyList<TableOwner> Tables, IReadOnlyL
                 continue;
             }
 
-            if (header.Equals("Table", StringComparison.OrdinalIgnoreCase))
+            if (header.Equals("Table", StringComparison.OrdinalIgnoreCase) || header.Equals("Function", StringComparison.OrdinalIgnoreCase))
             {
                 var files = cells[2].Equals("pending", StringComparison.OrdinalIgnoreCase)
                     ? []
                     : cells[2].Split(',').Select(f => f.Trim().Trim('`').Trim()).Where(f => f.Length > 0).ToArray();
-                tables.Add(new TableOwner(cells[0], cells[1], files));
+                (header.Equals("Table", StringComparison.OrdinalIgnoreCase) ? tables : functions).Add(new TableOwner(cells[0], cells[1], files));
             }
             else if (header.StartsWith("Baseline", StringComparison.OrdinalIgnoreCase))
             {
@@ -74,7 +85,7 @@ internal sealed record OwnershipMap(IReadOnlyList<TableOwner> Tables, IReadOnlyL
             }
         }
 
-        return new OwnershipMap(tables, baselines);
+        return new OwnershipMap(tables, baselines, functions);
     }
 }
 
@@ -102,6 +113,7 @@ internal static class SqlTableScanner
           | lock\s+table
           | (?:create|alter|drop)\s+(?:table|view|index|policy|trigger)
           | (?:from|join)\s+(?:public|hourglass)\.
+          | select\s+(?:public|hourglass)\.\w+(?=\s*\()
           | on\s+conflict
           | returning
         )\b
@@ -160,10 +172,13 @@ internal static class SqlTableScanner
 
     /// <summary>
     /// A table as a whole word, optionally schema-qualified or double-quoted; not a column of an alias
-    /// (<c>o.orders</c>) and not a longer name (<c>orders_archive</c>).
+    /// (<c>o.orders</c>) and not a longer name (<c>orders_archive</c>). A function (<c>schema.name()</c>) likewise, and
+    /// only where it is called (its name followed by an opening parenthesis).
     /// </summary>
     private static Regex TablePattern(string qualified)
     {
+        var function = qualified.EndsWith("()", StringComparison.Ordinal);
+        qualified = function ? qualified[..^2] : qualified;
         var dot = qualified.IndexOf('.', StringComparison.Ordinal);
         var schema = Regex.Escape(qualified[..dot]);
         var name = Regex.Escape(qualified[(dot + 1)..]);
@@ -171,7 +186,8 @@ internal static class SqlTableScanner
             ? $"(?:\"?{schema}\"?\\.)?"
             : $"(?:\"?{schema}\"?\\.)";
         return new Regex(
-            $"(?<![\\w.$\"]){schemaPart}\"?{name}\"?(?![\\w$])",
+            // A function's name inside a SQL string ('ingest_events (bulk)', a message) is not a call.
+            (function ? "(?<![\\w.$\"'])" : "(?<![\\w.$\"])") + $"{schemaPart}\"?{name}\"?" + (function ? "\\s*\\(" : "(?![\\w$])"),
             RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
     }
 

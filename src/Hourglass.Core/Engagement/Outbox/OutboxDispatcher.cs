@@ -6,7 +6,6 @@ using Hourglass.Policies;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace Hourglass.Engagement.Outbox;
 
@@ -187,52 +186,25 @@ internal sealed partial class OutboxDispatcher
             (holdUntil[i], holdReasons[i]) = window;
         }
 
-        var claimed = await ClaimCheckedAsync(connection, transaction, ids, holdUntil, holdReasons, versions, cancellationToken);
+        var claimed = await EngagementStore.ClaimCheckedMessagesAsync(connection, transaction, ids, holdUntil, holdReasons, versions, _options.WorkerId,
+            _options.VisibilityTimeout, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return (claimed, due.Count);
     }
 
     private sealed record DueMessage(Guid Id, Guid TenantId, TimeZoneInfo Zone, string ZoneSource, TimeZoneInfo TenantZone, int PolicyVersion, DateTimeOffset Now);
 
-    // Due messages nobody holds, of tenants under no kill switch: a paused tenant's messages are not even looked at, so
-    // they keep their status, attempts and next_attempt_at exactly as they were (and take no place in the batch).
-    private const string LockDueSql = """
-        with due as (
-          select m.id, m.tenant_id, m.payload ->> 'target_type' as target_type,
-                 case when m.payload ->> 'target_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                      then (m.payload ->> 'target_id')::uuid end as target_id
-          from public.message_outbox m
-          where m.status in ('pending', 'sending') and m.next_attempt_at <= hourglass.now() and m.attempts < m.max_attempts
-            and not (select c.paused from hourglass.agent_control c where c.singleton)
-            and not exists (select 1 from public.agent_tenant_schedules s where s.tenant_id = m.tenant_id and s.paused)
-          order by m.next_attempt_at
-          limit $1
-          for update of m skip locked
-        )
-        select d.id, d.tenant_id, t.timezone, k.timezone, a.timezone,
-               coalesce((select max(p.version) from public.tenant_policy_documents p where p.tenant_id = d.tenant_id), 0),
-               hourglass.now()
-        from due d
-        join public.tenants t on t.id = d.tenant_id
-        left join public.contacts k on d.target_type = 'contact' and k.tenant_id = d.tenant_id and k.id = d.target_id
-        left join public.accounts a on a.tenant_id = d.tenant_id
-                                   and a.id = case when d.target_type = 'account' then d.target_id else k.account_id end
-        """;
-
     private async Task<List<DueMessage>> LockDueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(LockDueSql, connection, transaction);
-        command.Parameters.Add(new() { Value = _options.BatchSize });
         var due = new List<DueMessage>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var row in await EngagementStore.LockDueMessagesAsync(connection, transaction, _options.BatchSize, cancellationToken))
         {
             // The recipient's zone as the policy evaluator takes it: the contact's, else its account's, else the tenant's.
-            var tenantZone = Zone(reader.GetString(2)) ?? TimeZoneInfo.Utc;
-            var (zone, source) = Zone(reader.IsDBNull(3) ? null : reader.GetString(3)) is { } contact ? (contact, "contact")
-                : Zone(reader.IsDBNull(4) ? null : reader.GetString(4)) is { } account ? (account, "account")
+            var tenantZone = Zone(row.TenantZone) ?? TimeZoneInfo.Utc;
+            var (zone, source) = Zone(row.ContactZone) is { } contact ? (contact, "contact")
+                : Zone(row.AccountZone) is { } account ? (account, "account")
                 : (tenantZone, "tenant");
-            due.Add(new DueMessage(reader.GetGuid(0), reader.GetGuid(1), zone, source, tenantZone, reader.GetInt32(5), reader.GetFieldValue<DateTimeOffset>(6)));
+            due.Add(new DueMessage(row.Id, row.TenantId, zone, source, tenantZone, row.PolicyVersion, row.Now));
         }
 
         return due;
@@ -269,103 +241,6 @@ internal sealed partial class OutboxDispatcher
             ? string.Create(CultureInfo.InvariantCulture, $"{blocked}; held until the window opens at {until.UtcDateTime:yyyy-MM-dd HH:mm} UTC")
             : string.Create(CultureInfo.InvariantCulture,
                 $"{blocked}; the window does not open within {s_windowHorizon.TotalDays:0} days: held, and checked again at {until.UtcDateTime:yyyy-MM-dd HH:mm} UTC"));
-    }
-
-    // Row by row, what may happen to each locked message now, all read at this statement's one snapshot: a kill switch
-    // that came on since the lock (or a new policy version, against which the window was not judged) leaves the message
-    // untouched; a contact or account that must not be contacted, or a channel disabled or gone, suppresses it for good,
-    // with the reason; a closed send window holds it (pending, next_attempt_at the opening, attempts unchanged); the rest
-    // are claimed. A message left 'sending' by a dispatcher that died gets its 'claim_expired' attempt whichever way it goes.
-    private const string ClaimCheckedSql = """
-        with facts as (
-          select m.id, m.tenant_id, m.channel, m.status as previous_status, m.claimed_by as previous_holder, i.hold_until, i.hold_reason,
-                 (select c.paused from hourglass.agent_control c where c.singleton) or coalesce(s.paused, false)
-                   or coalesce((select max(p.version) from public.tenant_policy_documents p where p.tenant_id = m.tenant_id), 0) <> i.policy_version
-                   as wait,
-                 case when k.opted_out_at is not null then 'contact_opted_out'
-                      when k.do_not_contact then 'contact_do_not_contact'
-                      when a.do_not_contact then 'account_do_not_contact'
-                      when ch.id is null then 'channel_missing'
-                      when not ch.enabled then 'channel_disabled' end as code,
-                 case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
-                      when k.do_not_contact then 'the contact is marked do-not-contact'
-                      when a.do_not_contact then 'the account is marked do-not-contact'
-                      when ch.id is null then 'the tenant has no ' || m.channel || ' channel (message_channels)'
-                      when not ch.enabled then 'the tenant''s ' || m.channel || ' channel is disabled' end as reason
-          from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::integer[]) as i(id, hold_until, hold_reason, policy_version)
-          join public.message_outbox m on m.id = i.id
-          cross join lateral (
-            select m.payload ->> 'target_type' as type,
-                   case when m.payload ->> 'target_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                        then (m.payload ->> 'target_id')::uuid end as id) t
-          left join public.agent_tenant_schedules s on s.tenant_id = m.tenant_id
-          left join public.contacts k on t.type = 'contact' and k.tenant_id = m.tenant_id and k.id = t.id
-          left join public.accounts a on a.tenant_id = m.tenant_id and a.id = case when t.type = 'account' then t.id else k.account_id end
-          left join public.message_channels ch on ch.tenant_id = m.tenant_id and ch.channel = m.channel
-        ), suppressed as (
-          update public.message_outbox m
-          set status = 'suppressed', suppressed_at = hourglass.now(), suppressed_code = f.code, suppressed_reason = f.reason,
-              held_reason = null, claimed_until = null, updated_at = hourglass.now()
-          from facts f
-          where m.id = f.id and not f.wait and f.code is not null
-          returning m.id, m.tenant_id, m.attempts, f.previous_status, f.previous_holder
-        ), held as (
-          update public.message_outbox m
-          set status = 'pending', next_attempt_at = f.hold_until, held_reason = f.hold_reason, claimed_until = null, updated_at = hourglass.now()
-          from facts f
-          where m.id = f.id and not f.wait and f.code is null and f.hold_until is not null
-          returning m.id, m.tenant_id, m.attempts, f.previous_status, f.previous_holder
-        ), claimed as (
-          update public.message_outbox m
-          set status = 'sending', attempts = m.attempts + 1, claimed_by = $5, claimed_until = hourglass.now() + $6,
-              next_attempt_at = hourglass.now() + $6, held_reason = null, updated_at = hourglass.now()
-          from facts f
-          where m.id = f.id and not f.wait and f.code is null and f.hold_until is null
-          returning m.id, m.tenant_id, m.idempotency_key, m.channel, m.destination, m.subject, m.body, m.payload, m.attempts,
-                    m.max_attempts, m.created_at, f.previous_status, f.previous_holder
-        ), lapsed as (
-          insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, worker_id)
-          select c.tenant_id, c.id, c.attempts - 1, hourglass.now(), 'claim_expired',
-                 'the claim lapsed before a result was recorded: the message may have been sent', c.previous_holder
-          from claimed c where c.previous_status = 'sending'
-          union all
-          select x.tenant_id, x.id, x.attempts, hourglass.now(), 'claim_expired',
-                 'the claim lapsed before a result was recorded: the message may have been sent', x.previous_holder
-          from (select * from suppressed union all select * from held) x where x.previous_status = 'sending'
-        )
-        select c.id, c.tenant_id, c.idempotency_key, c.channel, c.destination, c.subject, c.body, c.payload::text, c.attempts,
-               c.max_attempts, c.created_at,
-               k.channel, k.enabled, k.webhook_url, k.smtp_host, k.smtp_port, k.smtp_security, k.smtp_username, k.smtp_from, k.secret_ref,
-               k.smtp_tls_pin_sha256
-        from claimed c
-        left join public.message_channels k on k.tenant_id = c.tenant_id and k.channel = c.channel
-        """;
-
-    private async Task<List<OutboxMessage>> ClaimCheckedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] ids,
-        DateTimeOffset?[] holdUntil, string?[] holdReasons, int[] versions, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(ClaimCheckedSql, connection, transaction);
-        command.Parameters.Add(new() { Value = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
-        command.Parameters.Add(new() { Value = holdUntil, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
-        command.Parameters.Add(new() { Value = holdReasons, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        command.Parameters.Add(new() { Value = versions, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
-        command.Parameters.Add(new() { Value = _options.WorkerId });
-        command.Parameters.Add(new() { Value = _options.VisibilityTimeout, NpgsqlDbType = NpgsqlDbType.Interval });
-        var batch = new List<OutboxMessage>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            string? Text(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
-            var settings = reader.IsDBNull(11) ? null : new ChannelSettings(
-                reader.GetString(11), reader.GetBoolean(12), Text(13), Text(14), reader.IsDBNull(15) ? null : reader.GetInt32(15),
-                reader.GetString(16), Text(17), Text(18), Text(19), Text(20));
-            batch.Add(new OutboxMessage(
-                reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), Text(5), reader.GetString(6),
-                JsonNode.Parse(reader.GetString(7))!.AsObject(), reader.GetInt32(8), reader.GetInt32(9), reader.GetFieldValue<DateTimeOffset>(10),
-                settings));
-        }
-
-        return batch;
     }
 
     private async Task RecordAsync(OutboxMessage message, DeliveryResult result, CancellationToken cancellationToken)
@@ -424,23 +299,8 @@ internal sealed partial class OutboxDispatcher
     // A message whose final attempt's claim lapsed (its dispatcher died mid-send) gets no further attempt: it fails,
     // with the lapse recorded, rather than staying 'sending' forever. Not while its tenant is paused: a paused tenant's
     // messages are neither sent nor failed.
-    private async Task FailLapsedLastAttemptsAsync(CancellationToken cancellationToken)
-    {
-        await using var command = _dataSource.CreateCommand("""
-            with exhausted as (
-              update public.message_outbox m
-              set status = 'failed', claimed_until = null, updated_at = hourglass.now(),
-                  last_error = 'the last attempt''s claim lapsed before a result was recorded: the message may have been sent'
-              where m.status = 'sending' and m.next_attempt_at <= hourglass.now() and m.attempts >= m.max_attempts
-                and not (select c.paused from hourglass.agent_control c where c.singleton)
-                and not exists (select 1 from public.agent_tenant_schedules s where s.tenant_id = m.tenant_id and s.paused)
-              returning m.tenant_id, m.id, m.attempts, m.claimed_by, m.last_error
-            )
-            insert into public.message_outbox_attempts (tenant_id, message_id, attempt, attempted_at, outcome, error, worker_id)
-            select e.tenant_id, e.id, e.attempts, hourglass.now(), 'claim_expired', e.last_error, e.claimed_by from exhausted e
-            """);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
+    private Task FailLapsedLastAttemptsAsync(CancellationToken cancellationToken) =>
+        EngagementStore.FailLapsedLastAttemptsAsync(_dataSource, cancellationToken);
 
     private TimeSpan NextDelay(int failedAttempt)
     {
