@@ -513,4 +513,22 @@ internal static class InsightsStore
                hourglass.tenant_setting_int($1, 'retention_events_days', 730), hourglass.tenant_setting_int($1, 'retention_runs_days', 90)
         from public.apply_retention($1) r
         """;
+
+    // The part's function as the simulator and the ingest benchmark call it.
+
+    /// <summary>
+    /// Records a batch of events (<c>ingest_events</c>, a JSON array as text) in the caller's transaction, refusing the whole
+    /// batch (an error) on any line it cannot record: the simulator's replies arriving.
+    /// </summary>
+    public static Task IngestEventsOrRefuseAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, string eventsJson,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "select count(*) from public.ingest_events($1, $2::jsonb, 'refuse')", cancellationToken,
+            tenantId, eventsJson);
+
+    /// <summary>
+    /// How many events of tenant $1's batch $2 (a JSON array; duplicates skipped) <c>ingest_events</c> recorded, one row: the
+    /// ingest benchmark's member path, one call per batch.
+    /// </summary>
+    internal const string IngestEventsRecordedCountSql =
+        "select count(*) filter (where outcome = 'recorded')::integer from public.ingest_events($1, $2, 'skip')";
 }
