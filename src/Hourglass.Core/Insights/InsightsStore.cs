@@ -499,7 +499,7 @@ internal static class InsightsStore
     /// <summary>Credits the tenant's strategies with the outcomes since their last attribution (<c>attribute_strategy_outcomes</c>).</summary>
     public static async Task AttributeStrategyOutcomesAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
     {
-        await using var attribute = dataSource.CreateCommand("select * from public.attribute_strategy_outcomes($1)");
+        await using var attribute = dataSource.CreateCommand(AttributeStrategyOutcomesSql);
         attribute.Parameters.Add(new() { Value = tenantId });
         await attribute.ExecuteNonQueryAsync(cancellationToken);
     }
@@ -514,7 +514,10 @@ internal static class InsightsStore
         from public.apply_retention($1) r
         """;
 
-    // The part's function as the simulator and the ingest benchmark call it.
+    // The part's functions as the simulator and the benchmarks call them.
+
+    /// <summary><c>attribute_strategy_outcomes</c> of tenant $1 (the cycle's, and the cycles benchmark's baseline).</summary>
+    internal const string AttributeStrategyOutcomesSql = "select * from public.attribute_strategy_outcomes($1)";
 
     /// <summary>
     /// Records a batch of events (<c>ingest_events</c>, a JSON array as text) in the caller's transaction, refusing the whole
