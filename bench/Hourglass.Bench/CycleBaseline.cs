@@ -63,7 +63,7 @@ internal sealed class CycleBaseline
     private const string ClaimSql = ScheduleStore.ClaimDueSql;
 
     // TenantLease.TryAcquireAsync.
-    private const string AcquireSql = "select public.acquire_tenant_lease($1, $2, 'autonomous_cycle', $3)";
+    private const string AcquireSql = TenantLease.AcquireLeaseSql;
 
     // ScheduleStore.LimitsAsync.
     private const string LoadTenantSql = ScheduleStore.LimitsSql;
@@ -90,7 +90,7 @@ internal sealed class CycleBaseline
 
     private const string MarkSql = InsightsStore.AdvanceWatermarkSql;
 
-    private const string AttributeSql = "select * from public.attribute_strategy_outcomes($1)";
+    private const string AttributeSql = InsightsStore.AttributeStrategyOutcomesSql;
 
     // InsightsEngine's defaults, as the part constructs it.
     private const int EventPageSize = 10_000;
@@ -113,7 +113,7 @@ internal sealed class CycleBaseline
         """;
 
     // Plan, Engagement: EngagementCompliancePart.ProposeAsync (a fenced transaction).
-    private const string RefreshSql = "select public.refresh_engagement_compliance($1)";
+    private const string RefreshSql = EngagementStore.RefreshComplianceSql;
 
     // Plan, Touches: TouchTaskPart.ProposeAsync (the strategies; none active here, so no policy, declines or caps read).
     private const string StrategiesSql = InsightsStore.ActiveTouchStrategiesSql;
@@ -228,7 +228,7 @@ internal sealed class CycleBaseline
     private const string FinishSql = RunsStore.FinishSql;
 
     // TenantLease.DisposeAsync and ScheduleStore.CompleteClaimAsync.
-    private const string ReleaseSql = "select public.release_tenant_lock($1, $2)";
+    private const string ReleaseSql = TenantLease.ReleaseLockSql;
 
     private const string CompleteSql = ScheduleStore.CompleteClaimSql;
 

@@ -102,7 +102,7 @@ internal static class CycleBenchData
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
             var last = await InsightsStore.LastEventSeqAsync(connection, cancellationToken);
-            for (var attempt = 0; await Bench.ScalarAsync<long>(connection, "select hourglass.advance_event_frontier()", cancellationToken) < last; attempt++)
+            for (var attempt = 0; await Bench.ScalarAsync<long>(connection, InsightsStore.AdvanceFrontierSql, cancellationToken) < last; attempt++)
             {
                 if (attempt == 100)
                 {

@@ -513,11 +513,11 @@ internal static class CycleBenchmark
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
             if (at is { } instant)
             {
-                await Bench.ExecuteAsync(connection, "select hourglass.freeze_time($1)", cancellationToken, instant);
+                await TenantControl.FreezeTimeAsync(connection, null, instant, cancellationToken);
             }
             else
             {
-                await Bench.ExecuteAsync(connection, "select hourglass.thaw_time()", cancellationToken);
+                await TenantControl.ThawTimeAsync(connection, null, cancellationToken);
             }
         }
 
@@ -527,7 +527,7 @@ internal static class CycleBenchmark
             await PrepareAsync(Workload.Quiet, Standard, cancellationToken);
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
             // As the cycle's refresh would leave them now.
-            await Bench.ExecuteAsync(connection, "select sum(public.refresh_engagement_compliance(t)) from unnest($1::uuid[]) t", cancellationToken, Standard);
+            await EngagementStore.RefreshComplianceOfAsync(connection, null, Standard, cancellationToken);
             var waiting = await EngagementStore.UncardedDueClockCountAsync(connection, Standard, cancellationToken);
             var proposed = await RunsStore.ProposalCountAsync(connection, "bench-cycles-quiet-warm-up", cancellationToken);
             return $"quiet hour: the {StandardTenants} cycles proposed {proposed:#,0} touches; after such a refresh {waiting:#,0} clocks need a touch " +
@@ -541,15 +541,14 @@ internal static class CycleBenchmark
         public async Task PrepareAsync(Workload workload, Guid[] tenants, CancellationToken cancellationToken, DateTimeOffset? at = null)
         {
             await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
-            await Bench.ExecuteAsync(connection, "select hourglass.freeze_time($1::timestamptz - interval '1 hour')", cancellationToken,
-                at ?? DateTimeOffset.UtcNow);
+            await TenantControl.FreezeTimeAsync(connection, null, (at ?? DateTimeOffset.UtcNow) - TimeSpan.FromHours(1), cancellationToken);
             try
             {
-                await Bench.ExecuteAsync(connection, "select sum(public.refresh_engagement_compliance(t)) from unnest($1::uuid[]) t", cancellationToken, tenants);
+                await EngagementStore.RefreshComplianceOfAsync(connection, null, tenants, cancellationToken);
             }
             finally
             {
-                await Bench.ExecuteAsync(connection, "select hourglass.thaw_time()", CancellationToken.None);
+                await TenantControl.ThawTimeAsync(connection, null, CancellationToken.None);
             }
 
             await HourlyReflections.DeleteThisHourAsync(connection, null, tenants, cancellationToken);

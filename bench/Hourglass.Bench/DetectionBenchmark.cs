@@ -176,7 +176,7 @@ internal static class DetectionBenchmark
     private static async Task<Frontier> AdvanceFrontierAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var command = new NpgsqlCommand("select hourglass.advance_event_frontier()", connection);
+        await using var command = new NpgsqlCommand(InsightsStore.AdvanceFrontierSql, connection);
         var watch = Stopwatch.StartNew();
         var calls = 0;
         var previous = -1L;

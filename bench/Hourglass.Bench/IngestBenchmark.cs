@@ -331,8 +331,7 @@ internal static class IngestBenchmark
         {
             case RlsVariant.Function:
             {
-                await using var command = new NpgsqlCommand(
-                    "select count(*) filter (where outcome = 'recorded')::integer from public.ingest_events($1, $2, 'skip')", session, transaction);
+                await using var command = new NpgsqlCommand(InsightsStore.IngestEventsRecordedCountSql, session, transaction);
                 command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenant });
                 command.Parameters.Add(new NpgsqlParameter<string>
                 {

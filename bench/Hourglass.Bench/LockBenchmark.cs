@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Hourglass.Cycles;
 using Hourglass.Tenancy;
 using Npgsql;
 
@@ -150,9 +151,9 @@ internal static class LockBenchmark
 
     private static async Task<Pair> PrepareFunctionsAsync(NpgsqlConnection connection, string holder, CancellationToken cancellationToken)
     {
-        var acquire = await PrepareAsync(connection, "select public.acquire_tenant_lock($1, $2)", cancellationToken,
+        var acquire = await PrepareAsync(connection, TenantLease.AcquireLockSql, cancellationToken,
             new NpgsqlParameter<Guid>(), new NpgsqlParameter<string> { TypedValue = holder });
-        var release = await PrepareAsync(connection, "select public.release_tenant_lock($1, $2)", cancellationToken,
+        var release = await PrepareAsync(connection, TenantLease.ReleaseLockSql, cancellationToken,
             new NpgsqlParameter<Guid>(), new NpgsqlParameter<string> { TypedValue = holder });
         return async (tenant, _) =>
         {

@@ -806,14 +806,14 @@ internal static class PolicyBenchmark
     {
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
-            await Bench.ExecuteAsync(connection, "select hourglass.freeze_time(now() - interval '1 hour')", cancellationToken);
+            await TenantControl.FreezeTimeAsync(connection, null, DateTimeOffset.UtcNow - TimeSpan.FromHours(1), cancellationToken);
             try
             {
-                await Bench.ExecuteAsync(connection, "select sum(public.refresh_engagement_compliance(t)) from unnest($1::uuid[]) t", cancellationToken, tenants);
+                await EngagementStore.RefreshComplianceOfAsync(connection, null, tenants, cancellationToken);
             }
             finally
             {
-                await Bench.ExecuteAsync(connection, "select hourglass.thaw_time()", CancellationToken.None);
+                await TenantControl.ThawTimeAsync(connection, null, CancellationToken.None);
             }
 
             await HourlyReflections.DeleteThisHourAsync(connection, null, tenants, cancellationToken);

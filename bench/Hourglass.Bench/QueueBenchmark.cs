@@ -52,10 +52,10 @@ internal static class QueueBenchmark
     // (d) differs from (a) in text (the alias `q`, as in `hourglass queue`) so that Npgsql never reuses (a)'s prepared statement.
     private static string Sql(Variant variant) => variant switch
     {
-        Variant.Function => "select * from public.engagement_queue($1, $2)",
+        Variant.Function => EngagementStore.QueueSql,
         Variant.Bare => QueueBaseline.BareSql,
         Variant.FunctionSql => QueueBaseline.FunctionBodySql,
-        _ => "select * from public.engagement_queue($1, $2) q",
+        _ => EngagementStore.QueueSql + " q",
     };
 
     public static async Task<BenchReport> RunAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
@@ -230,7 +230,7 @@ internal static class QueueBenchmark
         await VacuumAnalyzeAsync(connection, cancellationToken);
 
         var refreshed = 0L;
-        await using (var refresh = new NpgsqlCommand("select public.refresh_engagement_compliance($1)", connection))
+        await using (var refresh = new NpgsqlCommand(EngagementStore.RefreshComplianceSql, connection))
         {
             var parameter = new NpgsqlParameter<Guid>();
             refresh.Parameters.Add(parameter);

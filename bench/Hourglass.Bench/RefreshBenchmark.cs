@@ -1,4 +1,5 @@
 using System.Globalization;
+using Hourglass.Cycles;
 using Hourglass.Engagement;
 using Hourglass.Tenancy;
 using Npgsql;
@@ -33,7 +34,7 @@ internal static class RefreshBenchmark
         }
         finally
         {
-            await Bench.ExecuteAsync(connection, "select hourglass.thaw_time()", CancellationToken.None);
+            await TenantControl.ThawTimeAsync(connection, null, CancellationToken.None);
         }
     }
 
@@ -152,7 +153,7 @@ internal static class RefreshBenchmark
     }
 
     private static Task FreezeAsync(NpgsqlConnection connection, DateTime at, CancellationToken cancellationToken) =>
-        Bench.ExecuteAsync(connection, "select hourglass.freeze_time($1)", cancellationToken, at);
+        TenantControl.FreezeTimeAsync(connection, null, at, cancellationToken);
 
     // What the worker does each hour: one call, and so one transaction, per tenant. A null clock keeps the frozen one.
     private static async Task<long> RefreshAllAsync(NpgsqlConnection connection, Guid[] tenants, DateTime? clock, CancellationToken cancellationToken)
@@ -162,7 +163,7 @@ internal static class RefreshBenchmark
             await FreezeAsync(connection, at, cancellationToken);
         }
 
-        await using var command = new NpgsqlCommand("select public.refresh_engagement_compliance($1)", connection);
+        await using var command = new NpgsqlCommand(EngagementStore.RefreshComplianceSql, connection);
         var tenant = new NpgsqlParameter<Guid>();
         command.Parameters.Add(tenant);
         var total = 0L;

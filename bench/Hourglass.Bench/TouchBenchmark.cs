@@ -196,7 +196,7 @@ internal static class TouchBenchmark
         await InsightsStore.InsertTouchHistoryAsync(connection, null, ids, t0, HistoryPerContact, cancellationToken);
         foreach (var tenant in ids)
         {
-            await Bench.ExecuteAsync(connection, "select public.refresh_engagement_compliance($1)", cancellationToken, tenant);
+            await EngagementStore.RefreshComplianceAsync(connection, null, tenant, cancellationToken);
         }
 
         foreach (var table in new[] { "tenants", "accounts", "contacts", "engagement_clocks", "warehouse_events", "cards" })
@@ -255,7 +255,7 @@ internal static class TouchBenchmark
         {
             case Variant.Function:
             {
-                await using var command = new NpgsqlCommand("select line, outcome, entity_type, entity_id, idempotency_key, error from public.record_touches($1, $2, 'skip')", connection);
+                await using var command = new NpgsqlCommand(EngagementStore.RecordTouchesSql, connection);
                 command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = stream.Tenant });
                 command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = stream.Json[batch], NpgsqlDbType = NpgsqlDbType.Jsonb });
                 var recorded = 0;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Hourglass.Storage;
 using Hourglass.Tenancy;
 using Npgsql;
 
@@ -170,6 +171,16 @@ internal sealed class TenantControl(NpgsqlDataSource dataSource, TimeProvider ti
         var value = await command.ExecuteScalarAsync(cancellationToken);
         return value is DBNull ? null : value;
     }
+
+    // The database clock (hourglass.now()) for the simulator and the benchmarks: frozen at an instant, and thawed.
+
+    /// <summary>Freezes the database clock at <paramref name="at"/> (<c>hourglass.freeze_time</c>): <c>hourglass.now()</c> answers it until thawed.</summary>
+    internal static Task FreezeTimeAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, DateTimeOffset at, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "select hourglass.freeze_time($1)", cancellationToken, at);
+
+    /// <summary>Thaws the database clock (<c>hourglass.thaw_time</c>): <c>hourglass.now()</c> is the real time again.</summary>
+    internal static Task ThawTimeAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "select hourglass.thaw_time()", cancellationToken);
 }
 
 /// <summary>A kill switch that is on: the global one (every tenant) or one tenant's; since when, by whom, and why.</summary>

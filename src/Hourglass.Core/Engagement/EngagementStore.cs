@@ -945,12 +945,16 @@ internal static class EngagementStore
 
     // The part's own functions: the cycle's refresh, the touch import, the CLI's card completion.
 
-    /// <summary>Refreshes the tenant's clock compliance and priorities (<c>refresh_engagement_compliance</c>), in the caller's transaction.</summary>
-    public static async Task RefreshComplianceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Refreshes the tenant's clock compliance and priorities (<c>refresh_engagement_compliance</c>), in the caller's
+    /// transaction if any; returns how many clocks changed.
+    /// </summary>
+    public static async Task<int> RefreshComplianceAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId,
+        CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("select public.refresh_engagement_compliance($1)", connection, transaction);
+        await using var command = new NpgsqlCommand(RefreshComplianceSql, connection, transaction);
         command.Parameters.Add(new() { Value = tenantId });
-        await command.ExecuteScalarAsync(cancellationToken);
+        return (int)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <summary>
@@ -960,8 +964,7 @@ internal static class EngagementStore
     public static async Task<IReadOnlyList<RecordedTouchRow>> RecordTouchesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId,
         string touchesJson, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(
-            "select line, outcome, entity_type, entity_id, idempotency_key, error from public.record_touches($1, $2, 'skip')", connection, transaction);
+        await using var command = new NpgsqlCommand(RecordTouchesSql, connection, transaction);
         command.Parameters.Add(new() { Value = tenantId });
         command.Parameters.Add(new() { Value = touchesJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
         var rows = new List<RecordedTouchRow>();
@@ -977,4 +980,36 @@ internal static class EngagementStore
 
     /// <summary><c>complete_touch_card</c> of card $1 ($2 how, $3 notes), as the CLI runs it; returns the clock it touched.</summary>
     internal const string CompleteTouchCardSql = "select public.complete_touch_card($1, $2, $3)";
+
+    // The part's functions as the simulator and the benchmarks call them (the statements a benchmark prepares and times,
+    // taken from here as the processors take theirs).
+
+    /// <summary><c>refresh_engagement_compliance</c> of tenant $1: how many of its clocks changed.</summary>
+    internal const string RefreshComplianceSql = "select public.refresh_engagement_compliance($1)";
+
+    /// <summary>Refreshes the compliance of every tenant in <paramref name="tenantIds"/> in one statement (one call each).</summary>
+    public static Task RefreshComplianceOfAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid[] tenantIds,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "select sum(public.refresh_engagement_compliance(t)) from unnest($1::uuid[]) t",
+            cancellationToken, tenantIds);
+
+    /// <summary><c>record_touches</c> of tenant $1's batch $2 (a JSON array; duplicates skipped): per line its outcome, entity, key and error.</summary>
+    internal const string RecordTouchesSql =
+        "select line, outcome, entity_type, entity_id, idempotency_key, error from public.record_touches($1, $2, 'skip')";
+
+    /// <summary>
+    /// Records a batch of touches (<c>record_touches</c>, a JSON array as text) in the caller's transaction, refusing the
+    /// whole batch (an error) on any line it cannot record: the simulator's people touching their contacts.
+    /// </summary>
+    public static Task RecordTouchesOrRefuseAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, string touchesJson,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "select count(*) from public.record_touches($1, $2::jsonb, 'refuse')", cancellationToken,
+            tenantId, touchesJson);
+
+    /// <summary><c>complete_touch_card</c> of a card, as a command of the caller's batch (the simulator's owners at work).</summary>
+    public static NpgsqlBatchCommand CompleteTouchCardCommand(Guid cardId, string touchType, string notes) =>
+        new(CompleteTouchCardSql) { Parameters = { new() { Value = cardId }, new() { Value = touchType }, new() { Value = notes } } };
+
+    /// <summary>The first $2 places of tenant $1's queue, as <c>engagement_queue</c> returns them (the queue benchmark's measured call).</summary>
+    internal const string QueueSql = "select * from public.engagement_queue($1, $2)";
 }

@@ -499,7 +499,7 @@ internal static class InsightsStore
     /// <summary>Credits the tenant's strategies with the outcomes since their last attribution (<c>attribute_strategy_outcomes</c>).</summary>
     public static async Task AttributeStrategyOutcomesAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
     {
-        await using var attribute = dataSource.CreateCommand("select * from public.attribute_strategy_outcomes($1)");
+        await using var attribute = dataSource.CreateCommand(AttributeStrategyOutcomesSql);
         attribute.Parameters.Add(new() { Value = tenantId });
         await attribute.ExecuteNonQueryAsync(cancellationToken);
     }
@@ -513,4 +513,25 @@ internal static class InsightsStore
                hourglass.tenant_setting_int($1, 'retention_events_days', 730), hourglass.tenant_setting_int($1, 'retention_runs_days', 90)
         from public.apply_retention($1) r
         """;
+
+    // The part's functions as the simulator and the benchmarks call them.
+
+    /// <summary><c>attribute_strategy_outcomes</c> of tenant $1 (the cycle's, and the cycles benchmark's baseline).</summary>
+    internal const string AttributeStrategyOutcomesSql = "select * from public.attribute_strategy_outcomes($1)";
+
+    /// <summary>
+    /// Records a batch of events (<c>ingest_events</c>, a JSON array as text) in the caller's transaction, refusing the whole
+    /// batch (an error) on any line it cannot record: the simulator's replies arriving.
+    /// </summary>
+    public static Task IngestEventsOrRefuseAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, string eventsJson,
+        CancellationToken cancellationToken) =>
+        StoreReads.ExecuteAsync(connection, transaction, "select count(*) from public.ingest_events($1, $2::jsonb, 'refuse')", cancellationToken,
+            tenantId, eventsJson);
+
+    /// <summary>
+    /// How many events of tenant $1's batch $2 (a JSON array; duplicates skipped) <c>ingest_events</c> recorded, one row: the
+    /// ingest benchmark's member path, one call per batch.
+    /// </summary>
+    internal const string IngestEventsRecordedCountSql =
+        "select count(*) filter (where outcome = 'recorded')::integer from public.ingest_events($1, $2, 'skip')";
 }

@@ -97,4 +97,10 @@ internal static class ApprovalCardStore
     /// (<c>ActingPerson</c>); returns the outcome.
     /// </summary>
     internal const string DecideApprovalAsSql = "select public.decide_approval($1, $2, $3, $4)";
+
+    // The part's function as the simulator calls it.
+
+    /// <summary><c>decide_approval</c> of a card in the name of <paramref name="decidedBy"/>, as a command of the caller's batch (the simulator's managers).</summary>
+    public static NpgsqlBatchCommand DecideApprovalAsCommand(Guid cardId, bool approve, string notes, string decidedBy) =>
+        new(DecideApprovalAsSql) { Parameters = { new() { Value = cardId }, new() { Value = approve }, new() { Value = notes }, new() { Value = decidedBy } } };
 }

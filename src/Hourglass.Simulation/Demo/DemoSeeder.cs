@@ -73,11 +73,7 @@ internal sealed class DemoSeeder
             await transaction.CommitAsync(cancellationToken);
         }
 
-        await using var refresh = new NpgsqlCommand("select public.refresh_engagement_compliance($1)", connection)
-        {
-            Parameters = { new() { Value = TenantId } },
-        };
-        var changed = (int)(await refresh.ExecuteScalarAsync(cancellationToken))!;
+        var changed = await EngagementStore.RefreshComplianceAsync(connection, null, TenantId, cancellationToken);
 
         // What the tenant holds, read in one snapshot.
         await using var snapshot = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);

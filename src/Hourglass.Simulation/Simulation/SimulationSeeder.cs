@@ -37,9 +37,8 @@ internal static class SimulationSeeder
         {
             await PolicyStore.SaveAsync(dataSource, tenant.Id, PolicyJson(world.Options, tenant), "simulator", "the simulated world's policy",
                 cancellationToken: cancellationToken);
-            await using var refresh = dataSource.CreateCommand("select public.refresh_engagement_compliance($1)");
-            refresh.Parameters.Add(new() { Value = tenant.Id });
-            await refresh.ExecuteNonQueryAsync(cancellationToken);
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await EngagementStore.RefreshComplianceAsync(connection, null, tenant.Id, cancellationToken);
         }
 
         await using var analyze = dataSource.CreateCommand("analyze");

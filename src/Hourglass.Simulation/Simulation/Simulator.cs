@@ -4,7 +4,9 @@ using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Engagement;
 using Hourglass.Engagement.Outbox;
+using Hourglass.Insights;
 using Hourglass.Orders;
+using Hourglass.Policies;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -131,9 +133,9 @@ internal sealed class Simulator
         var report = await _recorder.ReportAsync(_dataSource, _options, cancellationToken);
         stages["report"] = Stopwatch.GetElapsedTime(reading);
         var phases = await _recorder.PhaseMillisecondsAsync(_dataSource, cancellationToken);
-        await using (var thaw = _dataSource.CreateCommand("select hourglass.thaw_time()"))
+        await using (var connection = await _dataSource.OpenConnectionAsync(cancellationToken))
         {
-            await thaw.ExecuteNonQueryAsync(cancellationToken);
+            await TenantControl.ThawTimeAsync(connection, null, cancellationToken);
         }
 
         var cycles = report.Cycles.Runs.Values.Sum();
@@ -147,9 +149,8 @@ internal sealed class Simulator
 
     private async Task FreezeAsync(DateTimeOffset at, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("select hourglass.freeze_time($1)");
-        command.Parameters.Add(new() { Value = at });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await TenantControl.FreezeTimeAsync(connection, null, at, cancellationToken);
     }
 
     // ----------------------------------------------------------------------------------- the world's hour
@@ -184,10 +185,7 @@ internal sealed class Simulator
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         foreach (var (tenant, lines) in replies.OrderBy(p => p.Key.Index))
         {
-            await using var ingest = new NpgsqlCommand("select count(*) from public.ingest_events($1, $2::jsonb, 'refuse')", connection, transaction);
-            ingest.Parameters.Add(new() { Value = tenant.Id });
-            ingest.Parameters.Add(new() { Value = lines.ToJsonString() });
-            await ingest.ExecuteNonQueryAsync(cancellationToken);
+            await InsightsStore.IngestEventsOrRefuseAsync(connection, transaction, tenant.Id, lines.ToJsonString(), cancellationToken);
         }
 
         foreach (var tenant in _world.Tenants)
@@ -211,10 +209,7 @@ internal sealed class Simulator
 
             if (touches.Count > 0)
             {
-                await using var record = new NpgsqlCommand("select count(*) from public.record_touches($1, $2::jsonb, 'refuse')", connection, transaction);
-                record.Parameters.Add(new() { Value = tenant.Id });
-                record.Parameters.Add(new() { Value = touches.ToJsonString() });
-                await record.ExecuteNonQueryAsync(cancellationToken);
+                await EngagementStore.RecordTouchesOrRefuseAsync(connection, transaction, tenant.Id, touches.ToJsonString(), cancellationToken);
             }
 
             var orders = new List<SimOrder>();
@@ -324,9 +319,7 @@ internal sealed class Simulator
                     continue;
                 }
 
-                var complete = new NpgsqlBatchCommand("select public.complete_touch_card($1, 'call', 'simulated owner')");
-                complete.Parameters.Add(new() { Value = card.Id });
-                BatchOf(card.Tenant).BatchCommands.Add(complete);
+                BatchOf(card.Tenant).BatchCommands.Add(EngagementStore.CompleteTouchCardCommand(card.Id, "call", "simulated owner"));
                 _recorder.CardCompleted(now);
                 if (card.EntityId is { } contactId && _world.Contacts.TryGetValue(contactId, out var contact))
                 {
@@ -336,11 +329,7 @@ internal sealed class Simulator
             else if (card.Tenant.WorkingHour(now) && r.Chance(0.5, "approval-decided", key, hour))
             {
                 var approve = !r.Chance(0.05, "approval-rejected", key, hour);
-                var decide = new NpgsqlBatchCommand("select public.decide_approval($1, $2, $3, 'sim-manager')");
-                decide.Parameters.Add(new() { Value = card.Id });
-                decide.Parameters.Add(new() { Value = approve });
-                decide.Parameters.Add(new() { Value = approve ? "looks good" : "not now" });
-                BatchOf(card.Tenant).BatchCommands.Add(decide);
+                BatchOf(card.Tenant).BatchCommands.Add(ApprovalCardStore.DecideApprovalAsCommand(card.Id, approve, approve ? "looks good" : "not now", "sim-manager"));
                 _recorder.ApprovalDecided(approve);
             }
         }
