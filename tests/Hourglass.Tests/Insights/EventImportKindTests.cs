@@ -8,7 +8,7 @@ namespace Hourglass.Tests.Insights;
 /// Reading event files (every bad line named by its line number and reason, the rest read), and the bulk path's rules,
 /// which must say what ingest_events says.
 /// </summary>
-public sealed class EventFileTests
+public sealed class EventImportKindTests
 {
     private const string Contact = "6d3c1f4e-0000-4000-8000-000000000001";
     private static readonly DateTime s_now = new(2026, 6, 10, 12, 0, 0, DateTimeKind.Utc);
