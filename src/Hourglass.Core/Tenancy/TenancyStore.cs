@@ -425,6 +425,23 @@ internal static class TenancyStore
             where tenant_id = any ($1) and pg_catalog.abs(pg_catalog.hashtext(id::text || 'dnc')) % 50 = 0
             """, cancellationToken, tenants);
 
+    /// <summary>
+    /// Records a contact's opt-out from <paramref name="source"/>, once: the first call sets <c>opted_out_at</c> (the database
+    /// clock), <c>opted_out_source</c> and <c>do_not_contact</c>; a later one changes nothing and returns the first opt-out's
+    /// time. Null when the tenant has no such contact (nothing written).
+    /// </summary>
+    public static async Task<DateTimeOffset?> RecordOptOutAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, Guid contactId,
+        string source, CancellationToken cancellationToken) =>
+        await StoreReads.ScalarAsync<DateTime?>(connection, transaction, """
+            update public.contacts
+            set opted_out_at = coalesce(opted_out_at, hourglass.now()),
+                opted_out_source = case when opted_out_at is null then $3 else opted_out_source end,
+                do_not_contact = true,
+                updated_at = case when opted_out_at is null or not do_not_contact then now() else updated_at end
+            where tenant_id = $1 and id = $2
+            returning opted_out_at
+            """, cancellationToken, tenantId, contactId, source) is { } at ? new DateTimeOffset(at, TimeSpan.Zero) : null;
+
     /// <summary>A tenant's contacts' ids, by name.</summary>
     public static Task<Guid[]> ContactIdsByNameAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
         StoreReads.GuidsAsync(connection, transaction, "select id from public.contacts where tenant_id = $1 order by name", cancellationToken, tenantId);

@@ -1,0 +1,101 @@
+using System.Net;
+using Hourglass.Engagement.Unsubscribe;
+using Hourglass.Tenancy;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Hourglass.Server.Api;
+
+/// <summary>
+/// The public one-click unsubscribe endpoint (RFC 8058; docs/unsubscribe.md), no login: the signed token in the path is
+/// the authority. <c>GET /unsubscribe/{token}</c> only shows a confirmation page whose button POSTs — mail scanners
+/// prefetch links, so a GET changes nothing. <c>POST /unsubscribe/{token}</c> with the body
+/// <c>List-Unsubscribe=One-Click</c> records the contact's opt-out once (<see cref="TenancyStore.RecordOptOutAsync"/>);
+/// a repeat answers 200 and changes nothing. A forged, altered or expired token is a 400 problem, a token for a contact
+/// its tenant does not have a 404, and neither writes anything.
+/// </summary>
+internal static partial class UnsubscribeEndpoints
+{
+    /// <summary>The opt-out source recorded for a one-click unsubscribe (contacts.opted_out_source).</summary>
+    public const string Source = "one_click_unsubscribe";
+
+    private const string ProblemType = "https://hourglass.dev/problems/unsubscribe";
+
+    /// <summary>
+    /// The configured tokens, or null with a warning: email then goes out without unsubscribe headers and the endpoint
+    /// is not served (docs/unsubscribe.md says why this rather than refusing to send).
+    /// </summary>
+    public static UnsubscribeTokens? FromEnvironment(TimeProvider time, ILoggerFactory loggers)
+    {
+        var tokens = UnsubscribeTokens.FromEnvironment(time);
+        if (tokens is null)
+        {
+            LogNotConfigured(loggers.CreateLogger("Hourglass.Unsubscribe"), UnsubscribeTokens.SecretVariable, UnsubscribeTokens.PublicUrlVariable);
+        }
+
+        return tokens;
+    }
+
+    public static void Map(WebApplication app, NpgsqlDataSource dataSource, UnsubscribeTokens tokens)
+    {
+        app.MapGet("/unsubscribe/{token}", async (string token) =>
+        {
+            var (claims, error) = await tokens.ValidateAsync(token);
+            if (claims is null)
+            {
+                return Refused(error!);
+            }
+
+            return Page("Unsubscribe", $"""
+                <p>Stop receiving these emails?</p>
+                <form method="post" action="/unsubscribe/{WebUtility.HtmlEncode(Uri.EscapeDataString(token))}">
+                <input type="hidden" name="List-Unsubscribe" value="One-Click">
+                <button type="submit">Unsubscribe</button>
+                </form>
+                """);
+        }).ExcludeFromDescription();
+
+        app.MapPost("/unsubscribe/{token}", async (string token, HttpContext http) =>
+        {
+            var (claims, error) = await tokens.ValidateAsync(token);
+            if (claims is null)
+            {
+                return Refused(error!);
+            }
+
+            // RFC 8058 §3.2: the one-click POST carries List-Unsubscribe=One-Click as a form body (url-encoded or multipart).
+            if (!http.Request.HasFormContentType
+                || (await http.Request.ReadFormAsync(http.RequestAborted))["List-Unsubscribe"] is not { Count: 1 } value
+                || value[0] != "One-Click")
+            {
+                return Results.Problem(title: "Not a one-click unsubscribe", statusCode: StatusCodes.Status400BadRequest, type: ProblemType,
+                    detail: "the body must be the form field List-Unsubscribe=One-Click (RFC 8058)");
+            }
+
+            await using var connection = await dataSource.OpenConnectionAsync(http.RequestAborted);
+            var at = await TenancyStore.RecordOptOutAsync(connection, null, claims.TenantId, claims.ContactId, Source, http.RequestAborted);
+            return at is null
+                ? Results.Problem(title: "Unknown contact", statusCode: StatusCodes.Status404NotFound, type: ProblemType,
+                    detail: "the unsubscribe link names a contact its tenant does not have (deleted, or the link belongs elsewhere)")
+                : Page("Unsubscribed", "<p>You are unsubscribed; you will get no more of these emails.</p>");
+        }).ExcludeFromDescription().DisableAntiforgery();
+    }
+
+    private static IResult Refused(string reason) =>
+        Results.Problem(title: "Invalid unsubscribe link", detail: reason, statusCode: StatusCodes.Status400BadRequest, type: ProblemType);
+
+    private static IResult Page(string title, string body) => Results.Content(
+        $"""
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex"><title>{title}</title></head>
+        <body><h1>{title}</h1>
+        {body}
+        </body></html>
+        """, "text/html; charset=utf-8");
+
+    [LoggerMessage(Level = LogLevel.Warning,
+        Message = "{Secret} and {PublicUrl} are not set: email goes out without List-Unsubscribe headers and /unsubscribe is not served")]
+    private static partial void LogNotConfigured(ILogger logger, string secret, string publicUrl);
+}
