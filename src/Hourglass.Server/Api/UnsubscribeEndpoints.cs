@@ -66,9 +66,7 @@ internal static partial class UnsubscribeEndpoints
             }
 
             // RFC 8058 §3.2: the one-click POST carries List-Unsubscribe=One-Click as a form body (url-encoded or multipart).
-            if (!http.Request.HasFormContentType
-                || (await http.Request.ReadFormAsync(http.RequestAborted))["List-Unsubscribe"] is not { Count: 1 } value
-                || value[0] != "One-Click")
+            if (!await IsOneClickAsync(http.Request))
             {
                 return Results.Problem(title: "Not a one-click unsubscribe", statusCode: StatusCodes.Status400BadRequest, type: ProblemType,
                     detail: "the body must be the form field List-Unsubscribe=One-Click (RFC 8058)");
@@ -81,6 +79,25 @@ internal static partial class UnsubscribeEndpoints
                     detail: "the unsubscribe link names a contact its tenant does not have (deleted, or the link belongs elsewhere)")
                 : Page("Unsubscribed", "<p>You are unsubscribed; you will get no more of these emails.</p>");
         }).ExcludeFromDescription().DisableAntiforgery();
+    }
+
+    private static async Task<bool> IsOneClickAsync(HttpRequest request)
+    {
+        if (!request.HasFormContentType)
+        {
+            return false;
+        }
+
+        try
+        {
+            return (await request.ReadFormAsync(request.HttpContext.RequestAborted))["List-Unsubscribe"] is { Count: 1 } value && value[0] == "One-Click";
+        }
+        catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException)
+        {
+            // A body that claims to be a form and is not (a broken multipart boundary, a value over the form limits):
+            // bad input, a 400 like any other, never a 500.
+            return false;
+        }
     }
 
     private static IResult Refused(string reason) =>

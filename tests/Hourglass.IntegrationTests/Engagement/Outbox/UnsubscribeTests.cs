@@ -119,6 +119,9 @@ public sealed class UnsubscribeTests : DatabaseTest
         // A POST without the RFC 8058 body is not a one-click unsubscribe.
         var noBody = await server.SendAsync(HttpMethod.Post, tokens.UrlFor(good).AbsoluteUri, token: null);
         Assert.Equal(HttpStatusCode.BadRequest, noBody.Status);
+        var brokenForm = await server.SendAsync(HttpMethod.Post, tokens.UrlFor(good).AbsoluteUri, token: null, configure: request =>
+            request.Content = new StringContent("--x\r\nnot a part", Encoding.UTF8, "multipart/form-data"));
+        Assert.True(brokenForm.Status == HttpStatusCode.BadRequest, brokenForm.ToString());
 
         Assert.Equal("||False", await OptOutAsync(kim));
         Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.contacts where opted_out_at is not null or do_not_contact"));
