@@ -1,5 +1,8 @@
+using System.Globalization;
 using System.Net;
+using System.Text.Json.Nodes;
 using Hourglass.Engagement.Unsubscribe;
+using Hourglass.Insights;
 using Hourglass.Tenancy;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -72,12 +75,39 @@ internal static partial class UnsubscribeEndpoints
                     detail: "the body must be the form field List-Unsubscribe=One-Click (RFC 8058)");
             }
 
+            // The opt-out and its event commit together or not at all.
             await using var connection = await dataSource.OpenConnectionAsync(http.RequestAborted);
-            var at = await TenancyStore.RecordOptOutAsync(connection, null, claims.TenantId, claims.ContactId, Source, http.RequestAborted);
-            return at is null
-                ? Results.Problem(title: "Unknown contact", statusCode: StatusCodes.Status404NotFound, type: ProblemType,
-                    detail: "the unsubscribe link names a contact its tenant does not have (deleted, or the link belongs elsewhere)")
-                : Page("Unsubscribed", "<p>You are unsubscribed; you will get no more of these emails.</p>");
+            await using var transaction = await connection.BeginTransactionAsync(http.RequestAborted);
+            var optOut = await TenancyStore.RecordOptOutAsync(connection, transaction, claims.TenantId, claims.ContactId, Source, http.RequestAborted);
+            if (optOut is not { } recorded)
+            {
+                return Results.Problem(title: "Unknown contact", statusCode: StatusCodes.Status404NotFound, type: ProblemType,
+                    detail: "the unsubscribe link names a contact its tenant does not have (deleted, or the link belongs elsewhere)");
+            }
+
+            if (recorded.Recorded)
+            {
+                // In the event store for Insights and the day's counts (docs/insights.md), once per contact: the key is the
+                // contact's, and only the click that recorded the opt-out writes it.
+                var events = new JsonArray(new JsonObject
+                {
+                    ["event_type"] = "unsubscribe",
+                    ["entity_type"] = "contact",
+                    ["entity_id"] = claims.ContactId.ToString("D"),
+                    ["occurred_at"] = recorded.At.ToString("O", CultureInfo.InvariantCulture),
+                    ["idempotency_key"] = $"unsubscribe:{claims.ContactId:D}",
+                    ["source"] = Source,
+                    ["payload"] = new JsonObject { ["message_id"] = claims.MessageId.ToString("D") },
+                });
+                var outcome = await InsightsStore.IngestEventsAsync(connection, transaction, claims.TenantId, events.ToJsonString(), http.RequestAborted);
+                if (outcome.FirstOrDefault() is { Error: { } refusal })
+                {
+                    throw new InvalidOperationException($"unsubscribe event refused by ingest_events: {refusal}");
+                }
+            }
+
+            await transaction.CommitAsync(http.RequestAborted);
+            return Page("Unsubscribed", "<p>You are unsubscribed; you will get no more of these emails.</p>");
         }).ExcludeFromDescription().DisableAntiforgery();
     }
 

@@ -84,6 +84,11 @@ public sealed class UnsubscribeTests : DatabaseTest
         Assert.Equal(HttpStatusCode.OK, again.Status);
         Assert.Equal(recorded, await OptOutAsync(pat));
         Assert.Equal(updatedAt, await Db.ScalarAsync("select updated_at from public.contacts where id = $1", pat));
+        // One event in the event store, however many clicks.
+        Assert.Equal($"contact|{pat}|one_click_unsubscribe|{first}", await Db.ScalarAsync("""
+            select string_agg(concat_ws('|', entity_type, entity_id, source, payload->>'message_id'), ',')
+            from public.warehouse_events where tenant_id = $1 and event_type = 'unsubscribe'
+            """, tenant));
 
         await DispatchAllAsync(tokens);
         Assert.Single(smtp.Accepted);
@@ -125,6 +130,7 @@ public sealed class UnsubscribeTests : DatabaseTest
 
         Assert.Equal("||False", await OptOutAsync(kim));
         Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.contacts where opted_out_at is not null or do_not_contact"));
+        Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.warehouse_events where event_type = 'unsubscribe'"));
     }
 
     [Fact]
