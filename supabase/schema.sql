@@ -491,8 +491,10 @@ create table public.contacts (
   do_not_contact boolean default false not null,
   opted_out_at timestamp with time zone,
   created_at timestamp with time zone default now() not null,
-  updated_at timestamp with time zone default now() not null
+  updated_at timestamp with time zone default now() not null,
+  opted_out_source text
 );
+alter table public.contacts add constraint contacts_check CHECK (((opted_out_source IS NULL) OR ((opted_out_at IS NOT NULL) AND (btrim(opted_out_source) <> ''::text))));
 alter table public.contacts add constraint contacts_name_check CHECK ((btrim(name) <> ''::text));
 alter table public.contacts add constraint contacts_pkey PRIMARY KEY (id);
 alter table public.contacts add constraint contacts_tenant_id_account_id_fkey FOREIGN KEY (tenant_id, account_id) REFERENCES public.accounts(tenant_id, id) ON DELETE CASCADE;
@@ -519,6 +521,7 @@ create policy tenant_isolation on public.contacts as permissive for all to authe
   with check ((tenant_id = ANY (( SELECT hourglass.current_tenant_ids() AS current_tenant_ids)::uuid[])));
 grant delete, insert, select, update on table public.contacts to authenticated;
 grant delete, insert, select, update on table public.contacts to service_role;
+comment on column public.contacts.opted_out_source is 'Who or what recorded the opt-out (e.g. one_click_unsubscribe); set with opted_out_at, null before it.';
 
 -- table public.engagement_clocks
 create table public.engagement_clocks (

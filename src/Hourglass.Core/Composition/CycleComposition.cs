@@ -1,6 +1,7 @@
 using Hourglass.Cycles;
 using Hourglass.Engagement;
 using Hourglass.Engagement.Outbox;
+using Hourglass.Engagement.Unsubscribe;
 using Hourglass.Insights;
 using Hourglass.Orders;
 using Hourglass.Policies;
@@ -34,13 +35,17 @@ internal static class CycleComposition
         return new CycleWorker(dataSource, time, CreateEngine(dataSource, time, summaries, loggers), options, loggers.CreateLogger<CycleWorker>());
     }
 
-    /// <summary>The dispatcher that delivers the message outbox (webhooks and email), next to a worker.</summary>
-    public static Func<CancellationToken, Task> CreateDispatcherLoop(NpgsqlDataSource dataSource, string workerId, TimeProvider time, ILoggerFactory? loggers = null)
+    /// <summary>
+    /// The dispatcher that delivers the message outbox (webhooks and email), next to a worker; with
+    /// <paramref name="unsubscribe"/>, emails to contacts carry one-click unsubscribe links (docs/unsubscribe.md).
+    /// </summary>
+    public static Func<CancellationToken, Task> CreateDispatcherLoop(NpgsqlDataSource dataSource, string workerId, TimeProvider time, ILoggerFactory? loggers = null,
+        UnsubscribeTokens? unsubscribe = null)
     {
         loggers ??= NullLoggerFactory.Instance;
         var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) });
         var options = new OutboxDispatcherOptions { WorkerId = workerId + ":outbox" };
-        var dispatcher = new OutboxDispatcher(dataSource, OutboxDispatcher.DefaultTransports(http, options, time), time, options,
+        var dispatcher = new OutboxDispatcher(dataSource, OutboxDispatcher.DefaultTransports(http, options, time, unsubscribe), time, options,
             logger: loggers.CreateLogger<OutboxDispatcher>());
         return async cancellationToken =>
         {

@@ -425,6 +425,35 @@ internal static class TenancyStore
             where tenant_id = any ($1) and pg_catalog.abs(pg_catalog.hashtext(id::text || 'dnc')) % 50 = 0
             """, cancellationToken, tenants);
 
+    /// <summary>
+    /// Records a contact's opt-out from <paramref name="source"/>, once: the first call sets <c>opted_out_at</c> (the database
+    /// clock), <c>opted_out_source</c> and <c>do_not_contact</c> (<c>Recorded</c> true); a later one changes nothing and
+    /// returns the first opt-out's time (<c>Recorded</c> false). Null when the tenant has no such contact (nothing written).
+    /// </summary>
+    public static async Task<(DateTimeOffset At, bool Recorded)?> RecordOptOutAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        Guid tenantId, Guid contactId, string source, CancellationToken cancellationToken)
+    {
+        // The row is locked before it is read, so of two clicks at once exactly one sees it not yet opted out.
+        await using var command = new NpgsqlCommand("""
+            with before as (select id, opted_out_at, do_not_contact from public.contacts where tenant_id = $1 and id = $2 for update)
+            update public.contacts c
+            set opted_out_at = coalesce(before.opted_out_at, hourglass.now()),
+                opted_out_source = case when before.opted_out_at is null then $3 else c.opted_out_source end,
+                do_not_contact = true,
+                updated_at = case when before.opted_out_at is null or not before.do_not_contact then now() else c.updated_at end
+            from before
+            where c.id = before.id
+            returning c.opted_out_at, before.opted_out_at is null
+            """, connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = tenantId });
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = contactId });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = source });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken)
+            ? (new DateTimeOffset(reader.GetDateTime(0), TimeSpan.Zero), reader.GetBoolean(1))
+            : null;
+    }
+
     /// <summary>A tenant's contacts' ids, by name.</summary>
     public static Task<Guid[]> ContactIdsByNameAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, CancellationToken cancellationToken) =>
         StoreReads.GuidsAsync(connection, transaction, "select id from public.contacts where tenant_id = $1 order by name", cancellationToken, tenantId);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Hourglass.Composition;
 using Hourglass.Cycles;
+using Hourglass.Server.Api;
 using Hourglass.Tenancy;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -46,12 +47,13 @@ internal static class CycleCommands
             var pollSeconds = Positive(parse.GetValue(poll), "--poll-seconds");
             var maxConcurrent = Positive(parse.GetValue(concurrency), "--concurrency");
             using var loggerFactory = loggers(parse);
+            var unsubscribe = UnsubscribeEndpoints.FromEnvironment(ProductClock.Time, loggerFactory);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var worker = CycleComposition.CreateWorker(target.DataSource, ProductClock.Time,
                 new CycleWorkerOptions { LeaseMinutes = leaseMinutes, PollInterval = TimeSpan.FromSeconds(pollSeconds), MaxConcurrentCycles = maxConcurrent },
                 Narrative.FromEnvironment(loggerFactory), loggerFactory);
             Console.WriteLine($"Worker {worker.WorkerId} on {target.Description}; Ctrl+C stops it.");
-            var dispatch = CycleComposition.CreateDispatcherLoop(target.DataSource, worker.WorkerId, ProductClock.Time, loggerFactory);
+            var dispatch = CycleComposition.CreateDispatcherLoop(target.DataSource, worker.WorkerId, ProductClock.Time, loggerFactory, unsubscribe);
             await Task.WhenAll(worker.RunAsync(cancellationToken), dispatch(cancellationToken));
             return 0;
         });

@@ -50,6 +50,7 @@ internal static class ServeCommand
             var workerPoolSize = WorkerPoolSize();
             using var jwksHttp = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
             var auth = await ApiAuth.FromEnvironmentAsync(jwksHttp, ProductClock.Time, loggerFactory, cancellationToken);
+            var unsubscribe = UnsubscribeEndpoints.FromEnvironment(ProductClock.Time, loggerFactory);
 
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             // Two pools: API load (one tenant's batches, say) cannot take the connections the worker's cycles and
@@ -90,6 +91,12 @@ internal static class ServeCommand
             app.MapGet("/health", async (CancellationToken requestAborted) => await HealthAsync(apiPool, worker, requestAborted));
             app.MapOpenApi("/openapi/{documentName}.json");
             app.MapPrometheusScrapingEndpoint("/metrics");
+            if (unsubscribe is not null)
+            {
+                // Public, no login: the signed token is the authority (docs/unsubscribe.md).
+                UnsubscribeEndpoints.Map(app, apiPool, unsubscribe);
+            }
+
             if (auth is not null)
             {
                 ApiEndpoints.Map(app, apiPool, auth, worker);
@@ -115,7 +122,7 @@ internal static class ServeCommand
             if (worker is not null)
             {
                 background.Add(worker.RunAsync(cancellationToken));
-                background.Add(CycleComposition.CreateDispatcherLoop(workerPool!, worker.WorkerId, ProductClock.Time, loggerFactory)(cancellationToken));
+                background.Add(CycleComposition.CreateDispatcherLoop(workerPool!, worker.WorkerId, ProductClock.Time, loggerFactory, unsubscribe)(cancellationToken));
             }
 
             if (auth?.Jwks is { } jwks)

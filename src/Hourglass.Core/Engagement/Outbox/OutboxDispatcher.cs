@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
+using Hourglass.Engagement.Unsubscribe;
 using Hourglass.Policies;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -78,9 +79,10 @@ internal sealed partial class OutboxDispatcher
         _logger = logger ?? NullLogger.Instance;
     }
 
-    /// <summary>The production transports: signed webhooks over <paramref name="http"/> and SMTP through MailKit.</summary>
-    public static IMessageTransport[] DefaultTransports(HttpClient http, OutboxDispatcherOptions options, TimeProvider time) =>
-        [new WebhookTransport(http, time, options.SendTimeout), new SmtpTransport(options.SendTimeout)];
+    /// <summary>The production transports: signed webhooks over <paramref name="http"/> and SMTP through MailKit.
+    /// With <paramref name="unsubscribe"/>, emails to contacts carry one-click unsubscribe links.</summary>
+    public static IMessageTransport[] DefaultTransports(HttpClient http, OutboxDispatcherOptions options, TimeProvider time, UnsubscribeTokens? unsubscribe = null) =>
+        [new WebhookTransport(http, time, options.SendTimeout), new SmtpTransport(options.SendTimeout, unsubscribe)];
 
     /// <summary>Dispatches until cancelled, waiting <see cref="OutboxDispatcherOptions.PollInterval"/> when nothing is due.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)

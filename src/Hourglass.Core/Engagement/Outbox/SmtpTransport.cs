@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Hourglass.Engagement.Unsubscribe;
 using MailKit.Net.Smtp;
 using MailKit.Security;
 using MimeKit;
@@ -12,8 +13,10 @@ namespace Hourglass.Engagement.Outbox;
 /// relay) can dedupe. An SMTP 5xx reply to the message is permanent (RFC 5321 §4.2.1); 4xx replies, timeouts,
 /// connection and TLS failures, and a refused login are retried. The relay's certificate is validated as usual,
 /// unless the channel pins one (smtp_tls_pin_sha256): then exactly that certificate is accepted, and nothing else.
+/// With <paramref name="unsubscribe"/> configured, an email to a contact carries RFC 8058 one-click unsubscribe headers
+/// (docs/unsubscribe.md); without it, none.
 /// </summary>
-internal sealed class SmtpTransport(TimeSpan timeout) : IMessageTransport
+internal sealed class SmtpTransport(TimeSpan timeout, UnsubscribeTokens? unsubscribe = null) : IMessageTransport
 {
     public string Channel => MessageChannel.Email;
 
@@ -30,6 +33,14 @@ internal sealed class SmtpTransport(TimeSpan timeout) : IMessageTransport
         };
         email.From.Add(from);
         email.To.Add(MailboxAddress.Parse(message.Destination));
+        if (unsubscribe is not null && UnsubscribeClaimsFor(message) is { } claims)
+        {
+            // RFC 8058 §3.1: List-Unsubscribe holds one HTTPS URI and List-Unsubscribe-Post exactly this value; the
+            // receiver POSTs "List-Unsubscribe=One-Click" to the URI. The token is made per send, so every attempt's expiry
+            // runs from the moment it went out.
+            email.Headers.Add("List-Unsubscribe", $"<{unsubscribe.UrlFor(unsubscribe.Create(claims)).AbsoluteUri}>");
+            email.Headers.Add("List-Unsubscribe-Post", "List-Unsubscribe=One-Click");
+        }
 
         using var client = new SmtpClient { Timeout = (int)timeout.TotalMilliseconds };
         var pin = settings.SmtpTlsPinSha256;
@@ -92,6 +103,15 @@ internal sealed class SmtpTransport(TimeSpan timeout) : IMessageTransport
             return DeliveryResult.Transient($"{ex.GetType().Name}: {OneLine(ex.Message)}");
         }
     }
+
+    /// <summary>Who an email's unsubscribe link opts out: its target contact, or nobody for a message to an account.</summary>
+    internal static UnsubscribeClaims? UnsubscribeClaimsFor(OutboxMessage message) =>
+        message.Payload["target_type"]?.GetValueKind() == System.Text.Json.JsonValueKind.String
+        && (string?)message.Payload["target_type"] == "contact"
+        && message.Payload["target_id"]?.GetValueKind() == System.Text.Json.JsonValueKind.String
+        && Guid.TryParse((string?)message.Payload["target_id"], out var contact)
+            ? new UnsubscribeClaims(message.TenantId, contact, message.Id)
+            : null;
 
     /// <summary>A certificate's SHA-256 fingerprint over its DER bytes, lower-case hex: the form smtp_tls_pin_sha256 holds.</summary>
     internal static string Fingerprint(X509Certificate certificate) => Convert.ToHexStringLower(certificate.GetCertHash(HashAlgorithmName.SHA256));
