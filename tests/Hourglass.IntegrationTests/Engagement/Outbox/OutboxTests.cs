@@ -13,26 +13,12 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// dispatchers send each message once, and a dispatcher that dies between sending and recording leads to a
 /// redelivery with the same id.
 /// </summary>
-public sealed class OutboxTests : DatabaseTest
+public sealed class OutboxTests() : FrozenClockTest(s_t0)
 {
     private const string Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     private const string SecretRef = "HG_TEST_WEBHOOK_SECRET";
     private static readonly DateTimeOffset s_t0 = new(2026, 11, 2, 9, 0, 0, TimeSpan.Zero);
     private static readonly Dictionary<string, string> s_secrets = new() { [SecretRef] = Secret };
-
-    private readonly FakeTimeProvider _clock = new(s_t0);
-    private readonly HttpClient _http = new(new HttpClientHandler { AllowAutoRedirect = false });
-
-    protected override async Task SeedAsync()
-    {
-        await Db.FreezeTimeAsync(s_t0);
-    }
-
-    protected override Task TearDownAsync()
-    {
-        _http.Dispose();
-        return Task.CompletedTask;
-    }
 
     [Fact]
     public async Task Enqueue_TransactionRolledBack_NothingWrittenNothingSent()
@@ -180,8 +166,8 @@ public sealed class OutboxTests : DatabaseTest
             ids.Add((await EnqueueAsync(Webhook(tenant, $"k-parallel-{i}", receiver.Url)))!.Value);
         }
 
-        var gate = new GatedTransport(new WebhookTransport(_http, _clock, TimeSpan.FromSeconds(10)), parallel);
-        var dispatcher = new OutboxDispatcher(DataSource, [gate], _clock, Options("parallel") with { MaxParallelSends = parallel },
+        var gate = new GatedTransport(new WebhookTransport(Http, Clock, TimeSpan.FromSeconds(10)), parallel);
+        var dispatcher = new OutboxDispatcher(DataSource, [gate], Clock, Options("parallel") with { MaxParallelSends = parallel },
             s_secrets.GetValueOrDefault, new Random(1));
         Assert.Equal(8, await dispatcher.DispatchOnceAsync(default));
 
@@ -206,8 +192,8 @@ public sealed class OutboxTests : DatabaseTest
         // The first dispatcher's "process" stops the instant its send returns, before it records anything: the
         // transport cancels the dispatcher's token, as a kill would end it. Its claim stays in the database.
         using var dying = new CancellationTokenSource();
-        var crashing = new DyingTransport(new WebhookTransport(_http, _clock, TimeSpan.FromSeconds(10)), dying);
-        var first = new OutboxDispatcher(DataSource, [crashing], _clock, Options("dies"), s_secrets.GetValueOrDefault, new Random(1));
+        var crashing = new DyingTransport(new WebhookTransport(Http, Clock, TimeSpan.FromSeconds(10)), dying);
+        var first = new OutboxDispatcher(DataSource, [crashing], Clock, Options("dies"), s_secrets.GetValueOrDefault, new Random(1));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.DispatchOnceAsync(dying.Token));
         Assert.Equal(("sending", 1), await StateAsync(id));
 
@@ -264,7 +250,7 @@ public sealed class OutboxTests : DatabaseTest
 
         using var dying = new CancellationTokenSource();
         var first = new OutboxDispatcher(DataSource, [new DyingTransport(new SmtpTransport(TimeSpan.FromSeconds(10)), dying)],
-            _clock, Options("dies"), s_secrets.GetValueOrDefault, new Random(1));
+            Clock, Options("dies"), s_secrets.GetValueOrDefault, new Random(1));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.DispatchOnceAsync(dying.Token));
         await AdvanceAsync(TimeSpan.FromHours(1));
         await DrainAsync(Dispatcher("survivor"));
@@ -311,7 +297,7 @@ public sealed class OutboxTests : DatabaseTest
     }
 
     private OutboxDispatcher Dispatcher(string name, int batchSize = 20) =>
-        new(DataSource, OutboxDispatcher.DefaultTransports(_http, Options(name), _clock), _clock, Options(name) with { BatchSize = batchSize },
+        new(DataSource, OutboxDispatcher.DefaultTransports(Http, Options(name), Clock), Clock, Options(name) with { BatchSize = batchSize },
             s_secrets.GetValueOrDefault, new Random(42));
 
     private static OutboxDispatcherOptions Options(string name) => new()
@@ -342,8 +328,8 @@ public sealed class OutboxTests : DatabaseTest
 
     private async Task AdvanceAsync(TimeSpan by)
     {
-        _clock.Advance(by);
-        await Db.FreezeTimeAsync(_clock.GetUtcNow());
+        Clock.Advance(by);
+        await Db.FreezeTimeAsync(Clock.GetUtcNow());
     }
 
     private static NewMessage Webhook(Guid tenant, string key, string url) => new(tenant, key, MessageChannel.Webhook, url, "Renewal", "hello");

@@ -14,7 +14,7 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// removed, since the message was queued suppresses it with the reason (never sent, never a touch); outside the send
 /// window it is held until the window opens, then sent.
 /// </summary>
-public sealed class SendTimeCheckTests : DatabaseTest
+public sealed class SendTimeCheckTests() : FrozenClockTest(s_t0)
 {
     private const string Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     private const string SecretRef = "HG_SENDTIME_WEBHOOK_SECRET";
@@ -22,20 +22,6 @@ public sealed class SendTimeCheckTests : DatabaseTest
     // A Tuesday, 10:00 UTC: inside the default policy's business hours for a tenant in UTC.
     private static readonly DateTimeOffset s_t0 = new(2026, 11, 3, 10, 0, 0, TimeSpan.Zero);
     private static readonly Dictionary<string, string> s_secrets = new() { [SecretRef] = Secret };
-
-    private readonly FakeTimeProvider _clock = new(s_t0);
-    private readonly HttpClient _http = new(new HttpClientHandler { AllowAutoRedirect = false });
-
-    protected override async Task SeedAsync()
-    {
-        await Db.FreezeTimeAsync(s_t0);
-    }
-
-    protected override Task TearDownAsync()
-    {
-        _http.Dispose();
-        return Task.CompletedTask;
-    }
 
     [Fact]
     public async Task Dispatch_TenantPaused_MessagesStayQueuedUntouchedThroughPasses_ResumedThenDelivered()
@@ -258,7 +244,7 @@ public sealed class SendTimeCheckTests : DatabaseTest
     }
 
     private OutboxDispatcher Dispatcher() =>
-        new(Db.DataSource, OutboxDispatcher.DefaultTransports(_http, Options, _clock), _clock, Options, s_secrets.GetValueOrDefault, new Random(7));
+        new(Db.DataSource, OutboxDispatcher.DefaultTransports(Http, Options, Clock), Clock, Options, s_secrets.GetValueOrDefault, new Random(7));
 
     private static OutboxDispatcherOptions Options => new()
     {
@@ -277,11 +263,11 @@ public sealed class SendTimeCheckTests : DatabaseTest
         }
     }
 
-    private async Task AdvanceAsync(TimeSpan by) => await SetTimeAsync(_clock.GetUtcNow() + by);
+    private async Task AdvanceAsync(TimeSpan by) => await SetTimeAsync(Clock.GetUtcNow() + by);
 
     private async Task SetTimeAsync(DateTimeOffset at)
     {
-        _clock.SetUtcNow(at);
+        Clock.SetUtcNow(at);
         await Db.FreezeTimeAsync(at);
     }
 

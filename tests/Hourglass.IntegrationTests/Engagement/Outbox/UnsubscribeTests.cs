@@ -16,26 +16,12 @@ namespace Hourglass.IntegrationTests.Engagement.Outbox;
 /// changes nothing), a message queued before the unsubscribe is then suppressed, not sent; a forged, altered, expired
 /// or wrong-tenant link is refused and writes nothing.
 /// </summary>
-public sealed class UnsubscribeTests : DatabaseTest
+public sealed class UnsubscribeTests() : FrozenClockTest(s_t0)
 {
     private const string UnsubscribeSecret = "unsubscribe-integration-secret-0123456789abcdef";
 
     // A Tuesday, 10:00 UTC: inside the default policy's business hours, so the dispatcher sends at once.
     private static readonly DateTimeOffset s_t0 = new(2026, 11, 3, 10, 0, 0, TimeSpan.Zero);
-
-    private readonly FakeTimeProvider _clock = new(s_t0);
-    private readonly HttpClient _http = new(new HttpClientHandler { AllowAutoRedirect = false });
-
-    protected override async Task SeedAsync()
-    {
-        await Db.FreezeTimeAsync(s_t0);
-    }
-
-    protected override Task TearDownAsync()
-    {
-        _http.Dispose();
-        return Task.CompletedTask;
-    }
 
     [Fact]
     public async Task OneClick_LinkFromSentEmail_OptsOutOnce_QueuedMessageThenSuppressed_BadLinksRefusedWritingNothing()
@@ -159,7 +145,7 @@ public sealed class UnsubscribeTests : DatabaseTest
     private async Task DispatchAllAsync(UnsubscribeTokens? unsubscribe)
     {
         var options = new OutboxDispatcherOptions { WorkerId = "unsubscribe-test", SendTimeout = TimeSpan.FromSeconds(10) };
-        var dispatcher = new OutboxDispatcher(Db.DataSource, OutboxDispatcher.DefaultTransports(_http, options, _clock, unsubscribe), _clock, options,
+        var dispatcher = new OutboxDispatcher(Db.DataSource, OutboxDispatcher.DefaultTransports(Http, options, Clock, unsubscribe), Clock, options,
             _ => null, new Random(7));
         while (await dispatcher.DispatchOnceAsync(default) > 0)
         {
