@@ -544,7 +544,9 @@ create table public.engagement_clocks (
   frequency_override_days integer,
   frequency_source text default 'tenant'::text not null,
   priority_reason text,
-  recovered_at timestamp with time zone
+  recovered_at timestamp with time zone,
+  waiting_until timestamp with time zone,
+  waiting_reason text
 );
 alter table public.engagement_clocks add constraint engagement_clocks_check CHECK (((days_overdue = 0) OR (compliance_status = 'overdue'::text)));
 alter table public.engagement_clocks add constraint engagement_clocks_compliance_status_check CHECK ((compliance_status = ANY (ARRAY['compliant'::text, 'due_soon'::text, 'overdue'::text])));
@@ -558,6 +560,8 @@ alter table public.engagement_clocks add constraint engagement_clocks_tenant_id_
 alter table public.engagement_clocks add constraint engagement_clocks_tenant_id_last_card_id_fkey FOREIGN KEY (tenant_id, last_card_id) REFERENCES public.cards(tenant_id, id) ON DELETE SET NULL (last_card_id);
 alter table public.engagement_clocks add constraint engagement_clocks_touch_count_check CHECK ((touch_count >= 0));
 alter table public.engagement_clocks add constraint engagement_clocks_touch_frequency_days_check CHECK ((touch_frequency_days > 0));
+alter table public.engagement_clocks add constraint engagement_clocks_waiting_check CHECK (((waiting_until IS NULL) = (waiting_reason IS NULL)));
+alter table public.engagement_clocks add constraint engagement_clocks_waiting_reason_check CHECK (((waiting_reason IS NULL) OR (btrim(waiting_reason) <> ''::text)));
 CREATE INDEX idx_engagement_clocks_tenant_card ON public.engagement_clocks USING btree (tenant_id, last_card_id) WHERE (last_card_id IS NOT NULL);
 CREATE INDEX idx_engagement_clocks_tenant_due ON public.engagement_clocks USING btree (tenant_id, next_touch_due);
 CREATE INDEX idx_engagement_clocks_tenant_noncompliant ON public.engagement_clocks USING btree (tenant_id) WHERE (compliance_status <> 'compliant'::text);
@@ -608,6 +612,48 @@ create policy tenant_isolation on public.engagement_frequency_rules as permissiv
   with check ((tenant_id = ANY (( SELECT hourglass.current_tenant_ids() AS current_tenant_ids)::uuid[])));
 grant delete, insert, select, update on table public.engagement_frequency_rules to authenticated;
 grant delete, insert, select, update on table public.engagement_frequency_rules to service_role;
+
+-- table public.inbound_sources
+create table public.inbound_sources (
+  id uuid default gen_random_uuid() not null,
+  tenant_id uuid not null,
+  source text not null,
+  enabled boolean default true not null,
+  secret_ref text,
+  imap_host text,
+  imap_port integer,
+  imap_security text default 'auto'::text not null,
+  imap_username text,
+  imap_mailbox text default 'INBOX'::text not null,
+  imap_uid_validity bigint,
+  imap_last_uid bigint,
+  last_polled_at timestamp with time zone,
+  last_error text,
+  created_at timestamp with time zone default now() not null,
+  updated_at timestamp with time zone default now() not null
+);
+alter table public.inbound_sources add constraint inbound_sources_check CHECK (((source = 'imap'::text) OR (secret_ref IS NOT NULL)));
+alter table public.inbound_sources add constraint inbound_sources_check1 CHECK (((source <> 'imap'::text) OR ((imap_host IS NOT NULL) AND (imap_port IS NOT NULL) AND (imap_username IS NOT NULL) AND (secret_ref IS NOT NULL))));
+alter table public.inbound_sources add constraint inbound_sources_imap_host_check CHECK (((imap_host IS NULL) OR (btrim(imap_host) <> ''::text)));
+alter table public.inbound_sources add constraint inbound_sources_imap_last_uid_check CHECK (((imap_last_uid IS NULL) OR (imap_last_uid >= 0)));
+alter table public.inbound_sources add constraint inbound_sources_imap_mailbox_check CHECK ((btrim(imap_mailbox) <> ''::text));
+alter table public.inbound_sources add constraint inbound_sources_imap_port_check CHECK (((imap_port IS NULL) OR ((imap_port >= 1) AND (imap_port <= 65535))));
+alter table public.inbound_sources add constraint inbound_sources_imap_security_check CHECK ((imap_security = ANY (ARRAY['auto'::text, 'starttls'::text, 'tls'::text, 'none'::text])));
+alter table public.inbound_sources add constraint inbound_sources_pkey PRIMARY KEY (id);
+alter table public.inbound_sources add constraint inbound_sources_secret_ref_check CHECK (((secret_ref IS NULL) OR (secret_ref ~ '^[A-Za-z_][A-Za-z0-9_]*$'::text)));
+alter table public.inbound_sources add constraint inbound_sources_source_check CHECK ((source = ANY (ARRAY['hourglass'::text, 'resend'::text, 'postmark'::text, 'sendgrid'::text, 'imap'::text])));
+alter table public.inbound_sources add constraint inbound_sources_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+alter table public.inbound_sources add constraint inbound_sources_tenant_id_id_key UNIQUE (tenant_id, id);
+alter table public.inbound_sources add constraint inbound_sources_tenant_id_source_key UNIQUE (tenant_id, source);
+alter table public.inbound_sources enable row level security;
+create policy service_role_bypass on public.inbound_sources as permissive for all to service_role
+  using (true)
+  with check (true);
+create policy tenant_isolation on public.inbound_sources as permissive for all to authenticated
+  using ((tenant_id = ANY (( SELECT hourglass.current_tenant_ids() AS current_tenant_ids)::uuid[])))
+  with check ((tenant_id = ANY (( SELECT hourglass.current_tenant_ids() AS current_tenant_ids)::uuid[])));
+grant delete, insert, select, update on table public.inbound_sources to service_role;
+grant select on table public.inbound_sources to authenticated;
 
 -- table public.insight_detector_state
 create table public.insight_detector_state (
@@ -674,6 +720,53 @@ create policy tenant_isolation on public.message_channels as permissive for all 
 grant delete, insert, select, update on table public.message_channels to service_role;
 grant select on table public.message_channels to authenticated;
 
+-- table public.message_delivery_events
+create table public.message_delivery_events (
+  id uuid default gen_random_uuid() not null,
+  tenant_id uuid not null,
+  source text not null,
+  source_event_id text not null,
+  event_type text not null,
+  occurred_at timestamp with time zone not null,
+  message_id uuid,
+  recipient text,
+  reason text,
+  reply_label text,
+  reply_confidence numeric,
+  reply_evidence text,
+  reply_classified_by text,
+  return_on date,
+  effect text not null,
+  skipped_reason text,
+  event_id uuid,
+  recorded_at timestamp with time zone default now() not null
+);
+alter table public.message_delivery_events add constraint message_delivery_events_check CHECK (((effect = 'skipped'::text) = (skipped_reason IS NOT NULL)));
+alter table public.message_delivery_events add constraint message_delivery_events_check1 CHECK (((effect = 'skipped'::text) OR (message_id IS NOT NULL)));
+alter table public.message_delivery_events add constraint message_delivery_events_check2 CHECK (((event_type = 'reply'::text) OR ((reply_label IS NULL) AND (reply_confidence IS NULL) AND (reply_evidence IS NULL) AND (return_on IS NULL))));
+alter table public.message_delivery_events add constraint message_delivery_events_effect_check CHECK ((effect = ANY (ARRAY['none'::text, 'address_suppressed'::text, 'soft_bounce_retried'::text, 'opted_out'::text, 'touch_recorded'::text, 'waiting_until_return'::text, 'skipped'::text])));
+alter table public.message_delivery_events add constraint message_delivery_events_event_type_check CHECK ((event_type = ANY (ARRAY['delivered'::text, 'bounce_hard'::text, 'bounce_soft'::text, 'complaint'::text, 'unsubscribe'::text, 'reply'::text])));
+alter table public.message_delivery_events add constraint message_delivery_events_pkey PRIMARY KEY (id);
+alter table public.message_delivery_events add constraint message_delivery_events_reply_confidence_check CHECK (((reply_confidence IS NULL) OR ((reply_confidence >= (0)::numeric) AND (reply_confidence <= (1)::numeric))));
+alter table public.message_delivery_events add constraint message_delivery_events_reply_label_check CHECK (((reply_label IS NULL) OR (reply_label = ANY (ARRAY['interested'::text, 'not_now'::text, 'wrong_person'::text, 'unsubscribe_request'::text, 'out_of_office'::text, 'bounce_notice'::text, 'other'::text]))));
+alter table public.message_delivery_events add constraint message_delivery_events_source_check CHECK ((source = ANY (ARRAY['hourglass'::text, 'resend'::text, 'postmark'::text, 'sendgrid'::text, 'imap'::text, 'simulator'::text])));
+alter table public.message_delivery_events add constraint message_delivery_events_source_event_id_check CHECK ((btrim(source_event_id) <> ''::text));
+alter table public.message_delivery_events add constraint message_delivery_events_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+alter table public.message_delivery_events add constraint message_delivery_events_tenant_id_message_id_fkey FOREIGN KEY (tenant_id, message_id) REFERENCES public.message_outbox(tenant_id, id) ON DELETE SET NULL (message_id);
+alter table public.message_delivery_events add constraint message_delivery_events_tenant_id_source_source_event_id_key UNIQUE (tenant_id, source, source_event_id);
+CREATE INDEX idx_message_delivery_events_soft_bounces ON public.message_delivery_events USING btree (tenant_id, lower(recipient), occurred_at) WHERE (event_type = ANY (ARRAY['bounce_soft'::text, 'bounce_hard'::text, 'delivered'::text, 'reply'::text]));
+CREATE INDEX idx_message_delivery_events_tenant_day ON public.message_delivery_events USING btree (tenant_id, occurred_at DESC);
+CREATE INDEX idx_message_delivery_events_tenant_message ON public.message_delivery_events USING btree (tenant_id, message_id);
+alter table public.message_delivery_events enable row level security;
+create policy service_role_bypass on public.message_delivery_events as permissive for all to service_role
+  using (true)
+  with check (true);
+create policy tenant_isolation on public.message_delivery_events as permissive for all to authenticated
+  using ((tenant_id = ANY (( SELECT hourglass.current_tenant_ids() AS current_tenant_ids)::uuid[])))
+  with check ((tenant_id = ANY (( SELECT hourglass.current_tenant_ids() AS current_tenant_ids)::uuid[])));
+grant delete, insert, select, update on table public.message_delivery_events to service_role;
+grant select on table public.message_delivery_events to authenticated;
+
 -- table public.message_outbox
 create table public.message_outbox (
   id uuid default gen_random_uuid() not null,
@@ -713,7 +806,7 @@ alter table public.message_outbox add constraint message_outbox_payload_check CH
 alter table public.message_outbox add constraint message_outbox_pkey PRIMARY KEY (id);
 alter table public.message_outbox add constraint message_outbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'failed'::text, 'cancelled'::text, 'suppressed'::text])));
 alter table public.message_outbox add constraint message_outbox_suppressed_check CHECK ((((status = 'suppressed'::text) = (suppressed_at IS NOT NULL)) AND ((status <> 'suppressed'::text) OR ((suppressed_code IS NOT NULL) AND (suppressed_reason IS NOT NULL)))));
-alter table public.message_outbox add constraint message_outbox_suppressed_code_check CHECK ((suppressed_code = ANY (ARRAY['contact_opted_out'::text, 'contact_do_not_contact'::text, 'account_do_not_contact'::text, 'channel_disabled'::text, 'channel_missing'::text])));
+alter table public.message_outbox add constraint message_outbox_suppressed_code_check CHECK ((suppressed_code = ANY (ARRAY['contact_opted_out'::text, 'contact_do_not_contact'::text, 'account_do_not_contact'::text, 'channel_disabled'::text, 'channel_missing'::text, 'address_suppressed'::text])));
 alter table public.message_outbox add constraint message_outbox_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 alter table public.message_outbox add constraint message_outbox_tenant_id_id_key UNIQUE (tenant_id, id);
 alter table public.message_outbox add constraint message_outbox_tenant_id_idempotency_key_key UNIQUE (tenant_id, idempotency_key);
@@ -760,6 +853,34 @@ create policy tenant_isolation on public.message_outbox_attempts as permissive f
   with check ((tenant_id = ANY (( SELECT hourglass.current_tenant_ids() AS current_tenant_ids)::uuid[])));
 grant delete, insert, select, update on table public.message_outbox_attempts to service_role;
 grant select on table public.message_outbox_attempts to authenticated;
+
+-- table public.message_suppressions
+create table public.message_suppressions (
+  id uuid default gen_random_uuid() not null,
+  tenant_id uuid not null,
+  channel text not null,
+  address text not null,
+  reason text not null,
+  contact_id uuid,
+  delivery_event_id uuid,
+  suppressed_at timestamp with time zone not null,
+  created_at timestamp with time zone default now() not null
+);
+alter table public.message_suppressions add constraint message_suppressions_address_check CHECK (((btrim(address) <> ''::text) AND (address = lower(address))));
+alter table public.message_suppressions add constraint message_suppressions_channel_check CHECK ((channel = 'email'::text));
+alter table public.message_suppressions add constraint message_suppressions_pkey PRIMARY KEY (id);
+alter table public.message_suppressions add constraint message_suppressions_reason_check CHECK ((reason = ANY (ARRAY['hard_bounce'::text, 'soft_bounce_limit'::text, 'complaint'::text])));
+alter table public.message_suppressions add constraint message_suppressions_tenant_id_channel_address_key UNIQUE (tenant_id, channel, address);
+alter table public.message_suppressions add constraint message_suppressions_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+alter table public.message_suppressions enable row level security;
+create policy service_role_bypass on public.message_suppressions as permissive for all to service_role
+  using (true)
+  with check (true);
+create policy tenant_isolation on public.message_suppressions as permissive for all to authenticated
+  using ((tenant_id = ANY (( SELECT hourglass.current_tenant_ids() AS current_tenant_ids)::uuid[])))
+  with check ((tenant_id = ANY (( SELECT hourglass.current_tenant_ids() AS current_tenant_ids)::uuid[])));
+grant delete, insert, select, update on table public.message_suppressions to service_role;
+grant select on table public.message_suppressions to authenticated;
 
 -- table public.order_lines
 create table public.order_lines (
