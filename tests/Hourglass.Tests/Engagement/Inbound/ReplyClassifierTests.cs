@@ -1,0 +1,63 @@
+using Hourglass.Engagement.Inbound;
+using Xunit.Abstractions;
+
+namespace Hourglass.Tests.Engagement.Inbound;
+
+public sealed class ReplyClassifierTests(ITestOutputHelper output)
+{
+    public static TheoryData<string> CorpusIds()
+    {
+        var data = new TheoryData<string>();
+        foreach (var item in ReplyCorpus.Cases)
+        {
+            data.Add(item.Id);
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(CorpusIds))]
+    public async Task ClassifyAsync_CorpusReply_LabelAndReturnDateAsAPersonReadsThem(string id)
+    {
+        var item = ReplyCorpus.Cases.Single(c => c.Id == id);
+
+        var reply = await new ReplyClassifier().ClassifyAsync(Reply(item), ReplyCorpus.ReceivedAt, default);
+
+        Assert.Equal((item.Label, item.ReturnOn), (reply.Label, reply.ReturnOn?.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal(ReplyClassifier.ByRules, reply.ClassifiedBy);
+        Assert.InRange(reply.Confidence!.Value, 0m, 1m);
+        Assert.False(string.IsNullOrWhiteSpace(reply.Evidence));
+    }
+
+    [Fact]
+    public async Task ClassifyAsync_WholeCorpus_AccuracyOfTheRulesAlone()
+    {
+        var classifier = new ReplyClassifier();
+        var labels = 0;
+        var dates = 0;
+        var dated = 0;
+        foreach (var item in ReplyCorpus.Cases)
+        {
+            var reply = await classifier.ClassifyAsync(Reply(item), ReplyCorpus.ReceivedAt, default);
+            labels += reply.Label == item.Label ? 1 : 0;
+            if (item.Label == ReplyLabel.OutOfOffice)
+            {
+                dated++;
+                dates += reply.ReturnOn?.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture) == item.ReturnOn ? 1 : 0;
+            }
+
+            output.WriteLine($"{item.Id}: {reply.Label} {reply.Confidence} {reply.Evidence} {reply.ReturnOn}");
+        }
+
+        output.WriteLine($"labels {labels}/{ReplyCorpus.Cases.Count}, out-of-office return dates {dates}/{dated}");
+        Assert.True(ReplyCorpus.Cases.Count >= 40, "the corpus holds at least 40 replies");
+        Assert.Equal(ReplyCorpus.Cases.Count, labels);
+        Assert.Equal(dated, dates);
+    }
+
+    internal static InboundReply Reply(ReplyCorpus.Case item) => new(item.From, item.Subject, item.Text, Headers: Headers(item.Headers));
+
+    private static Dictionary<string, string>? Headers(string? text) =>
+        text?.Split('\n').Select(line => line.Split(':', 2)).ToDictionary(p => p[0].Trim(), p => p[1].Trim(), StringComparer.OrdinalIgnoreCase);
+}
