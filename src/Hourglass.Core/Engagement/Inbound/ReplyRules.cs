@@ -148,6 +148,19 @@ internal static partial class ReplyRules
 
     public static ReplyVerdict Classify(InboundReply reply, DateTimeOffset receivedAt)
     {
+        try
+        {
+            return Read(reply, receivedAt);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            // A text built to make a pattern backtrack is not read further; a reply is never lost to its reading.
+            return new ReplyVerdict(ReplyLabel.Other, OtherConfidence, "the text could not be read in time", null);
+        }
+    }
+
+    private static ReplyVerdict Read(InboundReply reply, DateTimeOffset receivedAt)
+    {
         var fresh = ReplyText.Fresh(reply.Text);
         var subject = ReplyText.Whole(reply.Subject ?? "");
 
