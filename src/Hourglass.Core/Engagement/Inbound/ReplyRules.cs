@@ -27,7 +27,7 @@ internal static partial class ReplyRules
     private const decimal Conflicted = 0.7m;
     private const decimal OtherConfidence = 0.4m;
     private const RegexOptions Options = RegexOptions.IgnoreCase | RegexOptions.CultureInvariant;
-    private static readonly TimeSpan s_timeout = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(2);
 
     private sealed record Phrase(string Label, decimal Weight, Regex Pattern, bool Leaving = false);
 
@@ -291,9 +291,9 @@ internal static partial class ReplyRules
 
     private static string Short(string text) => text.Length <= 80 ? text : text[..80] + "…";
 
-    [GeneratedRegex(@"\b(mailer-daemon|postmaster|mail delivery (subsystem|system))\b[^\s>]*", Options, 250)]
+    [GeneratedRegex(@"\b(mailer-daemon|postmaster|mail delivery (subsystem|system))\b[^\s>]*", Options, 2000)]
     private static partial Regex DaemonSender();
 
-    [GeneratedRegex(@"multipart/report\s*;.*report-type\s*=\s*""?delivery-status", Options, 250)]
+    [GeneratedRegex(@"multipart/report\s*;.*report-type\s*=\s*""?delivery-status", Options, 2000)]
     private static partial Regex DeliveryReport();
 }

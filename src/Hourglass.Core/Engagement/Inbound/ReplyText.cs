@@ -67,19 +67,19 @@ internal static partial class ReplyText
     private static partial Regex Whitespace();
 
     [GeneratedRegex(@"^(-{2,}\s*(original message|ursprüngliche nachricht|message d'origine|mensaje original|forwarded message|weitergeleitete nachricht)\s*-{2,}|_{10,})$",
-        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, 250)]
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, 2000)]
     private static partial Regex Separator();
 
     [GeneratedRegex(@"^((on|am|le|el)\s.{4,300}?\s(wrote|schrieb|a écrit|escribió)\s?:|.{0,200}<[^>@\s]+@[^>\s]+>\s(wrote|schrieb|a écrit|escribió)\s?:)$",
-        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, 250)]
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, 2000)]
     private static partial Regex Attribution();
 
-    [GeneratedRegex(@"^(on|am|le|el)\s.{4,300}$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, 250)]
+    [GeneratedRegex(@"^(on|am|le|el)\s.{4,300}$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, 2000)]
     private static partial Regex OpeningOfAttribution();
 
-    [GeneratedRegex(@"^.{0,120}(wrote|schrieb|a écrit|escribió)\s?:$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, 250)]
+    [GeneratedRegex(@"^.{0,120}(wrote|schrieb|a écrit|escribió)\s?:$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, 2000)]
     private static partial Regex WroteAlone();
 
-    [GeneratedRegex(@"^(from|von|de|sent|gesendet|envoyé|enviado)\s?:\s?\S", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, 250)]
+    [GeneratedRegex(@"^(from|von|de|sent|gesendet|envoyé|enviado)\s?:\s?\S", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, 2000)]
     private static partial Regex HeaderLine();
 }

@@ -255,48 +255,48 @@ internal static partial class ReturnDateReader
 
     private const RegexOptions Options = RegexOptions.IgnoreCase | RegexOptions.CultureInvariant;
 
-    [GeneratedRegex(@"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", Options, 250)]
+    [GeneratedRegex(@"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", Options, 2000)]
     private static partial Regex Iso();
 
-    [GeneratedRegex(@"\b(\d{1,2})\.(\d{1,2})\.(?:(\d{4}|\d{2})\b)?", Options, 250)]
+    [GeneratedRegex(@"\b(\d{1,2})\.(\d{1,2})\.(?:(\d{4}|\d{2})\b)?", Options, 2000)]
     private static partial Regex Dotted();
 
-    [GeneratedRegex(@"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?\b", Options, 250)]
+    [GeneratedRegex(@"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?\b", Options, 2000)]
     private static partial Regex Slashed();
 
-    [GeneratedRegex(@"\b(\d{1,2})(?:st|nd|rd|th|er|\.|º)?\s(?:de\s)?(" + MonthNames + @")\b\.?(?:,?\s(?:de\s)?(\d{4})\b)?", Options, 250)]
+    [GeneratedRegex(@"\b(\d{1,2})(?:st|nd|rd|th|er|\.|º)?\s(?:de\s)?(" + MonthNames + @")\b\.?(?:,?\s(?:de\s)?(\d{4})\b)?", Options, 2000)]
     private static partial Regex DayMonth();
 
-    [GeneratedRegex(@"\b(" + MonthNames + @")\b\.?\s(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s(\d{4})\b)?", Options, 250)]
+    [GeneratedRegex(@"\b(" + MonthNames + @")\b\.?\s(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s(\d{4})\b)?", Options, 2000)]
     private static partial Regex MonthDay();
 
-    [GeneratedRegex(@"\b(back|return|returning|returns|in the office|zurück|zurueck|wieder|ab dem|ab|retour|reprendrai|reprise|regreso|regresaré|regresare|vuelta|volveré|volvere|reincorporo)\b[^.!?\d]{0,40}$", Options, 250)]
+    [GeneratedRegex(@"\b(back|return|returning|returns|in the office|zurück|zurueck|wieder|ab dem|ab|retour|reprendrai|reprise|regreso|regresaré|regresare|vuelta|volveré|volvere|reincorporo)\b[^.!?\d]{0,40}$", Options, 2000)]
     private static partial Regex ReturnCueBefore();
 
-    [GeneratedRegex(@"^\.?\s?(wieder|zurück|zurueck)\b", Options, 250)]
+    [GeneratedRegex(@"^\.?\s?(wieder|zurück|zurueck)\b", Options, 2000)]
     private static partial Regex ReturnCueAfter();
 
-    [GeneratedRegex(@"\b(until|till|til|through|thru|bis|jusqu'au|jusqu'à|jusqu’au|hasta)\b[^.!?\d]{0,40}$", Options, 250)]
+    [GeneratedRegex(@"\b(until|till|til|through|thru|bis|jusqu'au|jusqu'à|jusqu’au|hasta)\b[^.!?\d]{0,40}$", Options, 2000)]
     private static partial Regex UntilCue();
 
-    [GeneratedRegex(@"\b(through|thru|einschließlich|einschliesslich|inklusive)\b[^.!?\d]{0,20}$", Options, 250)]
+    [GeneratedRegex(@"\b(through|thru|einschließlich|einschliesslich|inklusive)\b[^.!?\d]{0,20}$", Options, 2000)]
     private static partial Regex InclusiveBefore();
 
-    [GeneratedRegex(@"^[.,]?\s?(inclus|incluse|inclusive|incluido|inclusive|included)\b", Options, 250)]
+    [GeneratedRegex(@"^[.,]?\s?(inclus|incluse|inclusive|incluido|inclusive|included)\b", Options, 2000)]
     private static partial Regex InclusiveAfter();
 
-    [GeneratedRegex(@"\b(?:back|return|returning|zurück|zurueck|wieder|retour|regreso|regresaré|vuelta)\b[^.!?\d]{0,20}?\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|lunes|martes|miércoles|miercoles|jueves|viernes|sábado|sabado|domingo)\b", Options, 250)]
+    [GeneratedRegex(@"\b(?:back|return|returning|zurück|zurueck|wieder|retour|regreso|regresaré|vuelta)\b[^.!?\d]{0,20}?\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|lunes|martes|miércoles|miercoles|jueves|viernes|sábado|sabado|domingo)\b", Options, 2000)]
     private static partial Regex BackOnWeekday();
 
-    [GeneratedRegex(@"\b(i|i'm|am|the|and|back|until|office|will|thank|you|my|with)\b", Options, 250)]
+    [GeneratedRegex(@"\b(i|i'm|am|the|and|back|until|office|will|thank|you|my|with)\b", Options, 2000)]
     private static partial Regex English();
 
-    [GeneratedRegex(@"\b(ich|bin|nicht|und|zurück|urlaub|büro|abwesend|bis|wieder|vielen|dank|ihre|sie)\b", Options, 250)]
+    [GeneratedRegex(@"\b(ich|bin|nicht|und|zurück|urlaub|büro|abwesend|bis|wieder|vielen|dank|ihre|sie)\b", Options, 2000)]
     private static partial Regex German();
 
-    [GeneratedRegex(@"\b(je|suis|nous|retour|bureau|absent|absente|jusqu|congé|merci|vous|le|du)\b", Options, 250)]
+    [GeneratedRegex(@"\b(je|suis|nous|retour|bureau|absent|absente|jusqu|congé|merci|vous|le|du)\b", Options, 2000)]
     private static partial Regex French();
 
-    [GeneratedRegex(@"\b(estoy|estaré|oficina|hasta|regreso|regresaré|vacaciones|gracias|usted|su|el|por)\b", Options, 250)]
+    [GeneratedRegex(@"\b(estoy|estaré|oficina|hasta|regreso|regresaré|vacaciones|gracias|usted|su|el|por)\b", Options, 2000)]
     private static partial Regex Spanish();
 }
