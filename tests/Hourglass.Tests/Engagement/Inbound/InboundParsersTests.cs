@@ -222,11 +222,83 @@ public sealed class InboundParsersTests
         Assert.StartsWith(reason, ex.Message, StringComparison.Ordinal);
     }
 
+    // ---- Postmark --------------------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData("Bounce", "HardBounce", "bounce:4323372036854775807", DeliveryEventType.HardBounce)]
+    [InlineData("Bounce", "BadEmailAddress", "bounce:4323372036854775807", DeliveryEventType.HardBounce)]
+    [InlineData("Bounce", "SoftBounce", "bounce:4323372036854775807", DeliveryEventType.SoftBounce)]
+    [InlineData("Bounce", "Transient", "bounce:4323372036854775807", DeliveryEventType.SoftBounce)]
+    [InlineData("SpamComplaint", "SpamComplaint", "bounce:4323372036854775807", DeliveryEventType.Complaint)]
+    [InlineData("Delivery", null, "delivery:883953f4-6105-42a2-a16a-77a8eac79483:john@example.com", DeliveryEventType.Delivered)]
+    public void Postmark_Records_MappedWithTheirIds(string recordType, string? bounceType, string id, string expected)
+    {
+        var type = bounceType is null ? "" : $"\"Type\": \"{bounceType}\", \"Name\": \"Hard bounce\", \"Description\": \"The server was unable to deliver your message\",";
+        var body = $$$"""
+            {"RecordType": "{{{recordType}}}", "ID": 4323372036854775807, {{{type}}} "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+             "Metadata": {"hourglass_outbox_id": "{{{s_outbox}}}"}, "ServerID": 23, "MessageStream": "outbound",
+             "Email": "john@example.com", "Recipient": "john@example.com", "BouncedAt": "2026-12-07T16:33:54.9070259Z", "DeliveredAt": "2026-12-07T16:33:54.9070259Z"}
+            """;
+
+        var item = Assert.Single(PostmarkEvents.Parse(Bytes(body)));
+
+        var delivery = item.Event!;
+        Assert.Equal((InboundSourceKind.Postmark, id, expected, "john@example.com"), (delivery.Source, delivery.SourceEventId, delivery.Type, delivery.Recipient));
+        Assert.Equal((s_outbox, "883953f4-6105-42a2-a16a-77a8eac79483"), (delivery.Message.OutboxId, delivery.Message.ProviderMessageId));
+        Assert.Equal(new DateTimeOffset(2026, 12, 7, 16, 33, 54, TimeSpan.Zero), delivery.OccurredAt.AddTicks(-(delivery.OccurredAt.Ticks % TimeSpan.TicksPerSecond)));
+    }
+
+    [Theory]
+    [InlineData("""{"RecordType": "Bounce", "Type": "AutoResponder", "ID": 1, "MessageID": "m", "Email": "a@b.example", "BouncedAt": "2026-12-07T16:33:54Z"}""",
+        "a bounce of type 'AutoResponder' says nothing about the address")]
+    [InlineData("""{"RecordType": "Open", "MessageID": "m"}""", "'Open' is not a delivery event Hourglass records")]
+    [InlineData("""{"RecordType": "SubscriptionChange", "MessageID": "m", "Recipient": "a@b.example", "ChangedAt": "2026-12-07T16:33:54Z", "SuppressSending": false}""",
+        "sending reactivated")]
+    [InlineData("""{"RecordType": "Bounce", "Type": "HardBounce", "MessageID": "m", "Email": "a@b.example", "BouncedAt": "2026-12-07T16:33:54Z"}""",
+        "no ID or MessageID")]
+    public void Postmark_OtherRecords_SkippedWithTheReason(string body, string reason)
+    {
+        var item = Assert.Single(PostmarkEvents.Parse(Bytes(body)));
+
+        Assert.Null(item.Event);
+        Assert.StartsWith(reason, item.SkipReason, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("ManualSuppression", DeliveryEventType.Unsubscribe)]
+    [InlineData("HardBounce", DeliveryEventType.HardBounce)]
+    [InlineData("SpamComplaint", DeliveryEventType.Complaint)]
+    public void Postmark_SubscriptionChangeSuppressing_MappedByReason(string reason, string expected)
+    {
+        var body = $$$"""
+            {"RecordType": "SubscriptionChange", "MessageID": "m1", "Recipient": "a@b.example", "ChangedAt": "2026-12-07T16:33:54Z",
+             "SuppressSending": true, "SuppressionReason": "{{{reason}}}", "Origin": "Recipient"}
+            """;
+
+        var delivery = Assert.Single(PostmarkEvents.Parse(Bytes(body))).Event!;
+
+        Assert.Equal((expected, "subscription:m1:a@b.example:2026-12-07T16:33:54Z"), (delivery.Type, delivery.SourceEventId));
+    }
+
+    [Theory]
+    [InlineData("Basic aG9vazpzM2NyZXQ=", "Valid")]
+    [InlineData("basic aG9vazpzM2NyZXQ=", "Valid")]
+    [InlineData("Basic aG9vazpzM2NyZXQh", "Refused")]
+    [InlineData("Basic !!", "Refused")]
+    [InlineData("Bearer aG9vazpzM2NyZXQ=", "Refused")]
+    [InlineData(null, "Refused")]
+    public void Postmark_BasicAuth_OnlyTheConfiguredCredentials(string? authorization, string expected)
+    {
+        // "hook:s3cret" in base64 is aG9vazpzM2NyZXQ=.
+        Assert.Equal(expected, WebhookSignatures.VerifyBasic("hook:s3cret", name => name == "Authorization" ? authorization : null).Status.ToString());
+        Assert.Equal(SignatureStatus.KeyUnusable, WebhookSignatures.VerifyBasic("no-colon", _ => authorization).Status);
+    }
+
     [Fact]
     public void Providers_FindBySourceName_CaseInsensitive_ImapAndUnknownNotWebhooks()
     {
-        Assert.Equal([InboundSourceKind.Hourglass, InboundSourceKind.Resend, InboundSourceKind.SendGrid],
-            new[] { "hourglass", "Resend", "SENDGRID" }.Select(s => InboundProviders.Find(s)!.Source));
+        Assert.Equal([InboundSourceKind.Hourglass, InboundSourceKind.Resend, InboundSourceKind.SendGrid, InboundSourceKind.Postmark],
+            new[] { "hourglass", "Resend", "SENDGRID", "postmark" }.Select(s => InboundProviders.Find(s)!.Source));
         Assert.Null(InboundProviders.Find("imap"));
         Assert.Null(InboundProviders.Find("mailgun"));
     }

@@ -35,7 +35,13 @@ internal static class InboundProviders
         (key, header, body, now) => WebhookSignatures.VerifySendGrid(key, header, body.Span, now),
         (_, body) => SendGridEvents.Parse(body));
 
-    public static IReadOnlyList<InboundProvider> All { get; } = [Hourglass, Resend, SendGrid];
+    public static InboundProvider Postmark { get; } = new(InboundSourceKind.Postmark,
+        "the user:password written into the webhook's URL (Postmark sends them as basic authentication)",
+        ["Authorization"],
+        (credentials, header, _, _) => WebhookSignatures.VerifyBasic(credentials, header),
+        (_, body) => PostmarkEvents.Parse(body));
+
+    public static IReadOnlyList<InboundProvider> All { get; } = [Hourglass, Resend, SendGrid, Postmark];
 
     /// <summary>The provider for a source name as written in the URL (case-insensitive), or null.</summary>
     public static InboundProvider? Find(string source) =>

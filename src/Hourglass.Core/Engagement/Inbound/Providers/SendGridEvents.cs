@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Hourglass.Engagement.Outbox;
 
 namespace Hourglass.Engagement.Inbound.Providers;
 
@@ -14,8 +15,8 @@ namespace Hourglass.Engagement.Inbound.Providers;
 /// </summary>
 internal static class SendGridEvents
 {
-    /// <summary>The custom argument (unique_args) whose value is Hourglass's outbox id.</summary>
-    public const string OutboxArgument = "hourglass_outbox_id";
+    /// <summary>The custom argument (unique_args) whose value is Hourglass's outbox id, as the SMTP transport sets it.</summary>
+    public const string OutboxArgument = SmtpTransport.SendGridOutboxArgument;
 
     /// <summary>The most events one POST may carry (SendGrid batches far fewer).</summary>
     public const int MaxEvents = 5000;

@@ -144,6 +144,37 @@ internal static class WebhookSignatures
             : SignatureCheck.Refused($"wrongly signed: {signatureName} does not verify with the configured key (another key, or the body was changed on the way)");
     }
 
+    /// <summary>
+    /// Checks Postmark's basic authentication: Postmark does not sign its webhooks but sends the credentials written into
+    /// the webhook's URL (<c>https://user:password@host/…</c>) as an <c>Authorization: Basic</c> header, compared here in
+    /// fixed time with the configured <c>user:password</c>.
+    /// </summary>
+    public static SignatureCheck VerifyBasic(string credentials, Func<string, string?> header)
+    {
+        if (credentials.IndexOf(':', StringComparison.Ordinal) <= 0)
+        {
+            return SignatureCheck.KeyUnusable("the configured credentials are not user:password");
+        }
+
+        const string scheme = "Basic ";
+        var authorization = header("Authorization");
+        if (authorization is null || !authorization.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))
+        {
+            return SignatureCheck.Refused("unsigned: no Authorization: Basic header (put the credentials in the webhook's URL, https://user:password@…)");
+        }
+
+        var sent = new byte[authorization.Length];
+        if (!Convert.TryFromBase64String(authorization[scheme.Length..].Trim(), sent, out var length))
+        {
+            return SignatureCheck.Refused("wrongly signed: the Authorization header is not base64");
+        }
+
+        // Hashed first so the comparison takes the same time whatever the lengths.
+        return CryptographicOperations.FixedTimeEquals(SHA256.HashData(sent.AsSpan(0, length)), SHA256.HashData(Encoding.UTF8.GetBytes(credentials)))
+            ? SignatureCheck.Valid
+            : SignatureCheck.Refused("wrongly signed: the credentials do not match the configured ones");
+    }
+
     public const string SendGridSignatureHeader = "X-Twilio-Email-Event-Webhook-Signature";
     public const string SendGridTimestampHeader = "X-Twilio-Email-Event-Webhook-Timestamp";
 
