@@ -24,16 +24,17 @@ internal static partial class InboundEndpoints
 
     private const string ProblemType = "https://hourglass.dev/problems/inbound";
 
-    public static void Map(WebApplication app, NpgsqlDataSource dataSource, TimeProvider time, ILoggerFactory loggers)
+    /// <summary>Maps the endpoint; <paramref name="classifier"/> labels replies before they are recorded (none: unlabelled).</summary>
+    public static void Map(WebApplication app, NpgsqlDataSource dataSource, TimeProvider time, ILoggerFactory loggers, ReplyClassifier? classifier = null)
     {
         var logger = loggers.CreateLogger("Hourglass.Inbound");
-        var recorder = new InboundRecorder(dataSource);
+        var recorder = new InboundRecorder(dataSource, classifier);
         app.MapPost("/inbound/{tenantId}/{source}", async (string tenantId, string source, HttpContext http) =>
-            await ReceiveAsync(tenantId, source, http, dataSource, recorder, time, logger)).ExcludeFromDescription().DisableAntiforgery();
+            await ReceiveAsync(tenantId, source, http, dataSource, recorder, classifier, time, logger)).ExcludeFromDescription().DisableAntiforgery();
     }
 
     private static async Task<IResult> ReceiveAsync(string tenantText, string sourceText, HttpContext http, NpgsqlDataSource dataSource,
-        InboundRecorder recorder, TimeProvider time, ILogger logger)
+        InboundRecorder recorder, ReplyClassifier? classifier, TimeProvider time, ILogger logger)
     {
         var cancellationToken = http.RequestAborted;
         var provider = InboundProviders.Find(sourceText);
@@ -53,7 +54,7 @@ internal static partial class InboundEndpoints
             return notConfigured;
         }
 
-        var row = await InboundSourceStore.WebhookSourceAsync(dataSource, tenantId, provider.Source, cancellationToken);
+        var row = await InboundStore.WebhookSourceAsync(dataSource, tenantId, provider.Source, cancellationToken);
         if (row is not { Enabled: true, SecretRef: { } secretRef })
         {
             return notConfigured;
@@ -96,57 +97,117 @@ internal static partial class InboundEndpoints
             return Problem(StatusCodes.Status400BadRequest, "Events refused", $"{ex.Message}; nothing was recorded");
         }
 
-        var outcomes = new JsonArray();
-        var counts = new Dictionary<string, int>(StringComparer.Ordinal)
+        IReadOnlyList<(InboundItem Item, InboundOutcome Outcome)> outcomes;
+        if (provider.AllOrNothing)
         {
-            [InboundOutcome.Recorded] = 0, [InboundOutcome.Duplicate] = 0, [InboundOutcome.Skipped] = 0,
-        };
-        foreach (var item in items)
-        {
-            // Each event is recorded in a transaction of its own (the recorder's): a provider's retry of the batch finds
-            // those already recorded and writes nothing for them.
-            var outcome = item.Event is { } delivery
-                ? await RecordAsync(recorder, tenantId, delivery, item, logger, cancellationToken)
-                : new InboundOutcome(InboundOutcome.Skipped, "skipped", null, item.SkipReason);
-            counts[outcome.Status]++;
-            outcomes.Add(new JsonObject
+            var (recorded, refusal) = await RecordAllAsync(dataSource, classifier, tenantId, items, logger, cancellationToken);
+            if (refusal is not null)
             {
-                ["index"] = item.Index,
-                ["id"] = item.EventId,
-                ["source_type"] = item.SourceType,
-                ["type"] = item.Event?.Type,
-                ["status"] = outcome.Status,
-                ["effect"] = outcome.Effect,
-                ["message_id"] = outcome.MessageId?.ToString("D"),
-                ["reason"] = outcome.Reason,
-            });
+                return Problem(StatusCodes.Status400BadRequest, "Events refused", $"{refusal}; nothing was recorded");
+            }
+
+            outcomes = recorded!;
+        }
+        else
+        {
+            var recorded = new List<(InboundItem, InboundOutcome)>();
+            foreach (var item in items)
+            {
+                recorded.Add((item, item.Event is { } delivery
+                    ? await RecordOneAsync(recorder, tenantId, delivery, item, logger, cancellationToken)
+                    : new InboundOutcome(InboundOutcome.Skipped, "skipped", null, item.SkipReason)));
+            }
+
+            outcomes = recorded;
         }
 
         return Results.Json(new JsonObject
         {
             ["source"] = provider.Source,
-            ["recorded"] = counts[InboundOutcome.Recorded],
-            ["duplicates"] = counts[InboundOutcome.Duplicate],
-            ["skipped"] = counts[InboundOutcome.Skipped],
-            ["events"] = outcomes,
+            ["recorded"] = outcomes.Count(o => o.Outcome.Status == InboundOutcome.Recorded),
+            ["duplicates"] = outcomes.Count(o => o.Outcome.Status == InboundOutcome.Duplicate),
+            ["skipped"] = outcomes.Count(o => o.Outcome.Status == InboundOutcome.Skipped),
+            ["events"] = new JsonArray([.. outcomes.Select(o => (JsonNode)new JsonObject
+            {
+                ["index"] = o.Item.Index,
+                ["id"] = o.Item.EventId ?? o.Item.Event?.SourceEventId,
+                ["source_type"] = o.Item.SourceType,
+                ["type"] = o.Item.Event?.Type,
+                ["status"] = o.Outcome.Status,
+                ["effect"] = o.Outcome.Effect,
+                ["message_id"] = o.Outcome.MessageId?.ToString("D"),
+                ["reason"] = o.Outcome.Reason,
+            })]),
         });
     }
 
-    private static async Task<InboundOutcome> RecordAsync(InboundRecorder recorder, Guid tenantId, DeliveryEvent delivery, InboundItem item, ILogger logger,
+    // Hourglass's own format: every event in one transaction, so a batch is recorded whole or not at all; the first event
+    // the recorder or the database refuses names the batch's refusal. Replies are classified before the transaction.
+    private static async Task<(List<(InboundItem, InboundOutcome)>? Outcomes, string? Refusal)> RecordAllAsync(NpgsqlDataSource dataSource,
+        ReplyClassifier? classifier, Guid tenantId, IReadOnlyList<InboundItem> items, ILogger logger, CancellationToken cancellationToken)
+    {
+        var events = new List<(InboundItem Item, DeliveryEvent Event)>();
+        foreach (var item in items)
+        {
+            var delivery = item.Event!;
+            if (delivery is { Reply: { Label: null } unread } && classifier is not null)
+            {
+                delivery = delivery with { Reply = await classifier.ClassifyAsync(unread, delivery.OccurredAt, cancellationToken) };
+            }
+
+            events.Add((item, delivery));
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var outcomes = new List<(InboundItem, InboundOutcome)>();
+        foreach (var (item, delivery) in events)
+        {
+            try
+            {
+                outcomes.Add((item, await InboundRecorder.RecordAsync(connection, transaction, tenantId, delivery, cancellationToken)));
+            }
+            catch (InvalidDeliveryEventException ex)
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                return (null, $"events[{item.Index}].{ex.Message}");
+            }
+            catch (PostgresException ex) when (IsBadInput(ex))
+            {
+                LogEventRefused(logger, tenantId, delivery.Source, item.Index, ex.SqlState, ex.MessageText);
+                await transaction.RollbackAsync(cancellationToken);
+                return (null, $"events[{item.Index}]: refused by the database ({ex.SqlState}: {ex.MessageText})");
+            }
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return (outcomes, null);
+    }
+
+    // A provider's event: recorded in a transaction of its own (the recorder's), so a provider's retry of the batch finds
+    // those already recorded and writes nothing for them, and one the recorder or the database refuses is skipped alone.
+    private static async Task<InboundOutcome> RecordOneAsync(InboundRecorder recorder, Guid tenantId, DeliveryEvent delivery, InboundItem item, ILogger logger,
         CancellationToken cancellationToken)
     {
         try
         {
             return await recorder.RecordAsync(tenantId, delivery, cancellationToken);
         }
-        catch (PostgresException ex) when (ex.SqlState.StartsWith("22", StringComparison.Ordinal) || ex.SqlState.StartsWith("23", StringComparison.Ordinal))
+        catch (InvalidDeliveryEventException ex)
         {
-            // Class 22 (data exception) or 23 (integrity constraint): a value the database refuses is bad input, answered as
-            // this event skipped (its transaction rolled back whole), never a 500 for the batch.
+            return new InboundOutcome(InboundOutcome.Skipped, "skipped", null, ex.Message);
+        }
+        catch (PostgresException ex) when (IsBadInput(ex))
+        {
             LogEventRefused(logger, tenantId, delivery.Source, item.Index, ex.SqlState, ex.MessageText);
             return new InboundOutcome(InboundOutcome.Skipped, "skipped", null, $"refused by the database ({ex.SqlState}: {ex.MessageText})");
         }
     }
+
+    // Class 22 (data exception) or 23 (integrity constraint violation): a value the database refuses is bad input, answered
+    // as such, never a 500 (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+    private static bool IsBadInput(PostgresException ex) =>
+        ex.SqlState.StartsWith("22", StringComparison.Ordinal) || ex.SqlState.StartsWith("23", StringComparison.Ordinal);
 
     // Up to the limit; null when the body is longer.
     private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)

@@ -54,7 +54,7 @@ internal static class InboundCommands
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
             if (reference is null)
             {
-                if (!await InboundSourceStore.DisableSourceAsync(target.DataSource, tenantId, provider.Source, cancellationToken))
+                if (!await InboundStore.DisableSourceAsync(target.DataSource, tenantId, provider.Source, cancellationToken))
                 {
                     throw new HourglassException($"--source: tenant {tenantId} has no {provider.Source} source (set one with --secret-ref)");
                 }
@@ -63,7 +63,7 @@ internal static class InboundCommands
                 return 0;
             }
 
-            var (created, previous) = await InboundSourceStore.SetWebhookSourceAsync(target.DataSource, tenantId, provider.Source, reference, !off, cancellationToken);
+            var (created, previous) = await InboundStore.SetWebhookSourceAsync(target.DataSource, tenantId, provider.Source, reference, !off, cancellationToken);
             Console.WriteLine($"Tenant {tenantId}: {provider.Source} source {(created ? "created" : "replaced")} and {(off ? "disabled" : "enabled")}.");
             if (previous is not null && previous != reference)
             {
@@ -86,7 +86,7 @@ internal static class InboundCommands
             using var loggerFactory = loggers(parse);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
             var tenantId = await CycleCommands.ResolveTenantAsync(target.DataSource, parse.GetValue(tenant)!, cancellationToken);
-            var sources = await InboundSourceStore.SourcesAsync(target.DataSource, tenantId, cancellationToken);
+            var sources = await InboundStore.SourcesAsync(target.DataSource, tenantId, cancellationToken);
             if (sources.Count == 0)
             {
                 Console.WriteLine($"Tenant {tenantId} has no inbound sources; add one with 'hourglass inbound set'.");

@@ -57,7 +57,7 @@ internal static class HourglassEventFormat
             }
         }
 
-        var id = Required(element, at, "id");
+        var id = Required(element, at, "id", MaxIdLength);
         var type = Required(element, at, "type");
         if (!DeliveryEventType.All.Contains(type))
         {
@@ -93,6 +93,9 @@ internal static class HourglassEventFormat
 
         return new DeliveryEvent(InboundSourceKind.Hourglass, id, type, occurredAt, message, recipient, reason, reply);
     }
+
+    /// <summary>The longest event id taken (the recorder's limit).</summary>
+    public const int MaxIdLength = 500;
 
     /// <summary>The longest reply text taken (a quoted thread beyond it says nothing the classifier needs).</summary>
     public const int InboundReplyMaxText = 100_000;
