@@ -276,7 +276,8 @@ internal static class ChannelCommands
         return url;
     }
 
-    private static void CheckSecretRef(string secretRef)
+    /// <summary>Refuses a --secret-ref that is not an environment variable's name (or looks like a secret itself); never echoes it.</summary>
+    internal static void CheckSecretRef(string secretRef)
     {
         // The same rule as the column's CHECK: an environment variable's name.
         var isName = secretRef.Length > 0 && (char.IsAsciiLetter(secretRef[0]) || secretRef[0] == '_')

@@ -69,6 +69,7 @@ internal static class HourglassCommands
         var commands = CycleCommands.Build(Options, CreateLoggers)
             .Concat(EngagementCommands.Build(Options, CreateLoggers))
             .Concat(ChannelCommands.Build(Options, CreateLoggers))
+            .Concat(InboundCommands.Build(Options, CreateLoggers))
             .Concat(PolicyCommands.Build(Options, CreateLoggers))
             .Concat(OrderCommands.Build(Options, CreateLoggers))
             .Concat(EventCommands.Build(Options, CreateLoggers))

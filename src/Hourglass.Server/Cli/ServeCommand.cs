@@ -97,6 +97,9 @@ internal static class ServeCommand
                 UnsubscribeEndpoints.Map(app, apiPool, unsubscribe);
             }
 
+            // Public, no login: each source's signature is the credential (docs/inbound.md).
+            InboundEndpoints.Map(app, apiPool, ProductClock.Time, loggerFactory, Narrative.ReplyClassifierFromEnvironment(ProductClock.Time, loggerFactory));
+
             if (auth is not null)
             {
                 ApiEndpoints.Map(app, apiPool, auth, worker);

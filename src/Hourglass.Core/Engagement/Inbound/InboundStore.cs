@@ -11,6 +11,9 @@ internal sealed record MatchedMessage(Guid Id, string Channel, string Destinatio
 /// <summary>A delivery event already recorded under the same (source, source event id).</summary>
 internal sealed record RecordedDeliveryEvent(Guid Id, string Effect, Guid? MessageId, string? SkippedReason);
 
+/// <summary>A tenant's inbound source as the CLI lists it and the webhook endpoint reads it.</summary>
+internal sealed record InboundSourceRow(Guid Id, string Source, bool Enabled, string? SecretRef, DateTimeOffset UpdatedAt);
+
 /// <summary>
 /// The inbound part's statements: <c>inbound_sources</c>, <c>message_delivery_events</c> and <c>message_suppressions</c>,
 /// and what recording an event reads and writes of the outbox, cards and clocks (docs/inbound.md). Every method runs on
@@ -190,6 +193,78 @@ internal static class InboundStore
             set waiting_until = $4, waiting_reason = $5, updated_at = now()
             where c.tenant_id = $1 and c.entity_type = $2 and c.entity_id = $3 and (c.waiting_until is null or c.waiting_until < $4)
             """, cancellationToken, tenantId, entityType, entityId, new NpgsqlParameter<DateTimeOffset> { TypedValue = until }, reason);
+
+    // ---- Sources: hourglass inbound set|list and the webhook endpoint's read (on a data source of their own) ----
+
+    /// <summary>
+    /// Creates or replaces a tenant's webhook source (hourglass, resend, sendgrid, postmark) with its secret's variable,
+    /// enabled or not; answers the secret_ref it had before (null when new).
+    /// </summary>
+    public static async Task<(bool Created, string? PreviousSecretRef)> SetWebhookSourceAsync(NpgsqlDataSource dataSource, Guid tenantId, string source,
+        string secretRef, bool enabled, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            with previous as (
+              select s.secret_ref from public.inbound_sources s where s.tenant_id = $1 and s.source = $2
+            )
+            insert into public.inbound_sources as s (tenant_id, source, secret_ref, enabled)
+            values ($1, $2, $3, $4)
+            on conflict (tenant_id, source) do update
+              set secret_ref = excluded.secret_ref, enabled = excluded.enabled, updated_at = hourglass.now()
+            returning not exists (select from previous), (select p.secret_ref from previous p)
+            """);
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = source });
+        command.Parameters.Add(new() { Value = secretRef });
+        command.Parameters.Add(new() { Value = enabled });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetBoolean(0), reader.IsDBNull(1) ? null : reader.GetString(1));
+    }
+
+    /// <summary>Switches a tenant's source off, keeping its settings; false when the tenant has no such source.</summary>
+    public static async Task<bool> DisableSourceAsync(NpgsqlDataSource dataSource, Guid tenantId, string source, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "update public.inbound_sources set enabled = false, updated_at = hourglass.now() where tenant_id = $1 and source = $2");
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = source });
+        return await command.ExecuteNonQueryAsync(cancellationToken) > 0;
+    }
+
+    /// <summary>A tenant's sources, by name.</summary>
+    public static async Task<IReadOnlyList<InboundSourceRow>> SourcesAsync(NpgsqlDataSource dataSource, Guid tenantId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "select id, source, enabled, secret_ref, updated_at from public.inbound_sources where tenant_id = $1 order by source");
+        command.Parameters.Add(new() { Value = tenantId });
+        var rows = new List<InboundSourceRow>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(Row(reader));
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// The source a webhook is posted to, or null when the tenant has none of that name (or there is no such tenant: the
+    /// endpoint answers both alike).
+    /// </summary>
+    public static async Task<InboundSourceRow?> WebhookSourceAsync(NpgsqlDataSource dataSource, Guid tenantId, string source, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "select id, source, enabled, secret_ref, updated_at from public.inbound_sources where tenant_id = $1 and source = $2");
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = source });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Row(reader) : null;
+    }
+
+    private static InboundSourceRow Row(NpgsqlDataReader reader) =>
+        new(reader.GetGuid(0), reader.GetString(1), reader.GetBoolean(2), reader.IsDBNull(3) ? null : reader.GetString(3),
+            reader.GetFieldValue<DateTimeOffset>(4));
 
     /// <summary>What the world answered per day (<c>inbound_event_trends</c>) as a JSON array; <c>$1</c> the tenant, <c>$2</c> the days.</summary>
     internal const string TrendsJsonSql = "select coalesce(json_agg(t), '[]')::text from public.inbound_event_trends($1, $2) t";

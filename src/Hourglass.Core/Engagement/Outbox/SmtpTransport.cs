@@ -33,6 +33,12 @@ internal sealed class SmtpTransport(TimeSpan timeout, UnsubscribeTokens? unsubsc
         };
         email.From.Add(from);
         email.To.Add(MailboxAddress.Parse(message.Destination));
+        // SendGrid's SMTP API header: its unique_args come back as fields of every event SendGrid posts about this email,
+        // so a bounce names the outbox message outright (docs/inbound.md, "SendGrid"). SendGrid strips the header; another
+        // relay passes it on, and it tells the reader no more than the Message-ID above.
+        email.Headers.Add(SendGridApiHeader, $"{{\"unique_args\":{{\"{SendGridOutboxArgument}\":\"{message.Id:D}\"}}}}");
+        // Postmark's SMTP metadata header, for the same purpose: it comes back as Metadata in Postmark's webhooks.
+        email.Headers.Add(PostmarkMetadataHeaderPrefix + PostmarkOutboxMetadata, message.Id.ToString("D"));
         if (unsubscribe is not null && UnsubscribeClaimsFor(message) is { } claims)
         {
             // RFC 8058 §3.1: List-Unsubscribe holds one HTTPS URI and List-Unsubscribe-Post exactly this value; the
@@ -125,6 +131,18 @@ internal sealed class SmtpTransport(TimeSpan timeout, UnsubscribeTokens? unsubsc
 
     // MailKit's TLS errors span several lines; the attempt log keeps one.
     private static string OneLine(string text) => string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    /// <summary>SendGrid's SMTP API header, carrying the outbox id as a unique argument (<see cref="SendGridOutboxArgument"/>).</summary>
+    public const string SendGridApiHeader = "X-SMTPAPI";
+
+    /// <summary>The unique argument naming the outbox message: what SendGrid's events echo back.</summary>
+    public const string SendGridOutboxArgument = "hourglass_outbox_id";
+
+    /// <summary>Postmark's SMTP header prefix for a message's metadata (X-PM-Metadata-{key}).</summary>
+    public const string PostmarkMetadataHeaderPrefix = "X-PM-Metadata-";
+
+    /// <summary>The metadata key naming the outbox message: what Postmark's webhooks echo back.</summary>
+    public const string PostmarkOutboxMetadata = "hourglass_outbox_id";
 
     /// <summary>The Message-Id for an outbox message: its id at the sender's domain (without angle brackets, as MimeKit takes it).</summary>
     internal static string MessageIdFor(Guid messageId, string fromAddress)
