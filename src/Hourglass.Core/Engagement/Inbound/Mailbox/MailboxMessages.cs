@@ -164,15 +164,12 @@ internal static partial class MailboxMessages
                 case HtmlTagToken tag when tag.Id is HtmlTagId.Script or HtmlTagId.Style or HtmlTagId.Head:
                     skipping = !tag.IsEndTag;
                     break;
-                case HtmlTagToken tag when tag.Id is HtmlTagId.Br or HtmlTagId.P or HtmlTagId.Div or HtmlTagId.TR or HtmlTagId.LI
-                                                  or HtmlTagId.BlockQuote:
+                case HtmlTagToken tag when tag.Id == HtmlTagId.BlockQuote && !tag.IsEndTag:
+                    // A quoted message in HTML: what follows is history, not the reply.
+                    return text.ToString();
+                case HtmlTagToken tag when tag.Id == HtmlTagId.Br
+                                           || (tag.IsEndTag && tag.Id is HtmlTagId.P or HtmlTagId.Div or HtmlTagId.TR or HtmlTagId.LI):
                     text.Append('\n');
-                    if (tag.Id == HtmlTagId.BlockQuote && !tag.IsEndTag)
-                    {
-                        // A quoted message in HTML: what follows is history, not the reply.
-                        return text.ToString();
-                    }
-
                     break;
                 case HtmlDataToken data when !skipping:
                     text.Append(data.Data);

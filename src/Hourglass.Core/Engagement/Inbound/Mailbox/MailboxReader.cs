@@ -163,7 +163,10 @@ internal sealed partial class MailboxReader
                    $"check the user name and the password in {source.SecretRef}";
         }
 
-        var folder = await client.GetFolderAsync(source.Mailbox, cancellationToken);
+        // INBOX names the inbox in any case (RFC 9051 §5.1).
+        var folder = source.Mailbox.Equals("INBOX", StringComparison.OrdinalIgnoreCase)
+            ? client.Inbox
+            : await client.GetFolderAsync(source.Mailbox, cancellationToken);
         await folder.OpenAsync(FolderAccess.ReadOnly, cancellationToken);
         var uidValidity = (long)folder.UidValidity;
         string? note = null;
