@@ -213,7 +213,8 @@ public sealed class MailboxReaderTests() : FrozenClockTest(s_t0)
 
     private MailboxReader Reader(ConcurrentQueue<DeliveryEvent>? calls = null, IReadOnlyDictionary<string, string>? secrets = null)
     {
-        var recorder = new InboundRecorder(Db.DataSource, new ReplyClassifier());
+        // Without the classifier: these tests are about reading the mailbox; a reply unlabelled is a touch.
+        var recorder = new InboundRecorder(Db.DataSource);
         secrets ??= new Dictionary<string, string> { [PasswordVariable] = _imap.Password };
         return new MailboxReader(Db.DataSource, (tenant, delivery, cancellationToken) =>
         {

@@ -197,9 +197,22 @@ internal sealed partial class MailboxReader
             foreach (var uid in uids)
             {
                 var reading = await ReadMessageAsync(folder, uid, uidValidity, received.GetValueOrDefault(uid.Id), cancellationToken);
+                InboundOutcome? outcome = null;
                 if (reading.Event is { } delivery)
                 {
-                    var outcome = await _record(source.TenantId, delivery, cancellationToken);
+                    try
+                    {
+                        outcome = await _record(source.TenantId, delivery, cancellationToken);
+                    }
+                    catch (InvalidDeliveryEventException ex)
+                    {
+                        // The recorder refuses it as given (an id too long, a time too far ahead): skipped like an unreadable one.
+                        reading = MailboxReading.Skip($"refused by the recorder: {ex.Message}");
+                    }
+                }
+
+                if (outcome is not null)
+                {
                     switch (outcome.Status)
                     {
                         case InboundOutcome.Recorded:
