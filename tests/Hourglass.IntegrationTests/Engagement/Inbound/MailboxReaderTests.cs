@@ -66,7 +66,7 @@ public sealed class MailboxReaderTests() : FrozenClockTest(s_t0)
             select concat_ws('|', event_type, replace(message_id::text, '-', ''), source) from public.message_delivery_events where tenant_id = $1
             """, tenant));
         // The contact's clock moved to the reply's own time.
-        Assert.Equal(replyAt, await Db.ScalarAsync("""
+        Assert.Equal(replyAt.UtcDateTime, await Db.ScalarAsync("""
             select last_touch_at from public.engagement_clocks where tenant_id = $1 and entity_type = 'contact' and entity_id = $2
             """, tenant, pat));
         Assert.Equal($"{uid}|", await PositionAsync(tenant));
@@ -121,7 +121,7 @@ public sealed class MailboxReaderTests() : FrozenClockTest(s_t0)
         Assert.Contains($"UID {broken}: a delivery report whose status cannot be read", result.Error, StringComparison.Ordinal);
         Assert.Equal(result.Error, await Db.ScalarAsync("select last_error from public.inbound_sources where tenant_id = $1", tenant));
         // The unmatched reply is kept, skipped, with the recorder's reason, and has no effect.
-        Assert.Equal("skipped|True", await Db.ScalarAsync("""
+        Assert.Equal("skipped|true", await Db.ScalarAsync("""
             select effect || '|' || (skipped_reason is not null)::text from public.message_delivery_events
             where tenant_id = $1 and recipient = 'stranger@elsewhere.example'
             """, tenant));
@@ -156,12 +156,15 @@ public sealed class MailboxReaderTests() : FrozenClockTest(s_t0)
         // The other tenant's mailbox (the same server, its own login) was read as usual.
         var read = Assert.Single(results, r => r.TenantId == other);
         Assert.Equal((MailboxPollResult.Polled, 1), (read.Status, read.Recorded));
-        Assert.Equal(1L, await Db.ScalarAsync("select count(*) from public.message_delivery_events where tenant_id = $1", other));
+        // Both tenants' mailboxes are one here: kim's reply is the other tenant's, pat's matches none of its emails (skipped).
+        Assert.Equal("reply|kim@client.example|touch_recorded,reply|pat@client.example|skipped", await Db.ScalarAsync("""
+            select string_agg(concat_ws('|', event_type, recipient, effect), ',' order by recipient) from public.message_delivery_events where tenant_id = $1
+            """, other));
 
         // The password is fixed: the next poll reads the mailbox, and last_error is cleared.
         secrets["WRONG_PASSWORD"] = _imap.Password;
         var retried = Assert.Single(await Reader(secrets: secrets).PollAllAsync(tenant, default));
-        Assert.Equal((MailboxPollResult.Polled, 1, null), (retried.Status, retried.Recorded, retried.Error));
+        Assert.Equal((MailboxPollResult.Polled, 1, 1, null), (retried.Status, retried.Recorded, retried.Skipped, retried.Error));
         Assert.Null(await Db.ScalarAsync("select last_error from public.inbound_sources where tenant_id = $1", tenant));
     }
 
