@@ -61,20 +61,26 @@ internal static class CycleComposition
     /// <summary>The environment variable that sets how often a worker polls the tenants' mailboxes, in seconds (default 60).</summary>
     public const string MailboxPollVariable = "HOURGLASS_MAILBOX_POLL_SECONDS";
 
-    /// <summary>The mailbox reader that records replies and bounce reports from tenants' IMAP mailboxes (docs/inbound.md).</summary>
-    public static MailboxReader CreateMailboxReader(NpgsqlDataSource dataSource, TimeProvider time, MailboxReaderOptions? options = null, ILoggerFactory? loggers = null)
+    /// <summary>
+    /// The mailbox reader that records replies and bounce reports from tenants' IMAP mailboxes (docs/inbound.md); replies
+    /// are labelled by <paramref name="classifier"/> (the rules alone when null).
+    /// </summary>
+    public static MailboxReader CreateMailboxReader(NpgsqlDataSource dataSource, TimeProvider time, MailboxReaderOptions? options = null, ILoggerFactory? loggers = null,
+        ReplyClassifier? classifier = null)
     {
         loggers ??= NullLoggerFactory.Instance;
-        return new MailboxReader(dataSource, new InboundRecorder(dataSource, new ReplyClassifier()), time, options, logger: loggers.CreateLogger<MailboxReader>());
+        return new MailboxReader(dataSource, new InboundRecorder(dataSource, classifier ?? new ReplyClassifier()), time, options,
+            logger: loggers.CreateLogger<MailboxReader>());
     }
 
     /// <summary>
     /// The loop that polls every tenant's mailbox next to a worker, every <paramref name="pollInterval"/> (one poller per
     /// mailbox at a time across workers: docs/inbound.md).
     /// </summary>
-    public static Func<CancellationToken, Task> CreateMailboxLoop(NpgsqlDataSource dataSource, TimeProvider time, TimeSpan pollInterval, ILoggerFactory? loggers = null)
+    public static Func<CancellationToken, Task> CreateMailboxLoop(NpgsqlDataSource dataSource, TimeProvider time, TimeSpan pollInterval, ILoggerFactory? loggers = null,
+        ReplyClassifier? classifier = null)
     {
-        var reader = CreateMailboxReader(dataSource, time, new MailboxReaderOptions { PollInterval = pollInterval }, loggers);
+        var reader = CreateMailboxReader(dataSource, time, new MailboxReaderOptions { PollInterval = pollInterval }, loggers, classifier);
         return reader.RunAsync;
     }
 

@@ -140,6 +140,26 @@ internal static partial class MailboxMessages
             Recipient: from, Reply: new InboundReply(from, message.Subject, text)), null);
     }
 
+    /// <summary>
+    /// The headers the reply classifier reads to tell an automatic answer (RFC 3834's Auto-Submitted, the common
+    /// X-Autoreply, X-Autorespond and Precedence, and the Content-Type), those the message has.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ClassifierHeaders(MimeMessage message)
+    {
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var name in s_classifierHeaders)
+        {
+            if (message.Headers[name] is { } value)
+            {
+                headers[name] = value.Trim();
+            }
+        }
+
+        return headers;
+    }
+
+    private static readonly string[] s_classifierHeaders = ["Auto-Submitted", "X-Autoreply", "X-Autorespond", "Precedence", "Content-Type"];
+
     // text/plain when the message has it, else the HTML part's text.
     private static string BodyText(MimeMessage message)
     {
