@@ -739,7 +739,7 @@ create table public.message_delivery_events (
   effect text not null,
   skipped_reason text,
   event_id uuid,
-  recorded_at timestamp with time zone default now() not null
+  created_at timestamp with time zone default now() not null
 );
 alter table public.message_delivery_events add constraint message_delivery_events_check CHECK (((effect = 'skipped'::text) = (skipped_reason IS NOT NULL)));
 alter table public.message_delivery_events add constraint message_delivery_events_check1 CHECK (((effect = 'skipped'::text) OR (message_id IS NOT NULL)));
