@@ -44,31 +44,7 @@ public sealed class MailboxCommandsTests : DatabaseTest
             from public.inbound_sources where tenant_id = $1 and source = 'imap'
             """, _tenant));
 
-        // A bounce report about an email this tenant never sent: read, and skipped by the recorder with its reason.
-        var uid = await _imap.AppendAsync(MimeMessage.Load(new MemoryStream(Encoding.UTF8.GetBytes("""
-            From: MAILER-DAEMON@mx.client.example
-            Subject: Undelivered Mail
-            Date: Tue, 03 Nov 2026 11:00:00 +0000
-            Message-ID: <dsn-cli@mx.client.example>
-            MIME-Version: 1.0
-            Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
-
-            --b1
-            Content-Type: message/delivery-status
-
-            Reporting-MTA: dns; mx.client.example
-
-            Final-Recipient: rfc822; gone@client.example
-            Action: failed
-            Status: 5.1.1
-
-            --b1
-            Content-Type: text/rfc822-headers
-
-            Message-ID: <0badc0de0badc0de0badc0de0badc0de.outbox@acme.example>
-
-            --b1--
-            """.ReplaceLineEndings("\r\n")))));
+        var uid = await _imap.AppendAsync(Report("dsn-cli"));
         var good = new Dictionary<string, string?> { ["MAILBOX_PASSWORD"] = _imap.Password };
         var poll = await RunAsync(good, "inbound", "mailbox", "poll", "--tenant", Tenant);
         Assert.True(poll.ExitCode == 0, poll.StandardError);
@@ -92,6 +68,74 @@ public sealed class MailboxCommandsTests : DatabaseTest
         var none = await RunAsync(good, "inbound", "mailbox", "poll");
         Assert.Contains("No mailbox is enabled.", none.StandardOutput, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Worker_PollsTheMailboxesOnItsInterval_BadIntervalRefused()
+    {
+        var bad = await RunAsync(new Dictionary<string, string?> { ["HOURGLASS_MAILBOX_POLL_SECONDS"] = "soon" }, "worker");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("HOURGLASS_MAILBOX_POLL_SECONDS: 'soon' is not a positive whole number of seconds", bad.StandardError, StringComparison.Ordinal);
+
+        var set = await RunAsync(null, "inbound", "mailbox", "set", "--tenant", Tenant, "--imap-host", "127.0.0.1", "--imap-port",
+            _imap.Port.ToString(CultureInfo.InvariantCulture), "--imap-security", "none", "--imap-username", _imap.Username, "--secret-ref", "MAILBOX_PASSWORD");
+        Assert.True(set.ExitCode == 0, set.StandardError);
+        await _imap.AppendAsync(Report("dsn-worker-1"));
+        using var worker = HourglassProcess.Start(
+            new Dictionary<string, string?> { ["MAILBOX_PASSWORD"] = _imap.Password, ["HOURGLASS_MAILBOX_POLL_SECONDS"] = "1" },
+            "worker", "--poll-seconds", "1", "--database", ConnectionString);
+        try
+        {
+            await WaitForEventsAsync(1);
+            // A message that arrives while the worker runs is read on a later round.
+            await _imap.AppendAsync(Report("dsn-worker-2"));
+            await WaitForEventsAsync(2);
+        }
+        finally
+        {
+            worker.Kill(entireProcessTree: true);
+            await worker.WaitForExitAsync();
+        }
+
+        Assert.Equal("dsn-worker-1@mx.client.example,dsn-worker-2@mx.client.example", await Db.ScalarAsync("""
+            select string_agg(source_event_id, ',' order by source_event_id) from public.message_delivery_events where tenant_id = $1
+            """, _tenant));
+    }
+
+    private async Task WaitForEventsAsync(long count)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((long)(await Db.ScalarAsync("select count(*) from public.message_delivery_events where tenant_id = $1", _tenant))! < count)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the worker did not record {count} event(s) from the mailbox within 60 s");
+            await Task.Delay(200);
+        }
+    }
+
+    // A bounce report about an email this tenant never sent (the recorder skips it, with its reason).
+    private static MimeMessage Report(string id) => MimeMessage.Load(new MemoryStream(Encoding.UTF8.GetBytes($"""
+        From: MAILER-DAEMON@mx.client.example
+        Subject: Undelivered Mail
+        Date: Tue, 03 Nov 2026 11:00:00 +0000
+        Message-ID: <{id}@mx.client.example>
+        MIME-Version: 1.0
+        Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
+
+        --b1
+        Content-Type: message/delivery-status
+
+        Reporting-MTA: dns; mx.client.example
+
+        Final-Recipient: rfc822; gone@client.example
+        Action: failed
+        Status: 5.1.1
+
+        --b1
+        Content-Type: text/rfc822-headers
+
+        Message-ID: <0badc0de0badc0de0badc0de0badc0de.outbox@acme.example>
+
+        --b1--
+        """.ReplaceLineEndings("\r\n"))));
 
     private async Task<HourglassProcess.Result> RunAsync(Dictionary<string, string?>? environment, params string[] arguments) =>
         await HourglassProcess.RunAsync(environment, [.. arguments, "--database", ConnectionString]);
