@@ -53,7 +53,8 @@ internal sealed record MessageReference(Guid? OutboxId = null, string? ProviderM
 /// <summary>
 /// A reply's sender, subject and text, and what the classifier read in it: <c>Label</c> is one of <see cref="ReplyLabel"/>
 /// (null when not yet classified: the recorder classifies it), <c>ReturnOn</c> the return date read from an out-of-office
-/// reply, when one could be read.
+/// reply, when one could be read. <c>Headers</c>: the reply's headers the classifier reads when a source has them
+/// (Auto-Submitted, X-Autoreply, X-Autorespond, Precedence, Content-Type; names matched case-insensitively).
 /// </summary>
 internal sealed record InboundReply(
     string? From,
@@ -63,7 +64,8 @@ internal sealed record InboundReply(
     decimal? Confidence = null,
     string? Evidence = null,
     string? ClassifiedBy = null,
-    DateOnly? ReturnOn = null);
+    DateOnly? ReturnOn = null,
+    IReadOnlyDictionary<string, string>? Headers = null);
 
 /// <summary>
 /// One event as a source reported it, normalised. <c>Source</c> is one of <see cref="InboundSourceKind"/>;

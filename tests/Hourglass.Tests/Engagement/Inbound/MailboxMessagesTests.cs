@@ -20,6 +20,7 @@ public sealed class MailboxMessagesTests
             Message-ID: <reply-1@client.example>
             In-Reply-To: <abc.outbox@acme.example>
             References: <first.outbox@acme.example> <abc.outbox@acme.example>
+            Auto-Submitted: auto-replied
             Content-Type: text/plain
 
             Yes, Thursday works.
@@ -33,7 +34,10 @@ public sealed class MailboxMessagesTests
         Assert.Equal(new DateTimeOffset(2026, 11, 3, 11, 30, 0, TimeSpan.Zero), delivery.OccurredAt);
         Assert.Equal(["abc.outbox@acme.example", "first.outbox@acme.example"], delivery.Message.HeaderMessageIds!);
         Assert.Equal("pat@client.example", delivery.Recipient);
-        Assert.Equal(new InboundReply("pat@client.example", "Re: Renewal", "Yes, Thursday works."), delivery.Reply);
+        Assert.Equal(new InboundReply("pat@client.example", "Re: Renewal", "Yes, Thursday works."), delivery.Reply! with { Headers = null });
+        // What the classifier reads to tell an automatic answer is passed on.
+        Assert.Equal(["Auto-Submitted=auto-replied", "Content-Type=text/plain"],
+            delivery.Reply!.Headers!.Select(h => $"{h.Key}={h.Value}").Order(StringComparer.Ordinal));
     }
 
     [Fact]

@@ -137,7 +137,7 @@ internal static partial class MailboxMessages
         var text = Limit(StripQuoted(BodyText(message)), MaxTextLength);
         return new MailboxReading(new DeliveryEvent(InboundSourceKind.Imap, sourceEventId, DeliveryEventType.Reply, occurredAt,
             new MessageReference(HeaderMessageIds: references.Distinct(StringComparer.Ordinal).ToList()),
-            Recipient: from, Reply: new InboundReply(from, message.Subject, text)), null);
+            Recipient: from, Reply: new InboundReply(from, message.Subject, text, Headers: ClassifierHeaders(message))), null);
     }
 
     /// <summary>
