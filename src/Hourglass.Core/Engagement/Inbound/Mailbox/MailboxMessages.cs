@@ -149,7 +149,8 @@ internal static partial class MailboxMessages
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var name in s_classifierHeaders)
         {
-            if (message.Headers[name] is { } value)
+            // MimeKit keeps a message's Content-* headers on its body, not in the message's own list.
+            if ((message.Headers[name] ?? message.Body?.Headers[name]) is { } value)
             {
                 headers[name] = value.Trim();
             }
