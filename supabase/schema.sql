@@ -749,7 +749,7 @@ alter table public.message_delivery_events add constraint message_delivery_event
 alter table public.message_delivery_events add constraint message_delivery_events_pkey PRIMARY KEY (id);
 alter table public.message_delivery_events add constraint message_delivery_events_reply_confidence_check CHECK (((reply_confidence IS NULL) OR ((reply_confidence >= (0)::numeric) AND (reply_confidence <= (1)::numeric))));
 alter table public.message_delivery_events add constraint message_delivery_events_reply_label_check CHECK (((reply_label IS NULL) OR (reply_label = ANY (ARRAY['interested'::text, 'not_now'::text, 'wrong_person'::text, 'unsubscribe_request'::text, 'out_of_office'::text, 'bounce_notice'::text, 'other'::text]))));
-alter table public.message_delivery_events add constraint message_delivery_events_source_check CHECK ((source = ANY (ARRAY['hourglass'::text, 'resend'::text, 'postmark'::text, 'sendgrid'::text, 'imap'::text, 'simulator'::text])));
+alter table public.message_delivery_events add constraint message_delivery_events_source_check CHECK ((source = ANY (ARRAY['hourglass'::text, 'resend'::text, 'postmark'::text, 'sendgrid'::text, 'imap'::text, 'simulator'::text, 'one_click'::text])));
 alter table public.message_delivery_events add constraint message_delivery_events_source_event_id_check CHECK ((btrim(source_event_id) <> ''::text));
 alter table public.message_delivery_events add constraint message_delivery_events_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 alter table public.message_delivery_events add constraint message_delivery_events_tenant_id_message_id_fkey FOREIGN KEY (tenant_id, message_id) REFERENCES public.message_outbox(tenant_id, id) ON DELETE SET NULL (message_id);
@@ -3475,6 +3475,43 @@ end
 $function$;
 grant execute on function public.engagement_queue(uuid,integer) to authenticated;
 grant execute on function public.engagement_queue(uuid,integer) to service_role;
+
+-- function public.inbound_event_trends(uuid,integer)
+CREATE OR REPLACE FUNCTION public.inbound_event_trends(p_tenant_id uuid, p_days integer DEFAULT 30)
+ RETURNS TABLE(day date, delivered bigint, bounces_hard bigint, bounces_soft bigint, complaints bigint, unsubscribes bigint, replies bigint, out_of_office bigint, skipped bigint)
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_column
+declare
+  v_zone text;
+begin
+  perform hourglass.assert_tenant_access(p_tenant_id, 'inbound_event_trends');
+  if p_days is null or p_days < 1 or p_days > 366 then
+    raise exception using errcode = '22023', message = pg_catalog.format('inbound_event_trends: p_days must be between 1 and 366 (got %s)', p_days);
+  end if;
+  select t.timezone into v_zone from public.tenants t where t.id = p_tenant_id;
+  return query
+  select (e.occurred_at at time zone coalesce(v_zone, 'UTC'))::date,
+         pg_catalog.count(*) filter (where e.effect <> 'skipped' and e.event_type = 'delivered'),
+         pg_catalog.count(*) filter (where e.effect <> 'skipped' and e.event_type = 'bounce_hard'),
+         pg_catalog.count(*) filter (where e.effect <> 'skipped' and (e.event_type = 'bounce_soft' or e.reply_label = 'bounce_notice')),
+         pg_catalog.count(*) filter (where e.effect <> 'skipped' and e.event_type = 'complaint'),
+         pg_catalog.count(*) filter (where e.effect <> 'skipped' and (e.event_type = 'unsubscribe' or e.reply_label = 'unsubscribe_request')),
+         pg_catalog.count(*) filter (where e.effect <> 'skipped' and e.event_type = 'reply'
+                                       and e.reply_label is distinct from 'out_of_office' and e.reply_label is distinct from 'unsubscribe_request'
+                                       and e.reply_label is distinct from 'bounce_notice'),
+         pg_catalog.count(*) filter (where e.effect <> 'skipped' and e.reply_label = 'out_of_office'),
+         pg_catalog.count(*) filter (where e.effect = 'skipped')
+  from public.message_delivery_events e
+  where e.tenant_id = p_tenant_id and e.occurred_at >= hourglass.now() - pg_catalog.make_interval(days => p_days)
+  group by 1
+  order by 1;
+end
+$function$;
+grant execute on function public.inbound_event_trends(uuid,integer) to authenticated;
+grant execute on function public.inbound_event_trends(uuid,integer) to service_role;
 
 -- function public.ingest_events(uuid,jsonb,text)
 CREATE OR REPLACE FUNCTION public.ingest_events(p_tenant_id uuid, p_events jsonb, p_on_error text DEFAULT 'refuse'::text)

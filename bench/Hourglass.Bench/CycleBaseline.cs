@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Hourglass.Cycles;
 using Hourglass.Engagement;
 using Hourglass.Insights;
+using Hourglass.Policies;
 using Hourglass.Tenancy;
 using Npgsql;
 using NpgsqlTypes;
@@ -102,15 +103,7 @@ internal sealed class CycleBaseline
         where tenant_id = $1 and kind = 'approval' and status = 'open' and due_at < hourglass.now()
         """;
 
-    private const string ApprovedSql = """
-        select k.id, k.payload::text, k.completed_by
-        from public.cards k
-        where k.tenant_id = $1 and k.kind = 'approval' and k.status = 'done' and k.completed_at > hourglass.now() - interval '7 days'
-          and k.payload -> 'approval' ->> 'decision' = 'approved'
-          and not exists (select 1 from public.agent_actions a
-                          where a.tenant_id = k.tenant_id and a.idempotency_key = k.payload ->> 'action_key' and a.status = 'succeeded')
-        order by k.completed_at
-        """;
+    private const string ApprovedSql = ApprovalCardStore.ApprovedNotRunSql;
 
     // Plan, Engagement: EngagementCompliancePart.ProposeAsync (a fenced transaction).
     private const string RefreshSql = EngagementStore.RefreshComplianceSql;
@@ -163,18 +156,7 @@ internal sealed class CycleBaseline
         order by version desc limit 1
         """;
 
-    private const string PolicyHistorySql = """
-        select completed_at, target_id,
-               case kind when 'touch_task' then 'task' else coalesce(payload ->> 'channel', result ->> 'channel', 'email') end
-        from public.agent_actions
-        where tenant_id = $1 and status = 'succeeded' and kind in ('touch_task', 'send_message')
-          and completed_at > $2 - interval '7 days' and completed_at <= $2
-          and ($3::timestamptz is null or hour_bucket <> $3)
-          and not (kind = 'send_message' and (coalesce(result ->> 'suppressed' = 'true', false) or exists (
-            select 1 from public.message_outbox m
-            where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled'))))
-        order by completed_at
-        """;
+    private const string PolicyHistorySql = ActionLedger.TouchHistorySql;
 
     private const string PolicyFactsSql = TenancyStore.SubjectFactsSql;
 

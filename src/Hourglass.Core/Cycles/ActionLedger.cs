@@ -164,6 +164,20 @@ internal sealed class ActionLedger(NpgsqlDataSource dataSource)
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
+    /// <summary>The statement of <see cref="TouchHistoryAsync"/>: <c>$1</c> the tenant, <c>$2</c> now, <c>$3</c> the hour left out (or null).</summary>
+    internal const string TouchHistorySql = """
+        select completed_at, target_id,
+               case kind when 'touch_task' then 'task' else coalesce(payload ->> 'channel', result ->> 'channel', 'email') end
+        from public.agent_actions
+        where tenant_id = $1 and status = 'succeeded' and kind in ('touch_task', 'send_message')
+          and completed_at > $2 - interval '7 days' and completed_at <= $2
+          and ($3::timestamptz is null or hour_bucket <> $3)
+          and not (kind = 'send_message' and (coalesce(result ->> 'suppressed' = 'true', false) or exists (
+            select 1 from public.message_outbox m
+            where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled'))))
+        order by completed_at
+        """;
+
     /// <summary>
     /// The tenant's touches (touch tasks and messages that went out) in the 7 days before <paramref name="now"/>, outside
     /// the hour <paramref name="excludeHour"/>, oldest first: when, whom, and how ('task' or the message's channel).
@@ -171,18 +185,7 @@ internal sealed class ActionLedger(NpgsqlDataSource dataSource)
     public static Task<IReadOnlyList<(DateTimeOffset At, Guid? TargetId, string Channel)>> TouchHistoryAsync(NpgsqlDataSource dataSource, Guid tenantId,
         DateTimeOffset now, DateTimeOffset? excludeHour, CancellationToken cancellationToken)
     {
-        var command = dataSource.CreateCommand("""
-            select completed_at, target_id,
-                   case kind when 'touch_task' then 'task' else coalesce(payload ->> 'channel', result ->> 'channel', 'email') end
-            from public.agent_actions
-            where tenant_id = $1 and status = 'succeeded' and kind in ('touch_task', 'send_message')
-              and completed_at > $2 - interval '7 days' and completed_at <= $2
-              and ($3::timestamptz is null or hour_bucket <> $3)
-              and not (kind = 'send_message' and (coalesce(result ->> 'suppressed' = 'true', false) or exists (
-                select 1 from public.message_outbox m
-                where m.tenant_id = $1 and m.id = (result ->> 'message_id')::uuid and m.status in ('suppressed', 'cancelled'))))
-            order by completed_at
-            """);
+        var command = dataSource.CreateCommand(TouchHistorySql);
         command.Parameters.Add(new() { Value = tenantId });
         command.Parameters.Add(new() { Value = now });
         command.Parameters.Add(new() { Value = (object?)excludeHour ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });

@@ -53,6 +53,17 @@ internal static class ApprovalCardStore
 
     // The cycle's reads of approval cards (statements moved from the approval part and the touch part).
 
+    /// <summary>The statement of <see cref="ApprovedNotRunAsync"/>: <c>$1</c> the tenant.</summary>
+    internal const string ApprovedNotRunSql = """
+        select k.id, k.payload::text, k.completed_by
+        from public.cards k
+        where k.tenant_id = $1 and k.kind = 'approval' and k.status = 'done' and k.completed_at > hourglass.now() - interval '7 days'
+          and k.payload -> 'approval' ->> 'decision' = 'approved'
+          and not exists (select 1 from public.agent_actions a
+                          where a.tenant_id = k.tenant_id and a.idempotency_key = k.payload ->> 'action_key' and a.status = 'succeeded')
+        order by k.completed_at
+        """;
+
     /// <summary>
     /// The tenant's approval cards a person approved in the last 7 days whose action has not succeeded yet (the ledger's
     /// <c>agent_actions</c>, by the card's action key), oldest decision first: the card's id, its payload as JSON, who approved.
@@ -60,15 +71,7 @@ internal static class ApprovalCardStore
     public static Task<IReadOnlyList<(Guid CardId, string PayloadJson, string ApprovedBy)>> ApprovedNotRunAsync(NpgsqlDataSource dataSource, Guid tenantId,
         CancellationToken cancellationToken)
     {
-        var command = dataSource.CreateCommand("""
-            select k.id, k.payload::text, k.completed_by
-            from public.cards k
-            where k.tenant_id = $1 and k.kind = 'approval' and k.status = 'done' and k.completed_at > hourglass.now() - interval '7 days'
-              and k.payload -> 'approval' ->> 'decision' = 'approved'
-              and not exists (select 1 from public.agent_actions a
-                              where a.tenant_id = k.tenant_id and a.idempotency_key = k.payload ->> 'action_key' and a.status = 'succeeded')
-            order by k.completed_at
-            """);
+        var command = dataSource.CreateCommand(ApprovedNotRunSql);
         command.Parameters.Add(new() { Value = tenantId });
         return StoreReads.ListAsync(command, r => (r.GetGuid(0), r.GetString(1), r.GetString(2)), cancellationToken);
     }

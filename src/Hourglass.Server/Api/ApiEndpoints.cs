@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
 using Hourglass.Engagement;
+using Hourglass.Engagement.Inbound;
 using Hourglass.Imports;
 using Hourglass.Insights;
 using Hourglass.Orders;
@@ -343,6 +344,11 @@ internal static class ApiEndpoints
             ApiSession.Json(await s.JsonAsync(PolicyStore.ViolationTrendsJsonSql,
                 http.RequestAborted, tenantId, days ?? 30))))
             .WithName("ViolationTrends").WithSummary("Violations per day in the tenant's time zone by rule, severity and decision");
+
+        tenant.MapGet("/inbound/trends", (Guid tenantId, HttpContext http, int? days) => Run(dataSource, http, async s =>
+            ApiSession.Json(await s.JsonAsync(InboundStore.TrendsJsonSql, http.RequestAborted, tenantId, days ?? 30))))
+            .WithName("InboundTrends")
+            .WithSummary("What the world answered per day in the tenant's time zone: deliveries, bounces, complaints, unsubscribes, replies, out of office");
     }
 
     internal sealed record ExplainRequest(string Kind, Guid? ContactId = null, Guid? AccountId = null, string? Channel = null, decimal? OrderValue = null,

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
+using Hourglass.Engagement.Inbound;
 using Hourglass.Engagement.Unsubscribe;
 using Hourglass.Insights;
 using Hourglass.Tenancy;
@@ -104,6 +105,10 @@ internal static partial class UnsubscribeEndpoints
                 {
                     throw new InvalidOperationException($"unsubscribe event refused by ingest_events: {refusal}");
                 }
+
+                // And on the message's history, beside its bounces and replies (docs/inbound.md): the counts per day read it.
+                await InboundStore.RecordOneClickAsync(connection, transaction, claims.TenantId, claims.MessageId, claims.ContactId, recorded.At,
+                    outcome.FirstOrDefault().EventId, http.RequestAborted);
             }
 
             await transaction.CommitAsync(http.RequestAborted);

@@ -1,6 +1,7 @@
 using System.Data;
 using Hourglass.Cycles;
 using Hourglass.Engagement;
+using Hourglass.Engagement.Inbound;
 using Hourglass.Orders;
 using Hourglass.Policies;
 using Npgsql;
@@ -12,6 +13,9 @@ internal static partial class StatusCommand
 {
     // Every run status: the last run is found per status through idx_autonomous_runs_tenant_status (tenant_id, status,
     // started_at desc), a handful of index probes per tenant instead of reading every run a tenant ever had.
+    /// <summary>How many days of answers (bounces, complaints, unsubscribes, replies) one tenant's status shows.</summary>
+    internal const int InboundDays = 7;
+
     private static readonly string[] s_runStatuses = Enum.GetValues<RunStatus>().Select(s => s.Name()).ToArray();
 
     internal sealed record GlobalControl(bool Paused, string? Reason, DateTimeOffset SetAt, string? SetBy);
@@ -72,6 +76,9 @@ internal static partial class StatusCommand
         public Dictionary<Guid, Dictionary<string, (long Count, long Held)>> Messages { get; } = [];
 
         public Dictionary<Guid, List<SuppressedCounts>> Suppressed { get; } = [];
+
+        /// <summary>What the world answered per day over the last <see cref="InboundDays"/> days (one tenant's status only).</summary>
+        public Dictionary<Guid, IReadOnlyList<InboundDay>> Inbound { get; } = [];
 
         public static async Task<StatusSnapshot> ReadAsync(NpgsqlDataSource dataSource, Guid? tenantId, CancellationToken cancellationToken)
         {
@@ -154,6 +161,8 @@ internal static partial class StatusCommand
                 {
                     snapshot.Suppressed.Remove(one);
                 }
+
+                snapshot.Inbound[one] = await InboundStore.TrendsAsync(connection, transaction, one, InboundDays, cancellationToken);
             }
 
             await transaction.CommitAsync(cancellationToken);

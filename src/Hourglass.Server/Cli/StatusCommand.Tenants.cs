@@ -72,6 +72,7 @@ internal static partial class StatusCommand
         PrintViolations(console, snapshot, tenant);
         PrintQueue(console, snapshot, tenant);
         PrintOutbox(console, snapshot, tenant);
+        PrintInbound(console, snapshot, tenant);
         PrintExceptions(console, snapshot, tenant);
     }
 }

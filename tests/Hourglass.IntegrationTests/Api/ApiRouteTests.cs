@@ -69,6 +69,7 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
             o => $$"""{"kind": "send_message", "contact_id": "{{o.TouchContactId}}", "channel": "email"}""", 200),
         new("ListViolations", "GET", T("/violations"), (t, _) => $"{t.Path}/violations?limit=2", _ => null, 200),
         new("ViolationTrends", "GET", T("/violations/trends"), (t, _) => $"{t.Path}/violations/trends?days=30", _ => null, 200),
+        new("InboundTrends", "GET", T("/inbound/trends"), (t, _) => $"{t.Path}/inbound/trends?days=30", _ => null, 200),
         new("OrderQueue", "GET", T("/orders/queue"), (t, _) => $"{t.Path}/orders/queue", _ => null, 200),
         new("OrderExceptions", "GET", T("/orders/exceptions"), (t, _) => $"{t.Path}/orders/exceptions?status=open", _ => null, 200),
         new("OrderExceptionStep review", "POST", T("/orders/exceptions/{exceptionId}/{step}"),
@@ -369,6 +370,7 @@ public sealed class ApiRouteTests(ApiFixture fixture) : IClassFixture<ApiFixture
     [Theory]
     [InlineData("GET", "/runs?limit=many", null)]
     [InlineData("GET", "/violations/trends?days=0", null)]
+    [InlineData("GET", "/inbound/trends?days=400", null)]
     [InlineData("POST", "/touches", """[{"entity_type": "contact", "entity_id": "00000000-0000-4000-8000-000000000001", "touch_type": "call"}]""")]
     [InlineData("POST", "/events", """[{"event_type": "reply", "tenant_id": "00000000-0000-4000-8000-000000000001"}]""")]
     [InlineData("POST", "/cards/00000000-0000-4000-8000-000000000001/complete", "{not json")]

@@ -61,6 +61,16 @@ public sealed class DashboardTests(DashboardFixture fixture) : IClassFixture<Das
             await Expect(page.Locator("[data-testid=violation-day] rect[data-severity=critical]")).ToHaveCountAsync(1);
             await Expect(page.Locator("[data-testid=violation-rule]").First).ToHaveAttributeAsync("data-rule", "quiet-hours");
 
+            // Answers from the world: three days with answers, each kind counted (an out-of-office answer is not a reply).
+            await Expect(page.Locator("[data-testid=inbound-day]")).ToHaveCountAsync(3);
+            var inbound = page.Locator("#inbound-summary");
+            await Expect(inbound).ToHaveAttributeAsync("data-bounces", "3");
+            await Expect(inbound).ToHaveAttributeAsync("data-complaints", "1");
+            await Expect(inbound).ToHaveAttributeAsync("data-unsubscribes", "1");
+            await Expect(inbound).ToHaveAttributeAsync("data-replies", "1");
+            await Expect(inbound).ToHaveAttributeAsync("data-out-of-office", "1");
+            await Expect(page.Locator("[data-testid=inbound-day]").Nth(1).Locator("[data-kind=bounces_soft]")).ToHaveTextAsync("2");
+
             // Orders: counts by status, throughput, the open exception.
             await Expect(page.Locator("[data-testid=order-status][data-status=validated]")).ToHaveAttributeAsync("data-count", "2");
             await Expect(page.Locator("[data-testid=order-status][data-status=exception]")).ToHaveAttributeAsync("data-count", "1");
@@ -477,6 +487,28 @@ public sealed class DashboardFixture : IAsyncLifetime
                     values ($1, $2, 'send_message', 'deny', $3, 'refused by the test policy', $4)
                     """, tenantA, key, severity, now.AddDays(-daysAgo).AddSeconds(-1 - i));
             }
+        }
+
+        // What the world answered about one email to Dana: today a reply and a complaint; two days ago a hard bounce and
+        // two soft ones; three days ago an out-of-office answer and an unsubscribe (rows as the recorder writes them).
+        var email = (Guid)(await db.ScalarAsync("""
+            insert into public.message_outbox (tenant_id, idempotency_key, channel, destination, body, payload, status, sent_at)
+            values ($1, 'dashboard-email', 'email', 'dana@globex.example', 'hello',
+                    jsonb_build_object('target_type', 'contact', 'target_id', $2::text), 'sent', $3)
+            returning id
+            """, tenantA, overdue, now.AddDays(-4)))!;
+        foreach (var (daysAgo, type, label, effect) in new[]
+                 {
+                     (0, "reply", "interested", "touch_recorded"), (0, "complaint", null, "opted_out"), (2, "bounce_hard", null, "address_suppressed"),
+                     (2, "bounce_soft", null, "soft_bounce_retried"), (2, "bounce_soft", null, "soft_bounce_retried"),
+                     (3, "reply", "out_of_office", "none"), (3, "unsubscribe", null, "opted_out"),
+                 })
+        {
+            await db.ExecuteAsync("""
+                insert into public.message_delivery_events (tenant_id, source, source_event_id, event_type, occurred_at, message_id, recipient,
+                  reply_label, effect)
+                values ($1, 'resend', gen_random_uuid()::text, $2, $3, $4, 'dana@globex.example', $5, $6)
+                """, tenantA, type, now.AddDays(-daysAgo).AddSeconds(-1), email, label, effect);
         }
 
         var orders = new List<Guid>();

@@ -190,4 +190,41 @@ internal static class InboundStore
             set waiting_until = $4, waiting_reason = $5, updated_at = now()
             where c.tenant_id = $1 and c.entity_type = $2 and c.entity_id = $3 and (c.waiting_until is null or c.waiting_until < $4)
             """, cancellationToken, tenantId, entityType, entityId, new NpgsqlParameter<DateTimeOffset> { TypedValue = until }, reason);
+
+    /// <summary>What the world answered per day (<c>inbound_event_trends</c>) as a JSON array; <c>$1</c> the tenant, <c>$2</c> the days.</summary>
+    internal const string TrendsJsonSql = "select coalesce(json_agg(t), '[]')::text from public.inbound_event_trends($1, $2) t";
+
+    /// <summary>The same as rows, oldest day first.</summary>
+    public static async Task<IReadOnlyList<InboundDay>> TrendsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, int days,
+        CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            select day, delivered, bounces_hard, bounces_soft, complaints, unsubscribes, replies, out_of_office, skipped
+            from public.inbound_event_trends($1, $2)
+            """, tenantId, days);
+        return await StoreReads.ListAsync(command, r => new InboundDay(r.GetFieldValue<DateOnly>(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4),
+            r.GetInt64(5), r.GetInt64(6), r.GetInt64(7), r.GetInt64(8)), cancellationToken);
+    }
+
+    /// <summary>
+    /// Records an opt-out made through the one-click link on its message's history (source <c>one_click</c>, effect
+    /// <c>opted_out</c>), once per contact and message; false when the message is not the tenant's (nothing written).
+    /// </summary>
+    public static async Task<bool> RecordOneClickAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid tenantId, Guid messageId,
+        Guid contactId, DateTimeOffset at, Guid? eventId, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            insert into public.message_delivery_events (tenant_id, source, source_event_id, event_type, occurred_at, message_id, recipient, effect, event_id)
+            select m.tenant_id, 'one_click', 'unsubscribe:' || $3::text || ':' || m.id::text, 'unsubscribe', $4, m.id, pg_catalog.lower(m.destination),
+                   'opted_out', $5
+            from public.message_outbox m where m.tenant_id = $1 and m.id = $2
+            on conflict (tenant_id, source, source_event_id) do nothing
+            """, tenantId, messageId, contactId, new NpgsqlParameter<DateTimeOffset> { TypedValue = at },
+            new NpgsqlParameter { Value = (object?)eventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        return await command.ExecuteNonQueryAsync(cancellationToken) > 0;
+    }
 }
+
+/// <summary>One day of <c>inbound_event_trends</c>: what the world answered, by kind.</summary>
+internal sealed record InboundDay(DateOnly Day, long Delivered, long BouncesHard, long BouncesSoft, long Complaints, long Unsubscribes, long Replies,
+    long OutOfOffice, long Skipped);

@@ -13,6 +13,7 @@
   const ORDER_STATUSES = ["pending", "processing", "validated", "needs_approval", "exception", "cancelled"];
   const TIMELINE_HOURS = 48;
   const VIOLATION_DAYS = 14;
+  const INBOUND_DAYS = 14;
   const THROUGHPUT_DAYS = 7;
   const COMPLIANCE_DAYS = 7;
 
@@ -394,6 +395,7 @@
       panel("panel-timeline", seq, () => loadTimeline(shared)),
       panel("panel-compliance", seq, () => loadCompliance(shared)),
       panel("panel-violations", seq, () => loadViolations()),
+      panel("panel-inbound", seq, () => loadInbound()),
       panel("panel-queue", seq, () => loadQueue()),
       panel("panel-orders", seq, () => loadOrders(shared)),
       panel("panel-reflections", seq, () => loadReflections(shared)),
@@ -736,6 +738,45 @@
         el("td", null, el("span", { class: `badge ${rule.severity}`, text: rule.severity })),
         el("td", { text: [...rule.decisions].map(label).join(", ") }),
         el("td", { class: "num", text: number(rule.count) })))));
+  }
+
+  // ------------------------------------------------------------------------------------------ Answers from the world
+
+  // What the world answered about the tenant's messages (docs/inbound.md): one row per day that had any answer.
+  const INBOUND_KINDS = [
+    ["bounces_hard", "Hard bounces"], ["bounces_soft", "Soft bounces"], ["complaints", "Complaints"],
+    ["unsubscribes", "Unsubscribes"], ["replies", "Replies"], ["out_of_office", "Out of office"], ["delivered", "Delivered"],
+  ];
+
+  async function loadInbound() {
+    const rows = await api(tenantPath(`/inbound/trends?days=${INBOUND_DAYS}`));
+    return () => drawInbound(Array.isArray(rows) ? rows : []);
+  }
+
+  function drawInbound(rows) {
+    const totals = Object.fromEntries(INBOUND_KINDS.map(([key]) => [key, 0]));
+    for (const row of rows) {
+      for (const [key] of INBOUND_KINDS) {
+        totals[key] += Number(row[key]) || 0;
+      }
+    }
+    const bounces = totals.bounces_hard + totals.bounces_soft;
+    const summary = $("inbound-summary");
+    summary.setAttribute("data-bounces", bounces);
+    summary.setAttribute("data-complaints", totals.complaints);
+    summary.setAttribute("data-unsubscribes", totals.unsubscribes);
+    summary.setAttribute("data-replies", totals.replies);
+    summary.setAttribute("data-out-of-office", totals.out_of_office);
+    summary.textContent = rows.length === 0
+      ? `Nothing heard back in the last ${INBOUND_DAYS} days: no bounce, complaint, unsubscribe or reply recorded.`
+      : `Last ${INBOUND_DAYS} days: ${plural(totals.replies, "reply", "replies")}, ${plural(bounces, "bounce")} (${number(totals.bounces_hard)} hard), `
+        + `${plural(totals.complaints, "complaint")}, ${plural(totals.unsubscribes, "unsubscribe")}, ${number(totals.out_of_office)} out of office.`;
+    const days = rows.map((r) => ({ ...r, day: String(r.day).slice(0, 10) })).sort((a, b) => (a.day < b.day ? 1 : -1));
+    $("inbound-table").replaceChildren(days.length === 0 ? "" : table("What the world answered per day, newest first",
+      ["Day", ...INBOUND_KINDS.map(([, text]) => ({ text, class: "num" }))],
+      days.map((r) => el("tr", { "data-testid": "inbound-day", "data-day": r.day },
+        el("td", { text: dayLabel(r.day) }),
+        ...INBOUND_KINDS.map(([key]) => el("td", { class: "num", "data-kind": key, text: number(Number(r[key]) || 0) }))))));
   }
 
   // ------------------------------------------------------------------------------------------ Overdue queue

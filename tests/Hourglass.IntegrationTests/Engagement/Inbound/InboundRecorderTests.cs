@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Hourglass.Engagement.Inbound;
 using Hourglass.Engagement.Outbox;
 using Hourglass.IntegrationTests.Engagement.Outbox;
+using Hourglass.IntegrationTests.Infrastructure;
 
 namespace Hourglass.IntegrationTests.Engagement.Inbound;
 
@@ -187,6 +188,35 @@ public sealed class InboundRecorderTests() : FrozenClockTest(s_t0)
         Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.contacts where opted_out_at is not null"));
         Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.warehouse_events where source like 'inbound:%'"));
         Assert.Equal("skipped|skipped|skipped", await Db.ScalarAsync("select string_agg(effect, '|') from public.message_delivery_events"));
+    }
+
+    [Fact]
+    public async Task Trends_CountEachKindPerDay_ForTheTenantsMembersOnly_AndStatusPrintsThem()
+    {
+        await Recorder.RecordAsync(_tenant, Event("t1", DeliveryEventType.Delivered, at: s_t0.AddDays(-1)), default);
+        await Recorder.RecordAsync(_tenant, Event("t2", DeliveryEventType.SoftBounce, at: s_t0.AddDays(-1).AddHours(1)), default);
+        await Recorder.RecordAsync(_tenant, Reply("t3", "Sounds good", ReplyLabel.Interested, null), default);
+        await Recorder.RecordAsync(_tenant, Reply("t4", "Out until Monday", ReplyLabel.OutOfOffice, null), default);
+        await Recorder.RecordAsync(_tenant, Reply("t5", "Remove me", ReplyLabel.UnsubscribeRequest, null), default);
+        await Recorder.RecordAsync(_tenant, Event("t6", DeliveryEventType.HardBounce), default);
+        await Recorder.RecordAsync(_tenant, Event("t7", DeliveryEventType.Complaint) with { Message = new MessageReference(Guid.NewGuid()) }, default);
+        var outsider = await Db.AddMemberAsync(await Db.CreateTenantAsync());
+
+        var rows = await Db.AsUserAsync(_owner, async (connection, transaction) =>
+            await InboundStore.TrendsAsync(connection, transaction, _tenant, 30, default));
+        var refused = await Assert.ThrowsAsync<Npgsql.PostgresException>(() => Db.AsUserAsync(outsider, async (connection, transaction) =>
+            await InboundStore.TrendsAsync(connection, transaction, _tenant, 30, default)));
+
+        Assert.Equal(
+            [new InboundDay(new DateOnly(2026, 11, 2), 1, 0, 1, 0, 0, 0, 0, 0), new InboundDay(new DateOnly(2026, 11, 3), 0, 1, 0, 0, 1, 1, 1, 1)],
+            rows);
+        Assert.Equal("42501", refused.SqlState);
+
+        var status = await HourglassProcess.RunAsync("status", "--tenant", _tenant.ToString(), "--database", ConnectionString);
+        Assert.True(status.ExitCode == 0, status.StandardError);
+        Assert.Contains("Answers from the world, last 7 days", status.StandardOutput, StringComparison.Ordinal);
+        Assert.Matches(@"\|\s*2026-11-02\s*\|\s*1\s*\|\s*0\s*\|\s*1\s*\|\s*0\s*\|\s*0\s*\|\s*0\s*\|\s*0\s*\|\s*0\s*\|", status.StandardOutput);
+        Assert.Matches(@"\|\s*2026-11-03\s*\|\s*0\s*\|\s*1\s*\|\s*0\s*\|\s*0\s*\|\s*1\s*\|\s*1\s*\|\s*1\s*\|\s*1\s*\|", status.StandardOutput);
     }
 
     [Fact]

@@ -75,6 +75,11 @@ public sealed class UnsubscribeTests() : FrozenClockTest(s_t0)
             select string_agg(concat_ws('|', entity_type, entity_id, source, payload->>'message_id'), ',')
             from public.warehouse_events where tenant_id = $1 and event_type = 'unsubscribe'
             """, tenant));
+        // And once on the message's history, beside its bounces and replies (docs/inbound.md).
+        Assert.Equal($"one_click|unsubscribe|{first}|opted_out|pat@client.example", await Db.ScalarAsync("""
+            select string_agg(concat_ws('|', source, event_type, message_id, effect, recipient), ',')
+            from public.message_delivery_events where tenant_id = $1
+            """, tenant));
 
         await DispatchAllAsync(tokens);
         Assert.Single(smtp.Accepted);
