@@ -1,5 +1,7 @@
 using Hourglass.Cycles;
 using Hourglass.Engagement;
+using Hourglass.Engagement.Inbound;
+using Hourglass.Engagement.Inbound.Mailbox;
 using Hourglass.Engagement.Outbox;
 using Hourglass.Engagement.Unsubscribe;
 using Hourglass.Insights;
@@ -55,4 +57,39 @@ internal static class CycleComposition
             }
         };
     }
+
+    /// <summary>The environment variable that sets how often a worker polls the tenants' mailboxes, in seconds (default 60).</summary>
+    public const string MailboxPollVariable = "HOURGLASS_MAILBOX_POLL_SECONDS";
+
+    /// <summary>
+    /// The mailbox reader that records replies and bounce reports from tenants' IMAP mailboxes (docs/inbound.md); replies
+    /// are labelled by <paramref name="classifier"/> (the rules alone when null).
+    /// </summary>
+    public static MailboxReader CreateMailboxReader(NpgsqlDataSource dataSource, TimeProvider time, MailboxReaderOptions? options = null, ILoggerFactory? loggers = null,
+        ReplyClassifier? classifier = null)
+    {
+        loggers ??= NullLoggerFactory.Instance;
+        return new MailboxReader(dataSource, new InboundRecorder(dataSource, classifier ?? new ReplyClassifier()), time, options,
+            logger: loggers.CreateLogger<MailboxReader>());
+    }
+
+    /// <summary>
+    /// The loop that polls every tenant's mailbox next to a worker, every <paramref name="pollInterval"/> (one poller per
+    /// mailbox at a time across workers: docs/inbound.md).
+    /// </summary>
+    public static Func<CancellationToken, Task> CreateMailboxLoop(NpgsqlDataSource dataSource, TimeProvider time, TimeSpan pollInterval, ILoggerFactory? loggers = null,
+        ReplyClassifier? classifier = null)
+    {
+        var reader = CreateMailboxReader(dataSource, time, new MailboxReaderOptions { PollInterval = pollInterval }, loggers, classifier);
+        return reader.RunAsync;
+    }
+
+    /// <summary>The mailbox poll interval from <see cref="MailboxPollVariable"/>, or 60 seconds; a bad value is refused, naming it.</summary>
+    public static TimeSpan MailboxPollInterval(string? text) => text switch
+    {
+        null or "" => TimeSpan.FromSeconds(60),
+        _ when int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0
+            => TimeSpan.FromSeconds(seconds),
+        _ => throw new HourglassException($"{MailboxPollVariable}: '{text}' is not a positive whole number of seconds (the default is 60)"),
+    };
 }

@@ -46,6 +46,7 @@ internal static class CycleCommands
             var leaseMinutes = Positive(parse.GetValue(lease), "--lease-minutes");
             var pollSeconds = Positive(parse.GetValue(poll), "--poll-seconds");
             var maxConcurrent = Positive(parse.GetValue(concurrency), "--concurrency");
+            var mailboxPoll = CycleComposition.MailboxPollInterval(Environment.GetEnvironmentVariable(CycleComposition.MailboxPollVariable));
             using var loggerFactory = loggers(parse);
             var unsubscribe = UnsubscribeEndpoints.FromEnvironment(ProductClock.Time, loggerFactory);
             await using var target = await DatabaseTarget.OpenMigratedAsync(options(parse), loggerFactory, cancellationToken);
@@ -54,7 +55,9 @@ internal static class CycleCommands
                 Narrative.FromEnvironment(loggerFactory), loggerFactory);
             Console.WriteLine($"Worker {worker.WorkerId} on {target.Description}; Ctrl+C stops it.");
             var dispatch = CycleComposition.CreateDispatcherLoop(target.DataSource, worker.WorkerId, ProductClock.Time, loggerFactory, unsubscribe);
-            await Task.WhenAll(worker.RunAsync(cancellationToken), dispatch(cancellationToken));
+            var mailboxes = CycleComposition.CreateMailboxLoop(target.DataSource, ProductClock.Time, mailboxPoll, loggerFactory,
+                Narrative.ReplyClassifierFromEnvironment(ProductClock.Time, loggerFactory));
+            await Task.WhenAll(worker.RunAsync(cancellationToken), dispatch(cancellationToken), mailboxes(cancellationToken));
             return 0;
         });
         return command;

@@ -79,6 +79,9 @@ internal static class HourglassCommands
             root.Subcommands.Add(command);
         }
 
+        // After the others: 'inbound mailbox' joins the 'inbound' command if another part made it.
+        MailboxCommands.AddTo(root, Options, CreateLoggers);
+
         return root;
     }
 

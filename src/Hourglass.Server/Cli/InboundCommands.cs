@@ -15,7 +15,7 @@ internal static class InboundCommands
 {
     public static IEnumerable<Command> Build(Func<ParseResult, GlobalOptions> options, Func<ParseResult, ILoggerFactory> loggers)
     {
-        yield return new Command("inbound", "A tenant's inbound event sources: its signed webhooks from Hourglass's own format, Resend and SendGrid.")
+        yield return new Command("inbound", "A tenant's inbound event sources: its signed webhooks (Hourglass's own format, Resend, SendGrid, Postmark) and its shared mailbox (IMAP).")
         {
             Set(options, loggers), List(options, loggers),
         };

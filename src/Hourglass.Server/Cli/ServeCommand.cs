@@ -48,6 +48,7 @@ internal static class ServeCommand
             // Settings first: a wrong one, or a JWKS that cannot be read, stops serve with one line before anything starts.
             var rateLimits = ApiRateLimitSettings.FromEnvironment();
             var workerPoolSize = WorkerPoolSize();
+            var mailboxPoll = CycleComposition.MailboxPollInterval(Environment.GetEnvironmentVariable(CycleComposition.MailboxPollVariable));
             using var jwksHttp = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
             var auth = await ApiAuth.FromEnvironmentAsync(jwksHttp, ProductClock.Time, loggerFactory, cancellationToken);
             var unsubscribe = UnsubscribeEndpoints.FromEnvironment(ProductClock.Time, loggerFactory);
@@ -126,6 +127,8 @@ internal static class ServeCommand
             {
                 background.Add(worker.RunAsync(cancellationToken));
                 background.Add(CycleComposition.CreateDispatcherLoop(workerPool!, worker.WorkerId, ProductClock.Time, loggerFactory, unsubscribe)(cancellationToken));
+                background.Add(CycleComposition.CreateMailboxLoop(workerPool!, ProductClock.Time, mailboxPoll, loggerFactory,
+                    Narrative.ReplyClassifierFromEnvironment(ProductClock.Time, loggerFactory))(cancellationToken));
             }
 
             if (auth?.Jwks is { } jwks)
