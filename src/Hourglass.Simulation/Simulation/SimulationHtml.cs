@@ -120,7 +120,8 @@ internal static class SimulationHtml
         }
 
         html.Append(CultureInfo.InvariantCulture,
-            $"</table>\n<p>Approvals granted {report.Cycles.ApprovalsGranted:N0}, rejected {report.Cycles.ApprovalsRejected:N0}.</p>\n");
+            $"</table>\n<p>Approvals granted {report.Cycles.ApprovalsGranted:N0}, rejected {report.Cycles.ApprovalsRejected:N0}. Refused decisions (the card no longer open): " +
+            $"{(report.Cycles.RefusedDecisions.Count == 0 ? "none" : E(string.Join(", ", report.Cycles.RefusedDecisions.Select(p => $"{p.Value:N0} {p.Key}"))))}.</p>\n");
         if (report.Timing is { } t)
         {
             html.Append(CultureInfo.InvariantCulture, $"<h2>Speed</h2>\n<p>{t.TotalSeconds:N0} s in all, {t.SeedSeconds:N0} s of it seeding; {t.CyclesPerSecond:N1} cycles/s.</p>\n");

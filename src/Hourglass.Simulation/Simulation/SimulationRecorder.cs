@@ -17,6 +17,7 @@ internal sealed class SimulationRecorder(SimWorld world)
     private readonly StrategyTally[,] _tally = new StrategyTally[world.Tenants.Count, 2];
     private readonly Dictionary<Guid, OrderDefect> _orders = [];
     private readonly long[] _overdueHours = new long[4];
+    private readonly SortedDictionary<string, long> _refused = new(StringComparer.Ordinal);
 
     private SimulationOptions Options => world.Options;
 
@@ -79,6 +80,9 @@ internal sealed class SimulationRecorder(SimWorld world)
     }
 
     public int Approved { get; private set; }
+
+    /// <summary>A person's decision the database refused because the card was no longer open (<see cref="SimRefusals"/>).</summary>
+    public void Refused(string reason) => _refused[reason] = _refused.GetValueOrDefault(reason) + 1;
 
     public int Rejected { get; private set; }
 
@@ -240,7 +244,7 @@ internal sealed class SimulationRecorder(SimWorld world)
                 outcomes.OrderBy(o => o.Key).Select(o => new DefectRow(o.Key.ToString(), o.Value.Placed, o.Value.AutoResolved, o.Value.Fixed,
                     o.Value.Exceptions, o.Value.Unprocessed + o.Value.Other)).ToList()),
             new StrategyResult(StrategyFromDay, Math.Round(strategyRatio, 4), Rate(successes, touches), (long)touches, strategies),
-            new CycleOutcomes(runs, Approved, Rejected),
+            new CycleOutcomes(runs, Approved, Rejected, new SortedDictionary<string, long>(_refused, StringComparer.Ordinal)),
             null);
     }
 

@@ -79,7 +79,12 @@ internal sealed record TenantStrategies(string Tenant, IReadOnlyList<StrategyRow
 
 internal sealed record StrategyRow(string Key, double TrueRate, long ChosenAll, long ChosenLate, int AgentUses, int AgentSuccesses, decimal AgentEstimate);
 
-internal sealed record CycleOutcomes(IReadOnlyDictionary<string, long> Runs, int ApprovalsGranted, int ApprovalsRejected);
+/// <summary>
+/// Runs by status; approvals people granted and rejected; and the decisions the database refused them because the card was
+/// no longer open (by function and the card's status: "decide_approval: expired"…), which people take as an answer.
+/// </summary>
+internal sealed record CycleOutcomes(IReadOnlyDictionary<string, long> Runs, int ApprovalsGranted, int ApprovalsRejected,
+    IReadOnlyDictionary<string, long> RefusedDecisions);
 
 /// <summary>Where the wall time went: seeding, and per stage of the hour loop (seconds); cycles per second of the cycle stage; the cycles' mean phase times (ms).</summary>
 internal sealed record SimulationTiming(double TotalSeconds, double SeedSeconds, IReadOnlyDictionary<string, double> StageSeconds, double CyclesPerSecond,

@@ -48,6 +48,12 @@ internal sealed class Simulator
         _recorder = new SimulationRecorder(_world);
     }
 
+    /// <summary>
+    /// Called each hour just before people act on their cards (the hour, the moment): lets a test change the world's
+    /// database under the people's feet (e.g. a card expiring before its decision). Null in a real run.
+    /// </summary>
+    internal Func<int, DateTimeOffset, CancellationToken, Task>? BeforePeopleAct { get; init; }
+
     public async Task<SimulationReport> RunAsync(IProgress<SimulationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         var stopwatch = Stopwatch.StartNew();
@@ -86,6 +92,11 @@ internal sealed class Simulator
             var at = hour;
             await TimedAsync("measure", () => _recorder.MeasureHourAsync(_dataSource, at, now, cancellationToken));
             await TimedAsync("world", () => ArriveAsync(now, orderIndex, touchIndex, cancellationToken));
+            if (BeforePeopleAct is { } before)
+            {
+                await before(at, now, cancellationToken);
+            }
+
             await TimedAsync("people", () => PeopleActAsync(at, now, cancellationToken));
             await TimedAsync("cycles", async () =>
             {
@@ -302,10 +313,12 @@ internal sealed class Simulator
         // The same order whatever order the database returned them in: the draws depend on the entity, not the row.
         cards.Sort((x, y) => (x.Tenant.Index, x.Kind, x.EntityId ?? Guid.Empty).CompareTo((y.Tenant.Index, y.Kind, y.EntityId ?? Guid.Empty)));
         // Who does what is drawn card by card, in that order; the database hears it as one batch per tenant, the tenants'
-        // batches side by side (each batch is all or nothing; the cards of different tenants touch different rows).
+        // batches side by side (each batch is all or nothing; the cards of different tenants touch different rows). What
+        // follows from a decision (the call's answer, the counts) waits for the database's answer: a card can have expired
+        // or been closed since it was read, and people meet that refusal as real ones do.
         var r = _world.Random;
-        var batches = new Dictionary<SimTenant, NpgsqlBatch>();
-        NpgsqlBatch BatchOf(SimTenant tenant) => batches.TryGetValue(tenant, out var b) ? b : batches[tenant] = new NpgsqlBatch();
+        var work = new Dictionary<SimTenant, List<CardWork>>();
+        List<CardWork> WorkOf(SimTenant tenant) => work.TryGetValue(tenant, out var w) ? w : work[tenant] = [];
         foreach (var card in cards)
         {
             var key = SimRandom.Key(card.EntityId ?? card.Id);
@@ -319,31 +332,97 @@ internal sealed class Simulator
                     continue;
                 }
 
-                BatchOf(card.Tenant).BatchCommands.Add(EngagementStore.CompleteTouchCardCommand(card.Id, "call", "simulated owner"));
-                _recorder.CardCompleted(now);
-                if (card.EntityId is { } contactId && _world.Contacts.TryGetValue(contactId, out var contact))
+                var contact = card.EntityId is { } contactId && _world.Contacts.TryGetValue(contactId, out var k) ? k : null;
+                var strategy = SimWorld.StrategyIndex(card.Strategy) is var s and >= 0 ? s : 2;
+                WorkOf(card.Tenant).Add(new CardWork(() => EngagementStore.CompleteTouchCardCommand(card.Id, "call", "simulated owner"), () =>
                 {
-                    Touched(contact, SimWorld.StrategyIndex(card.Strategy) is var s and >= 0 ? s : 2, now, "call");
-                }
+                    _recorder.CardCompleted(now);
+                    if (contact is not null)
+                    {
+                        Touched(contact, strategy, now, "call");
+                    }
+                }));
             }
             else if (card.Tenant.WorkingHour(now) && r.Chance(0.5, "approval-decided", key, hour))
             {
                 var approve = !r.Chance(0.05, "approval-rejected", key, hour);
-                BatchOf(card.Tenant).BatchCommands.Add(ApprovalCardStore.DecideApprovalAsCommand(card.Id, approve, approve ? "looks good" : "not now", "sim-manager"));
-                _recorder.ApprovalDecided(approve);
+                WorkOf(card.Tenant).Add(new CardWork(() => ApprovalCardStore.DecideApprovalAsCommand(card.Id, approve, approve ? "looks good" : "not now", "sim-manager"),
+                    () => _recorder.ApprovalDecided(approve)));
             }
         }
 
-        await Parallel.ForEachAsync(batches.Values, new ParallelOptions { MaxDegreeOfParallelism = _options.Concurrency, CancellationToken = cancellationToken },
-            async (batch, token) =>
+        var refusals = new Dictionary<SimTenant, List<(CardWork Work, string Reason)>>();
+        await Parallel.ForEachAsync(work, new ParallelOptions { MaxDegreeOfParallelism = _options.Concurrency, CancellationToken = cancellationToken },
+            async (pair, token) =>
             {
-                await using (batch)
+                var refused = await ActOnCardsAsync(pair.Value, token);
+                lock (refusals)
                 {
-                    await using var connection = await _dataSource.OpenConnectionAsync(token);
-                    batch.Connection = connection;
-                    await batch.ExecuteNonQueryAsync(token);
+                    refusals[pair.Key] = refused;
                 }
             });
+
+        // What followed from each decision, in the order the decisions were drawn (the same whatever order the batches finished in).
+        foreach (var (tenant, items) in work.OrderBy(p => p.Key.Index))
+        {
+            var refused = refusals[tenant];
+            foreach (var item in items)
+            {
+                var refusal = refused.Find(x => ReferenceEquals(x.Work, item));
+                if (refusal.Work is null)
+                {
+                    item.Done();
+                }
+                else
+                {
+                    _recorder.Refused(refusal.Reason);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One tenant's card work as one batch; when the database refuses a decision as a person would be refused (the card is
+    /// no longer open: <see cref="SimRefusals.Reason"/>), the batch rolled back whole and each call is made on its own, the
+    /// refused ones returned with their reason. Any other error is a fault and ends the run.
+    /// </summary>
+    private async Task<List<(CardWork Work, string Reason)>> ActOnCardsAsync(List<CardWork> items, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using (var batch = new NpgsqlBatch(connection))
+        {
+            foreach (var item in items)
+            {
+                batch.BatchCommands.Add(item.Command());
+            }
+
+            try
+            {
+                await batch.ExecuteNonQueryAsync(cancellationToken);
+                return [];
+            }
+            catch (PostgresException error) when (SimRefusals.Reason(error) is not null)
+            {
+                // Without a transaction of its own, a batch is one implicit transaction: nothing of it was written.
+            }
+        }
+
+        var refused = new List<(CardWork, string)>();
+        foreach (var item in items)
+        {
+            await using var single = new NpgsqlBatch(connection);
+            single.BatchCommands.Add(item.Command());
+            try
+            {
+                await single.ExecuteNonQueryAsync(cancellationToken);
+            }
+            catch (PostgresException error) when (SimRefusals.Reason(error) is { } reason)
+            {
+                refused.Add((item, reason));
+            }
+        }
+
+        return refused;
     }
 
     /// <summary>The agent's touch reached the contact (a message delivered, a call made): will they answer, and when?</summary>
@@ -386,6 +465,9 @@ internal sealed class Simulator
     internal DateTimeOffset Now => _clock.Now;
 
     private sealed record PendingReply(SimContact Contact, DateTimeOffset At, string Channel);
+
+    /// <summary>A person's call on a card, and what follows from it once the database has accepted it.</summary>
+    private sealed record CardWork(Func<NpgsqlBatchCommand> Command, Action Done);
 
     /// <summary>One clock for the application, moved by the simulator (the database's is moved with it).</summary>
     private sealed class SimulatedClock(DateTimeOffset start) : TimeProvider
