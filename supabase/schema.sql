@@ -812,6 +812,7 @@ alter table public.message_outbox add constraint message_outbox_tenant_id_id_key
 alter table public.message_outbox add constraint message_outbox_tenant_id_idempotency_key_key UNIQUE (tenant_id, idempotency_key);
 alter table public.message_outbox add constraint message_outbox_tenant_id_run_id_fkey FOREIGN KEY (tenant_id, run_id) REFERENCES public.agent_autonomous_runs(tenant_id, id) ON DELETE SET NULL (run_id);
 CREATE INDEX idx_message_outbox_due ON public.message_outbox USING btree (next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'sending'::text]));
+CREATE INDEX idx_message_outbox_tenant_provider_message ON public.message_outbox USING btree (tenant_id, provider_message_id) WHERE (provider_message_id IS NOT NULL);
 CREATE INDEX idx_message_outbox_tenant_run ON public.message_outbox USING btree (tenant_id, run_id) WHERE (run_id IS NOT NULL);
 CREATE INDEX idx_message_outbox_tenant_status ON public.message_outbox USING btree (tenant_id, status, created_at DESC);
 CREATE INDEX idx_message_outbox_unsent_target ON public.message_outbox USING btree (tenant_id, ((payload ->> 'target_id'::text))) WHERE (status = ANY (ARRAY['pending'::text, 'sending'::text]));
@@ -2926,6 +2927,7 @@ begin
     left join public.contacts k on c.entity_type = 'contact' and k.tenant_id = c.tenant_id and k.id = c.entity_id
     left join public.accounts a on a.tenant_id = c.tenant_id and a.id = case c.entity_type when 'account' then c.entity_id else k.account_id end
     where c.tenant_id = p_tenant_id and c.compliance_status <> 'compliant'
+      and (c.waiting_until is null or c.waiting_until <= v_now)
       and (not p_skip_open or (not exists (
         select 1 from public.cards o
         where o.tenant_id = c.tenant_id and o.entity_type = c.entity_type and o.entity_id = c.entity_id
@@ -2943,6 +2945,7 @@ begin
   select c.priority_score into v_floor
   from public.engagement_clocks c
   where c.tenant_id = p_tenant_id and c.compliance_status <> 'compliant'
+      and (c.waiting_until is null or c.waiting_until <= v_now)
     and (not p_skip_open or (not exists (
       select 1 from public.cards o
       where o.tenant_id = c.tenant_id and o.entity_type = c.entity_type and o.entity_id = c.entity_id
@@ -2971,6 +2974,7 @@ begin
     left join public.client_patterns bt on bt.tenant_id = c.tenant_id and bt.entity_type = c.entity_type and bt.entity_id = c.entity_id
       and bt.pattern_type = 'best_time' and bt.is_active
     where c.tenant_id = p_tenant_id and c.compliance_status <> 'compliant'
+      and (c.waiting_until is null or c.waiting_until <= v_now)
       and c.priority_score >= coalesce(v_floor - 20, '-infinity'::numeric)
       and (not p_skip_open or (not exists (
         select 1 from public.cards o

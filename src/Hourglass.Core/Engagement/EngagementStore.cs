@@ -869,11 +869,14 @@ internal static class EngagementStore
                  case when k.opted_out_at is not null then 'contact_opted_out'
                       when k.do_not_contact then 'contact_do_not_contact'
                       when a.do_not_contact then 'account_do_not_contact'
+                      when ms.id is not null then 'address_suppressed'
                       when ch.id is null then 'channel_missing'
                       when not ch.enabled then 'channel_disabled' end as code,
                  case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
                       when k.do_not_contact then 'the contact is marked do-not-contact'
                       when a.do_not_contact then 'the account is marked do-not-contact'
+                      when ms.id is not null then pg_catalog.format('the address %s is suppressed (%s on %s)', ms.address,
+                        pg_catalog.replace(ms.reason, '_', ' '), to_char(ms.suppressed_at at time zone 'UTC', 'YYYY-MM-DD'))
                       when ch.id is null then 'the tenant has no ' || m.channel || ' channel (message_channels)'
                       when not ch.enabled then 'the tenant''s ' || m.channel || ' channel is disabled' end as reason
           from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::integer[]) as i(id, hold_until, hold_reason, policy_version)
@@ -886,6 +889,8 @@ internal static class EngagementStore
           left join public.contacts k on t.type = 'contact' and k.tenant_id = m.tenant_id and k.id = t.id
           left join public.accounts a on a.tenant_id = m.tenant_id and a.id = case when t.type = 'account' then t.id else k.account_id end
           left join public.message_channels ch on ch.tenant_id = m.tenant_id and ch.channel = m.channel
+          left join public.message_suppressions ms on m.channel = 'email' and ms.tenant_id = m.tenant_id and ms.channel = 'email'
+                                                  and ms.address = pg_catalog.lower(m.destination)
         ), suppressed as (
           update public.message_outbox m
           set status = 'suppressed', suppressed_at = hourglass.now(), suppressed_code = f.code, suppressed_reason = f.reason,

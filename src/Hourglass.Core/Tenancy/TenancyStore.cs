@@ -247,6 +247,20 @@ internal static class TenancyStore
             : (false, null, null);
     }
 
+    /// <summary>A contact's name, email and its account's owner (a notice card's title and assignee), or null when the tenant has no such contact.</summary>
+    public static async Task<(string Name, string? Email, Guid? OwnerUserId)?> ContactForNoticeAsync(NpgsqlConnection connection,
+        NpgsqlTransaction transaction, Guid tenantId, Guid contactId, CancellationToken cancellationToken)
+    {
+        await using var command = StoreReads.Command(connection, transaction, """
+            select c.name, c.email, a.owner_user_id
+            from public.contacts c left join public.accounts a on a.tenant_id = c.tenant_id and a.id = c.account_id
+            where c.tenant_id = $1 and c.id = $2
+            """, tenantId, contactId);
+        var rows = await StoreReads.ListAsync(command, r => (r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? (Guid?)null : r.GetGuid(2)),
+            cancellationToken);
+        return rows.Count == 0 ? null : rows[0];
+    }
+
     // Seeding and inspection (benchmarks): one method per statement, on the caller's connection and transaction
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hourglass.Cycles;
+using Hourglass.Engagement.Inbound;
 using Hourglass.Tenancy;
 using Npgsql;
 
@@ -46,6 +47,14 @@ internal sealed class MessageHandler : IActionHandler
 
         var (emailEnabled, webhookUrl) = await EnabledChannelsAsync(connection, transaction, context.TenantId, cancellationToken);
         var route = Route(channel, explicitDestination, contact?.Email, emailEnabled, webhookUrl);
+        if (route.Channel == MessageChannel.Email
+            && await InboundStore.SuppressionReasonAsync(connection, transaction, context.TenantId, route.Destination!, cancellationToken) is { } suppressed)
+        {
+            // The address bounced or complained (docs/inbound.md): email cannot reach the contact, so a person makes the
+            // touch, or a webhook carries it when the tenant has one and no channel was asked for.
+            route = channel is null && webhookUrl is not null ? (MessageChannel.Webhook, webhookUrl, "the tenant's webhook") : (null, null, suppressed);
+        }
+
         if (route.Channel is null)
         {
             // Nobody can be reached this way: a person makes the touch instead, on a card opened in the same
