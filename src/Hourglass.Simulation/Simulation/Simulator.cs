@@ -35,10 +35,8 @@ internal sealed class Simulator
     private readonly SimulatedClock _clock;
     private readonly SimWorld _world;
     private readonly PriorityQueue<PendingEvent, (DateTimeOffset, int, int, int)> _events = new();
-    private readonly HashSet<Guid> _softBounced = [];
     private readonly List<(SimContact Contact, DateTimeOffset At)> _repliesThisHour = [];
     private readonly SimulationRecorder _recorder;
-    private readonly InboundRecorder _inbound;
 
     public Simulator(SimulationOptions options, NpgsqlDataSource dataSource, ILoggerFactory? loggers = null)
     {
@@ -50,7 +48,6 @@ internal sealed class Simulator
         _clock = new SimulatedClock(options.Start.AddMinutes(-30));
         _world = SimWorld.Generate(options);
         _recorder = new SimulationRecorder(_world);
-        _inbound = new InboundRecorder(dataSource);
     }
 
     /// <summary>
@@ -216,12 +213,16 @@ internal sealed class Simulator
         await Parallel.ForEachAsync(inbound, new ParallelOptions { MaxDegreeOfParallelism = _options.Concurrency, CancellationToken = cancellationToken },
             async (pair, token) =>
             {
+                // The hour's events of one tenant in one transaction (the recorder's overload for batches).
                 var results = new List<InboundOutcome>(pair.Value.Count);
+                await using var connection = await _dataSource.OpenConnectionAsync(token);
+                await using var transaction = await connection.BeginTransactionAsync(token);
                 foreach (var answer in pair.Value)
                 {
-                    results.Add(await _inbound.RecordAsync(pair.Key.Id, ToDeliveryEvent(answer), token));
+                    results.Add(await InboundRecorder.RecordAsync(connection, transaction, pair.Key.Id, ToDeliveryEvent(answer), token));
                 }
 
+                await transaction.CommitAsync(token);
                 lock (outcomes)
                 {
                     outcomes[pair.Key] = results;
@@ -479,11 +480,11 @@ internal sealed class Simulator
 
     /// <summary>
     /// The agent's message left for the contact (the outbox dispatcher handed it to the simulated transport): what the
-    /// world answers. A dead address bounces hard; a delivery may bounce soft (once: the retry gets through); a contact out
+    /// world answers. A dead address bounces hard; a delivery may bounce soft (not a retry: the retry gets through); a contact out
     /// of office sends an auto-reply with the return date; otherwise the message arrives, and its reader may complain,
     /// unsubscribe, or answer (<see cref="Touched"/>). Every draw is addressed by the message (or the contact).
     /// </summary>
-    internal void Delivered(SimContact contact, int strategy, Guid messageId)
+    internal void Delivered(SimContact contact, int strategy, Guid messageId, bool retry)
     {
         lock (_events)
         {
@@ -502,10 +503,10 @@ internal sealed class Simulator
                 return;
             }
 
-            if (!_softBounced.Contains(messageId) && r.Chance(_options.SoftBounceRate, "soft-bounce", key))
+            if (!retry && r.Chance(_options.SoftBounceRate, "soft-bounce", key))
             {
-                // Counted as delivered when the retry gets through.
-                _softBounced.Add(messageId);
+                // Sent, but it reaches no one; the recorder queues a retry (a message of its own), which gets through.
+                _recorder.MessageDelivered(at);
                 Answer(contact, at.AddMinutes(1 + r.Next(30, "soft-bounce-delay", key)), DeliveryEventType.SoftBounce, messageId);
                 return;
             }
@@ -581,9 +582,11 @@ internal sealed class Simulator
             DeliveryEventType.Reply when answer.ReturnOn is { } back => new(InboundSourceKind.Simulator, id, answer.Type, answer.At, reference, email,
                 Reply: new InboundReply(email, "Automatic reply: out of office",
                     string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                        $"Thank you for your message. I am out of the office until {back:dddd, d MMMM yyyy} with no access to email, and will reply when I am back."))),
+                        $"Thank you for your message. I am out of the office until {back:dddd, d MMMM yyyy} with no access to email, and will reply when I am back."),
+                    ReplyLabel.OutOfOffice, 1m, "an automatic reply of the simulated world", InboundSourceKind.Simulator, back)),
             DeliveryEventType.Reply => new(InboundSourceKind.Simulator, id, answer.Type, answer.At, reference, email,
-                Reply: new InboundReply(email, "Re: your message", "Thanks for getting in touch. Good timing: let's talk next week, Tuesday works for me.")),
+                Reply: new InboundReply(email, "Re: your message", "Thanks for getting in touch. Good timing: let's talk next week, Tuesday works for me.",
+                    ReplyLabel.Interested, 1m, "a reply of the simulated world", InboundSourceKind.Simulator)),
             _ => new(InboundSourceKind.Simulator, id, answer.Type, answer.At, reference, email),
         };
     }
@@ -649,7 +652,7 @@ internal sealed class SimulatedTransport(Simulator simulator) : IMessageTranspor
         }
 
         var strategy = SimWorld.StrategyIndex((string?)message.Payload["strategy_key"]);
-        simulator.Delivered(contact, strategy >= 0 ? strategy : 0, message.Id);
+        simulator.Delivered(contact, strategy >= 0 ? strategy : 0, message.Id, retry: message.Payload["retry_of"] is not null);
         return Task.FromResult(DeliveryResult.Success(250, $"sim-{message.Id:N}"));
     }
 }
