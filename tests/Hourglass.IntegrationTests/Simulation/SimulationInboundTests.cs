@@ -11,11 +11,11 @@ namespace Hourglass.IntegrationTests.Simulation;
 /// </summary>
 public sealed class SimulationInboundTests : DatabaseTest
 {
-    // One tenant, six days, answers far more often than the default world's, so each kind happens.
+    // One tenant, a week, answers far more often than the default world's, so each kind happens.
     private static readonly SimulationOptions s_world = SimulationTests.SmallWorld with
     {
-        Tenants = 1, ContactsPerTenant = 160, Days = 6, EmailDailyCap = 60, ApprovalEveryNthTenant = 0,
-        DeadAddressShare = 0.15, SoftBounceRate = 0.1, ComplaintRate = 0.05, UnsubscribeRate = 0.08, OutOfOfficeShare = 0.5,
+        Tenants = 1, ContactsPerTenant = 240, Days = 7, EmailDailyCap = 80, ApprovalEveryNthTenant = 0,
+        DeadAddressShare = 0.1, SoftBounceRate = 0.1, ComplaintRate = 0.1, UnsubscribeRate = 0.1, OutOfOfficeShare = 0.5,
     };
 
     [Fact]
@@ -37,7 +37,7 @@ public sealed class SimulationInboundTests : DatabaseTest
         var dead = world.Tenants[0].Contacts.Where(c => c.DeadAddress).Select(c => c.Email).ToArray();
         var perDeadAddress = await Db.ScalarAsync("""
             select coalesce(max(n), 0) from (select count(*) as n from public.message_outbox where status = 'sent' and destination = any($1) group by destination) x
-            """, dead);
+            """, new object?[] { dead });
         Assert.Equal(1L, perDeadAddress);
         Assert.Equal(0, report.Inbound.SentAfterSuppression);
         Assert.Equal(0, report.Inbound.SentAfterWorldAnswer);
