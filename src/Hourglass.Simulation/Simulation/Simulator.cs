@@ -482,15 +482,16 @@ internal sealed class Simulator
     /// The agent's message left for the contact (the outbox dispatcher handed it to the simulated transport): what the
     /// world answers. A dead address bounces hard; a delivery may bounce soft (not a retry: the retry gets through); a contact out
     /// of office sends an auto-reply with the return date; otherwise the message arrives, and its reader may complain,
-    /// unsubscribe, or answer (<see cref="Touched"/>). Every draw is addressed by the message (or the contact).
+    /// unsubscribe, or answer (<see cref="Touched"/>). Every draw is addressed by the contact and the moment of the send.
     /// </summary>
     internal void Delivered(SimContact contact, int strategy, Guid messageId, bool retry)
     {
         lock (_events)
         {
+            // Draws addressed by the contact and the moment, not the message: outbox ids are the database's random uuids.
             var at = _clock.Now;
             var r = _world.Random;
-            var key = SimRandom.Key(messageId);
+            var key = SimRandom.Key(contact.Id) ^ at.ToUnixTimeSeconds();
             if (contact.Unreachable <= at)
             {
                 _recorder.SentAfterAnswer();

@@ -29,6 +29,11 @@ public sealed class SimulationInboundTests : DatabaseTest
             Assert.True(report.Inbound.Answers.GetValueOrDefault(kind) > 0, $"no {kind} in {string.Join(", ", report.Inbound.Answers)}");
         }
 
+        // Every message the transport was handed is one the outbox records as sent (a bounced one too: it left).
+        var sent = (long)(await Db.ScalarAsync("select count(*) from public.message_outbox where status = 'sent'"))!;
+        var statuses = await Db.ScalarAsync("select string_agg(status || ' ' || n, ', ') from (select status, count(*) as n from public.message_outbox group by status) x");
+        Assert.True(sent == report.Days.Sum(d => (long)d.Messages), $"{sent} sent, {report.Days.Sum(d => (long)d.Messages)} handed to the transport ({statuses})");
+
         var recorded = (long)(await Db.ScalarAsync("select count(*) from public.message_delivery_events where source = 'simulator' and effect <> 'skipped'"))!;
         Assert.Equal(report.Inbound.Answers.Values.Sum(), recorded);
 
