@@ -123,13 +123,11 @@ internal sealed class SimulationRecorder(SimWorld world)
     /// An agent's touch with <paramref name="chosen"/>: its success chance (a reply, or an order within the attribution
     /// window — the same "success" the agent learns from) against every strategy's at the same moment.
     /// </summary>
-    public void AgentTouch(SimContact contact, int chosen, DateTimeOffset at, double[] replyChances, bool ordered, bool replied)
+    public void AgentTouch(SimContact contact, int chosen, string channel, DateTimeOffset at, double[] replyChances, bool ordered, bool replied)
     {
-        if (chosen == 2)
-        {
-            // Calls are counted when the card is completed.
-        }
-        else
+        // Calls are counted when the card is completed, whatever strategy the card carries out (a card can carry an email
+        // strategy's key: the owner makes the touch when email cannot, e.g. to a suppressed address).
+        if (channel == "email")
         {
             Day(at).Messages++;
         }

@@ -553,7 +553,7 @@ internal sealed class Simulator
 
         var ordered = SimWorld.OrdersWithin(contact.Account, at, s_attributionWindow);
         var replied = r.Uniform("reply", key, at.ToUnixTimeSeconds(), strategy) < chances[strategy] && canReply;
-        _recorder.AgentTouch(contact, strategy, at, chances, ordered, replied);
+        _recorder.AgentTouch(contact, strategy, channel, at, chances, ordered, replied);
         if (replied)
         {
             // Most answers come within a day or two; a few take most of a week.
