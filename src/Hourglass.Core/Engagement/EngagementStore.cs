@@ -669,6 +669,44 @@ internal static class EngagementStore
             cancellationToken);
     }
 
+    /// <summary>
+    /// How many emails the outbox records as sent at or after the moment their address was suppressed (a hard bounce, soft
+    /// bounces past the limit, a complaint: <c>message_suppressions</c>) or their contact opted out (<c>contacts.opted_out_at</c>):
+    /// the simulator's goal is none.
+    /// </summary>
+    public static async Task<long> SentAfterSuppressionAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select count(*) from public.message_outbox m
+            where m.status = 'sent' and m.channel = 'email'
+              and (exists (select 1 from public.message_suppressions s
+                           where s.tenant_id = m.tenant_id and s.channel = 'email' and s.address = pg_catalog.lower(m.destination)
+                             and s.suppressed_at <= m.sent_at)
+                   or exists (select 1 from public.contacts k
+                              where k.tenant_id = m.tenant_id and k.id::text = m.payload ->> 'target_id' and k.opted_out_at <= m.sent_at))
+            """);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>
+    /// The last touch of each of these entities' clocks (entity <c>k</c> of tenant <c>k</c>; entities without a touch are left out).
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<Guid, DateTimeOffset>> LastTouchesAsync(NpgsqlDataSource dataSource, string entityType, Guid[] tenantIds,
+        Guid[] entityIds, CancellationToken cancellationToken)
+    {
+        var command = dataSource.CreateCommand("""
+            select c.entity_id, c.last_touch_at
+            from unnest($2::uuid[], $3::uuid[]) as e (tenant_id, entity_id)
+            join public.engagement_clocks c on c.tenant_id = e.tenant_id and c.entity_type = $1 and c.entity_id = e.entity_id
+            where c.last_touch_at is not null
+            """);
+        command.Parameters.Add(new() { Value = entityType });
+        command.Parameters.Add(new() { Value = tenantIds });
+        command.Parameters.Add(new() { Value = entityIds });
+        var rows = await StoreReads.ListAsync(command, r => (r.GetGuid(0), r.GetFieldValue<DateTimeOffset>(1)), cancellationToken);
+        return rows.ToDictionary(r => r.Item1, r => r.Item2);
+    }
+
     /// <summary>The most messages the outbox records as sent for one tenant in any 24 hours.</summary>
     public static async Task<long> PeakSentPerDayAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {

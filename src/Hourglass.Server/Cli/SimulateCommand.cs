@@ -172,6 +172,11 @@ internal static class SimulateCommand
             $"Caps: at most {c.EmailPeak24h} messages in 24 h in one tenant (cap {c.EmailDailyCap}); at most {c.ContactPeak7d} touches of one contact in 7 days (cap {c.ContactWeeklyCap}); {c.SentOutsideWindow} sent outside business hours."));
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Strategies from day {report.Strategies.FromDay}: {report.Strategies.ChosenToBestRatio:P1} of the best strategy's true rate; runs: {string.Join(", ", report.Cycles.Runs.Select(r => $"{r.Value:N0} {r.Key}"))}."));
+        console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"People: {report.Cycles.ApprovalsGranted:N0} approvals granted, {report.Cycles.ApprovalsRejected:N0} rejected; refused decisions (card no longer open): {(report.Cycles.RefusedDecisions.Count == 0 ? "none" : string.Join(", ", report.Cycles.RefusedDecisions.Select(p => $"{p.Value:N0} {p.Key}")))}."));
+        console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"The world answered: {(report.Inbound.Answers.Count == 0 ? "nothing" : string.Join(", ", report.Inbound.Answers.Select(p => $"{p.Value:N0} {p.Key}")))}; " +
+            $"{report.Inbound.SentAfterSuppression} sent after a suppression or opt-out; {report.Inbound.RepliesMovedClock:N0} of {report.Inbound.RepliesChecked:N0} replies moved their clock within the hour."));
         if (report.Timing is { } timing)
         {
             console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -100,7 +100,16 @@ internal sealed class SimWorld
                     PeakHour = 8 + r.Next(8, "peak", t, c),
                     // Last touched somewhere in the 24 days before the start: about one in eight starts overdue.
                     InitialTouch = options.Start.AddHours(-Math.Floor(24 * 24 * r.Uniform("initial-touch", t, c))),
+                    DeadAddress = r.Chance(options.DeadAddressShare, "dead-address", t, c),
                 };
+                if (r.Chance(options.OutOfOfficeShare, "out-of-office", t, c))
+                {
+                    // One spell of 7–14 days, starting at 18:00 UTC of a day of the run (it may run past the end).
+                    var from = options.Start.AddDays(r.Next(Math.Max(1, options.Days - 3), "out-of-office-day", t, c)).AddHours(18);
+                    contact.AwayFrom = from;
+                    contact.AwayUntil = from.AddDays(7 + r.Next(8, "out-of-office-length", t, c));
+                }
+
                 account.Contacts.Add(contact);
                 tenant.Contacts.Add(contact);
                 world.Contacts[contact.Id] = contact;
@@ -330,6 +339,21 @@ internal sealed class SimContact(Guid id, int index, SimAccount account, string 
     public int PeakHour { get; init; }
 
     public DateTimeOffset InitialTouch { get; init; }
+
+    /// <summary>The contact's address is dead: every message to it bounces hard.</summary>
+    public bool DeadAddress { get; init; }
+
+    /// <summary>The contact's out-of-office spell, if they take one: away from this moment…</summary>
+    public DateTimeOffset? AwayFrom { get; set; }
+
+    /// <summary>…until this one (back at work on its date).</summary>
+    public DateTimeOffset? AwayUntil { get; set; }
+
+    /// <summary>When the world answered one of this contact's messages with a hard bounce, a complaint or an unsubscribe.</summary>
+    public DateTimeOffset? Unreachable { get; set; }
+
+    /// <summary>Whether the contact is out of office at this moment.</summary>
+    public bool Away(DateTimeOffset at) => AwayFrom <= at && at < AwayUntil;
 
     public string Email => $"c{Index + 1}.t{Account.Tenant.Index + 1}@sim.example";
 

@@ -120,7 +120,20 @@ internal static class SimulationHtml
         }
 
         html.Append(CultureInfo.InvariantCulture,
-            $"</table>\n<p>Approvals granted {report.Cycles.ApprovalsGranted:N0}, rejected {report.Cycles.ApprovalsRejected:N0}.</p>\n");
+            $"</table>\n<p>Approvals granted {report.Cycles.ApprovalsGranted:N0}, rejected {report.Cycles.ApprovalsRejected:N0}. Refused decisions (the card no longer open): " +
+            $"{(report.Cycles.RefusedDecisions.Count == 0 ? "none" : E(string.Join(", ", report.Cycles.RefusedDecisions.Select(p => $"{p.Value:N0} {p.Key}"))))}.</p>\n");
+        var inbound = report.Inbound;
+        html.Append("<h2>The world answers</h2>\n<table><tr><th>Event (through the inbound recorder)</th><th>What it did</th><th class=\"n\">Count</th></tr>\n");
+        foreach (var (what, count) in inbound.Outcomes)
+        {
+            var cut = what.IndexOf(": ", StringComparison.Ordinal);
+            html.Append(CultureInfo.InvariantCulture, $"<tr><td>{E(what[..cut])}</td><td>{E(what[(cut + 2)..])}</td><td class=\"n\">{count:N0}</td></tr>\n");
+        }
+
+        html.Append(CultureInfo.InvariantCulture,
+            $"</table>\n<p>Emails sent after their address was suppressed or their contact opted out: {inbound.SentAfterSuppression:N0} (the world's own count of messages " +
+            $"reaching a contact after a hard bounce, complaint or unsubscribe: {inbound.SentAfterWorldAnswer:N0}). Replies that had moved their contact's clock by the end " +
+            $"of the hour they arrived: {inbound.RepliesMovedClock:N0} of {inbound.RepliesChecked:N0}.</p>\n");
         if (report.Timing is { } t)
         {
             html.Append(CultureInfo.InvariantCulture, $"<h2>Speed</h2>\n<p>{t.TotalSeconds:N0} s in all, {t.SeedSeconds:N0} s of it seeding; {t.CyclesPerSecond:N1} cycles/s.</p>\n");

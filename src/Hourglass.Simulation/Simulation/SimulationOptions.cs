@@ -58,6 +58,24 @@ internal sealed record SimulationOptions
     /// </summary>
     public int Concurrency { get; init; } = 4;
 
+    /// <summary>The share of contacts whose address is dead: the first message to it bounces hard.</summary>
+    public double DeadAddressShare { get; init; } = 0.01;
+
+    /// <summary>The chance that a delivery bounces soft (the mailbox is full for now); the retry gets through.</summary>
+    public double SoftBounceRate { get; init; } = 0.02;
+
+    /// <summary>The chance that a delivered message is reported as spam by its recipient.</summary>
+    public double ComplaintRate { get; init; } = 0.0005;
+
+    /// <summary>The chance that a delivered message's recipient unsubscribes.</summary>
+    public double UnsubscribeRate { get; init; } = 0.003;
+
+    /// <summary>
+    /// The share of contacts who take one out-of-office spell (1–2 weeks, somewhere in the run); an email during it gets an
+    /// auto-reply stating the return date, and no answer from the person.
+    /// </summary>
+    public double OutOfOfficeShare { get; init; } = 0.25;
+
     public int Hours => Days * 24;
 
     public DateTimeOffset End => Start.AddHours(Hours);
@@ -88,6 +106,11 @@ internal sealed record SimulationOptions
         Range("mean-days-between-orders", MeanDaysBetweenOrders, 1, 3_650);
         Range("manual-touch-rate", ManualTouchesPerContactDay, 0, 1);
         Range("concurrency", Concurrency, 1, 64);
+        Range("dead-address-share", DeadAddressShare, 0, 1);
+        Range("soft-bounce-rate", SoftBounceRate, 0, 1);
+        Range("complaint-rate", ComplaintRate, 0, 1);
+        Range("unsubscribe-rate", UnsubscribeRate, 0, 1);
+        Range("out-of-office-share", OutOfOfficeShare, 0, 1);
         if (FixableShare + UnfixableShare > 1)
         {
             problems.Add(string.Create(CultureInfo.InvariantCulture,

@@ -17,6 +17,12 @@ internal sealed class SimulationRecorder(SimWorld world)
     private readonly StrategyTally[,] _tally = new StrategyTally[world.Tenants.Count, 2];
     private readonly Dictionary<Guid, OrderDefect> _orders = [];
     private readonly long[] _overdueHours = new long[4];
+    private readonly SortedDictionary<string, long> _refused = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<string, long> _answers = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<string, long> _outcomes = new(StringComparer.Ordinal);
+    private long _sentAfterAnswer;
+    private long _repliesMeasured;
+    private long _repliesMoved;
 
     private SimulationOptions Options => world.Options;
 
@@ -62,6 +68,28 @@ internal sealed class SimulationRecorder(SimWorld world)
 
     public void Reply(DateTimeOffset at) => Day(at).Replies++;
 
+    /// <summary>A message the transport took that reached no one (a dead address): sent, but no touch of the contact's.</summary>
+    public void MessageDelivered(DateTimeOffset at) => Day(at).Messages++;
+
+    /// <summary>A message was sent to a contact after the world had bounced it hard, complained or unsubscribed.</summary>
+    public void SentAfterAnswer() => _sentAfterAnswer++;
+
+    /// <summary>What the world answered about an email (its type; an auto-reply apart), and what the inbound recorder did with it.</summary>
+    public void Answered(string type, bool autoReply, Engagement.Inbound.InboundOutcome outcome)
+    {
+        var what = autoReply ? "reply (out of office)" : type;
+        _answers[what] = _answers.GetValueOrDefault(what) + 1;
+        var did = $"{what}: {outcome.Status}, {outcome.Effect}";
+        _outcomes[did] = _outcomes.GetValueOrDefault(did) + 1;
+    }
+
+    /// <summary>A reply that arrived this hour: did its contact's clock move to it (or later) by the end of the hour?</summary>
+    public void ReplyClock(bool moved)
+    {
+        _repliesMeasured++;
+        _repliesMoved += moved ? 1 : 0;
+    }
+
     public void ManualTouch(DateTimeOffset at) => Day(at).ManualTouches++;
 
     public void CardCompleted(DateTimeOffset at) => Day(at).Calls++;
@@ -80,6 +108,9 @@ internal sealed class SimulationRecorder(SimWorld world)
 
     public int Approved { get; private set; }
 
+    /// <summary>A person's decision the database refused because the card was no longer open (<see cref="SimRefusals"/>).</summary>
+    public void Refused(string reason) => _refused[reason] = _refused.GetValueOrDefault(reason) + 1;
+
     public int Rejected { get; private set; }
 
     public void OrderPlaced(SimOrder order)
@@ -92,13 +123,11 @@ internal sealed class SimulationRecorder(SimWorld world)
     /// An agent's touch with <paramref name="chosen"/>: its success chance (a reply, or an order within the attribution
     /// window — the same "success" the agent learns from) against every strategy's at the same moment.
     /// </summary>
-    public void AgentTouch(SimContact contact, int chosen, DateTimeOffset at, double[] replyChances, bool ordered, bool replied)
+    public void AgentTouch(SimContact contact, int chosen, string channel, DateTimeOffset at, double[] replyChances, bool ordered, bool replied)
     {
-        if (chosen == 2)
-        {
-            // Calls are counted when the card is completed.
-        }
-        else
+        // Calls are counted when the card is completed, whatever strategy the card carries out (a card can carry an email
+        // strategy's key: the owner makes the touch when email cannot, e.g. to a suppressed address).
+        if (channel == "email")
         {
             Day(at).Messages++;
         }
@@ -130,6 +159,7 @@ internal sealed class SimulationRecorder(SimWorld world)
         // The outbox's own record of what was sent, by the same 24-hour window.
         var sentPeak = await EngagementStore.PeakSentPerDayAsync(dataSource, cancellationToken);
         var sendsOutsideWindow = await EngagementStore.SentOutsideBusinessHoursAsync(dataSource, cancellationToken);
+        var sentAfterSuppression = await EngagementStore.SentAfterSuppressionAsync(dataSource, cancellationToken);
 
         // Orders: what became of each, by the defect the world gave it.
         var outcomes = new Dictionary<OrderDefect, OrderTally>();
@@ -211,6 +241,8 @@ internal sealed class SimulationRecorder(SimWorld world)
         {
             new("compliance", $"share of clocks overdue at every hour from day {ComplianceFromDay}", "<= 1%",
                 $"{worstOverall:P2} all tenants; {worstTenant:P2} worst tenant", worstOverall <= 0.01),
+            new("tenant_compliance", $"share of clocks overdue in any one tenant at every hour from day {ComplianceFromDay}", "<= 2%",
+                $"{worstTenant:P2} worst tenant", worstTenant <= 0.02),
             new("caps", "no policy cap exceeded (email per 24 h, touches per contact per 7 days; from the ledger)",
                 $"<= {options.EmailDailyCap} and <= {options.ContactWeeklyCap}", $"{emailPeak} and {contactPeak}",
                 emailPeak <= options.EmailDailyCap && contactPeak <= options.ContactWeeklyCap),
@@ -221,12 +253,17 @@ internal sealed class SimulationRecorder(SimWorld world)
                 $"{unfixable.AutoResolved} of {unfixable.Placed}", unfixable.AutoResolved == 0),
             new("strategies", $"chosen strategies' true success rate against the best strategy's, from day {StrategyFromDay}", ">= 90%",
                 $"{strategyRatio:P1}", strategyRatio >= 0.9),
+            new("no_sends_after_opt_out", "emails sent at or after their address was suppressed or their contact opted out (hard bounce, complaint, unsubscribe; from the outbox)",
+                "0", $"{sentAfterSuppression}", sentAfterSuppression == 0),
+            new("replies_move_clock", "replies whose contact's clock moved to the reply within the hour it arrived", "100%",
+                $"{Rate(_repliesMoved, _repliesMeasured):P1} ({_repliesMoved} of {_repliesMeasured})", _repliesMoved == _repliesMeasured),
         };
 
         return new SimulationReport(
             new SimulationSettings(options.Seed, options.Tenants, options.ContactsPerTenant, options.ContactsPerAccount, options.Days, options.Start,
                 options.OwnersPerTenant, options.DueSoonDays, options.EmailDailyCap, options.ContactWeeklyCap, options.ApprovalEveryNthTenant, options.FixableShare,
-                options.UnfixableShare, options.MeanDaysBetweenOrders, options.ManualTouchesPerContactDay, options.Concurrency),
+                options.UnfixableShare, options.MeanDaysBetweenOrders, options.ManualTouchesPerContactDay, options.Concurrency, options.DeadAddressShare,
+                options.SoftBounceRate, options.ComplaintRate, options.UnsubscribeRate, options.OutOfOfficeShare),
             world.Tenants.Select(t => new TenantSummary(t.Name, t.ZoneName, t.ApprovesMessages, t.Accounts.Count, t.Contacts.Count, t.Orders.Count,
                 t.Holidays.Select(h => h.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)).ToList())).ToList(),
             goals,
@@ -240,7 +277,9 @@ internal sealed class SimulationRecorder(SimWorld world)
                 outcomes.OrderBy(o => o.Key).Select(o => new DefectRow(o.Key.ToString(), o.Value.Placed, o.Value.AutoResolved, o.Value.Fixed,
                     o.Value.Exceptions, o.Value.Unprocessed + o.Value.Other)).ToList()),
             new StrategyResult(StrategyFromDay, Math.Round(strategyRatio, 4), Rate(successes, touches), (long)touches, strategies),
-            new CycleOutcomes(runs, Approved, Rejected),
+            new CycleOutcomes(runs, Approved, Rejected, new SortedDictionary<string, long>(_refused, StringComparer.Ordinal)),
+            new InboundResult(new SortedDictionary<string, long>(_answers, StringComparer.Ordinal), new SortedDictionary<string, long>(_outcomes, StringComparer.Ordinal),
+                sentAfterSuppression, _sentAfterAnswer, _repliesMeasured, _repliesMoved),
             null);
     }
 

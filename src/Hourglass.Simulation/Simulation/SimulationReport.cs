@@ -18,6 +18,7 @@ internal sealed record SimulationReport(
     OrderResult Orders,
     StrategyResult Strategies,
     CycleOutcomes Cycles,
+    InboundResult Inbound,
     SimulationTiming? Timing)
 {
     private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web)
@@ -38,7 +39,8 @@ internal sealed record SimulationReport(
 internal sealed record SimulationSettings(
     long Seed, int Tenants, int ContactsPerTenant, int ContactsPerAccount, int Days, DateTimeOffset Start, int OwnersPerTenant, int DueSoonDays,
     int EmailDailyCap, int ContactWeeklyCap, int ApprovalEveryNthTenant, double FixableShare, double UnfixableShare,
-    double MeanDaysBetweenOrders, double ManualTouchesPerContactDay, int Concurrency);
+    double MeanDaysBetweenOrders, double ManualTouchesPerContactDay, int Concurrency, double DeadAddressShare = 0, double SoftBounceRate = 0,
+    double ComplaintRate = 0, double UnsubscribeRate = 0, double OutOfOfficeShare = 0);
 
 internal sealed record TenantSummary(string Name, string TimeZone, bool ApprovesMessages, int Accounts, int Contacts, int OrdersPlanned,
     IReadOnlyList<string> Holidays);
@@ -79,7 +81,22 @@ internal sealed record TenantStrategies(string Tenant, IReadOnlyList<StrategyRow
 
 internal sealed record StrategyRow(string Key, double TrueRate, long ChosenAll, long ChosenLate, int AgentUses, int AgentSuccesses, decimal AgentEstimate);
 
-internal sealed record CycleOutcomes(IReadOnlyDictionary<string, long> Runs, int ApprovalsGranted, int ApprovalsRejected);
+/// <summary>
+/// Runs by status; approvals people granted and rejected; and the decisions the database refused them because the card was
+/// no longer open (by function and the card's status: "decide_approval: expired"…), which people take as an answer.
+/// </summary>
+internal sealed record CycleOutcomes(IReadOnlyDictionary<string, long> Runs, int ApprovalsGranted, int ApprovalsRejected,
+    IReadOnlyDictionary<string, long> RefusedDecisions);
+
+/// <summary>
+/// What the world answered about the agent's emails, through the inbound recorder: the events by type (out-of-office
+/// auto-replies apart), what the recorder did with each ("reply: recorded, touch_recorded"…); emails the outbox sent after
+/// their address was suppressed or their contact opted out, and (the world's own count) messages that reached a contact
+/// after it had bounced hard, complained or unsubscribed; replies checked at the end of the hour they arrived, and how many
+/// had moved their contact's clock.
+/// </summary>
+internal sealed record InboundResult(IReadOnlyDictionary<string, long> Answers, IReadOnlyDictionary<string, long> Outcomes, long SentAfterSuppression,
+    long SentAfterWorldAnswer, long RepliesChecked, long RepliesMovedClock);
 
 /// <summary>Where the wall time went: seeding, and per stage of the hour loop (seconds); cycles per second of the cycle stage; the cycles' mean phase times (ms).</summary>
 internal sealed record SimulationTiming(double TotalSeconds, double SeedSeconds, IReadOnlyDictionary<string, double> StageSeconds, double CyclesPerSecond,

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Hourglass.Composition;
 using Hourglass.Cycles;
 using Hourglass.Engagement;
+using Hourglass.Engagement.Inbound;
 using Hourglass.Engagement.Outbox;
 using Hourglass.Insights;
 using Hourglass.Orders;
@@ -33,7 +34,8 @@ internal sealed class Simulator
     private readonly ILoggerFactory _loggers;
     private readonly SimulatedClock _clock;
     private readonly SimWorld _world;
-    private readonly PriorityQueue<PendingReply, (DateTimeOffset, int, int)> _replies = new();
+    private readonly PriorityQueue<PendingEvent, (DateTimeOffset, int, int, int)> _events = new();
+    private readonly List<(SimContact Contact, DateTimeOffset At)> _repliesThisHour = [];
     private readonly SimulationRecorder _recorder;
 
     public Simulator(SimulationOptions options, NpgsqlDataSource dataSource, ILoggerFactory? loggers = null)
@@ -47,6 +49,12 @@ internal sealed class Simulator
         _world = SimWorld.Generate(options);
         _recorder = new SimulationRecorder(_world);
     }
+
+    /// <summary>
+    /// Called each hour just before people act on their cards (the hour, the moment): lets a test change the world's
+    /// database under the people's feet (e.g. a card expiring before its decision). Null in a real run.
+    /// </summary>
+    internal Func<int, DateTimeOffset, CancellationToken, Task>? BeforePeopleAct { get; init; }
 
     public async Task<SimulationReport> RunAsync(IProgress<SimulationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -86,6 +94,11 @@ internal sealed class Simulator
             var at = hour;
             await TimedAsync("measure", () => _recorder.MeasureHourAsync(_dataSource, at, now, cancellationToken));
             await TimedAsync("world", () => ArriveAsync(now, orderIndex, touchIndex, cancellationToken));
+            if (BeforePeopleAct is { } before)
+            {
+                await before(at, now, cancellationToken);
+            }
+
             await TimedAsync("people", () => PeopleActAsync(at, now, cancellationToken));
             await TimedAsync("cycles", async () =>
             {
@@ -100,6 +113,7 @@ internal sealed class Simulator
                 {
                 }
             });
+            await TimedAsync("measure", () => MeasureRepliesAsync(cancellationToken));
 
             // What autovacuum does in real time, at the simulated pace: a simulated day passes in seconds, so the planner's
             // statistics would otherwise describe the empty tables of the start for most of the run (seen: a reply lookup
@@ -158,11 +172,26 @@ internal sealed class Simulator
     /// <summary>What happened during the hour before <paramref name="now"/>: replies, people's own touches, new orders.</summary>
     private async Task ArriveAsync(DateTimeOffset now, int[] orderIndex, int[] touchIndex, CancellationToken cancellationToken)
     {
+        // What the world answered by email (bounces, complaints, unsubscribes, replies, auto-replies) arrives as any source's
+        // events do, through the inbound recorder: each tenant's in the order they happened, the tenants side by side.
+        // Answers to calls have no message to answer: they arrive as reply events of the event store, as a CRM's would.
         var replies = new Dictionary<SimTenant, JsonArray>();
-        while (_replies.TryPeek(out var reply, out var when) && when.Item1 <= now)
+        var inbound = new Dictionary<SimTenant, List<PendingEvent>>();
+        while (_events.TryPeek(out var answer, out var when) && when.Item1 <= now)
         {
-            _replies.Dequeue();
-            var tenant = reply.Contact.Account.Tenant;
+            _events.Dequeue();
+            var tenant = answer.Contact.Account.Tenant;
+            if (answer.Type == DeliveryEventType.Reply && answer.ReturnOn is null)
+            {
+                _recorder.Reply(answer.At);
+            }
+
+            if (answer.MessageId is not null)
+            {
+                (inbound.TryGetValue(tenant, out var list) ? list : inbound[tenant] = []).Add(answer);
+                continue;
+            }
+
             if (!replies.TryGetValue(tenant, out var lines))
             {
                 replies[tenant] = lines = [];
@@ -172,13 +201,48 @@ internal sealed class Simulator
             {
                 ["event_type"] = "reply",
                 ["entity_type"] = "contact",
-                ["entity_id"] = reply.Contact.Id.ToString(),
-                ["occurred_at"] = reply.At.ToString("O"),
-                ["idempotency_key"] = $"sim-reply-{tenant.Index}-{reply.Contact.Index}-{reply.At.ToUnixTimeSeconds()}",
+                ["entity_id"] = answer.Contact.Id.ToString(),
+                ["occurred_at"] = answer.At.ToString("O"),
+                ["idempotency_key"] = $"sim-reply-{tenant.Index}-{answer.Contact.Index}-{answer.At.ToUnixTimeSeconds()}",
                 ["source"] = "email-sync",
-                ["payload"] = new JsonObject { ["channel"] = reply.Channel },
+                ["payload"] = new JsonObject { ["channel"] = answer.Channel },
             });
-            _recorder.Reply(reply.At);
+        }
+
+        var outcomes = new Dictionary<SimTenant, List<InboundOutcome>>();
+        await Parallel.ForEachAsync(inbound, new ParallelOptions { MaxDegreeOfParallelism = _options.Concurrency, CancellationToken = cancellationToken },
+            async (pair, token) =>
+            {
+                // The hour's events of one tenant in one transaction (the recorder's overload for batches).
+                var results = new List<InboundOutcome>(pair.Value.Count);
+                await using var connection = await _dataSource.OpenConnectionAsync(token);
+                await using var transaction = await connection.BeginTransactionAsync(token);
+                foreach (var answer in pair.Value)
+                {
+                    results.Add(await InboundRecorder.RecordAsync(connection, transaction, pair.Key.Id, ToDeliveryEvent(answer), token));
+                }
+
+                await transaction.CommitAsync(token);
+                lock (outcomes)
+                {
+                    outcomes[pair.Key] = results;
+                }
+            });
+        foreach (var (tenant, answers) in inbound.OrderBy(p => p.Key.Index))
+        {
+            for (var i = 0; i < answers.Count; i++)
+            {
+                var answer = answers[i];
+                _recorder.Answered(answer.Type, answer.ReturnOn is not null, outcomes[tenant][i]);
+                if (answer.Type is DeliveryEventType.HardBounce or DeliveryEventType.Complaint or DeliveryEventType.Unsubscribe)
+                {
+                    answer.Contact.Unreachable ??= answer.At;
+                }
+                else if (answer.Type == DeliveryEventType.Reply && answer.ReturnOn is null)
+                {
+                    _repliesThisHour.Add((answer.Contact, answer.At));
+                }
+            }
         }
 
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
@@ -302,10 +366,12 @@ internal sealed class Simulator
         // The same order whatever order the database returned them in: the draws depend on the entity, not the row.
         cards.Sort((x, y) => (x.Tenant.Index, x.Kind, x.EntityId ?? Guid.Empty).CompareTo((y.Tenant.Index, y.Kind, y.EntityId ?? Guid.Empty)));
         // Who does what is drawn card by card, in that order; the database hears it as one batch per tenant, the tenants'
-        // batches side by side (each batch is all or nothing; the cards of different tenants touch different rows).
+        // batches side by side (each batch is all or nothing; the cards of different tenants touch different rows). What
+        // follows from a decision (the call's answer, the counts) waits for the database's answer: a card can have expired
+        // or been closed since it was read, and people meet that refusal as real ones do.
         var r = _world.Random;
-        var batches = new Dictionary<SimTenant, NpgsqlBatch>();
-        NpgsqlBatch BatchOf(SimTenant tenant) => batches.TryGetValue(tenant, out var b) ? b : batches[tenant] = new NpgsqlBatch();
+        var work = new Dictionary<SimTenant, List<CardWork>>();
+        List<CardWork> WorkOf(SimTenant tenant) => work.TryGetValue(tenant, out var w) ? w : work[tenant] = [];
         foreach (var card in cards)
         {
             var key = SimRandom.Key(card.EntityId ?? card.Id);
@@ -319,44 +385,163 @@ internal sealed class Simulator
                     continue;
                 }
 
-                BatchOf(card.Tenant).BatchCommands.Add(EngagementStore.CompleteTouchCardCommand(card.Id, "call", "simulated owner"));
-                _recorder.CardCompleted(now);
-                if (card.EntityId is { } contactId && _world.Contacts.TryGetValue(contactId, out var contact))
+                var contact = card.EntityId is { } contactId && _world.Contacts.TryGetValue(contactId, out var k) ? k : null;
+                var strategy = SimWorld.StrategyIndex(card.Strategy) is var s and >= 0 ? s : 2;
+                WorkOf(card.Tenant).Add(new CardWork(() => EngagementStore.CompleteTouchCardCommand(card.Id, "call", "simulated owner"), () =>
                 {
-                    Touched(contact, SimWorld.StrategyIndex(card.Strategy) is var s and >= 0 ? s : 2, now, "call");
-                }
+                    _recorder.CardCompleted(now);
+                    if (contact is not null)
+                    {
+                        Touched(contact, strategy, now, "call");
+                    }
+                }));
             }
             else if (card.Tenant.WorkingHour(now) && r.Chance(0.5, "approval-decided", key, hour))
             {
                 var approve = !r.Chance(0.05, "approval-rejected", key, hour);
-                BatchOf(card.Tenant).BatchCommands.Add(ApprovalCardStore.DecideApprovalAsCommand(card.Id, approve, approve ? "looks good" : "not now", "sim-manager"));
-                _recorder.ApprovalDecided(approve);
+                WorkOf(card.Tenant).Add(new CardWork(() => ApprovalCardStore.DecideApprovalAsCommand(card.Id, approve, approve ? "looks good" : "not now", "sim-manager"),
+                    () => _recorder.ApprovalDecided(approve)));
             }
         }
 
-        await Parallel.ForEachAsync(batches.Values, new ParallelOptions { MaxDegreeOfParallelism = _options.Concurrency, CancellationToken = cancellationToken },
-            async (batch, token) =>
+        var refusals = new Dictionary<SimTenant, List<(CardWork Work, string Reason)>>();
+        await Parallel.ForEachAsync(work, new ParallelOptions { MaxDegreeOfParallelism = _options.Concurrency, CancellationToken = cancellationToken },
+            async (pair, token) =>
             {
-                await using (batch)
+                var refused = await ActOnCardsAsync(pair.Value, token);
+                lock (refusals)
                 {
-                    await using var connection = await _dataSource.OpenConnectionAsync(token);
-                    batch.Connection = connection;
-                    await batch.ExecuteNonQueryAsync(token);
+                    refusals[pair.Key] = refused;
                 }
             });
-    }
 
-    /// <summary>The agent's touch reached the contact (a message delivered, a call made): will they answer, and when?</summary>
-    internal void Touched(SimContact contact, int strategy, DateTimeOffset at, string channel)
-    {
-        // The dispatcher delivers several messages at once (with --concurrency above 1).
-        lock (_replies)
+        // What followed from each decision, in the order the decisions were drawn (the same whatever order the batches finished in).
+        foreach (var (tenant, items) in work.OrderBy(p => p.Key.Index))
         {
-            TouchedLocked(contact, strategy, at, channel);
+            var refused = refusals[tenant];
+            foreach (var item in items)
+            {
+                var refusal = refused.Find(x => ReferenceEquals(x.Work, item));
+                if (refusal.Work is null)
+                {
+                    item.Done();
+                }
+                else
+                {
+                    _recorder.Refused(refusal.Reason);
+                }
+            }
         }
     }
 
-    private void TouchedLocked(SimContact contact, int strategy, DateTimeOffset at, string channel)
+    /// <summary>
+    /// One tenant's card work as one batch; when the database refuses a decision as a person would be refused (the card is
+    /// no longer open: <see cref="SimRefusals.Reason"/>), the batch rolled back whole and each call is made on its own, the
+    /// refused ones returned with their reason. Any other error is a fault and ends the run.
+    /// </summary>
+    private async Task<List<(CardWork Work, string Reason)>> ActOnCardsAsync(List<CardWork> items, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using (var batch = new NpgsqlBatch(connection))
+        {
+            foreach (var item in items)
+            {
+                batch.BatchCommands.Add(item.Command());
+            }
+
+            try
+            {
+                await batch.ExecuteNonQueryAsync(cancellationToken);
+                return [];
+            }
+            catch (PostgresException error) when (SimRefusals.Reason(error) is not null)
+            {
+                // Without a transaction of its own, a batch is one implicit transaction: nothing of it was written.
+            }
+        }
+
+        var refused = new List<(CardWork, string)>();
+        foreach (var item in items)
+        {
+            await using var single = new NpgsqlBatch(connection);
+            single.BatchCommands.Add(item.Command());
+            try
+            {
+                await single.ExecuteNonQueryAsync(cancellationToken);
+            }
+            catch (PostgresException error) when (SimRefusals.Reason(error) is { } reason)
+            {
+                refused.Add((item, reason));
+            }
+        }
+
+        return refused;
+    }
+
+    /// <summary>
+    /// The agent's message left for the contact (the outbox dispatcher handed it to the simulated transport): what the
+    /// world answers. A dead address bounces hard; a delivery may bounce soft (not a retry: the retry gets through); a contact out
+    /// of office sends an auto-reply with the return date; otherwise the message arrives, and its reader may complain,
+    /// unsubscribe, or answer (<see cref="Touched"/>). Every draw is addressed by the contact and the moment of the send.
+    /// </summary>
+    internal void Delivered(SimContact contact, int strategy, Guid messageId, bool retry)
+    {
+        lock (_events)
+        {
+            // Draws addressed by the contact and the moment, not the message: outbox ids are the database's random uuids.
+            var at = _clock.Now;
+            var r = _world.Random;
+            var key = SimRandom.Key(contact.Id) ^ at.ToUnixTimeSeconds();
+            if (contact.Unreachable <= at)
+            {
+                _recorder.SentAfterAnswer();
+            }
+
+            if (contact.DeadAddress)
+            {
+                _recorder.MessageDelivered(at);
+                Answer(contact, at.AddMinutes(1 + r.Next(15, "hard-bounce-delay", key)), DeliveryEventType.HardBounce, messageId);
+                return;
+            }
+
+            if (!retry && r.Chance(_options.SoftBounceRate, "soft-bounce", key))
+            {
+                // Sent, but it reaches no one; the recorder queues a retry (a message of its own), which gets through.
+                _recorder.MessageDelivered(at);
+                Answer(contact, at.AddMinutes(1 + r.Next(30, "soft-bounce-delay", key)), DeliveryEventType.SoftBounce, messageId);
+                return;
+            }
+
+            if (contact.Away(at))
+            {
+                var back = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(contact.AwayUntil!.Value, contact.Zone(contact.Account.Tenant)).DateTime);
+                Answer(contact, at.AddMinutes(1 + r.Next(5, "auto-reply-delay", key)), DeliveryEventType.Reply, messageId, back);
+                TouchedLocked(contact, strategy, at, "email", messageId, canReply: false);
+                return;
+            }
+
+            var complains = r.Chance(_options.ComplaintRate, "complaint", key);
+            var unsubscribes = !complains && r.Chance(_options.UnsubscribeRate, "unsubscribe", key);
+            if (complains || unsubscribes)
+            {
+                var delay = TimeSpan.FromMinutes(Math.Min(5 + r.Exponential(180, "opt-out-delay", key), 3 * 24 * 60));
+                Answer(contact, at + delay, complains ? DeliveryEventType.Complaint : DeliveryEventType.Unsubscribe, messageId);
+            }
+
+            TouchedLocked(contact, strategy, at, "email", messageId, canReply: !(complains || unsubscribes));
+        }
+    }
+
+    /// <summary>The agent's touch reached the contact (a call made on a touch card): will they answer, and when?</summary>
+    internal void Touched(SimContact contact, int strategy, DateTimeOffset at, string channel)
+    {
+        lock (_events)
+        {
+            TouchedLocked(contact, strategy, at, channel, null, canReply: true);
+        }
+    }
+
+    private void TouchedLocked(SimContact contact, int strategy, DateTimeOffset at, string channel, Guid? messageId, bool canReply)
     {
         var r = _world.Random;
         var key = SimRandom.Key(contact.Id);
@@ -367,16 +552,66 @@ internal sealed class Simulator
         }
 
         var ordered = SimWorld.OrdersWithin(contact.Account, at, s_attributionWindow);
-        var replied = r.Uniform("reply", key, at.ToUnixTimeSeconds(), strategy) < chances[strategy];
-        _recorder.AgentTouch(contact, strategy, at, chances, ordered, replied);
+        var replied = r.Uniform("reply", key, at.ToUnixTimeSeconds(), strategy) < chances[strategy] && canReply;
+        _recorder.AgentTouch(contact, strategy, channel, at, chances, ordered, replied);
         if (replied)
         {
             // Most answers come within a day or two; a few take most of a week.
             var delay = TimeSpan.FromHours(Math.Min(1 + r.Exponential(20, "reply-delay", key, at.ToUnixTimeSeconds()), 6 * 24));
-            var when = at + delay;
-            when = new DateTimeOffset(when.UtcTicks - when.UtcTicks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
-            _replies.Enqueue(new PendingReply(contact, when, channel), (when, contact.Account.Tenant.Index, contact.Index));
+            Answer(contact, at + delay, DeliveryEventType.Reply, messageId, channel: channel);
         }
+    }
+
+    private void Answer(SimContact contact, DateTimeOffset when, string type, Guid? messageId, DateOnly? returnOn = null, string channel = "email")
+    {
+        when = new DateTimeOffset(when.UtcTicks - when.UtcTicks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
+        _events.Enqueue(new PendingEvent(contact, when, type, messageId, channel, returnOn),
+            (when, contact.Account.Tenant.Index, contact.Index, DeliveryEventType.All.ToList().IndexOf(type)));
+    }
+
+    /// <summary>The world's answer as a source reports it: Hourglass's outbox id names the message, as a provider's metadata would.</summary>
+    private static DeliveryEvent ToDeliveryEvent(PendingEvent answer)
+    {
+        var messageId = answer.MessageId!.Value;
+        var id = $"sim-{answer.Type}-{messageId:N}-{answer.At.ToUnixTimeSeconds()}";
+        var reference = new MessageReference(OutboxId: messageId);
+        var email = answer.Contact.Email;
+        return answer.Type switch
+        {
+            DeliveryEventType.HardBounce => new(InboundSourceKind.Simulator, id, answer.Type, answer.At, reference, email, "550 5.1.1 the email account does not exist"),
+            DeliveryEventType.SoftBounce => new(InboundSourceKind.Simulator, id, answer.Type, answer.At, reference, email, "452 4.2.2 mailbox full"),
+            DeliveryEventType.Reply when answer.ReturnOn is { } back => new(InboundSourceKind.Simulator, id, answer.Type, answer.At, reference, email,
+                Reply: new InboundReply(email, "Automatic reply: out of office",
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                        $"Thank you for your message. I am out of the office until {back:dddd, d MMMM yyyy} with no access to email, and will reply when I am back."),
+                    ReplyLabel.OutOfOffice, 1m, "an automatic reply of the simulated world", InboundSourceKind.Simulator, back)),
+            DeliveryEventType.Reply => new(InboundSourceKind.Simulator, id, answer.Type, answer.At, reference, email,
+                Reply: new InboundReply(email, "Re: your message", "Thanks for getting in touch. Good timing: let's talk next week, Tuesday works for me.",
+                    ReplyLabel.Interested, 1m, "a reply of the simulated world", InboundSourceKind.Simulator)),
+            _ => new(InboundSourceKind.Simulator, id, answer.Type, answer.At, reference, email),
+        };
+    }
+
+    /// <summary>
+    /// At the end of the hour: did every reply that arrived in it move its contact's clock (the clock's last touch at or
+    /// after the reply's time)?
+    /// </summary>
+    private async Task MeasureRepliesAsync(CancellationToken cancellationToken)
+    {
+        if (_repliesThisHour.Count == 0)
+        {
+            return;
+        }
+
+        var contacts = _repliesThisHour.Select(r => r.Contact).Distinct().ToList();
+        var lastTouches = await EngagementStore.LastTouchesAsync(_dataSource, "contact", contacts.Select(c => c.Account.Tenant.Id).ToArray(),
+            contacts.Select(c => c.Id).ToArray(), cancellationToken);
+        foreach (var (contact, at) in _repliesThisHour)
+        {
+            _recorder.ReplyClock(lastTouches.TryGetValue(contact.Id, out var last) && last >= at);
+        }
+
+        _repliesThisHour.Clear();
     }
 
     internal SimContact? ContactFor(JsonObject payload) =>
@@ -385,7 +620,14 @@ internal sealed class Simulator
 
     internal DateTimeOffset Now => _clock.Now;
 
-    private sealed record PendingReply(SimContact Contact, DateTimeOffset At, string Channel);
+    /// <summary>
+    /// Something the world will answer, and when: a delivery event about an email (<c>MessageId</c>), or an answer to a call
+    /// (no message). A reply with <c>ReturnOn</c> is an out-of-office auto-reply.
+    /// </summary>
+    private sealed record PendingEvent(SimContact Contact, DateTimeOffset At, string Type, Guid? MessageId, string Channel, DateOnly? ReturnOn);
+
+    /// <summary>A person's call on a card, and what follows from it once the database has accepted it.</summary>
+    private sealed record CardWork(Func<NpgsqlBatchCommand> Command, Action Done);
 
     /// <summary>One clock for the application, moved by the simulator (the database's is moved with it).</summary>
     private sealed class SimulatedClock(DateTimeOffset start) : TimeProvider
@@ -411,7 +653,7 @@ internal sealed class SimulatedTransport(Simulator simulator) : IMessageTranspor
         }
 
         var strategy = SimWorld.StrategyIndex((string?)message.Payload["strategy_key"]);
-        simulator.Touched(contact, strategy >= 0 ? strategy : 0, simulator.Now, "email");
+        simulator.Delivered(contact, strategy >= 0 ? strategy : 0, message.Id, retry: message.Payload["retry_of"] is not null);
         return Task.FromResult(DeliveryResult.Success(250, $"sim-{message.Id:N}"));
     }
 }

@@ -103,6 +103,7 @@ internal static class SimulationReportSamples
         [new DayPoint(0, 3, 1, 0, 1, 2), new DayPoint(1, 4, 0, 1, 2, 1)],
         new OrderResult(2, 2, 1, 1, 0, 0, 0, 0, 0, [new DefectRow("None", 2, 2, 0, 0, 0)]),
         new StrategyResult(1, 0.95, 0.3, 7, [new TenantStrategies("T", [new StrategyRow("idea-email", 0.3, 5, 3, 5, 2, 0.43m)], "idea-email", 0.3, 0.3, 1, 3, 0.33)]),
-        new CycleOutcomes(new SortedDictionary<string, long> { ["completed"] = 48 }, 0, 0),
+        new CycleOutcomes(new SortedDictionary<string, long> { ["completed"] = 48 }, 0, 0, new SortedDictionary<string, long>()),
+        new InboundResult(new SortedDictionary<string, long> { ["reply"] = 3 }, new SortedDictionary<string, long> { ["reply: recorded, touch_recorded"] = 3 }, 0, 0, 3, 3),
         null);
 }

@@ -41,6 +41,26 @@ public sealed class SimWorldTests
     }
 
     [Fact]
+    public void Generate_DefaultWorld_DeadAddressesAndOutOfOfficeSpellsAsStated()
+    {
+        var options = new SimulationOptions();
+
+        var contacts = SimWorld.Generate(options).Tenants.SelectMany(t => t.Contacts).ToList();
+
+        // 1% dead addresses; a quarter of the contacts take one spell of 7–14 days that starts inside the run.
+        Assert.InRange(contacts.Count(c => c.DeadAddress) / (double)contacts.Count, 0.008, 0.012);
+        var away = contacts.Where(c => c.AwayFrom is not null).ToList();
+        Assert.InRange(away.Count / (double)contacts.Count, 0.23, 0.27);
+        Assert.All(away, c =>
+        {
+            Assert.InRange(c.AwayFrom!.Value, options.Start, options.End);
+            Assert.InRange((c.AwayUntil!.Value - c.AwayFrom.Value).TotalDays, 7, 14);
+            Assert.True(c.Away(c.AwayFrom.Value) && !c.Away(c.AwayUntil.Value));
+        });
+        Assert.All(contacts.Where(c => c.AwayFrom is null), c => Assert.False(c.Away(options.Start.AddDays(30))));
+    }
+
+    [Fact]
     public void Generate_Orders_DefectSharesAsAskedAndUnfixableNeverFixable()
     {
         var world = SimWorld.Generate(new SimulationOptions { Tenants = 3, ContactsPerTenant = 2_000, Days = 90 });
