@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using Hourglass.Engagement.Outbox;
 using Hourglass.Insights;
 using Hourglass.Tenancy;
@@ -20,7 +19,7 @@ internal sealed class InvalidDeliveryEventException(string field, string message
 /// hard bounce → address suppressed and an owner card; soft bounce → retried, hard after the tenant's limit; complaint or
 /// unsubscribe → opted out; reply → a touch at the reply's time (out of office → the next touch waits).
 /// </summary>
-internal sealed partial class InboundRecorder(NpgsqlDataSource dataSource, ReplyClassifier? classifier = null)
+internal sealed class InboundRecorder(NpgsqlDataSource dataSource, ReplyClassifier? classifier = null)
 {
     /// <summary>Soft bounces of one address in a row (no delivery or reply between) after which it is treated as hard.</summary>
     public const int DefaultSoftBounceLimit = 3;
@@ -172,10 +171,7 @@ internal sealed partial class InboundRecorder(NpgsqlDataSource dataSource, Reply
 
         foreach (var header in reference.HeaderMessageIds ?? [])
         {
-            foreach (Match match in OutboxMessageId().Matches(header ?? ""))
-            {
-                ids.Add(Guid.ParseExact(match.Groups[1].Value, "N"));
-            }
+            ids.AddRange(SmtpTransport.OutboxIdsIn(header));
         }
 
         return [.. ids.Distinct()];
@@ -365,8 +361,4 @@ internal sealed partial class InboundRecorder(NpgsqlDataSource dataSource, Reply
             var line => line.EventId,
         };
     }
-
-    // Hourglass's Message-IDs: 32 hex digits of the outbox id, ".outbox@", the sender's domain (angle brackets around or not).
-    [GeneratedRegex(@"([0-9a-fA-F]{32})\.outbox@", RegexOptions.CultureInvariant)]
-    private static partial Regex OutboxMessageId();
 }

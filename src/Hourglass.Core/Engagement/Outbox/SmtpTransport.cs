@@ -16,7 +16,7 @@ namespace Hourglass.Engagement.Outbox;
 /// With <paramref name="unsubscribe"/> configured, an email to a contact carries RFC 8058 one-click unsubscribe headers
 /// (docs/unsubscribe.md); without it, none.
 /// </summary>
-internal sealed class SmtpTransport(TimeSpan timeout, UnsubscribeTokens? unsubscribe = null) : IMessageTransport
+internal sealed partial class SmtpTransport(TimeSpan timeout, UnsubscribeTokens? unsubscribe = null) : IMessageTransport
 {
     public string Channel => MessageChannel.Email;
 
@@ -135,14 +135,20 @@ internal sealed class SmtpTransport(TimeSpan timeout, UnsubscribeTokens? unsubsc
     /// <summary>SendGrid's SMTP API header, carrying the outbox id as a unique argument (<see cref="SendGridOutboxArgument"/>).</summary>
     public const string SendGridApiHeader = "X-SMTPAPI";
 
+    /// <summary>
+    /// The key under which an email carries its outbox id for a provider to echo back in its events: SendGrid's unique
+    /// argument, Postmark's metadata, Resend's tag.
+    /// </summary>
+    public const string OutboxIdKey = "hourglass_outbox_id";
+
     /// <summary>The unique argument naming the outbox message: what SendGrid's events echo back.</summary>
-    public const string SendGridOutboxArgument = "hourglass_outbox_id";
+    public const string SendGridOutboxArgument = OutboxIdKey;
 
     /// <summary>Postmark's SMTP header prefix for a message's metadata (X-PM-Metadata-{key}).</summary>
     public const string PostmarkMetadataHeaderPrefix = "X-PM-Metadata-";
 
     /// <summary>The metadata key naming the outbox message: what Postmark's webhooks echo back.</summary>
-    public const string PostmarkOutboxMetadata = "hourglass_outbox_id";
+    public const string PostmarkOutboxMetadata = OutboxIdKey;
 
     /// <summary>The Message-Id for an outbox message: its id at the sender's domain (without angle brackets, as MimeKit takes it).</summary>
     internal static string MessageIdFor(Guid messageId, string fromAddress)
@@ -151,6 +157,17 @@ internal sealed class SmtpTransport(TimeSpan timeout, UnsubscribeTokens? unsubsc
         var domain = at >= 0 && at < fromAddress.Length - 1 ? fromAddress[(at + 1)..] : "hourglass.invalid";
         return $"{messageId:N}.outbox@{domain}";
     }
+
+    /// <summary>
+    /// The outbox ids named by Hourglass's Message-IDs (<see cref="MessageIdFor"/>) in a header's text: an In-Reply-To,
+    /// a References list, a bounce's original Message-ID (angle brackets around or not).
+    /// </summary>
+    internal static IEnumerable<Guid> OutboxIdsIn(string? header) =>
+        OutboxMessageId().Matches(header ?? "").Select(match => Guid.ParseExact(match.Groups[1].Value, "N"));
+
+    // The form MessageIdFor writes: 32 hex digits of the outbox id, ".outbox@", the sender's domain.
+    [System.Text.RegularExpressions.GeneratedRegex(@"([0-9a-fA-F]{32})\.outbox@", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex OutboxMessageId();
 
     private static SecureSocketOptions Security(string setting, int port, bool pinned) => setting switch
     {

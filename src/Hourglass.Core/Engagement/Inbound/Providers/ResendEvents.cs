@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Hourglass.Engagement.Outbox;
 
 namespace Hourglass.Engagement.Inbound.Providers;
 
@@ -14,7 +15,7 @@ namespace Hourglass.Engagement.Inbound.Providers;
 internal static class ResendEvents
 {
     /// <summary>The tag (or header) whose value is Hourglass's outbox id, when the sender set one.</summary>
-    public const string OutboxTag = "hourglass_outbox_id";
+    public const string OutboxTag = SmtpTransport.OutboxIdKey;
 
     /// <exception cref="InboundPayloadException">The body is not a JSON object with a <c>type</c>.</exception>
     public static IReadOnlyList<InboundItem> Parse(string eventId, ReadOnlyMemory<byte> body)
