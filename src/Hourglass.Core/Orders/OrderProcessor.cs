@@ -42,12 +42,6 @@ internal sealed record OrderPassResult(int Claimed, int Validated, int NeedsAppr
 /// </summary>
 internal sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessorOptions? options = null)
 {
-    // Parsed policy documents by (tenant, version), and the newest version parsed per tenant: a saved version never
-    // changes (tenant_policy_documents is insert-only), so the load asks for a document's text only when a newer
-    // version is in force than the one parsed here.
-    private static readonly ConcurrentDictionary<(Guid Tenant, int Version), PolicyVersion> s_policies = new();
-    private static readonly ConcurrentDictionary<Guid, int> s_newestPolicy = new();
-
     // Tenants' settings and time zones, parsed once while their text stays the same.
     private readonly ConcurrentDictionary<Guid, TenantFacts> _tenants = new();
 
@@ -202,7 +196,9 @@ internal sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessor
 
         var tenantIds = claims.Select(c => c.TenantId).Distinct().ToArray();
         var orderTenants = claims.Select(c => c.TenantId).ToArray();
-        var known = tenantIds.Select(t => s_newestPolicy.TryGetValue(t, out var version) ? version : 0).ToArray();
+        // The load asks for a policy document's text only when a newer version is in force than the one parsed here.
+        var database = PolicyStore.DatabaseOf(connection);
+        var known = tenantIds.Select(t => PolicyStore.NewestParsed(database, t)).ToArray();
 
         await using var batch = new NpgsqlBatch(connection);
         Add(batch, TenantsSql, Uuids(tenantIds));
@@ -242,15 +238,12 @@ internal sealed class OrderProcessor(NpgsqlDataSource dataSource, OrderProcessor
             var version = reader.GetInt32(1);
             if (reader.IsDBNull(4))
             {
-                policies[tenant] = s_policies[(tenant, version)];
+                policies[tenant] = PolicyStore.Parsed(database, tenant, version);
                 continue;
             }
 
-            var document = PolicyDocument.Parse(reader.GetString(4));
-            var parsed = s_policies.GetOrAdd((tenant, version),
-                new PolicyVersion(document, $"v{version}", version, reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3)));
-            s_newestPolicy.AddOrUpdate(tenant, version, (_, seen) => Math.Max(seen, version));
-            policies[tenant] = parsed;
+            policies[tenant] = PolicyStore.Remember(database, tenant, version, reader.GetString(4), reader.GetString(2),
+                reader.GetFieldValue<DateTimeOffset>(3));
         }
 
         await reader.NextResultAsync(cancellationToken);

@@ -15,8 +15,31 @@ internal sealed record PolicyVersion(PolicyDocument Document, string Version, in
 /// </summary>
 internal static class PolicyStore
 {
-    // Parsed documents by (tenant, version): a version never changes once saved.
-    private static readonly ConcurrentDictionary<(Guid, int), PolicyDocument> s_parsed = new();
+    // Parsed versions by (database, tenant, version), and the newest version parsed per (database, tenant): a saved version
+    // never changes (tenant_policy_documents is insert-only), so it is parsed once per process. The database is part of
+    // the key because one process can reach several databases holding the same tenant id with different documents (a
+    // simulation and a test side by side, a tenant copied to another project): keyed by tenant alone, one database's
+    // policy was applied to the other's cycles.
+    private static readonly ConcurrentDictionary<(string Database, Guid Tenant, int Version), PolicyVersion> s_parsed = new();
+    private static readonly ConcurrentDictionary<(string Database, Guid Tenant), int> s_newest = new();
+
+    /// <summary>The database a connection reaches (server and database name): the scope of the parsed-version cache.</summary>
+    internal static string DatabaseOf(NpgsqlConnection connection) => $"{connection.DataSource}/{connection.Database}";
+
+    /// <summary>The newest version of the tenant's policy parsed in this process for this database (0: none yet).</summary>
+    internal static int NewestParsed(string database, Guid tenantId) => s_newest.GetValueOrDefault((database, tenantId));
+
+    /// <summary>A version parsed before in this process for this database (<see cref="NewestParsed"/> said which).</summary>
+    internal static PolicyVersion Parsed(string database, Guid tenantId, int number) => s_parsed[(database, tenantId, number)];
+
+    /// <summary>Parses a stored version once and remembers it for this database.</summary>
+    internal static PolicyVersion Remember(string database, Guid tenantId, int number, string json, string? createdBy, DateTimeOffset createdAt)
+    {
+        var parsed = s_parsed.GetOrAdd((database, tenantId, number),
+            _ => new PolicyVersion(PolicyDocument.Parse(json), $"v{number}", number, createdBy, createdAt));
+        s_newest.AddOrUpdate((database, tenantId), number, (_, seen) => Math.Max(seen, number));
+        return parsed;
+    }
 
     public static PolicyVersion BuiltIn { get; } = new(PolicyDocument.Default, "default", 0, null, null);
 
@@ -40,8 +63,8 @@ internal static class PolicyStore
             return BuiltIn.Document;
         }
 
-        return s_parsed.TryGetValue((tenantId, number), out var parsed)
-            ? parsed
+        return s_parsed.TryGetValue((DatabaseOf(connection), tenantId, number), out var parsed)
+            ? parsed.Document
             : (await ReadAsync(connection, transaction, tenantId, number, cancellationToken))?.Document ?? BuiltIn.Document;
     }
 
@@ -62,10 +85,8 @@ internal static class PolicyStore
             return null;
         }
 
-        var version = reader.GetInt32(0);
-        var json = reader.GetString(1);
-        var document = s_parsed.GetOrAdd((tenantId, version), _ => PolicyDocument.Parse(json));
-        return new PolicyVersion(document, $"v{version}", version, reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3));
+        return Remember(DatabaseOf(connection), tenantId, reader.GetInt32(0), reader.GetString(1), reader.GetString(2),
+            reader.GetFieldValue<DateTimeOffset>(3));
     }
 
     /// <summary>
