@@ -860,7 +860,7 @@ internal static class EngagementStore
     // untouched; a contact or account that must not be contacted, or a channel disabled or gone, suppresses it for good,
     // with the reason; a closed send window holds it (pending, next_attempt_at the opening, attempts unchanged); the rest
     // are claimed. A message left 'sending' by a dispatcher that died gets its 'claim_expired' attempt whichever way it goes.
-    private const string OutboxClaimCheckedSql = """
+    private const string OutboxClaimCheckedSql = $$"""
         with facts as (
           select m.id, m.tenant_id, m.channel, m.status as previous_status, m.claimed_by as previous_holder, i.hold_until, i.hold_reason,
                  (select c.paused from hourglass.agent_control c where c.singleton) or coalesce(s.paused, false)
@@ -875,8 +875,7 @@ internal static class EngagementStore
                  case when k.opted_out_at is not null then 'the contact opted out on ' || to_char(k.opted_out_at at time zone 'UTC', 'YYYY-MM-DD')
                       when k.do_not_contact then 'the contact is marked do-not-contact'
                       when a.do_not_contact then 'the account is marked do-not-contact'
-                      when ms.id is not null then pg_catalog.format('the address %s is suppressed (%s on %s)', ms.address,
-                        pg_catalog.replace(ms.reason, '_', ' '), to_char(ms.suppressed_at at time zone 'UTC', 'YYYY-MM-DD'))
+                      when ms.id is not null then {{Inbound.InboundStore.SuppressionReasonSql}}
                       when ch.id is null then 'the tenant has no ' || m.channel || ' channel (message_channels)'
                       when not ch.enabled then 'the tenant''s ' || m.channel || ' channel is disabled' end as reason
           from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::integer[]) as i(id, hold_until, hold_reason, policy_version)

@@ -30,12 +30,74 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
         var strategies = await ActiveStrategiesAsync(context, cancellationToken);
         var policy = strategies.Count == 0 ? null : (await PolicyStore.InForceAsync(context.Database.DataSource, context.TenantId, cancellationToken)).Document;
         var declined = strategies.Count == 0 ? [] : await DeclinedAsync(context, cancellationToken);
-        var capped = policy is null ? [] : await CappedChannelsAsync(context, policy, cancellationToken);
+        var room = policy is null ? [] : await RoomByChannelAsync(context, policy, cancellationToken);
+        var capped = room.Where(r => r.Value <= 0).Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
+        var planning = new Planning(context, strategies, policy, declined, capped);
         // The queue's order (engagement_queue, best-time bonus included), but skipping clocks that already have an
         // open touch card or approval (or a rejection this week) before the limit: filtered after it, a queue whose
         // top 200 all had cards proposed nothing new.
         var proposals = new List<ProposedAction>();
         foreach (var row in await TenancyStore.TouchCandidatesAsync(context.Database.DataSource, context.TenantId, queueDepth, cancellationToken))
+        {
+            if (planning.Propose(row, ahead: false) is { } proposal)
+            {
+                proposals.Add(proposal);
+            }
+        }
+
+        if (policy is not null && room.TryGetValue(Leveling.Channel, out var emailRoom))
+        {
+            proposals.AddRange(await ProposeAheadAsync(planning, emailRoom, proposals, cancellationToken));
+        }
+
+        return proposals;
+    }
+
+    /// <summary>
+    /// Leveling (docs/engagement.md, "Leveling the wave"): when the clocks coming due in the next days would not fit through
+    /// the email cap on their own days, the cap's spare room this hour goes to the earliest of them, by email only (a touch
+    /// ahead of its date is not worth a person's card). Nothing when the tenant's send window is closed now, when no email
+    /// strategy is active, or when the hour's own messages use the room up.
+    /// </summary>
+    private static async Task<IReadOnlyList<ProposedAction>> ProposeAheadAsync(Planning planning, int emailRoom, List<ProposedAction> due,
+        CancellationToken cancellationToken)
+    {
+        var context = planning.Context;
+        var policy = planning.Policy!;
+        var left = emailRoom - due.Count(Leveling.IsEmail);
+        if (left <= 0 || !planning.Strategies.Any(Leveling.IsEmailStrategy)
+            || PolicyEvaluator.TimingBlocks(policy, "send_message", (context.TenantZone, "tenant"), context.Now, context.TenantZone) is not null)
+        {
+            return [];
+        }
+
+        var capacity = Leveling.DailyCapacity(policy, context.TenantZone, context.Now);
+        var proposals = new List<ProposedAction>();
+        foreach (var row in await TenancyStore.TouchCandidatesAheadAsync(context.Database.DataSource, context.TenantId, capacity, left, cancellationToken))
+        {
+            if (planning.Propose(row, ahead: true) is { } proposal)
+            {
+                proposals.Add(proposal);
+            }
+        }
+
+        return proposals;
+    }
+
+    /// <summary>What one candidate becomes: the kind of touch, its strategy, its reason and payload; null when not now.</summary>
+    private sealed class Planning(CycleContext context, List<Strategy> strategies, PolicyDocument? policy, HashSet<Guid> declined, HashSet<string> capped)
+    {
+        public CycleContext Context => context;
+
+        public List<Strategy> Strategies => strategies;
+
+        public PolicyDocument? Policy => policy;
+
+        /// <summary>
+        /// The proposal for a due (or, <paramref name="ahead"/>, a not yet due) clock; null when nothing should be done now:
+        /// a message the send window holds back, or — ahead of the date — no email strategy that applies.
+        /// </summary>
+        public ProposedAction? Propose(TouchCandidateRow row, bool ahead)
         {
             var entityType = row.EntityType;
             var entityId = row.EntityId;
@@ -65,8 +127,16 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
             bool Held(Strategy s) => (string?)s.ActionTemplate["kind"] == "send_message"
                                      && (wasDeclined || capped.Contains((string?)s.ActionTemplate["channel"] ?? "email"));
             var matching = strategies.Where(s => s.Matches(facts)).ToList();
-            var applicable = matching.Where(s => !Held(s)).ToList();
-            if (wasDeclined)
+            var applicable = matching.Where(s => !Held(s) && (!ahead || Leveling.IsEmailStrategy(s))).ToList();
+            if (ahead)
+            {
+                payload["ahead_of_due"] = true;
+                if (applicable.Count == 0)
+                {
+                    return null;
+                }
+            }
+            else if (wasDeclined)
             {
                 reason = $"{reason}; a message was declined this week, so the owner makes the touch";
             }
@@ -89,7 +159,7 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
                         context.TenantZone) is not null)
                 {
                     // Not now: the send window or a holiday holds it back. The contact stays in the queue for a later hour.
-                    continue;
+                    return null;
                 }
 
                 payload["strategy_key"] = choice.Strategy.Key;
@@ -102,31 +172,27 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
                 }
             }
 
-            proposals.Add(new ProposedAction(kind, entityType, entityId, row.PriorityScore, reason, payload));
+            return new ProposedAction(kind, entityType, entityId, row.PriorityScore, reason, payload);
         }
-
-        return proposals;
     }
 
     /// <summary>
-    /// The channels whose cap (a <c>cap</c> rule of scope channel that denies) the agent's messages have used up for the
-    /// rule's window as of now: choosing a message there would only be blocked.
+    /// How many more messages each channel's cap (a <c>cap</c> rule of scope channel that denies) lets through now: the
+    /// tightest rule's limit less what the agent's messages used of its window (0 or less: used up; choosing a message
+    /// there would only be blocked). Channels without such a rule are absent.
     /// </summary>
-    private static async Task<HashSet<string>> CappedChannelsAsync(CycleContext context, PolicyDocument policy, CancellationToken cancellationToken)
+    private static async Task<Dictionary<string, int>> RoomByChannelAsync(CycleContext context, PolicyDocument policy, CancellationToken cancellationToken)
     {
-        var capped = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var rule in policy.Rules.Where(r => r is { Kind: "cap", Scope: CapScope.Channel, Decision: PolicyVerdict.Deny, Channel: not null }
-                                                    && r.AppliesToKind("send_message")))
+        var room = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var rule in Leveling.ChannelCaps(policy))
         {
             var sent = await ActionLedger.SentMessagesOnChannelAsync(context.Database.DataSource, context.TenantId,
                 context.Now - PolicyEvaluator.Length(rule.Window), context.Now, rule.Channel!, cancellationToken);
-            if (sent >= rule.Limit)
-            {
-                capped.Add(rule.Channel!);
-            }
+            var left = (int)Math.Max(int.MinValue, Math.Min(int.MaxValue, rule.Limit - sent));
+            room[rule.Channel!] = room.TryGetValue(rule.Channel!, out var other) ? Math.Min(other, left) : left;
         }
 
-        return capped;
+        return room;
     }
 
     /// <summary>Contacts and accounts a person declined a message to (a rejected approval) in the last 7 days.</summary>

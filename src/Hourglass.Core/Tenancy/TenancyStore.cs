@@ -654,24 +654,45 @@ internal static class TenancyStore
     public static Task<IReadOnlyList<TouchCandidateRow>> TouchCandidatesAsync(NpgsqlDataSource dataSource, Guid tenantId, int depth,
         CancellationToken cancellationToken)
     {
-        var command = dataSource.CreateCommand("""
-            select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
-                   q.priority_score, coalesce(q.priority_reason, q.compliance_status), coalesce(k.name, a.name), a.tier, a.segment, a.name,
-                   k.timezone, a.timezone
-            from hourglass.touch_candidates($1, $2, true) q
-            left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
-            left join public.accounts a on a.tenant_id = $1 and a.id = q.account_id
-            order by q.priority_score desc, q.next_touch_due, q.clock_id
-            """);
+        var command = dataSource.CreateCommand(NamedCandidates("hourglass.touch_candidates($1, $2, true)"));
         command.Parameters.Add(new() { Value = tenantId });
         command.Parameters.Add(new() { Value = depth });
-        return StoreReads.ListAsync(command, r =>
-        {
-            string? Text(int i) => r.IsDBNull(i) ? null : r.GetString(i);
-            return new TouchCandidateRow(r.GetString(0), r.GetGuid(1), r.IsDBNull(2) ? null : r.GetGuid(2), r.IsDBNull(3) ? null : r.GetGuid(3),
-                r.GetString(4), r.GetInt32(5), r.GetFieldValue<DateTimeOffset>(6), r.GetDecimal(7), r.GetString(8), Text(9), Text(10), Text(11), Text(12),
-                Text(13), Text(14));
-        }, cancellationToken);
+        return StoreReads.ListAsync(command, ReadCandidate, cancellationToken);
+    }
+
+    /// <summary>
+    /// The clocks to touch ahead of their due date this hour (<c>hourglass.touch_candidates_ahead</c>, Engagement's function
+    /// for leveling the wave: docs/engagement.md), named as <see cref="TouchCandidatesAsync"/> names its rows, earliest due
+    /// first. <paramref name="capacity"/>: the emails the cap lets through on each day ahead; <paramref name="room"/>: how
+    /// many more it lets through now.
+    /// </summary>
+    public static Task<IReadOnlyList<TouchCandidateRow>> TouchCandidatesAheadAsync(NpgsqlDataSource dataSource, Guid tenantId, int[] capacity, int room,
+        CancellationToken cancellationToken)
+    {
+        var command = dataSource.CreateCommand(NamedCandidates("hourglass.touch_candidates_ahead($1, $2, $3)"));
+        command.Parameters.Add(new() { Value = tenantId });
+        command.Parameters.Add(new() { Value = capacity });
+        command.Parameters.Add(new() { Value = room });
+        return StoreReads.ListAsync(command, ReadCandidate, cancellationToken);
+    }
+
+    // The candidates a touch-queue function returns, with their contact's or account's name, tier, segment and time zones.
+    private static string NamedCandidates(string function) => $"""
+        select q.entity_type, q.entity_id, q.account_id, q.owner_user_id, q.compliance_status, q.days_overdue, q.next_touch_due,
+               q.priority_score, coalesce(q.priority_reason, q.compliance_status), coalesce(k.name, a.name), a.tier, a.segment, a.name,
+               k.timezone, a.timezone
+        from {function} q
+        left join public.contacts k on q.entity_type = 'contact' and k.tenant_id = $1 and k.id = q.entity_id
+        left join public.accounts a on a.tenant_id = $1 and a.id = q.account_id
+        order by q.priority_score desc, q.next_touch_due, q.clock_id
+        """;
+
+    private static TouchCandidateRow ReadCandidate(NpgsqlDataReader r)
+    {
+        string? Text(int i) => r.IsDBNull(i) ? null : r.GetString(i);
+        return new TouchCandidateRow(r.GetString(0), r.GetGuid(1), r.IsDBNull(2) ? null : r.GetGuid(2), r.IsDBNull(3) ? null : r.GetGuid(3),
+            r.GetString(4), r.GetInt32(5), r.GetFieldValue<DateTimeOffset>(6), r.GetDecimal(7), r.GetString(8), Text(9), Text(10), Text(11), Text(12),
+            Text(13), Text(14));
     }
 
     // Members and roles, through the tenant's own functions (the API runs them in the caller's session, the CLI as the

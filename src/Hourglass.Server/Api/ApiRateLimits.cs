@@ -8,20 +8,25 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Hourglass.Server.Api;
 
 /// <summary>The API's limits (docs/api.md, "Rate limits"), from the environment; a value that is not a positive whole number stops <c>serve</c>.</summary>
-internal sealed record ApiRateLimitSettings(int TenantPerSecond, int CallerPerSecond, int TenantBatches)
+internal sealed record ApiRateLimitSettings(int TenantPerSecond, int CallerPerSecond, int TenantBatches, int PublicPerSecond = ApiRateLimitSettings.DefaultPublicPerSecond)
 {
     public const string TenantVariable = "HOURGLASS_API_RATE_LIMIT";
     public const string CallerVariable = "HOURGLASS_API_CALLER_RATE_LIMIT";
     public const string BatchesVariable = "HOURGLASS_API_TENANT_BATCHES";
+    public const string PublicVariable = "HOURGLASS_PUBLIC_RATE_LIMIT";
 
     public const int DefaultPerSecond = 50;
     public const int DefaultTenantBatches = 2;
+
+    /// <summary>The public routes' default: a provider posting its webhooks from one address bursts well above a person.</summary>
+    public const int DefaultPublicPerSecond = 100;
 
     /// <summary>The per-caller limit defaults to the per-tenant one, so setting HOURGLASS_API_RATE_LIMIT alone moves both.</summary>
     public static ApiRateLimitSettings FromEnvironment()
     {
         var tenant = Read(TenantVariable, DefaultPerSecond);
-        return new ApiRateLimitSettings(tenant, Read(CallerVariable, tenant), Read(BatchesVariable, DefaultTenantBatches));
+        return new ApiRateLimitSettings(tenant, Read(CallerVariable, tenant), Read(BatchesVariable, DefaultTenantBatches),
+            Read(PublicVariable, DefaultPublicPerSecond));
     }
 
     private static int Read(string name, int fallback) => Environment.GetEnvironmentVariable(name) switch
@@ -53,6 +58,13 @@ internal static class ApiRateLimits
 {
     public const string PolicyName = "per-caller";
 
+    /// <summary>
+    /// The public routes' policy (<c>/inbound</c>, <c>/unsubscribe</c>: no login, a signature or a signed token is the
+    /// credential): a token bucket per client address, checked before any signature or database work, so a flood of forged
+    /// requests is turned away cheaply and spends no one's budget but its sender's.
+    /// </summary>
+    public const string PublicPolicyName = "public-per-address";
+
     public static IServiceCollection AddHourglassRateLimits(this IServiceCollection services, ApiRateLimitSettings settings)
     {
         services.AddSingleton(new ApiTenantLimits(settings));
@@ -61,11 +73,14 @@ internal static class ApiRateLimits
             options.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
             options.OnRejected = async (context, _) =>
             {
-                var from = Caller(context.HttpContext) is null ? "from this address without a valid token" : "from this caller";
-                await TooMany(context.HttpContext,
-                    $"more than {settings.CallerPerSecond} requests a second {from} ({ApiRateLimitSettings.CallerVariable}); retry after a second")
-                    .ExecuteAsync(context.HttpContext);
+                var publicRoute = context.HttpContext.GetEndpoint()?.Metadata.GetMetadata<EnableRateLimitingAttribute>()?.PolicyName == PublicPolicyName;
+                var detail = publicRoute
+                    ? $"more than {settings.PublicPerSecond} requests a second from this address ({ApiRateLimitSettings.PublicVariable}); retry after a second"
+                    : $"more than {settings.CallerPerSecond} requests a second {(Caller(context.HttpContext) is null ? "from this address without a valid token" : "from this caller")} ({ApiRateLimitSettings.CallerVariable}); retry after a second";
+                await TooMany(context.HttpContext, detail).ExecuteAsync(context.HttpContext);
             };
+            options.AddPolicy(PublicPolicyName, http => RateLimitPartition.GetTokenBucketLimiter(
+                "address:" + (http.Connection.RemoteIpAddress?.ToString() ?? "unknown"), _ => Bucket(settings.PublicPerSecond)));
             options.AddPolicy(PolicyName, http =>
             {
                 // The caller the authentication middleware found: a user, the service role, or nobody (then the address).

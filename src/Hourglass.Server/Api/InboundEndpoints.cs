@@ -30,7 +30,8 @@ internal static partial class InboundEndpoints
         var logger = loggers.CreateLogger("Hourglass.Inbound");
         var recorder = new InboundRecorder(dataSource, classifier);
         app.MapPost("/inbound/{tenantId}/{source}", async (string tenantId, string source, HttpContext http) =>
-            await ReceiveAsync(tenantId, source, http, dataSource, recorder, classifier, time, logger)).ExcludeFromDescription().DisableAntiforgery();
+            await ReceiveAsync(tenantId, source, http, dataSource, recorder, classifier, time, logger)).ExcludeFromDescription().DisableAntiforgery()
+            .RequireRateLimiting(ApiRateLimits.PublicPolicyName);
     }
 
     private static async Task<IResult> ReceiveAsync(string tenantText, string sourceText, HttpContext http, NpgsqlDataSource dataSource,

@@ -59,7 +59,7 @@ internal static partial class UnsubscribeEndpoints
                 <button type="submit">Unsubscribe</button>
                 </form>
                 """);
-        }).ExcludeFromDescription();
+        }).ExcludeFromDescription().RequireRateLimiting(ApiRateLimits.PublicPolicyName);
 
         app.MapPost("/unsubscribe/{token}", async (string token, HttpContext http) =>
         {
@@ -113,7 +113,7 @@ internal static partial class UnsubscribeEndpoints
 
             await transaction.CommitAsync(http.RequestAborted);
             return Page("Unsubscribed", "<p>You are unsubscribed; you will get no more of these emails.</p>");
-        }).ExcludeFromDescription().DisableAntiforgery();
+        }).ExcludeFromDescription().DisableAntiforgery().RequireRateLimiting(ApiRateLimits.PublicPolicyName);
     }
 
     private static async Task<bool> IsOneClickAsync(HttpRequest request)

@@ -32,6 +32,11 @@ internal static class SimulateCommand
             Description = "The tenants' due_soon_days: how many days before a clock is due the agent starts on it.",
             DefaultValueFactory = _ => defaults.DueSoonDays,
         };
+        var levelAhead = new Option<int>("--level-ahead-days")
+        {
+            Description = "The tenants' level_ahead_days: how far ahead the agent looks for a wave the email cap cannot let through on time (0: off).",
+            DefaultValueFactory = _ => defaults.LevelAheadDays,
+        };
         var emailCap = new Option<int>("--email-daily-cap") { Description = "Policy: the most messages per tenant in any 24 hours.", DefaultValueFactory = _ => defaults.EmailDailyCap };
         var contactCap = new Option<int>("--contact-weekly-cap") { Description = "Policy: the most touches of one contact in any 7 days.", DefaultValueFactory = _ => defaults.ContactWeeklyCap };
         var approvals = new Option<int>("--approval-every")
@@ -47,6 +52,15 @@ internal static class SimulateCommand
             Description = "Chance per working day that an owner touches a contact without being asked.",
             DefaultValueFactory = _ => defaults.ManualTouchesPerContactDay,
         };
+        var dead = new Option<double>("--dead-address-share") { Description = "Share of contacts whose address is dead: the first email bounces hard.", DefaultValueFactory = _ => defaults.DeadAddressShare };
+        var softBounce = new Option<double>("--soft-bounce-rate") { Description = "Chance that a delivery bounces soft (the retry gets through).", DefaultValueFactory = _ => defaults.SoftBounceRate };
+        var complaint = new Option<double>("--complaint-rate") { Description = "Chance that a delivered email is reported as spam.", DefaultValueFactory = _ => defaults.ComplaintRate };
+        var unsubscribes = new Option<double>("--unsubscribe-rate") { Description = "Chance that a delivered email's recipient unsubscribes.", DefaultValueFactory = _ => defaults.UnsubscribeRate };
+        var outOfOffice = new Option<double>("--out-of-office-share")
+        {
+            Description = "Share of contacts who take one out-of-office spell (1-2 weeks); an email then gets an auto-reply with the return date.",
+            DefaultValueFactory = _ => defaults.OutOfOfficeShare,
+        };
         var concurrency = new Option<int>("--concurrency")
         {
             Description = "Cycles run at once (default 4). 1 makes the report exactly reproducible; with more, tenants' detectors may see another tenant's events an hour apart.",
@@ -59,7 +73,7 @@ internal static class SimulateCommand
             "policies) through the real cycle engine and a throwaway PostgreSQL with a simulated clock; report compliance, caps, orders and strategies " +
             "against the goals. Exits 4 when a goal is missed.")
         {
-            seed, tenants, contacts, perAccount, days, start, owners, dueSoon, emailCap, contactCap, approvals, fixable, unfixable, orderGap, manual, concurrency, output,
+            seed, tenants, contacts, perAccount, days, start, owners, dueSoon, levelAhead, emailCap, contactCap, approvals, fixable, unfixable, orderGap, manual, dead, softBounce, complaint, unsubscribes, outOfOffice, concurrency, output,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -79,6 +93,7 @@ internal static class SimulateCommand
                 Start = ParseStart(parse.GetValue(start)) ?? defaults.Start,
                 OwnersPerTenant = parse.GetValue(owners),
                 DueSoonDays = parse.GetValue(dueSoon),
+                LevelAheadDays = parse.GetValue(levelAhead),
                 EmailDailyCap = parse.GetValue(emailCap),
                 ContactWeeklyCap = parse.GetValue(contactCap),
                 ApprovalEveryNthTenant = parse.GetValue(approvals),
@@ -86,6 +101,11 @@ internal static class SimulateCommand
                 UnfixableShare = parse.GetValue(unfixable),
                 MeanDaysBetweenOrders = parse.GetValue(orderGap),
                 ManualTouchesPerContactDay = parse.GetValue(manual),
+                DeadAddressShare = parse.GetValue(dead),
+                SoftBounceRate = parse.GetValue(softBounce),
+                ComplaintRate = parse.GetValue(complaint),
+                UnsubscribeRate = parse.GetValue(unsubscribes),
+                OutOfOfficeShare = parse.GetValue(outOfOffice),
                 Concurrency = parse.GetValue(concurrency),
             };
             settings.Validate();

@@ -31,6 +31,9 @@ internal sealed record SimulationOptions
     /// </summary>
     public int DueSoonDays { get; init; } = 5;
 
+    /// <summary>The tenants' <c>level_ahead_days</c> setting: how far ahead leveling looks for a wave the email cap cannot let through (0: off).</summary>
+    public int LevelAheadDays { get; init; } = 7;
+
     /// <summary>The tenants' email cap (policy rule <c>cap</c>, scope channel email, rolling 24 hours).</summary>
     public int EmailDailyCap { get; init; } = 200;
 
@@ -98,6 +101,7 @@ internal sealed record SimulationOptions
         Range("days", Days, 1, 366);
         Range("owners", OwnersPerTenant, 1, 1_000);
         Range("due-soon-days", DueSoonDays, 0, 20);
+        Range("level-ahead-days", LevelAheadDays, 0, 14);
         Range("email-daily-cap", EmailDailyCap, 0, 1_000_000);
         Range("contact-weekly-cap", ContactWeeklyCap, 0, 1_000);
         Range("approval-every", ApprovalEveryNthTenant, 0, 100);

@@ -49,11 +49,18 @@ internal sealed class SimulationRecorder(SimWorld world)
         // sent, or nothing (the agent has not acted) — to see why a clock is late, not only that it is.
         long overdue = 0, clocks = 0;
         var worst = 0.0;
-        foreach (var (_, o, n, card, approval, message) in await EngagementStore.OverdueByCauseAsync(dataSource, now, cancellationToken))
+        (Guid Tenant, OverdueCauses Causes)? worstTenant = null;
+        foreach (var (tenant, o, n, card, approval, message) in await EngagementStore.OverdueByCauseAsync(dataSource, now, cancellationToken))
         {
             overdue += o;
             clocks += n;
-            worst = Math.Max(worst, n == 0 ? 0 : (double)o / n);
+            var share = n == 0 ? 0 : (double)o / n;
+            if (o > 0 && share > worst)
+            {
+                worst = share;
+                worstTenant = (tenant, new OverdueCauses(card, approval, message, Math.Max(0, o - card - approval - message)));
+            }
+
             if (hour >= ComplianceFromDay * 24)
             {
                 _overdueHours[0] += card;
@@ -63,7 +70,8 @@ internal sealed class SimulationRecorder(SimWorld world)
             }
         }
 
-        _hours.Add(new HourPoint(hour, clocks == 0 ? 0 : Math.Round((double)overdue / clocks, 5), Math.Round(worst, 5), overdue));
+        _hours.Add(new HourPoint(hour, clocks == 0 ? 0 : Math.Round((double)overdue / clocks, 5), Math.Round(worst, 5), overdue,
+            worstTenant is { } w ? world.Tenants.First(t => t.Id == w.Tenant).Name : null, worstTenant?.Causes));
     }
 
     public void Reply(DateTimeOffset at) => Day(at).Replies++;
@@ -263,7 +271,7 @@ internal sealed class SimulationRecorder(SimWorld world)
             new SimulationSettings(options.Seed, options.Tenants, options.ContactsPerTenant, options.ContactsPerAccount, options.Days, options.Start,
                 options.OwnersPerTenant, options.DueSoonDays, options.EmailDailyCap, options.ContactWeeklyCap, options.ApprovalEveryNthTenant, options.FixableShare,
                 options.UnfixableShare, options.MeanDaysBetweenOrders, options.ManualTouchesPerContactDay, options.Concurrency, options.DeadAddressShare,
-                options.SoftBounceRate, options.ComplaintRate, options.UnsubscribeRate, options.OutOfOfficeShare),
+                options.SoftBounceRate, options.ComplaintRate, options.UnsubscribeRate, options.OutOfOfficeShare, options.LevelAheadDays),
             world.Tenants.Select(t => new TenantSummary(t.Name, t.ZoneName, t.ApprovesMessages, t.Accounts.Count, t.Contacts.Count, t.Orders.Count,
                 t.Holidays.Select(h => h.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)).ToList())).ToList(),
             goals,

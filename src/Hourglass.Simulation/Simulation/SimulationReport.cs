@@ -40,7 +40,7 @@ internal sealed record SimulationSettings(
     long Seed, int Tenants, int ContactsPerTenant, int ContactsPerAccount, int Days, DateTimeOffset Start, int OwnersPerTenant, int DueSoonDays,
     int EmailDailyCap, int ContactWeeklyCap, int ApprovalEveryNthTenant, double FixableShare, double UnfixableShare,
     double MeanDaysBetweenOrders, double ManualTouchesPerContactDay, int Concurrency, double DeadAddressShare = 0, double SoftBounceRate = 0,
-    double ComplaintRate = 0, double UnsubscribeRate = 0, double OutOfOfficeShare = 0);
+    double ComplaintRate = 0, double UnsubscribeRate = 0, double OutOfOfficeShare = 0, int LevelAheadDays = 0);
 
 internal sealed record TenantSummary(string Name, string TimeZone, bool ApprovesMessages, int Accounts, int Contacts, int OrdersPlanned,
     IReadOnlyList<string> Holidays);
@@ -57,7 +57,12 @@ internal sealed record ComplianceResult(int FromDay, double StartShare, double W
 /// </summary>
 internal sealed record OverdueCauses(long TouchCardOpen, long ApprovalOpen, long MessageUnsent, long NothingOpen);
 
-internal sealed record HourPoint(int Hour, double OverdueShare, double WorstTenantShare, long Overdue);
+/// <summary>
+/// One simulated hour's compliance: the share of all clocks overdue, the worst tenant's share, the overdue count, and — when
+/// a tenant had any overdue — which tenant was worst and what stood for its overdue clocks.
+/// </summary>
+internal sealed record HourPoint(int Hour, double OverdueShare, double WorstTenantShare, long Overdue, string? WorstTenant = null,
+    OverdueCauses? WorstTenantCauses = null);
 
 /// <summary>The caps and the most any rolling window reached, from the ledger (agent actions) and the outbox (messages sent).</summary>
 internal sealed record CapResult(int EmailDailyCap, long EmailPeak24h, long SentPeak24h, int ContactWeeklyCap, long ContactPeak7d, long SentOutsideWindow);

@@ -50,7 +50,7 @@ internal static class SimulationSeeder
     {
         var tenants = world.Tenants;
         await TenancyStore.LoadTenantsAsync(connection, tenants.Select(t => new TenancyStore.TenantLoad(t.Id, t.Name, t.ZoneName,
-            $$"""{"due_soon_days": {{world.Options.DueSoonDays}}}""")), cancellationToken);
+            $$"""{"due_soon_days": {{world.Options.DueSoonDays}}, "level_ahead_days": {{world.Options.LevelAheadDays}}}""")), cancellationToken);
         await TenancyStore.LoadMembersAsync(connection,
             tenants.SelectMany(t => t.Owners.Select(o => new TenancyStore.MemberLoad(t.Id, o.UserId, "member"))), cancellationToken);
         await TenancyStore.LoadAccountsAsync(connection, tenants.SelectMany(t => t.Accounts.Select(a => new TenancyStore.AccountLoad(a.Id, t.Id, a.Name,

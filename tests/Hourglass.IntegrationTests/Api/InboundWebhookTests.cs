@@ -251,6 +251,39 @@ public sealed class InboundWebhookTests : DatabaseTest
         });
     }
 
+    [Fact]
+    public async Task PublicRoutes_AFloodFromOneAddress_429WithRetryAfterBeforeAnySignatureWork_NothingWritten()
+    {
+        // A second server with a public limit of 2 a second (a bucket of 4): 30 forged posts at once from loopback.
+        await using var limited = await ApiServer.StartAsync(ConnectionString, new Dictionary<string, string?>
+        {
+            ["INBOUND_A_SECRET"] = SecretA,
+            ["HOURGLASS_PUBLIC_RATE_LIMIT"] = "2",
+            ["HOURGLASS_UNSUBSCRIBE_SECRET"] = new string('u', 40),
+            ["HOURGLASS_PUBLIC_URL"] = "http://127.0.0.1",
+        });
+        var burst = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => limited.SendAsync(HttpMethod.Post, $"/inbound/{_a}/hourglass", token: null,
+            configure: request => request.Content = new StringContent("""{"events": []}""", Encoding.UTF8, "application/json"))));
+        var unsubscribe = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => limited.SendAsync(HttpMethod.Get, "/unsubscribe/forged", token: null)));
+
+        // The first few reached the signature check (401); the rest were turned away, each saying which limit and when to retry.
+        var codes = string.Join(", ", burst.Select(r => r.Code).Order());
+        Assert.All(burst, r => Assert.True(r.Code is 401 or 429, codes));
+        Assert.InRange(burst.Count(r => r.Code == 401), 1, 10);
+        var refused = burst.Where(r => r.Code == 429).ToList();
+        Assert.NotEmpty(refused);
+        Assert.All(refused, r =>
+        {
+            Assert.Equal("1", r.Headers.RetryAfter?.ToString());
+            Assert.Contains("requests a second from this address (HOURGLASS_PUBLIC_RATE_LIMIT)", r.Body, StringComparison.Ordinal);
+        });
+        // The unsubscribe page shares the address's bucket (a forged token is otherwise a 400); the first server still answers.
+        Assert.All(unsubscribe, r => Assert.True(r.Code is 400 or 429, r.ToString()));
+        Assert.Contains(unsubscribe, r => r.Code == 429 && r.Body.Contains("HOURGLASS_PUBLIC_RATE_LIMIT", StringComparison.Ordinal));
+        Assert.Equal(401, (await PostAsync($"/inbound/{_a}/hourglass", """{"events": []}""")).Code);
+        Assert.Equal(0L, await Db.ScalarAsync("select count(*) from public.message_delivery_events"));
+    }
+
     private Task<ApiResponse> PostAsync(string path, string body, IReadOnlyDictionary<string, string>? headers = null) =>
         Server.SendAsync(HttpMethod.Post, path, token: null, configure: request =>
         {

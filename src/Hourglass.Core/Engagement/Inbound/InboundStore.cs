@@ -115,13 +115,21 @@ internal static class InboundStore
         return await command.ExecuteScalarAsync(cancellationToken) is Guid;
     }
 
+    /// <summary>
+    /// The one wording of why an address is suppressed, over a <c>message_suppressions</c> row named <c>ms</c>: "the address
+    /// x@y is suppressed (hard bounce on 2026-01-20)". The send-time check (<see cref="EngagementStore"/>) and the planner
+    /// say it alike.
+    /// </summary>
+    internal const string SuppressionReasonSql =
+        "pg_catalog.format('the address %s is suppressed (%s on %s)', ms.address, pg_catalog.replace(ms.reason, '_', ' '), " +
+        "pg_catalog.to_char(ms.suppressed_at at time zone 'UTC', 'YYYY-MM-DD'))";
+
     /// <summary>Why email to <paramref name="address"/> is suppressed for the tenant (reason and since), or null when it is not.</summary>
     public static async Task<string?> SuppressionReasonAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid tenantId, string address,
         CancellationToken cancellationToken) =>
-        await StoreReads.ScalarAsync<string>(connection, transaction, """
-            select pg_catalog.format('the address %s is suppressed (%s on %s)', s.address, pg_catalog.replace(s.reason, '_', ' '),
-                                     pg_catalog.to_char(s.suppressed_at at time zone 'UTC', 'YYYY-MM-DD'))
-            from public.message_suppressions s where s.tenant_id = $1 and s.channel = 'email' and s.address = pg_catalog.lower($2)
+        await StoreReads.ScalarAsync<string>(connection, transaction, $$"""
+            select {{SuppressionReasonSql}}
+            from public.message_suppressions ms where ms.tenant_id = $1 and ms.channel = 'email' and ms.address = pg_catalog.lower($2)
             """, cancellationToken, tenantId, address);
 
     /// <summary>
