@@ -174,14 +174,7 @@ public sealed class TouchLevelingTests : DatabaseTest
         await Db.ExecuteAsProductAsync("update public.engagement_clocks set last_touch_at = $2, next_touch_due = $2 + interval '21 days' where entity_id = $1",
             account, s_t0.AddDays(9));
         await Db.ScalarAsync("select public.refresh_engagement_compliance($1)", tenant);
-        await Db.ExecuteAsync("""
-            insert into public.message_channels (tenant_id, channel, smtp_host, smtp_port, smtp_security, smtp_from)
-            values ($1, 'email', '127.0.0.1', 2525, 'none', 'agent@vendor.example')
-            """, tenant);
-        await Db.ExecuteAsync("""
-            insert into public.success_strategies (tenant_id, strategy_key, name, applies_to, action_template)
-            values ($1, 'email', 'Email', '{"entity_type": "contact"}', '{"kind": "send_message", "channel": "email", "subject": "Hi", "body": "Hello {name}"}')
-            """, tenant);
+        await Db.EnableContactEmailAsync(tenant);
         return (tenant, contacts.ToArray());
     }
 }

@@ -23,6 +23,22 @@ public sealed class TestDb(NpgsqlDataSource dataSource)
         return user;
     }
 
+    /// <summary>
+    /// An email channel for the tenant (an SMTP relay on loopback nothing listens on unless a test starts one) and a success
+    /// strategy <c>email</c> that touches contacts by email: what a cycle needs to choose a message rather than a card.
+    /// </summary>
+    public async Task EnableContactEmailAsync(Guid tenantId)
+    {
+        await ExecuteAsync("""
+            insert into public.message_channels (tenant_id, channel, smtp_host, smtp_port, smtp_security, smtp_from)
+            values ($1, 'email', '127.0.0.1', 2525, 'none', 'agent@vendor.example')
+            """, tenantId);
+        await ExecuteAsync("""
+            insert into public.success_strategies (tenant_id, strategy_key, name, applies_to, action_template)
+            values ($1, 'email', 'Email', '{"entity_type": "contact"}', '{"kind": "send_message", "channel": "email", "subject": "Hi", "body": "Hello {name}"}')
+            """, tenantId);
+    }
+
     public async Task<Guid> CreateAccountAsync(Guid tenantId, string name = "Acme")
     {
         return (Guid)(await ScalarAsync("insert into public.accounts (tenant_id, name) values ($1, $2) returning id", tenantId, name))!;

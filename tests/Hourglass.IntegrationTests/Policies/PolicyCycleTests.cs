@@ -345,14 +345,7 @@ public sealed class PolicyCycleTests : DatabaseTest
             tenant, s_t0.AddDays(-24).AddHours(-1));
         if (email)
         {
-            await Db.ExecuteAsync("""
-                insert into public.message_channels (tenant_id, channel, smtp_host, smtp_port, smtp_security, smtp_from)
-                values ($1, 'email', '127.0.0.1', 2525, 'none', 'agent@vendor.example')
-                """, tenant);
-            await Db.ExecuteAsync("""
-                insert into public.success_strategies (tenant_id, strategy_key, name, applies_to, action_template)
-                values ($1, 'email', 'Email', '{"entity_type": "contact"}', '{"kind": "send_message", "channel": "email", "subject": "Hi", "body": "Hello {name}"}')
-                """, tenant);
+            await Db.EnableContactEmailAsync(tenant);
         }
 
         return (tenant, contacts.ToArray());
