@@ -36,49 +36,11 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
         // The queue's order (engagement_queue, best-time bonus included), but skipping clocks that already have an
         // open touch card or approval (or a rejection this week) before the limit: filtered after it, a queue whose
         // top 200 all had cards proposed nothing new.
-        var proposals = new List<ProposedAction>();
-        foreach (var row in await TenancyStore.TouchCandidatesAsync(context.Database.DataSource, context.TenantId, queueDepth, cancellationToken))
+        var rows = await TenancyStore.TouchCandidatesAsync(context.Database.DataSource, context.TenantId, queueDepth, cancellationToken);
+        var proposals = planning.ProposeAll(rows, ahead: false);
+        if (room.TryGetValue(Leveling.Channel, out var emailRoom))
         {
-            if (planning.Propose(row, ahead: false) is { } proposal)
-            {
-                proposals.Add(proposal);
-            }
-        }
-
-        if (policy is not null && room.TryGetValue(Leveling.Channel, out var emailRoom))
-        {
-            proposals.AddRange(await ProposeAheadAsync(planning, emailRoom, proposals, cancellationToken));
-        }
-
-        return proposals;
-    }
-
-    /// <summary>
-    /// Leveling (docs/engagement.md, "Leveling the wave"): when the clocks coming due in the next days would not fit through
-    /// the email cap on their own days, the cap's spare room this hour goes to the earliest of them, by email only (a touch
-    /// ahead of its date is not worth a person's card). Nothing when the tenant's send window is closed now, when no email
-    /// strategy is active, or when the hour's own messages use the room up.
-    /// </summary>
-    private static async Task<IReadOnlyList<ProposedAction>> ProposeAheadAsync(Planning planning, int emailRoom, List<ProposedAction> due,
-        CancellationToken cancellationToken)
-    {
-        var context = planning.Context;
-        var policy = planning.Policy!;
-        var left = emailRoom - due.Count(Leveling.IsEmail);
-        if (left <= 0 || !planning.Strategies.Any(Leveling.IsEmailStrategy)
-            || PolicyEvaluator.TimingBlocks(policy, "send_message", (context.TenantZone, "tenant"), context.Now, context.TenantZone) is not null)
-        {
-            return [];
-        }
-
-        var capacity = Leveling.DailyCapacity(policy, context.TenantZone, context.Now);
-        var proposals = new List<ProposedAction>();
-        foreach (var row in await TenancyStore.TouchCandidatesAheadAsync(context.Database.DataSource, context.TenantId, capacity, left, cancellationToken))
-        {
-            if (planning.Propose(row, ahead: true) is { } proposal)
-            {
-                proposals.Add(proposal);
-            }
+            proposals.AddRange(await planning.ProposeAheadAsync(emailRoom - proposals.Count(Leveling.IsEmail), cancellationToken));
         }
 
         return proposals;
@@ -87,11 +49,28 @@ internal sealed class TouchTaskPart(int queueDepth = TouchTaskPart.DefaultQueueD
     /// <summary>What one candidate becomes: the kind of touch, its strategy, its reason and payload; null when not now.</summary>
     private sealed class Planning(CycleContext context, List<Strategy> strategies, PolicyDocument? policy, HashSet<Guid> declined, HashSet<string> capped)
     {
-        public CycleContext Context => context;
+        /// <summary>The proposals for candidates in their order, leaving out those with nothing to do now.</summary>
+        public List<ProposedAction> ProposeAll(IEnumerable<TouchCandidateRow> rows, bool ahead) =>
+            rows.Select(row => Propose(row, ahead)).OfType<ProposedAction>().ToList();
 
-        public List<Strategy> Strategies => strategies;
+        /// <summary>
+        /// Leveling (docs/engagement.md, "Leveling the wave"): when the clocks coming due in the next days would not fit
+        /// through the email cap on their own days, the cap's spare room this hour (<paramref name="left"/>, after the hour's
+        /// own emails) goes to the earliest of them, by email only (a touch ahead of its date is not worth a person's card).
+        /// Nothing when no room is left, when no email strategy is active, or when the tenant's send window is closed now.
+        /// </summary>
+        public async Task<List<ProposedAction>> ProposeAheadAsync(int left, CancellationToken cancellationToken)
+        {
+            if (policy is null || left <= 0 || !strategies.Any(Leveling.IsEmailStrategy)
+                || PolicyEvaluator.TimingBlocks(policy, "send_message", (context.TenantZone, "tenant"), context.Now, context.TenantZone) is not null)
+            {
+                return [];
+            }
 
-        public PolicyDocument? Policy => policy;
+            var capacity = Leveling.DailyCapacity(policy, context.TenantZone, context.Now);
+            return ProposeAll(await TenancyStore.TouchCandidatesAheadAsync(context.Database.DataSource, context.TenantId, capacity, left, cancellationToken),
+                ahead: true);
+        }
 
         /// <summary>
         /// The proposal for a due (or, <paramref name="ahead"/>, a not yet due) clock; null when nothing should be done now:

@@ -16,7 +16,12 @@ public sealed class TouchLevelingTests : DatabaseTest
     private static readonly DateTimeOffset s_t0 = new(2026, 10, 5, 10, 0, 0, TimeSpan.Zero);
     private CycleHarness _h = null!;
 
-    // Two emails a day, every day open: the cap lets 2 through on each day after today.
+    // A policy of two emails a day, every day open; and the capacity it gives, 2 on each day ahead.
+    private const string TwoEmailsADay = """
+        {"schema": "hourglass.policy/v1", "actions": ["touch_task", "send_message"],
+         "rules": [{"id": "email-daily", "kind": "cap", "scope": "channel", "channel": "email", "window": "day", "limit": 2}]}
+        """;
+
     private static readonly int[] s_twoADay = [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2];
 
     protected override async Task SeedAsync()
@@ -81,10 +86,7 @@ public sealed class TouchLevelingTests : DatabaseTest
     public async Task Cycle_SpareEmailRoom_SendsAheadWithTheReason_NoCardForATouchNotYetDue()
     {
         var (tenant, contacts) = await TenantAsync(16, dueIn: TimeSpan.FromDays(6.5));
-        await PolicyStore.SaveAsync(DataSource, tenant, """
-            {"schema": "hourglass.policy/v1", "actions": ["touch_task", "send_message"],
-             "rules": [{"id": "email-daily", "kind": "cap", "scope": "channel", "channel": "email", "window": "day", "limit": 2}]}
-            """, "test", null);
+        await PolicyStore.SaveAsync(DataSource, tenant, TwoEmailsADay, "test", null);
 
         var first = await Worker().RunManualAsync(tenant, false, null, default);
 
@@ -107,10 +109,7 @@ public sealed class TouchLevelingTests : DatabaseTest
     public async Task Cycle_NoWaveComing_NothingIsTouchedEarly()
     {
         var (tenant, _) = await TenantAsync(10, dueIn: TimeSpan.FromDays(6.5));
-        await PolicyStore.SaveAsync(DataSource, tenant, """
-            {"schema": "hourglass.policy/v1", "actions": ["touch_task", "send_message"],
-             "rules": [{"id": "email-daily", "kind": "cap", "scope": "channel", "channel": "email", "window": "day", "limit": 2}]}
-            """, "test", null);
+        await PolicyStore.SaveAsync(DataSource, tenant, TwoEmailsADay, "test", null);
 
         await Worker().RunManualAsync(tenant, false, null, default);
 
